@@ -1,0 +1,28 @@
+//! skiff's object model, manifests, validation and wire protocol. No I/O lives here.
+//!
+//! Objects are Kubernetes-shaped (`apiVersion`, `kind`, `metadata`, `spec`, `status`
+//! with Kubernetes' field names), so manifests from the Kubernetes documentation apply
+//! as they are.
+
+pub mod core;
+pub mod defaults;
+pub mod intstr;
+pub mod manifest;
+pub mod meta;
+pub mod object;
+pub mod pod;
+pub mod quantity;
+pub mod selector;
+pub mod util;
+pub mod validate;
+pub mod wire;
+pub mod workloads;
+pub mod yaml;
+
+pub use intstr::IntOrString;
+pub use meta::ObjectMeta;
+pub use object::{Kind, Object, ObjectKey};
+pub use quantity::Quantity;
+
+/// The version of every skiff binary.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

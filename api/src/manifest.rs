@@ -1,0 +1,408 @@
+//! Manifests: YAML (multi-document) or JSON in, validated objects or precise errors out.
+//!
+//! A field the model does not hold is either a Kubernetes field skiff does not implement
+//! (a warning naming it: never dropped silently) or unknown (an error, usually a typo).
+
+use crate::object::{Kind, Object};
+use crate::validate::validate;
+use crate::yaml::{parse_documents, Document};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// One object read from a manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The object.
+    pub object: Object,
+    /// Known Kubernetes fields that skiff does not implement, with their lines.
+    pub warnings: Vec<String>,
+    /// How errors and warnings name this document: `deployment "web"`.
+    pub label: String,
+}
+
+/// Everything wrong with a manifest: one line per problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .errors.join("\n"))]
+pub struct ManifestError {
+    /// `deployment "web": spec.replicas: Invalid value: -1: ... (line 7)`.
+    pub errors: Vec<String>,
+}
+
+/// Parses every document of a YAML or JSON text. Nothing is returned unless every
+/// document is valid, so a caller never writes half of an input.
+pub fn parse_manifests(text: &str) -> Result<Vec<Manifest>, ManifestError> {
+    let docs = read_documents(text)?;
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut n = 0;
+    for doc in docs {
+        // A `List` (as `kubectl get -o json` prints) holds its objects in `items`.
+        if doc.value.get("kind").and_then(Value::as_str) == Some("List") {
+            let items = doc.value.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            for (i, item) in items.into_iter().enumerate() {
+                n += 1;
+                let sub = sub_document(&doc, &format!("items[{i}]"), item);
+                match parse_one(&sub, n) {
+                    Ok(m) => out.push(m),
+                    Err(mut e) => errors.append(&mut e),
+                }
+            }
+            continue;
+        }
+        n += 1;
+        match parse_one(&doc, n) {
+            Ok(m) => out.push(m),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ManifestError { errors })
+    }
+}
+
+fn sub_document(doc: &Document, prefix: &str, value: Value) -> Document {
+    let pre = format!("{prefix}.");
+    let lines: HashMap<String, usize> = doc
+        .lines
+        .iter()
+        .filter_map(|(k, l)| k.strip_prefix(&pre).map(|s| (s.to_string(), *l)))
+        .collect();
+    Document {
+        line: doc.lines.get(prefix).copied().unwrap_or(doc.line),
+        value,
+        lines,
+    }
+}
+
+fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
+    match parse_documents(text) {
+        Ok(d) => Ok(d),
+        Err(yaml_err) => {
+            // JSON that the YAML reader refuses (tabs, say) still parses as JSON, with
+            // lines only at document level.
+            let trimmed = text.trim_start();
+            if trimmed.starts_with('{') || trimmed.starts_with('[') {
+                match serde_json::from_str::<Value>(text) {
+                    Ok(v) => {
+                        let values = match v {
+                            Value::Array(a) => a,
+                            v => vec![v],
+                        };
+                        return Ok(values
+                            .into_iter()
+                            .map(|value| Document {
+                                value,
+                                line: 1,
+                                lines: HashMap::new(),
+                            })
+                            .collect());
+                    }
+                    Err(e) => {
+                        return Err(ManifestError {
+                            errors: vec![format!("invalid JSON: {e}")],
+                        })
+                    }
+                }
+            }
+            Err(ManifestError {
+                errors: vec![format!(
+                    "invalid YAML: {} (line {})",
+                    yaml_err.message, yaml_err.line
+                )],
+            })
+        }
+    }
+}
+
+fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
+    let v = &doc.value;
+    let at = |path: &str| doc.line_of(path);
+    let Some(obj) = v.as_object() else {
+        return Err(vec![format!(
+            "document {n}: expected an object with apiVersion and kind (line {})",
+            doc.line
+        )]);
+    };
+    let name = obj
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let kind_text = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    let doc_label = |kind: &str| match &name {
+        Some(nm) => format!("{} {nm:?}", kind.to_ascii_lowercase()),
+        None => format!("{} (document {n})", if kind.is_empty() { "object" } else { kind }.to_ascii_lowercase()),
+    };
+    let label = doc_label(kind_text);
+    if kind_text.is_empty() {
+        return Err(vec![format!("{label}: kind: Required value (line {})", at("kind"))]);
+    }
+    let Some(kind) = Kind::ALL.iter().copied().find(|k| k.name() == kind_text) else {
+        let supported: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        return Err(vec![format!(
+            "{label}: kind: Unsupported value: {kind_text:?}: skiff serves {} (line {})",
+            supported.join(", "),
+            at("kind")
+        )]);
+    };
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if api_version != kind.info().api_version {
+        let msg = if api_version.is_empty() {
+            "Required value".to_string()
+        } else {
+            format!(
+                "Unsupported value: {api_version:?}: {} is served as {:?}",
+                kind.name(),
+                kind.info().api_version
+            )
+        };
+        return Err(vec![format!("{label}: apiVersion: {msg} (line {})", at("apiVersion"))]);
+    }
+
+    let mut ignored = Vec::new();
+    let object = Object::decode(kind, v, &mut |p| ignored.push(p)).map_err(|e| {
+        vec![format!(
+            "{label}: {}: {} (line {})",
+            e.path,
+            e.message,
+            at(&e.path)
+        )]
+    })?;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    for path in ignored {
+        if known_unimplemented(kind, &path) {
+            warnings.push(format!(
+                "{label}: {path}: skiff does not implement this Kubernetes field; it is ignored (line {})",
+                at(&path)
+            ));
+        } else {
+            errors.push(format!("{label}: {path}: unknown field (line {})", at(&path)));
+        }
+    }
+    for e in validate(&object) {
+        errors.push(format!("{label}: {}: {} (line {})", e.path, e.message, at(&e.path)));
+    }
+    if errors.is_empty() {
+        Ok(Manifest {
+            object,
+            warnings,
+            label,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Kubernetes fields of the supported kinds that skiff reads but does not act on.
+fn known_unimplemented(kind: Kind, path: &str) -> bool {
+    // Segments without indices: `spec.template.spec.containers[0].tty` → [spec, template, spec, containers, tty].
+    let segs: Vec<&str> = path
+        .split('.')
+        .map(|s| s.split('[').next().unwrap_or(s))
+        .collect();
+    let Some((field, parents)) = segs.split_last() else {
+        return false;
+    };
+    let parent = parents.last().copied().unwrap_or("");
+    let is_pod_spec = (kind == Kind::Pod && parents == ["spec"])
+        || (parents.len() >= 2 && parents[parents.len() - 2] == "template" && parent == "spec");
+    let list: &[&str] = if is_pod_spec {
+        &[
+            "dnsPolicy", "dnsConfig", "serviceAccountName", "serviceAccount",
+            "automountServiceAccountToken", "schedulerName", "enableServiceLinks",
+            "preemptionPolicy", "runtimeClassName", "shareProcessNamespace",
+            "topologySpreadConstraints", "hostPID", "hostIPC", "hostAliases", "readinessGates",
+            "overhead", "setHostnameAsFQDN", "os", "ephemeralContainers", "resourceClaims",
+            "schedulingGates", "hostUsers", "resources",
+        ]
+    } else if parents.is_empty() {
+        match kind {
+            Kind::Event => &["eventTime", "series", "related", "deprecatedSource", "deprecatedFirstTimestamp", "deprecatedLastTimestamp", "deprecatedCount"],
+            _ => &[],
+        }
+    } else if parents == ["spec"] {
+        match kind {
+            Kind::Service => &[
+                "externalTrafficPolicy", "internalTrafficPolicy", "externalIPs", "externalName",
+                "loadBalancerIP", "loadBalancerSourceRanges", "loadBalancerClass", "ipFamilies",
+                "ipFamilyPolicy", "allocateLoadBalancerNodePorts", "healthCheckNodePort",
+                "trafficDistribution",
+            ],
+            Kind::StatefulSet => &["volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy", "ordinals"],
+            Kind::Job => &["completionMode", "podFailurePolicy", "backoffLimitPerIndex", "maxFailedIndexes", "podReplacementPolicy", "successPolicy", "managedBy"],
+            Kind::Node => &["configSource", "externalID"],
+            _ => &[],
+        }
+    } else {
+        match parent {
+            "metadata" => &["managedFields", "selfLink", "clusterName"],
+            "containers" | "initContainers" => &[
+                "terminationMessagePath", "terminationMessagePolicy", "stdinOnce",
+                "resizePolicy", "restartPolicy", "volumeDevices",
+            ],
+            "securityContext" => &[
+                "seccompProfile", "seLinuxOptions", "appArmorProfile", "procMount",
+                "windowsOptions", "sysctls", "fsGroupChangePolicy", "supplementalGroupsPolicy",
+                "seLinuxChangePolicy",
+            ],
+            "livenessProbe" | "readinessProbe" | "startupProbe" => &["grpc"],
+            "lifecycle" => &["postStart", "stopSignal"],
+            "preStop" => &["sleep"],
+            "valueFrom" => &["resourceFieldRef"],
+            "resources" => &["claims"],
+            "volumeMounts" => &["mountPropagation", "subPathExpr", "recursiveReadOnly"],
+            "volumes" => &[
+                "nfs", "csi", "projected", "downwardAPI", "ephemeral", "iscsi", "rbd", "cephfs",
+                "gitRepo", "image", "fc", "local",
+            ],
+            "podAffinityTerm" | "requiredDuringSchedulingIgnoredDuringExecution" => {
+                &["matchLabelKeys", "mismatchLabelKeys"]
+            }
+            "status" => &["qosClass", "hostIPs", "nominatedNodeName", "ephemeralContainerStatuses", "resize", "resourceClaimStatuses", "daemonEndpoints", "images", "volumesInUse", "volumesAttached", "collisionCount", "terminating", "ready", "uncountedTerminatedPods", "completedIndexes", "failedIndexes", "loadBalancer", "config", "runtimeHandlers", "features"],
+            "containerStatuses" | "initContainerStatuses" => &["allocatedResources", "resources", "user", "volumeMounts", "stopSignal", "allocatedResourcesStatus"],
+            _ => &[],
+        }
+    };
+    list.contains(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx-deployment
+  labels:
+    app: nginx
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.14.2
+        ports:
+        - containerPort: 80
+"#;
+
+    #[test]
+    fn kubernetes_docs_deployment_applies() {
+        let m = parse_manifests(DEPLOYMENT).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].label, "deployment \"nginx-deployment\"");
+        let Object::Deployment(d) = &m[0].object else { panic!() };
+        assert_eq!(d.spec.replicas, Some(3));
+        assert!(m[0].warnings.is_empty());
+    }
+
+    #[test]
+    fn typo_is_an_error_with_path_and_line() {
+        let bad = DEPLOYMENT.replace("image: nginx:1.14.2", "image: nginx:1.14.2\n        imagePullPolcy: Always");
+        let e = parse_manifests(&bad).unwrap_err();
+        assert_eq!(
+            e.errors,
+            vec!["deployment \"nginx-deployment\": spec.template.spec.containers[0].imagePullPolcy: unknown field (line 20)"]
+        );
+    }
+
+    #[test]
+    fn known_field_is_a_warning() {
+        let w = DEPLOYMENT.replace("      containers:", "      dnsPolicy: ClusterFirst\n      containers:");
+        let m = parse_manifests(&w).unwrap();
+        assert_eq!(m[0].warnings.len(), 1);
+        assert!(m[0].warnings[0].contains("spec.template.spec.dnsPolicy: skiff does not implement"), "{:?}", m[0].warnings);
+        assert!(m[0].warnings[0].ends_with("(line 17)"), "{:?}", m[0].warnings);
+    }
+
+    #[test]
+    fn wrong_type_names_path_and_line() {
+        let bad = DEPLOYMENT.replace("replicas: 3", "replicas: three");
+        let e = parse_manifests(&bad).unwrap_err();
+        assert_eq!(e.errors.len(), 1);
+        assert!(e.errors[0].starts_with("deployment \"nginx-deployment\": spec.replicas: invalid type: string \"three\""), "{e}");
+        assert!(e.errors[0].ends_with("(line 8)"), "{e}");
+    }
+
+    #[test]
+    fn validation_errors_have_lines() {
+        let bad = DEPLOYMENT.replace("      labels:\n        app: nginx\n", "      labels:\n        app: other\n");
+        let e = parse_manifests(&bad).unwrap_err();
+        assert!(e.errors[0].contains("spec.template.metadata.labels: Invalid value"), "{e}");
+        assert!(e.errors[0].contains("`selector` does not match template `labels`"), "{e}");
+        assert!(e.errors[0].ends_with("(line 14)"), "{e}");
+    }
+
+    #[test]
+    fn every_document_is_checked() {
+        let two = format!("{DEPLOYMENT}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: Bad_Name\nspec:\n  ports:\n  - port: 70000\n");
+        let e = parse_manifests(&two).unwrap_err();
+        assert_eq!(e.errors.len(), 2, "{e}");
+        assert!(e.errors[0].starts_with("service \"Bad_Name\": metadata.name: Invalid value"), "{e}");
+        assert!(e.errors[0].ends_with("(line 26)"), "{e}");
+        assert!(e.errors[1].contains("spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive (line 29)"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_kind_and_api_version() {
+        let e = parse_manifests("apiVersion: v1\nkind: Widget\nmetadata: {name: x}\n").unwrap_err();
+        assert!(e.errors[0].contains("kind: Unsupported value: \"Widget\""), "{e}");
+        let e = parse_manifests("apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\n").unwrap_err();
+        assert!(e.errors[0].contains("apiVersion: Unsupported value: \"v1\": Deployment is served as \"apps/v1\" (line 1)"), "{e}");
+    }
+
+    #[test]
+    fn json_and_lists() {
+        let j = r#"{"kind":"List","apiVersion":"v1","items":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"}},{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"n"}}]}"#;
+        let m = parse_manifests(j).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].object.kind(), Kind::Namespace);
+        let e = parse_manifests("{\"kind\": ").unwrap_err();
+        assert!(e.errors[0].starts_with("invalid"), "{e}");
+    }
+
+    #[test]
+    fn validation_catalogue() {
+        let pod = |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n{spec}");
+        let cases = [
+            ("  containers: []\n", "spec.containers: Required value"),
+            ("  restartPolicy: Sometimes\n  containers:\n  - name: a\n    image: x\n", "spec.restartPolicy: Unsupported value: \"Sometimes\""),
+            ("  containers:\n  - name: a\n    image: x\n  - name: a\n    image: y\n", "spec.containers[1].name: Duplicate value: \"a\""),
+            ("  containers:\n  - name: A\n    image: x\n", "spec.containers[0].name: Invalid value: \"A\""),
+            ("  containers:\n  - name: a\n", "spec.containers[0].image: Required value"),
+            ("  containers:\n  - name: a\n    image: x\n    ports:\n    - containerPort: 0\n", "spec.containers[0].ports[0].containerPort: Invalid value: 0"),
+            ("  containers:\n  - name: a\n    image: x\n    imagePullPolicy: Sometimes\n", "imagePullPolicy: Unsupported value"),
+            ("  containers:\n  - name: a\n    image: x\n    resources:\n      requests: {memory: 2Gi}\n      limits: {memory: 1Gi}\n", "must be less than or equal to memory limit"),
+            ("  containers:\n  - name: a\n    image: x\n    volumeMounts:\n    - name: nope\n      mountPath: /x\n", "volumeMounts[0].name: Not found: \"nope\""),
+            ("  containers:\n  - name: a\n    image: x\n    livenessProbe:\n      periodSeconds: 0\n      exec: {command: [\"true\"]}\n", "livenessProbe.periodSeconds: Invalid value: 0"),
+            ("  containers:\n  - name: a\n    image: x\n    resources:\n      limits: {cpu: lots}\n", "quantities must match"),
+        ];
+        for (spec, want) in cases {
+            let e = parse_manifests(&pod(spec)).unwrap_err();
+            assert!(e.errors.iter().any(|x| x.contains(want)), "want {want:?} in {e}");
+        }
+        let meta_cases = [
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels: {\"a b\": x}\n", "metadata.labels[a b]: Invalid value"),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels: {a: \"-x\"}\n", "metadata.labels[a]: Invalid value: \"-x\""),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "metadata.name: Required value"),
+            ("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {k: \"not base64!\"}\n", "data[k]: Invalid value: <secret contents redacted>: illegal base64 data"),
+            ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 80}]\n", "nodePort: Invalid value: 80"),
+            ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: x}]\n", "spec.selector: Required value"),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Always\n      containers: [{name: a, image: x}]\n", "restartPolicy: Unsupported value: \"Always\""),
+        ];
+        for (doc, want) in meta_cases {
+            let e = parse_manifests(doc).unwrap_err();
+            assert!(e.errors.iter().any(|x| x.contains(want)), "want {want:?} in {e}");
+        }
+    }
+}

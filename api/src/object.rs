@@ -1,0 +1,318 @@
+//! The kinds skiff serves, and `Object`, any one of them.
+
+use crate::core::{ConfigMap, Event, Namespace, Node, Secret, Service};
+use crate::meta::ObjectMeta;
+use crate::pod::Pod;
+use crate::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// Static facts about a kind.
+#[derive(Debug, Clone, Copy)]
+pub struct KindInfo {
+    /// `Deployment`.
+    pub name: &'static str,
+    /// `apps/v1`.
+    pub api_version: &'static str,
+    /// `deployments`.
+    pub plural: &'static str,
+    /// kubectl's short names (`deploy`).
+    pub short: &'static [&'static str],
+    /// Lives in a namespace.
+    pub namespaced: bool,
+}
+
+macro_rules! kinds {
+    ($( $variant:ident : $ty:ty = ($api:expr, $plural:expr, [$($short:expr),*], $ns:expr) ),* $(,)?) => {
+        /// A kind of object skiff serves.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum Kind { $(
+            #[doc = stringify!($variant)]
+            $variant
+        ),* }
+
+        impl Kind {
+            /// Every kind.
+            pub const ALL: &'static [Kind] = &[$(Kind::$variant),*];
+
+            /// Static facts about the kind.
+            pub fn info(self) -> KindInfo {
+                match self { $(Kind::$variant => KindInfo {
+                    name: stringify!($variant),
+                    api_version: $api,
+                    plural: $plural,
+                    short: &[$($short),*],
+                    namespaced: $ns,
+                }),* }
+            }
+        }
+
+        /// Any object skiff serves.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum Object { $(
+            #[doc = stringify!($variant)]
+            $variant($ty)
+        ),* }
+
+        impl Object {
+            /// Its kind.
+            pub fn kind(&self) -> Kind {
+                match self { $(Object::$variant(_) => Kind::$variant),* }
+            }
+            /// Its metadata.
+            pub fn meta(&self) -> &ObjectMeta {
+                match self { $(Object::$variant(o) => &o.metadata),* }
+            }
+            /// Its metadata, to change.
+            pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+                match self { $(Object::$variant(o) => &mut o.metadata),* }
+            }
+            /// Decodes a JSON object of the given kind. `ignored` hears the path of every
+            /// field the model does not hold.
+            pub fn decode(
+                kind: Kind,
+                v: &Value,
+                ignored: &mut dyn FnMut(String),
+            ) -> Result<Object, DecodeError> {
+                match kind { $(Kind::$variant => decode_typed::<$ty>(v, ignored).map(Object::$variant)),* }
+            }
+            fn set_type_meta(&mut self) {
+                let info = self.kind().info();
+                match self { $(Object::$variant(o) => {
+                    o.api_version = info.api_version.to_string();
+                    o.kind = info.name.to_string();
+                }),* }
+            }
+        }
+    };
+}
+
+kinds! {
+    Namespace: Namespace = ("v1", "namespaces", ["ns"], false),
+    Node: Node = ("v1", "nodes", ["no"], false),
+    Pod: Pod = ("v1", "pods", ["po"], true),
+    ReplicaSet: ReplicaSet = ("apps/v1", "replicasets", ["rs"], true),
+    Deployment: Deployment = ("apps/v1", "deployments", ["deploy"], true),
+    DaemonSet: DaemonSet = ("apps/v1", "daemonsets", ["ds"], true),
+    StatefulSet: StatefulSet = ("apps/v1", "statefulsets", ["sts"], true),
+    Job: Job = ("batch/v1", "jobs", [], true),
+    Service: Service = ("v1", "services", ["svc"], true),
+    ConfigMap: ConfigMap = ("v1", "configmaps", ["cm"], true),
+    Secret: Secret = ("v1", "secrets", [], true),
+    Event: Event = ("v1", "events", ["ev"], true),
+}
+
+/// A decoding failure at a field path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct DecodeError {
+    /// Where (`spec.replicas`).
+    pub path: String,
+    /// What (`invalid type: string "x", expected i32`).
+    pub message: String,
+}
+
+fn decode_typed<T: serde::de::DeserializeOwned>(
+    v: &Value,
+    ignored: &mut dyn FnMut(String),
+) -> Result<T, DecodeError> {
+    let mut cb = |p: serde_ignored::Path<'_>| ignored(ignored_path(&p));
+    let de = serde_ignored::Deserializer::new(v, &mut cb);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut path = String::new();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+                serde_path_to_error::Segment::Map { key } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                serde_path_to_error::Segment::Enum { variant } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(variant);
+                }
+                serde_path_to_error::Segment::Unknown => path.push_str(".?"),
+            }
+        }
+        DecodeError {
+            path: if path.is_empty() { "<root>".into() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        Path::Map { parent, key } => {
+            let head = ignored_path(parent);
+            if head.is_empty() {
+                key.clone()
+            } else {
+                format!("{head}.{key}")
+            }
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+impl Kind {
+    /// Finds a kind by any name kubectl accepts: `Deployment`, `deployment`, `deployments`,
+    /// `deploy`, `deployment.apps`, `deployments.apps`.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        let lower = name.to_ascii_lowercase();
+        let (base, group) = match lower.split_once('.') {
+            Some((b, g)) => (b.to_string(), Some(g.to_string())),
+            None => (lower, None),
+        };
+        Kind::ALL.iter().copied().find(|k| {
+            let i = k.info();
+            let names_match = base == i.name.to_ascii_lowercase()
+                || base == i.plural
+                || i.short.contains(&base.as_str());
+            let group_match = match &group {
+                None => true,
+                Some(g) => g == k.group() || (k.group().is_empty() && g.is_empty()),
+            };
+            names_match && group_match
+        })
+    }
+
+    /// The API group (`apps`), empty for the core group.
+    pub fn group(self) -> &'static str {
+        self.info().api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+    }
+
+    /// `deployment.apps` or `pod`, as kubectl names kinds in its output.
+    pub fn qualified(self) -> String {
+        let lower = self.info().name.to_ascii_lowercase();
+        match self.group() {
+            "" => lower,
+            g => format!("{lower}.{g}"),
+        }
+    }
+
+    /// The kind's name (`Deployment`).
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// Is this object in a namespace?
+    pub fn namespaced(self) -> bool {
+        self.info().namespaced
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.info().name)
+    }
+}
+
+/// Where an object lives: kind, namespace (empty for cluster-scoped kinds) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectKey {
+    /// The kind.
+    pub kind: Kind,
+    /// The namespace, "" for cluster-scoped kinds.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}/{}", self.kind.qualified(), self.name)
+        } else {
+            write!(f, "{}/{} in namespace {}", self.kind.qualified(), self.name, self.namespace)
+        }
+    }
+}
+
+impl Object {
+    /// The key it is stored under.
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey {
+            kind: self.kind(),
+            namespace: self.meta().namespace().to_string(),
+            name: self.meta().name().to_string(),
+        }
+    }
+
+    /// As JSON, with `apiVersion` and `kind` set.
+    pub fn to_value(&self) -> Value {
+        let mut o = self.clone();
+        o.set_type_meta();
+        serde_json::to_value(&o).expect("objects serialize")
+    }
+
+    /// Parses a stored or transmitted object (trusted JSON written by skiff).
+    pub fn from_json(kind: Kind, text: &str) -> Result<Object, DecodeError> {
+        let v: Value = serde_json::from_str(text).map_err(|e| DecodeError {
+            path: "<root>".into(),
+            message: e.to_string(),
+        })?;
+        Object::decode(kind, &v, &mut |_| {})
+    }
+
+    /// Reads `kind` from a JSON object and decodes it.
+    pub fn from_value(v: &Value) -> Result<Object, DecodeError> {
+        let kind = v
+            .get("kind")
+            .and_then(Value::as_str)
+            .and_then(|k| Kind::ALL.iter().copied().find(|x| x.name() == k))
+            .ok_or_else(|| DecodeError {
+                path: "kind".into(),
+                message: "missing or unsupported kind".into(),
+            })?;
+        Object::decode(kind, v, &mut |_| {})
+    }
+
+    /// The name kubectl prints: `deployment.apps/web`.
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.kind().qualified(), self.meta().name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names() {
+        for (n, k) in [
+            ("deploy", Kind::Deployment),
+            ("Deployments", Kind::Deployment),
+            ("deployment.apps", Kind::Deployment),
+            ("po", Kind::Pod),
+            ("svc", Kind::Service),
+            ("cm", Kind::ConfigMap),
+            ("ns", Kind::Namespace),
+            ("no", Kind::Node),
+            ("ev", Kind::Event),
+            ("job", Kind::Job),
+            ("jobs.batch", Kind::Job),
+            ("sts", Kind::StatefulSet),
+            ("ds", Kind::DaemonSet),
+            ("rs", Kind::ReplicaSet),
+            ("secret", Kind::Secret),
+        ] {
+            assert_eq!(Kind::from_name(n), Some(k), "{n}");
+        }
+        assert_eq!(Kind::from_name("deployment.batch"), None);
+        assert_eq!(Kind::from_name("widgets"), None);
+        assert_eq!(Kind::Deployment.qualified(), "deployment.apps");
+        assert_eq!(Kind::Pod.qualified(), "pod");
+    }
+}

@@ -1,0 +1,483 @@
+//! Pods and everything a Pod spec holds.
+
+use crate::k8s_struct;
+use crate::meta::{Condition, ObjectMeta};
+use crate::quantity::Quantity;
+use crate::selector::LabelSelector;
+use crate::IntOrString;
+use std::collections::BTreeMap;
+
+k8s_struct! {
+    /// A Pod (`v1`).
+    pub struct Pod {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: ObjectMeta,
+        pub spec: PodSpec,
+        pub status: Option<PodStatus>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PodSpec`.
+    pub struct PodSpec {
+        pub containers: Vec<Container>,
+        pub init_containers: Vec<Container>,
+        pub restart_policy: Option<String>,
+        pub termination_grace_period_seconds: Option<i64>,
+        pub active_deadline_seconds: Option<i64>,
+        pub node_selector: BTreeMap<String, String>,
+        pub node_name: Option<String>,
+        pub affinity: Option<Affinity>,
+        pub tolerations: Vec<Toleration>,
+        pub host_network: Option<bool>,
+        pub hostname: Option<String>,
+        pub subdomain: Option<String>,
+        pub volumes: Vec<Volume>,
+        pub priority: Option<i32>,
+        pub priority_class_name: Option<String>,
+        pub security_context: Option<PodSecurityContext>,
+        pub image_pull_secrets: Vec<LocalObjectReference>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PodSecurityContext`.
+    pub struct PodSecurityContext {
+        pub run_as_user: Option<i64>,
+        pub run_as_group: Option<i64>,
+        pub run_as_non_root: Option<bool>,
+        pub fs_group: Option<i64>,
+        pub supplemental_groups: Vec<i64>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.LocalObjectReference`.
+    pub struct LocalObjectReference {
+        pub name: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.Container`.
+    pub struct Container {
+        pub name: String,
+        pub image: Option<String>,
+        pub image_pull_policy: Option<String>,
+        pub command: Vec<String>,
+        pub args: Vec<String>,
+        pub working_dir: Option<String>,
+        pub env: Vec<EnvVar>,
+        pub env_from: Vec<EnvFromSource>,
+        pub ports: Vec<ContainerPort>,
+        pub resources: Option<ResourceRequirements>,
+        pub volume_mounts: Vec<VolumeMount>,
+        pub liveness_probe: Option<Probe>,
+        pub readiness_probe: Option<Probe>,
+        pub startup_probe: Option<Probe>,
+        pub security_context: Option<SecurityContext>,
+        pub lifecycle: Option<Lifecycle>,
+        pub stdin: Option<bool>,
+        pub tty: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.EnvVar`.
+    pub struct EnvVar {
+        pub name: String,
+        pub value: Option<String>,
+        pub value_from: Option<EnvVarSource>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.EnvVarSource`.
+    pub struct EnvVarSource {
+        pub config_map_key_ref: Option<KeySelector>,
+        pub secret_key_ref: Option<KeySelector>,
+        pub field_ref: Option<ObjectFieldSelector>,
+    }
+}
+
+k8s_struct! {
+    /// `configMapKeyRef` / `secretKeyRef`.
+    pub struct KeySelector {
+        pub name: Option<String>,
+        pub key: String,
+        pub optional: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ObjectFieldSelector`.
+    pub struct ObjectFieldSelector {
+        pub api_version: Option<String>,
+        pub field_path: String,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.EnvFromSource`.
+    pub struct EnvFromSource {
+        pub prefix: Option<String>,
+        pub config_map_ref: Option<OptionalRef>,
+        pub secret_ref: Option<OptionalRef>,
+    }
+}
+
+k8s_struct! {
+    /// `configMapRef` / `secretRef` of `envFrom`.
+    pub struct OptionalRef {
+        pub name: Option<String>,
+        pub optional: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ContainerPort`.
+    pub struct ContainerPort {
+        pub name: Option<String>,
+        pub container_port: Option<i32>,
+        pub host_port: Option<i32>,
+        pub host_ip: Option<String>,
+        pub protocol: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ResourceRequirements`.
+    pub struct ResourceRequirements {
+        pub limits: BTreeMap<String, Quantity>,
+        pub requests: BTreeMap<String, Quantity>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.VolumeMount`.
+    pub struct VolumeMount {
+        pub name: String,
+        pub mount_path: String,
+        pub sub_path: Option<String>,
+        pub read_only: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.Probe`.
+    pub struct Probe {
+        pub exec: Option<ExecAction>,
+        pub http_get: Option<HttpGetAction>,
+        pub tcp_socket: Option<TcpSocketAction>,
+        pub initial_delay_seconds: Option<i32>,
+        pub period_seconds: Option<i32>,
+        pub timeout_seconds: Option<i32>,
+        pub success_threshold: Option<i32>,
+        pub failure_threshold: Option<i32>,
+        pub termination_grace_period_seconds: Option<i64>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ExecAction`.
+    pub struct ExecAction {
+        pub command: Vec<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.HTTPGetAction`.
+    pub struct HttpGetAction {
+        pub path: Option<String>,
+        pub port: Option<IntOrString>,
+        pub host: Option<String>,
+        pub scheme: Option<String>,
+        pub http_headers: Vec<HttpHeader>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.HTTPHeader`.
+    pub struct HttpHeader {
+        pub name: String,
+        pub value: String,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.TCPSocketAction`.
+    pub struct TcpSocketAction {
+        pub port: Option<IntOrString>,
+        pub host: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.SecurityContext`.
+    pub struct SecurityContext {
+        pub run_as_user: Option<i64>,
+        pub run_as_group: Option<i64>,
+        pub run_as_non_root: Option<bool>,
+        pub privileged: Option<bool>,
+        pub capabilities: Option<Capabilities>,
+        pub read_only_root_filesystem: Option<bool>,
+        pub allow_privilege_escalation: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.Capabilities`.
+    pub struct Capabilities {
+        pub add: Vec<String>,
+        pub drop: Vec<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.Lifecycle` (skiff runs `preStop`).
+    pub struct Lifecycle {
+        pub pre_stop: Option<LifecycleHandler>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.LifecycleHandler`.
+    pub struct LifecycleHandler {
+        pub exec: Option<ExecAction>,
+        pub http_get: Option<HttpGetAction>,
+        pub tcp_socket: Option<TcpSocketAction>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.Affinity`.
+    pub struct Affinity {
+        pub node_affinity: Option<NodeAffinity>,
+        pub pod_affinity: Option<PodAffinity>,
+        pub pod_anti_affinity: Option<PodAffinity>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.NodeAffinity`.
+    pub struct NodeAffinity {
+        pub required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
+        pub preferred_during_scheduling_ignored_during_execution: Vec<PreferredSchedulingTerm>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.NodeSelector`.
+    pub struct NodeSelector {
+        pub node_selector_terms: Vec<NodeSelectorTerm>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.NodeSelectorTerm`.
+    pub struct NodeSelectorTerm {
+        pub match_expressions: Vec<NodeSelectorRequirement>,
+        pub match_fields: Vec<NodeSelectorRequirement>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.NodeSelectorRequirement` (operators In, NotIn, Exists, DoesNotExist, Gt, Lt).
+    pub struct NodeSelectorRequirement {
+        pub key: String,
+        pub operator: String,
+        pub values: Vec<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PreferredSchedulingTerm`.
+    pub struct PreferredSchedulingTerm {
+        pub weight: i32,
+        pub preference: NodeSelectorTerm,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PodAffinity` and `corev1.PodAntiAffinity` (same shape).
+    pub struct PodAffinity {
+        pub required_during_scheduling_ignored_during_execution: Vec<PodAffinityTerm>,
+        pub preferred_during_scheduling_ignored_during_execution: Vec<WeightedPodAffinityTerm>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PodAffinityTerm`.
+    pub struct PodAffinityTerm {
+        pub label_selector: Option<LabelSelector>,
+        pub namespaces: Vec<String>,
+        pub namespace_selector: Option<LabelSelector>,
+        pub topology_key: String,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.WeightedPodAffinityTerm`.
+    pub struct WeightedPodAffinityTerm {
+        pub weight: i32,
+        pub pod_affinity_term: PodAffinityTerm,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.Toleration`.
+    pub struct Toleration {
+        pub key: Option<String>,
+        pub operator: Option<String>,
+        pub value: Option<String>,
+        pub effect: Option<String>,
+        pub toleration_seconds: Option<i64>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.Volume`: exactly one source.
+    pub struct Volume {
+        pub name: String,
+        pub empty_dir: Option<EmptyDirVolumeSource>,
+        pub host_path: Option<HostPathVolumeSource>,
+        pub config_map: Option<ConfigMapVolumeSource>,
+        pub secret: Option<SecretVolumeSource>,
+        pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.EmptyDirVolumeSource`.
+    pub struct EmptyDirVolumeSource {
+        pub medium: Option<String>,
+        pub size_limit: Option<Quantity>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.HostPathVolumeSource`.
+    pub struct HostPathVolumeSource {
+        pub path: String,
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ConfigMapVolumeSource`.
+    pub struct ConfigMapVolumeSource {
+        pub name: Option<String>,
+        pub items: Vec<KeyToPath>,
+        pub default_mode: Option<i32>,
+        pub optional: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.SecretVolumeSource`.
+    pub struct SecretVolumeSource {
+        pub secret_name: Option<String>,
+        pub items: Vec<KeyToPath>,
+        pub default_mode: Option<i32>,
+        pub optional: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.KeyToPath`.
+    pub struct KeyToPath {
+        pub key: String,
+        pub path: String,
+        pub mode: Option<i32>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PersistentVolumeClaimVolumeSource`.
+    pub struct PersistentVolumeClaimVolumeSource {
+        pub claim_name: String,
+        pub read_only: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PodStatus`.
+    pub struct PodStatus {
+        pub phase: Option<String>,
+        pub conditions: Vec<Condition>,
+        pub message: Option<String>,
+        pub reason: Option<String>,
+        pub host_ip: Option<String>,
+        #[serde(rename = "podIP")]
+        pub pod_ip: Option<String>,
+        #[serde(rename = "podIPs")]
+        pub pod_ips: Vec<PodIp>,
+        pub start_time: Option<String>,
+        pub init_container_statuses: Vec<ContainerStatus>,
+        pub container_statuses: Vec<ContainerStatus>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PodIP`.
+    pub struct PodIp {
+        pub ip: String,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ContainerStatus`.
+    pub struct ContainerStatus {
+        pub name: String,
+        pub state: Option<ContainerState>,
+        pub last_state: Option<ContainerState>,
+        pub ready: Option<bool>,
+        pub started: Option<bool>,
+        pub restart_count: Option<i32>,
+        pub image: Option<String>,
+        #[serde(rename = "imageID")]
+        pub image_id: Option<String>,
+        #[serde(rename = "containerID")]
+        pub container_id: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ContainerState`: one of waiting, running, terminated.
+    pub struct ContainerState {
+        pub waiting: Option<ContainerStateWaiting>,
+        pub running: Option<ContainerStateRunning>,
+        pub terminated: Option<ContainerStateTerminated>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ContainerStateWaiting`.
+    pub struct ContainerStateWaiting {
+        pub reason: Option<String>,
+        pub message: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ContainerStateRunning`.
+    pub struct ContainerStateRunning {
+        pub started_at: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ContainerStateTerminated`.
+    pub struct ContainerStateTerminated {
+        pub exit_code: Option<i32>,
+        pub signal: Option<i32>,
+        pub reason: Option<String>,
+        pub message: Option<String>,
+        pub started_at: Option<String>,
+        pub finished_at: Option<String>,
+        #[serde(rename = "containerID")]
+        pub container_id: Option<String>,
+    }
+}

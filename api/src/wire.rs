@@ -1,0 +1,451 @@
+//! The wire protocol between the CLI, agents and the coordinator.
+//!
+//! Each QUIC stream carries one request and its answer. A message is a frame: a `u32`
+//! big-endian length, then the postcard encoding of the message. The length is checked
+//! against [`MAX_FRAME_LEN`] before any buffer is allocated for the body. Objects travel
+//! inside messages as their JSON text (postcard is not self-describing, and the object
+//! model's optional fields need a self-describing format).
+
+use crate::object::{Kind, ObjectKey};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// ALPN of the protocol: the version lives here, so a mismatched peer fails the handshake.
+pub const ALPN: &[u8] = b"skiff/1";
+
+/// The largest frame either side accepts (16 MiB).
+pub const MAX_FRAME_LEN: usize = 16 << 20;
+
+/// What a client asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Versions of the server and the protocol.
+    Version,
+    /// Who the server thinks the caller is.
+    WhoAmI,
+    /// One object.
+    Get {
+        /// Which.
+        key: ObjectKey,
+    },
+    /// Objects of a kind.
+    List {
+        /// The kind.
+        kind: Kind,
+        /// A namespace, or all.
+        namespace: Option<String>,
+        /// A label selector in string form.
+        selector: Option<String>,
+    },
+    /// Create an object (JSON). `AlreadyExists` if it exists.
+    Create {
+        /// The object's JSON.
+        object: String,
+    },
+    /// Replace an object (JSON). A `resourceVersion` in it is a precondition.
+    Update {
+        /// The object's JSON.
+        object: String,
+        /// Replace only `status` (agents and controllers).
+        status: bool,
+    },
+    /// Create, or update the user-owned parts (labels, annotations, spec/data).
+    Apply {
+        /// The object's JSON.
+        object: String,
+    },
+    /// Delete an object.
+    Delete {
+        /// Which.
+        key: ObjectKey,
+        /// Precondition: delete only this revision.
+        resource_version: Option<u64>,
+    },
+    /// Stream changes after `since` (0: from now, after a list).
+    Watch {
+        /// The kind.
+        kind: Kind,
+        /// A namespace, or all.
+        namespace: Option<String>,
+        /// A label selector in string form.
+        selector: Option<String>,
+        /// Events with a revision greater than this.
+        since: u64,
+    },
+    /// Create a node join token.
+    TokenCreate {
+        /// Lifetime in seconds; none for a token that does not expire.
+        ttl_seconds: Option<u64>,
+        /// A note for `token list`.
+        description: String,
+    },
+    /// List join tokens.
+    TokenList,
+    /// Revoke a join token by id.
+    TokenRevoke {
+        /// The token id.
+        id: String,
+    },
+    /// A new node presents a join token and a CSR; it gets a node certificate.
+    Join {
+        /// The join token (`SK10<ca-hash>::<id>.<secret>`).
+        token: String,
+        /// The node's name.
+        node_name: String,
+        /// PEM certificate signing request.
+        csr_pem: String,
+    },
+}
+
+/// How an apply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApplyOutcome {
+    /// The object did not exist.
+    Created,
+    /// The object changed.
+    Configured,
+    /// Nothing to change.
+    Unchanged,
+}
+
+/// A join token as `token list` shows it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Public id.
+    pub id: String,
+    /// Unix seconds when it stops working, if it does.
+    pub expires: Option<u64>,
+    /// The note given at creation.
+    pub description: String,
+}
+
+/// What the server answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Versions.
+    Version {
+        /// Server version.
+        server: String,
+        /// The ALPN in use.
+        protocol: String,
+    },
+    /// The caller's identity.
+    Identity {
+        /// `admin`, `node:<name>`.
+        name: String,
+    },
+    /// One object (JSON).
+    Object {
+        /// The object's JSON.
+        object: String,
+    },
+    /// The result of an apply.
+    Applied {
+        /// What happened.
+        outcome: ApplyOutcome,
+        /// The object as stored.
+        object: String,
+    },
+    /// A list at a revision.
+    List {
+        /// The store revision the list reflects; watch from here.
+        revision: u64,
+        /// Objects (JSON).
+        items: Vec<String>,
+    },
+    /// Join tokens.
+    Tokens {
+        /// Tokens.
+        tokens: Vec<TokenInfo>,
+    },
+    /// A new token.
+    Token {
+        /// The whole token, shown once.
+        token: String,
+        /// Its public part.
+        info: TokenInfo,
+    },
+    /// A node certificate.
+    Joined {
+        /// The node's certificate (PEM).
+        cert_pem: String,
+        /// The CA certificate (PEM).
+        ca_pem: String,
+    },
+    /// The request failed.
+    Error(ApiError),
+}
+
+/// A watch stream's messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WatchEvent {
+    /// An object appeared.
+    Added {
+        /// Store revision.
+        revision: u64,
+        /// Object JSON.
+        object: String,
+    },
+    /// An object changed.
+    Modified {
+        /// Store revision.
+        revision: u64,
+        /// Object JSON.
+        object: String,
+    },
+    /// An object went away (its last state).
+    Deleted {
+        /// Store revision.
+        revision: u64,
+        /// Object JSON.
+        object: String,
+    },
+    /// The requested revision is older than the retained history: list again.
+    Expired {
+        /// The oldest revision a watch may resume from.
+        oldest: u64,
+    },
+    /// The watch failed.
+    Error(ApiError),
+}
+
+impl WatchEvent {
+    /// The revision of a change event.
+    pub fn revision(&self) -> Option<u64> {
+        match self {
+            WatchEvent::Added { revision, .. }
+            | WatchEvent::Modified { revision, .. }
+            | WatchEvent::Deleted { revision, .. } => Some(*revision),
+            _ => None,
+        }
+    }
+}
+
+/// Kinds of failure, with Kubernetes' meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// 400.
+    BadRequest,
+    /// 401: no or unknown credentials.
+    Unauthorized,
+    /// 403.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 409 AlreadyExists.
+    AlreadyExists,
+    /// 409 Conflict: a stale resourceVersion.
+    Conflict,
+    /// 410: the revision is compacted.
+    Expired,
+    /// 413.
+    TooLarge,
+    /// 422: validation failed.
+    Invalid,
+    /// 504.
+    Timeout,
+    /// 500.
+    Internal,
+}
+
+/// A failed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// One line a person can act on.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Framing failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix exceeds the limit; nothing was allocated.
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The stream ended inside a frame.
+    #[error("truncated frame: stream ended after {got} of {want} bytes")]
+    Truncated {
+        /// Bytes received.
+        got: usize,
+        /// Bytes announced.
+        want: usize,
+    },
+    /// The body is not a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Encodes a message as one frame.
+pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut out = vec![0u8; 4];
+    let out = postcard::to_extend(msg, std::mem::take(&mut out))
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let len = out.len() - 4;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    let mut out = out;
+    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(out)
+}
+
+/// Reads a frame's length prefix and checks it against `max` before anything is allocated.
+pub fn frame_len(header: [u8; 4], max: usize) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    Ok(len)
+}
+
+/// Decodes a frame body. Trailing bytes are an error.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    let (msg, rest) = postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::Malformed(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(msg)
+}
+
+/// A sans-I/O frame decoder: push bytes as they arrive, take messages out.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder that refuses frames over `max` bytes.
+    pub fn new(max: usize) -> Self {
+        FrameDecoder { buf: Vec::new(), max }
+    }
+
+    /// Adds received bytes. Refuses (without growing) once a frame header over the limit
+    /// is seen.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
+        if self.buf.len() >= 4 {
+            let len = frame_len(self.buf[..4].try_into().expect("4 bytes"), self.max)?;
+            if self.buf.len() + bytes.len() > 4 + len + 4 + self.max {
+                return Err(FrameError::TooLarge { len: self.buf.len() + bytes.len(), max: self.max });
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= 4 {
+            frame_len(self.buf[..4].try_into().expect("4 bytes"), self.max)?;
+        }
+        Ok(())
+    }
+
+    /// The next complete message, if one has arrived.
+    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = frame_len(self.buf[..4].try_into().expect("4 bytes"), self.max)?;
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let msg = decode_body(&self.buf[4..4 + len]);
+        self.buf.drain(..4 + len);
+        msg.map(Some)
+    }
+
+    /// Call at end of stream: leftover bytes mean a truncated frame.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let want = if self.buf.len() >= 4 {
+            4 + u32::from_be_bytes(self.buf[..4].try_into().expect("4 bytes")) as usize
+        } else {
+            4
+        };
+        Err(FrameError::Truncated {
+            got: self.buf.len(),
+            want,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Request {
+        Request::List {
+            kind: Kind::Pod,
+            namespace: Some("default".into()),
+            selector: Some("app=web".into()),
+        }
+    }
+
+    #[test]
+    fn round_trip_in_pieces() {
+        let f1 = encode_frame(&sample()).unwrap();
+        let f2 = encode_frame(&Request::Version).unwrap();
+        let all = [f1, f2].concat();
+        let mut d = FrameDecoder::new(MAX_FRAME_LEN);
+        let mut got = Vec::new();
+        for b in all.chunks(3) {
+            d.push(b).unwrap();
+            while let Some(m) = d.next::<Request>().unwrap() {
+                got.push(m);
+            }
+        }
+        assert_eq!(got, vec![sample(), Request::Version]);
+        d.finish().unwrap();
+    }
+
+    #[test]
+    fn oversized_is_refused_from_the_header() {
+        let mut d = FrameDecoder::new(1024);
+        let err = d.push(&(1_000_000u32).to_be_bytes()).unwrap_err();
+        assert_eq!(err, FrameError::TooLarge { len: 1_000_000, max: 1024 });
+        assert!(frame_len(u32::MAX.to_be_bytes(), MAX_FRAME_LEN).is_err());
+    }
+
+    #[test]
+    fn truncated_and_garbage() {
+        let f = encode_frame(&sample()).unwrap();
+        let mut d = FrameDecoder::new(MAX_FRAME_LEN);
+        d.push(&f[..f.len() - 2]).unwrap();
+        assert_eq!(d.next::<Request>().unwrap(), None);
+        assert!(matches!(d.finish(), Err(FrameError::Truncated { .. })));
+        let mut g = FrameDecoder::new(MAX_FRAME_LEN);
+        g.push(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
+        assert!(matches!(g.next::<Request>(), Err(FrameError::Malformed(_))));
+        // Trailing bytes inside a frame are refused too.
+        let mut body = postcard::to_allocvec(&Request::Version).unwrap();
+        body.push(7);
+        assert!(decode_body::<Request>(&body).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let mut d = FrameDecoder::new(128);
+            if d.push(&bytes).is_ok() {
+                while let Ok(Some(_)) = d.next::<Request>() {}
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Workload kinds: ReplicaSet, Deployment, DaemonSet, StatefulSet, Job.
+
+use crate::k8s_struct;
+use crate::meta::{Condition, ObjectMeta};
+use crate::pod::PodSpec;
+use crate::selector::LabelSelector;
+use crate::IntOrString;
+
+k8s_struct! {
+    /// `corev1.PodTemplateSpec`.
+    pub struct PodTemplateSpec {
+        pub metadata: ObjectMeta,
+        pub spec: PodSpec,
+    }
+}
+
+k8s_struct! {
+    /// A ReplicaSet (`apps/v1`).
+    pub struct ReplicaSet {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: ObjectMeta,
+        pub spec: ReplicaSetSpec,
+        pub status: Option<ReplicaSetStatus>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.ReplicaSetSpec`.
+    pub struct ReplicaSetSpec {
+        pub replicas: Option<i32>,
+        pub min_ready_seconds: Option<i32>,
+        pub selector: Option<LabelSelector>,
+        pub template: PodTemplateSpec,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.ReplicaSetStatus`.
+    pub struct ReplicaSetStatus {
+        pub replicas: Option<i32>,
+        pub fully_labeled_replicas: Option<i32>,
+        pub ready_replicas: Option<i32>,
+        pub available_replicas: Option<i32>,
+        pub observed_generation: Option<i64>,
+        pub conditions: Vec<Condition>,
+    }
+}
+
+k8s_struct! {
+    /// A Deployment (`apps/v1`).
+    pub struct Deployment {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: ObjectMeta,
+        pub spec: DeploymentSpec,
+        pub status: Option<DeploymentStatus>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.DeploymentSpec`.
+    pub struct DeploymentSpec {
+        pub replicas: Option<i32>,
+        pub selector: Option<LabelSelector>,
+        pub template: PodTemplateSpec,
+        pub strategy: Option<DeploymentStrategy>,
+        pub min_ready_seconds: Option<i32>,
+        pub revision_history_limit: Option<i32>,
+        pub progress_deadline_seconds: Option<i32>,
+        pub paused: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.DeploymentStrategy`.
+    pub struct DeploymentStrategy {
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+        pub rolling_update: Option<RollingUpdate>,
+    }
+}
+
+k8s_struct! {
+    /// `rollingUpdate` of Deployments and DaemonSets.
+    pub struct RollingUpdate {
+        pub max_surge: Option<IntOrString>,
+        pub max_unavailable: Option<IntOrString>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.DeploymentStatus`.
+    pub struct DeploymentStatus {
+        pub observed_generation: Option<i64>,
+        pub replicas: Option<i32>,
+        pub updated_replicas: Option<i32>,
+        pub ready_replicas: Option<i32>,
+        pub available_replicas: Option<i32>,
+        pub unavailable_replicas: Option<i32>,
+        pub conditions: Vec<Condition>,
+    }
+}
+
+k8s_struct! {
+    /// A DaemonSet (`apps/v1`).
+    pub struct DaemonSet {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: ObjectMeta,
+        pub spec: DaemonSetSpec,
+        pub status: Option<DaemonSetStatus>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.DaemonSetSpec`.
+    pub struct DaemonSetSpec {
+        pub selector: Option<LabelSelector>,
+        pub template: PodTemplateSpec,
+        pub update_strategy: Option<DaemonSetUpdateStrategy>,
+        pub min_ready_seconds: Option<i32>,
+        pub revision_history_limit: Option<i32>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.DaemonSetUpdateStrategy`.
+    pub struct DaemonSetUpdateStrategy {
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+        pub rolling_update: Option<RollingUpdate>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.DaemonSetStatus`.
+    pub struct DaemonSetStatus {
+        pub current_number_scheduled: Option<i32>,
+        pub desired_number_scheduled: Option<i32>,
+        pub number_misscheduled: Option<i32>,
+        pub number_ready: Option<i32>,
+        pub number_available: Option<i32>,
+        pub updated_number_scheduled: Option<i32>,
+        pub observed_generation: Option<i64>,
+    }
+}
+
+k8s_struct! {
+    /// A StatefulSet (`apps/v1`).
+    pub struct StatefulSet {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: ObjectMeta,
+        pub spec: StatefulSetSpec,
+        pub status: Option<StatefulSetStatus>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.StatefulSetSpec`.
+    pub struct StatefulSetSpec {
+        pub replicas: Option<i32>,
+        pub selector: Option<LabelSelector>,
+        pub template: PodTemplateSpec,
+        pub service_name: Option<String>,
+        pub pod_management_policy: Option<String>,
+        pub update_strategy: Option<StatefulSetUpdateStrategy>,
+        pub revision_history_limit: Option<i32>,
+        pub min_ready_seconds: Option<i32>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.StatefulSetUpdateStrategy`.
+    pub struct StatefulSetUpdateStrategy {
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+        pub rolling_update: Option<StatefulSetRollingUpdate>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.RollingUpdateStatefulSetStrategy`.
+    pub struct StatefulSetRollingUpdate {
+        pub partition: Option<i32>,
+        pub max_unavailable: Option<IntOrString>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.StatefulSetStatus`.
+    pub struct StatefulSetStatus {
+        pub observed_generation: Option<i64>,
+        pub replicas: Option<i32>,
+        pub ready_replicas: Option<i32>,
+        pub current_replicas: Option<i32>,
+        pub updated_replicas: Option<i32>,
+        pub available_replicas: Option<i32>,
+        pub current_revision: Option<String>,
+        pub update_revision: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// A Job (`batch/v1`).
+    pub struct Job {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: ObjectMeta,
+        pub spec: JobSpec,
+        pub status: Option<JobStatus>,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.JobSpec`.
+    pub struct JobSpec {
+        pub completions: Option<i32>,
+        pub parallelism: Option<i32>,
+        pub backoff_limit: Option<i32>,
+        pub active_deadline_seconds: Option<i64>,
+        pub ttl_seconds_after_finished: Option<i32>,
+        pub selector: Option<LabelSelector>,
+        pub manual_selector: Option<bool>,
+        pub suspend: Option<bool>,
+        pub template: PodTemplateSpec,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.JobStatus`.
+    pub struct JobStatus {
+        pub active: Option<i32>,
+        pub succeeded: Option<i32>,
+        pub failed: Option<i32>,
+        pub start_time: Option<String>,
+        pub completion_time: Option<String>,
+        pub conditions: Vec<Condition>,
+    }
+}

@@ -1,0 +1,536 @@
+//! YAML in (multi-document, with the line of every field path) and YAML out.
+//!
+//! Manifests are read with `yaml-rust2` (maintained; serde_yaml is not): its event parser
+//! gives a position for every node, which is how errors name the line of a field. Plain
+//! scalars resolve by the YAML 1.2 core schema, so `yes` and `on` stay strings.
+
+use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// One document of a YAML stream, as JSON, with the line of each field path.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The document's content.
+    pub value: Value,
+    /// 1-based line where the document starts.
+    pub line: usize,
+    /// 1-based line of each path (`spec.template.spec.containers[0].image`).
+    pub lines: HashMap<String, usize>,
+}
+
+impl Document {
+    /// The line of a path, or of its nearest ancestor that has one. Accepts both
+    /// `metadata.labels.app` and Kubernetes' `metadata.labels[app]` forms.
+    pub fn line_of(&self, path: &str) -> usize {
+        let mut p = normalize_path(path);
+        loop {
+            if let Some(l) = self.lines.get(&p) {
+                return *l;
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p.truncate(i),
+                None => return self.line,
+            }
+        }
+    }
+}
+
+/// Rewrites `a[key]` (a non-numeric map key) as `a.key`.
+pub fn normalize_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find(']') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let inner = &rest[open + 1..open + close];
+        if inner.bytes().all(|b| b.is_ascii_digit()) && !inner.is_empty() {
+            out.push_str(&rest[open..=open + close]);
+        } else {
+            out.push('.');
+            out.push_str(inner);
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A YAML syntax or structure error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct YamlError {
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+        path: String,
+    },
+    Map {
+        map: Map<String, Value>,
+        key: Option<String>,
+        anchor: usize,
+        path: String,
+        key_lines: HashMap<String, usize>,
+        merged: std::collections::HashSet<String>,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    docs: Vec<Document>,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Value>,
+    lines: HashMap<String, usize>,
+    doc_line: usize,
+    root: Option<Value>,
+    error: Option<YamlError>,
+}
+
+impl Builder {
+    fn fail(&mut self, line: usize, message: String) {
+        if self.error.is_none() {
+            self.error = Some(YamlError { line, message });
+        }
+    }
+
+    /// The path of the next value, or None when the next scalar is a mapping key.
+    fn child_path(&self) -> Option<String> {
+        match self.stack.last() {
+            None => Some(String::new()),
+            Some(Frame::Seq { items, path, .. }) => Some(format!("{path}[{}]", items.len())),
+            Some(Frame::Map { key: Some(k), path, .. }) => Some(join(path, k)),
+            Some(Frame::Map { key: None, .. }) => None,
+        }
+    }
+
+    fn push_value(&mut self, v: Value, line: usize) {
+        match self.stack.last_mut() {
+            None => self.root = Some(v),
+            Some(Frame::Seq { items, .. }) => items.push(v),
+            Some(Frame::Map {
+                map,
+                key,
+                key_lines,
+                merged,
+                ..
+            }) => {
+                let k = key.take().expect("value follows its key");
+                if k == "<<" {
+                    // Merge key: entries already present win.
+                    let sources = match v {
+                        Value::Array(a) => a,
+                        other => vec![other],
+                    };
+                    for s in sources {
+                        match s {
+                            Value::Object(m) => {
+                                for (k2, v2) in m {
+                                    if !map.contains_key(&k2) {
+                                        merged.insert(k2.clone());
+                                        map.insert(k2, v2);
+                                    }
+                                }
+                            }
+                            _ => {
+                                self.fail(line, "merge key `<<` needs a mapping".into());
+                                return;
+                            }
+                        }
+                    }
+                    return;
+                }
+                if merged.remove(&k) {
+                    map.insert(k, v);
+                    return;
+                }
+                if map.contains_key(&k) {
+                    let first = key_lines.get(&k).copied().unwrap_or(line);
+                    self.fail(line, format!("mapping key {k:?} already defined at line {first}"));
+                    return;
+                }
+                map.insert(k, v);
+            }
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn resolve_plain(s: &str) -> Value {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let neg = s.starts_with('-');
+    if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(i) = s.parse::<i64>() {
+            return Value::Number(i.into());
+        }
+        if let Ok(u) = s.parse::<u64>() {
+            return Value::Number(u.into());
+        }
+    }
+    if !neg && s.len() > 2 {
+        let radix = match &s[..2] {
+            "0x" => Some(16),
+            "0o" => Some(8),
+            _ => None,
+        };
+        if let Some(r) = radix {
+            if let Ok(u) = u64::from_str_radix(&s[2..], r) {
+                return Value::Number(u.into());
+            }
+        }
+    }
+    if is_yaml_float(body) {
+        if let Some(n) = s.parse::<f64>().ok().and_then(Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(s.to_string())
+}
+
+fn is_yaml_float(b: &str) -> bool {
+    // [0-9]+(\.[0-9]*)?|\.[0-9]+ then optional [eE][-+]?[0-9]+
+    let (mant, exp) = match b.find(['e', 'E']) {
+        Some(i) => (&b[..i], Some(&b[i + 1..])),
+        None => (b, None),
+    };
+    let mant_ok = match mant.split_once('.') {
+        Some((i, f)) => {
+            (i.bytes().all(|c| c.is_ascii_digit()) && f.bytes().all(|c| c.is_ascii_digit()))
+                && !(i.is_empty() && f.is_empty())
+        }
+        None => !mant.is_empty() && mant.bytes().all(|c| c.is_ascii_digit()),
+    };
+    let exp_ok = exp.is_none_or(|e| {
+        let d = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())
+    });
+    mant_ok && exp_ok
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        let line = mark.line();
+        match ev {
+            Event::DocumentStart => {
+                self.doc_line = line;
+                self.lines.clear();
+                self.anchors.clear();
+                self.root = None;
+            }
+            Event::DocumentEnd => {
+                let value = self.root.take().unwrap_or(Value::Null);
+                let lines = std::mem::take(&mut self.lines);
+                self.docs.push(Document {
+                    value,
+                    line: self.doc_line,
+                    lines,
+                });
+            }
+            Event::Scalar(s, style, anchor, tag) => {
+                let Some(path) = self.child_path() else {
+                    // A mapping key.
+                    if let Some(Frame::Map { key, key_lines, path, .. }) = self.stack.last_mut() {
+                        let p = join(path, &s);
+                        self.lines.insert(p, line);
+                        key_lines.entry(s.clone()).or_insert(line);
+                        *key = Some(s);
+                    }
+                    return;
+                };
+                self.lines.entry(path).or_insert(line);
+                let v = match (&tag, style) {
+                    (Some(t), _) if t.handle == "!!" || t.handle == "tag:yaml.org,2002:" => {
+                        match t.suffix.as_str() {
+                            "str" | "binary" => Value::String(s),
+                            "null" => Value::Null,
+                            "int" | "float" | "bool" => match resolve_plain(&s) {
+                                Value::String(_) => {
+                                    self.fail(line, format!("{s:?} is not a valid !!{}", t.suffix));
+                                    return;
+                                }
+                                v => v,
+                            },
+                            other => {
+                                self.fail(line, format!("unsupported tag !!{other}"));
+                                return;
+                            }
+                        }
+                    }
+                    (_, TScalarStyle::Plain) => resolve_plain(&s),
+                    _ => Value::String(s),
+                };
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                self.push_value(v, line);
+            }
+            Event::Alias(id) => {
+                if self.child_path().is_none() {
+                    self.fail(line, "an alias cannot be a mapping key".into());
+                    return;
+                }
+                match self.anchors.get(&id).cloned() {
+                    Some(v) => self.push_value(v, line),
+                    None => self.fail(line, "alias to an unknown anchor".into()),
+                }
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                let Some(path) = self.child_path() else {
+                    self.fail(line, "a mapping key must be a scalar".into());
+                    return;
+                };
+                self.lines.entry(path.clone()).or_insert(line);
+                let frame = if matches!(ev, Event::SequenceStart(..)) {
+                    Frame::Seq {
+                        items: Vec::new(),
+                        anchor,
+                        path,
+                    }
+                } else {
+                    Frame::Map {
+                        map: Map::new(),
+                        key: None,
+                        anchor,
+                        path,
+                        key_lines: HashMap::new(),
+                        merged: Default::default(),
+                    }
+                };
+                self.stack.push(frame);
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (v, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
+                    Some(Frame::Map { map, anchor, .. }) => (Value::Object(map), anchor),
+                    None => return,
+                };
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                self.push_value(v, line);
+            }
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+        }
+    }
+}
+
+/// Parses a YAML stream into its documents. Empty documents are dropped, as kubectl does.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    let mut b = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    if let Err(e) = parser.load(&mut b, true) {
+        return Err(YamlError {
+            line: e.marker().line(),
+            message: e.info().to_string(),
+        });
+    }
+    if let Some(e) = b.error {
+        return Err(e);
+    }
+    Ok(b.docs.into_iter().filter(|d| !d.value.is_null()).collect())
+}
+
+/// Writes a JSON value as block-style YAML, the way kubectl prints objects.
+pub fn to_yaml(v: &Value) -> String {
+    let mut out = String::new();
+    emit(v, 0, &mut out, false);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn emit(v: &Value, indent: usize, out: &mut String, in_seq: bool) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            let mut first = true;
+            for (k, val) in m {
+                if !(first && in_seq) {
+                    out.push_str(&pad);
+                }
+                first = false;
+                out.push_str(&scalar_str(k));
+                out.push(':');
+                emit_child(val, indent, out);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for item in a {
+                out.push_str(&pad);
+                out.push_str("- ");
+                match item {
+                    Value::Object(m) if !m.is_empty() => emit(item, indent + 2, out, true),
+                    Value::Array(x) if !x.is_empty() => {
+                        out.push('\n');
+                        emit(item, indent + 2, out, false)
+                    }
+                    _ => {
+                        out.push_str(&inline_scalar(item, indent + 2));
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        other => {
+            out.push_str(&pad);
+            out.push_str(&inline_scalar(other, indent));
+            out.push('\n');
+        }
+    }
+}
+
+fn emit_child(val: &Value, indent: usize, out: &mut String) {
+    match val {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            emit(val, indent + 2, out, false);
+        }
+        // kubectl does not indent a list under its key.
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            emit(val, indent, out, false);
+        }
+        _ => {
+            out.push(' ');
+            out.push_str(&inline_scalar(val, indent + 2));
+            out.push('\n');
+        }
+    }
+}
+
+fn inline_scalar(v: &Value, indent: usize) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.contains('\n') && !s.contains('\r') && s.trim_end() != "" => {
+            let pad = " ".repeat(indent);
+            let chomp = if s.ends_with("\n\n") {
+                "+"
+            } else if s.ends_with('\n') {
+                ""
+            } else {
+                "-"
+            };
+            let lead = if s.starts_with(' ') { "2" } else { "" };
+            let mut o = format!("|{lead}{chomp}");
+            let body = s.strip_suffix('\n').unwrap_or(s);
+            for line in body.split('\n') {
+                o.push('\n');
+                if !line.is_empty() {
+                    o.push_str(&pad);
+                    o.push_str(line);
+                }
+            }
+            o
+        }
+        Value::String(s) => scalar_str(s),
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+    }
+}
+
+fn scalar_str(s: &str) -> String {
+    let needs_quotes = s.is_empty()
+        || !matches!(resolve_plain(s), Value::String(_))
+        || s.starts_with([
+            ' ', '-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"',
+            '%', '@', '`',
+        ])
+        || s.ends_with([' ', ':'])
+        || s.contains(": ")
+        || s.contains(" #")
+        || s.chars().any(|c| c.is_control())
+        || matches!(s, "yes" | "no" | "on" | "off" | "y" | "n" | "Yes" | "No" | "On" | "Off");
+    if needs_quotes {
+        serde_json::to_string(s).expect("strings serialize")
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn documents_values_and_lines() {
+        let text = "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  labels:\n    app.kubernetes.io/name: web\nspec:\n  containers:\n  - name: c\n    image: busybox\n    ports:\n    - containerPort: 80\n---\n---\na: 1\n";
+        let docs = parse_documents(text).unwrap();
+        assert_eq!(docs.len(), 2);
+        let d = &docs[0];
+        assert_eq!(d.value["spec"]["containers"][0]["ports"][0]["containerPort"], json!(80));
+        assert_eq!(d.line_of("spec.containers[0].image"), 11);
+        assert_eq!(d.line_of("spec.containers[0].ports[0].containerPort"), 13);
+        assert_eq!(d.line_of("metadata.labels[app.kubernetes.io/name]"), 7);
+        assert_eq!(d.line_of("spec.containers[0].missing"), 10);
+        assert_eq!(docs[1].line_of("a"), 16);
+    }
+
+    #[test]
+    fn core_schema_scalars() {
+        let d = &parse_documents("a: yes\nb: 0x10\nc: 1e7\nd: '80'\ne: ~\nf: .5\ng: !!str 12\nh: -3\ni: 1.0.0\n").unwrap()[0].value;
+        assert_eq!(d["a"], json!("yes"));
+        assert_eq!(d["b"], json!(16));
+        assert_eq!(d["c"], json!(10000000.0));
+        assert_eq!(d["d"], json!("80"));
+        assert_eq!(d["e"], Value::Null);
+        assert_eq!(d["f"], json!(0.5));
+        assert_eq!(d["g"], json!("12"));
+        assert_eq!(d["h"], json!(-3));
+        assert_eq!(d["i"], json!("1.0.0"));
+    }
+
+    #[test]
+    fn anchors_merge_and_duplicates() {
+        let d = &parse_documents("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n").unwrap()[0].value;
+        assert_eq!(d["other"], json!({"x": 1, "y": 3}));
+        let e = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("already defined at line 1"), "{e}");
+        let e = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(e.line >= 1);
+    }
+
+    #[test]
+    fn emitter_round_trips() {
+        let v = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "labels": {"a": "true", "b": "", "c": "x: y"}},
+            "data": {"script": "#!/bin/sh\necho hi\n", "n": "0123", "s": "- dash", "k": "yes"},
+            "list": [{"a": 1, "b": [1, 2]}, [3, 4], "s", {}, []],
+            "empty": {}, "nil": null, "f": 1.5
+        });
+        let y = to_yaml(&v);
+        let back = &parse_documents(&y).unwrap()[0].value;
+        assert_eq!(back, &v, "yaml was:\n{y}");
+    }
+}
