@@ -1,1 +1,4 @@
-//! placeholder
+//! skiff's control plane: the store and the API server (the scheduler and controllers
+//! arrive with their issue).
+
+pub mod store;

@@ -1,0 +1,485 @@
+//! The embedded default backend: one redb file, written by one thread that commits in
+//! groups (every write waiting when a commit starts shares its fsync).
+
+use super::crypt::{CryptError, SecretBox};
+use super::{
+    key_of, labels_of, plan, EventType, Store, StoreError, StoreEvent, Stored, WatchFilter,
+    WatchStream, WriteOp,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use serde::{Deserialize, Serialize};
+use skiff_api::{Kind, ObjectKey};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use tokio::sync::{broadcast, oneshot};
+
+const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Tuning of the redb backend.
+#[derive(Debug, Clone)]
+pub struct RedbOptions {
+    /// How many revisions of history watches may resume from.
+    pub history: u64,
+    /// redb's page cache, in bytes.
+    pub cache_bytes: usize,
+    /// The most writes one commit takes.
+    pub max_batch: usize,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            history: 10_000,
+            cache_bytes: 32 << 20,
+            max_batch: 4096,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LogRecord {
+    kind: EventType,
+    key: String,
+    value: Vec<u8>,
+}
+
+struct Inner {
+    db: Database,
+    crypt: SecretBox,
+    revision: AtomicU64,
+    compacted: AtomicU64,
+    events: broadcast::Sender<Arc<StoreEvent>>,
+    opts: RedbOptions,
+}
+
+struct Pending {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<Vec<Stored>, StoreError>>,
+}
+
+/// The redb store.
+pub struct RedbStore {
+    inner: Arc<Inner>,
+    tx: Option<mpsc::Sender<Pending>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RedbStore {
+    /// Closes the queue and waits for the writer: every acknowledged write is committed,
+    /// and the database file is released once the last watch is gone.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn key_string(k: &ObjectKey) -> String {
+    format!("{}/{}/{}", k.kind.name(), k.namespace, k.name)
+}
+
+fn parse_key(s: &str) -> Option<ObjectKey> {
+    let mut it = s.splitn(3, '/');
+    let kind = it.next()?;
+    let kind = Kind::ALL.iter().copied().find(|k| k.name() == kind)?;
+    Some(ObjectKey {
+        kind,
+        namespace: it.next()?.to_string(),
+        name: it.next()?.to_string(),
+    })
+}
+
+/// The upper bound of a prefix range: the prefix with its last byte ('/') bumped.
+fn prefix_end(prefix: &str) -> String {
+    let mut s = prefix.to_string();
+    s.pop();
+    s.push('0');
+    s
+}
+
+impl Inner {
+    fn encode(&self, key: &str, kind: Kind, json: &str) -> Vec<u8> {
+        if kind == Kind::Secret {
+            self.crypt.seal(key.as_bytes(), json.as_bytes())
+        } else {
+            json.as_bytes().to_vec()
+        }
+    }
+
+    fn decode(&self, key: &str, kind: Kind, bytes: &[u8]) -> Result<Arc<str>, StoreError> {
+        let plain = if kind == Kind::Secret {
+            self.crypt
+                .open_sealed(key.as_bytes(), bytes)
+                .map_err(|e: CryptError| backend(e))?
+        } else {
+            bytes.to_vec()
+        };
+        String::from_utf8(plain).map(Arc::from).map_err(backend)
+    }
+
+    fn stored(&self, key_str: &str, bytes: &[u8]) -> Result<Stored, StoreError> {
+        let key = parse_key(key_str).ok_or_else(|| backend(format!("bad key {key_str:?}")))?;
+        let json = self.decode(key_str, key.kind, bytes)?;
+        let revision = revision_of(&json)?;
+        Ok(Stored { key, revision, json })
+    }
+
+    fn read_log(&self, after: u64) -> Result<VecDeque<Arc<StoreEvent>>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let compacted = txn
+            .open_table(META)
+            .map_err(backend)?
+            .get("compacted")
+            .map_err(backend)?
+            .map(|g| g.value())
+            .unwrap_or(0);
+        if after < compacted {
+            return Err(StoreError::Expired {
+                requested: after,
+                oldest: compacted,
+            });
+        }
+        let log = txn.open_table(LOG).map_err(backend)?;
+        let mut out = VecDeque::new();
+        for entry in log.range(after + 1..).map_err(backend)? {
+            let (rev, bytes) = entry.map_err(backend)?;
+            out.push_back(Arc::new(self.event_from_log(rev.value(), bytes.value())?));
+        }
+        Ok(out)
+    }
+
+    fn event_from_log(&self, revision: u64, bytes: &[u8]) -> Result<StoreEvent, StoreError> {
+        let rec: LogRecord = postcard::from_bytes(bytes).map_err(backend)?;
+        let object = self.stored(&rec.key, &rec.value)?;
+        let labels = labels_of(&object.value());
+        Ok(StoreEvent {
+            revision,
+            kind: rec.kind,
+            object,
+            labels,
+        })
+    }
+
+    /// Applies one op inside the open write transaction.
+    fn apply_op(
+        &self,
+        objects: &mut Table<&str, &[u8]>,
+        log: &mut Table<u64, &[u8]>,
+        op: &WriteOp,
+        rev: &mut u64,
+        events: &mut Vec<Arc<StoreEvent>>,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let (key, object, expected, create) = match op {
+            WriteOp::Create(v) => (key_of(v)?, Some(v), None, true),
+            WriteOp::Update { object, expected } => (key_of(object)?, Some(object), *expected, false),
+            WriteOp::Delete { key, expected } => (key.clone(), None, *expected, false),
+            WriteOp::DeleteNamespace(ns) => {
+                let mut keys = Vec::new();
+                for kind in Kind::ALL.iter().filter(|k| k.namespaced()) {
+                    let prefix = format!("{}/{ns}/", kind.name());
+                    for entry in objects
+                        .range(prefix.as_str()..prefix_end(&prefix).as_str())
+                        .map_err(backend)?
+                    {
+                        let (k, _) = entry.map_err(backend)?;
+                        keys.push(k.value().to_string());
+                    }
+                }
+                keys.push(format!("Namespace//{ns}"));
+                let mut out = Vec::new();
+                for k in keys {
+                    let key = parse_key(&k).ok_or_else(|| backend("bad key"))?;
+                    let del = WriteOp::Delete { key, expected: None };
+                    match self.apply_op(objects, log, &del, rev, events) {
+                        Ok(mut s) => out.append(&mut s),
+                        Err(StoreError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if out.is_empty() {
+                    return Err(StoreError::NotFound(ObjectKey {
+                        kind: Kind::Namespace,
+                        namespace: String::new(),
+                        name: ns.clone(),
+                    }));
+                }
+                return Ok(out);
+            }
+        };
+        let ks = key_string(&key);
+        let current = match objects.get(ks.as_str()).map_err(backend)? {
+            Some(g) => Some(self.stored(&ks, g.value())?),
+            None => None,
+        };
+        let (etype, value) = plan(object, current.as_ref(), &key, expected, *rev + 1, create)?;
+        *rev += 1;
+        let json: Arc<str> = Arc::from(value.to_string());
+        let bytes = self.encode(&ks, key.kind, &json);
+        if etype == EventType::Deleted {
+            objects.remove(ks.as_str()).map_err(backend)?;
+        } else {
+            objects.insert(ks.as_str(), bytes.as_slice()).map_err(backend)?;
+        }
+        let rec = postcard::to_allocvec(&LogRecord {
+            kind: etype,
+            key: ks,
+            value: bytes,
+        })
+        .map_err(backend)?;
+        log.insert(*rev, rec.as_slice()).map_err(backend)?;
+        let stored = Stored {
+            key,
+            revision: *rev,
+            json,
+        };
+        events.push(Arc::new(StoreEvent {
+            revision: *rev,
+            kind: etype,
+            labels: labels_of(&value),
+            object: stored.clone(),
+        }));
+        Ok(vec![stored])
+    }
+
+    fn commit_batch(&self, batch: &[Pending]) -> Result<(Vec<Result<Vec<Stored>, StoreError>>, Vec<Arc<StoreEvent>>, u64), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let mut rev = self.revision.load(Ordering::Acquire);
+        let mut results = Vec::with_capacity(batch.len());
+        let mut events = Vec::new();
+        let mut compacted = self.compacted.load(Ordering::Acquire);
+        {
+            let mut objects = txn.open_table(OBJECTS).map_err(backend)?;
+            let mut log = txn.open_table(LOG).map_err(backend)?;
+            for p in batch {
+                results.push(self.apply_op(&mut objects, &mut log, &p.op, &mut rev, &mut events));
+            }
+            // Compact the history in steps of a tenth of its length.
+            let keep = self.opts.history.max(1);
+            if rev > compacted + keep + keep / 10 {
+                let new_floor = rev - keep;
+                for r in compacted + 1..=new_floor {
+                    log.remove(r).map_err(backend)?;
+                }
+                compacted = new_floor;
+            }
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            meta.insert("revision", rev).map_err(backend)?;
+            meta.insert("compacted", compacted).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        self.compacted.store(compacted, Ordering::Release);
+        Ok((results, events, rev))
+    }
+}
+
+fn revision_of(json: &str) -> Result<u64, StoreError> {
+    // Cheap: find "resourceVersion":"N" without parsing the whole object.
+    let needle = "\"resourceVersion\":\"";
+    let start = json.find(needle).ok_or_else(|| backend("stored object has no resourceVersion"))? + needle.len();
+    let end = json[start..].find('"').ok_or_else(|| backend("bad resourceVersion"))? + start;
+    json[start..end].parse().map_err(backend)
+}
+
+fn writer(inner: Arc<Inner>, rx: mpsc::Receiver<Pending>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < inner.opts.max_batch {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        match inner.commit_batch(&batch) {
+            Ok((results, events, rev)) => {
+                inner.revision.store(rev, Ordering::Release);
+                for e in events {
+                    // No receiver is fine: nobody is watching.
+                    let _ = inner.events.send(e);
+                }
+                for (p, r) in batch.into_iter().zip(results) {
+                    let _ = p.reply.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = batch.len(), "store commit failed; writes not acknowledged");
+                for p in batch {
+                    let _ = p.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store in `dir`: `dir/store.redb` and `dir/secrets.key`.
+    pub fn open(dir: &Path, opts: RedbOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(backend)?;
+        let crypt = SecretBox::open(&dir.join("secrets.key")).map_err(backend)?;
+        let db = Database::builder()
+            .set_cache_size(opts.cache_bytes)
+            .create(dir.join("store.redb"))
+            .map_err(backend)?;
+        let (revision, compacted) = {
+            let txn = db.begin_write().map_err(backend)?;
+            let r;
+            let c;
+            {
+                txn.open_table(OBJECTS).map_err(backend)?;
+                txn.open_table(LOG).map_err(backend)?;
+                let meta = txn.open_table(META).map_err(backend)?;
+                r = meta.get("revision").map_err(backend)?.map(|g| g.value()).unwrap_or(0);
+                c = meta.get("compacted").map_err(backend)?.map(|g| g.value()).unwrap_or(0);
+            }
+            txn.commit().map_err(backend)?;
+            (r, c)
+        };
+        let (events, _) = broadcast::channel(8192);
+        let inner = Arc::new(Inner {
+            db,
+            crypt,
+            revision: AtomicU64::new(revision),
+            compacted: AtomicU64::new(compacted),
+            events,
+            opts,
+        });
+        let (tx, rx) = mpsc::channel();
+        let w = inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer(w, rx))
+            .map_err(backend)?;
+        Ok(RedbStore {
+            inner,
+            tx: Some(tx),
+            writer: Some(handle),
+        })
+    }
+
+    /// The oldest revision a watch may start after.
+    pub fn compacted(&self) -> u64 {
+        self.inner.compacted.load(Ordering::Acquire)
+    }
+}
+
+/// A watch on the redb store.
+pub struct RedbWatch {
+    inner: Arc<Inner>,
+    filter: WatchFilter,
+    rx: broadcast::Receiver<Arc<StoreEvent>>,
+    backlog: VecDeque<Arc<StoreEvent>>,
+    last: u64,
+}
+
+impl WatchStream for RedbWatch {
+    async fn next(&mut self) -> Result<Arc<StoreEvent>, StoreError> {
+        loop {
+            if let Some(e) = self.backlog.pop_front() {
+                if e.revision > self.last {
+                    self.last = e.revision;
+                    if self.filter.matches(&e) {
+                        return Ok(e);
+                    }
+                }
+                continue;
+            }
+            match self.rx.recv().await {
+                Ok(e) => {
+                    if e.revision <= self.last {
+                        continue;
+                    }
+                    self.last = e.revision;
+                    if self.filter.matches(&e) {
+                        return Ok(e);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Fell behind the in-memory fan-out: catch up from the log.
+                    self.backlog = self.inner.read_log(self.last)?;
+                }
+                Err(broadcast::error::RecvError::Closed) => return Err(StoreError::Closed),
+            }
+        }
+    }
+}
+
+impl Store for RedbStore {
+    type Watch = RedbWatch;
+
+    async fn write(&self, op: WriteOp) -> Result<Vec<Stored>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Pending { op, reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn get(&self, key: &ObjectKey) -> Result<Option<Stored>, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(OBJECTS).map_err(backend)?;
+        let ks = key_string(key);
+        match t.get(ks.as_str()).map_err(backend)? {
+            Some(g) => Ok(Some(self.inner.stored(&ks, g.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<(u64, Vec<Stored>), StoreError> {
+        let txn = self.inner.db.begin_read().map_err(backend)?;
+        let revision = txn
+            .open_table(META)
+            .map_err(backend)?
+            .get("revision")
+            .map_err(backend)?
+            .map(|g| g.value())
+            .unwrap_or(0);
+        let t = txn.open_table(OBJECTS).map_err(backend)?;
+        let prefix = match namespace {
+            Some(ns) if kind.namespaced() => format!("{}/{ns}/", kind.name()),
+            _ => format!("{}/", kind.name()),
+        };
+        let mut out = Vec::new();
+        for entry in t.range(prefix.as_str()..prefix_end(&prefix).as_str()).map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            out.push(self.inner.stored(k.value(), v.value())?);
+        }
+        Ok((revision, out))
+    }
+
+    fn watch(&self, filter: WatchFilter, since: u64) -> Result<RedbWatch, StoreError> {
+        let rx = self.inner.events.subscribe();
+        let backlog = if since < self.inner.revision.load(Ordering::Acquire) {
+            self.inner.read_log(since)?
+        } else {
+            let compacted = self.compacted();
+            if since < compacted {
+                return Err(StoreError::Expired {
+                    requested: since,
+                    oldest: compacted,
+                });
+            }
+            VecDeque::new()
+        };
+        Ok(RedbWatch {
+            inner: self.inner.clone(),
+            filter,
+            rx,
+            backlog,
+            last: since,
+        })
+    }
+
+    fn revision(&self) -> u64 {
+        self.inner.revision.load(Ordering::Acquire)
+    }
+}
