@@ -62,6 +62,21 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Manifest>, ManifestError> {
     }
 }
 
+/// Decodes and validates one object given as JSON (the server's path: no lines).
+pub fn parse_value(value: Value) -> Result<Manifest, ManifestError> {
+    let doc = Document {
+        value,
+        line: 0,
+        lines: HashMap::new(),
+    };
+    parse_one(&doc, 1).map_err(|errors| ManifestError {
+        errors: errors
+            .into_iter()
+            .map(|e| e.trim_end_matches(" (line 0)").to_string())
+            .collect(),
+    })
+}
+
 fn sub_document(doc: &Document, prefix: &str, value: Value) -> Document {
     let pre = format!("{prefix}.");
     let lines: HashMap<String, usize> = doc

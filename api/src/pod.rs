@@ -481,3 +481,54 @@ k8s_struct! {
         pub container_id: Option<String>,
     }
 }
+
+impl PodSpec {
+    /// Names of the ConfigMaps this pod reads (env, envFrom, volumes).
+    pub fn config_map_names(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for c in self.containers.iter().chain(&self.init_containers) {
+            for e in &c.env {
+                if let Some(r) = e.value_from.as_ref().and_then(|v| v.config_map_key_ref.as_ref()) {
+                    out.extend(r.name.clone());
+                }
+            }
+            for e in &c.env_from {
+                if let Some(r) = &e.config_map_ref {
+                    out.extend(r.name.clone());
+                }
+            }
+        }
+        for v in &self.volumes {
+            if let Some(c) = &v.config_map {
+                out.extend(c.name.clone());
+            }
+        }
+        out
+    }
+
+    /// Names of the Secrets this pod reads (env, envFrom, volumes, imagePullSecrets).
+    pub fn secret_names(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for c in self.containers.iter().chain(&self.init_containers) {
+            for e in &c.env {
+                if let Some(r) = e.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()) {
+                    out.extend(r.name.clone());
+                }
+            }
+            for e in &c.env_from {
+                if let Some(r) = &e.secret_ref {
+                    out.extend(r.name.clone());
+                }
+            }
+        }
+        for v in &self.volumes {
+            if let Some(s) = &v.secret {
+                out.extend(s.secret_name.clone());
+            }
+        }
+        for s in &self.image_pull_secrets {
+            out.extend(s.name.clone());
+        }
+        out
+    }
+}

@@ -60,7 +60,7 @@ pub enum Request {
         /// Precondition: delete only this revision.
         resource_version: Option<u64>,
     },
-    /// Stream changes after `since` (0: from now, after a list).
+    /// Stream changes after `since` (a list's revision), or from now on.
     Watch {
         /// The kind.
         kind: Kind,
@@ -68,8 +68,8 @@ pub enum Request {
         namespace: Option<String>,
         /// A label selector in string form.
         selector: Option<String>,
-        /// Events with a revision greater than this.
-        since: u64,
+        /// Events with a revision greater than this; none: from now on.
+        since: Option<u64>,
     },
     /// Create a node join token.
     TokenCreate {

@@ -457,6 +457,16 @@ fn inline_scalar(v: &Value, indent: usize) -> String {
     }
 }
 
+/// YAML 1.1 readers (go-yaml among them) take `2024-01-02...` for a timestamp.
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+}
+
 fn scalar_str(s: &str) -> String {
     let needs_quotes = s.is_empty()
         || !matches!(resolve_plain(s), Value::String(_))
@@ -468,7 +478,8 @@ fn scalar_str(s: &str) -> String {
         || s.contains(": ")
         || s.contains(" #")
         || s.chars().any(|c| c.is_control())
-        || matches!(s, "yes" | "no" | "on" | "off" | "y" | "n" | "Yes" | "No" | "On" | "Off");
+        || matches!(s, "yes" | "no" | "on" | "off" | "y" | "n" | "Yes" | "No" | "On" | "Off")
+        || looks_like_timestamp(s);
     if needs_quotes {
         serde_json::to_string(s).expect("strings serialize")
     } else {

@@ -1,4 +1,7 @@
-//! skiff's control plane: the store and the API server (the scheduler and controllers
-//! arrive with their issue).
+//! skiff's control plane: the store, the PKI and the API server over QUIC (the scheduler
+//! and controllers arrive with their issue).
 
+pub mod api;
+pub mod pki;
+pub mod server;
 pub mod store;

@@ -1,1 +1,118 @@
-fn main() {}
+//! `skiff-coordinator`: the API server and its store.
+
+use anyhow::Context;
+use clap::Parser;
+use skiff_client::config::ClientConfig;
+use skiff_coordinator::api::Api;
+use skiff_coordinator::pki::Pki;
+use skiff_coordinator::server;
+use skiff_coordinator::store::redb_store::{RedbOptions, RedbStore};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// skiff's control plane: API (QUIC, mutual TLS) and embedded store.
+#[derive(Parser, Debug)]
+#[command(name = "skiff-coordinator", version = skiff_api::VERSION)]
+struct Args {
+    /// Where the store, PKI, admin.config and node-token live.
+    #[arg(long, default_value = "/var/lib/skiff/coordinator", env = "SKIFF_DATA_DIR")]
+    data_dir: PathBuf,
+    /// UDP address to serve QUIC on.
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    listen: SocketAddr,
+    /// Address clients use to reach this coordinator (written into admin.config);
+    /// defaults to the listen address, or 127.0.0.1 when listening on all addresses.
+    #[arg(long)]
+    advertise_address: Option<IpAddr>,
+    /// Extra names or addresses for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+    /// Revisions of history a watch may resume from.
+    #[arg(long, default_value_t = 10_000)]
+    history: u64,
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let advertise = args.advertise_address.unwrap_or_else(|| {
+        if args.listen.ip().is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            args.listen.ip()
+        }
+    });
+    let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string(), "skiff-coordinator".to_string(), advertise.to_string()];
+    if !args.listen.ip().is_unspecified() {
+        sans.push(args.listen.ip().to_string());
+    }
+    sans.extend(hostname());
+    sans.extend(args.tls_san.iter().cloned());
+    sans.sort();
+    sans.dedup();
+
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let pki = Pki::load_or_create(&args.data_dir.join("pki"), &sans).context("loading the PKI")?;
+    let store = RedbStore::open(&args.data_dir.join("store"), RedbOptions { history: args.history, ..Default::default() })
+        .context("opening the store")?;
+    let api = Arc::new(Api { store, pki });
+    api.bootstrap().await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+
+    let server_addr = SocketAddr::new(advertise, args.listen.port()).to_string();
+    let admin_path = args.data_dir.join("admin.config");
+    if !admin_path.exists() {
+        let (cert, key) = api.pki.issue_client("admin", "system:masters", 3650)?;
+        ClientConfig::new(server_addr.clone(), api.pki.ca_pem.clone(), cert, key)
+            .save(&admin_path)
+            .with_context(|| format!("writing {}", admin_path.display()))?;
+    }
+    let token_path = args.data_dir.join("node-token");
+    if !token_path.exists() {
+        let resp = api
+            .handle(&skiff_coordinator::pki::Identity::Admin("bootstrap".into()), skiff_api::wire::Request::TokenCreate { ttl_seconds: None, description: "default node token".into() })
+            .await;
+        let skiff_api::wire::Response::Token { token, .. } = resp else {
+            anyhow::bail!("creating the default node token: {resp:?}");
+        };
+        write_secret_file(&token_path, &format!("{token}\n"))?;
+    }
+
+    let endpoint = server::endpoint(&api, args.listen)?;
+    tracing::info!(listen = %endpoint.local_addr()?, admin_config = %admin_path.display(), node_token = %token_path.display(), "skiff-coordinator serving");
+    let serving = tokio::spawn(server::serve(api.clone(), endpoint.clone()));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    endpoint.close(0u32.into(), b"coordinator shutting down");
+    serving.abort();
+    let _ = serving.await;
+    endpoint.wait_idle().await;
+    // Dropping the last handle on the store joins its writer: every acknowledged write is durable.
+    drop(api);
+    Ok(())
+}
+
+fn write_secret_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,582 @@
+//! The API: authorization, then create/apply/replace/delete/get/list against the store,
+//! node join tokens and node enrolment. Transport lives in `server.rs`.
+
+use crate::pki::{Identity, Pki};
+use crate::store::{Store, StoreError, Stored, WriteOp};
+use base64::Engine;
+use serde_json::Value;
+use skiff_api::defaults::apply_defaults;
+use skiff_api::manifest::parse_value;
+use skiff_api::selector::Selector;
+use skiff_api::util::{parse_rfc3339, rfc3339};
+use skiff_api::validate::{dns1123_subdomain_problem, validate_update};
+use skiff_api::wire::{ApiError, ApplyOutcome, ErrorCode, Request, Response, TokenInfo};
+use skiff_api::{Kind, Object, ObjectKey};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Namespaces that exist from the first start and may not be deleted.
+pub const SYSTEM_NAMESPACES: [&str; 2] = ["default", "kube-system"];
+
+const TOKEN_TYPE: &str = "bootstrap.kubernetes.io/token";
+
+/// The API server's state.
+pub struct Api<S: Store> {
+    /// The store.
+    pub store: S,
+    /// The PKI.
+    pub pki: Pki,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn random_string(n: usize, alphabet: &[u8]) -> String {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    let mut buf = vec![0u8; n];
+    rng.fill(&mut buf).expect("system randomness");
+    buf.iter().map(|b| alphabet[*b as usize % alphabet.len()] as char).collect()
+}
+
+fn uid() -> String {
+    let h = random_string(32, b"0123456789abcdef");
+    format!("{}-{}-4{}-a{}-{}", &h[..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
+
+/// `deployments.apps`, `pods`: how Kubernetes names a resource in messages.
+pub fn resource(kind: Kind) -> String {
+    match kind.group() {
+        "" => kind.info().plural.to_string(),
+        g => format!("{}.{g}", kind.info().plural),
+    }
+}
+
+fn err(code: ErrorCode, msg: impl Into<String>) -> ApiError {
+    ApiError::new(code, msg)
+}
+
+/// Maps a store failure to what the client is told.
+pub fn store_err(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(k) => err(ErrorCode::NotFound, format!("{} {:?} not found", resource(k.kind), k.name)),
+        StoreError::AlreadyExists(k) => err(ErrorCode::AlreadyExists, format!("{} {:?} already exists", resource(k.kind), k.name)),
+        StoreError::Conflict { .. } => err(ErrorCode::Conflict, e.to_string()),
+        StoreError::Expired { .. } => err(ErrorCode::Expired, e.to_string()),
+        StoreError::Invalid(m) => err(ErrorCode::Invalid, m),
+        StoreError::Backend(_) | StoreError::Closed => err(ErrorCode::Internal, e.to_string()),
+    }
+}
+
+fn conflict_msg(key: &ObjectKey) -> String {
+    format!(
+        "Operation cannot be fulfilled on {} {:?}: the object has been modified; please apply your changes to the latest version and try again",
+        resource(key.kind),
+        key.name
+    )
+}
+
+fn decode(json: &str) -> Result<Object, ApiError> {
+    let v: Value = serde_json::from_str(json).map_err(|e| err(ErrorCode::BadRequest, format!("object is not valid JSON: {e}")))?;
+    parse_value(v)
+        .map(|m| m.object)
+        .map_err(|e| err(ErrorCode::Invalid, e.errors.join("; ")))
+}
+
+fn stored_object(s: &Stored) -> Result<Object, ApiError> {
+    Object::from_json(s.key.kind, &s.json).map_err(|e| err(ErrorCode::Internal, format!("stored {}: {e}", s.key)))
+}
+
+fn to_value(o: &Object) -> Value {
+    o.to_value()
+}
+
+/// Annotations the system writes; apply keeps them.
+fn system_annotation(k: &str) -> bool {
+    k.starts_with("deployment.kubernetes.io/") || k.starts_with("skiff.io/") || k.starts_with("kubectl.kubernetes.io/restartedAt")
+}
+
+impl<S: Store> Api<S> {
+    /// Creates what must exist from the first start: the system namespaces.
+    pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        for ns in SYSTEM_NAMESPACES {
+            let key = ObjectKey { kind: Kind::Namespace, namespace: String::new(), name: ns.into() };
+            if self.store.get(&key).map_err(store_err)?.is_none() {
+                let o = decode(&format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{ns}"}}}}"#))?;
+                self.create(o).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers one request from `id`.
+    pub async fn handle(&self, id: &Identity, req: Request) -> Response {
+        match self.dispatch(id, req).await {
+            Ok(r) => r,
+            Err(e) => Response::Error(e),
+        }
+    }
+
+    async fn dispatch(&self, id: &Identity, req: Request) -> Result<Response, ApiError> {
+        if *id == Identity::Anonymous && !matches!(req, Request::Join { .. }) {
+            return Err(err(ErrorCode::Unauthorized, "Unauthorized: no client certificate; use a config with credentials (admin.config) or join with a node token"));
+        }
+        match req {
+            Request::Version => Ok(Response::Version {
+                server: skiff_api::VERSION.into(),
+                protocol: String::from_utf8_lossy(skiff_api::wire::ALPN).into(),
+            }),
+            Request::WhoAmI => Ok(Response::Identity { name: id.name() }),
+            Request::Get { key } => {
+                let s = self.store.get(&key).map_err(store_err)?.ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+                self.authorize_read(id, &s)?;
+                Ok(Response::Object { object: s.json.to_string() })
+            }
+            Request::List { kind, namespace, selector } => {
+                let sel = parse_selector(selector.as_deref())?;
+                self.authorize_list(id, kind)?;
+                let (revision, items) = self.store.list(kind, namespace.as_deref()).map_err(store_err)?;
+                let items = items
+                    .into_iter()
+                    .filter(|s| sel.is_empty() || sel.matches(&crate::store::labels_of(&s.value())))
+                    .filter(|s| self.visible_to(id, s))
+                    .map(|s| s.json.to_string())
+                    .collect();
+                Ok(Response::List { revision, items })
+            }
+            Request::Create { object } => {
+                let o = decode(&object)?;
+                self.authorize_write(id, &o, false).await?;
+                let s = self.create(o).await?;
+                Ok(Response::Object { object: s.json.to_string() })
+            }
+            Request::Apply { object } => {
+                let o = decode(&object)?;
+                self.authorize_write(id, &o, false).await?;
+                let (outcome, s) = self.apply(o).await?;
+                Ok(Response::Applied { outcome, object: s.json.to_string() })
+            }
+            Request::Update { object, status } => {
+                let o = decode(&object)?;
+                self.authorize_write(id, &o, status).await?;
+                let s = self.update(o, status).await?;
+                Ok(Response::Object { object: s.json.to_string() })
+            }
+            Request::Delete { key, resource_version } => {
+                if !matches!(id, Identity::Admin(_)) {
+                    let s = self.store.get(&key).map_err(store_err)?.ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+                    if !(key.kind == Kind::Pod && self.pod_on_node(id, &s)) {
+                        return Err(forbidden(id, "delete", &key));
+                    }
+                }
+                let gone = self.delete(key, resource_version).await?;
+                Ok(Response::Object { object: gone.json.to_string() })
+            }
+            Request::Watch { .. } => Err(err(ErrorCode::BadRequest, "watch is served on its own stream")),
+            Request::TokenCreate { ttl_seconds, description } => {
+                self.admin_only(id)?;
+                self.token_create(ttl_seconds, description).await
+            }
+            Request::TokenList => {
+                self.admin_only(id)?;
+                Ok(Response::Tokens { tokens: self.token_list()? })
+            }
+            Request::TokenRevoke { id: tid } => {
+                self.admin_only(id)?;
+                let key = ObjectKey { kind: Kind::Secret, namespace: "kube-system".into(), name: format!("bootstrap-token-{tid}") };
+                self.store.write(WriteOp::Delete { key, expected: None }).await.map_err(|e| match e {
+                    StoreError::NotFound(_) => err(ErrorCode::NotFound, format!("token {tid:?} not found")),
+                    e => store_err(e),
+                })?;
+                Ok(Response::Tokens { tokens: self.token_list()? })
+            }
+            Request::Join { token, node_name, csr_pem } => self.join(&token, &node_name, &csr_pem),
+        }
+    }
+
+    fn admin_only(&self, id: &Identity) -> Result<(), ApiError> {
+        match id {
+            Identity::Admin(_) => Ok(()),
+            _ => Err(err(ErrorCode::Forbidden, format!("{} may not manage join tokens", id.name()))),
+        }
+    }
+
+    /// Checks a watch request; returns the extra filter a node identity is held to.
+    pub fn authorize_watch(&self, id: &Identity, kind: Kind) -> Result<(), ApiError> {
+        if *id == Identity::Anonymous {
+            return Err(err(ErrorCode::Unauthorized, "Unauthorized: no client certificate"));
+        }
+        self.authorize_list(id, kind)
+    }
+
+    fn authorize_list(&self, id: &Identity, kind: Kind) -> Result<(), ApiError> {
+        match id {
+            Identity::Admin(_) => Ok(()),
+            Identity::Node(_) if matches!(kind, Kind::Pod | Kind::Node) => Ok(()),
+            _ => Err(err(ErrorCode::Forbidden, format!("{} may not list {}", id.name(), resource(kind)))),
+        }
+    }
+
+    /// Whether a listed or watched object may be shown to `id`.
+    pub fn visible_to(&self, id: &Identity, s: &Stored) -> bool {
+        match id {
+            Identity::Admin(_) => true,
+            Identity::Node(n) => match s.key.kind {
+                Kind::Pod => self.pod_on_node(id, s),
+                Kind::Node => s.key.name == *n,
+                _ => false,
+            },
+            Identity::Anonymous => false,
+        }
+    }
+
+    fn pod_on_node(&self, id: &Identity, s: &Stored) -> bool {
+        let Identity::Node(n) = id else { return false };
+        s.value().pointer("/spec/nodeName").and_then(Value::as_str) == Some(n.as_str())
+    }
+
+    fn authorize_read(&self, id: &Identity, s: &Stored) -> Result<(), ApiError> {
+        let Identity::Node(n) = id else { return Ok(()) };
+        let allowed = match s.key.kind {
+            Kind::Node => s.key.name == *n,
+            Kind::Pod => self.pod_on_node(id, s),
+            Kind::ConfigMap | Kind::Secret => self.referenced_by_node_pods(n, &s.key)?,
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(forbidden(id, "get", &s.key))
+        }
+    }
+
+    fn referenced_by_node_pods(&self, node: &str, key: &ObjectKey) -> Result<bool, ApiError> {
+        let (_, pods) = self.store.list(Kind::Pod, Some(&key.namespace)).map_err(store_err)?;
+        for p in pods {
+            let Ok(Object::Pod(pod)) = stored_object(&p) else { continue };
+            if pod.spec.node_name.as_deref() != Some(node) {
+                continue;
+            }
+            let names = if key.kind == Kind::Secret { pod.spec.secret_names() } else { pod.spec.config_map_names() };
+            if names.contains(&key.name) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn authorize_write(&self, id: &Identity, o: &Object, status: bool) -> Result<(), ApiError> {
+        let Identity::Node(n) = id else { return Ok(()) };
+        let key = o.key();
+        let allowed = match o.kind() {
+            Kind::Node => key.name == *n,
+            Kind::Event => true,
+            Kind::Pod if status => {
+                let mut k = key.clone();
+                if k.namespace.is_empty() {
+                    k.namespace = "default".into();
+                }
+                match self.store.get(&k).map_err(store_err)? {
+                    Some(s) => self.pod_on_node(id, &s),
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(forbidden(id, if status { "update status of" } else { "write" }, &key))
+        }
+    }
+
+    /// Fills in what the server owns on a new object and stores it.
+    pub async fn create(&self, mut o: Object) -> Result<Stored, ApiError> {
+        let kind = o.kind();
+        {
+            let m = o.meta_mut();
+            if m.resource_version.is_some() {
+                return Err(err(ErrorCode::BadRequest, "metadata.resourceVersion: Invalid value: resourceVersion should not be set on objects to be created"));
+            }
+            if kind.namespaced() && m.namespace.is_none() {
+                m.namespace = Some("default".into());
+            }
+            m.uid = Some(uid());
+            m.creation_timestamp = Some(rfc3339(now()));
+            m.generation = None;
+            m.deletion_timestamp = None;
+        }
+        // Status is the system's to write, except a Node's (its agent reports it) and Events.
+        clear_status(&mut o);
+        apply_defaults(&mut o);
+        if kind.namespaced() {
+            let ns = o.meta().namespace().to_string();
+            let key = ObjectKey { kind: Kind::Namespace, namespace: String::new(), name: ns.clone() };
+            if self.store.get(&key).map_err(store_err)?.is_none() {
+                return Err(err(ErrorCode::NotFound, format!("namespaces {ns:?} not found")));
+            }
+        }
+        let generated = o.meta().name.is_none();
+        for _ in 0..8 {
+            if generated {
+                let prefix = o.meta().generate_name.clone().unwrap_or_default();
+                o.meta_mut().name = Some(format!("{prefix}{}", random_string(5, b"bcdfghjklmnpqrstvwxz2456789")));
+            }
+            match self.store.write(WriteOp::Create(to_value(&o))).await {
+                Ok(mut s) => return Ok(s.remove(0)),
+                Err(StoreError::AlreadyExists(_)) if generated => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(ErrorCode::AlreadyExists, "could not generate a unique name; try again"))
+    }
+
+    /// Creates, or replaces the user-owned parts of, an object.
+    pub async fn apply(&self, mut o: Object) -> Result<(ApplyOutcome, Stored), ApiError> {
+        let kind = o.kind();
+        if kind.namespaced() && o.meta().namespace.is_none() {
+            o.meta_mut().namespace = Some("default".into());
+        }
+        let key = o.key();
+        for _ in 0..5 {
+            let Some(cur) = self.store.get(&key).map_err(store_err)? else {
+                o.meta_mut().resource_version = None;
+                match self.create(o.clone()).await {
+                    Ok(s) => return Ok((ApplyOutcome::Created, s)),
+                    Err(e) if e.code == ErrorCode::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            let current = stored_object(&cur)?;
+            let mut next = o.clone();
+            carry_system_fields(&current, &mut next);
+            // Annotations the system wrote survive an apply.
+            for (k, v) in &current.meta().annotations {
+                if system_annotation(k) {
+                    next.meta_mut().annotations.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            apply_defaults(&mut next);
+            if next == current {
+                return Ok((ApplyOutcome::Unchanged, cur));
+            }
+            check_update(&current, &next)?;
+            match self.store.write(WriteOp::Update { object: to_value(&next), expected: Some(cur.revision) }).await {
+                Ok(mut s) => return Ok((ApplyOutcome::Configured, s.remove(0))),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(ErrorCode::Conflict, conflict_msg(&key)))
+    }
+
+    /// Replaces an object (or only its status). A `resourceVersion` in it is a precondition.
+    pub async fn update(&self, mut o: Object, status_only: bool) -> Result<Stored, ApiError> {
+        if o.kind().namespaced() && o.meta().namespace.is_none() {
+            o.meta_mut().namespace = Some("default".into());
+        }
+        let key = o.key();
+        let given = match &o.meta().resource_version {
+            None => None,
+            Some(rv) => Some(rv.parse::<u64>().map_err(|_| err(ErrorCode::BadRequest, format!("metadata.resourceVersion: Invalid value: {rv:?}: must be a revision number")))?),
+        };
+        for _ in 0..5 {
+            let cur = self.store.get(&key).map_err(store_err)?.ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            if let Some(g) = given {
+                if g != cur.revision {
+                    return Err(err(ErrorCode::Conflict, conflict_msg(&key)));
+                }
+            }
+            let current = stored_object(&cur)?;
+            let next = if status_only {
+                let mut n = current.clone();
+                copy_status(&o, &mut n);
+                n
+            } else {
+                let mut n = o.clone();
+                carry_system_fields(&current, &mut n);
+                apply_defaults(&mut n);
+                check_update(&current, &n)?;
+                n
+            };
+            match self.store.write(WriteOp::Update { object: to_value(&next), expected: Some(cur.revision) }).await {
+                Ok(mut s) => return Ok(s.remove(0)),
+                Err(StoreError::Conflict { .. }) if given.is_none() => continue,
+                Err(StoreError::Conflict { .. }) => return Err(err(ErrorCode::Conflict, conflict_msg(&key))),
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(ErrorCode::Conflict, conflict_msg(&key)))
+    }
+
+    /// Deletes an object; a namespace takes everything in it along.
+    pub async fn delete(&self, key: ObjectKey, rv: Option<u64>) -> Result<Stored, ApiError> {
+        if key.kind == Kind::Namespace {
+            if SYSTEM_NAMESPACES.contains(&key.name.as_str()) {
+                return Err(err(ErrorCode::Forbidden, format!("namespaces {:?} is forbidden: this namespace may not be deleted", key.name)));
+            }
+            let cur = self.store.get(&key).map_err(store_err)?.ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            if rv.is_some_and(|r| r != cur.revision) {
+                return Err(err(ErrorCode::Conflict, conflict_msg(&key)));
+            }
+            let gone = self.store.write(WriteOp::DeleteNamespace(key.name.clone())).await.map_err(store_err)?;
+            return gone.into_iter().find(|s| s.key == key).ok_or_else(|| err(ErrorCode::Internal, "namespace vanished"));
+        }
+        let mut gone = self.store.write(WriteOp::Delete { key: key.clone(), expected: rv }).await.map_err(|e| match e {
+            StoreError::Conflict { .. } => err(ErrorCode::Conflict, conflict_msg(&key)),
+            e => store_err(e),
+        })?;
+        Ok(gone.remove(0))
+    }
+
+    async fn token_create(&self, ttl: Option<u64>, description: String) -> Result<Response, ApiError> {
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let id = random_string(6, alphabet);
+        let secret = random_string(16, alphabet);
+        let expires = ttl.map(|t| now() + t);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut data = serde_json::Map::new();
+        data.insert("token-id".into(), b64.encode(&id).into());
+        data.insert("token-secret".into(), b64.encode(&secret).into());
+        data.insert("usage-bootstrap-authentication".into(), b64.encode("true").into());
+        data.insert("description".into(), b64.encode(&description).into());
+        if let Some(e) = expires {
+            data.insert("expiration".into(), b64.encode(rfc3339(e)).into());
+        }
+        let v = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "type": TOKEN_TYPE,
+            "metadata": {"name": format!("bootstrap-token-{id}"), "namespace": "kube-system"},
+            "data": data,
+        });
+        let o = decode(&v.to_string())?;
+        self.create(o).await?;
+        Ok(Response::Token {
+            token: format!("SK10{}::{id}.{secret}", self.pki.ca_fingerprint()),
+            info: TokenInfo { id, expires, description },
+        })
+    }
+
+    fn token_list(&self) -> Result<Vec<TokenInfo>, ApiError> {
+        let (_, secrets) = self.store.list(Kind::Secret, Some("kube-system")).map_err(store_err)?;
+        let mut out = Vec::new();
+        for s in secrets {
+            let Ok(Object::Secret(sec)) = stored_object(&s) else { continue };
+            if sec.type_.as_deref() != Some(TOKEN_TYPE) {
+                continue;
+            }
+            let field = |k: &str| sec.data.get(k).and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok()).map(|b| String::from_utf8_lossy(&b).into_owned());
+            out.push(TokenInfo {
+                id: field("token-id").unwrap_or_default(),
+                expires: field("expiration").and_then(|e| parse_rfc3339(&e)),
+                description: field("description").unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks a join token; returns its id when valid.
+    pub fn check_token(&self, token: &str) -> Result<String, ApiError> {
+        let bad = || err(ErrorCode::Unauthorized, "invalid or expired join token");
+        let (fp, cred) = skiff_client::parse_token(token).ok_or_else(bad)?;
+        if fp != self.pki.ca_fingerprint() {
+            return Err(bad());
+        }
+        let (id, secret) = cred.split_once('.').ok_or_else(bad)?;
+        let key = ObjectKey { kind: Kind::Secret, namespace: "kube-system".into(), name: format!("bootstrap-token-{id}") };
+        let s = self.store.get(&key).map_err(store_err)?.ok_or_else(bad)?;
+        let Object::Secret(sec) = stored_object(&s)? else { return Err(bad()) };
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let stored_secret = sec.data.get("token-secret").and_then(|v| b64.decode(v).ok()).ok_or_else(bad)?;
+        if !constant_time_eq(&stored_secret, secret.as_bytes()) {
+            return Err(bad());
+        }
+        if let Some(exp) = sec.data.get("expiration").and_then(|v| b64.decode(v).ok()) {
+            let exp = parse_rfc3339(&String::from_utf8_lossy(&exp)).ok_or_else(bad)?;
+            if exp <= now() {
+                return Err(bad());
+            }
+        }
+        Ok(id.to_string())
+    }
+
+    fn join(&self, token: &str, node: &str, csr: &str) -> Result<Response, ApiError> {
+        self.check_token(token)?;
+        if let Some(why) = dns1123_subdomain_problem(node) {
+            return Err(err(ErrorCode::Invalid, format!("node name {node:?}: {why}")));
+        }
+        let cert = self.pki.sign_node_csr(csr, node).map_err(|e| err(ErrorCode::BadRequest, format!("certificate signing request: {e}")))?;
+        tracing::info!(node, "node joined");
+        Ok(Response::Joined { cert_pem: cert, ca_pem: self.pki.ca_pem.clone() })
+    }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn forbidden(id: &Identity, verb: &str, key: &ObjectKey) -> ApiError {
+    err(ErrorCode::Forbidden, format!("{} {:?} is forbidden: {} may not {verb} it", resource(key.kind), key.name, id.name()))
+}
+
+fn parse_selector(s: Option<&str>) -> Result<Selector, ApiError> {
+    match s {
+        None => Ok(Selector::default()),
+        Some(s) => Selector::parse(s).map_err(|e| err(ErrorCode::BadRequest, e.to_string())),
+    }
+}
+
+fn check_update(current: &Object, next: &Object) -> Result<(), ApiError> {
+    let errs = validate_update(current, next);
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        Err(err(ErrorCode::Invalid, format!("{} {:?} is invalid: {}", resource(current.kind()), current.meta().name(), msgs.join("; "))))
+    }
+}
+
+/// Keeps what the server owns (identity, generation, status) from the stored object.
+fn carry_system_fields(current: &Object, next: &mut Object) {
+    let cm = current.meta().clone();
+    let m = next.meta_mut();
+    m.uid = cm.uid;
+    m.creation_timestamp = cm.creation_timestamp;
+    m.generation = cm.generation;
+    m.resource_version = cm.resource_version;
+    m.deletion_timestamp = cm.deletion_timestamp;
+    if m.owner_references.is_empty() {
+        m.owner_references = cm.owner_references;
+    }
+    if m.finalizers.is_empty() {
+        m.finalizers = cm.finalizers;
+    }
+    copy_status(current, next);
+}
+
+macro_rules! with_status {
+    ($from:expr, $to:expr, $($variant:ident),*) => {
+        match ($from, $to) {
+            $((Object::$variant(a), Object::$variant(b)) => b.status = a.status.clone(),)*
+            _ => {}
+        }
+    };
+}
+
+fn copy_status(from: &Object, to: &mut Object) {
+    with_status!(from, to, Pod, ReplicaSet, Deployment, DaemonSet, StatefulSet, Job, Service, Namespace, Node);
+}
+
+fn clear_status(o: &mut Object) {
+    match o {
+        Object::Pod(x) => x.status = None,
+        Object::ReplicaSet(x) => x.status = None,
+        Object::Deployment(x) => x.status = None,
+        Object::DaemonSet(x) => x.status = None,
+        Object::StatefulSet(x) => x.status = None,
+        Object::Job(x) => x.status = None,
+        Object::Service(x) => x.status = None,
+        Object::Namespace(x) => x.status = None,
+        Object::Node(_) | Object::ConfigMap(_) | Object::Secret(_) | Object::Event(_) => {}
+    }
+}

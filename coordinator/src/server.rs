@@ -1,0 +1,171 @@
+//! The QUIC listener: mutual TLS, one task per stream, a deadline per request, watches on
+//! their own streams. A malformed or oversized frame gets an error on its stream, which is
+//! then closed; the connection and every other client carry on.
+
+use crate::api::{store_err, Api};
+use crate::pki::Identity;
+use crate::store::{EventType, Store, WatchFilter, WatchStream};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
+use skiff_api::selector::Selector;
+use skiff_api::wire::{ApiError, ErrorCode, FrameError, Request, Response, WatchEvent, ALPN, MAX_FRAME_LEN};
+use skiff_client::frames::{read_frame, write_frame, ReadError};
+use skiff_client::tls::{certs_from_pem, key_from_pem, provider};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one request may take.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Builds the QUIC endpoint: the server presents its certificate and the CA; clients
+/// may present a certificate signed by the CA (or none, to join).
+pub fn endpoint<S: Store>(api: &Api<S>, listen: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let ca = certs_from_pem("ca", &api.pki.ca_pem)?;
+    let mut roots = RootCertStore::empty();
+    for c in &ca {
+        roots.add(c.clone())?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()?;
+    let mut chain: Vec<CertificateDer<'static>> = certs_from_pem("server", &api.pki.server_cert_pem)?;
+    chain.extend(ca);
+    let key: PrivateKeyDer<'static> = key_from_pem("server", &api.pki.server_key_pem)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    cfg.transport_config(Arc::new(skiff_client::transport()));
+    Ok(quinn::Endpoint::server(cfg, listen)?)
+}
+
+/// Serves until the endpoint closes.
+pub async fn serve<S: Store>(api: Arc<Api<S>>, endpoint: quinn::Endpoint) {
+    while let Some(incoming) = endpoint.accept().await {
+        let api = api.clone();
+        tokio::spawn(async move {
+            match incoming.await {
+                Ok(conn) => connection(api, conn).await,
+                Err(e) => tracing::debug!(error = %e, "handshake failed"),
+            }
+        });
+    }
+}
+
+fn identity(conn: &quinn::Connection) -> Identity {
+    conn.peer_identity()
+        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .and_then(|certs| certs.first().map(|c| Identity::from_cert(c)))
+        .unwrap_or(Identity::Anonymous)
+}
+
+async fn connection<S: Store>(api: Arc<Api<S>>, conn: quinn::Connection) {
+    let id = Arc::new(identity(&conn));
+    tracing::debug!(peer = %conn.remote_address(), who = %id.name(), "connected");
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let api = api.clone();
+        let id = id.clone();
+        tokio::spawn(async move { stream(api, &id, send, recv).await });
+    }
+}
+
+async fn stream<S: Store>(api: Arc<Api<S>>, id: &Identity, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    let req: Request = match read_frame(&mut recv, MAX_FRAME_LEN).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            let code = match &e {
+                ReadError::Frame(FrameError::TooLarge { .. }) => ErrorCode::TooLarge,
+                _ => ErrorCode::BadRequest,
+            };
+            tracing::debug!(error = %e, "refused a frame");
+            let _ = recv.stop(1u32.into());
+            let _ = write_frame(&mut send, &Response::Error(ApiError::new(code, e.to_string()))).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    if let Request::Watch { kind, namespace, selector, since } = req {
+        watch(&api, id, &mut send, kind, namespace, selector, since).await;
+        let _ = send.finish();
+        return;
+    }
+    let resp = match tokio::time::timeout(REQUEST_DEADLINE, api.handle(id, req)).await {
+        Ok(r) => r,
+        Err(_) => Response::Error(ApiError::new(ErrorCode::Timeout, format!("request did not finish within {REQUEST_DEADLINE:?}"))),
+    };
+    if let Err(e) = write_frame(&mut send, &resp).await {
+        tracing::debug!(error = %e, "client went away before its answer");
+    }
+    let _ = send.finish();
+}
+
+async fn watch<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    send: &mut quinn::SendStream,
+    kind: skiff_api::Kind,
+    namespace: Option<String>,
+    selector: Option<String>,
+    since: Option<u64>,
+) {
+    let fail = |e: ApiError| WatchEvent::Error(e);
+    if let Err(e) = api.authorize_watch(id, kind) {
+        let _ = write_frame(send, &fail(e)).await;
+        return;
+    }
+    let selector = match selector.as_deref().map(Selector::parse).transpose() {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => {
+            let _ = write_frame(send, &fail(ApiError::new(ErrorCode::BadRequest, e.to_string()))).await;
+            return;
+        }
+    };
+    let since = since.unwrap_or_else(|| api.store.revision());
+    let mut w = match api.store.watch(WatchFilter { kind, namespace, selector }, since) {
+        Ok(w) => w,
+        Err(crate::store::StoreError::Expired { oldest, .. }) => {
+            let _ = write_frame(send, &WatchEvent::Expired { oldest }).await;
+            return;
+        }
+        Err(e) => {
+            let _ = write_frame(send, &fail(store_err(e))).await;
+            return;
+        }
+    };
+    loop {
+        let ev = tokio::select! {
+            ev = w.next() => ev,
+            _ = send.stopped() => return,
+        };
+        let msg = match ev {
+            Ok(e) => {
+                if !api.visible_to(id, &e.object) {
+                    continue;
+                }
+                let (revision, object) = (e.revision, e.object.json.to_string());
+                match e.kind {
+                    EventType::Added => WatchEvent::Added { revision, object },
+                    EventType::Modified => WatchEvent::Modified { revision, object },
+                    EventType::Deleted => WatchEvent::Deleted { revision, object },
+                }
+            }
+            Err(crate::store::StoreError::Expired { oldest, .. }) => {
+                let _ = write_frame(send, &WatchEvent::Expired { oldest }).await;
+                return;
+            }
+            Err(e) => {
+                let _ = write_frame(send, &fail(store_err(e))).await;
+                return;
+            }
+        };
+        if write_frame(send, &msg).await.is_err() {
+            return;
+        }
+    }
+}
