@@ -39,7 +39,8 @@ fn map_lines(out: &mut String, label: &str, v: Option<&Value>, indent: usize) {
 
 fn field(out: &mut String, indent: usize, label: &str, value: &str) {
     let pad = " ".repeat(indent);
-    let _ = writeln!(out, "{pad}{:<w$}{value}", format!("{label}:"), w = 20 - indent.min(19));
+    let width = (20 - indent.min(19)).max(label.len() + 2);
+    let _ = writeln!(out, "{pad}{:<width$}{value}", format!("{label}:"));
 }
 
 fn containers(out: &mut String, spec: &Value, status: Option<&Value>, indent: usize) {
