@@ -23,8 +23,10 @@ pub fn apply_defaults(obj: &mut Object) {
             let t = st.type_.get_or_insert_with(|| "RollingUpdate".into());
             if t == "RollingUpdate" {
                 let ru = st.rolling_update.get_or_insert_with(RollingUpdate::default);
-                ru.max_surge.get_or_insert(IntOrString::String("25%".into()));
-                ru.max_unavailable.get_or_insert(IntOrString::String("25%".into()));
+                ru.max_surge
+                    .get_or_insert(IntOrString::String("25%".into()));
+                ru.max_unavailable
+                    .get_or_insert(IntOrString::String("25%".into()));
             }
             pod_spec(&mut s.template.spec, "Always");
         }
@@ -42,11 +44,16 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::StatefulSet(s) => {
             s.spec.replicas.get_or_insert(1);
             s.spec.revision_history_limit.get_or_insert(10);
-            s.spec.pod_management_policy.get_or_insert_with(|| "OrderedReady".into());
+            s.spec
+                .pod_management_policy
+                .get_or_insert_with(|| "OrderedReady".into());
             let u = s.spec.update_strategy.get_or_insert_with(Default::default);
             let t = u.type_.get_or_insert_with(|| "RollingUpdate".into());
             if t == "RollingUpdate" {
-                u.rolling_update.get_or_insert_with(Default::default).partition.get_or_insert(0);
+                u.rolling_update
+                    .get_or_insert_with(Default::default)
+                    .partition
+                    .get_or_insert(0);
             }
             pod_spec(&mut s.spec.template.spec, "Always");
         }
@@ -65,10 +72,18 @@ pub fn apply_defaults(obj: &mut Object) {
                     let sel = s.selector.get_or_insert_with(Default::default);
                     sel.match_labels.insert(key.into(), uid.clone());
                     s.template.metadata.labels.insert(key.into(), uid.clone());
-                    s.template.metadata.labels.insert("batch.kubernetes.io/job-name".into(), j.metadata.name().to_string());
+                    s.template.metadata.labels.insert(
+                        "batch.kubernetes.io/job-name".into(),
+                        j.metadata.name().to_string(),
+                    );
                 }
             }
-            let rp = s.template.spec.restart_policy.clone().unwrap_or_else(|| "Never".into());
+            let rp = s
+                .template
+                .spec
+                .restart_policy
+                .clone()
+                .unwrap_or_else(|| "Never".into());
             pod_spec(&mut s.template.spec, &rp);
         }
         Object::Service(s) => {
@@ -89,7 +104,10 @@ pub fn apply_defaults(obj: &mut Object) {
             }
         }
         Object::Namespace(n) => {
-            n.status.get_or_insert_with(Default::default).phase.get_or_insert_with(|| "Active".into());
+            n.status
+                .get_or_insert_with(Default::default)
+                .phase
+                .get_or_insert_with(|| "Active".into());
         }
         Object::Node(_) | Object::ConfigMap(_) | Object::Event(_) => {}
     }
@@ -145,12 +163,16 @@ mod tests {
         let c = &d.spec.template.spec.containers;
         assert_eq!(c[0].image_pull_policy.as_deref(), Some("Always"));
         assert_eq!(c[1].image_pull_policy.as_deref(), Some("IfNotPresent"));
-        assert_eq!(d.spec.strategy.unwrap().rolling_update.unwrap().max_surge, Some(IntOrString::String("25%".into())));
+        assert_eq!(
+            d.spec.strategy.unwrap().rolling_update.unwrap().max_surge,
+            Some(IntOrString::String("25%".into()))
+        );
     }
 
     #[test]
     fn secret_string_data_folds_into_data() {
-        let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2}\n";
+        let text =
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2}\n";
         let mut o = parse_manifests(text).unwrap().remove(0).object;
         apply_defaults(&mut o);
         let Object::Secret(s) = o else { panic!() };

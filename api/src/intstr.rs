@@ -39,7 +39,11 @@ impl IntOrString {
                     .and_then(|n| n.parse::<i64>().ok())
                     .ok_or_else(|| format!("invalid value for IntOrString: invalid type: string {s:?}, expected an integer or a percentage like \"25%\""))?;
                 let v = p * i64::from(total);
-                let v = if round_up { (v + 99).div_euclid(100) } else { v.div_euclid(100) };
+                let v = if round_up {
+                    (v + 99).div_euclid(100)
+                } else {
+                    v.div_euclid(100)
+                };
                 i32::try_from(v).map_err(|_| format!("{s} of {total} is out of range"))
             }
         }
@@ -49,7 +53,9 @@ impl IntOrString {
     pub fn percent(&self) -> Option<Result<i64, ()>> {
         match self {
             IntOrString::Int(_) => None,
-            IntOrString::String(s) => Some(s.strip_suffix('%').and_then(|n| n.parse().ok()).ok_or(())),
+            IntOrString::String(s) => {
+                Some(s.strip_suffix('%').and_then(|n| n.parse().ok()).ok_or(()))
+            }
         }
     }
 }
@@ -99,7 +105,9 @@ mod tests {
         assert_eq!(p.scaled_value(10, true), Ok(3));
         assert_eq!(p.scaled_value(10, false), Ok(2));
         assert_eq!(IntOrString::Int(4).scaled_value(10, true), Ok(4));
-        assert!(IntOrString::String("x%".into()).scaled_value(10, true).is_err());
+        assert!(IntOrString::String("x%".into())
+            .scaled_value(10, true)
+            .is_err());
     }
 
     #[test]

@@ -38,7 +38,12 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Manifest>, ManifestError> {
     for doc in docs {
         // A `List` (as `kubectl get -o json` prints) holds its objects in `items`.
         if doc.value.get("kind").and_then(Value::as_str) == Some("List") {
-            let items = doc.value.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            let items = doc
+                .value
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for (i, item) in items.into_iter().enumerate() {
                 n += 1;
                 let sub = sub_document(&doc, &format!("items[{i}]"), item);
@@ -148,11 +153,17 @@ fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
     let kind_text = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     let doc_label = |kind: &str| match &name {
         Some(nm) => format!("{} {nm:?}", kind.to_ascii_lowercase()),
-        None => format!("{} (document {n})", if kind.is_empty() { "object" } else { kind }.to_ascii_lowercase()),
+        None => format!(
+            "{} (document {n})",
+            if kind.is_empty() { "object" } else { kind }.to_ascii_lowercase()
+        ),
     };
     let label = doc_label(kind_text);
     if kind_text.is_empty() {
-        return Err(vec![format!("{label}: kind: Required value (line {})", at("kind"))]);
+        return Err(vec![format!(
+            "{label}: kind: Required value (line {})",
+            at("kind")
+        )]);
     }
     let Some(kind) = Kind::ALL.iter().copied().find(|k| k.name() == kind_text) else {
         let supported: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
@@ -173,7 +184,10 @@ fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
                 kind.info().api_version
             )
         };
-        return Err(vec![format!("{label}: apiVersion: {msg} (line {})", at("apiVersion"))]);
+        return Err(vec![format!(
+            "{label}: apiVersion: {msg} (line {})",
+            at("apiVersion")
+        )]);
     }
 
     let mut ignored = Vec::new();
@@ -194,11 +208,19 @@ fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
                 at(&path)
             ));
         } else {
-            errors.push(format!("{label}: {path}: unknown field (line {})", at(&path)));
+            errors.push(format!(
+                "{label}: {path}: unknown field (line {})",
+                at(&path)
+            ));
         }
     }
     for e in validate(&object) {
-        errors.push(format!("{label}: {}: {} (line {})", e.path, e.message, at(&e.path)));
+        errors.push(format!(
+            "{label}: {}: {} (line {})",
+            e.path,
+            e.message,
+            at(&e.path)
+        ));
     }
     if errors.is_empty() {
         Ok(Manifest {
@@ -226,28 +248,73 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
         || (parents.len() >= 2 && parents[parents.len() - 2] == "template" && parent == "spec");
     let list: &[&str] = if is_pod_spec {
         &[
-            "dnsPolicy", "dnsConfig", "serviceAccountName", "serviceAccount",
-            "automountServiceAccountToken", "schedulerName", "enableServiceLinks",
-            "preemptionPolicy", "runtimeClassName", "shareProcessNamespace",
-            "topologySpreadConstraints", "hostPID", "hostIPC", "hostAliases", "readinessGates",
-            "overhead", "setHostnameAsFQDN", "os", "ephemeralContainers", "resourceClaims",
-            "schedulingGates", "hostUsers", "resources",
+            "dnsPolicy",
+            "dnsConfig",
+            "serviceAccountName",
+            "serviceAccount",
+            "automountServiceAccountToken",
+            "schedulerName",
+            "enableServiceLinks",
+            "preemptionPolicy",
+            "runtimeClassName",
+            "shareProcessNamespace",
+            "topologySpreadConstraints",
+            "hostPID",
+            "hostIPC",
+            "hostAliases",
+            "readinessGates",
+            "overhead",
+            "setHostnameAsFQDN",
+            "os",
+            "ephemeralContainers",
+            "resourceClaims",
+            "schedulingGates",
+            "hostUsers",
+            "resources",
         ]
     } else if parents.is_empty() {
         match kind {
-            Kind::Event => &["eventTime", "series", "related", "deprecatedSource", "deprecatedFirstTimestamp", "deprecatedLastTimestamp", "deprecatedCount"],
+            Kind::Event => &[
+                "eventTime",
+                "series",
+                "related",
+                "deprecatedSource",
+                "deprecatedFirstTimestamp",
+                "deprecatedLastTimestamp",
+                "deprecatedCount",
+            ],
             _ => &[],
         }
     } else if parents == ["spec"] {
         match kind {
             Kind::Service => &[
-                "externalTrafficPolicy", "internalTrafficPolicy", "externalIPs", "externalName",
-                "loadBalancerIP", "loadBalancerSourceRanges", "loadBalancerClass", "ipFamilies",
-                "ipFamilyPolicy", "allocateLoadBalancerNodePorts", "healthCheckNodePort",
+                "externalTrafficPolicy",
+                "internalTrafficPolicy",
+                "externalIPs",
+                "externalName",
+                "loadBalancerIP",
+                "loadBalancerSourceRanges",
+                "loadBalancerClass",
+                "ipFamilies",
+                "ipFamilyPolicy",
+                "allocateLoadBalancerNodePorts",
+                "healthCheckNodePort",
                 "trafficDistribution",
             ],
-            Kind::StatefulSet => &["volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy", "ordinals"],
-            Kind::Job => &["completionMode", "podFailurePolicy", "backoffLimitPerIndex", "maxFailedIndexes", "podReplacementPolicy", "successPolicy", "managedBy"],
+            Kind::StatefulSet => &[
+                "volumeClaimTemplates",
+                "persistentVolumeClaimRetentionPolicy",
+                "ordinals",
+            ],
+            Kind::Job => &[
+                "completionMode",
+                "podFailurePolicy",
+                "backoffLimitPerIndex",
+                "maxFailedIndexes",
+                "podReplacementPolicy",
+                "successPolicy",
+                "managedBy",
+            ],
             Kind::Node => &["configSource", "externalID"],
             _ => &[],
         }
@@ -255,12 +322,22 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
         match parent {
             "metadata" => &["managedFields", "selfLink", "clusterName"],
             "containers" | "initContainers" => &[
-                "terminationMessagePath", "terminationMessagePolicy", "stdinOnce",
-                "resizePolicy", "restartPolicy", "volumeDevices",
+                "terminationMessagePath",
+                "terminationMessagePolicy",
+                "stdinOnce",
+                "resizePolicy",
+                "restartPolicy",
+                "volumeDevices",
             ],
             "securityContext" => &[
-                "seccompProfile", "seLinuxOptions", "appArmorProfile", "procMount",
-                "windowsOptions", "sysctls", "fsGroupChangePolicy", "supplementalGroupsPolicy",
+                "seccompProfile",
+                "seLinuxOptions",
+                "appArmorProfile",
+                "procMount",
+                "windowsOptions",
+                "sysctls",
+                "fsGroupChangePolicy",
+                "supplementalGroupsPolicy",
                 "seLinuxChangePolicy",
             ],
             "livenessProbe" | "readinessProbe" | "startupProbe" => &["grpc"],
@@ -270,14 +347,52 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
             "resources" => &["claims"],
             "volumeMounts" => &["mountPropagation", "subPathExpr", "recursiveReadOnly"],
             "volumes" => &[
-                "nfs", "csi", "projected", "downwardAPI", "ephemeral", "iscsi", "rbd", "cephfs",
-                "gitRepo", "image", "fc", "local",
+                "nfs",
+                "csi",
+                "projected",
+                "downwardAPI",
+                "ephemeral",
+                "iscsi",
+                "rbd",
+                "cephfs",
+                "gitRepo",
+                "image",
+                "fc",
+                "local",
             ],
             "podAffinityTerm" | "requiredDuringSchedulingIgnoredDuringExecution" => {
                 &["matchLabelKeys", "mismatchLabelKeys"]
             }
-            "status" => &["qosClass", "hostIPs", "nominatedNodeName", "ephemeralContainerStatuses", "resize", "resourceClaimStatuses", "daemonEndpoints", "images", "volumesInUse", "volumesAttached", "collisionCount", "terminating", "ready", "uncountedTerminatedPods", "completedIndexes", "failedIndexes", "loadBalancer", "config", "runtimeHandlers", "features"],
-            "containerStatuses" | "initContainerStatuses" => &["allocatedResources", "resources", "user", "volumeMounts", "stopSignal", "allocatedResourcesStatus"],
+            "status" => &[
+                "qosClass",
+                "hostIPs",
+                "nominatedNodeName",
+                "ephemeralContainerStatuses",
+                "resize",
+                "resourceClaimStatuses",
+                "daemonEndpoints",
+                "images",
+                "volumesInUse",
+                "volumesAttached",
+                "collisionCount",
+                "terminating",
+                "ready",
+                "uncountedTerminatedPods",
+                "completedIndexes",
+                "failedIndexes",
+                "loadBalancer",
+                "config",
+                "runtimeHandlers",
+                "features",
+            ],
+            "containerStatuses" | "initContainerStatuses" => &[
+                "allocatedResources",
+                "resources",
+                "user",
+                "volumeMounts",
+                "stopSignal",
+                "allocatedResourcesStatus",
+            ],
             _ => &[],
         }
     };
@@ -316,14 +431,19 @@ spec:
         let m = parse_manifests(DEPLOYMENT).unwrap();
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].label, "deployment \"nginx-deployment\"");
-        let Object::Deployment(d) = &m[0].object else { panic!() };
+        let Object::Deployment(d) = &m[0].object else {
+            panic!()
+        };
         assert_eq!(d.spec.replicas, Some(3));
         assert!(m[0].warnings.is_empty());
     }
 
     #[test]
     fn typo_is_an_error_with_path_and_line() {
-        let bad = DEPLOYMENT.replace("image: nginx:1.14.2", "image: nginx:1.14.2\n        imagePullPolcy: Always");
+        let bad = DEPLOYMENT.replace(
+            "image: nginx:1.14.2",
+            "image: nginx:1.14.2\n        imagePullPolcy: Always",
+        );
         let e = parse_manifests(&bad).unwrap_err();
         assert_eq!(
             e.errors,
@@ -333,11 +453,22 @@ spec:
 
     #[test]
     fn known_field_is_a_warning() {
-        let w = DEPLOYMENT.replace("      containers:", "      dnsPolicy: ClusterFirst\n      containers:");
+        let w = DEPLOYMENT.replace(
+            "      containers:",
+            "      dnsPolicy: ClusterFirst\n      containers:",
+        );
         let m = parse_manifests(&w).unwrap();
         assert_eq!(m[0].warnings.len(), 1);
-        assert!(m[0].warnings[0].contains("spec.template.spec.dnsPolicy: skiff does not implement"), "{:?}", m[0].warnings);
-        assert!(m[0].warnings[0].ends_with("(line 17)"), "{:?}", m[0].warnings);
+        assert!(
+            m[0].warnings[0].contains("spec.template.spec.dnsPolicy: skiff does not implement"),
+            "{:?}",
+            m[0].warnings
+        );
+        assert!(
+            m[0].warnings[0].ends_with("(line 17)"),
+            "{:?}",
+            m[0].warnings
+        );
     }
 
     #[test]
@@ -345,16 +476,30 @@ spec:
         let bad = DEPLOYMENT.replace("replicas: 3", "replicas: three");
         let e = parse_manifests(&bad).unwrap_err();
         assert_eq!(e.errors.len(), 1);
-        assert!(e.errors[0].starts_with("deployment \"nginx-deployment\": spec.replicas: invalid type: string \"three\""), "{e}");
+        assert!(
+            e.errors[0].starts_with(
+                "deployment \"nginx-deployment\": spec.replicas: invalid type: string \"three\""
+            ),
+            "{e}"
+        );
         assert!(e.errors[0].ends_with("(line 8)"), "{e}");
     }
 
     #[test]
     fn validation_errors_have_lines() {
-        let bad = DEPLOYMENT.replace("      labels:\n        app: nginx\n", "      labels:\n        app: other\n");
+        let bad = DEPLOYMENT.replace(
+            "      labels:\n        app: nginx\n",
+            "      labels:\n        app: other\n",
+        );
         let e = parse_manifests(&bad).unwrap_err();
-        assert!(e.errors[0].contains("spec.template.metadata.labels: Invalid value"), "{e}");
-        assert!(e.errors[0].contains("`selector` does not match template `labels`"), "{e}");
+        assert!(
+            e.errors[0].contains("spec.template.metadata.labels: Invalid value"),
+            "{e}"
+        );
+        assert!(
+            e.errors[0].contains("`selector` does not match template `labels`"),
+            "{e}"
+        );
         assert!(e.errors[0].ends_with("(line 14)"), "{e}");
     }
 
@@ -363,7 +508,10 @@ spec:
         let two = format!("{DEPLOYMENT}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: Bad_Name\nspec:\n  ports:\n  - port: 70000\n");
         let e = parse_manifests(&two).unwrap_err();
         assert_eq!(e.errors.len(), 2, "{e}");
-        assert!(e.errors[0].starts_with("service \"Bad_Name\": metadata.name: Invalid value"), "{e}");
+        assert!(
+            e.errors[0].starts_with("service \"Bad_Name\": metadata.name: Invalid value"),
+            "{e}"
+        );
         assert!(e.errors[0].ends_with("(line 26)"), "{e}");
         assert!(e.errors[1].contains("spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive (line 29)"), "{e}");
     }
@@ -371,8 +519,12 @@ spec:
     #[test]
     fn unsupported_kind_and_api_version() {
         let e = parse_manifests("apiVersion: v1\nkind: Widget\nmetadata: {name: x}\n").unwrap_err();
-        assert!(e.errors[0].contains("kind: Unsupported value: \"Widget\""), "{e}");
-        let e = parse_manifests("apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\n").unwrap_err();
+        assert!(
+            e.errors[0].contains("kind: Unsupported value: \"Widget\""),
+            "{e}"
+        );
+        let e =
+            parse_manifests("apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\n").unwrap_err();
         assert!(e.errors[0].contains("apiVersion: Unsupported value: \"v1\": Deployment is served as \"apps/v1\" (line 1)"), "{e}");
     }
 
@@ -388,7 +540,8 @@ spec:
 
     #[test]
     fn validation_catalogue() {
-        let pod = |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n{spec}");
+        let pod =
+            |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n{spec}");
         let cases = [
             ("  containers: []\n", "spec.containers: Required value"),
             ("  restartPolicy: Sometimes\n  containers:\n  - name: a\n    image: x\n", "spec.restartPolicy: Unsupported value: \"Sometimes\""),
@@ -404,7 +557,10 @@ spec:
         ];
         for (spec, want) in cases {
             let e = parse_manifests(&pod(spec)).unwrap_err();
-            assert!(e.errors.iter().any(|x| x.contains(want)), "want {want:?} in {e}");
+            assert!(
+                e.errors.iter().any(|x| x.contains(want)),
+                "want {want:?} in {e}"
+            );
         }
         let meta_cases = [
             ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels: {\"a b\": x}\n", "metadata.labels[a b]: Invalid value"),
@@ -417,7 +573,10 @@ spec:
         ];
         for (doc, want) in meta_cases {
             let e = parse_manifests(doc).unwrap_err();
-            assert!(e.errors.iter().any(|x| x.contains(want)), "want {want:?} in {e}");
+            assert!(
+                e.errors.iter().any(|x| x.contains(want)),
+                "want {want:?} in {e}"
+            );
         }
     }
 }

@@ -141,7 +141,11 @@ fn decode_typed<T: serde::de::DeserializeOwned>(
             }
         }
         DecodeError {
-            path: if path.is_empty() { "<root>".into() } else { path },
+            path: if path.is_empty() {
+                "<root>".into()
+            } else {
+                path
+            },
             message: e.into_inner().to_string(),
         }
     })
@@ -160,9 +164,9 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
                 format!("{head}.{key}")
             }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            ignored_path(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent),
     }
 }
 
@@ -190,7 +194,11 @@ impl Kind {
 
     /// The API group (`apps`), empty for the core group.
     pub fn group(self) -> &'static str {
-        self.info().api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+        self.info()
+            .api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
     }
 
     /// `deployment.apps` or `pod`, as kubectl names kinds in its output.
@@ -235,7 +243,13 @@ impl fmt::Display for ObjectKey {
         if self.namespace.is_empty() {
             write!(f, "{}/{}", self.kind.qualified(), self.name)
         } else {
-            write!(f, "{}/{} in namespace {}", self.kind.qualified(), self.name, self.namespace)
+            write!(
+                f,
+                "{}/{} in namespace {}",
+                self.kind.qualified(),
+                self.name,
+                self.namespace
+            )
         }
     }
 }

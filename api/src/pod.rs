@@ -488,7 +488,11 @@ impl PodSpec {
         let mut out = std::collections::BTreeSet::new();
         for c in self.containers.iter().chain(&self.init_containers) {
             for e in &c.env {
-                if let Some(r) = e.value_from.as_ref().and_then(|v| v.config_map_key_ref.as_ref()) {
+                if let Some(r) = e
+                    .value_from
+                    .as_ref()
+                    .and_then(|v| v.config_map_key_ref.as_ref())
+                {
                     out.extend(r.name.clone());
                 }
             }
@@ -511,7 +515,11 @@ impl PodSpec {
         let mut out = std::collections::BTreeSet::new();
         for c in self.containers.iter().chain(&self.init_containers) {
             for e in &c.env {
-                if let Some(r) = e.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()) {
+                if let Some(r) = e
+                    .value_from
+                    .as_ref()
+                    .and_then(|v| v.secret_key_ref.as_ref())
+                {
                     out.extend(r.name.clone());
                 }
             }

@@ -271,12 +271,18 @@ mod tests {
         assert_eq!(Quantity::parse("1G").unwrap().value(), 1_000_000_000);
         assert_eq!(Quantity::parse("1e7").unwrap().value(), 10_000_000);
         assert_eq!(Quantity::parse("1E3").unwrap().value(), 1000);
-        assert_eq!(Quantity::parse("1E").unwrap().value(), 1_000_000_000_000_000_000);
+        assert_eq!(
+            Quantity::parse("1E").unwrap().value(),
+            1_000_000_000_000_000_000
+        );
         assert_eq!(Quantity::parse("1.5Gi").unwrap().value(), 3 << 29);
         assert_eq!(Quantity::parse("100n").unwrap().nanos(), 100);
         assert_eq!(Quantity::parse("-1").unwrap().value(), -1);
         assert_eq!(n("1000m"), n("1"));
-        assert_eq!(Quantity::parse("1000m").unwrap(), Quantity::parse("1").unwrap());
+        assert_eq!(
+            Quantity::parse("1000m").unwrap(),
+            Quantity::parse("1").unwrap()
+        );
     }
 
     #[test]
@@ -287,7 +293,9 @@ mod tests {
 
     #[test]
     fn rejects_what_kubernetes_rejects() {
-        for bad in ["", "m", "1.2.3", "12Mb", "1ki", "abc", "1e", "1e+", "--1", "1 Gi", "0x10", "1e99"] {
+        for bad in [
+            "", "m", "1.2.3", "12Mb", "1ki", "abc", "1e", "1e+", "--1", "1 Gi", "0x10", "1e99",
+        ] {
             assert!(Quantity::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

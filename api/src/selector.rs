@@ -279,7 +279,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -291,17 +294,18 @@ mod tests {
         assert!(!s.matches(&labels(&[("a", "b"), ("c", "d"), ("e", "x"), ("g", "")])));
         assert!(!s.matches(&labels(&[("a", "b"), ("e", "q"), ("g", "")])));
         assert!(!s.matches(&labels(&[("a", "b"), ("e", "x"), ("g", ""), ("h", "z")])));
-        assert_eq!(
-            s.to_string(),
-            "a=b,c!=d,e in (x,y),!f,g,h!=z"
-        );
+        assert_eq!(s.to_string(), "a=b,c!=d,e in (x,y),!f,g,h!=z");
         assert!(Selector::parse("").unwrap().is_empty());
-        assert!(Selector::parse("app==web").unwrap().matches(&labels(&[("app", "web")])));
+        assert!(Selector::parse("app==web")
+            .unwrap()
+            .matches(&labels(&[("app", "web")])));
     }
 
     #[test]
     fn bad_selectors() {
-        for bad in ["a=b,", "e in (x", "e on (x)", "a b=c", "-a=b", "a=b c", "a=-"] {
+        for bad in [
+            "a=b,", "e in (x", "e on (x)", "a b=c", "-a=b", "a=b c", "a=-",
+        ] {
             assert!(Selector::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -135,7 +135,10 @@ mod tests {
             assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
         }
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.5+01:00"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.5+01:00"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

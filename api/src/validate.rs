@@ -47,7 +47,10 @@ impl V {
         let s: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
         self.push(
             path,
-            format!("Unsupported value: {value:?}: supported values: {}", s.join(", ")),
+            format!(
+                "Unsupported value: {value:?}: supported values: {}",
+                s.join(", ")
+            ),
         );
     }
     fn forbidden(&mut self, path: &str, why: &str) {
@@ -82,7 +85,8 @@ const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist
 fn is_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -106,7 +110,8 @@ pub fn dns1123_subdomain_problem(s: &str) -> Option<String> {
 fn is_qualified_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
@@ -152,9 +157,13 @@ pub fn port_name_problem(s: &str) -> Option<String> {
         return Some("must be no more than 15 characters".into());
     }
     if b.is_empty()
-        || !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
     {
-        return Some("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
+        return Some(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into(),
+        );
     }
     if s.contains("--") {
         return Some("must not contain consecutive hyphens".into());
@@ -239,25 +248,33 @@ pub fn validate_update(old: &Object, new: &Object) -> Vec<FieldError> {
             let mut sa = a.spec.clone();
             let mut sb = b.spec.clone();
             // Only images (and a binding) may change in a pod's spec.
-            for c in sa.containers.iter_mut().chain(sa.init_containers.iter_mut()) {
+            for c in sa
+                .containers
+                .iter_mut()
+                .chain(sa.init_containers.iter_mut())
+            {
                 c.image = None;
             }
-            for c in sb.containers.iter_mut().chain(sb.init_containers.iter_mut()) {
+            for c in sb
+                .containers
+                .iter_mut()
+                .chain(sb.init_containers.iter_mut())
+            {
                 c.image = None;
             }
-            if sa.node_name.is_some() {
-                sb.node_name = sa.node_name.clone().filter(|_| sb.node_name == sa.node_name);
-            } else {
+            // A pod may be bound once (nodeName set where it was empty), never moved.
+            if sa.node_name.is_none() {
                 sb.node_name = None;
             }
             if sa != sb {
                 v.forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image` or `spec.activeDeadlineSeconds`");
             }
         }
-        (Object::ConfigMap(a), Object::ConfigMap(b)) if a.immutable == Some(true) => {
-            if a.data != b.data || a.binary_data != b.binary_data {
-                v.forbidden("data", "field is immutable when `immutable` is set");
-            }
+        (Object::ConfigMap(a), Object::ConfigMap(b))
+            if a.immutable == Some(true)
+                && (a.data != b.data || a.binary_data != b.binary_data) =>
+        {
+            v.forbidden("data", "field is immutable when `immutable` is set");
         }
         (Object::Secret(a), Object::Secret(b)) => {
             if a.immutable == Some(true) && a.data != b.data {
@@ -318,7 +335,12 @@ fn validate_meta(v: &mut V, obj: &Object) {
     }
     for (i, o) in m.owner_references.iter().enumerate() {
         let p = format!("metadata.ownerReferences[{i}]");
-        for (f, val) in [("apiVersion", &o.api_version), ("kind", &o.kind), ("name", &o.name), ("uid", &o.uid)] {
+        for (f, val) in [
+            ("apiVersion", &o.api_version),
+            ("kind", &o.kind),
+            ("name", &o.name),
+            ("uid", &o.uid),
+        ] {
             if val.is_empty() {
                 v.required(&format!("{p}.{f}"));
             }
@@ -345,13 +367,21 @@ fn validate_selector(v: &mut V, path: &str, sel: &LabelSelector) {
     }
     for (i, e) in sel.match_expressions.iter().enumerate() {
         if let Some(why) = qualified_name_problem(&e.key) {
-            v.invalid(&format!("{path}.matchExpressions[{i}].key"), q(&e.key), &why);
+            v.invalid(
+                &format!("{path}.matchExpressions[{i}].key"),
+                q(&e.key),
+                &why,
+            );
         }
     }
 }
 
 /// Workload selector: required, non-empty, and matching the template's labels.
-fn validate_workload_selector(v: &mut V, selector: &Option<LabelSelector>, template: &PodTemplateSpec) {
+fn validate_workload_selector(
+    v: &mut V,
+    selector: &Option<LabelSelector>,
+    template: &PodTemplateSpec,
+) {
     match selector {
         None => v.required("spec.selector"),
         Some(s) if s.is_empty() => v.invalid(
@@ -422,20 +452,40 @@ fn validate_deployment(v: &mut V, d: &Deployment) {
     validate_template(v, &s.template, &["Always"]);
     if let (Some(p), Some(m)) = (s.progress_deadline_seconds, s.min_ready_seconds) {
         if p <= m {
-            v.invalid("spec.progressDeadlineSeconds", p, "must be greater than minReadySeconds");
+            v.invalid(
+                "spec.progressDeadlineSeconds",
+                p,
+                "must be greater than minReadySeconds",
+            );
         }
     }
     v.positive("spec.progressDeadlineSeconds", s.progress_deadline_seconds);
     if let Some(st) = &s.strategy {
-        v.one_of("spec.strategy.type", &st.type_, &["Recreate", "RollingUpdate"]);
+        v.one_of(
+            "spec.strategy.type",
+            &st.type_,
+            &["Recreate", "RollingUpdate"],
+        );
         if let Some(ru) = &st.rolling_update {
             if st.type_.as_deref() == Some("Recreate") {
-                v.forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'");
+                v.forbidden(
+                    "spec.strategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'Recreate'",
+                );
             }
-            let surge = validate_intstr_percent(v, "spec.strategy.rollingUpdate.maxSurge", &ru.max_surge);
-            let unavail = validate_intstr_percent(v, "spec.strategy.rollingUpdate.maxUnavailable", &ru.max_unavailable);
+            let surge =
+                validate_intstr_percent(v, "spec.strategy.rollingUpdate.maxSurge", &ru.max_surge);
+            let unavail = validate_intstr_percent(
+                v,
+                "spec.strategy.rollingUpdate.maxUnavailable",
+                &ru.max_unavailable,
+            );
             if surge == Some(0) && unavail == Some(0) {
-                v.invalid("spec.strategy.rollingUpdate.maxUnavailable", 0, "may not be 0 when `maxSurge` is 0");
+                v.invalid(
+                    "spec.strategy.rollingUpdate.maxUnavailable",
+                    0,
+                    "may not be 0 when `maxSurge` is 0",
+                );
             }
         }
     }
@@ -446,10 +496,22 @@ fn validate_daemon_set(v: &mut V, d: &DaemonSet) {
     validate_template(v, &d.spec.template, &["Always"]);
     v.non_negative("spec.minReadySeconds", d.spec.min_ready_seconds);
     if let Some(u) = &d.spec.update_strategy {
-        v.one_of("spec.updateStrategy.type", &u.type_, &["OnDelete", "RollingUpdate"]);
+        v.one_of(
+            "spec.updateStrategy.type",
+            &u.type_,
+            &["OnDelete", "RollingUpdate"],
+        );
         if let Some(ru) = &u.rolling_update {
-            validate_intstr_percent(v, "spec.updateStrategy.rollingUpdate.maxSurge", &ru.max_surge);
-            validate_intstr_percent(v, "spec.updateStrategy.rollingUpdate.maxUnavailable", &ru.max_unavailable);
+            validate_intstr_percent(
+                v,
+                "spec.updateStrategy.rollingUpdate.maxSurge",
+                &ru.max_surge,
+            );
+            validate_intstr_percent(
+                v,
+                "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                &ru.max_unavailable,
+            );
         }
     }
 }
@@ -458,9 +520,17 @@ fn validate_stateful_set(v: &mut V, s: &StatefulSet) {
     v.non_negative("spec.replicas", s.spec.replicas);
     validate_workload_selector(v, &s.spec.selector, &s.spec.template);
     validate_template(v, &s.spec.template, &["Always"]);
-    v.one_of("spec.podManagementPolicy", &s.spec.pod_management_policy, &["OrderedReady", "Parallel"]);
+    v.one_of(
+        "spec.podManagementPolicy",
+        &s.spec.pod_management_policy,
+        &["OrderedReady", "Parallel"],
+    );
     if let Some(u) = &s.spec.update_strategy {
-        v.one_of("spec.updateStrategy.type", &u.type_, &["OnDelete", "RollingUpdate"]);
+        v.one_of(
+            "spec.updateStrategy.type",
+            &u.type_,
+            &["OnDelete", "RollingUpdate"],
+        );
         if let Some(ru) = &u.rolling_update {
             v.non_negative("spec.updateStrategy.rollingUpdate.partition", ru.partition);
         }
@@ -487,10 +557,23 @@ fn validate_job(v: &mut V, j: &Job) {
     match s.template.spec.restart_policy.as_deref() {
         Some("OnFailure") | Some("Never") => {}
         None => v.required("spec.template.spec.restartPolicy"),
-        Some(other) => v.unsupported("spec.template.spec.restartPolicy", other, &["OnFailure", "Never"]),
+        Some(other) => v.unsupported(
+            "spec.template.spec.restartPolicy",
+            other,
+            &["OnFailure", "Never"],
+        ),
     }
-    validate_labels(v, "spec.template.metadata.labels", &s.template.metadata.labels);
-    validate_pod_spec(v, "spec.template.spec", &s.template.spec, Some(&["OnFailure", "Never"]));
+    validate_labels(
+        v,
+        "spec.template.metadata.labels",
+        &s.template.metadata.labels,
+    );
+    validate_pod_spec(
+        v,
+        "spec.template.spec",
+        &s.template.spec,
+        Some(&["OnFailure", "Never"]),
+    );
 }
 
 fn validate_port(v: &mut V, path: &str, p: Option<i32>, required: bool) {
@@ -534,8 +617,14 @@ fn validate_pod_spec(v: &mut V, base: &str, spec: &PodSpec, restart: Option<&[&s
     if spec.containers.is_empty() {
         v.required(&format!("{base}.containers"));
     }
-    v.non_negative(&format!("{base}.terminationGracePeriodSeconds"), spec.termination_grace_period_seconds);
-    v.positive(&format!("{base}.activeDeadlineSeconds"), spec.active_deadline_seconds);
+    v.non_negative(
+        &format!("{base}.terminationGracePeriodSeconds"),
+        spec.termination_grace_period_seconds,
+    );
+    v.positive(
+        &format!("{base}.activeDeadlineSeconds"),
+        spec.active_deadline_seconds,
+    );
     validate_labels(v, &format!("{base}.nodeSelector"), &spec.node_selector);
     if let Some(n) = &spec.node_name {
         if let Some(why) = dns1123_subdomain_problem(n) {
@@ -543,7 +632,11 @@ fn validate_pod_spec(v: &mut V, base: &str, spec: &PodSpec, restart: Option<&[&s
         }
     }
     for field in ["hostname", "subdomain"] {
-        let val = if field == "hostname" { &spec.hostname } else { &spec.subdomain };
+        let val = if field == "hostname" {
+            &spec.hostname
+        } else {
+            &spec.subdomain
+        };
         if let Some(h) = val {
             if let Some(why) = dns1123_label_problem(h) {
                 v.invalid(&format!("{base}.{field}"), q(h), &why);
@@ -560,7 +653,10 @@ fn validate_pod_spec(v: &mut V, base: &str, spec: &PodSpec, restart: Option<&[&s
         } else if let Some(why) = dns1123_label_problem(&vol.name) {
             v.invalid(&format!("{p}.name"), q(&vol.name), &why);
         } else if !volume_names.insert(vol.name.clone()) {
-            v.push(&format!("{p}.name"), format!("Duplicate value: {:?}", vol.name));
+            v.push(
+                &format!("{p}.name"),
+                format!("Duplicate value: {:?}", vol.name),
+            );
         }
         let sources = [
             vol.empty_dir.is_some(),
@@ -580,14 +676,31 @@ fn validate_pod_spec(v: &mut V, base: &str, spec: &PodSpec, restart: Option<&[&s
         if let Some(e) = &vol.empty_dir {
             v.one_of(&format!("{p}.emptyDir.medium"), &e.medium, &["", "Memory"]);
             if e.size_limit.as_ref().is_some_and(|q| q.is_negative()) {
-                v.invalid(&format!("{p}.emptyDir.sizeLimit"), e.size_limit.as_ref().expect("checked"), "must be greater than or equal to 0");
+                v.invalid(
+                    &format!("{p}.emptyDir.sizeLimit"),
+                    e.size_limit.as_ref().expect("checked"),
+                    "must be greater than or equal to 0",
+                );
             }
         }
         if let Some(h) = &vol.host_path {
             if h.path.is_empty() {
                 v.required(&format!("{p}.hostPath.path"));
             }
-            v.one_of(&format!("{p}.hostPath.type"), &h.type_, &["", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"]);
+            v.one_of(
+                &format!("{p}.hostPath.type"),
+                &h.type_,
+                &[
+                    "",
+                    "DirectoryOrCreate",
+                    "Directory",
+                    "FileOrCreate",
+                    "File",
+                    "Socket",
+                    "CharDevice",
+                    "BlockDevice",
+                ],
+            );
         }
         if let Some(c) = &vol.config_map {
             if c.name.as_deref().unwrap_or("").is_empty() {
@@ -608,13 +721,19 @@ fn validate_pod_spec(v: &mut V, base: &str, spec: &PodSpec, restart: Option<&[&s
 
     // Containers.
     let mut names = BTreeSet::new();
-    let groups: [(&str, &Vec<Container>); 2] = [("initContainers", &spec.init_containers), ("containers", &spec.containers)];
+    let groups: [(&str, &Vec<Container>); 2] = [
+        ("initContainers", &spec.init_containers),
+        ("containers", &spec.containers),
+    ];
     for (field, list) in groups {
         for (i, c) in list.iter().enumerate() {
             let p = format!("{base}.{field}[{i}]");
             validate_container(v, &p, c, &volume_names, field == "initContainers");
             if !c.name.is_empty() && !names.insert(c.name.clone()) {
-                v.push(&format!("{p}.name"), format!("Duplicate value: {:?}", c.name));
+                v.push(
+                    &format!("{p}.name"),
+                    format!("Duplicate value: {:?}", c.name),
+                );
             }
         }
     }
@@ -623,15 +742,29 @@ fn validate_pod_spec(v: &mut V, base: &str, spec: &PodSpec, restart: Option<&[&s
     for (i, t) in spec.tolerations.iter().enumerate() {
         let p = format!("{base}.tolerations[{i}]");
         v.one_of(&format!("{p}.operator"), &t.operator, &["Equal", "Exists"]);
-        v.one_of(&format!("{p}.effect"), &t.effect, &["NoSchedule", "PreferNoSchedule", "NoExecute"]);
-        if t.operator.as_deref() == Some("Exists") && t.value.as_deref().is_some_and(|x| !x.is_empty()) {
-            v.invalid(&format!("{p}.operator"), q(t.value.as_deref().unwrap_or("")), "value must be empty when `operator` is 'Exists'");
+        v.one_of(
+            &format!("{p}.effect"),
+            &t.effect,
+            &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+        );
+        if t.operator.as_deref() == Some("Exists")
+            && t.value.as_deref().is_some_and(|x| !x.is_empty())
+        {
+            v.invalid(
+                &format!("{p}.operator"),
+                q(t.value.as_deref().unwrap_or("")),
+                "value must be empty when `operator` is 'Exists'",
+            );
         }
         if t.key.as_deref().unwrap_or("").is_empty() && t.operator.as_deref() != Some("Exists") {
             v.invalid(&format!("{p}.operator"), q(t.operator.as_deref().unwrap_or("Equal")), "operator must be Exists when `key` is empty, which means \"match all values and all keys\"");
         }
         if t.toleration_seconds.is_some() && t.effect.as_deref() != Some("NoExecute") {
-            v.invalid(&format!("{p}.effect"), q(t.effect.as_deref().unwrap_or("")), "effect must be 'NoExecute' when `tolerationSeconds` is set");
+            v.invalid(
+                &format!("{p}.effect"),
+                q(t.effect.as_deref().unwrap_or("")),
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            );
         }
     }
 
@@ -639,33 +772,65 @@ fn validate_pod_spec(v: &mut V, base: &str, spec: &PodSpec, restart: Option<&[&s
     if let Some(a) = &spec.affinity {
         if let Some(na) = &a.node_affinity {
             if let Some(req) = &na.required_during_scheduling_ignored_during_execution {
-                let p = format!("{base}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution");
+                let p = format!(
+                    "{base}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                );
                 if req.node_selector_terms.is_empty() {
                     v.required(&format!("{p}.nodeSelectorTerms"));
                 }
                 for (i, t) in req.node_selector_terms.iter().enumerate() {
                     for (j, e) in t.match_expressions.iter().enumerate() {
-                        validate_node_req(v, &format!("{p}.nodeSelectorTerms[{i}].matchExpressions[{j}]"), &e.operator, &e.values, &e.key);
+                        validate_node_req(
+                            v,
+                            &format!("{p}.nodeSelectorTerms[{i}].matchExpressions[{j}]"),
+                            &e.operator,
+                            &e.values,
+                            &e.key,
+                        );
                     }
                 }
             }
-            for (i, t) in na.preferred_during_scheduling_ignored_during_execution.iter().enumerate() {
+            for (i, t) in na
+                .preferred_during_scheduling_ignored_during_execution
+                .iter()
+                .enumerate()
+            {
                 let p = format!("{base}.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
                 if !(1..=100).contains(&t.weight) {
-                    v.invalid(&format!("{p}.weight"), t.weight, "must be in the range 1-100");
+                    v.invalid(
+                        &format!("{p}.weight"),
+                        t.weight,
+                        "must be in the range 1-100",
+                    );
                 }
                 for (j, e) in t.preference.match_expressions.iter().enumerate() {
-                    validate_node_req(v, &format!("{p}.preference.matchExpressions[{j}]"), &e.operator, &e.values, &e.key);
+                    validate_node_req(
+                        v,
+                        &format!("{p}.preference.matchExpressions[{j}]"),
+                        &e.operator,
+                        &e.values,
+                        &e.key,
+                    );
                 }
             }
         }
-        for (name, pa) in [("podAffinity", &a.pod_affinity), ("podAntiAffinity", &a.pod_anti_affinity)] {
+        for (name, pa) in [
+            ("podAffinity", &a.pod_affinity),
+            ("podAntiAffinity", &a.pod_anti_affinity),
+        ] {
             let Some(pa) = pa else { continue };
             let p = format!("{base}.affinity.{name}");
-            for (i, t) in pa.required_during_scheduling_ignored_during_execution.iter().enumerate() {
+            for (i, t) in pa
+                .required_during_scheduling_ignored_during_execution
+                .iter()
+                .enumerate()
+            {
                 let tp = format!("{p}.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
                 if t.topology_key.is_empty() {
-                    v.push(&format!("{tp}.topologyKey"), "Required value: can not be empty".into());
+                    v.push(
+                        &format!("{tp}.topologyKey"),
+                        "Required value: can not be empty".into(),
+                    );
                 } else if let Some(why) = qualified_name_problem(&t.topology_key) {
                     v.invalid(&format!("{tp}.topologyKey"), q(&t.topology_key), &why);
                 }
@@ -673,13 +838,24 @@ fn validate_pod_spec(v: &mut V, base: &str, spec: &PodSpec, restart: Option<&[&s
                     validate_selector(v, &format!("{tp}.labelSelector"), s);
                 }
             }
-            for (i, w) in pa.preferred_during_scheduling_ignored_during_execution.iter().enumerate() {
+            for (i, w) in pa
+                .preferred_during_scheduling_ignored_during_execution
+                .iter()
+                .enumerate()
+            {
                 let tp = format!("{p}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
                 if !(1..=100).contains(&w.weight) {
-                    v.invalid(&format!("{tp}.weight"), w.weight, "must be in the range 1-100");
+                    v.invalid(
+                        &format!("{tp}.weight"),
+                        w.weight,
+                        "must be in the range 1-100",
+                    );
                 }
                 if w.pod_affinity_term.topology_key.is_empty() {
-                    v.push(&format!("{tp}.podAffinityTerm.topologyKey"), "Required value: can not be empty".into());
+                    v.push(
+                        &format!("{tp}.podAffinityTerm.topologyKey"),
+                        "Required value: can not be empty".into(),
+                    );
                 }
             }
         }
@@ -691,11 +867,24 @@ fn validate_node_req(v: &mut V, p: &str, op: &str, values: &[String], key: &str)
         v.invalid(&format!("{p}.key"), q(key), &why);
     }
     match op {
-        "In" | "NotIn" if values.is_empty() => v.push(&format!("{p}.values"), "Required value: must be specified when `operator` is 'In' or 'NotIn'".into()),
-        "Exists" | "DoesNotExist" if !values.is_empty() => v.forbidden(&format!("{p}.values"), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
-        "Gt" | "Lt" if values.len() != 1 || values[0].parse::<i64>().is_err() => v.push(&format!("{p}.values"), "Required value: must be specified single value when `operator` is 'Lt' or 'Gt'".into()),
+        "In" | "NotIn" if values.is_empty() => v.push(
+            &format!("{p}.values"),
+            "Required value: must be specified when `operator` is 'In' or 'NotIn'".into(),
+        ),
+        "Exists" | "DoesNotExist" if !values.is_empty() => v.forbidden(
+            &format!("{p}.values"),
+            "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+        ),
+        "Gt" | "Lt" if values.len() != 1 || values[0].parse::<i64>().is_err() => v.push(
+            &format!("{p}.values"),
+            "Required value: must be specified single value when `operator` is 'Lt' or 'Gt'".into(),
+        ),
         "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
-        other => v.unsupported(&format!("{p}.operator"), other, &["DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn"]),
+        other => v.unsupported(
+            &format!("{p}.operator"),
+            other,
+            &["DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn"],
+        ),
     }
 }
 
@@ -708,7 +897,11 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
     if c.image.as_deref().unwrap_or("").trim().is_empty() {
         v.required(&format!("{p}.image"));
     }
-    v.one_of(&format!("{p}.imagePullPolicy"), &c.image_pull_policy, &["Always", "IfNotPresent", "Never"]);
+    v.one_of(
+        &format!("{p}.imagePullPolicy"),
+        &c.image_pull_policy,
+        &["Always", "IfNotPresent", "Never"],
+    );
     let mut port_names = BTreeSet::new();
     for (i, port) in c.ports.iter().enumerate() {
         let pp = format!("{p}.ports[{i}]");
@@ -718,7 +911,11 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
                 validate_port(v, &format!("{pp}.hostPort"), Some(h), false);
             }
         }
-        v.one_of(&format!("{pp}.protocol"), &port.protocol, &["SCTP", "TCP", "UDP"]);
+        v.one_of(
+            &format!("{pp}.protocol"),
+            &port.protocol,
+            &["SCTP", "TCP", "UDP"],
+        );
         if let Some(n) = &port.name {
             if let Some(why) = port_name_problem(n) {
                 v.invalid(&format!("{pp}.name"), q(n), &why);
@@ -736,15 +933,37 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
         }
         if let Some(src) = &e.value_from {
             if e.value.as_deref().is_some_and(|x| !x.is_empty()) {
-                v.invalid(&format!("{ep}.valueFrom"), "", "may not be specified when `value` is not empty");
+                v.invalid(
+                    &format!("{ep}.valueFrom"),
+                    "",
+                    "may not be specified when `value` is not empty",
+                );
             }
-            let n = [src.config_map_key_ref.is_some(), src.secret_key_ref.is_some(), src.field_ref.is_some()].iter().filter(|x| **x).count();
+            let n = [
+                src.config_map_key_ref.is_some(),
+                src.secret_key_ref.is_some(),
+                src.field_ref.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
             if n == 0 {
-                v.invalid(&format!("{ep}.valueFrom"), "", "must specify one of: `fieldRef`, `configMapKeyRef` or `secretKeyRef`");
+                v.invalid(
+                    &format!("{ep}.valueFrom"),
+                    "",
+                    "must specify one of: `fieldRef`, `configMapKeyRef` or `secretKeyRef`",
+                );
             } else if n > 1 {
-                v.invalid(&format!("{ep}.valueFrom"), "", "may not have more than one field specified at a time");
+                v.invalid(
+                    &format!("{ep}.valueFrom"),
+                    "",
+                    "may not have more than one field specified at a time",
+                );
             }
-            for (name, r) in [("configMapKeyRef", &src.config_map_key_ref), ("secretKeyRef", &src.secret_key_ref)] {
+            for (name, r) in [
+                ("configMapKeyRef", &src.config_map_key_ref),
+                ("secretKeyRef", &src.secret_key_ref),
+            ] {
                 if let Some(r) = r {
                     if r.key.is_empty() {
                         v.required(&format!("{ep}.valueFrom.{name}.key"));
@@ -755,12 +974,26 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
                 }
             }
             if let Some(f) = &src.field_ref {
-                const FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs"];
+                const FIELDS: &[&str] = &[
+                    "metadata.name",
+                    "metadata.namespace",
+                    "metadata.uid",
+                    "spec.nodeName",
+                    "spec.serviceAccountName",
+                    "status.hostIP",
+                    "status.hostIPs",
+                    "status.podIP",
+                    "status.podIPs",
+                ];
                 let ok = FIELDS.contains(&f.field_path.as_str())
                     || f.field_path.starts_with("metadata.labels[")
                     || f.field_path.starts_with("metadata.annotations[");
                 if !ok {
-                    v.unsupported(&format!("{ep}.valueFrom.fieldRef.fieldPath"), &f.field_path, FIELDS);
+                    v.unsupported(
+                        &format!("{ep}.valueFrom.fieldRef.fieldPath"),
+                        &f.field_path,
+                        FIELDS,
+                    );
                 }
             }
         }
@@ -768,11 +1001,23 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
     for (i, e) in c.env_from.iter().enumerate() {
         let ep = format!("{p}.envFrom[{i}]");
         match (&e.config_map_ref, &e.secret_ref) {
-            (Some(_), Some(_)) => v.invalid(&ep, "", "may not have more than one field specified at a time"),
-            (None, None) => v.invalid(&ep, "", "must specify one of: `configMapRef` or `secretRef`"),
+            (Some(_), Some(_)) => v.invalid(
+                &ep,
+                "",
+                "may not have more than one field specified at a time",
+            ),
+            (None, None) => v.invalid(
+                &ep,
+                "",
+                "must specify one of: `configMapRef` or `secretRef`",
+            ),
             (Some(r), None) | (None, Some(r)) => {
                 if r.name.as_deref().unwrap_or("").is_empty() {
-                    let f = if e.config_map_ref.is_some() { "configMapRef" } else { "secretRef" };
+                    let f = if e.config_map_ref.is_some() {
+                        "configMapRef"
+                    } else {
+                        "secretRef"
+                    };
                     v.required(&format!("{ep}.{f}.name"));
                 }
             }
@@ -794,7 +1039,11 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
         for (k, req) in &r.requests {
             if let Some(lim) = r.limits.get(k) {
                 if req > lim {
-                    v.invalid(&format!("{p}.resources.requests[{k}]"), q(req.as_str()), &format!("must be less than or equal to {k} limit of {lim}"));
+                    v.invalid(
+                        &format!("{p}.resources.requests[{k}]"),
+                        q(req.as_str()),
+                        &format!("must be less than or equal to {k} limit of {lim}"),
+                    );
                 }
             }
         }
@@ -810,13 +1059,28 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
         if m.mount_path.is_empty() {
             v.required(&format!("{mp}.mountPath"));
         } else if !mount_paths.insert(m.mount_path.clone()) {
-            v.invalid(&format!("{mp}.mountPath"), q(&m.mount_path), "must be unique");
+            v.invalid(
+                &format!("{mp}.mountPath"),
+                q(&m.mount_path),
+                "must be unique",
+            );
         }
-        if m.sub_path.as_deref().is_some_and(|s| s.starts_with('/') || s.split('/').any(|x| x == "..")) {
-            v.invalid(&format!("{mp}.subPath"), q(m.sub_path.as_deref().unwrap_or("")), "must be a relative path without '..'");
+        if m.sub_path
+            .as_deref()
+            .is_some_and(|s| s.starts_with('/') || s.split('/').any(|x| x == ".."))
+        {
+            v.invalid(
+                &format!("{mp}.subPath"),
+                q(m.sub_path.as_deref().unwrap_or("")),
+                "must be a relative path without '..'",
+            );
         }
     }
-    for (name, probe) in [("livenessProbe", &c.liveness_probe), ("readinessProbe", &c.readiness_probe), ("startupProbe", &c.startup_probe)] {
+    for (name, probe) in [
+        ("livenessProbe", &c.liveness_probe),
+        ("readinessProbe", &c.readiness_probe),
+        ("startupProbe", &c.startup_probe),
+    ] {
         if let Some(pr) = probe {
             if init {
                 v.forbidden(&format!("{p}.{name}"), "may not be set for init containers");
@@ -826,7 +1090,14 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
     }
     if let Some(l) = &c.lifecycle {
         if let Some(h) = &l.pre_stop {
-            let n = [h.exec.is_some(), h.http_get.is_some(), h.tcp_socket.is_some()].iter().filter(|x| **x).count();
+            let n = [
+                h.exec.is_some(),
+                h.http_get.is_some(),
+                h.tcp_socket.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
             if n != 1 {
                 v.required(&format!("{p}.lifecycle.preStop: must specify exactly one handler type (exec, httpGet or tcpSocket)"));
             }
@@ -834,7 +1105,11 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
     }
     if let Some(sc) = &c.security_context {
         if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
-            v.invalid(&format!("{p}.securityContext"), "", "cannot set `allowPrivilegeEscalation` to false and `privileged` to true");
+            v.invalid(
+                &format!("{p}.securityContext"),
+                "",
+                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            );
         }
         v.non_negative(&format!("{p}.securityContext.runAsUser"), sc.run_as_user);
         v.non_negative(&format!("{p}.securityContext.runAsGroup"), sc.run_as_group);
@@ -842,9 +1117,18 @@ fn validate_container(v: &mut V, p: &str, c: &Container, volumes: &BTreeSet<Stri
 }
 
 fn validate_probe(v: &mut V, p: &str, pr: &Probe, success_must_be_one: bool) {
-    let n = [pr.exec.is_some(), pr.http_get.is_some(), pr.tcp_socket.is_some()].iter().filter(|x| **x).count();
+    let n = [
+        pr.exec.is_some(),
+        pr.http_get.is_some(),
+        pr.tcp_socket.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if n == 0 {
-        v.required(&format!("{p}: must specify a handler type (exec, httpGet or tcpSocket)"));
+        v.required(&format!(
+            "{p}: must specify a handler type (exec, httpGet or tcpSocket)"
+        ));
     } else if n > 1 {
         v.forbidden(p, "may not specify more than 1 handler type");
     }
@@ -855,12 +1139,19 @@ fn validate_probe(v: &mut V, p: &str, pr: &Probe, success_must_be_one: bool) {
     }
     if let Some(h) = &pr.http_get {
         validate_named_or_numbered_port(v, &format!("{p}.httpGet.port"), &h.port);
-        v.one_of(&format!("{p}.httpGet.scheme"), &h.scheme, &["HTTP", "HTTPS"]);
+        v.one_of(
+            &format!("{p}.httpGet.scheme"),
+            &h.scheme,
+            &["HTTP", "HTTPS"],
+        );
     }
     if let Some(t) = &pr.tcp_socket {
         validate_named_or_numbered_port(v, &format!("{p}.tcpSocket.port"), &t.port);
     }
-    v.non_negative(&format!("{p}.initialDelaySeconds"), pr.initial_delay_seconds);
+    v.non_negative(
+        &format!("{p}.initialDelaySeconds"),
+        pr.initial_delay_seconds,
+    );
     v.positive(&format!("{p}.periodSeconds"), pr.period_seconds);
     v.positive(&format!("{p}.timeoutSeconds"), pr.timeout_seconds);
     v.positive(&format!("{p}.successThreshold"), pr.success_threshold);
@@ -876,19 +1167,40 @@ fn validate_probe(v: &mut V, p: &str, pr: &Probe, success_must_be_one: bool) {
 
 fn validate_service(v: &mut V, s: &Service) {
     let spec = &s.spec;
-    v.one_of("spec.type", &spec.type_, &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]);
-    v.one_of("spec.sessionAffinity", &spec.session_affinity, &["ClientIP", "None"]);
+    v.one_of(
+        "spec.type",
+        &spec.type_,
+        &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+    );
+    v.one_of(
+        "spec.sessionAffinity",
+        &spec.session_affinity,
+        &["ClientIP", "None"],
+    );
     validate_labels(v, "spec.selector", &spec.selector);
     let headless = spec.cluster_ip.as_deref() == Some("None");
     if spec.ports.is_empty() && !headless && spec.type_.as_deref() != Some("ExternalName") {
         v.required("spec.ports");
     }
-    if headless && matches!(spec.type_.as_deref(), Some("NodePort") | Some("LoadBalancer")) {
-        v.invalid("spec.clusterIPs[0]", "\"None\"", "may not be set to 'None' for LoadBalancer or NodePort services");
+    if headless
+        && matches!(
+            spec.type_.as_deref(),
+            Some("NodePort") | Some("LoadBalancer")
+        )
+    {
+        v.invalid(
+            "spec.clusterIPs[0]",
+            "\"None\"",
+            "may not be set to 'None' for LoadBalancer or NodePort services",
+        );
     }
     if let Some(ip) = &spec.cluster_ip {
         if ip != "None" && !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
-            v.invalid("spec.clusterIP", q(ip), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
+            v.invalid(
+                "spec.clusterIP",
+                q(ip),
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            );
         }
     }
     let mut names = BTreeSet::new();
@@ -908,7 +1220,11 @@ fn validate_service(v: &mut V, s: &Service) {
             None => {}
         }
         validate_port(v, &format!("{p}.port"), port.port, true);
-        v.one_of(&format!("{p}.protocol"), &port.protocol, &["SCTP", "TCP", "UDP"]);
+        v.one_of(
+            &format!("{p}.protocol"),
+            &port.protocol,
+            &["SCTP", "TCP", "UDP"],
+        );
         if let Some(t) = &port.target_port {
             match t {
                 IntOrString::Int(n) => validate_port(v, &format!("{p}.targetPort"), Some(*n), true),
@@ -920,15 +1236,31 @@ fn validate_service(v: &mut V, s: &Service) {
             }
         }
         if let Some(np) = port.node_port {
-            if !matches!(spec.type_.as_deref(), Some("NodePort") | Some("LoadBalancer")) {
-                v.forbidden(&format!("{p}.nodePort"), "may not be used when `type` is 'ClusterIP'");
+            if !matches!(
+                spec.type_.as_deref(),
+                Some("NodePort") | Some("LoadBalancer")
+            ) {
+                v.forbidden(
+                    &format!("{p}.nodePort"),
+                    "may not be used when `type` is 'ClusterIP'",
+                );
             } else if !(30000..=32767).contains(&np) {
                 v.invalid(&format!("{p}.nodePort"), np, "provided port is not in the valid range. The range of valid ports is 30000-32767");
             }
         }
-        let key = (port.port, port.protocol.clone().unwrap_or_else(|| "TCP".into()));
+        let key = (
+            port.port,
+            port.protocol.clone().unwrap_or_else(|| "TCP".into()),
+        );
         if port.port.is_some() && !seen.insert(key) {
-            v.push(&format!("{p}"), format!("Duplicate value: {{Port:{} Protocol:{}}}", port.port.unwrap_or(0), port.protocol.as_deref().unwrap_or("TCP")));
+            v.push(
+                &p,
+                format!(
+                    "Duplicate value: {{Port:{} Protocol:{}}}",
+                    port.port.unwrap_or(0),
+                    port.protocol.as_deref().unwrap_or("TCP")
+                ),
+            );
         }
     }
 }
@@ -946,24 +1278,40 @@ fn validate_config_map(v: &mut V, c: &ConfigMap) {
     validate_config_data(v, "binaryData", c.binary_data.keys());
     for k in c.data.keys() {
         if c.binary_data.contains_key(k) {
-            v.invalid(&format!("data[{k}]"), q(k), "duplicate of key present in binaryData");
+            v.invalid(
+                &format!("data[{k}]"),
+                q(k),
+                "duplicate of key present in binaryData",
+            );
         }
     }
     for (k, val) in &c.binary_data {
         if base64_decode(val).is_none() {
-            v.invalid(&format!("binaryData[{k}]"), "<value omitted>", "illegal base64 data");
+            v.invalid(
+                &format!("binaryData[{k}]"),
+                "<value omitted>",
+                "illegal base64 data",
+            );
         }
     }
     let size: usize = c.data.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
-        + c.binary_data.iter().map(|(k, v)| k.len() + v.len() * 3 / 4).sum::<usize>();
+        + c.binary_data
+            .iter()
+            .map(|(k, v)| k.len() + v.len() * 3 / 4)
+            .sum::<usize>();
     if size > 1024 * 1024 {
-        v.push("", format!("Too long: may not be more than 1048576 bytes (got {size})"));
+        v.push(
+            "",
+            format!("Too long: may not be more than 1048576 bytes (got {size})"),
+        );
     }
 }
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()
 }
 
 fn validate_secret(v: &mut V, s: &Secret) {
@@ -972,13 +1320,20 @@ fn validate_secret(v: &mut V, s: &Secret) {
     let mut size = 0;
     for (k, val) in &s.data {
         match base64_decode(val) {
-            None => v.invalid(&format!("data[{k}]"), "<secret contents redacted>", "illegal base64 data"),
+            None => v.invalid(
+                &format!("data[{k}]"),
+                "<secret contents redacted>",
+                "illegal base64 data",
+            ),
             Some(b) => size += b.len(),
         }
     }
     size += s.string_data.values().map(String::len).sum::<usize>();
     if size > 1024 * 1024 {
-        v.push("data", format!("Too long: may not be more than 1048576 bytes (got {size})"));
+        v.push(
+            "data",
+            format!("Too long: may not be more than 1048576 bytes (got {size})"),
+        );
     }
     match s.type_.as_deref() {
         Some("kubernetes.io/tls") => {
@@ -994,10 +1349,11 @@ fn validate_secret(v: &mut V, s: &Secret) {
                 v.required("data[username]");
             }
         }
-        Some("kubernetes.io/dockerconfigjson") => {
-            if !s.data.contains_key(".dockerconfigjson") && !s.string_data.contains_key(".dockerconfigjson") {
-                v.required("data[.dockerconfigjson]");
-            }
+        Some("kubernetes.io/dockerconfigjson")
+            if !s.data.contains_key(".dockerconfigjson")
+                && !s.string_data.contains_key(".dockerconfigjson") =>
+        {
+            v.required("data[.dockerconfigjson]");
         }
         _ => {}
     }
@@ -1020,7 +1376,11 @@ fn validate_node(v: &mut V, n: &Node) {
             v.invalid(&format!("{p}.key"), q(&t.key), &why);
         }
         if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&t.effect.as_str()) {
-            v.unsupported(&format!("{p}.effect"), &t.effect, &["NoSchedule", "PreferNoSchedule", "NoExecute"]);
+            v.unsupported(
+                &format!("{p}.effect"),
+                &t.effect,
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            );
         }
     }
 }

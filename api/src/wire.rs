@@ -319,9 +319,13 @@ pub fn frame_len(header: [u8; 4], max: usize) -> Result<usize, FrameError> {
 
 /// Decodes a frame body. Trailing bytes are an error.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
-    let (msg, rest) = postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let (msg, rest) =
+        postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(FrameError::Malformed(format!("{} trailing bytes", rest.len())));
+        return Err(FrameError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
     }
     Ok(msg)
 }
@@ -336,7 +340,10 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder that refuses frames over `max` bytes.
     pub fn new(max: usize) -> Self {
-        FrameDecoder { buf: Vec::new(), max }
+        FrameDecoder {
+            buf: Vec::new(),
+            max,
+        }
     }
 
     /// Adds received bytes. Refuses (without growing) once a frame header over the limit
@@ -345,7 +352,10 @@ impl FrameDecoder {
         if self.buf.len() >= 4 {
             let len = frame_len(self.buf[..4].try_into().expect("4 bytes"), self.max)?;
             if self.buf.len() + bytes.len() > 4 + len + 4 + self.max {
-                return Err(FrameError::TooLarge { len: self.buf.len() + bytes.len(), max: self.max });
+                return Err(FrameError::TooLarge {
+                    len: self.buf.len() + bytes.len(),
+                    max: self.max,
+                });
             }
         }
         self.buf.extend_from_slice(bytes);
@@ -356,7 +366,7 @@ impl FrameDecoder {
     }
 
     /// The next complete message, if one has arrived.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         if self.buf.len() < 4 {
             return Ok(None);
         }
@@ -407,7 +417,7 @@ mod tests {
         let mut got = Vec::new();
         for b in all.chunks(3) {
             d.push(b).unwrap();
-            while let Some(m) = d.next::<Request>().unwrap() {
+            while let Some(m) = d.next_frame::<Request>().unwrap() {
                 got.push(m);
             }
         }
@@ -419,7 +429,13 @@ mod tests {
     fn oversized_is_refused_from_the_header() {
         let mut d = FrameDecoder::new(1024);
         let err = d.push(&(1_000_000u32).to_be_bytes()).unwrap_err();
-        assert_eq!(err, FrameError::TooLarge { len: 1_000_000, max: 1024 });
+        assert_eq!(
+            err,
+            FrameError::TooLarge {
+                len: 1_000_000,
+                max: 1024
+            }
+        );
         assert!(frame_len(u32::MAX.to_be_bytes(), MAX_FRAME_LEN).is_err());
     }
 
@@ -428,11 +444,14 @@ mod tests {
         let f = encode_frame(&sample()).unwrap();
         let mut d = FrameDecoder::new(MAX_FRAME_LEN);
         d.push(&f[..f.len() - 2]).unwrap();
-        assert_eq!(d.next::<Request>().unwrap(), None);
+        assert_eq!(d.next_frame::<Request>().unwrap(), None);
         assert!(matches!(d.finish(), Err(FrameError::Truncated { .. })));
         let mut g = FrameDecoder::new(MAX_FRAME_LEN);
         g.push(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
-        assert!(matches!(g.next::<Request>(), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            g.next_frame::<Request>(),
+            Err(FrameError::Malformed(_))
+        ));
         // Trailing bytes inside a frame are refused too.
         let mut body = postcard::to_allocvec(&Request::Version).unwrap();
         body.push(7);
@@ -444,7 +463,7 @@ mod tests {
         fn decoder_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let mut d = FrameDecoder::new(128);
             if d.push(&bytes).is_ok() {
-                while let Ok(Some(_)) = d.next::<Request>() {}
+                while let Ok(Some(_)) = d.next_frame::<Request>() {}
             }
         }
     }

@@ -109,7 +109,9 @@ impl Builder {
         match self.stack.last() {
             None => Some(String::new()),
             Some(Frame::Seq { items, path, .. }) => Some(format!("{path}[{}]", items.len())),
-            Some(Frame::Map { key: Some(k), path, .. }) => Some(join(path, k)),
+            Some(Frame::Map {
+                key: Some(k), path, ..
+            }) => Some(join(path, k)),
             Some(Frame::Map { key: None, .. }) => None,
         }
     }
@@ -156,7 +158,10 @@ impl Builder {
                 }
                 if map.contains_key(&k) {
                     let first = key_lines.get(&k).copied().unwrap_or(line);
-                    self.fail(line, format!("mapping key {k:?} already defined at line {first}"));
+                    self.fail(
+                        line,
+                        format!("mapping key {k:?} already defined at line {first}"),
+                    );
                     return;
                 }
                 map.insert(k, v);
@@ -255,7 +260,13 @@ impl MarkedEventReceiver for Builder {
             Event::Scalar(s, style, anchor, tag) => {
                 let Some(path) = self.child_path() else {
                     // A mapping key.
-                    if let Some(Frame::Map { key, key_lines, path, .. }) = self.stack.last_mut() {
+                    if let Some(Frame::Map {
+                        key,
+                        key_lines,
+                        path,
+                        ..
+                    }) = self.stack.last_mut()
+                    {
                         let p = join(path, &s);
                         self.lines.insert(p, line);
                         key_lines.entry(s.clone()).or_insert(line);
@@ -478,7 +489,10 @@ fn scalar_str(s: &str) -> String {
         || s.contains(": ")
         || s.contains(" #")
         || s.chars().any(|c| c.is_control())
-        || matches!(s, "yes" | "no" | "on" | "off" | "y" | "n" | "Yes" | "No" | "On" | "Off")
+        || matches!(
+            s,
+            "yes" | "no" | "on" | "off" | "y" | "n" | "Yes" | "No" | "On" | "Off"
+        )
         || looks_like_timestamp(s);
     if needs_quotes {
         serde_json::to_string(s).expect("strings serialize")
@@ -498,7 +512,10 @@ mod tests {
         let docs = parse_documents(text).unwrap();
         assert_eq!(docs.len(), 2);
         let d = &docs[0];
-        assert_eq!(d.value["spec"]["containers"][0]["ports"][0]["containerPort"], json!(80));
+        assert_eq!(
+            d.value["spec"]["containers"][0]["ports"][0]["containerPort"],
+            json!(80)
+        );
         assert_eq!(d.line_of("spec.containers[0].image"), 11);
         assert_eq!(d.line_of("spec.containers[0].ports[0].containerPort"), 13);
         assert_eq!(d.line_of("metadata.labels[app.kubernetes.io/name]"), 7);
@@ -508,7 +525,11 @@ mod tests {
 
     #[test]
     fn core_schema_scalars() {
-        let d = &parse_documents("a: yes\nb: 0x10\nc: 1e7\nd: '80'\ne: ~\nf: .5\ng: !!str 12\nh: -3\ni: 1.0.0\n").unwrap()[0].value;
+        let d = &parse_documents(
+            "a: yes\nb: 0x10\nc: 1e7\nd: '80'\ne: ~\nf: .5\ng: !!str 12\nh: -3\ni: 1.0.0\n",
+        )
+        .unwrap()[0]
+            .value;
         assert_eq!(d["a"], json!("yes"));
         assert_eq!(d["b"], json!(16));
         assert_eq!(d["c"], json!(10000000.0));
@@ -522,7 +543,8 @@ mod tests {
 
     #[test]
     fn anchors_merge_and_duplicates() {
-        let d = &parse_documents("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n").unwrap()[0].value;
+        let d =
+            &parse_documents("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n").unwrap()[0].value;
         assert_eq!(d["other"], json!({"x": 1, "y": 3}));
         let e = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(e.line, 3);

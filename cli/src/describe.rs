@@ -9,10 +9,17 @@ fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
 }
 fn arr<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
-    v.pointer(ptr).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.pointer(ptr)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 fn or_none(x: &str) -> &str {
-    if x.is_empty() { "<none>" } else { x }
+    if x.is_empty() {
+        "<none>"
+    } else {
+        x
+    }
 }
 fn scalar(v: Option<&Value>) -> String {
     match v {
@@ -27,12 +34,28 @@ fn map_lines(out: &mut String, label: &str, v: Option<&Value>, indent: usize) {
     match v.and_then(Value::as_object) {
         Some(m) if !m.is_empty() => {
             for (i, (k, val)) in m.iter().enumerate() {
-                let l = if i == 0 { format!("{label}:") } else { String::new() };
-                let _ = writeln!(out, "{pad}{l:<w$}{k}={}", val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string()), w = 20 - indent.min(19));
+                let l = if i == 0 {
+                    format!("{label}:")
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "{pad}{l:<w$}{k}={}",
+                    val.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| val.to_string()),
+                    w = 20 - indent.min(19)
+                );
             }
         }
         _ => {
-            let _ = writeln!(out, "{pad}{:<w$}<none>", format!("{label}:"), w = 20 - indent.min(19));
+            let _ = writeln!(
+                out,
+                "{pad}{:<w$}<none>",
+                format!("{label}:"),
+                w = 20 - indent.min(19)
+            );
         }
     }
 }
@@ -44,7 +67,14 @@ fn field(out: &mut String, indent: usize, label: &str, value: &str) {
 }
 
 fn containers(out: &mut String, spec: &Value, status: Option<&Value>, indent: usize) {
-    for (title, list_ptr, status_ptr) in [("Init Containers", "/initContainers", "/initContainerStatuses"), ("Containers", "/containers", "/containerStatuses")] {
+    for (title, list_ptr, status_ptr) in [
+        (
+            "Init Containers",
+            "/initContainers",
+            "/initContainerStatuses",
+        ),
+        ("Containers", "/containers", "/containerStatuses"),
+    ] {
         let list = arr(spec, list_ptr);
         if list.is_empty() {
             continue;
@@ -56,7 +86,16 @@ fn containers(out: &mut String, spec: &Value, status: Option<&Value>, indent: us
             let _ = writeln!(out, "{pad}  {name}:");
             let i = indent + 4;
             field(out, i, "Image", s(c, "/image"));
-            let ports: Vec<String> = arr(c, "/ports").iter().map(|p| format!("{}/{}", scalar(p.get("containerPort")), p.get("protocol").and_then(Value::as_str).unwrap_or("TCP"))).collect();
+            let ports: Vec<String> = arr(c, "/ports")
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}/{}",
+                        scalar(p.get("containerPort")),
+                        p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+                    )
+                })
+                .collect();
             field(out, i, "Port", or_none(&ports.join(", ")));
             for (label, ptr) in [("Command", "/command"), ("Args", "/args")] {
                 let xs: Vec<&str> = arr(c, ptr).iter().filter_map(Value::as_str).collect();
@@ -64,13 +103,24 @@ fn containers(out: &mut String, spec: &Value, status: Option<&Value>, indent: us
                     field(out, i, label, &xs.join(" "));
                 }
             }
-            if let Some(st) = status.and_then(|st| st.pointer(status_ptr)).and_then(Value::as_array).and_then(|l| l.iter().find(|x| s(x, "/name") == name)) {
+            if let Some(st) = status
+                .and_then(|st| st.pointer(status_ptr))
+                .and_then(Value::as_array)
+                .and_then(|l| l.iter().find(|x| s(x, "/name") == name))
+            {
                 let (state, detail) = if let Some(r) = st.pointer("/state/running") {
                     ("Running", format!("Started: {}", s(r, "/startedAt")))
                 } else if let Some(w) = st.pointer("/state/waiting") {
                     ("Waiting", format!("Reason: {}", s(w, "/reason")))
                 } else if let Some(t) = st.pointer("/state/terminated") {
-                    ("Terminated", format!("Reason: {}  Exit Code: {}", s(t, "/reason"), scalar(t.get("exitCode"))))
+                    (
+                        "Terminated",
+                        format!(
+                            "Reason: {}  Exit Code: {}",
+                            s(t, "/reason"),
+                            scalar(t.get("exitCode"))
+                        ),
+                    )
                 } else {
                     ("Unknown", String::new())
                 };
@@ -79,9 +129,17 @@ fn containers(out: &mut String, spec: &Value, status: Option<&Value>, indent: us
                     let _ = writeln!(out, "{}  {detail}", " ".repeat(i));
                 }
                 field(out, i, "Ready", &scalar(st.get("ready")));
-                field(out, i, "Restart Count", &scalar(st.get("restartCount")).replace("<none>", "0"));
+                field(
+                    out,
+                    i,
+                    "Restart Count",
+                    &scalar(st.get("restartCount")).replace("<none>", "0"),
+                );
             }
-            for (label, ptr) in [("Limits", "/resources/limits"), ("Requests", "/resources/requests")] {
+            for (label, ptr) in [
+                ("Limits", "/resources/limits"),
+                ("Requests", "/resources/requests"),
+            ] {
                 if let Some(m) = c.pointer(ptr).and_then(Value::as_object) {
                     let _ = writeln!(out, "{}{label}:", " ".repeat(i));
                     for (k, v) in m {
@@ -98,9 +156,17 @@ fn containers(out: &mut String, spec: &Value, status: Option<&Value>, indent: us
                     let val = if let Some(v) = e.get("value").and_then(Value::as_str) {
                         v.to_string()
                     } else if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
-                        format!("<set to the key '{}' in secret '{}'>", s(r, "/key"), s(r, "/name"))
+                        format!(
+                            "<set to the key '{}' in secret '{}'>",
+                            s(r, "/key"),
+                            s(r, "/name")
+                        )
                     } else if let Some(r) = e.pointer("/valueFrom/configMapKeyRef") {
-                        format!("<set to the key '{}' of config map '{}'>", s(r, "/key"), s(r, "/name"))
+                        format!(
+                            "<set to the key '{}' of config map '{}'>",
+                            s(r, "/key"),
+                            s(r, "/name")
+                        )
                     } else if let Some(r) = e.pointer("/valueFrom/fieldRef") {
                         format!("({})", s(r, "/fieldPath"))
                     } else {
@@ -109,7 +175,10 @@ fn containers(out: &mut String, spec: &Value, status: Option<&Value>, indent: us
                     let _ = writeln!(out, "{}  {}:  {val}", " ".repeat(i), s(e, "/name"));
                 }
             }
-            let mounts: Vec<String> = arr(c, "/volumeMounts").iter().map(|m| format!("{} from {}", s(m, "/mountPath"), s(m, "/name"))).collect();
+            let mounts: Vec<String> = arr(c, "/volumeMounts")
+                .iter()
+                .map(|m| format!("{} from {}", s(m, "/mountPath"), s(m, "/name")))
+                .collect();
             field(out, i, "Mounts", or_none(&mounts.join(", ")));
         }
     }
@@ -123,19 +192,42 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
         field(&mut out, 0, "Namespace", s(v, "/metadata/namespace"));
     }
     map_lines(&mut out, "Labels", v.pointer("/metadata/labels"), 0);
-    map_lines(&mut out, "Annotations", v.pointer("/metadata/annotations"), 0);
-    field(&mut out, 0, "CreationTimestamp", s(v, "/metadata/creationTimestamp"));
+    map_lines(
+        &mut out,
+        "Annotations",
+        v.pointer("/metadata/annotations"),
+        0,
+    );
+    field(
+        &mut out,
+        0,
+        "CreationTimestamp",
+        s(v, "/metadata/creationTimestamp"),
+    );
     match kind {
         Kind::Pod => {
             field(&mut out, 0, "Node", or_none(s(v, "/spec/nodeName")));
-            field(&mut out, 0, "Start Time", or_none(s(v, "/status/startTime")));
+            field(
+                &mut out,
+                0,
+                "Start Time",
+                or_none(s(v, "/status/startTime")),
+            );
             field(&mut out, 0, "Status", &crate::print::pod_status(v));
             field(&mut out, 0, "IP", or_none(s(v, "/status/podIP")));
-            containers(&mut out, v.get("spec").unwrap_or(&Value::Null), v.get("status"), 0);
+            containers(
+                &mut out,
+                v.get("spec").unwrap_or(&Value::Null),
+                v.get("status"),
+                0,
+            );
             let conds = arr(v, "/status/conditions");
             if !conds.is_empty() {
                 out.push_str("Conditions:\n");
-                let rows: Vec<Vec<String>> = conds.iter().map(|c| vec![s(c, "/type").into(), s(c, "/status").into()]).collect();
+                let rows: Vec<Vec<String>> = conds
+                    .iter()
+                    .map(|c| vec![s(c, "/type").into(), s(c, "/status").into()])
+                    .collect();
                 for l in table(&["Type".into(), "Status".into()], &rows).lines() {
                     let _ = writeln!(out, "  {l}");
                 }
@@ -144,42 +236,117 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
             if !vols.is_empty() {
                 out.push_str("Volumes:\n");
                 for vol in vols {
-                    let kind = vol.as_object().and_then(|m| m.keys().find(|k| *k != "name").cloned()).unwrap_or_default();
+                    let kind = vol
+                        .as_object()
+                        .and_then(|m| m.keys().find(|k| *k != "name").cloned())
+                        .unwrap_or_default();
                     let _ = writeln!(out, "  {}:\n    Type: {kind}", s(vol, "/name"));
                 }
             }
             field(&mut out, 0, "Restart Policy", s(v, "/spec/restartPolicy"));
-            map_lines(&mut out, "Node-Selectors", v.pointer("/spec/nodeSelector"), 0);
+            map_lines(
+                &mut out,
+                "Node-Selectors",
+                v.pointer("/spec/nodeSelector"),
+                0,
+            );
         }
         Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet | Kind::Job => {
-            let sel = v.pointer("/spec/selector").and_then(|x| serde_json::from_value::<skiff_api::selector::LabelSelector>(x.clone()).ok()).and_then(|l| l.to_selector().ok()).map(|x| x.to_string()).unwrap_or_default();
+            let sel = v
+                .pointer("/spec/selector")
+                .and_then(|x| {
+                    serde_json::from_value::<skiff_api::selector::LabelSelector>(x.clone()).ok()
+                })
+                .and_then(|l| l.to_selector().ok())
+                .map(|x| x.to_string())
+                .unwrap_or_default();
             field(&mut out, 0, "Selector", or_none(&sel));
             let g = |p: &str| scalar(v.pointer(p)).replace("<none>", "0");
             match kind {
                 Kind::Deployment => {
-                    field(&mut out, 0, "Replicas", &format!("{} desired | {} updated | {} total | {} available | {} unavailable", g("/spec/replicas"), g("/status/updatedReplicas"), g("/status/replicas"), g("/status/availableReplicas"), g("/status/unavailableReplicas")));
+                    field(
+                        &mut out,
+                        0,
+                        "Replicas",
+                        &format!(
+                            "{} desired | {} updated | {} total | {} available | {} unavailable",
+                            g("/spec/replicas"),
+                            g("/status/updatedReplicas"),
+                            g("/status/replicas"),
+                            g("/status/availableReplicas"),
+                            g("/status/unavailableReplicas")
+                        ),
+                    );
                     field(&mut out, 0, "StrategyType", s(v, "/spec/strategy/type"));
                     if let Some(ru) = v.pointer("/spec/strategy/rollingUpdate") {
-                        field(&mut out, 0, "RollingUpdateStrategy", &format!("{} max unavailable, {} max surge", scalar(ru.get("maxUnavailable")), scalar(ru.get("maxSurge"))));
+                        field(
+                            &mut out,
+                            0,
+                            "RollingUpdateStrategy",
+                            &format!(
+                                "{} max unavailable, {} max surge",
+                                scalar(ru.get("maxUnavailable")),
+                                scalar(ru.get("maxSurge"))
+                            ),
+                        );
                     }
                 }
                 Kind::ReplicaSet | Kind::StatefulSet => {
-                    field(&mut out, 0, "Replicas", &format!("{} current / {} desired", g("/status/replicas"), g("/spec/replicas")));
+                    field(
+                        &mut out,
+                        0,
+                        "Replicas",
+                        &format!(
+                            "{} current / {} desired",
+                            g("/status/replicas"),
+                            g("/spec/replicas")
+                        ),
+                    );
                 }
                 Kind::DaemonSet => {
-                    field(&mut out, 0, "Desired Number of Nodes Scheduled", &g("/status/desiredNumberScheduled"));
-                    field(&mut out, 0, "Current Number of Nodes Scheduled", &g("/status/currentNumberScheduled"));
+                    field(
+                        &mut out,
+                        0,
+                        "Desired Number of Nodes Scheduled",
+                        &g("/status/desiredNumberScheduled"),
+                    );
+                    field(
+                        &mut out,
+                        0,
+                        "Current Number of Nodes Scheduled",
+                        &g("/status/currentNumberScheduled"),
+                    );
                 }
                 Kind::Job => {
                     field(&mut out, 0, "Parallelism", &g("/spec/parallelism"));
                     field(&mut out, 0, "Completions", &g("/spec/completions"));
-                    field(&mut out, 0, "Pods Statuses", &format!("{} Active / {} Succeeded / {} Failed", g("/status/active"), g("/status/succeeded"), g("/status/failed")));
+                    field(
+                        &mut out,
+                        0,
+                        "Pods Statuses",
+                        &format!(
+                            "{} Active / {} Succeeded / {} Failed",
+                            g("/status/active"),
+                            g("/status/succeeded"),
+                            g("/status/failed")
+                        ),
+                    );
                 }
                 _ => {}
             }
             out.push_str("Pod Template:\n");
-            map_lines(&mut out, "Labels", v.pointer("/spec/template/metadata/labels"), 2);
-            containers(&mut out, v.pointer("/spec/template/spec").unwrap_or(&Value::Null), None, 2);
+            map_lines(
+                &mut out,
+                "Labels",
+                v.pointer("/spec/template/metadata/labels"),
+                2,
+            );
+            containers(
+                &mut out,
+                v.pointer("/spec/template/spec").unwrap_or(&Value::Null),
+                None,
+                2,
+            );
         }
         Kind::Service => {
             map_lines(&mut out, "Selector", v.pointer("/spec/selector"), 0);
@@ -188,13 +355,28 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
             for p in arr(v, "/spec/ports") {
                 let name = p.get("name").and_then(Value::as_str).unwrap_or("<unset>");
                 let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-                field(&mut out, 0, "Port", &format!("{name}  {}/{proto}", scalar(p.get("port"))));
-                field(&mut out, 0, "TargetPort", &format!("{}/{proto}", scalar(p.get("targetPort"))));
+                field(
+                    &mut out,
+                    0,
+                    "Port",
+                    &format!("{name}  {}/{proto}", scalar(p.get("port"))),
+                );
+                field(
+                    &mut out,
+                    0,
+                    "TargetPort",
+                    &format!("{}/{proto}", scalar(p.get("targetPort"))),
+                );
                 if let Some(np) = p.get("nodePort") {
                     field(&mut out, 0, "NodePort", &format!("{name}  {np}/{proto}"));
                 }
             }
-            field(&mut out, 0, "Session Affinity", s(v, "/spec/sessionAffinity"));
+            field(
+                &mut out,
+                0,
+                "Session Affinity",
+                s(v, "/spec/sessionAffinity"),
+            );
         }
         Kind::ConfigMap => {
             out.push_str("\nData\n====\n");
@@ -214,26 +396,63 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
             let _ = writeln!(out, "\nType:  {}\n\nData\n====", s(v, "/type"));
             if let Some(m) = v.get("data").and_then(Value::as_object) {
                 for (k, val) in m {
-                    let _ = writeln!(out, "{k}:  {} bytes", secret_len(val.as_str().unwrap_or("")));
+                    let _ = writeln!(
+                        out,
+                        "{k}:  {} bytes",
+                        secret_len(val.as_str().unwrap_or(""))
+                    );
                 }
             }
         }
         Kind::Namespace => field(&mut out, 0, "Status", or_none(s(v, "/status/phase"))),
         Kind::Node => {
-            let taints: Vec<String> = arr(v, "/spec/taints").iter().map(|t| format!("{}={}:{}", s(t, "/key"), s(t, "/value"), s(t, "/effect"))).collect();
+            let taints: Vec<String> = arr(v, "/spec/taints")
+                .iter()
+                .map(|t| format!("{}={}:{}", s(t, "/key"), s(t, "/value"), s(t, "/effect")))
+                .collect();
             field(&mut out, 0, "Taints", or_none(&taints.join(", ")));
-            field(&mut out, 0, "Unschedulable", &scalar(v.pointer("/spec/unschedulable")).replace("<none>", "false"));
+            field(
+                &mut out,
+                0,
+                "Unschedulable",
+                &scalar(v.pointer("/spec/unschedulable")).replace("<none>", "false"),
+            );
             let conds = arr(v, "/status/conditions");
             out.push_str("Conditions:\n");
-            let rows: Vec<Vec<String>> = conds.iter().map(|c| vec![s(c, "/type").into(), s(c, "/status").into(), s(c, "/lastHeartbeatTime").into(), s(c, "/reason").into(), s(c, "/message").into()]).collect();
-            for l in table(&["Type".into(), "Status".into(), "LastHeartbeatTime".into(), "Reason".into(), "Message".into()], &rows).lines() {
+            let rows: Vec<Vec<String>> = conds
+                .iter()
+                .map(|c| {
+                    vec![
+                        s(c, "/type").into(),
+                        s(c, "/status").into(),
+                        s(c, "/lastHeartbeatTime").into(),
+                        s(c, "/reason").into(),
+                        s(c, "/message").into(),
+                    ]
+                })
+                .collect();
+            for l in table(
+                &[
+                    "Type".into(),
+                    "Status".into(),
+                    "LastHeartbeatTime".into(),
+                    "Reason".into(),
+                    "Message".into(),
+                ],
+                &rows,
+            )
+            .lines()
+            {
                 let _ = writeln!(out, "  {l}");
             }
             out.push_str("Addresses:\n");
             for a in arr(v, "/status/addresses") {
                 let _ = writeln!(out, "  {}:  {}", s(a, "/type"), s(a, "/address"));
             }
-            for (label, ptr) in [("Capacity", "/status/capacity"), ("Allocatable", "/status/allocatable")] {
+            for (label, ptr) in [
+                ("Capacity", "/status/capacity"),
+                ("Allocatable", "/status/allocatable"),
+            ] {
                 let _ = writeln!(out, "{label}:");
                 if let Some(m) = v.pointer(ptr).and_then(Value::as_object) {
                     for (k, val) in m {
@@ -252,7 +471,16 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
             field(&mut out, 0, "Type", s(v, "/type"));
             field(&mut out, 0, "Reason", s(v, "/reason"));
             field(&mut out, 0, "Message", s(v, "/message"));
-            field(&mut out, 0, "Involved Object", &format!("{}/{}", s(v, "/involvedObject/kind"), s(v, "/involvedObject/name")));
+            field(
+                &mut out,
+                0,
+                "Involved Object",
+                &format!(
+                    "{}/{}",
+                    s(v, "/involvedObject/kind"),
+                    s(v, "/involvedObject/name")
+                ),
+            );
         }
     }
     if kind != Kind::Event {
@@ -263,13 +491,37 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
             let rows: Vec<Vec<String>> = events
                 .iter()
                 .map(|e| {
-                    let last = match s(e, "/lastTimestamp") { "" => s(e, "/metadata/creationTimestamp"), t => t };
+                    let last = match s(e, "/lastTimestamp") {
+                        "" => s(e, "/metadata/creationTimestamp"),
+                        t => t,
+                    };
                     let count = e.get("count").and_then(Value::as_i64).unwrap_or(1);
-                    let when = if count > 1 { format!("{} (x{count})", age(last)) } else { age(last) };
-                    vec![s(e, "/type").into(), s(e, "/reason").into(), when, s(e, "/source/component").into(), s(e, "/message").into()]
+                    let when = if count > 1 {
+                        format!("{} (x{count})", age(last))
+                    } else {
+                        age(last)
+                    };
+                    vec![
+                        s(e, "/type").into(),
+                        s(e, "/reason").into(),
+                        when,
+                        s(e, "/source/component").into(),
+                        s(e, "/message").into(),
+                    ]
                 })
                 .collect();
-            for l in table(&["Type".into(), "Reason".into(), "Age".into(), "From".into(), "Message".into()], &rows).lines() {
+            for l in table(
+                &[
+                    "Type".into(),
+                    "Reason".into(),
+                    "Age".into(),
+                    "From".into(),
+                    "Message".into(),
+                ],
+                &rows,
+            )
+            .lines()
+            {
                 let _ = writeln!(out, "  {l}");
             }
         }

@@ -15,7 +15,9 @@ pub fn read_manifests(sources: &[String]) -> anyhow::Result<Vec<Manifest>> {
     for s in sources {
         if s == "-" {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
             files.push(("<stdin>".into(), text));
             continue;
         }
@@ -24,18 +26,25 @@ pub fn read_manifests(sources: &[String]) -> anyhow::Result<Vec<Manifest>> {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
                 .with_context(|| format!("reading directory {s}"))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("yaml" | "yml" | "json")
+                    )
+                })
                 .collect();
             entries.sort();
             if entries.is_empty() {
                 bail!("{s}: no .yaml, .yml or .json files in this directory");
             }
             for e in entries {
-                let text = std::fs::read_to_string(&e).with_context(|| format!("reading {}", e.display()))?;
+                let text = std::fs::read_to_string(&e)
+                    .with_context(|| format!("reading {}", e.display()))?;
                 files.push((e.display().to_string(), text));
             }
         } else {
-            let text = std::fs::read_to_string(p).with_context(|| format!("the path {s:?} cannot be read"))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("the path {s:?} cannot be read"))?;
             files.push((s.clone(), text));
         }
     }
@@ -45,7 +54,9 @@ pub fn read_manifests(sources: &[String]) -> anyhow::Result<Vec<Manifest>> {
         match parse_manifests(&text) {
             Ok(mut m) => {
                 for x in &mut m {
-                    x.warnings.iter_mut().for_each(|w| *w = format!("{name}: {w}"));
+                    x.warnings
+                        .iter_mut()
+                        .for_each(|w| *w = format!("{name}: {w}"));
                 }
                 out.extend(m);
             }

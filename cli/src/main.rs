@@ -134,10 +134,17 @@ enum TokenAction {
 
 fn main() {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli)) {
         let msg = match e.downcast_ref::<ClientError>() {
-            Some(ClientError::Api(api)) => format!("Error from server ({}): {}", code_name(api.code), api.message),
+            Some(ClientError::Api(api)) => format!(
+                "Error from server ({}): {}",
+                code_name(api.code),
+                api.message
+            ),
             _ => format!("error: {e:#}"),
         };
         eprintln!("{msg}");
@@ -169,7 +176,10 @@ async fn connect(cli: &Cli) -> anyhow::Result<Client> {
 fn kind_of(name: &str) -> anyhow::Result<Kind> {
     Kind::from_name(name).ok_or_else(|| {
         let known: Vec<&str> = Kind::ALL.iter().map(|k| k.info().plural).collect();
-        anyhow!("the server doesn't have a resource type {name:?} (known: {})", known.join(", "))
+        anyhow!(
+            "the server doesn't have a resource type {name:?} (known: {})",
+            known.join(", ")
+        )
     })
 }
 
@@ -184,8 +194,13 @@ fn targets(args: &[String]) -> anyhow::Result<Vec<(Kind, Option<String>)>> {
             })
             .collect();
     }
-    let (first, names) = args.split_first().ok_or_else(|| anyhow!("you must specify the type of resource (e.g. 'skiff get pods')"))?;
-    let kinds: Vec<Kind> = first.split(',').map(kind_of).collect::<anyhow::Result<_>>()?;
+    let (first, names) = args
+        .split_first()
+        .ok_or_else(|| anyhow!("you must specify the type of resource (e.g. 'skiff get pods')"))?;
+    let kinds: Vec<Kind> = first
+        .split(',')
+        .map(kind_of)
+        .collect::<anyhow::Result<_>>()?;
     if names.is_empty() {
         return Ok(kinds.into_iter().map(|k| (k, None)).collect());
     }
@@ -196,7 +211,15 @@ fn targets(args: &[String]) -> anyhow::Result<Vec<(Kind, Option<String>)>> {
 }
 
 fn key(kind: Kind, ns: &str, name: &str) -> ObjectKey {
-    ObjectKey { kind, namespace: if kind.namespaced() { ns.to_string() } else { String::new() }, name: name.to_string() }
+    ObjectKey {
+        kind,
+        namespace: if kind.namespaced() {
+            ns.to_string()
+        } else {
+            String::new()
+        },
+        name: name.to_string(),
+    }
 }
 
 fn parse_duration(s: &str) -> anyhow::Result<Option<u64>> {
@@ -204,7 +227,9 @@ fn parse_duration(s: &str) -> anyhow::Result<Option<u64>> {
         return Ok(None);
     }
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| anyhow!("invalid duration {s:?} (use 30s, 10m, 24h, 7d or 0)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow!("invalid duration {s:?} (use 30s, 10m, 24h, 7d or 0)"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -216,7 +241,10 @@ fn parse_duration(s: &str) -> anyhow::Result<Option<u64>> {
 }
 
 /// Reads manifests and puts each in the namespace the command works in.
-fn manifests_for(cli: &Cli, files: &[String]) -> anyhow::Result<Vec<skiff_api::manifest::Manifest>> {
+fn manifests_for(
+    cli: &Cli,
+    files: &[String],
+) -> anyhow::Result<Vec<skiff_api::manifest::Manifest>> {
     let mut ms = input::read_manifests(files)?;
     for m in &mut ms {
         for w in &m.warnings {
@@ -240,7 +268,11 @@ fn manifests_for(cli: &Cli, files: &[String]) -> anyhow::Result<Vec<skiff_api::m
 fn obj_name(o: &Value) -> String {
     match Object::from_value(o) {
         Ok(obj) => obj.display_name(),
-        Err(_) => o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").to_string(),
+        Err(_) => o
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string(),
     }
 }
 
@@ -251,9 +283,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout();
             match shell {
-                Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "skiff", &mut out),
-                Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "skiff", &mut out),
-                Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "skiff", &mut out),
+                Shell::Bash => {
+                    clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "skiff", &mut out)
+                }
+                Shell::Zsh => {
+                    clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "skiff", &mut out)
+                }
+                Shell::Fish => {
+                    clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "skiff", &mut out)
+                }
             }
             Ok(())
         }
@@ -261,7 +299,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Client Version: v{}", skiff_api::VERSION);
             let c = connect(&cli).await?;
             match c.call(&Request::Version).await? {
-                Response::Version { server, protocol } => println!("Server Version: v{server} (protocol {protocol})"),
+                Response::Version { server, protocol } => {
+                    println!("Server Version: v{server} (protocol {protocol})")
+                }
                 other => bail!("unexpected answer {other:?}"),
             }
             Ok(())
@@ -289,14 +329,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("{name} created");
                     }
                     _ => {
-                        c.call(&Request::Update { object: json, status: false }).await?;
+                        c.call(&Request::Update {
+                            object: json,
+                            status: false,
+                        })
+                        .await?;
                         println!("{name} replaced");
                     }
                 }
             }
             Ok(())
         }
-        Verb::Delete { files, all, resources } => {
+        Verb::Delete {
+            files,
+            all,
+            resources,
+        } => {
             let mut keys = Vec::new();
             if !files.is_empty() {
                 if !resources.is_empty() || *all {
@@ -332,10 +380,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut failed = None;
             for k in keys {
                 let shown = format!("{}/{}", k.kind.qualified(), k.name);
-                match c.call(&Request::Delete { key: k, resource_version: None }).await {
+                match c
+                    .call(&Request::Delete {
+                        key: k,
+                        resource_version: None,
+                    })
+                    .await
+                {
                     Ok(_) => println!("{shown} deleted"),
                     Err(e) => {
-                        eprintln!("Error from server ({}): {e}", e.code().map(code_name).unwrap_or("Error"));
+                        eprintln!(
+                            "Error from server ({}): {e}",
+                            e.code().map(code_name).unwrap_or("Error")
+                        );
                         failed = Some(e);
                     }
                 }
@@ -345,16 +402,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Ok(()),
             }
         }
-        Verb::Get { resources, all_namespaces, selector, output, watch } => {
+        Verb::Get {
+            resources,
+            all_namespaces,
+            selector,
+            output,
+            watch,
+        } => {
             let c = connect(&cli).await?;
-            get(&c, &ns, resources, *all_namespaces, selector.clone(), *output, *watch).await
+            get(
+                &c,
+                &ns,
+                resources,
+                *all_namespaces,
+                selector.clone(),
+                *output,
+                *watch,
+            )
+            .await
         }
         Verb::Describe { resources } => {
             let c = connect(&cli).await?;
             let t = targets(resources)?;
             let mut first = true;
             for (kind, name) in t {
-                let name = name.ok_or_else(|| anyhow!("describe needs a name: skiff describe {} NAME", kind.info().plural))?;
+                let name = name.ok_or_else(|| {
+                    anyhow!(
+                        "describe needs a name: skiff describe {} NAME",
+                        kind.info().plural
+                    )
+                })?;
                 let obj = c.get_json(key(kind, &ns, &name)).await?;
                 let events = events_for(&c, kind, &ns, &name).await.unwrap_or_default();
                 if !first {
@@ -370,7 +447,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match action {
                 TokenAction::Create { ttl, description } => {
                     let ttl_seconds = parse_duration(ttl)?;
-                    match c.call(&Request::TokenCreate { ttl_seconds, description: description.clone() }).await? {
+                    match c
+                        .call(&Request::TokenCreate {
+                            ttl_seconds,
+                            description: description.clone(),
+                        })
+                        .await?
+                    {
                         Response::Token { token, .. } => println!("{token}"),
                         other => bail!("unexpected answer {other:?}"),
                     }
@@ -379,9 +462,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if let Response::Tokens { tokens } = c.call(&Request::TokenList).await? {
                         let rows: Vec<Vec<String>> = tokens
                             .iter()
-                            .map(|t| vec![t.id.clone(), t.expires.map(skiff_api::util::rfc3339).unwrap_or_else(|| "<never>".into()), t.description.clone()])
+                            .map(|t| {
+                                vec![
+                                    t.id.clone(),
+                                    t.expires
+                                        .map(skiff_api::util::rfc3339)
+                                        .unwrap_or_else(|| "<never>".into()),
+                                    t.description.clone(),
+                                ]
+                            })
                             .collect();
-                        print!("{}", print::table(&["ID".into(), "EXPIRES".into(), "DESCRIPTION".into()], &rows));
+                        print!(
+                            "{}",
+                            print::table(
+                                &["ID".into(), "EXPIRES".into(), "DESCRIPTION".into()],
+                                &rows
+                            )
+                        );
                     }
                 }
                 TokenAction::Revoke { id } => {
@@ -395,30 +492,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn events_for(c: &Client, kind: Kind, ns: &str, name: &str) -> anyhow::Result<Vec<Value>> {
-    let namespace = kind.namespaced().then(|| ns.to_string()).or(Some("default".into()));
-    let Response::List { items, .. } = c.call(&Request::List { kind: Kind::Event, namespace, selector: None }).await? else {
+    let namespace = kind
+        .namespaced()
+        .then(|| ns.to_string())
+        .or(Some("default".into()));
+    let Response::List { items, .. } = c
+        .call(&Request::List {
+            kind: Kind::Event,
+            namespace,
+            selector: None,
+        })
+        .await?
+    else {
         return Ok(vec![]);
     };
     let mut out: Vec<Value> = items
         .iter()
         .filter_map(|i| serde_json::from_str::<Value>(i).ok())
-        .filter(|e| e.pointer("/involvedObject/kind").and_then(Value::as_str) == Some(kind.name()) && e.pointer("/involvedObject/name").and_then(Value::as_str) == Some(name))
+        .filter(|e| {
+            e.pointer("/involvedObject/kind").and_then(Value::as_str) == Some(kind.name())
+                && e.pointer("/involvedObject/name").and_then(Value::as_str) == Some(name)
+        })
         .collect();
     out.sort_by(|a, b| {
-        let t = |e: &Value| e.pointer("/lastTimestamp").and_then(Value::as_str).unwrap_or("").to_string();
+        let t = |e: &Value| {
+            e.pointer("/lastTimestamp")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         t(a).cmp(&t(b))
     });
     Ok(out)
 }
 
-fn print_objects(kind: Kind, objs: &[Value], output: Option<Output>, all_ns: bool, header: bool) -> String {
+fn print_objects(
+    kind: Kind,
+    objs: &[Value],
+    output: Option<Output>,
+    all_ns: bool,
+    header: bool,
+) -> String {
     match output {
         Some(Output::Name) => objs.iter().map(|o| format!("{}\n", obj_name(o))).collect(),
         Some(f @ (Output::Json | Output::Yaml)) => objs.iter().map(|o| structured(o, f)).collect(),
         _ => {
             let wide = output == Some(Output::Wide);
             let ns_col = all_ns && kind.namespaced();
-            let mut h: Vec<String> = print::headers(kind, wide).into_iter().map(String::from).collect();
+            let mut h: Vec<String> = print::headers(kind, wide)
+                .into_iter()
+                .map(String::from)
+                .collect();
             if ns_col {
                 h.insert(0, "NAMESPACE".into());
             }
@@ -427,13 +551,23 @@ fn print_objects(kind: Kind, objs: &[Value], output: Option<Output>, all_ns: boo
                 .map(|o| {
                     let mut r = print::row(kind, o, wide);
                     if ns_col {
-                        r.insert(0, o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string());
+                        r.insert(
+                            0,
+                            o.pointer("/metadata/namespace")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                        );
                     }
                     r
                 })
                 .collect();
             let t = print::table(&h, &rows);
-            if header { t } else { t.lines().skip(1).map(|l| format!("{l}\n")).collect() }
+            if header {
+                t
+            } else {
+                t.lines().skip(1).map(|l| format!("{l}\n")).collect()
+            }
         }
     }
 }
@@ -445,19 +579,39 @@ fn structured(v: &Value, output: Output) -> String {
     }
 }
 
-async fn get(c: &Client, ns: &str, resources: &[String], all_ns: bool, selector: Option<String>, output: Option<Output>, watch: bool) -> anyhow::Result<()> {
+async fn get(
+    c: &Client,
+    ns: &str,
+    resources: &[String],
+    all_ns: bool,
+    selector: Option<String>,
+    output: Option<Output>,
+    watch: bool,
+) -> anyhow::Result<()> {
     let t = targets(resources)?;
     let is_structured = matches!(output, Some(Output::Json) | Some(Output::Yaml));
     let mut collected: Vec<Value> = Vec::new();
     let single_named = t.len() == 1 && t[0].1.is_some();
-    let several_kinds = t.iter().map(|x| x.0).collect::<std::collections::BTreeSet<_>>().len() > 1;
+    let several_kinds = t
+        .iter()
+        .map(|x| x.0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
     let mut printed_any = false;
     let mut watch_from: Option<(Kind, u64)> = None;
     for (kind, group) in group_by_kind(&t) {
         let mut objs = Vec::new();
         if group.iter().all(Option::is_none) {
             let namespace = (kind.namespaced() && !all_ns).then(|| ns.to_string());
-            let Response::List { revision, items } = c.call(&Request::List { kind, namespace, selector: selector.clone() }).await? else {
+            let Response::List { revision, items } = c
+                .call(&Request::List {
+                    kind,
+                    namespace,
+                    selector: selector.clone(),
+                })
+                .await?
+            else {
                 bail!("unexpected answer to list");
             };
             watch_from = Some((kind, revision));
@@ -487,7 +641,15 @@ async fn get(c: &Client, ns: &str, resources: &[String], all_ns: bool, selector:
             text = text
                 .lines()
                 .enumerate()
-                .map(|(i, l)| if i == 0 { format!("{l}\n") } else { let mut parts = l.splitn(2, ' '); let first = parts.next().unwrap_or(""); format!("{q}/{first} {}\n", parts.next().unwrap_or("")) })
+                .map(|(i, l)| {
+                    if i == 0 {
+                        format!("{l}\n")
+                    } else {
+                        let mut parts = l.splitn(2, ' ');
+                        let first = parts.next().unwrap_or("");
+                        format!("{q}/{first} {}\n", parts.next().unwrap_or(""))
+                    }
+                })
                 .collect();
         }
         print!("{text}");
@@ -515,26 +677,50 @@ async fn get(c: &Client, ns: &str, resources: &[String], all_ns: bool, selector:
         let names: Vec<String> = t.iter().filter_map(|x| x.1.clone()).collect();
         loop {
             let namespace = (kind.namespaced() && !all_ns).then(|| ns.to_string());
-            let req = Request::Watch { kind, namespace: namespace.clone(), selector: selector.clone(), since: (since > 0).then_some(since) };
+            let req = Request::Watch {
+                kind,
+                namespace: namespace.clone(),
+                selector: selector.clone(),
+                since: (since > 0).then_some(since),
+            };
             let mut w = c.watch(&req).await?;
             loop {
                 match w.next().await? {
                     None => return Ok(()),
-                    Some(WatchEvent::Added { object, .. } | WatchEvent::Modified { object, .. } | WatchEvent::Deleted { object, .. }) => {
+                    Some(
+                        WatchEvent::Added { object, .. }
+                        | WatchEvent::Modified { object, .. }
+                        | WatchEvent::Deleted { object, .. },
+                    ) => {
                         let v: Value = serde_json::from_str(&object)?;
-                        let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+                        let name = v
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
                         if !names.is_empty() && !names.iter().any(|n| n == name) {
                             continue;
                         }
                         match output {
-                            Some(f @ (Output::Json | Output::Yaml)) => print!("{}", structured(&v, f)),
-                            _ => print!("{}", print_objects(kind, &[v], output, all_ns, !printed_any)),
+                            Some(f @ (Output::Json | Output::Yaml)) => {
+                                print!("{}", structured(&v, f))
+                            }
+                            _ => print!(
+                                "{}",
+                                print_objects(kind, &[v], output, all_ns, !printed_any)
+                            ),
                         }
                         printed_any = true;
                     }
                     Some(WatchEvent::Expired { .. }) => {
                         // History moved on: list again, then watch from the list.
-                        let Response::List { revision, .. } = c.call(&Request::List { kind, namespace, selector: selector.clone() }).await? else {
+                        let Response::List { revision, .. } = c
+                            .call(&Request::List {
+                                kind,
+                                namespace,
+                                selector: selector.clone(),
+                            })
+                            .await?
+                        else {
                             bail!("unexpected answer to list");
                         };
                         since = revision;

@@ -13,7 +13,10 @@ fn n(v: &Value, ptr: &str) -> i64 {
     v.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 fn arr<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
-    v.pointer(ptr).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.pointer(ptr)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// kubectl's human duration: `45s`, `3m20s`, `17m`, `5h3m`, `20h`, `3d4h`, `40d`, `2y30d`.
@@ -32,7 +35,10 @@ pub fn human_duration(secs: u64) -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Age of a timestamp, `<unknown>` if absent.
@@ -45,7 +51,11 @@ pub fn age(ts: &str) -> String {
 
 fn map_str(v: &Value, ptr: &str) -> String {
     match v.pointer(ptr).and_then(Value::as_object) {
-        Some(m) if !m.is_empty() => m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","),
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(","),
         _ => "<none>".into(),
     }
 }
@@ -53,7 +63,8 @@ fn map_str(v: &Value, ptr: &str) -> String {
 fn selector_str(v: &Value, ptr: &str) -> String {
     match v.pointer(ptr) {
         Some(sel) => {
-            let parsed: Result<skiff_api::selector::LabelSelector, _> = serde_json::from_value(sel.clone());
+            let parsed: Result<skiff_api::selector::LabelSelector, _> =
+                serde_json::from_value(sel.clone());
             match parsed.ok().and_then(|l| l.to_selector().ok()) {
                 Some(s) if !s.is_empty() => s.to_string(),
                 _ => "<none>".into(),
@@ -84,7 +95,11 @@ pub fn pod_status(p: &Value) -> String {
         }
         if let Some(t) = t {
             let r = s(t, "/reason");
-            return if r.is_empty() { format!("Init:ExitCode:{}", n(t, "/exitCode")) } else { format!("Init:{r}") };
+            return if r.is_empty() {
+                format!("Init:ExitCode:{}", n(t, "/exitCode"))
+            } else {
+                format!("Init:{r}")
+            };
         }
         let w = s(c, "/state/waiting/reason");
         if !w.is_empty() && w != "PodInitializing" {
@@ -105,7 +120,9 @@ pub fn pod_status(p: &Value) -> String {
             } else {
                 format!("ExitCode:{}", n(t, "/exitCode"))
             };
-        } else if c.pointer("/state/running").is_some() && c.get("ready").and_then(Value::as_bool) == Some(true) {
+        } else if c.pointer("/state/running").is_some()
+            && c.get("ready").and_then(Value::as_bool) == Some(true)
+        {
             running = true;
         }
     }
@@ -126,7 +143,11 @@ fn ports(v: &Value) -> String {
             }
         })
         .collect();
-    if ps.is_empty() { "<none>".into() } else { ps.join(",") }
+    if ps.is_empty() {
+        "<none>".into()
+    } else {
+        ps.join(",")
+    }
 }
 
 fn containers_images(v: &Value, base: &str) -> (String, String) {
@@ -159,10 +180,26 @@ pub fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
         Kind::Pod => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         Kind::Deployment => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         Kind::ReplicaSet => vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
-        Kind::DaemonSet => vec!["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+        Kind::DaemonSet => vec![
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE SELECTOR",
+            "AGE",
+        ],
         Kind::StatefulSet => vec!["NAME", "READY", "AGE"],
         Kind::Job => vec!["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
-        Kind::Service => vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+        Kind::Service => vec![
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE",
+        ],
         Kind::ConfigMap => vec!["NAME", "DATA", "AGE"],
         Kind::Secret => vec!["NAME", "TYPE", "DATA", "AGE"],
         Kind::Namespace => vec!["NAME", "STATUS", "AGE"],
@@ -172,10 +209,17 @@ pub fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
     if wide {
         h.extend(match kind {
             Kind::Pod => vec!["IP", "NODE"],
-            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet => vec!["CONTAINERS", "IMAGES", "SELECTOR"],
+            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet => {
+                vec!["CONTAINERS", "IMAGES", "SELECTOR"]
+            }
             Kind::DaemonSet | Kind::Job => vec!["CONTAINERS", "IMAGES", "SELECTOR"],
             Kind::Service => vec!["SELECTOR"],
-            Kind::Node => vec!["INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
+            Kind::Node => vec![
+                "INTERNAL-IP",
+                "OS-IMAGE",
+                "KERNEL-VERSION",
+                "CONTAINER-RUNTIME",
+            ],
             _ => vec![],
         });
     }
@@ -190,18 +234,37 @@ pub fn row(kind: Kind, v: &Value, wide: bool) -> Vec<String> {
         Kind::Pod => {
             let total = arr(v, "/spec/containers").len();
             let statuses = arr(v, "/status/containerStatuses");
-            let ready = statuses.iter().filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true)).count();
+            let ready = statuses
+                .iter()
+                .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
+                .count();
             let restarts: i64 = statuses.iter().map(|c| n(c, "/restartCount")).sum();
-            vec![name, format!("{ready}/{total}"), pod_status(v), restarts.to_string(), age_]
+            vec![
+                name,
+                format!("{ready}/{total}"),
+                pod_status(v),
+                restarts.to_string(),
+                age_,
+            ]
         }
         Kind::Deployment => vec![
             name,
-            format!("{}/{}", n(v, "/status/readyReplicas"), n(v, "/spec/replicas")),
+            format!(
+                "{}/{}",
+                n(v, "/status/readyReplicas"),
+                n(v, "/spec/replicas")
+            ),
             n(v, "/status/updatedReplicas").to_string(),
             n(v, "/status/availableReplicas").to_string(),
             age_,
         ],
-        Kind::ReplicaSet => vec![name, n(v, "/spec/replicas").to_string(), n(v, "/status/replicas").to_string(), n(v, "/status/readyReplicas").to_string(), age_],
+        Kind::ReplicaSet => vec![
+            name,
+            n(v, "/spec/replicas").to_string(),
+            n(v, "/status/replicas").to_string(),
+            n(v, "/status/readyReplicas").to_string(),
+            age_,
+        ],
         Kind::DaemonSet => vec![
             name,
             n(v, "/status/desiredNumberScheduled").to_string(),
@@ -212,61 +275,165 @@ pub fn row(kind: Kind, v: &Value, wide: bool) -> Vec<String> {
             map_str(v, "/spec/template/spec/nodeSelector"),
             age_,
         ],
-        Kind::StatefulSet => vec![name, format!("{}/{}", n(v, "/status/readyReplicas"), n(v, "/spec/replicas")), age_],
+        Kind::StatefulSet => vec![
+            name,
+            format!(
+                "{}/{}",
+                n(v, "/status/readyReplicas"),
+                n(v, "/spec/replicas")
+            ),
+            age_,
+        ],
         Kind::Job => {
             let conds = arr(v, "/status/conditions");
-            let has = |t: &str| conds.iter().any(|c| s(c, "/type") == t && s(c, "/status") == "True");
-            let status = if has("Complete") { "Complete" } else if has("Failed") { "Failed" } else if v.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) { "Suspended" } else { "Running" };
+            let has = |t: &str| {
+                conds
+                    .iter()
+                    .any(|c| s(c, "/type") == t && s(c, "/status") == "True")
+            };
+            let status = if has("Complete") {
+                "Complete"
+            } else if has("Failed") {
+                "Failed"
+            } else if v.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+                "Suspended"
+            } else {
+                "Running"
+            };
             let start = parse_rfc3339(s(v, "/status/startTime"));
             let end = parse_rfc3339(s(v, "/status/completionTime")).unwrap_or_else(now);
-            let duration = start.map(|st| human_duration(end.saturating_sub(st))).unwrap_or_default();
-            let completions = v.pointer("/spec/completions").and_then(Value::as_i64).map(|c| c.to_string()).unwrap_or_else(|| "1".into());
-            vec![name, status.into(), format!("{}/{completions}", n(v, "/status/succeeded")), duration, age_]
+            let duration = start
+                .map(|st| human_duration(end.saturating_sub(st)))
+                .unwrap_or_default();
+            let completions = v
+                .pointer("/spec/completions")
+                .and_then(Value::as_i64)
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "1".into());
+            vec![
+                name,
+                status.into(),
+                format!("{}/{completions}", n(v, "/status/succeeded")),
+                duration,
+                age_,
+            ]
         }
         Kind::Service => {
             let ip = match s(v, "/spec/clusterIP") {
                 "" => "<pending>".to_string(),
                 x => x.to_string(),
             };
-            vec![name, s(v, "/spec/type").to_string(), ip, "<none>".into(), ports(v), age_]
+            vec![
+                name,
+                s(v, "/spec/type").to_string(),
+                ip,
+                "<none>".into(),
+                ports(v),
+                age_,
+            ]
         }
         Kind::ConfigMap => {
-            let d = v.get("data").and_then(Value::as_object).map_or(0, |m| m.len()) + v.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
+            let d = v
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len())
+                + v.get("binaryData")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len());
             vec![name, d.to_string(), age_]
         }
         Kind::Secret => {
-            let d = v.get("data").and_then(Value::as_object).map_or(0, |m| m.len());
+            let d = v
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len());
             vec![name, s(v, "/type").to_string(), d.to_string(), age_]
         }
-        Kind::Namespace => vec![name, match s(v, "/status/phase") { "" => "Active".into(), p => p.to_string() }, age_],
+        Kind::Namespace => vec![
+            name,
+            match s(v, "/status/phase") {
+                "" => "Active".into(),
+                p => p.to_string(),
+            },
+            age_,
+        ],
         Kind::Node => {
             let roles: Vec<String> = v
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)
-                .map(|m| m.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_string)).collect())
+                .map(|m| {
+                    m.keys()
+                        .filter_map(|k| {
+                            k.strip_prefix("node-role.kubernetes.io/")
+                                .map(str::to_string)
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
-            vec![name, node_ready(v), if roles.is_empty() { "<none>".into() } else { roles.join(",") }, age_, s(v, "/status/nodeInfo/kubeletVersion").to_string()]
+            vec![
+                name,
+                node_ready(v),
+                if roles.is_empty() {
+                    "<none>".into()
+                } else {
+                    roles.join(",")
+                },
+                age_,
+                s(v, "/status/nodeInfo/kubeletVersion").to_string(),
+            ]
         }
         Kind::Event => {
-            let last = match s(v, "/lastTimestamp") { "" => s(v, "/metadata/creationTimestamp"), t => t };
-            let obj = format!("{}/{}", s(v, "/involvedObject/kind").to_ascii_lowercase(), s(v, "/involvedObject/name"));
-            vec![age(last), s(v, "/type").to_string(), s(v, "/reason").to_string(), obj, s(v, "/message").to_string()]
+            let last = match s(v, "/lastTimestamp") {
+                "" => s(v, "/metadata/creationTimestamp"),
+                t => t,
+            };
+            let obj = format!(
+                "{}/{}",
+                s(v, "/involvedObject/kind").to_ascii_lowercase(),
+                s(v, "/involvedObject/name")
+            );
+            vec![
+                age(last),
+                s(v, "/type").to_string(),
+                s(v, "/reason").to_string(),
+                obj,
+                s(v, "/message").to_string(),
+            ]
         }
     };
     if wide {
         match kind {
             Kind::Pod => {
-                r.push(match s(v, "/status/podIP") { "" => "<none>".into(), x => x.into() });
-                r.push(match s(v, "/spec/nodeName") { "" => "<none>".into(), x => x.into() });
+                r.push(match s(v, "/status/podIP") {
+                    "" => "<none>".into(),
+                    x => x.into(),
+                });
+                r.push(match s(v, "/spec/nodeName") {
+                    "" => "<none>".into(),
+                    x => x.into(),
+                });
             }
-            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet | Kind::Job => {
+            Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::StatefulSet
+            | Kind::DaemonSet
+            | Kind::Job => {
                 let (c, i) = containers_images(v, "/spec/template/spec/containers");
                 r.extend([c, i, selector_str(v, "/spec/selector")]);
             }
             Kind::Service => r.push(map_str(v, "/spec/selector")),
             Kind::Node => {
-                let ip = arr(v, "/status/addresses").iter().find(|a| s(a, "/type") == "InternalIP").map(|a| s(a, "/address").to_string()).unwrap_or_else(|| "<none>".into());
-                r.extend([ip, s(v, "/status/nodeInfo/osImage").into(), s(v, "/status/nodeInfo/kernelVersion").into(), s(v, "/status/nodeInfo/containerRuntimeVersion").into()]);
+                let ip = arr(v, "/status/addresses")
+                    .iter()
+                    .find(|a| s(a, "/type") == "InternalIP")
+                    .map(|a| s(a, "/address").to_string())
+                    .unwrap_or_else(|| "<none>".into());
+                r.extend([
+                    ip,
+                    s(v, "/status/nodeInfo/osImage").into(),
+                    s(v, "/status/nodeInfo/kernelVersion").into(),
+                    s(v, "/status/nodeInfo/containerRuntimeVersion").into(),
+                ]);
             }
             _ => {}
         }
@@ -302,7 +469,10 @@ pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
 
 /// Decodes a Secret value for display lengths.
 pub fn secret_len(b64: &str) -> usize {
-    base64::engine::general_purpose::STANDARD.decode(b64).map(|b| b.len()).unwrap_or(0)
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map(|b| b.len())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -326,14 +496,20 @@ mod tests {
         let p = json!({"status": {"phase": "Failed", "containerStatuses": [{"state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}});
         assert_eq!(pod_status(&p), "OOMKilled");
         assert_eq!(pod_status(&json!({})), "Pending");
-        assert_eq!(pod_status(&json!({"metadata": {"deletionTimestamp": "x"}})), "Terminating");
+        assert_eq!(
+            pod_status(&json!({"metadata": {"deletionTimestamp": "x"}})),
+            "Terminating"
+        );
         let p = json!({"spec": {"initContainers": [{}, {}]}, "status": {"initContainerStatuses": [{"state": {"terminated": {"exitCode": 0}}}, {"state": {"running": {}}}]}});
         assert_eq!(pod_status(&p), "Init:1/2");
     }
 
     #[test]
     fn tables_align() {
-        let t = table(&["NAME".into(), "AGE".into()], &[vec!["a-long-name".into(), "5s".into()]]);
+        let t = table(
+            &["NAME".into(), "AGE".into()],
+            &[vec!["a-long-name".into(), "5s".into()]],
+        );
         assert_eq!(t, "NAME          AGE\na-long-name   5s\n");
     }
 }

@@ -75,7 +75,10 @@ impl ClientConfig {
             message,
         };
         let docs = skiff_api::yaml::parse_documents(&text).map_err(|e| invalid(e.to_string()))?;
-        let doc = docs.into_iter().next().ok_or_else(|| invalid("empty file".into()))?;
+        let doc = docs
+            .into_iter()
+            .next()
+            .ok_or_else(|| invalid("empty file".into()))?;
         let cfg: ClientConfig =
             serde_json::from_value(doc.value).map_err(|e| invalid(e.to_string()))?;
         if cfg.kind != "Config" {
@@ -92,7 +95,9 @@ impl ClientConfig {
         if let Some(p) = std::env::var_os("SKIFF_CONFIG").filter(|p| !p.is_empty()) {
             return Self::load(Path::new(&p));
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).ok_or(ConfigError::Missing)?;
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .ok_or(ConfigError::Missing)?;
         let p = home.join(".skiff").join("config");
         if p.exists() {
             Self::load(&p)

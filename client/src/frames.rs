@@ -16,7 +16,10 @@ pub enum ReadError {
 }
 
 /// Reads one frame. `Ok(None)` when the stream ends cleanly before a frame starts.
-pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Option<T>, ReadError> {
+pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<T>, ReadError> {
     let mut header = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -35,7 +38,11 @@ pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R, ma
     while got < len {
         let n = r.read(&mut body[got..]).await?;
         if n == 0 {
-            return Err(FrameError::Truncated { got: 4 + got, want: 4 + len }.into());
+            return Err(FrameError::Truncated {
+                got: 4 + got,
+                want: 4 + len,
+            }
+            .into());
         }
         got += n;
     }
@@ -43,7 +50,10 @@ pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R, ma
 }
 
 /// Writes one frame.
-pub async fn write_frame<T: Serialize, W: AsyncWrite + Unpin>(w: &mut W, msg: &T) -> Result<(), ReadError> {
+pub async fn write_frame<T: Serialize, W: AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), ReadError> {
     let bytes = encode_frame(msg)?;
     w.write_all(&bytes).await?;
     Ok(())

@@ -96,29 +96,64 @@ pub fn transport() -> quinn::TransportConfig {
 impl Client {
     /// Connects with a client config.
     pub async fn connect(cfg: &ClientConfig) -> Result<Client, ClientError> {
-        let tls = tls::client_tls(&cfg.certificate_authority, Some(&cfg.client_certificate), Some(&cfg.client_key))?;
-        let name = cfg.server_name.clone().unwrap_or_else(|| host_of(&cfg.server));
+        let tls = tls::client_tls(
+            &cfg.certificate_authority,
+            Some(&cfg.client_certificate),
+            Some(&cfg.client_key),
+        )?;
+        let name = cfg
+            .server_name
+            .clone()
+            .unwrap_or_else(|| host_of(&cfg.server));
         Self::connect_with(&cfg.server, &name, tls).await
     }
 
     /// Connects with an explicit TLS config (joining, tests).
-    pub async fn connect_with(server: &str, server_name: &str, tls: rustls::ClientConfig) -> Result<Client, ClientError> {
+    pub async fn connect_with(
+        server: &str,
+        server_name: &str,
+        tls: rustls::ClientConfig,
+    ) -> Result<Client, ClientError> {
         let addr = resolve(server)?;
-        let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse().expect("valid") } else { "0.0.0.0:0".parse().expect("valid") };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect { server: server.into(), message: e.to_string() })?;
-        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| ClientError::Connect { server: server.into(), message: e.to_string() })?;
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0".parse().expect("valid")
+        } else {
+            "0.0.0.0:0".parse().expect("valid")
+        };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect {
+            server: server.into(),
+            message: e.to_string(),
+        })?;
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| {
+            ClientError::Connect {
+                server: server.into(),
+                message: e.to_string(),
+            }
+        })?;
         let mut cc = quinn::ClientConfig::new(Arc::new(quic));
         cc.transport_config(Arc::new(transport()));
         endpoint.set_default_client_config(cc);
         let connecting = endpoint
             .connect(addr, server_name)
-            .map_err(|e| ClientError::Connect { server: server.into(), message: e.to_string() })?;
+            .map_err(|e| ClientError::Connect {
+                server: server.into(),
+                message: e.to_string(),
+            })?;
         let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
             .await
-            .map_err(|_| ClientError::Connect { server: server.into(), message: "no answer within 10s (is the coordinator running?)".into() })?
-            .map_err(|e| ClientError::Connect { server: server.into(), message: e.to_string() })?;
-        Ok(Client { conn, _endpoint: endpoint, timeout: Duration::from_secs(30) })
+            .map_err(|_| ClientError::Connect {
+                server: server.into(),
+                message: "no answer within 10s (is the coordinator running?)".into(),
+            })?
+            .map_err(|e| ClientError::Connect {
+                server: server.into(),
+                message: e.to_string(),
+            })?;
+        Ok(Client {
+            conn,
+            _endpoint: endpoint,
+            timeout: Duration::from_secs(30),
+        })
     }
 
     /// Sets the per-request deadline.
@@ -135,31 +170,51 @@ impl Client {
     /// Sends a request and returns the answer; an error answer becomes `Err`.
     pub async fn call(&self, req: &Request) -> Result<Response, ClientError> {
         let fut = async {
-            let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| ClientError::Stream(e.to_string()))?;
+            let (mut send, mut recv) = self
+                .conn
+                .open_bi()
+                .await
+                .map_err(|e| ClientError::Stream(e.to_string()))?;
             frames::write_frame(&mut send, req).await?;
-            send.finish().map_err(|e| ClientError::Stream(e.to_string()))?;
+            send.finish()
+                .map_err(|e| ClientError::Stream(e.to_string()))?;
             let resp: Response = frames::read_frame(&mut recv, MAX_FRAME_LEN)
                 .await?
-                .ok_or_else(|| ClientError::Stream("the coordinator closed the stream without answering".into()))?;
+                .ok_or_else(|| {
+                    ClientError::Stream(
+                        "the coordinator closed the stream without answering".into(),
+                    )
+                })?;
             match resp {
                 Response::Error(e) => Err(ClientError::Api(e)),
                 r => Ok(r),
             }
         };
-        tokio::time::timeout(self.timeout, fut).await.map_err(|_| ClientError::Timeout(self.timeout))?
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| ClientError::Timeout(self.timeout))?
     }
 
     /// Starts a watch (a `Request::Watch`).
     pub async fn watch(&self, req: &Request) -> Result<Watch, ClientError> {
-        let (mut send, recv) = self.conn.open_bi().await.map_err(|e| ClientError::Stream(e.to_string()))?;
+        let (mut send, recv) = self
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| ClientError::Stream(e.to_string()))?;
         frames::write_frame(&mut send, req).await?;
         Ok(Watch { _send: send, recv })
     }
 
     /// An object as JSON.
-    pub async fn get_json(&self, key: skiff_api::ObjectKey) -> Result<serde_json::Value, ClientError> {
+    pub async fn get_json(
+        &self,
+        key: skiff_api::ObjectKey,
+    ) -> Result<serde_json::Value, ClientError> {
         match self.call(&Request::Get { key }).await? {
-            Response::Object { object } => serde_json::from_str(&object).map_err(|e| ClientError::Unexpected(e.to_string())),
+            Response::Object { object } => {
+                serde_json::from_str(&object).map_err(|e| ClientError::Unexpected(e.to_string()))
+            }
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }
@@ -182,19 +237,38 @@ impl Watch {
 /// fingerprint, sends a CSR, and returns a client config holding the node's credentials.
 pub async fn join(server: &str, token: &str, node_name: &str) -> Result<ClientConfig, ClientError> {
     let (fp, _) = parse_token(token).ok_or_else(|| {
-        ClientError::Api(ApiError::new(ErrorCode::BadRequest, "malformed join token: want SK10<ca-hash>::<id>.<secret>"))
+        ClientError::Api(ApiError::new(
+            ErrorCode::BadRequest,
+            "malformed join token: want SK10<ca-hash>::<id>.<secret>",
+        ))
     })?;
     let tls = tls::join_tls(&fp)?;
     let client = Client::connect_with(server, &host_of(server), tls).await?;
     let key = rcgen::KeyPair::generate().map_err(|e| ClientError::Unexpected(e.to_string()))?;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| ClientError::Unexpected(e.to_string()))?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, format!("system:node:{node_name}"));
-    let csr = params.serialize_request(&key).and_then(|c| c.pem()).map_err(|e| ClientError::Unexpected(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| ClientError::Unexpected(e.to_string()))?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("system:node:{node_name}"),
+    );
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|c| c.pem())
+        .map_err(|e| ClientError::Unexpected(e.to_string()))?;
     match client
-        .call(&Request::Join { token: token.to_string(), node_name: node_name.to_string(), csr_pem: csr })
+        .call(&Request::Join {
+            token: token.to_string(),
+            node_name: node_name.to_string(),
+            csr_pem: csr,
+        })
         .await?
     {
-        Response::Joined { cert_pem, ca_pem } => Ok(ClientConfig::new(server.to_string(), ca_pem, cert_pem, key.serialize_pem())),
+        Response::Joined { cert_pem, ca_pem } => Ok(ClientConfig::new(
+            server.to_string(),
+            ca_pem,
+            cert_pem,
+            key.serialize_pem(),
+        )),
         other => Err(ClientError::Unexpected(format!("{other:?}"))),
     }
 }
@@ -220,7 +294,10 @@ mod tests {
     #[test]
     fn tokens_parse() {
         let fp = "a".repeat(64);
-        assert_eq!(parse_token(&format!("SK10{fp}::abc123.secret")), Some((fp.clone(), "abc123.secret".into())));
+        assert_eq!(
+            parse_token(&format!("SK10{fp}::abc123.secret")),
+            Some((fp.clone(), "abc123.secret".into()))
+        );
         assert_eq!(parse_token("K10abc::x.y"), None);
         assert_eq!(parse_token(&format!("SK10{fp}::nodot")), None);
     }

@@ -30,11 +30,20 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Certificates from PEM.
-pub fn certs_from_pem(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn certs_from_pem(
+    what: &'static str,
+    pem: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_bytes()).collect();
-    let certs = certs.map_err(|e| TlsError::Pem { what, message: e.to_string() })?;
+    let certs = certs.map_err(|e| TlsError::Pem {
+        what,
+        message: e.to_string(),
+    })?;
     if certs.is_empty() {
-        return Err(TlsError::Pem { what, message: "no certificate found".into() });
+        return Err(TlsError::Pem {
+            what,
+            message: "no certificate found".into(),
+        });
     }
     Ok(certs)
 }
@@ -42,8 +51,14 @@ pub fn certs_from_pem(what: &'static str, pem: &str) -> Result<Vec<CertificateDe
 /// A private key from PEM.
 pub fn key_from_pem(what: &'static str, pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     rustls_pemfile::private_key(&mut pem.as_bytes())
-        .map_err(|e| TlsError::Pem { what, message: e.to_string() })?
-        .ok_or(TlsError::Pem { what, message: "no private key found".into() })
+        .map_err(|e| TlsError::Pem {
+            what,
+            message: e.to_string(),
+        })?
+        .ok_or(TlsError::Pem {
+            what,
+            message: "no private key found".into(),
+        })
 }
 
 /// SHA-256 of a certificate's DER, as lowercase hex.
@@ -55,19 +70,28 @@ pub fn fingerprint(cert: &[u8]) -> String {
         .collect()
 }
 
-fn base_builder() -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, TlsError> {
-    Ok(rustls::ClientConfig::builder_with_provider(provider()).with_protocol_versions(&[&rustls::version::TLS13])?)
+fn base_builder(
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, TlsError> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?)
 }
 
 /// A client config that trusts `ca_pem` and presents `cert_pem`/`key_pem` (if given).
-pub fn client_tls(ca_pem: &str, cert_pem: Option<&str>, key_pem: Option<&str>) -> Result<rustls::ClientConfig, TlsError> {
+pub fn client_tls(
+    ca_pem: &str,
+    cert_pem: Option<&str>,
+    key_pem: Option<&str>,
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     for c in certs_from_pem("certificateAuthority", ca_pem)? {
         roots.add(c)?;
     }
     let b = base_builder()?.with_root_certificates(roots);
     let mut cfg = match (cert_pem, key_pem) {
-        (Some(c), Some(k)) => b.with_client_auth_cert(certs_from_pem("clientCertificate", c)?, key_from_pem("clientKey", k)?)?,
+        (Some(c), Some(k)) => b.with_client_auth_cert(
+            certs_from_pem("clientCertificate", c)?,
+            key_from_pem("clientKey", k)?,
+        )?,
         _ => b.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![skiff_api::wire::ALPN.to_vec()];
@@ -107,24 +131,51 @@ impl ServerCertVerifier for FingerprintVerifier {
         let ca = intermediates
             .iter()
             .find(|c| fingerprint(c) == self.fingerprint)
-            .ok_or_else(|| rustls::Error::General("the server's CA does not match the join token's fingerprint".into()))?;
+            .ok_or_else(|| {
+                rustls::Error::General(
+                    "the server's CA does not match the join token's fingerprint".into(),
+                )
+            })?;
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
         inner.verify_server_cert(end_entity, &[], server_name, ocsp, now)
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -28,7 +28,10 @@ pub struct Api<S: Store> {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn random_string(n: usize, alphabet: &[u8]) -> String {
@@ -36,12 +39,21 @@ fn random_string(n: usize, alphabet: &[u8]) -> String {
     let rng = ring::rand::SystemRandom::new();
     let mut buf = vec![0u8; n];
     rng.fill(&mut buf).expect("system randomness");
-    buf.iter().map(|b| alphabet[*b as usize % alphabet.len()] as char).collect()
+    buf.iter()
+        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
+        .collect()
 }
 
 fn uid() -> String {
     let h = random_string(32, b"0123456789abcdef");
-    format!("{}-{}-4{}-a{}-{}", &h[..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 /// `deployments.apps`, `pods`: how Kubernetes names a resource in messages.
@@ -59,8 +71,14 @@ fn err(code: ErrorCode, msg: impl Into<String>) -> ApiError {
 /// Maps a store failure to what the client is told.
 pub fn store_err(e: StoreError) -> ApiError {
     match e {
-        StoreError::NotFound(k) => err(ErrorCode::NotFound, format!("{} {:?} not found", resource(k.kind), k.name)),
-        StoreError::AlreadyExists(k) => err(ErrorCode::AlreadyExists, format!("{} {:?} already exists", resource(k.kind), k.name)),
+        StoreError::NotFound(k) => err(
+            ErrorCode::NotFound,
+            format!("{} {:?} not found", resource(k.kind), k.name),
+        ),
+        StoreError::AlreadyExists(k) => err(
+            ErrorCode::AlreadyExists,
+            format!("{} {:?} already exists", resource(k.kind), k.name),
+        ),
         StoreError::Conflict { .. } => err(ErrorCode::Conflict, e.to_string()),
         StoreError::Expired { .. } => err(ErrorCode::Expired, e.to_string()),
         StoreError::Invalid(m) => err(ErrorCode::Invalid, m),
@@ -77,14 +95,20 @@ fn conflict_msg(key: &ObjectKey) -> String {
 }
 
 fn decode(json: &str) -> Result<Object, ApiError> {
-    let v: Value = serde_json::from_str(json).map_err(|e| err(ErrorCode::BadRequest, format!("object is not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(json).map_err(|e| {
+        err(
+            ErrorCode::BadRequest,
+            format!("object is not valid JSON: {e}"),
+        )
+    })?;
     parse_value(v)
         .map(|m| m.object)
         .map_err(|e| err(ErrorCode::Invalid, e.errors.join("; ")))
 }
 
 fn stored_object(s: &Stored) -> Result<Object, ApiError> {
-    Object::from_json(s.key.kind, &s.json).map_err(|e| err(ErrorCode::Internal, format!("stored {}: {e}", s.key)))
+    Object::from_json(s.key.kind, &s.json)
+        .map_err(|e| err(ErrorCode::Internal, format!("stored {}: {e}", s.key)))
 }
 
 fn to_value(o: &Object) -> Value {
@@ -93,16 +117,24 @@ fn to_value(o: &Object) -> Value {
 
 /// Annotations the system writes; apply keeps them.
 fn system_annotation(k: &str) -> bool {
-    k.starts_with("deployment.kubernetes.io/") || k.starts_with("skiff.io/") || k.starts_with("kubectl.kubernetes.io/restartedAt")
+    k.starts_with("deployment.kubernetes.io/")
+        || k.starts_with("skiff.io/")
+        || k.starts_with("kubectl.kubernetes.io/restartedAt")
 }
 
 impl<S: Store> Api<S> {
     /// Creates what must exist from the first start: the system namespaces.
     pub async fn bootstrap(&self) -> Result<(), ApiError> {
         for ns in SYSTEM_NAMESPACES {
-            let key = ObjectKey { kind: Kind::Namespace, namespace: String::new(), name: ns.into() };
+            let key = ObjectKey {
+                kind: Kind::Namespace,
+                namespace: String::new(),
+                name: ns.into(),
+            };
             if self.store.get(&key).map_err(store_err)?.is_none() {
-                let o = decode(&format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{ns}"}}}}"#))?;
+                let o = decode(&format!(
+                    r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{ns}"}}}}"#
+                ))?;
                 self.create(o).await?;
             }
         }
@@ -128,14 +160,27 @@ impl<S: Store> Api<S> {
             }),
             Request::WhoAmI => Ok(Response::Identity { name: id.name() }),
             Request::Get { key } => {
-                let s = self.store.get(&key).map_err(store_err)?.ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+                let s = self
+                    .store
+                    .get(&key)
+                    .map_err(store_err)?
+                    .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
                 self.authorize_read(id, &s)?;
-                Ok(Response::Object { object: s.json.to_string() })
+                Ok(Response::Object {
+                    object: s.json.to_string(),
+                })
             }
-            Request::List { kind, namespace, selector } => {
+            Request::List {
+                kind,
+                namespace,
+                selector,
+            } => {
                 let sel = parse_selector(selector.as_deref())?;
                 self.authorize_list(id, kind)?;
-                let (revision, items) = self.store.list(kind, namespace.as_deref()).map_err(store_err)?;
+                let (revision, items) = self
+                    .store
+                    .list(kind, namespace.as_deref())
+                    .map_err(store_err)?;
                 let items = items
                     .into_iter()
                     .filter(|s| sel.is_empty() || sel.matches(&crate::store::labels_of(&s.value())))
@@ -148,63 +193,111 @@ impl<S: Store> Api<S> {
                 let o = decode(&object)?;
                 self.authorize_write(id, &o, false).await?;
                 let s = self.create(o).await?;
-                Ok(Response::Object { object: s.json.to_string() })
+                Ok(Response::Object {
+                    object: s.json.to_string(),
+                })
             }
             Request::Apply { object } => {
                 let o = decode(&object)?;
                 self.authorize_write(id, &o, false).await?;
                 let (outcome, s) = self.apply(o).await?;
-                Ok(Response::Applied { outcome, object: s.json.to_string() })
+                Ok(Response::Applied {
+                    outcome,
+                    object: s.json.to_string(),
+                })
             }
             Request::Update { object, status } => {
                 let o = decode(&object)?;
                 self.authorize_write(id, &o, status).await?;
                 let s = self.update(o, status).await?;
-                Ok(Response::Object { object: s.json.to_string() })
+                Ok(Response::Object {
+                    object: s.json.to_string(),
+                })
             }
-            Request::Delete { key, resource_version } => {
+            Request::Delete {
+                key,
+                resource_version,
+            } => {
                 if !matches!(id, Identity::Admin(_)) {
-                    let s = self.store.get(&key).map_err(store_err)?.ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+                    let s = self
+                        .store
+                        .get(&key)
+                        .map_err(store_err)?
+                        .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
                     if !(key.kind == Kind::Pod && self.pod_on_node(id, &s)) {
                         return Err(forbidden(id, "delete", &key));
                     }
                 }
                 let gone = self.delete(key, resource_version).await?;
-                Ok(Response::Object { object: gone.json.to_string() })
+                Ok(Response::Object {
+                    object: gone.json.to_string(),
+                })
             }
-            Request::Watch { .. } => Err(err(ErrorCode::BadRequest, "watch is served on its own stream")),
-            Request::TokenCreate { ttl_seconds, description } => {
+            Request::Watch { .. } => Err(err(
+                ErrorCode::BadRequest,
+                "watch is served on its own stream",
+            )),
+            Request::TokenCreate {
+                ttl_seconds,
+                description,
+            } => {
                 self.admin_only(id)?;
                 self.token_create(ttl_seconds, description).await
             }
             Request::TokenList => {
                 self.admin_only(id)?;
-                Ok(Response::Tokens { tokens: self.token_list()? })
+                Ok(Response::Tokens {
+                    tokens: self.token_list()?,
+                })
             }
             Request::TokenRevoke { id: tid } => {
                 self.admin_only(id)?;
-                let key = ObjectKey { kind: Kind::Secret, namespace: "kube-system".into(), name: format!("bootstrap-token-{tid}") };
-                self.store.write(WriteOp::Delete { key, expected: None }).await.map_err(|e| match e {
-                    StoreError::NotFound(_) => err(ErrorCode::NotFound, format!("token {tid:?} not found")),
-                    e => store_err(e),
-                })?;
-                Ok(Response::Tokens { tokens: self.token_list()? })
+                let key = ObjectKey {
+                    kind: Kind::Secret,
+                    namespace: "kube-system".into(),
+                    name: format!("bootstrap-token-{tid}"),
+                };
+                self.store
+                    .write(WriteOp::Delete {
+                        key,
+                        expected: None,
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::NotFound(_) => {
+                            err(ErrorCode::NotFound, format!("token {tid:?} not found"))
+                        }
+                        e => store_err(e),
+                    })?;
+                Ok(Response::Tokens {
+                    tokens: self.token_list()?,
+                })
             }
-            Request::Join { token, node_name, csr_pem } => self.join(&token, &node_name, &csr_pem),
+            Request::Join {
+                token,
+                node_name,
+                csr_pem,
+            } => self.join(&token, &node_name, &csr_pem),
         }
     }
 
     fn admin_only(&self, id: &Identity) -> Result<(), ApiError> {
         match id {
             Identity::Admin(_) => Ok(()),
-            _ => Err(err(ErrorCode::Forbidden, format!("{} may not manage join tokens", id.name()))),
+            _ => Err(err(
+                ErrorCode::Forbidden,
+                format!("{} may not manage join tokens", id.name()),
+            )),
         }
     }
 
     /// Checks a watch request; returns the extra filter a node identity is held to.
     pub fn authorize_watch(&self, id: &Identity, kind: Kind) -> Result<(), ApiError> {
         if *id == Identity::Anonymous {
-            return Err(err(ErrorCode::Unauthorized, "Unauthorized: no client certificate"));
+            return Err(err(
+                ErrorCode::Unauthorized,
+                "Unauthorized: no client certificate",
+            ));
         }
         self.authorize_list(id, kind)
     }
@@ -213,7 +306,10 @@ impl<S: Store> Api<S> {
         match id {
             Identity::Admin(_) => Ok(()),
             Identity::Node(_) if matches!(kind, Kind::Pod | Kind::Node) => Ok(()),
-            _ => Err(err(ErrorCode::Forbidden, format!("{} may not list {}", id.name(), resource(kind)))),
+            _ => Err(err(
+                ErrorCode::Forbidden,
+                format!("{} may not list {}", id.name(), resource(kind)),
+            )),
         }
     }
 
@@ -251,13 +347,22 @@ impl<S: Store> Api<S> {
     }
 
     fn referenced_by_node_pods(&self, node: &str, key: &ObjectKey) -> Result<bool, ApiError> {
-        let (_, pods) = self.store.list(Kind::Pod, Some(&key.namespace)).map_err(store_err)?;
+        let (_, pods) = self
+            .store
+            .list(Kind::Pod, Some(&key.namespace))
+            .map_err(store_err)?;
         for p in pods {
-            let Ok(Object::Pod(pod)) = stored_object(&p) else { continue };
+            let Ok(Object::Pod(pod)) = stored_object(&p) else {
+                continue;
+            };
             if pod.spec.node_name.as_deref() != Some(node) {
                 continue;
             }
-            let names = if key.kind == Kind::Secret { pod.spec.secret_names() } else { pod.spec.config_map_names() };
+            let names = if key.kind == Kind::Secret {
+                pod.spec.secret_names()
+            } else {
+                pod.spec.config_map_names()
+            };
             if names.contains(&key.name) {
                 return Ok(true);
             }
@@ -265,7 +370,12 @@ impl<S: Store> Api<S> {
         Ok(false)
     }
 
-    async fn authorize_write(&self, id: &Identity, o: &Object, status: bool) -> Result<(), ApiError> {
+    async fn authorize_write(
+        &self,
+        id: &Identity,
+        o: &Object,
+        status: bool,
+    ) -> Result<(), ApiError> {
         let Identity::Node(n) = id else { return Ok(()) };
         let key = o.key();
         let allowed = match o.kind() {
@@ -286,7 +396,11 @@ impl<S: Store> Api<S> {
         if allowed {
             Ok(())
         } else {
-            Err(forbidden(id, if status { "update status of" } else { "write" }, &key))
+            Err(forbidden(
+                id,
+                if status { "update status of" } else { "write" },
+                &key,
+            ))
         }
     }
 
@@ -311,16 +425,26 @@ impl<S: Store> Api<S> {
         apply_defaults(&mut o);
         if kind.namespaced() {
             let ns = o.meta().namespace().to_string();
-            let key = ObjectKey { kind: Kind::Namespace, namespace: String::new(), name: ns.clone() };
+            let key = ObjectKey {
+                kind: Kind::Namespace,
+                namespace: String::new(),
+                name: ns.clone(),
+            };
             if self.store.get(&key).map_err(store_err)?.is_none() {
-                return Err(err(ErrorCode::NotFound, format!("namespaces {ns:?} not found")));
+                return Err(err(
+                    ErrorCode::NotFound,
+                    format!("namespaces {ns:?} not found"),
+                ));
             }
         }
         let generated = o.meta().name.is_none();
         for _ in 0..8 {
             if generated {
                 let prefix = o.meta().generate_name.clone().unwrap_or_default();
-                o.meta_mut().name = Some(format!("{prefix}{}", random_string(5, b"bcdfghjklmnpqrstvwxz2456789")));
+                o.meta_mut().name = Some(format!(
+                    "{prefix}{}",
+                    random_string(5, b"bcdfghjklmnpqrstvwxz2456789")
+                ));
             }
             match self.store.write(WriteOp::Create(to_value(&o))).await {
                 Ok(mut s) => return Ok(s.remove(0)),
@@ -328,7 +452,10 @@ impl<S: Store> Api<S> {
                 Err(e) => return Err(store_err(e)),
             }
         }
-        Err(err(ErrorCode::AlreadyExists, "could not generate a unique name; try again"))
+        Err(err(
+            ErrorCode::AlreadyExists,
+            "could not generate a unique name; try again",
+        ))
     }
 
     /// Creates, or replaces the user-owned parts of, an object.
@@ -353,7 +480,10 @@ impl<S: Store> Api<S> {
             // Annotations the system wrote survive an apply.
             for (k, v) in &current.meta().annotations {
                 if system_annotation(k) {
-                    next.meta_mut().annotations.entry(k.clone()).or_insert_with(|| v.clone());
+                    next.meta_mut()
+                        .annotations
+                        .entry(k.clone())
+                        .or_insert_with(|| v.clone());
                 }
             }
             apply_defaults(&mut next);
@@ -361,7 +491,14 @@ impl<S: Store> Api<S> {
                 return Ok((ApplyOutcome::Unchanged, cur));
             }
             check_update(&current, &next)?;
-            match self.store.write(WriteOp::Update { object: to_value(&next), expected: Some(cur.revision) }).await {
+            match self
+                .store
+                .write(WriteOp::Update {
+                    object: to_value(&next),
+                    expected: Some(cur.revision),
+                })
+                .await
+            {
                 Ok(mut s) => return Ok((ApplyOutcome::Configured, s.remove(0))),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_err(e)),
@@ -381,7 +518,11 @@ impl<S: Store> Api<S> {
             Some(rv) => Some(rv.parse::<u64>().map_err(|_| err(ErrorCode::BadRequest, format!("metadata.resourceVersion: Invalid value: {rv:?}: must be a revision number")))?),
         };
         for _ in 0..5 {
-            let cur = self.store.get(&key).map_err(store_err)?.ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let cur = self
+                .store
+                .get(&key)
+                .map_err(store_err)?
+                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
             if let Some(g) = given {
                 if g != cur.revision {
                     return Err(err(ErrorCode::Conflict, conflict_msg(&key)));
@@ -399,10 +540,19 @@ impl<S: Store> Api<S> {
                 check_update(&current, &n)?;
                 n
             };
-            match self.store.write(WriteOp::Update { object: to_value(&next), expected: Some(cur.revision) }).await {
+            match self
+                .store
+                .write(WriteOp::Update {
+                    object: to_value(&next),
+                    expected: Some(cur.revision),
+                })
+                .await
+            {
                 Ok(mut s) => return Ok(s.remove(0)),
                 Err(StoreError::Conflict { .. }) if given.is_none() => continue,
-                Err(StoreError::Conflict { .. }) => return Err(err(ErrorCode::Conflict, conflict_msg(&key))),
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(err(ErrorCode::Conflict, conflict_msg(&key)))
+                }
                 Err(e) => return Err(store_err(e)),
             }
         }
@@ -413,23 +563,51 @@ impl<S: Store> Api<S> {
     pub async fn delete(&self, key: ObjectKey, rv: Option<u64>) -> Result<Stored, ApiError> {
         if key.kind == Kind::Namespace {
             if SYSTEM_NAMESPACES.contains(&key.name.as_str()) {
-                return Err(err(ErrorCode::Forbidden, format!("namespaces {:?} is forbidden: this namespace may not be deleted", key.name)));
+                return Err(err(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "namespaces {:?} is forbidden: this namespace may not be deleted",
+                        key.name
+                    ),
+                ));
             }
-            let cur = self.store.get(&key).map_err(store_err)?.ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let cur = self
+                .store
+                .get(&key)
+                .map_err(store_err)?
+                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
             if rv.is_some_and(|r| r != cur.revision) {
                 return Err(err(ErrorCode::Conflict, conflict_msg(&key)));
             }
-            let gone = self.store.write(WriteOp::DeleteNamespace(key.name.clone())).await.map_err(store_err)?;
-            return gone.into_iter().find(|s| s.key == key).ok_or_else(|| err(ErrorCode::Internal, "namespace vanished"));
+            let gone = self
+                .store
+                .write(WriteOp::DeleteNamespace(key.name.clone()))
+                .await
+                .map_err(store_err)?;
+            return gone
+                .into_iter()
+                .find(|s| s.key == key)
+                .ok_or_else(|| err(ErrorCode::Internal, "namespace vanished"));
         }
-        let mut gone = self.store.write(WriteOp::Delete { key: key.clone(), expected: rv }).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => err(ErrorCode::Conflict, conflict_msg(&key)),
-            e => store_err(e),
-        })?;
+        let mut gone = self
+            .store
+            .write(WriteOp::Delete {
+                key: key.clone(),
+                expected: rv,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => err(ErrorCode::Conflict, conflict_msg(&key)),
+                e => store_err(e),
+            })?;
         Ok(gone.remove(0))
     }
 
-    async fn token_create(&self, ttl: Option<u64>, description: String) -> Result<Response, ApiError> {
+    async fn token_create(
+        &self,
+        ttl: Option<u64>,
+        description: String,
+    ) -> Result<Response, ApiError> {
         let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
         let id = random_string(6, alphabet);
         let secret = random_string(16, alphabet);
@@ -438,7 +616,10 @@ impl<S: Store> Api<S> {
         let mut data = serde_json::Map::new();
         data.insert("token-id".into(), b64.encode(&id).into());
         data.insert("token-secret".into(), b64.encode(&secret).into());
-        data.insert("usage-bootstrap-authentication".into(), b64.encode("true").into());
+        data.insert(
+            "usage-bootstrap-authentication".into(),
+            b64.encode("true").into(),
+        );
         data.insert("description".into(), b64.encode(&description).into());
         if let Some(e) = expires {
             data.insert("expiration".into(), b64.encode(rfc3339(e)).into());
@@ -452,19 +633,33 @@ impl<S: Store> Api<S> {
         self.create(o).await?;
         Ok(Response::Token {
             token: format!("SK10{}::{id}.{secret}", self.pki.ca_fingerprint()),
-            info: TokenInfo { id, expires, description },
+            info: TokenInfo {
+                id,
+                expires,
+                description,
+            },
         })
     }
 
     fn token_list(&self) -> Result<Vec<TokenInfo>, ApiError> {
-        let (_, secrets) = self.store.list(Kind::Secret, Some("kube-system")).map_err(store_err)?;
+        let (_, secrets) = self
+            .store
+            .list(Kind::Secret, Some("kube-system"))
+            .map_err(store_err)?;
         let mut out = Vec::new();
         for s in secrets {
-            let Ok(Object::Secret(sec)) = stored_object(&s) else { continue };
+            let Ok(Object::Secret(sec)) = stored_object(&s) else {
+                continue;
+            };
             if sec.type_.as_deref() != Some(TOKEN_TYPE) {
                 continue;
             }
-            let field = |k: &str| sec.data.get(k).and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok()).map(|b| String::from_utf8_lossy(&b).into_owned());
+            let field = |k: &str| {
+                sec.data
+                    .get(k)
+                    .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            };
             out.push(TokenInfo {
                 id: field("token-id").unwrap_or_default(),
                 expires: field("expiration").and_then(|e| parse_rfc3339(&e)),
@@ -482,11 +677,21 @@ impl<S: Store> Api<S> {
             return Err(bad());
         }
         let (id, secret) = cred.split_once('.').ok_or_else(bad)?;
-        let key = ObjectKey { kind: Kind::Secret, namespace: "kube-system".into(), name: format!("bootstrap-token-{id}") };
+        let key = ObjectKey {
+            kind: Kind::Secret,
+            namespace: "kube-system".into(),
+            name: format!("bootstrap-token-{id}"),
+        };
         let s = self.store.get(&key).map_err(store_err)?.ok_or_else(bad)?;
-        let Object::Secret(sec) = stored_object(&s)? else { return Err(bad()) };
+        let Object::Secret(sec) = stored_object(&s)? else {
+            return Err(bad());
+        };
         let b64 = base64::engine::general_purpose::STANDARD;
-        let stored_secret = sec.data.get("token-secret").and_then(|v| b64.decode(v).ok()).ok_or_else(bad)?;
+        let stored_secret = sec
+            .data
+            .get("token-secret")
+            .and_then(|v| b64.decode(v).ok())
+            .ok_or_else(bad)?;
         if !constant_time_eq(&stored_secret, secret.as_bytes()) {
             return Err(bad());
         }
@@ -502,11 +707,22 @@ impl<S: Store> Api<S> {
     fn join(&self, token: &str, node: &str, csr: &str) -> Result<Response, ApiError> {
         self.check_token(token)?;
         if let Some(why) = dns1123_subdomain_problem(node) {
-            return Err(err(ErrorCode::Invalid, format!("node name {node:?}: {why}")));
+            return Err(err(
+                ErrorCode::Invalid,
+                format!("node name {node:?}: {why}"),
+            ));
         }
-        let cert = self.pki.sign_node_csr(csr, node).map_err(|e| err(ErrorCode::BadRequest, format!("certificate signing request: {e}")))?;
+        let cert = self.pki.sign_node_csr(csr, node).map_err(|e| {
+            err(
+                ErrorCode::BadRequest,
+                format!("certificate signing request: {e}"),
+            )
+        })?;
         tracing::info!(node, "node joined");
-        Ok(Response::Joined { cert_pem: cert, ca_pem: self.pki.ca_pem.clone() })
+        Ok(Response::Joined {
+            cert_pem: cert,
+            ca_pem: self.pki.ca_pem.clone(),
+        })
     }
 }
 
@@ -516,7 +732,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn forbidden(id: &Identity, verb: &str, key: &ObjectKey) -> ApiError {
-    err(ErrorCode::Forbidden, format!("{} {:?} is forbidden: {} may not {verb} it", resource(key.kind), key.name, id.name()))
+    err(
+        ErrorCode::Forbidden,
+        format!(
+            "{} {:?} is forbidden: {} may not {verb} it",
+            resource(key.kind),
+            key.name,
+            id.name()
+        ),
+    )
 }
 
 fn parse_selector(s: Option<&str>) -> Result<Selector, ApiError> {
@@ -532,7 +756,15 @@ fn check_update(current: &Object, next: &Object) -> Result<(), ApiError> {
         Ok(())
     } else {
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        Err(err(ErrorCode::Invalid, format!("{} {:?} is invalid: {}", resource(current.kind()), current.meta().name(), msgs.join("; "))))
+        Err(err(
+            ErrorCode::Invalid,
+            format!(
+                "{} {:?} is invalid: {}",
+                resource(current.kind()),
+                current.meta().name(),
+                msgs.join("; ")
+            ),
+        ))
     }
 }
 
@@ -564,7 +796,19 @@ macro_rules! with_status {
 }
 
 fn copy_status(from: &Object, to: &mut Object) {
-    with_status!(from, to, Pod, ReplicaSet, Deployment, DaemonSet, StatefulSet, Job, Service, Namespace, Node);
+    with_status!(
+        from,
+        to,
+        Pod,
+        ReplicaSet,
+        Deployment,
+        DaemonSet,
+        StatefulSet,
+        Job,
+        Service,
+        Namespace,
+        Node
+    );
 }
 
 fn clear_status(o: &mut Object) {

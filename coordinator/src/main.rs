@@ -16,7 +16,11 @@ use std::sync::Arc;
 #[command(name = "skiff-coordinator", version = skiff_api::VERSION)]
 struct Args {
     /// Where the store, PKI, admin.config and node-token live.
-    #[arg(long, default_value = "/var/lib/skiff/coordinator", env = "SKIFF_DATA_DIR")]
+    #[arg(
+        long,
+        default_value = "/var/lib/skiff/coordinator",
+        env = "SKIFF_DATA_DIR"
+    )]
     data_dir: PathBuf,
     /// UDP address to serve QUIC on.
     #[arg(long, default_value = "0.0.0.0:6443")]
@@ -34,13 +38,19 @@ struct Args {
 }
 
 fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -51,7 +61,12 @@ async fn main() -> anyhow::Result<()> {
             args.listen.ip()
         }
     });
-    let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string(), "skiff-coordinator".to_string(), advertise.to_string()];
+    let mut sans = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "skiff-coordinator".to_string(),
+        advertise.to_string(),
+    ];
     if !args.listen.ip().is_unspecified() {
         sans.push(args.listen.ip().to_string());
     }
@@ -60,12 +75,21 @@ async fn main() -> anyhow::Result<()> {
     sans.sort();
     sans.dedup();
 
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let pki = Pki::load_or_create(&args.data_dir.join("pki"), &sans).context("loading the PKI")?;
-    let store = RedbStore::open(&args.data_dir.join("store"), RedbOptions { history: args.history, ..Default::default() })
-        .context("opening the store")?;
+    let store = RedbStore::open(
+        &args.data_dir.join("store"),
+        RedbOptions {
+            history: args.history,
+            ..Default::default()
+        },
+    )
+    .context("opening the store")?;
     let api = Arc::new(Api { store, pki });
-    api.bootstrap().await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+    api.bootstrap()
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
 
     let server_addr = SocketAddr::new(advertise, args.listen.port()).to_string();
     let admin_path = args.data_dir.join("admin.config");
@@ -78,7 +102,13 @@ async fn main() -> anyhow::Result<()> {
     let token_path = args.data_dir.join("node-token");
     if !token_path.exists() {
         let resp = api
-            .handle(&skiff_coordinator::pki::Identity::Admin("bootstrap".into()), skiff_api::wire::Request::TokenCreate { ttl_seconds: None, description: "default node token".into() })
+            .handle(
+                &skiff_coordinator::pki::Identity::Admin("bootstrap".into()),
+                skiff_api::wire::Request::TokenCreate {
+                    ttl_seconds: None,
+                    description: "default node token".into(),
+                },
+            )
             .await;
         let skiff_api::wire::Response::Token { token, .. } = resp else {
             anyhow::bail!("creating the default node token: {resp:?}");
@@ -103,14 +133,19 @@ async fn main() -> anyhow::Result<()> {
 fn write_secret_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     Ok(())
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

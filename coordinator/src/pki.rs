@@ -77,14 +77,21 @@ impl Pki {
         let ca_key: PathBuf = dir.join("ca.key");
         let (ca_pem, key) = if ca_crt.exists() && ca_key.exists() {
             let pem = std::fs::read_to_string(&ca_crt).map_err(io_err(&ca_crt))?;
-            let key = KeyPair::from_pem(&std::fs::read_to_string(&ca_key).map_err(io_err(&ca_key))?)?;
+            let key =
+                KeyPair::from_pem(&std::fs::read_to_string(&ca_key).map_err(io_err(&ca_key))?)?;
             (pem, key)
         } else {
             let key = KeyPair::generate()?;
             let mut params = CertificateParams::new(Vec::<String>::new())?;
-            params.distinguished_name.push(DnType::CommonName, "skiff-ca");
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "skiff-ca");
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+            params.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
             validity(&mut params, 3650);
             let cert = params.self_signed(&key)?;
             write_private(&ca_key, &key.serialize_pem())?;
@@ -96,7 +103,9 @@ impl Pki {
 
         let server_key = KeyPair::generate()?;
         let mut params = CertificateParams::new(sans.to_vec())?;
-        params.distinguished_name.push(DnType::CommonName, "skiff-coordinator");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "skiff-coordinator");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         validity(&mut params, 365);
         let server = params.signed_by(&server_key, &issuer)?;
@@ -120,11 +129,18 @@ impl Pki {
     }
 
     /// A new client certificate and key for `cn` in organisation `org`.
-    pub fn issue_client(&self, cn: &str, org: &str, days: i64) -> Result<(String, String), PkiError> {
+    pub fn issue_client(
+        &self,
+        cn: &str,
+        org: &str,
+        days: i64,
+    ) -> Result<(String, String), PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, cn);
-        params.distinguished_name.push(DnType::OrganizationName, org);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, org);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         validity(&mut params, days);
         let cert = params.signed_by(&key, &self.issuer)?;
@@ -136,8 +152,12 @@ impl Pki {
     pub fn sign_node_csr(&self, csr_pem: &str, node: &str) -> Result<String, PkiError> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, format!("system:node:{node}"));
-        params.distinguished_name.push(DnType::OrganizationName, "system:nodes");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("system:node:{node}"));
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "system:nodes");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         validity(&mut params, 365);
         csr.params = params;
@@ -174,8 +194,15 @@ impl Identity {
             return Identity::Anonymous;
         };
         let subject = cert.subject();
-        let cn = subject.iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or("");
-        let orgs: Vec<&str> = subject.iter_organization().filter_map(|a| a.as_str().ok()).collect();
+        let cn = subject
+            .iter_common_name()
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .unwrap_or("");
+        let orgs: Vec<&str> = subject
+            .iter_organization()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
         if orgs.contains(&"system:masters") {
             return Identity::Admin(cn.to_string());
         }
@@ -206,16 +233,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("skiff-pki-{}", std::process::id()));
         let pki = Pki::load_or_create(&dir, &["localhost".into(), "127.0.0.1".into()]).unwrap();
         let (cert, _) = pki.issue_client("admin", "system:masters", 30).unwrap();
-        let der = skiff_client::tls::certs_from_pem("c", &cert).unwrap().remove(0);
+        let der = skiff_client::tls::certs_from_pem("c", &cert)
+            .unwrap()
+            .remove(0);
         assert_eq!(Identity::from_cert(&der), Identity::Admin("admin".into()));
 
         // A CSR asking to be an admin still yields a node identity.
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::OrganizationName, "system:masters");
+        p.distinguished_name
+            .push(DnType::OrganizationName, "system:masters");
         let csr = p.serialize_request(&key).unwrap().pem().unwrap();
         let node = pki.sign_node_csr(&csr, "pi-1").unwrap();
-        let der = skiff_client::tls::certs_from_pem("n", &node).unwrap().remove(0);
+        let der = skiff_client::tls::certs_from_pem("n", &node)
+            .unwrap()
+            .remove(0);
         assert_eq!(Identity::from_cert(&der), Identity::Node("pi-1".into()));
 
         let again = Pki::load_or_create(&dir, &["localhost".into()]).unwrap();

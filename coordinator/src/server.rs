@@ -9,7 +9,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use skiff_api::selector::Selector;
-use skiff_api::wire::{ApiError, ErrorCode, FrameError, Request, Response, WatchEvent, ALPN, MAX_FRAME_LEN};
+use skiff_api::wire::{
+    ApiError, ErrorCode, FrameError, Request, Response, WatchEvent, ALPN, MAX_FRAME_LEN,
+};
 use skiff_client::frames::{read_frame, write_frame, ReadError};
 use skiff_client::tls::{certs_from_pem, key_from_pem, provider};
 use std::net::SocketAddr;
@@ -30,7 +32,8 @@ pub fn endpoint<S: Store>(api: &Api<S>, listen: SocketAddr) -> anyhow::Result<qu
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .allow_unauthenticated()
         .build()?;
-    let mut chain: Vec<CertificateDer<'static>> = certs_from_pem("server", &api.pki.server_cert_pem)?;
+    let mut chain: Vec<CertificateDer<'static>> =
+        certs_from_pem("server", &api.pki.server_cert_pem)?;
     chain.extend(ca);
     let key: PrivateKeyDer<'static> = key_from_pem("server", &api.pki.server_key_pem)?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
@@ -74,7 +77,12 @@ async fn connection<S: Store>(api: Arc<Api<S>>, conn: quinn::Connection) {
     }
 }
 
-async fn stream<S: Store>(api: Arc<Api<S>>, id: &Identity, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+async fn stream<S: Store>(
+    api: Arc<Api<S>>,
+    id: &Identity,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
     let req: Request = match read_frame(&mut recv, MAX_FRAME_LEN).await {
         Ok(Some(r)) => r,
         Ok(None) => return,
@@ -85,19 +93,32 @@ async fn stream<S: Store>(api: Arc<Api<S>>, id: &Identity, mut send: quinn::Send
             };
             tracing::debug!(error = %e, "refused a frame");
             let _ = recv.stop(1u32.into());
-            let _ = write_frame(&mut send, &Response::Error(ApiError::new(code, e.to_string()))).await;
+            let _ = write_frame(
+                &mut send,
+                &Response::Error(ApiError::new(code, e.to_string())),
+            )
+            .await;
             let _ = send.finish();
             return;
         }
     };
-    if let Request::Watch { kind, namespace, selector, since } = req {
+    if let Request::Watch {
+        kind,
+        namespace,
+        selector,
+        since,
+    } = req
+    {
         watch(&api, id, &mut send, kind, namespace, selector, since).await;
         let _ = send.finish();
         return;
     }
     let resp = match tokio::time::timeout(REQUEST_DEADLINE, api.handle(id, req)).await {
         Ok(r) => r,
-        Err(_) => Response::Error(ApiError::new(ErrorCode::Timeout, format!("request did not finish within {REQUEST_DEADLINE:?}"))),
+        Err(_) => Response::Error(ApiError::new(
+            ErrorCode::Timeout,
+            format!("request did not finish within {REQUEST_DEADLINE:?}"),
+        )),
     };
     if let Err(e) = write_frame(&mut send, &resp).await {
         tracing::debug!(error = %e, "client went away before its answer");
@@ -122,12 +143,23 @@ async fn watch<S: Store>(
     let selector = match selector.as_deref().map(Selector::parse).transpose() {
         Ok(s) => s.unwrap_or_default(),
         Err(e) => {
-            let _ = write_frame(send, &fail(ApiError::new(ErrorCode::BadRequest, e.to_string()))).await;
+            let _ = write_frame(
+                send,
+                &fail(ApiError::new(ErrorCode::BadRequest, e.to_string())),
+            )
+            .await;
             return;
         }
     };
     let since = since.unwrap_or_else(|| api.store.revision());
-    let mut w = match api.store.watch(WatchFilter { kind, namespace, selector }, since) {
+    let mut w = match api.store.watch(
+        WatchFilter {
+            kind,
+            namespace,
+            selector,
+        },
+        since,
+    ) {
         Ok(w) => w,
         Err(crate::store::StoreError::Expired { oldest, .. }) => {
             let _ = write_frame(send, &WatchEvent::Expired { oldest }).await;

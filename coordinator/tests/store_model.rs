@@ -14,10 +14,26 @@ const HISTORY: u64 = 20;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { name: u8, kind: u8, label: bool },
-    Update { name: u8, kind: u8, stale: bool, label: bool },
-    Delete { name: u8, kind: u8 },
-    Watch { back: u64, kind: u8, selector: bool },
+    Create {
+        name: u8,
+        kind: u8,
+        label: bool,
+    },
+    Update {
+        name: u8,
+        kind: u8,
+        stale: bool,
+        label: bool,
+    },
+    Delete {
+        name: u8,
+        kind: u8,
+    },
+    Watch {
+        back: u64,
+        kind: u8,
+        selector: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -30,11 +46,19 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn kind(k: u8) -> Kind {
-    if k == 0 { Kind::ConfigMap } else { Kind::Secret }
+    if k == 0 {
+        Kind::ConfigMap
+    } else {
+        Kind::Secret
+    }
 }
 
 fn object(name: u8, k: u8, label: bool, gen: u64) -> serde_json::Value {
-    let labels = if label { json!({"tier": "web"}) } else { json!({}) };
+    let labels = if label {
+        json!({"tier": "web"})
+    } else {
+        json!({})
+    };
     json!({"apiVersion": "v1", "kind": kind(k).name(),
            "metadata": {"name": format!("o{name}"), "namespace": "default", "labels": labels},
            "data": {"gen": gen.to_string()}})
@@ -51,9 +75,19 @@ struct ModelWatch {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempdir();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let store = RedbStore::open(&dir, RedbOptions { history: HISTORY, ..Default::default() }).unwrap();
+        let store = RedbStore::open(
+            &dir,
+            RedbOptions {
+                history: HISTORY,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         // Model: key -> (revision, labelled); events in order.
         let mut objects: BTreeMap<(Kind, String), (u64, bool)> = BTreeMap::new();
         let mut events: Vec<(Seen, bool)> = Vec::new();
@@ -64,9 +98,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         for op in ops {
             counter += 1;
             match op {
-                Op::Create { name, kind: k, label } => {
+                Op::Create {
+                    name,
+                    kind: k,
+                    label,
+                } => {
                     let key = (kind(k), format!("o{name}"));
-                    let r = store.write(WriteOp::Create(object(name, k, label, counter))).await;
+                    let r = store
+                        .write(WriteOp::Create(object(name, k, label, counter)))
+                        .await;
                     if objects.contains_key(&key) {
                         prop_assert!(matches!(r, Err(StoreError::AlreadyExists(_))), "{r:?}");
                     } else {
@@ -77,14 +117,26 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         events.push(((rev, EventType::Added, key.0, key.1), label));
                     }
                 }
-                Op::Update { name, kind: k, stale, label } => {
+                Op::Update {
+                    name,
+                    kind: k,
+                    stale,
+                    label,
+                } => {
                     let key = (kind(k), format!("o{name}"));
                     let cur = objects.get(&key).map(|x| x.0);
                     let expected = cur.map(|c| if stale { c.saturating_sub(1) } else { c });
-                    let r = store.write(WriteOp::Update { object: object(name, k, label, counter), expected }).await;
+                    let r = store
+                        .write(WriteOp::Update {
+                            object: object(name, k, label, counter),
+                            expected,
+                        })
+                        .await;
                     match cur {
                         None => prop_assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}"),
-                        Some(_) if stale => prop_assert!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}"),
+                        Some(_) if stale => {
+                            prop_assert!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}")
+                        }
                         Some(_) => {
                             r.unwrap();
                             rev += 1;
@@ -95,8 +147,17 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 Op::Delete { name, kind: k } => {
                     let key = (kind(k), format!("o{name}"));
-                    let okey = ObjectKey { kind: key.0, namespace: "default".into(), name: key.1.clone() };
-                    let r = store.write(WriteOp::Delete { key: okey, expected: None }).await;
+                    let okey = ObjectKey {
+                        kind: key.0,
+                        namespace: "default".into(),
+                        name: key.1.clone(),
+                    };
+                    let r = store
+                        .write(WriteOp::Delete {
+                            key: okey,
+                            expected: None,
+                        })
+                        .await;
                     match objects.remove(&key) {
                         None => prop_assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}"),
                         Some((_, label)) => {
@@ -106,20 +167,39 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         }
                     }
                 }
-                Op::Watch { back, kind: k, selector } => {
+                Op::Watch {
+                    back,
+                    kind: k,
+                    selector,
+                } => {
                     let since = rev.saturating_sub(back);
                     let filter = WatchFilter {
                         kind: kind(k),
                         namespace: Some("default".into()),
-                        selector: if selector { Selector::parse("tier=web").unwrap() } else { Selector::default() },
+                        selector: if selector {
+                            Selector::parse("tier=web").unwrap()
+                        } else {
+                            Selector::default()
+                        },
                     };
                     match store.watch(filter, since) {
                         Ok(w) => {
-                            prop_assert!(since >= compacted, "watch from {since} should have expired (compacted {compacted})");
-                            watches.push(ModelWatch { since, kind: kind(k), selector, store: w });
+                            prop_assert!(
+                                since >= compacted,
+                                "watch from {since} should have expired (compacted {compacted})"
+                            );
+                            watches.push(ModelWatch {
+                                since,
+                                kind: kind(k),
+                                selector,
+                                store: w,
+                            });
                         }
                         Err(StoreError::Expired { oldest, .. }) => {
-                            prop_assert!(since < compacted, "unexpected Expired at {since} (compacted {compacted})");
+                            prop_assert!(
+                                since < compacted,
+                                "unexpected Expired at {since} (compacted {compacted})"
+                            );
                             prop_assert_eq!(oldest, compacted);
                         }
                         Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
@@ -135,28 +215,53 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         for w in &mut watches {
             let want: Vec<Seen> = events
                 .iter()
-                .filter(|((r, _, k, _), label)| *r > w.since && *k == w.kind && (!w.selector || *label))
+                .filter(|((r, _, k, _), label)| {
+                    *r > w.since && *k == w.kind && (!w.selector || *label)
+                })
                 .map(|(e, _)| e.clone())
                 .collect();
             let mut got = Vec::new();
             while got.len() < want.len() {
                 let e = tokio::time::timeout(Duration::from_secs(5), w.store.next())
                     .await
-                    .map_err(|_| TestCaseError::fail(format!("watch from {} stalled after {got:?}; want {want:?}", w.since)))?
+                    .map_err(|_| {
+                        TestCaseError::fail(format!(
+                            "watch from {} stalled after {got:?}; want {want:?}",
+                            w.since
+                        ))
+                    })?
                     .unwrap();
-                got.push((e.revision, e.kind, e.object.key.kind, e.object.key.name.clone()));
+                got.push((
+                    e.revision,
+                    e.kind,
+                    e.object.key.kind,
+                    e.object.key.name.clone(),
+                ));
             }
             prop_assert_eq!(&got, &want);
             // And nothing more.
-            prop_assert!(tokio::time::timeout(Duration::from_millis(5), w.store.next()).await.is_err());
+            prop_assert!(
+                tokio::time::timeout(Duration::from_millis(5), w.store.next())
+                    .await
+                    .is_err()
+            );
         }
         // Reopening keeps every object at its revision.
         drop(watches);
         drop(store);
         Ok(())
     })?;
-    let reopened = RedbStore::open(&dir, RedbOptions { history: HISTORY, ..Default::default() }).unwrap();
-    prop_assert!(reopened.revision() > 0 || reopened.list(Kind::ConfigMap, None).unwrap().1.is_empty());
+    let reopened = RedbStore::open(
+        &dir,
+        RedbOptions {
+            history: HISTORY,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    prop_assert!(
+        reopened.revision() > 0 || reopened.list(Kind::ConfigMap, None).unwrap().1.is_empty()
+    );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }
@@ -164,8 +269,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 fn tempdir() -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
-    let d = base.join(format!("skiff-model-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm".into()
+    } else {
+        std::env::temp_dir()
+    };
+    let d = base.join(format!(
+        "skiff-model-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -181,7 +294,10 @@ proptest! {
 #[test]
 fn secrets_are_not_plaintext_on_disk() {
     let dir = tempdir();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let store = RedbStore::open(&dir, RedbOptions::default()).unwrap();
         let v = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
@@ -192,7 +308,10 @@ fn secrets_are_not_plaintext_on_disk() {
     });
     let bytes = std::fs::read(dir.join("store.redb")).unwrap();
     for needle in [&b"c3VwZXJzZWNyZXRwYXNzd29yZA=="[..], b"plainsecretvalue"] {
-        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "secret value found in plain text");
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "secret value found in plain text"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -200,7 +319,10 @@ fn secrets_are_not_plaintext_on_disk() {
 #[test]
 fn namespace_deletion_removes_its_objects() {
     let dir = tempdir();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let store = RedbStore::open(&dir, RedbOptions::default()).unwrap();
         store.write(WriteOp::Create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))).await.unwrap();

@@ -26,7 +26,11 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// A free UDP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -37,7 +41,11 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!("skiff-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let p = std::env::temp_dir().join(format!(
+            "skiff-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&p).expect("create temp dir");
         TempDir(p)
     }
@@ -70,7 +78,8 @@ impl Coordinator {
 
     /// Starts it on a given port.
     pub fn start_on(data_dir: &Path, port: u16) -> Coordinator {
-        let log = std::fs::File::create(data_dir.join(format!("coordinator-{port}.log"))).expect("log file");
+        let log = std::fs::File::create(data_dir.join(format!("coordinator-{port}.log")))
+            .expect("log file");
         let child = Command::new(binary("skiff-coordinator"))
             .arg("--data-dir")
             .arg(data_dir)
@@ -81,7 +90,11 @@ impl Coordinator {
             .stderr(log)
             .spawn()
             .expect("start skiff-coordinator");
-        let c = Coordinator { data_dir: data_dir.to_path_buf(), port, child: Some(child) };
+        let c = Coordinator {
+            data_dir: data_dir.to_path_buf(),
+            port,
+            child: Some(child),
+        };
         c.wait_ready();
         c
     }
@@ -104,12 +117,16 @@ impl Coordinator {
 
     /// The node join token it wrote.
     pub fn node_token(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("node-token")).expect("node-token").trim().to_string()
+        std::fs::read_to_string(self.data_dir.join("node-token"))
+            .expect("node-token")
+            .trim()
+            .to_string()
     }
 
     /// Its log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join(format!("coordinator-{}.log", self.port))).unwrap_or_default()
+        std::fs::read_to_string(self.data_dir.join(format!("coordinator-{}.log", self.port)))
+            .unwrap_or_default()
     }
 
     /// Runs the CLI as admin.
@@ -152,7 +169,10 @@ impl Drop for Coordinator {
 
 /// Sends a signal to a process.
 pub fn send_signal(pid: u32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// stdout as text.
@@ -168,13 +188,24 @@ pub fn err(o: &Output) -> String {
 /// Asserts success and returns stdout.
 #[track_caller]
 pub fn ok(o: Output) -> String {
-    assert!(o.status.success(), "command failed ({}):\nstdout: {}\nstderr: {}", o.status, out(&o), err(&o));
+    assert!(
+        o.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        out(&o),
+        err(&o)
+    );
     out(&o)
 }
 
 /// Asserts failure and returns stderr.
 #[track_caller]
 pub fn fails(o: Output) -> String {
-    assert!(!o.status.success(), "command should have failed:\nstdout: {}\nstderr: {}", out(&o), err(&o));
+    assert!(
+        !o.status.success(),
+        "command should have failed:\nstdout: {}\nstderr: {}",
+        out(&o),
+        err(&o)
+    );
     err(&o)
 }

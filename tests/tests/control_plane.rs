@@ -18,7 +18,10 @@ fn m(name: &str) -> String {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn json(s: &str) -> Value {
@@ -40,14 +43,34 @@ fn docs_manifests_apply_get_describe_delete_and_survive_restart() {
 
     // A change is "configured" and bumps generation.
     let changed = dir.path().join("scaled.yaml");
-    std::fs::write(&changed, std::fs::read_to_string(m("nginx-deployment.yaml")).unwrap().replace("replicas: 3", "replicas: 5")).unwrap();
-    assert_eq!(ok(c.skiff(&["apply", "-f", changed.to_str().unwrap()])), "deployment.apps/nginx-deployment configured\n");
-    let d = json(&ok(c.skiff(&["get", "deployment", "nginx-deployment", "-o", "json"])));
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(m("nginx-deployment.yaml"))
+            .unwrap()
+            .replace("replicas: 3", "replicas: 5"),
+    )
+    .unwrap();
+    assert_eq!(
+        ok(c.skiff(&["apply", "-f", changed.to_str().unwrap()])),
+        "deployment.apps/nginx-deployment configured\n"
+    );
+    let d = json(&ok(c.skiff(&[
+        "get",
+        "deployment",
+        "nginx-deployment",
+        "-o",
+        "json",
+    ])));
     assert_eq!(d["kind"], "Deployment");
     assert_eq!(d["spec"]["replicas"], 5);
     assert_eq!(d["metadata"]["generation"], 2);
     // kubectl's KIND/NAME form and short names.
-    let d2 = json(&ok(c.skiff(&["get", "deploy/nginx-deployment", "-o", "json"])));
+    let d2 = json(&ok(c.skiff(&[
+        "get",
+        "deploy/nginx-deployment",
+        "-o",
+        "json",
+    ])));
     assert_eq!(d2["metadata"]["uid"], d["metadata"]["uid"]);
 
     // Lists print as kubectl's List; tables use kubectl's columns.
@@ -55,44 +78,89 @@ fn docs_manifests_apply_get_describe_delete_and_survive_restart() {
     assert_eq!(list["kind"], "List");
     assert_eq!(list["items"][0]["data"]["player_initial_lives"], "3");
     let table = ok(c.skiff(&["get", "svc"]));
-    assert!(table.starts_with("NAME         TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   AGE\n"), "{table}");
+    assert!(
+        table.starts_with("NAME         TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   AGE\n"),
+        "{table}"
+    );
     assert!(table.contains("my-service   ClusterIP"), "{table}");
     let names = ok(c.skiff(&["get", "secrets", "-o", "name"]));
     assert_eq!(names, "secret/dotfile-secret\nsecret/secret-basic-auth\n");
     let yaml = ok(c.skiff(&["get", "secret", "secret-basic-auth", "-o", "yaml"]));
-    assert!(yaml.contains("password: dDBwLVNlY3JldA=="), "stringData is folded into data:\n{yaml}");
+    assert!(
+        yaml.contains("password: dDBwLVNlY3JldA=="),
+        "stringData is folded into data:\n{yaml}"
+    );
     let selected = ok(c.skiff(&["get", "deploy", "-l", "app=nginx", "-o", "name"]));
     assert_eq!(selected, "deployment.apps/nginx-deployment\n");
-    assert_eq!(ok(c.skiff(&["get", "deploy", "-l", "app!=nginx", "-o", "name"])), "");
+    assert_eq!(
+        ok(c.skiff(&["get", "deploy", "-l", "app!=nginx", "-o", "name"])),
+        ""
+    );
 
     // describe: readable, with values of Secrets hidden.
     let desc = ok(c.skiff(&["describe", "secret", "secret-basic-auth"]));
-    assert!(desc.lines().any(|l| l.starts_with("password:") && l.ends_with("10 bytes")), "{desc}");
+    assert!(
+        desc.lines()
+            .any(|l| l.starts_with("password:") && l.ends_with("10 bytes")),
+        "{desc}"
+    );
     assert!(!desc.contains("t0p-Secret"), "{desc}");
     let desc = ok(c.skiff(&["describe", "deployment/nginx-deployment"]));
-    let has = |label: &str, value: &str| desc.lines().any(|l| l.trim_start().starts_with(label) && l.trim_end().ends_with(value));
+    let has = |label: &str, value: &str| {
+        desc.lines()
+            .any(|l| l.trim_start().starts_with(label) && l.trim_end().ends_with(value))
+    };
     assert!(has("StrategyType:", "RollingUpdate"), "{desc}");
-    assert!(has("RollingUpdateStrategy:", "25% max unavailable, 25% max surge"), "{desc}");
+    assert!(
+        has(
+            "RollingUpdateStrategy:",
+            "25% max unavailable, 25% max surge"
+        ),
+        "{desc}"
+    );
     assert!(has("Image:", "nginx:1.14.2"), "{desc}");
     assert!(has("Events:", "<none>"), "{desc}");
 
     // A stale replace conflicts.
     let old = dir.path().join("old.yaml");
-    std::fs::write(&old, ok(c.skiff(&["get", "deployment", "nginx-deployment", "-o", "yaml"]))).unwrap();
+    std::fs::write(
+        &old,
+        ok(c.skiff(&["get", "deployment", "nginx-deployment", "-o", "yaml"])),
+    )
+    .unwrap();
     ok(c.skiff(&["apply", "-f", &m("nginx-deployment.yaml")]));
     let e = fails(c.skiff(&["replace", "-f", old.to_str().unwrap()]));
     assert!(e.starts_with("Error from server (Conflict): Operation cannot be fulfilled on deployments.apps \"nginx-deployment\""), "{e}");
     // A current replace works.
-    std::fs::write(&old, ok(c.skiff(&["get", "deployment", "nginx-deployment", "-o", "yaml"]))).unwrap();
-    assert_eq!(ok(c.skiff(&["replace", "-f", old.to_str().unwrap()])), "deployment.apps/nginx-deployment replaced\n");
+    std::fs::write(
+        &old,
+        ok(c.skiff(&["get", "deployment", "nginx-deployment", "-o", "yaml"])),
+    )
+    .unwrap();
+    assert_eq!(
+        ok(c.skiff(&["replace", "-f", old.to_str().unwrap()])),
+        "deployment.apps/nginx-deployment replaced\n"
+    );
     let e = fails(c.skiff(&["create", "-f", &m("my-service.yaml")]));
-    assert_eq!(e, "Error from server (AlreadyExists): services \"my-service\" already exists\n");
+    assert_eq!(
+        e,
+        "Error from server (AlreadyExists): services \"my-service\" already exists\n"
+    );
 
     // delete by KIND NAME, then it is gone.
-    assert_eq!(ok(c.skiff(&["delete", "configmap", "game-demo"])), "configmap/game-demo deleted\n");
+    assert_eq!(
+        ok(c.skiff(&["delete", "configmap", "game-demo"])),
+        "configmap/game-demo deleted\n"
+    );
     let e = fails(c.skiff(&["get", "cm", "game-demo"]));
-    assert_eq!(e, "Error from server (NotFound): configmaps \"game-demo\" not found\n");
-    assert_eq!(err(&c.skiff(&["get", "cm"])), "No resources found in default namespace.\n");
+    assert_eq!(
+        e,
+        "Error from server (NotFound): configmaps \"game-demo\" not found\n"
+    );
+    assert_eq!(
+        err(&c.skiff(&["get", "cm"])),
+        "No resources found in default namespace.\n"
+    );
 
     // A restart keeps everything, at the same revisions.
     let before = ok(c.skiff(&["get", "deploy,svc,secrets", "-o", "json"]));
@@ -101,12 +169,28 @@ fn docs_manifests_apply_get_describe_delete_and_survive_restart() {
     let after = ok(c2.skiff(&["get", "deploy,svc,secrets", "-o", "json"]));
     assert_eq!(json(&before), json(&after));
     // Deleting with -f, and a namespace takes its objects along.
-    assert_eq!(ok(c2.skiff(&["delete", "-f", &m("secrets.yaml")])), "secret/dotfile-secret deleted\nsecret/secret-basic-auth deleted\n");
+    assert_eq!(
+        ok(c2.skiff(&["delete", "-f", &m("secrets.yaml")])),
+        "secret/dotfile-secret deleted\nsecret/secret-basic-auth deleted\n"
+    );
     let ns = dir.path().join("ns.yaml");
-    std::fs::write(&ns, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n").unwrap();
+    std::fs::write(
+        &ns,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n",
+    )
+    .unwrap();
     ok(c2.skiff(&["apply", "-f", ns.to_str().unwrap()]));
-    ok(c2.skiff(&["apply", "-n", "team-a", "-f", &m("game-demo-configmap.yaml")]));
-    assert_eq!(ok(c2.skiff(&["get", "cm", "-A", "-o", "name"])), "configmap/game-demo\n");
+    ok(c2.skiff(&[
+        "apply",
+        "-n",
+        "team-a",
+        "-f",
+        &m("game-demo-configmap.yaml"),
+    ]));
+    assert_eq!(
+        ok(c2.skiff(&["get", "cm", "-A", "-o", "name"])),
+        "configmap/game-demo\n"
+    );
     ok(c2.skiff(&["delete", "ns", "team-a"]));
     assert_eq!(ok(c2.skiff(&["get", "cm", "-A", "-o", "name"])), "");
     let e = fails(c2.skiff(&["delete", "namespace", "default"]));
@@ -119,7 +203,12 @@ fn invalid_manifests_write_nothing() {
     let c = Coordinator::start(dir.path());
     let bad = dir.path().join("bad.yaml");
     let good = std::fs::read_to_string(m("my-service.yaml")).unwrap();
-    let typo = std::fs::read_to_string(m("nginx-deployment.yaml")).unwrap().replace("        image: nginx:1.14.2\n", "        image: nginx:1.14.2\n        imagePullPolcy: Always\n");
+    let typo = std::fs::read_to_string(m("nginx-deployment.yaml"))
+        .unwrap()
+        .replace(
+            "        image: nginx:1.14.2\n",
+            "        image: nginx:1.14.2\n        imagePullPolcy: Always\n",
+        );
     std::fs::write(&bad, format!("{good}---\n{typo}")).unwrap();
     let e = fails(c.skiff(&["apply", "-f", bad.to_str().unwrap()]));
     assert!(e.contains("deployment \"nginx-deployment\": spec.template.spec.containers[0].imagePullPolcy: unknown field (line 34)"), "{e}");
@@ -139,16 +228,33 @@ fn invalid_manifests_write_nothing() {
         assert!(e.contains(want), "want {want:?} in {e}");
     }
     // A known Kubernetes field skiff does not implement is a warning, not an error.
-    let warn = std::fs::read_to_string(m("nginx-deployment.yaml")).unwrap().replace("      containers:\n", "      dnsPolicy: ClusterFirst\n      containers:\n");
+    let warn = std::fs::read_to_string(m("nginx-deployment.yaml"))
+        .unwrap()
+        .replace(
+            "      containers:\n",
+            "      dnsPolicy: ClusterFirst\n      containers:\n",
+        );
     std::fs::write(&bad, warn).unwrap();
     let o = c.skiff(&["apply", "-f", bad.to_str().unwrap()]);
     assert_eq!(ok(o.clone()), "deployment.apps/nginx-deployment created\n");
-    assert!(err(&o).contains("Warning: ") && err(&o).contains("spec.template.spec.dnsPolicy: skiff does not implement this Kubernetes field"), "{}", err(&o));
-    assert_eq!(ok(c.skiff(&["get", "deploy", "-o", "name"])), "deployment.apps/nginx-deployment\n");
+    assert!(
+        err(&o).contains("Warning: ")
+            && err(&o).contains(
+                "spec.template.spec.dnsPolicy: skiff does not implement this Kubernetes field"
+            ),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(
+        ok(c.skiff(&["get", "deploy", "-o", "name"])),
+        "deployment.apps/nginx-deployment\n"
+    );
 }
 
 async fn admin(c: &Coordinator) -> Client {
-    Client::connect(&ClientConfig::load(&c.config()).unwrap()).await.unwrap()
+    Client::connect(&ClientConfig::load(&c.config()).unwrap())
+        .await
+        .unwrap()
 }
 
 #[test]
@@ -166,8 +272,17 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
     rt().block_on(async {
         // No client certificate: the handshake works (joining needs it), every request is refused.
         let tls = skiff_client::tls::client_tls(&cfg.certificate_authority, None, None).unwrap();
-        let anon = Client::connect_with(&server, "127.0.0.1", tls).await.unwrap();
-        let e = anon.call(&Request::List { kind: Kind::Secret, namespace: None, selector: None }).await.unwrap_err();
+        let anon = Client::connect_with(&server, "127.0.0.1", tls)
+            .await
+            .unwrap();
+        let e = anon
+            .call(&Request::List {
+                kind: Kind::Secret,
+                namespace: None,
+                selector: None,
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Unauthorized), "{e}");
         let e = anon.call(&Request::Version).await.unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Unauthorized), "{e}");
@@ -180,15 +295,25 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
         let issuer = rcgen::Issuer::from_ca_cert_pem(&other_ca.pem(), other_key).unwrap();
         let ck = rcgen::KeyPair::generate().unwrap();
         let mut cp = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        cp.distinguished_name.push(rcgen::DnType::CommonName, "admin");
-        cp.distinguished_name.push(rcgen::DnType::OrganizationName, "system:masters");
+        cp.distinguished_name
+            .push(rcgen::DnType::CommonName, "admin");
+        cp.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "system:masters");
         let forged = cp.signed_by(&ck, &issuer).unwrap();
-        let tls = skiff_client::tls::client_tls(&cfg.certificate_authority, Some(&forged.pem()), Some(&ck.serialize_pem())).unwrap();
+        let tls = skiff_client::tls::client_tls(
+            &cfg.certificate_authority,
+            Some(&forged.pem()),
+            Some(&ck.serialize_pem()),
+        )
+        .unwrap();
         let refused = match Client::connect_with(&server, "127.0.0.1", tls).await {
             Err(_) => true,
             Ok(cl) => cl.call(&Request::Version).await.is_err(),
         };
-        assert!(refused, "a certificate from a foreign CA must not be served");
+        assert!(
+            refused,
+            "a certificate from a foreign CA must not be served"
+        );
 
         // A wrong token is refused; the real one enrols a node.
         let token = c.node_token();
@@ -200,44 +325,102 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
             Response::Identity { name } => assert_eq!(name, "node:edge-1"),
             other => panic!("{other:?}"),
         }
-        let get = |kind, name: &str| Request::Get { key: ObjectKey { kind, namespace: "default".into(), name: name.into() } };
+        let get = |kind, name: &str| Request::Get {
+            key: ObjectKey {
+                kind,
+                namespace: "default".into(),
+                name: name.into(),
+            },
+        };
         // The Secret its pod mounts: readable. Any other: forbidden.
-        assert!(node.call(&get(Kind::Secret, "dotfile-secret")).await.is_ok());
-        let e = node.call(&get(Kind::Secret, "secret-basic-auth")).await.unwrap_err();
+        assert!(node
+            .call(&get(Kind::Secret, "dotfile-secret"))
+            .await
+            .is_ok());
+        let e = node
+            .call(&get(Kind::Secret, "secret-basic-auth"))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
-        let e = node.call(&get(Kind::ConfigMap, "game-demo")).await.unwrap_err();
+        let e = node
+            .call(&get(Kind::ConfigMap, "game-demo"))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
-        let e = node.call(&Request::List { kind: Kind::Secret, namespace: None, selector: None }).await.unwrap_err();
+        let e = node
+            .call(&Request::List {
+                kind: Kind::Secret,
+                namespace: None,
+                selector: None,
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
         let e = node.call(&get(Kind::Pod, "other-pod")).await.unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
         // Its pods, and only its pods, are listed.
-        let Response::List { items, .. } = node.call(&Request::List { kind: Kind::Pod, namespace: None, selector: None }).await.unwrap() else { panic!() };
+        let Response::List { items, .. } = node
+            .call(&Request::List {
+                kind: Kind::Pod,
+                namespace: None,
+                selector: None,
+            })
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(items.len(), 1);
         assert!(items[0].contains("edge-pod"));
         // It may not write workloads or tokens.
         let dep = std::fs::read_to_string(m("nginx-deployment.yaml")).unwrap();
-        let obj = skiff_api::manifest::parse_manifests(&dep).unwrap().remove(0).object.to_value().to_string();
-        let e = node.call(&Request::Apply { object: obj }).await.unwrap_err();
+        let obj = skiff_api::manifest::parse_manifests(&dep)
+            .unwrap()
+            .remove(0)
+            .object
+            .to_value()
+            .to_string();
+        let e = node
+            .call(&Request::Apply { object: obj })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
         let e = node.call(&Request::TokenList).await.unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
 
         // Tokens: create with expiry, list, revoke; a revoked token no longer joins.
         let a = admin(&c).await;
-        let Response::Token { token: t2, info } = a.call(&Request::TokenCreate { ttl_seconds: Some(3600), description: "rack 2".into() }).await.unwrap() else { panic!() };
+        let Response::Token { token: t2, info } = a
+            .call(&Request::TokenCreate {
+                ttl_seconds: Some(3600),
+                description: "rack 2".into(),
+            })
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
         assert!(info.expires.is_some());
-        let Response::Tokens { tokens } = a.call(&Request::TokenList).await.unwrap() else { panic!() };
+        let Response::Tokens { tokens } = a.call(&Request::TokenList).await.unwrap() else {
+            panic!()
+        };
         assert_eq!(tokens.len(), 2);
         assert!(tokens.iter().any(|t| t.description == "rack 2"));
-        a.call(&Request::TokenRevoke { id: info.id.clone() }).await.unwrap();
+        a.call(&Request::TokenRevoke {
+            id: info.id.clone(),
+        })
+        .await
+        .unwrap();
         assert!(skiff_client::join(&server, &t2, "edge-3").await.is_err());
     });
     // The CLI's token verbs.
     let t = ok(c.skiff(&["token", "create", "--ttl", "1h", "--description", "cli"]));
     assert!(t.starts_with("SK10"), "{t}");
     let l = ok(c.skiff(&["token", "list"]));
-    assert!(l.starts_with("ID ") && l.contains("cli") && l.contains("<never>"), "{l}");
+    assert!(
+        l.starts_with("ID ") && l.contains("cli") && l.contains("<never>"),
+        "{l}"
+    );
 }
 
 #[test]
@@ -252,7 +435,10 @@ fn bad_frames_are_refused_and_the_server_keeps_serving() {
             // The server may stop reading early (oversized frames): ignore write errors.
             let _ = send.write_all(bytes).await;
             let _ = send.finish();
-            skiff_client::frames::read_frame(&mut recv, skiff_api::wire::MAX_FRAME_LEN).await.unwrap().expect("an answer")
+            skiff_client::frames::read_frame(&mut recv, skiff_api::wire::MAX_FRAME_LEN)
+                .await
+                .unwrap()
+                .expect("an answer")
         }
         let expect = |r: Response, code: ErrorCode| match r {
             Response::Error(e) => assert_eq!(e.code, code, "{e}"),
@@ -267,17 +453,40 @@ fn bad_frames_are_refused_and_the_server_keeps_serving() {
         big.extend(vec![7u8; 64 * 1024]);
         expect(raw(&conn, &big).await, ErrorCode::TooLarge);
         // Garbage postcard.
-        expect(raw(&conn, &[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff]).await, ErrorCode::BadRequest);
+        expect(
+            raw(&conn, &[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff]).await,
+            ErrorCode::BadRequest,
+        );
         // A frame whose object is not JSON, and one that is not a valid object.
-        let f = skiff_api::wire::encode_frame(&Request::Create { object: "{not json".into() }).unwrap();
+        let f = skiff_api::wire::encode_frame(&Request::Create {
+            object: "{not json".into(),
+        })
+        .unwrap();
         expect(raw(&conn, &f).await, ErrorCode::BadRequest);
-        let f = skiff_api::wire::encode_frame(&Request::Create { object: r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"dta":{}}"#.into() }).unwrap();
+        let f = skiff_api::wire::encode_frame(&Request::Create {
+            object: r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"dta":{}}"#
+                .into(),
+        })
+        .unwrap();
         expect(raw(&conn, &f).await, ErrorCode::Invalid);
         // The same connection and a new client still work, and nothing was written.
-        let Response::List { items, .. } = client.call(&Request::List { kind: Kind::ConfigMap, namespace: None, selector: None }).await.unwrap() else { panic!() };
+        let Response::List { items, .. } = client
+            .call(&Request::List {
+                kind: Kind::ConfigMap,
+                namespace: None,
+                selector: None,
+            })
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
         assert!(items.is_empty());
         let other = admin(&c).await;
-        assert!(matches!(other.call(&Request::Version).await.unwrap(), Response::Version { .. }));
+        assert!(matches!(
+            other.call(&Request::Version).await.unwrap(),
+            Response::Version { .. }
+        ));
     });
 }
 

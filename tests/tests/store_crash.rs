@@ -16,7 +16,11 @@ const KILLS: usize = 25;
 #[test]
 fn every_acknowledged_write_survives_sigkill() {
     let dir = TempDir::new("crash");
-    let mut seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     println!("seed {seed}");
     let mut next = move || {
         seed ^= seed << 13;
@@ -57,7 +61,10 @@ fn every_acknowledged_write_survives_sigkill() {
         child.wait().unwrap();
         reader.join().unwrap();
         let acks = acks.lock().unwrap().clone();
-        assert!(!acks.is_empty(), "run {run}: the crasher acknowledged nothing");
+        assert!(
+            !acks.is_empty(),
+            "run {run}: the crasher acknowledged nothing"
+        );
         total_acks += acks.len();
 
         // The highest acknowledged generation of each object.
@@ -72,13 +79,33 @@ fn every_acknowledged_write_survives_sigkill() {
             let e = want.entry(name).or_insert(0);
             *e = (*e).max(gen);
         }
-        let store = RedbStore::open(dir.path(), RedbOptions { history: 1000, ..Default::default() })
-            .unwrap_or_else(|e| panic!("run {run}: the store does not open after SIGKILL: {e}"));
+        let store = RedbStore::open(
+            dir.path(),
+            RedbOptions {
+                history: 1000,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("run {run}: the store does not open after SIGKILL: {e}"));
         for (name, gen) in &want {
-            let key = ObjectKey { kind: Kind::ConfigMap, namespace: "default".into(), name: name.clone() };
-            let got = store.get(&key).unwrap().unwrap_or_else(|| panic!("run {run}: acknowledged {name} is missing"));
-            let stored_gen: u64 = got.value()["data"]["gen"].as_str().unwrap().parse().unwrap();
-            assert!(stored_gen >= *gen, "run {run}: {name} has gen {stored_gen}, acknowledged {gen}");
+            let key = ObjectKey {
+                kind: Kind::ConfigMap,
+                namespace: "default".into(),
+                name: name.clone(),
+            };
+            let got = store
+                .get(&key)
+                .unwrap()
+                .unwrap_or_else(|| panic!("run {run}: acknowledged {name} is missing"));
+            let stored_gen: u64 = got.value()["data"]["gen"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                stored_gen >= *gen,
+                "run {run}: {name} has gen {stored_gen}, acknowledged {gen}"
+            );
         }
         // Revisions stay consistent: the log's latest revision matches the objects.
         let (rev, items) = store.list(Kind::ConfigMap, None).unwrap();

@@ -47,7 +47,8 @@ impl SecretBox {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let rng = SystemRandom::new();
                 let mut k = [0u8; 32];
-                rng.fill(&mut k).map_err(|_| err(std::io::Error::other("no randomness")))?;
+                rng.fill(&mut k)
+                    .map_err(|_| err(std::io::Error::other("no randomness")))?;
                 let tmp = path.with_extension("tmp");
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
@@ -60,7 +61,9 @@ impl SecretBox {
                 f.sync_all().map_err(err)?;
                 std::fs::rename(&tmp, path).map_err(err)?;
                 if let Some(dir) = path.parent() {
-                    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(err)?;
                 }
                 k.to_vec()
             }
@@ -83,7 +86,11 @@ impl SecretBox {
         out.extend_from_slice(&nonce);
         let mut body = plain.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
             .expect("sealing cannot fail for in-memory buffers");
         out.extend_from_slice(&body);
         out
@@ -98,7 +105,11 @@ impl SecretBox {
         let mut body = sealed[4 + NONCE_LEN..].to_vec();
         let plain = self
             .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
             .map_err(|_| CryptError::Decrypt)?;
         Ok(plain.to_vec())
     }

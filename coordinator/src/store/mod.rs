@@ -124,7 +124,9 @@ pub enum StoreError {
         given: u64,
     },
     /// The requested revision was compacted.
-    #[error("too old resource version: {requested} (the oldest a watch may start from is {oldest})")]
+    #[error(
+        "too old resource version: {requested} (the oldest a watch may start from is {oldest})"
+    )]
     Expired {
         /// What was asked.
         requested: u64,
@@ -230,7 +232,10 @@ pub fn plan(
         (Some(new), None) if create => {
             let mut v = new.clone();
             let m = meta_mut(&mut v);
-            m.insert("resourceVersion".into(), Value::String(revision.to_string()));
+            m.insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
             if new.get("spec").is_some() {
                 m.entry("generation").or_insert(Value::from(1));
             }
@@ -255,7 +260,10 @@ pub fn plan(
                     }
                 }
             }
-            m.insert("resourceVersion".into(), Value::String(revision.to_string()));
+            m.insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
             if let Some(g) = old_gen {
                 m.insert(
                     "generation".into(),
@@ -267,7 +275,10 @@ pub fn plan(
         (None, None) => Err(StoreError::NotFound(key.clone())),
         (None, Some(cur)) => {
             let mut v = cur.value();
-            meta_mut(&mut v).insert("resourceVersion".into(), Value::String(revision.to_string()));
+            meta_mut(&mut v).insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
             Ok((EventType::Deleted, v))
         }
     }
@@ -313,9 +324,21 @@ mod tests {
         assert_eq!(v2["metadata"]["generation"], 2);
         assert_eq!(v2["metadata"]["uid"], "u1");
         let e = plan(Some(&upd), Some(&stored), &key(), Some(4), 6, false).unwrap_err();
-        assert_eq!(e, StoreError::Conflict { stored: 5, given: 4 });
+        assert_eq!(
+            e,
+            StoreError::Conflict {
+                stored: 5,
+                given: 4
+            }
+        );
         let (t, v3) = plan(None, Some(&stored), &key(), None, 7, false).unwrap();
-        assert_eq!((t, v3["metadata"]["resourceVersion"].as_str()), (EventType::Deleted, Some("7")));
-        assert!(matches!(plan(Some(&obj), Some(&stored), &key(), None, 8, true), Err(StoreError::AlreadyExists(_))));
+        assert_eq!(
+            (t, v3["metadata"]["resourceVersion"].as_str()),
+            (EventType::Deleted, Some("7"))
+        );
+        assert!(matches!(
+            plan(Some(&obj), Some(&stored), &key(), None, 8, true),
+            Err(StoreError::AlreadyExists(_))
+        ));
     }
 }

@@ -56,6 +56,13 @@ struct Inner {
     opts: RedbOptions,
 }
 
+/// What one group commit produced: a result per write, the events, the new revision.
+struct Committed {
+    results: Vec<Result<Vec<Stored>, StoreError>>,
+    events: Vec<Arc<StoreEvent>>,
+    revision: u64,
+}
+
 struct Pending {
     op: WriteOp,
     reply: oneshot::Sender<Result<Vec<Stored>, StoreError>>,
@@ -130,7 +137,11 @@ impl Inner {
         let key = parse_key(key_str).ok_or_else(|| backend(format!("bad key {key_str:?}")))?;
         let json = self.decode(key_str, key.kind, bytes)?;
         let revision = revision_of(&json)?;
-        Ok(Stored { key, revision, json })
+        Ok(Stored {
+            key,
+            revision,
+            json,
+        })
     }
 
     fn read_log(&self, after: u64) -> Result<VecDeque<Arc<StoreEvent>>, StoreError> {
@@ -180,7 +191,9 @@ impl Inner {
     ) -> Result<Vec<Stored>, StoreError> {
         let (key, object, expected, create) = match op {
             WriteOp::Create(v) => (key_of(v)?, Some(v), None, true),
-            WriteOp::Update { object, expected } => (key_of(object)?, Some(object), *expected, false),
+            WriteOp::Update { object, expected } => {
+                (key_of(object)?, Some(object), *expected, false)
+            }
             WriteOp::Delete { key, expected } => (key.clone(), None, *expected, false),
             WriteOp::DeleteNamespace(ns) => {
                 let mut keys = Vec::new();
@@ -198,7 +211,10 @@ impl Inner {
                 let mut out = Vec::new();
                 for k in keys {
                     let key = parse_key(&k).ok_or_else(|| backend("bad key"))?;
-                    let del = WriteOp::Delete { key, expected: None };
+                    let del = WriteOp::Delete {
+                        key,
+                        expected: None,
+                    };
                     match self.apply_op(objects, log, &del, rev, events) {
                         Ok(mut s) => out.append(&mut s),
                         Err(StoreError::NotFound(_)) => {}
@@ -227,7 +243,9 @@ impl Inner {
         if etype == EventType::Deleted {
             objects.remove(ks.as_str()).map_err(backend)?;
         } else {
-            objects.insert(ks.as_str(), bytes.as_slice()).map_err(backend)?;
+            objects
+                .insert(ks.as_str(), bytes.as_slice())
+                .map_err(backend)?;
         }
         let rec = postcard::to_allocvec(&LogRecord {
             kind: etype,
@@ -250,7 +268,7 @@ impl Inner {
         Ok(vec![stored])
     }
 
-    fn commit_batch(&self, batch: &[Pending]) -> Result<(Vec<Result<Vec<Stored>, StoreError>>, Vec<Arc<StoreEvent>>, u64), StoreError> {
+    fn commit_batch(&self, batch: &[Pending]) -> Result<Committed, StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
         let mut rev = self.revision.load(Ordering::Acquire);
         let mut results = Vec::with_capacity(batch.len());
@@ -277,15 +295,25 @@ impl Inner {
         }
         txn.commit().map_err(backend)?;
         self.compacted.store(compacted, Ordering::Release);
-        Ok((results, events, rev))
+        Ok(Committed {
+            results,
+            events,
+            revision: rev,
+        })
     }
 }
 
 fn revision_of(json: &str) -> Result<u64, StoreError> {
     // Cheap: find "resourceVersion":"N" without parsing the whole object.
     let needle = "\"resourceVersion\":\"";
-    let start = json.find(needle).ok_or_else(|| backend("stored object has no resourceVersion"))? + needle.len();
-    let end = json[start..].find('"').ok_or_else(|| backend("bad resourceVersion"))? + start;
+    let start = json
+        .find(needle)
+        .ok_or_else(|| backend("stored object has no resourceVersion"))?
+        + needle.len();
+    let end = json[start..]
+        .find('"')
+        .ok_or_else(|| backend("bad resourceVersion"))?
+        + start;
     json[start..end].parse().map_err(backend)
 }
 
@@ -299,7 +327,11 @@ fn writer(inner: Arc<Inner>, rx: mpsc::Receiver<Pending>) {
             }
         }
         match inner.commit_batch(&batch) {
-            Ok((results, events, rev)) => {
+            Ok(Committed {
+                results,
+                events,
+                revision: rev,
+            }) => {
                 inner.revision.store(rev, Ordering::Release);
                 for e in events {
                     // No receiver is fine: nobody is watching.
@@ -336,8 +368,16 @@ impl RedbStore {
                 txn.open_table(OBJECTS).map_err(backend)?;
                 txn.open_table(LOG).map_err(backend)?;
                 let meta = txn.open_table(META).map_err(backend)?;
-                r = meta.get("revision").map_err(backend)?.map(|g| g.value()).unwrap_or(0);
-                c = meta.get("compacted").map_err(backend)?.map(|g| g.value()).unwrap_or(0);
+                r = meta
+                    .get("revision")
+                    .map_err(backend)?
+                    .map(|g| g.value())
+                    .unwrap_or(0);
+                c = meta
+                    .get("compacted")
+                    .map_err(backend)?
+                    .map(|g| g.value())
+                    .unwrap_or(0);
             }
             txn.commit().map_err(backend)?;
             (r, c)
@@ -449,7 +489,10 @@ impl Store for RedbStore {
             _ => format!("{}/", kind.name()),
         };
         let mut out = Vec::new();
-        for entry in t.range(prefix.as_str()..prefix_end(&prefix).as_str()).map_err(backend)? {
+        for entry in t
+            .range(prefix.as_str()..prefix_end(&prefix).as_str())
+            .map_err(backend)?
+        {
             let (k, v) = entry.map_err(backend)?;
             out.push(self.inner.stored(k.value(), v.value())?);
         }

@@ -11,10 +11,21 @@ use std::sync::Arc;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().expect("usage: skiff-store-crasher DIR RUN CLIENTS");
+    let dir = args
+        .next()
+        .expect("usage: skiff-store-crasher DIR RUN CLIENTS");
     let run = args.next().expect("RUN");
     let clients: usize = args.next().and_then(|c| c.parse().ok()).unwrap_or(64);
-    let store = Arc::new(RedbStore::open(std::path::Path::new(&dir), RedbOptions { history: 1000, ..Default::default() }).expect("open store"));
+    let store = Arc::new(
+        RedbStore::open(
+            std::path::Path::new(&dir),
+            RedbOptions {
+                history: 1000,
+                ..Default::default()
+            },
+        )
+        .expect("open store"),
+    );
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let mut tasks = Vec::new();
     for c in 0..clients {
