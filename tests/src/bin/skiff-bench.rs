@@ -1,1 +1,17 @@
-fn main() {}
+//! `skiff-bench NAME`: skiff's benchmarks, each one command, each printing ratios against
+//! a reference measured in the same run.
+
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_default();
+    let result = match which.as_str() {
+        "store" => skiff_tests::bench::store::run(),
+        _ => {
+            eprintln!("usage: skiff-bench store\n  store   durable writes/s vs etcd at 1/16/256 clients, apply→watch latency, RSS at 100k objects");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("skiff-bench {which}: {e:#}");
+        std::process::exit(1);
+    }
+}

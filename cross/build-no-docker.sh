@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds static release binaries of skiff-agent, skiff-coordinator and skiff for ARM
+# boards without Docker, checks each under qemu-user, runs the api crate's tests under
+# qemu for aarch64, and prints sizes.
+#
+#   cross/build-no-docker.sh [TARGET...]     (default: aarch64 and armv7 musl)
+#
+# Needs scripts/deps (Debian cross gcc, musl-dev:armhf, qemu-user-static, rust-src).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf)
+bins=(-p skiff-agent -p skiff-coordinator -p skiff)
+
+# armv7 musl has no prebuilt rust-std here: std is built from source. Its unwinder is
+# gcc's libgcc_eh.a under the name the unwind crate links (libunwind.a).
+armv7_libs="$target_dir/cross-libs/armv7"
+mkdir -p "$armv7_libs"
+cp -f "$(arm-linux-gnueabihf-gcc -print-file-name=libgcc_eh.a)" "$armv7_libs/libunwind.a"
+specs=/usr/lib/arm-linux-musleabihf/musl-gcc.specs
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C link-self-contained=no -C link-arg=-specs=$specs -C link-arg=-static -L $armv7_libs"
+
+build() {
+  local t=$1; shift
+  case "$t" in
+    armv7-unknown-linux-musleabihf)
+      RUSTC_BOOTSTRAP=1 cargo --config cross/debian.toml "$@" --target "$t" \
+        -Zbuild-std=std,panic_abort ;;
+    *) cargo --config cross/debian.toml "$@" --target "$t" ;;
+  esac
+}
+
+runner() {
+  case "$1" in
+    aarch64-*) echo qemu-aarch64-static ;;
+    armv7-*) echo qemu-arm-static ;;
+    *) echo "" ;;
+  esac
+}
+
+for t in "${targets[@]}"; do
+  echo "== $t: release build"
+  build "$t" build --release "${bins[@]}"
+  for b in skiff-agent skiff-coordinator skiff; do
+    f="$target_dir/$t/release/$b"
+    if file "$f" 2>/dev/null | grep -q dynamically; then
+      echo "$f is not static" >&2
+      exit 1
+    fi
+    v=$($(runner "$t") "$f" --version)
+    printf '%-40s %-22s %8d bytes\n' "$t/$b" "$v" "$(stat -c %s "$f")"
+  done
+done
+
+for t in "${targets[@]}"; do
+  case "$t" in
+    aarch64-*)
+      echo "== $t: skiff-api tests under qemu"
+      build "$t" test -p skiff-api ;;
+  esac
+done

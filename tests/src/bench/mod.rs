@@ -1,0 +1,27 @@
+//! Benchmarks behind `skiff-bench`: each prints ratios against a reference measured in
+//! the same run (machines are noisy; ratios hold).
+
+pub mod etcd;
+pub mod store;
+
+/// The p-th percentile (0..=100) of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Builds the release binaries the benchmarks start, with the cargo that runs us.
+pub fn build_release(packages: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--release", "--quiet"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let status = cmd.status()?;
+    anyhow::ensure!(status.success(), "cargo build --release failed");
+    Ok(())
+}

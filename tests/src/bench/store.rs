@@ -1,0 +1,305 @@
+//! `skiff-bench store`: acknowledged durable writes per second at 1, 16 and 256
+//! concurrent clients against skiff's coordinator (redb, group commit) and Debian's etcd,
+//! apply→watch-event latency, and the coordinator's RSS holding 100,000 small objects.
+
+use super::etcd::{Etcd, EtcdProcess};
+use super::percentile;
+use crate::{rss_bytes, Coordinator, TempDir};
+use skiff_api::wire::{Request, WatchEvent};
+use skiff_api::Kind;
+use skiff_client::config::ClientConfig;
+use skiff_client::Client;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn object(name: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"default","labels":{{"app":"bench"}}}},"data":{{"k":"{}"}}}}"#,
+        "v".repeat(64)
+    )
+}
+
+fn secs() -> Duration {
+    let s = std::env::var("SKIFF_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    Duration::from_secs(s)
+}
+
+async fn skiff_rate(cfg: &ClientConfig, clients: usize, tag: &str) -> anyhow::Result<(f64, u64)> {
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(Client::connect(cfg).await?);
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + secs();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, c) in conns.into_iter().enumerate() {
+        let done = done.clone();
+        let tag = tag.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < stop {
+                c.call(&Request::Create {
+                    object: object(&format!("{tag}-{i}-{n}")),
+                })
+                .await?;
+                done.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let n = done.load(Ordering::Relaxed);
+    Ok((n as f64 / start.elapsed().as_secs_f64(), n))
+}
+
+async fn etcd_rate(
+    addr: std::net::SocketAddr,
+    clients: usize,
+    tag: &str,
+) -> anyhow::Result<(f64, u64)> {
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(Etcd::connect(addr).await?);
+    }
+    let value = object("x");
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + secs();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, c) in conns.into_iter().enumerate() {
+        let done = done.clone();
+        let tag = tag.to_string();
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < stop {
+                c.put(
+                    format!("/registry/configmaps/default/{tag}-{i}-{n}").as_bytes(),
+                    value.as_bytes(),
+                )
+                .await?;
+                done.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let n = done.load(Ordering::Relaxed);
+    Ok((n as f64 / start.elapsed().as_secs_f64(), n))
+}
+
+async fn skiff_latency(cfg: &ClientConfig, samples: usize) -> anyhow::Result<Vec<f64>> {
+    let c = Client::connect(cfg).await?;
+    let mut w = c
+        .watch(&Request::Watch {
+            kind: Kind::ConfigMap,
+            namespace: Some("default".into()),
+            selector: Some("app=latency".into()),
+            since: None,
+        })
+        .await?;
+    let mut out = Vec::new();
+    for i in 0..samples {
+        let obj = object(&format!("lat-{i}")).replace("\"app\":\"bench\"", "\"app\":\"latency\"");
+        let t0 = Instant::now();
+        c.call(&Request::Apply { object: obj }).await?;
+        match w.next().await? {
+            Some(WatchEvent::Added { .. }) => out.push(t0.elapsed().as_secs_f64() * 1e3),
+            other => anyhow::bail!("unexpected watch event {other:?}"),
+        }
+    }
+    out.sort_by(|a, b| a.total_cmp(b));
+    Ok(out)
+}
+
+async fn etcd_latency(addr: std::net::SocketAddr, samples: usize) -> anyhow::Result<Vec<f64>> {
+    let c = Etcd::connect(addr).await?;
+    let mut w = c.watch_prefix(b"/latency/").await?;
+    let value = object("x");
+    let mut out = Vec::new();
+    for i in 0..samples {
+        let t0 = Instant::now();
+        c.put(format!("/latency/{i}").as_bytes(), value.as_bytes())
+            .await?;
+        let mut got = 0;
+        while got == 0 {
+            got = w.next_events().await?;
+        }
+        out.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    out.sort_by(|a, b| a.total_cmp(b));
+    Ok(out)
+}
+
+async fn fill_skiff(cfg: &ClientConfig, total: u64) -> anyhow::Result<()> {
+    let c = Client::connect(cfg).await?;
+    let skiff_api::wire::Response::List { items, .. } = c
+        .call(&Request::List {
+            kind: Kind::ConfigMap,
+            namespace: None,
+            selector: None,
+        })
+        .await?
+    else {
+        anyhow::bail!("list failed");
+    };
+    let have = items.len() as u64;
+    drop(items);
+    if have >= total {
+        return Ok(());
+    }
+    let need = total - have;
+    let clients = 64u64;
+    let mut tasks = Vec::new();
+    for k in 0..clients {
+        let c = Client::connect(cfg).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut i = k;
+            while i < need {
+                c.call(&Request::Create {
+                    object: object(&format!("fill-{i}")),
+                })
+                .await?;
+                i += clients;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+async fn fill_etcd(addr: std::net::SocketAddr, total: u64) -> anyhow::Result<()> {
+    let have = Etcd::connect(addr)
+        .await?
+        .count_prefix(b"/registry/")
+        .await?;
+    if have >= total {
+        return Ok(());
+    }
+    let need = total - have;
+    let value = object("x");
+    let clients = 64u64;
+    let mut tasks = Vec::new();
+    for k in 0..clients {
+        let c = Etcd::connect(addr).await?;
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = k;
+            while i < need {
+                c.put(
+                    format!("/registry/configmaps/default/fill-{i}").as_bytes(),
+                    value.as_bytes(),
+                )
+                .await?;
+                i += clients;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+fn ensure_etcd() -> anyhow::Result<()> {
+    if std::process::Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return Ok(());
+    }
+    eprintln!("etcd not found: installing Debian's etcd-server");
+    let ok = std::process::Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "etcd-server",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?
+        .success();
+    anyhow::ensure!(
+        ok,
+        "apt-get install etcd-server failed (run as root, or install it)"
+    );
+    Ok(())
+}
+
+fn mb(b: Option<u64>) -> String {
+    b.map(|b| format!("{:.1} MB", b as f64 / 1e6))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Runs the store benchmark and prints its report.
+pub fn run() -> anyhow::Result<()> {
+    ensure_etcd()?;
+    super::build_release(&["skiff-coordinator"])?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let dir = TempDir::new("bench-store");
+    let skiff_dir = dir.path().join("skiff");
+    let etcd_dir = dir.path().join("etcd");
+    std::fs::create_dir_all(&skiff_dir)?;
+    let coordinator = Coordinator::start(&skiff_dir);
+    let etcd = EtcdProcess::start(&etcd_dir)?;
+    let etcd_version = String::from_utf8_lossy(
+        &std::process::Command::new("etcd")
+            .arg("--version")
+            .output()?
+            .stdout,
+    )
+    .lines()
+    .next()
+    .unwrap_or("")
+    .to_string();
+    rt.block_on(async {
+        etcd.ready().await?;
+        let cfg = ClientConfig::load(&coordinator.config())?;
+        println!("store benchmark: acknowledged durable writes, same machine, same run ({}s per point)", secs().as_secs());
+        println!("  skiff: skiff-coordinator (redb, group commit) over QUIC+mTLS; reference: {etcd_version}, native gRPC");
+        println!("{:>8}  {:>16}  {:>16}  {:>6}", "clients", "skiff writes/s", "etcd writes/s", "ratio");
+        let mut last_ratio = 0.0;
+        for clients in [1usize, 16, 256] {
+            // Interleave the two systems so drift on a shared machine hits both alike.
+            let (s, _) = skiff_rate(&cfg, clients, &format!("w{clients}")).await?;
+            let (e, _) = etcd_rate(etcd.addr, clients, &format!("w{clients}")).await?;
+            last_ratio = s / e;
+            println!("{clients:>8}  {s:>16.0}  {e:>16.0}  {last_ratio:>6.2}");
+        }
+        let samples = 300;
+        let sl = skiff_latency(&cfg, samples).await?;
+        let el = etcd_latency(etcd.addr, samples).await?;
+        println!(
+            "apply→watch event latency ({samples} samples): skiff p50 {:.2} ms p99 {:.2} ms | etcd put→watch p50 {:.2} ms p99 {:.2} ms",
+            percentile(&sl, 50.0), percentile(&sl, 99.0), percentile(&el, 50.0), percentile(&el, 99.0)
+        );
+        let total = 100_000;
+        fill_skiff(&cfg, total).await?;
+        fill_etcd(etcd.addr, total).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let srss = rss_bytes(coordinator.pid());
+        let erss = rss_bytes(etcd.pid());
+        println!("RSS holding {total} small objects: skiff-coordinator {} (target <= 150 MB), etcd {}", mb(srss), mb(erss));
+        println!("store: skiff/etcd durable writes/s at 256 clients = {last_ratio:.2} (target >= 2.0)");
+        anyhow::Ok(())
+    })
+}
