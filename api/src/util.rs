@@ -96,15 +96,15 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
+    let mut rest = s.get(19..)?;
     if let Some(r) = rest.strip_prefix('.') {
         rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
     }
     let offset = match rest {
         "Z" | "z" => 0,
         r if r.len() == 6 && (r.starts_with('+') || r.starts_with('-')) => {
-            let h: i64 = r[1..3].parse().ok()?;
-            let mi: i64 = r[4..6].parse().ok()?;
+            let h: i64 = r.get(1..3)?.parse().ok()?;
+            let mi: i64 = r.get(4..6)?.parse().ok()?;
             let o = h * 3600 + mi * 60;
             if r.starts_with('-') {
                 -o
@@ -140,5 +140,6 @@ mod tests {
             Some(1_700_000_000)
         );
         assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339("2023-11-14T23:13:20+0\u{e9}00"), None);
     }
 }

@@ -186,7 +186,6 @@ fn resolve_plain(s: &str) -> Value {
         _ => {}
     }
     let body = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let neg = s.starts_with('-');
     if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(i) = s.parse::<i64>() {
             return Value::Number(i.into());
@@ -195,14 +194,9 @@ fn resolve_plain(s: &str) -> Value {
             return Value::Number(u.into());
         }
     }
-    if !neg && s.len() > 2 {
-        let radix = match &s[..2] {
-            "0x" => Some(16),
-            "0o" => Some(8),
-            _ => None,
-        };
-        if let Some(r) = radix {
-            if let Ok(u) = u64::from_str_radix(&s[2..], r) {
+    for (prefix, radix) in [("0x", 16), ("0o", 8)] {
+        if let Some(digits) = s.strip_prefix(prefix).filter(|d| !d.is_empty()) {
+            if let Ok(u) = u64::from_str_radix(digits, radix) {
                 return Value::Number(u.into());
             }
         }
