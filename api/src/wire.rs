@@ -27,7 +27,7 @@ pub enum Request {
         /// Which.
         key: ObjectKey,
     },
-    /// Objects of a kind.
+    /// Objects of a kind, a page at a time.
     List {
         /// The kind.
         kind: Kind,
@@ -35,6 +35,10 @@ pub enum Request {
         namespace: Option<String>,
         /// A label selector in string form.
         selector: Option<String>,
+        /// The most items wanted in this page (the server may send fewer).
+        limit: Option<u32>,
+        /// Where the previous page stopped (`continue` in Kubernetes).
+        continue_token: Option<String>,
     },
     /// Create an object (JSON). `AlreadyExists` if it exists.
     Create {
@@ -96,6 +100,19 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The first page of a list.
+    pub fn list(kind: Kind, namespace: Option<String>, selector: Option<String>) -> Request {
+        Request::List {
+            kind,
+            namespace,
+            selector,
+            limit: None,
+            continue_token: None,
+        }
+    }
+}
+
 /// How an apply ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyOutcome {
@@ -145,12 +162,14 @@ pub enum Response {
         /// The object as stored.
         object: String,
     },
-    /// A list at a revision.
+    /// A page of a list.
     List {
-        /// The store revision the list reflects; watch from here.
+        /// The store revision when this page was read; watch from the first page's.
         revision: u64,
         /// Objects (JSON).
         items: Vec<String>,
+        /// Present when more items follow: pass it back to get the next page.
+        continue_token: Option<String>,
     },
     /// Join tokens.
     Tokens {
@@ -405,6 +424,8 @@ mod tests {
             kind: Kind::Pod,
             namespace: Some("default".into()),
             selector: Some("app=web".into()),
+            limit: Some(10),
+            continue_token: Some("default/web-1".into()),
         }
     }
 

@@ -365,12 +365,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         Some(n) => keys.push(key(kind, &ns, &n)),
                         None if *all => {
                             let nsq = kind.namespaced().then(|| ns.clone());
-                            if let Response::List { items, .. } = c.call(&Request::List { kind, namespace: nsq, selector: None }).await? {
-                                for i in items {
-                                    let v: Value = serde_json::from_str(&i)?;
-                                    let n = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-                                    keys.push(key(kind, &ns, &n));
-                                }
+                            let (_, items) = c.list_all(kind, nsq, None).await?;
+                            for i in items {
+                                let v: Value = serde_json::from_str(&i)?;
+                                let n = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+                                keys.push(key(kind, &ns, &n));
                             }
                         }
                         None => bail!("resource(s) were provided, but no name was specified (hint: skiff delete {} NAME, or --all)", kind.info().plural),
@@ -496,16 +495,7 @@ async fn events_for(c: &Client, kind: Kind, ns: &str, name: &str) -> anyhow::Res
         .namespaced()
         .then(|| ns.to_string())
         .or(Some("default".into()));
-    let Response::List { items, .. } = c
-        .call(&Request::List {
-            kind: Kind::Event,
-            namespace,
-            selector: None,
-        })
-        .await?
-    else {
-        return Ok(vec![]);
-    };
+    let (_, items) = c.list_all(Kind::Event, namespace, None).await?;
     let mut out: Vec<Value> = items
         .iter()
         .filter_map(|i| serde_json::from_str::<Value>(i).ok())
@@ -604,16 +594,7 @@ async fn get(
         let mut objs = Vec::new();
         if group.iter().all(Option::is_none) {
             let namespace = (kind.namespaced() && !all_ns).then(|| ns.to_string());
-            let Response::List { revision, items } = c
-                .call(&Request::List {
-                    kind,
-                    namespace,
-                    selector: selector.clone(),
-                })
-                .await?
-            else {
-                bail!("unexpected answer to list");
-            };
+            let (revision, items) = c.list_all(kind, namespace, selector.clone()).await?;
             watch_from = Some((kind, revision));
             for i in items {
                 objs.push(serde_json::from_str::<Value>(&i).context("decoding an object")?);
@@ -713,14 +694,11 @@ async fn get(
                     }
                     Some(WatchEvent::Expired { .. }) => {
                         // History moved on: list again, then watch from the list.
-                        let Response::List { revision, .. } = c
-                            .call(&Request::List {
-                                kind,
-                                namespace,
-                                selector: selector.clone(),
-                            })
-                            .await?
-                        else {
+                        let mut first = Request::list(kind, namespace, selector.clone());
+                        if let Request::List { limit, .. } = &mut first {
+                            *limit = Some(1);
+                        }
+                        let Response::List { revision, .. } = c.call(&first).await? else {
                             bail!("unexpected answer to list");
                         };
                         since = revision;

@@ -206,6 +206,43 @@ impl Client {
         Ok(Watch { _send: send, recv })
     }
 
+    /// Every object of a list, following continue tokens. The revision is the first
+    /// page's: a watch from it misses nothing.
+    pub async fn list_all(
+        &self,
+        kind: skiff_api::Kind,
+        namespace: Option<String>,
+        selector: Option<String>,
+    ) -> Result<(u64, Vec<String>), ClientError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        let mut first = None;
+        loop {
+            let req = Request::List {
+                kind,
+                namespace: namespace.clone(),
+                selector: selector.clone(),
+                limit: None,
+                continue_token: token.take(),
+            };
+            match self.call(&req).await? {
+                Response::List {
+                    revision,
+                    items,
+                    continue_token,
+                } => {
+                    first.get_or_insert(revision);
+                    out.extend(items);
+                    match continue_token {
+                        Some(t) => token = Some(t),
+                        None => return Ok((first.unwrap_or(0), out)),
+                    }
+                }
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
+        }
+    }
+
     /// An object as JSON.
     pub async fn get_json(
         &self,

@@ -19,6 +19,9 @@ pub const SYSTEM_NAMESPACES: [&str; 2] = ["default", "kube-system"];
 
 const TOKEN_TYPE: &str = "bootstrap.kubernetes.io/token";
 
+/// The most JSON one list page carries (well under the frame limit).
+pub const PAGE_BYTES: usize = 4 << 20;
+
 /// The API server's state.
 pub struct Api<S: Store> {
     /// The store.
@@ -174,20 +177,12 @@ impl<S: Store> Api<S> {
                 kind,
                 namespace,
                 selector,
+                limit,
+                continue_token,
             } => {
                 let sel = parse_selector(selector.as_deref())?;
                 self.authorize_list(id, kind)?;
-                let (revision, items) = self
-                    .store
-                    .list(kind, namespace.as_deref())
-                    .map_err(store_err)?;
-                let items = items
-                    .into_iter()
-                    .filter(|s| sel.is_empty() || sel.matches(&crate::store::labels_of(&s.value())))
-                    .filter(|s| self.visible_to(id, s))
-                    .map(|s| s.json.to_string())
-                    .collect();
-                Ok(Response::List { revision, items })
+                self.list_page(id, kind, namespace.as_deref(), &sel, limit, continue_token)
             }
             Request::Create { object } => {
                 let o = decode(&object)?;
@@ -278,6 +273,55 @@ impl<S: Store> Api<S> {
                 node_name,
                 csr_pem,
             } => self.join(&token, &node_name, &csr_pem),
+        }
+    }
+
+    /// One page of a list: up to `limit` matching objects (default 500) and at most
+    /// [`PAGE_BYTES`] of JSON, so a page always fits in a frame.
+    fn list_page(
+        &self,
+        id: &Identity,
+        kind: Kind,
+        namespace: Option<&str>,
+        sel: &Selector,
+        limit: Option<u32>,
+        continue_token: Option<String>,
+    ) -> Result<Response, ApiError> {
+        let want = limit.map_or(500, |l| l.clamp(1, 10_000)) as usize;
+        let mut after = continue_token;
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut revision = None;
+        loop {
+            let page = self
+                .store
+                .list_page(kind, namespace, after.as_deref(), want.max(64))
+                .map_err(store_err)?;
+            let revision = *revision.get_or_insert(page.revision);
+            for (i, s) in page.items.iter().enumerate() {
+                after = Some(format!("{}/{}", s.key.namespace, s.key.name));
+                if (sel.is_empty() || sel.matches(&crate::store::labels_of(&s.value())))
+                    && self.visible_to(id, s)
+                {
+                    bytes += s.json.len();
+                    items.push(s.json.to_string());
+                }
+                if items.len() >= want || bytes >= PAGE_BYTES {
+                    let more = page.more || i + 1 < page.items.len();
+                    return Ok(Response::List {
+                        revision,
+                        items,
+                        continue_token: if more { after } else { None },
+                    });
+                }
+            }
+            if !page.more {
+                return Ok(Response::List {
+                    revision,
+                    items,
+                    continue_token: None,
+                });
+            }
         }
     }
 

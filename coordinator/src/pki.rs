@@ -166,14 +166,8 @@ impl Pki {
 }
 
 fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
-    let certs: Result<Vec<_>, _> = rustls_pemfile_certs(pem);
-    certs.ok()?.into_iter().next()
-}
-
-fn rustls_pemfile_certs(pem: &str) -> Result<Vec<Vec<u8>>, ()> {
-    skiff_client::tls::certs_from_pem("ca", pem)
-        .map(|v| v.into_iter().map(|c| c.to_vec()).collect())
-        .map_err(|_| ())
+    let certs = skiff_client::tls::certs_from_pem("ca", pem).ok()?;
+    certs.into_iter().next().map(|c| c.to_vec())
 }
 
 /// Who a client is, from its certificate.

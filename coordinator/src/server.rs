@@ -120,8 +120,14 @@ async fn stream<S: Store>(
             format!("request did not finish within {REQUEST_DEADLINE:?}"),
         )),
     };
-    if let Err(e) = write_frame(&mut send, &resp).await {
-        tracing::debug!(error = %e, "client went away before its answer");
+    match write_frame(&mut send, &resp).await {
+        Ok(()) => {}
+        // The answer itself could not be framed (too large): say so rather than go quiet.
+        Err(ReadError::Frame(e)) => {
+            let msg = ApiError::new(ErrorCode::TooLarge, format!("the answer could not be sent: {e}"));
+            let _ = write_frame(&mut send, &Response::Error(msg)).await;
+        }
+        Err(e) => tracing::debug!(error = %e, "client went away before its answer"),
     }
     let _ = send.finish();
 }

@@ -276,11 +276,7 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
             .await
             .unwrap();
         let e = anon
-            .call(&Request::List {
-                kind: Kind::Secret,
-                namespace: None,
-                selector: None,
-            })
+            .call(&Request::list(Kind::Secret, None, None))
             .await
             .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Unauthorized), "{e}");
@@ -348,11 +344,7 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
             .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
         let e = node
-            .call(&Request::List {
-                kind: Kind::Secret,
-                namespace: None,
-                selector: None,
-            })
+            .call(&Request::list(Kind::Secret, None, None))
             .await
             .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
@@ -360,11 +352,7 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
         // Its pods, and only its pods, are listed.
         let Response::List { items, .. } = node
-            .call(&Request::List {
-                kind: Kind::Pod,
-                namespace: None,
-                selector: None,
-            })
+            .call(&Request::list(Kind::Pod, None, None))
             .await
             .unwrap()
         else {
@@ -471,11 +459,7 @@ fn bad_frames_are_refused_and_the_server_keeps_serving() {
         expect(raw(&conn, &f).await, ErrorCode::Invalid);
         // The same connection and a new client still work, and nothing was written.
         let Response::List { items, .. } = client
-            .call(&Request::List {
-                kind: Kind::ConfigMap,
-                namespace: None,
-                selector: None,
-            })
+            .call(&Request::list(Kind::ConfigMap, None, None))
             .await
             .unwrap()
         else {
@@ -496,7 +480,7 @@ fn watch_delivers_changes_in_order_and_resumes_from_a_revision() {
     let c = Coordinator::start(dir.path());
     rt().block_on(async {
         let client = admin(&c).await;
-        let Response::List { revision, .. } = client.call(&Request::List { kind: Kind::ConfigMap, namespace: None, selector: None }).await.unwrap() else { panic!() };
+        let Response::List { revision, .. } = client.call(&Request::list(Kind::ConfigMap, None, None)).await.unwrap() else { panic!() };
         let mut w = client.watch(&Request::Watch { kind: Kind::ConfigMap, namespace: Some("default".into()), selector: None, since: Some(revision) }).await.unwrap();
         let cm = |n: &str, v: &str| format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{n}","namespace":"default"}},"data":{{"v":"{v}"}}}}"#);
         client.call(&Request::Apply { object: cm("a", "1") }).await.unwrap();
@@ -516,4 +500,67 @@ fn watch_delivers_changes_in_order_and_resumes_from_a_revision() {
         assert_eq!(w2.next().await.unwrap().unwrap().revision(), Some(revision + 2));
         assert_eq!(w2.next().await.unwrap().unwrap().revision(), Some(revision + 3));
     });
+}
+
+#[test]
+fn large_lists_come_in_pages() {
+    let dir = TempDir::new("e2e-pages");
+    let c = Coordinator::start(dir.path());
+    rt().block_on(async {
+        let client = admin(&c).await;
+        let cm = |n: usize, tier: &str, pad: usize| {
+            format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{n:05}","namespace":"default","labels":{{"tier":"{tier}"}}}},"data":{{"v":"{}"}}}}"#,
+                "x".repeat(pad)
+            )
+        };
+        let mut tasks = Vec::new();
+        for k in 0..16 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in (k..1200).step_by(16) {
+                    let tier = if n % 3 == 0 { "db" } else { "web" };
+                    client.call(&Request::Create { object: cm(n, tier, 10) }).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Pages of 500, 500 and 200, in name order, with continue tokens between them.
+        let mut token = None;
+        let mut sizes = Vec::new();
+        let mut names = Vec::new();
+        loop {
+            let req = Request::List { kind: Kind::ConfigMap, namespace: Some("default".into()), selector: None, limit: Some(500), continue_token: token.take() };
+            let Response::List { items, continue_token, .. } = client.call(&req).await.unwrap() else { panic!() };
+            sizes.push(items.len());
+            names.extend(items.iter().map(|i| json(i)["metadata"]["name"].as_str().unwrap().to_string()));
+            match continue_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(sizes, [500, 500, 200]);
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(names, sorted, "pages are in order with no repeats");
+        // A selector filters across pages.
+        let (_, db) = client.list_all(Kind::ConfigMap, None, Some("tier=db".into())).await.unwrap();
+        assert_eq!(db.len(), 400);
+        // Big objects: a page never exceeds the byte cap, so it always fits in a frame.
+        for n in 2000..2025 {
+            client.call(&Request::Create { object: cm(n, "big", 300_000) }).await.unwrap();
+        }
+        let Response::List { items, continue_token, .. } = client.call(&Request::list(Kind::ConfigMap, None, Some("tier=big".into()))).await.unwrap() else { panic!() };
+        assert!(items.len() < 25 && continue_token.is_some(), "{} items in one page", items.len());
+        let (_, big) = client.list_all(Kind::ConfigMap, None, Some("tier=big".into())).await.unwrap();
+        assert_eq!(big.len(), 25);
+    });
+    // The CLI follows pages too.
+    assert_eq!(
+        ok(c.skiff(&["get", "cm", "-o", "name"])).lines().count(),
+        1225
+    );
 }

@@ -36,6 +36,17 @@ impl Stored {
     }
 }
 
+/// A page of a list.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The revision the page reflects.
+    pub revision: u64,
+    /// The objects, in key order.
+    pub items: Vec<Stored>,
+    /// More objects follow the last one.
+    pub more: bool,
+}
+
 /// What a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventType {
@@ -159,8 +170,36 @@ pub trait Store: Send + Sync + 'static {
     fn write(&self, op: WriteOp) -> impl Future<Output = Result<Vec<Stored>, StoreError>> + Send;
     /// Reads one object.
     fn get(&self, key: &ObjectKey) -> Result<Option<Stored>, StoreError>;
-    /// Lists a kind (optionally in one namespace) and the revision the list reflects.
-    fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<(u64, Vec<Stored>), StoreError>;
+    /// A page of a kind (optionally in one namespace), in key order, starting after
+    /// `after` (`namespace/name`), with the revision it reflects.
+    fn list_page(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+
+    /// Every object of a kind (optionally in one namespace). For small kinds and tests;
+    /// the API pages.
+    fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<(u64, Vec<Stored>), StoreError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        let mut revision = None;
+        loop {
+            let page = self.list_page(kind, namespace, after.as_deref(), 1024)?;
+            revision.get_or_insert(page.revision);
+            after = page
+                .items
+                .last()
+                .map(|s| format!("{}/{}", s.key.namespace, s.key.name));
+            let more = page.more;
+            out.extend(page.items);
+            if !more {
+                return Ok((revision.unwrap_or(0), out));
+            }
+        }
+    }
     /// Events with a revision greater than `since`.
     fn watch(&self, filter: WatchFilter, since: u64) -> Result<Self::Watch, StoreError>;
     /// The latest committed revision.

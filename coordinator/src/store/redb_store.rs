@@ -3,7 +3,7 @@
 
 use super::crypt::{CryptError, SecretBox};
 use super::{
-    key_of, labels_of, plan, EventType, Store, StoreError, StoreEvent, Stored, WatchFilter,
+    key_of, labels_of, plan, EventType, Page, Store, StoreError, StoreEvent, Stored, WatchFilter,
     WatchStream, WriteOp,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
@@ -474,7 +474,14 @@ impl Store for RedbStore {
         }
     }
 
-    fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<(u64, Vec<Stored>), StoreError> {
+    fn list_page(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        use std::ops::Bound;
         let txn = self.inner.db.begin_read().map_err(backend)?;
         let revision = txn
             .open_table(META)
@@ -488,15 +495,30 @@ impl Store for RedbStore {
             Some(ns) if kind.namespaced() => format!("{}/{ns}/", kind.name()),
             _ => format!("{}/", kind.name()),
         };
-        let mut out = Vec::new();
+        let end = prefix_end(&prefix);
+        let after_key = after.map(|a| format!("{}/{a}", kind.name()));
+        let start = match &after_key {
+            Some(a) if a.as_str() >= prefix.as_str() => Bound::Excluded(a.as_str()),
+            _ => Bound::Included(prefix.as_str()),
+        };
+        let mut items = Vec::new();
+        let mut more = false;
         for entry in t
-            .range(prefix.as_str()..prefix_end(&prefix).as_str())
+            .range::<&str>((start, Bound::Excluded(end.as_str())))
             .map_err(backend)?
         {
+            if items.len() == limit {
+                more = true;
+                break;
+            }
             let (k, v) = entry.map_err(backend)?;
-            out.push(self.inner.stored(k.value(), v.value())?);
+            items.push(self.inner.stored(k.value(), v.value())?);
         }
-        Ok((revision, out))
+        Ok(Page {
+            revision,
+            items,
+            more,
+        })
     }
 
     fn watch(&self, filter: WatchFilter, since: u64) -> Result<RedbWatch, StoreError> {

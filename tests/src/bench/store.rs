@@ -144,16 +144,7 @@ async fn etcd_latency(addr: std::net::SocketAddr, samples: usize) -> anyhow::Res
 
 async fn fill_skiff(cfg: &ClientConfig, total: u64) -> anyhow::Result<()> {
     let c = Client::connect(cfg).await?;
-    let skiff_api::wire::Response::List { items, .. } = c
-        .call(&Request::List {
-            kind: Kind::ConfigMap,
-            namespace: None,
-            selector: None,
-        })
-        .await?
-    else {
-        anyhow::bail!("list failed");
-    };
+    let (_, items) = c.list_all(Kind::ConfigMap, None, None).await?;
     let have = items.len() as u64;
     drop(items);
     if have >= total {
@@ -251,7 +242,7 @@ fn mb(b: Option<u64>) -> String {
 /// Runs the store benchmark and prints its report.
 pub fn run() -> anyhow::Result<()> {
     ensure_etcd()?;
-    super::build_release(&["skiff-coordinator"])?;
+    super::build_release(&["skiff-coordinator", "skiff"])?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
