@@ -67,21 +67,6 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Manifest>, ManifestError> {
     }
 }
 
-/// Decodes and validates one object given as JSON (the server's path: no lines).
-pub fn parse_value(value: Value) -> Result<Manifest, ManifestError> {
-    let doc = Document {
-        value,
-        line: 0,
-        lines: HashMap::new(),
-    };
-    parse_one(&doc, 1).map_err(|errors| ManifestError {
-        errors: errors
-            .into_iter()
-            .map(|e| e.trim_end_matches(" (line 0)").to_string())
-            .collect(),
-    })
-}
-
 fn sub_document(doc: &Document, prefix: &str, value: Value) -> Document {
     let pre = format!("{prefix}.");
     let lines: HashMap<String, usize> = doc
@@ -145,20 +130,73 @@ fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
             doc.line
         )]);
     };
-    let name = obj
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let kind_text = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    let doc_label = |kind: &str| match &name {
-        Some(nm) => format!("{} {nm:?}", kind.to_ascii_lowercase()),
+    let head = Head {
+        kind: obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        api_version: obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        name: obj
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    let (kind, label) = check_head(&head, n, &at)?;
+    let mut ignored = Vec::new();
+    let decoded = Object::decode(kind, v, &mut |p| ignored.push(p));
+    finish(kind, label, decoded, ignored, &at)
+}
+
+/// What identifies a document before it is decoded.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    api_version: String,
+    #[serde(default, skip)]
+    name: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct HeadWithName {
+    #[serde(flatten)]
+    head: Head,
+    #[serde(default)]
+    metadata: Option<NameOnly>,
+}
+
+#[derive(serde::Deserialize)]
+struct NameOnly {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+fn check_head(
+    head: &Head,
+    n: usize,
+    at: &dyn Fn(&str) -> usize,
+) -> Result<(Kind, String), Vec<String>> {
+    let kind_text = head.kind.as_str();
+    let label = match &head.name {
+        Some(nm) => format!("{} {nm:?}", kind_text.to_ascii_lowercase()),
         None => format!(
             "{} (document {n})",
-            if kind.is_empty() { "object" } else { kind }.to_ascii_lowercase()
+            if kind_text.is_empty() {
+                "object"
+            } else {
+                kind_text
+            }
+            .to_ascii_lowercase()
         ),
     };
-    let label = doc_label(kind_text);
     if kind_text.is_empty() {
         return Err(vec![format!(
             "{label}: kind: Required value (line {})",
@@ -173,7 +211,7 @@ fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
             at("kind")
         )]);
     };
-    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let api_version = head.api_version.as_str();
     if api_version != kind.info().api_version {
         let msg = if api_version.is_empty() {
             "Required value".to_string()
@@ -189,9 +227,17 @@ fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
             at("apiVersion")
         )]);
     }
+    Ok((kind, label))
+}
 
-    let mut ignored = Vec::new();
-    let object = Object::decode(kind, v, &mut |p| ignored.push(p)).map_err(|e| {
+fn finish(
+    kind: Kind,
+    label: String,
+    decoded: Result<Object, crate::object::DecodeError>,
+    ignored: Vec<String>,
+    at: &dyn Fn(&str) -> usize,
+) -> Result<Manifest, Vec<String>> {
+    let object = decoded.map_err(|e| {
         vec![format!(
             "{label}: {}: {} (line {})",
             e.path,
@@ -231,6 +277,29 @@ fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+/// Decodes and validates one object from JSON text (the server's path: no lines, no
+/// intermediate `Value`).
+pub fn parse_json(text: &str) -> Result<Manifest, ManifestError> {
+    let one = |e: String| ManifestError { errors: vec![e] };
+    let hn: HeadWithName =
+        serde_json::from_str(text).map_err(|e| one(format!("invalid JSON: {e}")))?;
+    let head = Head {
+        name: hn.metadata.and_then(|m| m.name),
+        ..hn.head
+    };
+    let no_lines = |_: &str| 0usize;
+    let strip = |errors: Vec<String>| ManifestError {
+        errors: errors
+            .into_iter()
+            .map(|e| e.trim_end_matches(" (line 0)").to_string())
+            .collect(),
+    };
+    let (kind, label) = check_head(&head, 1, &no_lines).map_err(strip)?;
+    let mut ignored = Vec::new();
+    let decoded = Object::decode_json(kind, text, &mut |p| ignored.push(p));
+    finish(kind, label, decoded, ignored, &no_lines).map_err(strip)
 }
 
 /// Kubernetes fields of the supported kinds that skiff reads but does not act on.
@@ -526,6 +595,24 @@ spec:
         let e =
             parse_manifests("apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\n").unwrap_err();
         assert!(e.errors[0].contains("apiVersion: Unsupported value: \"v1\": Deployment is served as \"apps/v1\" (line 1)"), "{e}");
+    }
+
+    #[test]
+    fn server_json_path_matches_the_yaml_path() {
+        let m = parse_manifests(DEPLOYMENT).unwrap().remove(0);
+        let text = m.object.to_value().to_string();
+        assert_eq!(parse_json(&text).unwrap().object, m.object);
+        let bad = text
+            .replace("\"imagePullPolicy\"", "\"imagePullPolcy\"")
+            .replace("\"image\":", "\"imagePullPolcy\":\"Always\",\"image\":");
+        let e = parse_json(&bad).unwrap_err();
+        assert_eq!(e.errors, vec!["deployment \"nginx-deployment\": spec.template.spec.containers[0].imagePullPolcy: unknown field"]);
+        assert!(parse_json("{\"kind\": \"Pod\"} trailing").is_err());
+        let e = parse_json(
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.errors, vec!["pod \"p\": spec.containers: Required value"]);
     }
 
     #[test]

@@ -76,9 +76,21 @@ macro_rules! kinds {
                 v: &Value,
                 ignored: &mut dyn FnMut(String),
             ) -> Result<Object, DecodeError> {
-                match kind { $(Kind::$variant => decode_typed::<$ty>(v, ignored).map(Object::$variant)),* }
+                match kind { $(Kind::$variant => decode_typed::<$ty, _>(v, ignored).map(Object::$variant)),* }
             }
-            fn set_type_meta(&mut self) {
+            /// Decodes JSON text of the given kind without building a `Value` first.
+            pub fn decode_json(
+                kind: Kind,
+                text: &str,
+                ignored: &mut dyn FnMut(String),
+            ) -> Result<Object, DecodeError> {
+                let mut de = serde_json::Deserializer::from_str(text);
+                let o = match kind { $(Kind::$variant => decode_typed::<$ty, _>(&mut de, ignored).map(Object::$variant)),* }?;
+                de.end().map_err(|e| DecodeError { path: "<root>".into(), message: e.to_string() })?;
+                Ok(o)
+            }
+            /// Sets `apiVersion` and `kind` to the kind's.
+            pub fn set_type_meta(&mut self) {
                 let info = self.kind().info();
                 match self { $(Object::$variant(o) => {
                     o.api_version = info.api_version.to_string();
@@ -114,12 +126,12 @@ pub struct DecodeError {
     pub message: String,
 }
 
-fn decode_typed<T: serde::de::DeserializeOwned>(
-    v: &Value,
+fn decode_typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+    de: D,
     ignored: &mut dyn FnMut(String),
 ) -> Result<T, DecodeError> {
     let mut cb = |p: serde_ignored::Path<'_>| ignored(ignored_path(&p));
-    let de = serde_ignored::Deserializer::new(v, &mut cb);
+    let de = serde_ignored::Deserializer::new(de, &mut cb);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let mut path = String::new();
         for seg in e.path().iter() {

@@ -2,11 +2,11 @@
 //! node join tokens and node enrolment. Transport lives in `server.rs`.
 
 use crate::pki::{Identity, Pki};
-use crate::store::{Store, StoreError, Stored, WriteOp};
+use crate::store::{Put, Store, StoreError, Stored, WriteOp};
 use base64::Engine;
 use serde_json::Value;
 use skiff_api::defaults::apply_defaults;
-use skiff_api::manifest::parse_value;
+use skiff_api::manifest::parse_json;
 use skiff_api::selector::Selector;
 use skiff_api::util::{parse_rfc3339, rfc3339};
 use skiff_api::validate::{dns1123_subdomain_problem, validate_update};
@@ -98,24 +98,20 @@ fn conflict_msg(key: &ObjectKey) -> String {
 }
 
 fn decode(json: &str) -> Result<Object, ApiError> {
-    let v: Value = serde_json::from_str(json).map_err(|e| {
-        err(
-            ErrorCode::BadRequest,
-            format!("object is not valid JSON: {e}"),
-        )
-    })?;
-    parse_value(v)
-        .map(|m| m.object)
-        .map_err(|e| err(ErrorCode::Invalid, e.errors.join("; ")))
+    parse_json(json).map(|m| m.object).map_err(|e| {
+        let msg = e.errors.join("; ");
+        let code = if msg.starts_with("invalid JSON") {
+            ErrorCode::BadRequest
+        } else {
+            ErrorCode::Invalid
+        };
+        err(code, msg)
+    })
 }
 
 fn stored_object(s: &Stored) -> Result<Object, ApiError> {
     Object::from_json(s.key.kind, &s.json)
         .map_err(|e| err(ErrorCode::Internal, format!("stored {}: {e}", s.key)))
-}
-
-fn to_value(o: &Object) -> Value {
-    o.to_value()
 }
 
 /// Annotations the system writes; apply keeps them.
@@ -490,7 +486,9 @@ impl<S: Store> Api<S> {
                     random_string(5, b"bcdfghjklmnpqrstvwxz2456789")
                 ));
             }
-            match self.store.write(WriteOp::Create(to_value(&o))).await {
+            set_generation(None, &mut o);
+            let op = WriteOp::Create(Put::from_object(&mut o).map_err(store_err)?);
+            match self.store.write(op).await {
                 Ok(mut s) => return Ok(s.remove(0)),
                 Err(StoreError::AlreadyExists(_)) if generated => continue,
                 Err(e) => return Err(store_err(e)),
@@ -535,14 +533,12 @@ impl<S: Store> Api<S> {
                 return Ok((ApplyOutcome::Unchanged, cur));
             }
             check_update(&current, &next)?;
-            match self
-                .store
-                .write(WriteOp::Update {
-                    object: to_value(&next),
-                    expected: Some(cur.revision),
-                })
-                .await
-            {
+            set_generation(Some(&current), &mut next);
+            let op = WriteOp::Update {
+                put: Put::from_object(&mut next).map_err(store_err)?,
+                expected: Some(cur.revision),
+            };
+            match self.store.write(op).await {
                 Ok(mut s) => return Ok((ApplyOutcome::Configured, s.remove(0))),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_err(e)),
@@ -573,7 +569,7 @@ impl<S: Store> Api<S> {
                 }
             }
             let current = stored_object(&cur)?;
-            let next = if status_only {
+            let mut next = if status_only {
                 let mut n = current.clone();
                 copy_status(&o, &mut n);
                 n
@@ -582,16 +578,14 @@ impl<S: Store> Api<S> {
                 carry_system_fields(&current, &mut n);
                 apply_defaults(&mut n);
                 check_update(&current, &n)?;
+                set_generation(Some(&current), &mut n);
                 n
             };
-            match self
-                .store
-                .write(WriteOp::Update {
-                    object: to_value(&next),
-                    expected: Some(cur.revision),
-                })
-                .await
-            {
+            let op = WriteOp::Update {
+                put: Put::from_object(&mut next).map_err(store_err)?,
+                expected: Some(cur.revision),
+            };
+            match self.store.write(op).await {
                 Ok(mut s) => return Ok(s.remove(0)),
                 Err(StoreError::Conflict { .. }) if given.is_none() => continue,
                 Err(StoreError::Conflict { .. }) => {
@@ -828,6 +822,51 @@ fn carry_system_fields(current: &Object, next: &mut Object) {
         m.finalizers = cm.finalizers;
     }
     copy_status(current, next);
+}
+
+macro_rules! same_spec {
+    ($a:expr, $b:expr, $($variant:ident),*) => {
+        match ($a, $b) {
+            $((Object::$variant(x), Object::$variant(y)) => Some(x.spec == y.spec),)*
+            _ => None,
+        }
+    };
+}
+
+/// `metadata.generation`: 1 on create, one more whenever `spec` changes; absent for
+/// kinds without a spec (as in Kubernetes).
+fn set_generation(current: Option<&Object>, next: &mut Object) {
+    let kinds_spec = |a: &Object, b: &Object| {
+        same_spec!(
+            a,
+            b,
+            Pod,
+            ReplicaSet,
+            Deployment,
+            DaemonSet,
+            StatefulSet,
+            Job,
+            Service,
+            Node,
+            Namespace
+        )
+    };
+    if kinds_spec(next, next).is_none() {
+        next.meta_mut().generation = None;
+        return;
+    }
+    let generation = match current {
+        None => 1,
+        Some(c) => {
+            let g = c.meta().generation.unwrap_or(1);
+            if kinds_spec(c, next) == Some(true) {
+                g
+            } else {
+                g + 1
+            }
+        }
+    };
+    next.meta_mut().generation = Some(generation);
 }
 
 macro_rules! with_status {

@@ -11,6 +11,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+// The coordinator allocates on many threads and frees on others (request tasks, the store
+// writer); mimalloc handles that far better than the system allocator (measured with
+// skiff-bench store).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// skiff's control plane: API (QUIC, mutual TLS) and embedded store.
 #[derive(Parser, Debug)]
 #[command(name = "skiff-coordinator", version = skiff_api::VERSION)]

@@ -124,7 +124,10 @@ async fn stream<S: Store>(
         Ok(()) => {}
         // The answer itself could not be framed (too large): say so rather than go quiet.
         Err(ReadError::Frame(e)) => {
-            let msg = ApiError::new(ErrorCode::TooLarge, format!("the answer could not be sent: {e}"));
+            let msg = ApiError::new(
+                ErrorCode::TooLarge,
+                format!("the answer could not be sent: {e}"),
+            );
             let _ = write_frame(&mut send, &Response::Error(msg)).await;
         }
         Err(e) => tracing::debug!(error = %e, "client went away before its answer"),

@@ -105,7 +105,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } => {
                     let key = (kind(k), format!("o{name}"));
                     let r = store
-                        .write(WriteOp::Create(object(name, k, label, counter)))
+                        .write(WriteOp::create(object(name, k, label, counter)).unwrap())
                         .await;
                     if objects.contains_key(&key) {
                         prop_assert!(matches!(r, Err(StoreError::AlreadyExists(_))), "{r:?}");
@@ -127,10 +127,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let cur = objects.get(&key).map(|x| x.0);
                     let expected = cur.map(|c| if stale { c.saturating_sub(1) } else { c });
                     let r = store
-                        .write(WriteOp::Update {
-                            object: object(name, k, label, counter),
-                            expected,
-                        })
+                        .write(WriteOp::update(object(name, k, label, counter), expected).unwrap())
                         .await;
                     match cur {
                         None => prop_assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}"),
@@ -302,7 +299,7 @@ fn secrets_are_not_plaintext_on_disk() {
         let store = RedbStore::open(&dir, RedbOptions::default()).unwrap();
         let v = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
                        "data": {"password": "c3VwZXJzZWNyZXRwYXNzd29yZA=="}, "stringData": {"x": "plainsecretvalue"}});
-        store.write(WriteOp::Create(v)).await.unwrap();
+        store.write(WriteOp::create(v).unwrap()).await.unwrap();
         let got = store.get(&ObjectKey { kind: Kind::Secret, namespace: "default".into(), name: "s".into() }).unwrap().unwrap();
         assert!(got.json.contains("c3VwZXJzZWNyZXRwYXNzd29yZA=="));
     });
@@ -325,9 +322,9 @@ fn namespace_deletion_removes_its_objects() {
         .unwrap();
     rt.block_on(async {
         let store = RedbStore::open(&dir, RedbOptions::default()).unwrap();
-        store.write(WriteOp::Create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))).await.unwrap();
+        store.write(WriteOp::create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})).unwrap()).await.unwrap();
         for (ns, n) in [("team", "a"), ("team", "b"), ("default", "c")] {
-            store.write(WriteOp::Create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": ns}}))).await.unwrap();
+            store.write(WriteOp::create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": ns}})).unwrap()).await.unwrap();
         }
         let deleted = store.write(WriteOp::DeleteNamespace("team".into())).await.unwrap();
         assert_eq!(deleted.len(), 3);

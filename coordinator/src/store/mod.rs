@@ -71,15 +71,95 @@ pub struct StoreEvent {
     pub labels: BTreeMap<String, String>,
 }
 
+/// An object ready to store: its JSON split where the revision goes, so the writer
+/// only splices digits in. Callers prepare objects in parallel; the single writer
+/// thread does as little as possible.
+#[derive(Debug, Clone)]
+pub struct Put {
+    /// Where it goes.
+    pub key: ObjectKey,
+    /// Its labels (for watch filters).
+    pub labels: BTreeMap<String, String>,
+    head: String,
+    tail: String,
+}
+
+impl Put {
+    /// Prepares a JSON object. Its `metadata.resourceVersion` is set by the store;
+    /// everything else (uid, generation...) is stored as given.
+    pub fn new(mut v: Value) -> Result<Put, StoreError> {
+        let key = key_of(&v)?;
+        let labels = labels_of(&v);
+        let (head, tail) = split_at_sentinel(&mut v, |v, s| {
+            meta_mut(v).insert("resourceVersion".into(), Value::String(s));
+        });
+        Ok(Put {
+            key,
+            labels,
+            head,
+            tail,
+        })
+    }
+
+    /// Prepares a typed object (the API's path: no intermediate `Value`).
+    pub fn from_object(o: &mut skiff_api::Object) -> Result<Put, StoreError> {
+        o.set_type_meta();
+        if o.meta().name().is_empty() {
+            return Err(StoreError::Invalid("metadata.name is missing".into()));
+        }
+        let key = o.key();
+        let labels = o.meta().labels.clone();
+        let (head, tail) = split_at_sentinel(o, |o, s| o.meta_mut().resource_version = Some(s));
+        Ok(Put {
+            key,
+            labels,
+            head,
+            tail,
+        })
+    }
+
+    /// The JSON with `revision` as its resourceVersion.
+    pub fn render(&self, revision: u64) -> String {
+        let rev = revision.to_string();
+        let mut s = String::with_capacity(self.head.len() + rev.len() + self.tail.len());
+        s.push_str(&self.head);
+        s.push_str(&rev);
+        s.push_str(&self.tail);
+        s
+    }
+}
+
+/// Serializes `obj` with a resourceVersion sentinel that occurs exactly once and splits
+/// the text around it.
+fn split_at_sentinel<T: serde::Serialize>(
+    obj: &mut T,
+    set: impl Fn(&mut T, String),
+) -> (String, String) {
+    for n in 0u32.. {
+        let sentinel = format!("\u{1}rv{n}\u{1}");
+        set(obj, sentinel.clone());
+        let text = serde_json::to_string(obj).expect("objects serialize");
+        let needle = serde_json::to_string(&sentinel).expect("strings serialize");
+        let mut found = text.match_indices(&needle);
+        if let (Some((at, _)), None) = (found.next(), found.next()) {
+            return (
+                format!("{}\"", &text[..at]),
+                format!("\"{}", &text[at + needle.len()..]),
+            );
+        }
+    }
+    unreachable!("some sentinel occurs exactly once")
+}
+
 /// A write.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     /// Create; `AlreadyExists` if the key is taken.
-    Create(Value),
+    Create(Put),
     /// Replace; `expected` is a `resourceVersion` precondition.
     Update {
         /// The new object.
-        object: Value,
+        put: Put,
         /// Fail with Conflict unless the stored revision is this.
         expected: Option<u64>,
     },
@@ -92,6 +172,21 @@ pub enum WriteOp {
     },
     /// Delete a namespace and everything in it, each deletion its own revision.
     DeleteNamespace(String),
+}
+
+impl WriteOp {
+    /// A create of a JSON object.
+    pub fn create(v: Value) -> Result<WriteOp, StoreError> {
+        Ok(WriteOp::Create(Put::new(v)?))
+    }
+
+    /// An update of a JSON object, optionally only from revision `expected`.
+    pub fn update(v: Value, expected: Option<u64>) -> Result<WriteOp, StoreError> {
+        Ok(WriteOp::Update {
+            put: Put::new(v)?,
+            expected,
+        })
+    }
 }
 
 /// Which events a watch wants.
@@ -248,79 +343,35 @@ pub fn labels_of(v: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The pure part of a write: given the stored object (if any), what to store and which
-/// event to emit at `revision`. The backend supplies the current state and persists the
-/// result.
-pub fn plan(
-    op_object: Option<&Value>,
-    current: Option<&Stored>,
+/// The pure part of a write: given the stored revision of the key (if any), whether
+/// the write may happen and what event it makes.
+pub fn precondition(
     key: &ObjectKey,
-    expected: Option<u64>,
-    revision: u64,
+    current: Option<u64>,
     create: bool,
-) -> Result<(EventType, Value), StoreError> {
+    delete: bool,
+    expected: Option<u64>,
+) -> Result<EventType, StoreError> {
+    match (current, create) {
+        (Some(_), true) => return Err(StoreError::AlreadyExists(key.clone())),
+        (None, false) => return Err(StoreError::NotFound(key.clone())),
+        _ => {}
+    }
     if let (Some(e), Some(c)) = (expected, current) {
-        if e != c.revision {
+        if e != c {
             return Err(StoreError::Conflict {
-                stored: c.revision,
+                stored: c,
                 given: e,
             });
         }
     }
-    match (op_object, current) {
-        (Some(new), None) if create => {
-            let mut v = new.clone();
-            let m = meta_mut(&mut v);
-            m.insert(
-                "resourceVersion".into(),
-                Value::String(revision.to_string()),
-            );
-            if new.get("spec").is_some() {
-                m.entry("generation").or_insert(Value::from(1));
-            }
-            Ok((EventType::Added, v))
-        }
-        (Some(_), Some(_)) if create => Err(StoreError::AlreadyExists(key.clone())),
-        (Some(_), None) => Err(StoreError::NotFound(key.clone())),
-        (Some(new), Some(cur)) => {
-            let old = cur.value();
-            let mut v = new.clone();
-            let old_gen = old.pointer("/metadata/generation").and_then(Value::as_i64);
-            let spec_changed = old.get("spec") != new.get("spec");
-            let m = meta_mut(&mut v);
-            // Identity and history are the store's, whatever the update says.
-            for f in ["uid", "creationTimestamp"] {
-                match old.pointer(&format!("/metadata/{f}")) {
-                    Some(x) => {
-                        m.insert(f.into(), x.clone());
-                    }
-                    None => {
-                        m.remove(f);
-                    }
-                }
-            }
-            m.insert(
-                "resourceVersion".into(),
-                Value::String(revision.to_string()),
-            );
-            if let Some(g) = old_gen {
-                m.insert(
-                    "generation".into(),
-                    Value::from(if spec_changed { g + 1 } else { g }),
-                );
-            }
-            Ok((EventType::Modified, v))
-        }
-        (None, None) => Err(StoreError::NotFound(key.clone())),
-        (None, Some(cur)) => {
-            let mut v = cur.value();
-            meta_mut(&mut v).insert(
-                "resourceVersion".into(),
-                Value::String(revision.to_string()),
-            );
-            Ok((EventType::Deleted, v))
-        }
-    }
+    Ok(if create {
+        EventType::Added
+    } else if delete {
+        EventType::Deleted
+    } else {
+        EventType::Modified
+    })
 }
 
 fn meta_mut(v: &mut Value) -> &mut serde_json::Map<String, Value> {
@@ -345,39 +396,48 @@ mod tests {
     }
 
     #[test]
-    fn plan_create_update_delete() {
-        let obj = json!({"kind": "Deployment", "metadata": {"name": "a", "uid": "u1"}, "spec": {"replicas": 1}});
-        let (t, v) = plan(Some(&obj), None, &key(), None, 5, true).unwrap();
-        assert_eq!(t, EventType::Added);
-        assert_eq!(v["metadata"]["resourceVersion"], "5");
-        assert_eq!(v["metadata"]["generation"], 1);
-        let stored = Stored {
-            key: key(),
-            revision: 5,
-            json: v.to_string().into(),
-        };
-        let mut upd = obj.clone();
-        upd["spec"]["replicas"] = json!(2);
-        upd["metadata"]["uid"] = json!("forged");
-        let (_, v2) = plan(Some(&upd), Some(&stored), &key(), Some(5), 6, false).unwrap();
-        assert_eq!(v2["metadata"]["generation"], 2);
-        assert_eq!(v2["metadata"]["uid"], "u1");
-        let e = plan(Some(&upd), Some(&stored), &key(), Some(4), 6, false).unwrap_err();
+    fn preconditions() {
+        let k = key();
         assert_eq!(
-            e,
-            StoreError::Conflict {
-                stored: 5,
-                given: 4
-            }
-        );
-        let (t, v3) = plan(None, Some(&stored), &key(), None, 7, false).unwrap();
-        assert_eq!(
-            (t, v3["metadata"]["resourceVersion"].as_str()),
-            (EventType::Deleted, Some("7"))
+            precondition(&k, None, true, false, None),
+            Ok(EventType::Added)
         );
         assert!(matches!(
-            plan(Some(&obj), Some(&stored), &key(), None, 8, true),
+            precondition(&k, Some(3), true, false, None),
             Err(StoreError::AlreadyExists(_))
         ));
+        assert!(matches!(
+            precondition(&k, None, false, false, None),
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(
+            precondition(&k, Some(3), false, false, Some(3)),
+            Ok(EventType::Modified)
+        );
+        assert_eq!(
+            precondition(&k, Some(3), false, false, Some(2)),
+            Err(StoreError::Conflict {
+                stored: 3,
+                given: 2
+            })
+        );
+        assert_eq!(
+            precondition(&k, Some(3), false, true, None),
+            Ok(EventType::Deleted)
+        );
+    }
+
+    #[test]
+    fn put_splices_the_revision() {
+        let v = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default",
+            "annotations": {"resourceVersion": "\u{1}rv0\u{1}"}}, "data": {"x": "\u{1}rv1\u{1}"}});
+        let p = Put::new(v).unwrap();
+        let out: Value = serde_json::from_str(&p.render(42)).unwrap();
+        assert_eq!(out["metadata"]["resourceVersion"], "42");
+        assert_eq!(
+            out["metadata"]["annotations"]["resourceVersion"],
+            "\u{1}rv0\u{1}"
+        );
+        assert_eq!(out["data"]["x"], "\u{1}rv1\u{1}");
     }
 }

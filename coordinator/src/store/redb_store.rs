@@ -3,7 +3,7 @@
 
 use super::crypt::{CryptError, SecretBox};
 use super::{
-    key_of, labels_of, plan, EventType, Page, Store, StoreError, StoreEvent, Stored, WatchFilter,
+    labels_of, precondition, EventType, Page, Store, StoreError, StoreEvent, Stored, WatchFilter,
     WatchStream, WriteOp,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
@@ -114,29 +114,31 @@ fn prefix_end(prefix: &str) -> String {
 }
 
 impl Inner {
-    fn encode(&self, key: &str, kind: Kind, json: &str) -> Vec<u8> {
+    /// A stored value: the revision (8 bytes, big-endian), then the JSON (sealed for
+    /// Secrets).
+    fn encode(&self, key: &str, kind: Kind, revision: u64, json: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + json.len() + 32);
+        out.extend_from_slice(&revision.to_be_bytes());
         if kind == Kind::Secret {
-            self.crypt.seal(key.as_bytes(), json.as_bytes())
+            out.extend_from_slice(&self.crypt.seal(key.as_bytes(), json.as_bytes()));
         } else {
-            json.as_bytes().to_vec()
+            out.extend_from_slice(json.as_bytes());
         }
-    }
-
-    fn decode(&self, key: &str, kind: Kind, bytes: &[u8]) -> Result<Arc<str>, StoreError> {
-        let plain = if kind == Kind::Secret {
-            self.crypt
-                .open_sealed(key.as_bytes(), bytes)
-                .map_err(|e: CryptError| backend(e))?
-        } else {
-            bytes.to_vec()
-        };
-        String::from_utf8(plain).map(Arc::from).map_err(backend)
+        out
     }
 
     fn stored(&self, key_str: &str, bytes: &[u8]) -> Result<Stored, StoreError> {
         let key = parse_key(key_str).ok_or_else(|| backend(format!("bad key {key_str:?}")))?;
-        let json = self.decode(key_str, key.kind, bytes)?;
-        let revision = revision_of(&json)?;
+        let revision = stored_revision(bytes)?;
+        let payload = &bytes[8..];
+        let plain = if key.kind == Kind::Secret {
+            self.crypt
+                .open_sealed(key_str.as_bytes(), payload)
+                .map_err(|e: CryptError| backend(e))?
+        } else {
+            payload.to_vec()
+        };
+        let json = String::from_utf8(plain).map(Arc::from).map_err(backend)?;
         Ok(Stored {
             key,
             revision,
@@ -170,7 +172,8 @@ impl Inner {
 
     fn event_from_log(&self, revision: u64, bytes: &[u8]) -> Result<StoreEvent, StoreError> {
         let rec: LogRecord = postcard::from_bytes(bytes).map_err(backend)?;
-        let object = self.stored(&rec.key, &rec.value)?;
+        let mut object = self.stored(&rec.key, &rec.value)?;
+        object.revision = revision;
         let labels = labels_of(&object.value());
         Ok(StoreEvent {
             revision,
@@ -189,12 +192,10 @@ impl Inner {
         rev: &mut u64,
         events: &mut Vec<Arc<StoreEvent>>,
     ) -> Result<Vec<Stored>, StoreError> {
-        let (key, object, expected, create) = match op {
-            WriteOp::Create(v) => (key_of(v)?, Some(v), None, true),
-            WriteOp::Update { object, expected } => {
-                (key_of(object)?, Some(object), *expected, false)
-            }
-            WriteOp::Delete { key, expected } => (key.clone(), None, *expected, false),
+        let (key, put, expected) = match op {
+            WriteOp::Create(p) => (p.key.clone(), Some(p), None),
+            WriteOp::Update { put, expected } => (put.key.clone(), Some(put), *expected),
+            WriteOp::Delete { key, expected } => (key.clone(), None, *expected),
             WriteOp::DeleteNamespace(ns) => {
                 let mut keys = Vec::new();
                 for kind in Kind::ALL.iter().filter(|k| k.namespaced()) {
@@ -231,22 +232,42 @@ impl Inner {
                 return Ok(out);
             }
         };
+        let create = matches!(op, WriteOp::Create(_));
         let ks = key_string(&key);
-        let current = match objects.get(ks.as_str()).map_err(backend)? {
-            Some(g) => Some(self.stored(&ks, g.value())?),
-            None => None,
+        let (current_rev, current) = match objects.get(ks.as_str()).map_err(backend)? {
+            Some(g) => {
+                let bytes = g.value();
+                let r = stored_revision(bytes)?;
+                // A delete carries the object's last state into the log.
+                (Some(r), put.is_none().then(|| bytes.to_vec()))
+            }
+            None => (None, None),
         };
-        let (etype, value) = plan(object, current.as_ref(), &key, expected, *rev + 1, create)?;
+        let etype = precondition(&key, current_rev, create, put.is_none(), expected)?;
         *rev += 1;
-        let json: Arc<str> = Arc::from(value.to_string());
-        let bytes = self.encode(&ks, key.kind, &json);
-        if etype == EventType::Deleted {
-            objects.remove(ks.as_str()).map_err(backend)?;
-        } else {
-            objects
-                .insert(ks.as_str(), bytes.as_slice())
-                .map_err(backend)?;
-        }
+        let (bytes, stored, labels) = match put {
+            Some(p) => {
+                let json = p.render(*rev);
+                let bytes = self.encode(&ks, key.kind, *rev, &json);
+                objects
+                    .insert(ks.as_str(), bytes.as_slice())
+                    .map_err(backend)?;
+                let stored = Stored {
+                    key: key.clone(),
+                    revision: *rev,
+                    json: Arc::from(json),
+                };
+                (bytes, stored, p.labels.clone())
+            }
+            None => {
+                objects.remove(ks.as_str()).map_err(backend)?;
+                let last = current.expect("a delete found its object");
+                let mut stored = self.stored(&ks, &last)?;
+                stored.revision = *rev;
+                let labels = labels_of(&stored.value());
+                (last, stored, labels)
+            }
+        };
         let rec = postcard::to_allocvec(&LogRecord {
             kind: etype,
             key: ks,
@@ -254,15 +275,10 @@ impl Inner {
         })
         .map_err(backend)?;
         log.insert(*rev, rec.as_slice()).map_err(backend)?;
-        let stored = Stored {
-            key,
-            revision: *rev,
-            json,
-        };
         events.push(Arc::new(StoreEvent {
             revision: *rev,
             kind: etype,
-            labels: labels_of(&value),
+            labels,
             object: stored.clone(),
         }));
         Ok(vec![stored])
@@ -303,18 +319,12 @@ impl Inner {
     }
 }
 
-fn revision_of(json: &str) -> Result<u64, StoreError> {
-    // Cheap: find "resourceVersion":"N" without parsing the whole object.
-    let needle = "\"resourceVersion\":\"";
-    let start = json
-        .find(needle)
-        .ok_or_else(|| backend("stored object has no resourceVersion"))?
-        + needle.len();
-    let end = json[start..]
-        .find('"')
-        .ok_or_else(|| backend("bad resourceVersion"))?
-        + start;
-    json[start..end].parse().map_err(backend)
+fn stored_revision(bytes: &[u8]) -> Result<u64, StoreError> {
+    let head: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| backend("stored value is too short"))?;
+    Ok(u64::from_be_bytes(head))
 }
 
 fn writer(inner: Arc<Inner>, rx: mpsc::Receiver<Pending>) {

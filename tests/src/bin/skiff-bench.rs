@@ -1,6 +1,11 @@
 //! `skiff-bench NAME`: skiff's benchmarks, each one command, each printing ratios against
 //! a reference measured in the same run.
 
+// Both reference clients (skiff's and etcd's) live in this process: give them the
+// allocator the coordinator uses, so neither side is slowed by the bench itself.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_default();
     let result = match which.as_str() {

@@ -36,10 +36,10 @@ async fn main() {
             for i in 0u64.. {
                 let name = format!("r{run}-c{c}-{i}");
                 let obj = |gen: u64| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}, "data": {"gen": gen.to_string(), "pad": "x".repeat(200)}});
-                store.write(WriteOp::Create(obj(0))).await.expect("create");
+                store.write(WriteOp::create(obj(0)).expect("create op")).await.expect("create");
                 writeln!(out.lock().unwrap(), "c {name}").unwrap();
                 for gen in 1..=2 {
-                    store.write(WriteOp::Update { object: obj(gen), expected: None }).await.expect("update");
+                    store.write(WriteOp::update(obj(gen), None).expect("update op")).await.expect("update");
                     writeln!(out.lock().unwrap(), "u {name} {gen}").unwrap();
                 }
             }
