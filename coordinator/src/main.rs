@@ -60,6 +60,11 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    // Transparent huge pages would let the allocator's freed memory stay resident in
+    // 2 MiB pages; a coordinator on a small board wants its RSS to mean what it uses.
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        tracing::debug!(error = %e, "could not disable transparent huge pages");
+    }
     let advertise = args.advertise_address.unwrap_or_else(|| {
         if args.listen.ip().is_unspecified() {
             IpAddr::from([127, 0, 0, 1])

@@ -392,7 +392,8 @@ impl RedbStore {
             txn.commit().map_err(backend)?;
             (r, c)
         };
-        let (events, _) = broadcast::channel(8192);
+        // Watchers that fall further behind than this catch up from the log.
+        let (events, _) = broadcast::channel(2048);
         let inner = Arc::new(Inner {
             db,
             crypt,
