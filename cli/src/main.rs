@@ -516,12 +516,15 @@ async fn events_for(c: &Client, kind: Kind, ns: &str, name: &str) -> anyhow::Res
     Ok(out)
 }
 
+/// Table, names or documents for objects of one kind. `kind_prefix` puts `kind/` before
+/// each name, as kubectl does when several kinds are listed together.
 fn print_objects(
     kind: Kind,
     objs: &[Value],
     output: Option<Output>,
     all_ns: bool,
     header: bool,
+    kind_prefix: bool,
 ) -> String {
     match output {
         Some(Output::Name) => objs.iter().map(|o| format!("{}\n", obj_name(o))).collect(),
@@ -540,6 +543,9 @@ fn print_objects(
                 .iter()
                 .map(|o| {
                     let mut r = print::row(kind, o, wide);
+                    if kind_prefix && kind != Kind::Event {
+                        r[0] = format!("{}/{}", kind.qualified(), r[0]);
+                    }
                     if ns_col {
                         r.insert(
                             0,
@@ -615,24 +621,7 @@ async fn get(
             println!();
         }
         printed_any = true;
-        let mut text = print_objects(kind, &objs, output, all_ns, true);
-        if several_kinds && output != Some(Output::Name) {
-            // kubectl prefixes names with the kind when several kinds are listed.
-            let q = kind.qualified();
-            text = text
-                .lines()
-                .enumerate()
-                .map(|(i, l)| {
-                    if i == 0 {
-                        format!("{l}\n")
-                    } else {
-                        let mut parts = l.splitn(2, ' ');
-                        let first = parts.next().unwrap_or("");
-                        format!("{q}/{first} {}\n", parts.next().unwrap_or(""))
-                    }
-                })
-                .collect();
-        }
+        let text = print_objects(kind, &objs, output, all_ns, true, several_kinds);
         print!("{text}");
     }
     if let Some(fmt) = output.filter(|_| is_structured) {
@@ -687,7 +676,7 @@ async fn get(
                             }
                             _ => print!(
                                 "{}",
-                                print_objects(kind, &[v], output, all_ns, !printed_any)
+                                print_objects(kind, &[v], output, all_ns, !printed_any, false)
                             ),
                         }
                         printed_any = true;

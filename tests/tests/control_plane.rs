@@ -564,3 +564,34 @@ fn large_lists_come_in_pages() {
         1225
     );
 }
+
+#[test]
+fn several_kinds_print_aligned_tables() {
+    let dir = TempDir::new("e2e-kinds");
+    let c = Coordinator::start(dir.path());
+    ok(c.skiff(&[
+        "apply",
+        "-f",
+        &m("nginx-deployment.yaml"),
+        "-f",
+        &m("my-service.yaml"),
+    ]));
+    let out = ok(c.skiff(&["get", "deploy,svc"]));
+    let blocks: Vec<&str> = out.split("\n\n").collect();
+    assert_eq!(blocks.len(), 2, "{out}");
+    for block in blocks {
+        let lines: Vec<&str> = block.lines().collect();
+        // The AGE value starts right under its header (names are prefixed before layout).
+        let age_col = lines[0].find("AGE").unwrap();
+        assert_eq!(&lines[1][age_col - 1..age_col], " ", "{block}");
+        assert!(
+            lines[1][age_col..].starts_with(|c: char| c.is_ascii_digit()),
+            "{block}"
+        );
+        assert!(
+            lines[1].starts_with("deployment.apps/nginx-deployment")
+                || lines[1].starts_with("service/my-service"),
+            "{block}"
+        );
+    }
+}
