@@ -20,7 +20,8 @@ armv7_libs="$target_dir/cross-libs/armv7"
 mkdir -p "$armv7_libs"
 cp -f "$(arm-linux-gnueabihf-gcc -print-file-name=libgcc_eh.a)" "$armv7_libs/libunwind.a"
 specs=/usr/lib/arm-linux-musleabihf/musl-gcc.specs
-export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C link-self-contained=no -C link-arg=-specs=$specs -C link-arg=-static -L $armv7_libs"
+# libgcc supplies compiler helpers C code needs on armv7 (mimalloc: __popcountsi2).
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C link-self-contained=no -C link-arg=-specs=$specs -C link-arg=-static -L $armv7_libs -C link-arg=-lgcc"
 
 build() {
   local t=$1; shift

@@ -285,11 +285,7 @@ impl Object {
 
     /// Parses a stored or transmitted object (trusted JSON written by skiff).
     pub fn from_json(kind: Kind, text: &str) -> Result<Object, DecodeError> {
-        let v: Value = serde_json::from_str(text).map_err(|e| DecodeError {
-            path: "<root>".into(),
-            message: e.to_string(),
-        })?;
-        Object::decode(kind, &v, &mut |_| {})
+        Object::decode_json(kind, text, &mut |_| {})
     }
 
     /// Reads `kind` from a JSON object and decodes it.

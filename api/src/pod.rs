@@ -485,58 +485,86 @@ k8s_struct! {
 impl PodSpec {
     /// Names of the ConfigMaps this pod reads (env, envFrom, volumes).
     pub fn config_map_names(&self) -> std::collections::BTreeSet<String> {
-        let mut out = std::collections::BTreeSet::new();
-        for c in self.containers.iter().chain(&self.init_containers) {
-            for e in &c.env {
-                if let Some(r) = e
-                    .value_from
-                    .as_ref()
-                    .and_then(|v| v.config_map_key_ref.as_ref())
-                {
-                    out.extend(r.name.clone());
-                }
-            }
-            for e in &c.env_from {
-                if let Some(r) = &e.config_map_ref {
-                    out.extend(r.name.clone());
-                }
-            }
-        }
-        for v in &self.volumes {
-            if let Some(c) = &v.config_map {
-                out.extend(c.name.clone());
-            }
-        }
+        let mut out = self.referenced(
+            |s| s.config_map_key_ref.as_ref(),
+            |e| e.config_map_ref.as_ref(),
+        );
+        out.extend(
+            self.volumes
+                .iter()
+                .filter_map(|v| v.config_map.as_ref()?.name.clone()),
+        );
         out
     }
 
     /// Names of the Secrets this pod reads (env, envFrom, volumes, imagePullSecrets).
     pub fn secret_names(&self) -> std::collections::BTreeSet<String> {
+        let mut out = self.referenced(|s| s.secret_key_ref.as_ref(), |e| e.secret_ref.as_ref());
+        out.extend(
+            self.volumes
+                .iter()
+                .filter_map(|v| v.secret.as_ref()?.secret_name.clone()),
+        );
+        out.extend(
+            self.image_pull_secrets
+                .iter()
+                .filter_map(|s| s.name.clone()),
+        );
+        out
+    }
+
+    /// Names referenced from the containers' `env[].valueFrom` and `envFrom[]`.
+    fn referenced(
+        &self,
+        key_ref: impl Fn(&EnvVarSource) -> Option<&KeySelector>,
+        from_ref: impl Fn(&EnvFromSource) -> Option<&OptionalRef>,
+    ) -> std::collections::BTreeSet<String> {
         let mut out = std::collections::BTreeSet::new();
         for c in self.containers.iter().chain(&self.init_containers) {
-            for e in &c.env {
-                if let Some(r) = e
-                    .value_from
-                    .as_ref()
-                    .and_then(|v| v.secret_key_ref.as_ref())
-                {
-                    out.extend(r.name.clone());
-                }
-            }
-            for e in &c.env_from {
-                if let Some(r) = &e.secret_ref {
-                    out.extend(r.name.clone());
-                }
-            }
-        }
-        for v in &self.volumes {
-            if let Some(s) = &v.secret {
-                out.extend(s.secret_name.clone());
-            }
-        }
-        for s in &self.image_pull_secrets {
-            out.extend(s.name.clone());
+            out.extend(
+                c.env
+                    .iter()
+                    .filter_map(|e| key_ref(e.value_from.as_ref()?)?.name.clone()),
+            );
+            out.extend(c.env_from.iter().filter_map(|e| from_ref(e)?.name.clone()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::parse_manifests;
+    use crate::Object;
+
+    #[test]
+    fn references_from_env_envfrom_volumes_and_pull_secrets() {
+        let text = r#"apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  imagePullSecrets: [{name: regcred}]
+  initContainers:
+  - name: init
+    image: x
+    envFrom: [{configMapRef: {name: cm-init}}]
+  containers:
+  - name: c
+    image: x
+    env:
+    - {name: A, valueFrom: {configMapKeyRef: {name: cm-env, key: k}}}
+    - {name: B, valueFrom: {secretKeyRef: {name: s-env, key: k}}}
+    envFrom: [{secretRef: {name: s-from}}]
+  volumes:
+  - {name: v1, configMap: {name: cm-vol}}
+  - {name: v2, secret: {secretName: s-vol}}
+"#;
+        let Object::Pod(p) = parse_manifests(text).unwrap().remove(0).object else {
+            panic!()
+        };
+        let cms: Vec<String> = p.spec.config_map_names().into_iter().collect();
+        assert_eq!(cms, ["cm-env", "cm-init", "cm-vol"]);
+        let secrets: Vec<String> = p.spec.secret_names().into_iter().collect();
+        assert_eq!(secrets, ["regcred", "s-env", "s-from", "s-vol"]);
     }
 }

@@ -108,19 +108,7 @@ impl ClientConfig {
 
     /// Writes the config as YAML with mode 0600.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let v = serde_json::to_value(self).expect("configs serialize");
-        let text = skiff_api::yaml::to_yaml(&v);
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(tmp, path)
+        crate::files::write_private(path, skiff_api::yaml::to_yaml(&v).as_bytes())
     }
 }

@@ -5,6 +5,7 @@
 //! event frames until either side closes it.
 
 pub mod config;
+pub mod files;
 pub mod frames;
 pub mod tls;
 

@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
         let skiff_api::wire::Response::Token { token, .. } = resp else {
             anyhow::bail!("creating the default node token: {resp:?}");
         };
-        write_secret_file(&token_path, &format!("{token}\n"))?;
+        skiff_client::files::write_private(&token_path, format!("{token}\n").as_bytes())?;
     }
 
     let endpoint = server::endpoint(&api, args.listen)?;
@@ -138,19 +138,6 @@ async fn main() -> anyhow::Result<()> {
     endpoint.wait_idle().await;
     // Dropping the last handle on the store joins its writer: every acknowledged write is durable.
     drop(api);
-    Ok(())
-}
-
-fn write_secret_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
     Ok(())
 }
 

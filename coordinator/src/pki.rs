@@ -9,7 +9,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// PKI failures.
@@ -48,18 +47,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    skiff_client::files::write_private(path, text.as_bytes()).map_err(io_err(path))
 }
 
 fn validity(params: &mut CertificateParams, days: i64) {

@@ -4,8 +4,6 @@
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 const MAGIC: &[u8; 4] = b"skE1";
@@ -49,22 +47,7 @@ impl SecretBox {
                 let mut k = [0u8; 32];
                 rng.fill(&mut k)
                     .map_err(|_| err(std::io::Error::other("no randomness")))?;
-                let tmp = path.with_extension("tmp");
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)
-                    .map_err(err)?;
-                f.write_all(&k).map_err(err)?;
-                f.sync_all().map_err(err)?;
-                std::fs::rename(&tmp, path).map_err(err)?;
-                if let Some(dir) = path.parent() {
-                    std::fs::File::open(dir)
-                        .and_then(|d| d.sync_all())
-                        .map_err(err)?;
-                }
+                skiff_client::files::write_private(path, &k).map_err(err)?;
                 k.to_vec()
             }
             Err(e) => return Err(err(e)),
