@@ -91,6 +91,8 @@ pub fn transport() -> quinn::TransportConfig {
     t.max_idle_timeout(Some(Duration::from_secs(30).try_into().expect("in range")));
     t.keep_alive_interval(Some(Duration::from_secs(10)));
     t.max_concurrent_bidi_streams(1024u32.into());
+    // Ask the peer (quinn on both ends) to acknowledge less often: fewer ACK-only packets.
+    t.ack_frequency_config(Some(quinn::AckFrequencyConfig::default()));
     t
 }
 
