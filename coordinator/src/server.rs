@@ -135,6 +135,14 @@ async fn stream<S: Store>(
     let _ = send.finish();
 }
 
+/// The last message of a watch the store ended: Expired (relist), or the error.
+fn watch_ended(e: crate::store::StoreError) -> WatchEvent {
+    match e {
+        crate::store::StoreError::Expired { oldest, .. } => WatchEvent::Expired { oldest },
+        e => WatchEvent::Error(store_err(e)),
+    }
+}
+
 async fn watch<S: Store>(
     api: &Api<S>,
     id: &Identity,
@@ -170,12 +178,8 @@ async fn watch<S: Store>(
         since,
     ) {
         Ok(w) => w,
-        Err(crate::store::StoreError::Expired { oldest, .. }) => {
-            let _ = write_frame(send, &WatchEvent::Expired { oldest }).await;
-            return;
-        }
         Err(e) => {
-            let _ = write_frame(send, &fail(store_err(e))).await;
+            let _ = write_frame(send, &watch_ended(e)).await;
             return;
         }
     };
@@ -196,12 +200,8 @@ async fn watch<S: Store>(
                     EventType::Deleted => WatchEvent::Deleted { revision, object },
                 }
             }
-            Err(crate::store::StoreError::Expired { oldest, .. }) => {
-                let _ = write_frame(send, &WatchEvent::Expired { oldest }).await;
-                return;
-            }
             Err(e) => {
-                let _ = write_frame(send, &fail(store_err(e))).await;
+                let _ = write_frame(send, &watch_ended(e)).await;
                 return;
             }
         };

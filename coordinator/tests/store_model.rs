@@ -75,10 +75,7 @@ struct ModelWatch {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempdir();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let store = RedbStore::open(
             &dir,
@@ -263,6 +260,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn tempdir() -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -291,10 +295,7 @@ proptest! {
 #[test]
 fn secrets_are_not_plaintext_on_disk() {
     let dir = tempdir();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let store = RedbStore::open(&dir, RedbOptions::default()).unwrap();
         let v = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
@@ -316,10 +317,7 @@ fn secrets_are_not_plaintext_on_disk() {
 #[test]
 fn namespace_deletion_removes_its_objects() {
     let dir = tempdir();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let store = RedbStore::open(&dir, RedbOptions::default()).unwrap();
         store.write(WriteOp::create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})).unwrap()).await.unwrap();

@@ -148,13 +148,7 @@ impl Inner {
 
     fn read_log(&self, after: u64) -> Result<VecDeque<Arc<StoreEvent>>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
-        let compacted = txn
-            .open_table(META)
-            .map_err(backend)?
-            .get("compacted")
-            .map_err(backend)?
-            .map(|g| g.value())
-            .unwrap_or(0);
+        let compacted = read_meta(&txn, "compacted")?;
         if after < compacted {
             return Err(StoreError::Expired {
                 requested: after,
@@ -317,6 +311,13 @@ impl Inner {
             revision: rev,
         })
     }
+}
+
+/// A counter from the `meta` table of a read transaction (0 when never written).
+fn read_meta(txn: &redb::ReadTransaction, name: &str) -> Result<u64, StoreError> {
+    let meta = txn.open_table(META).map_err(backend)?;
+    let value = meta.get(name).map_err(backend)?.map(|g| g.value());
+    Ok(value.unwrap_or(0))
 }
 
 fn stored_revision(bytes: &[u8]) -> Result<u64, StoreError> {
@@ -494,13 +495,7 @@ impl Store for RedbStore {
     ) -> Result<Page, StoreError> {
         use std::ops::Bound;
         let txn = self.inner.db.begin_read().map_err(backend)?;
-        let revision = txn
-            .open_table(META)
-            .map_err(backend)?
-            .get("revision")
-            .map_err(backend)?
-            .map(|g| g.value())
-            .unwrap_or(0);
+        let revision = read_meta(&txn, "revision")?;
         let t = txn.open_table(OBJECTS).map_err(backend)?;
         let prefix = match namespace {
             Some(ns) if kind.namespaced() => format!("{}/{ns}/", kind.name()),
