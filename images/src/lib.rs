@@ -1,3 +1,22 @@
-//! skiff-images: the content-addressed OCI image store, registry pull and archive import.
+//! skiff-images: the node's OCI image store.
 //!
-//! Empty so far: the runtime/images issue fills it. Nothing here claims to pull an image yet.
+//! - [`content`]: sha256-addressed blobs, verified on every write, crash-safe.
+//! - [`import`]: `docker save` and OCI layout archives and directories (the airgap path).
+//! - [`registry`]: pulls from OCI distribution registries.
+//! - [`unpack`]: applies layers into snapshot directories, refusing paths that escape.
+//! - [`store`]: named images, snapshots by chain ID, container root filesystems, GC.
+//!
+//! It knows nothing about pods: callers name root filesystems by their own keys.
+
+pub mod content;
+pub mod digest;
+pub mod import;
+pub mod oci;
+pub mod reference;
+pub mod store;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use oci::{ImageConfig, Platform, RunConfig};
+pub use reference::Reference;
+pub use store::{GcReport, ImageError, ImageRecord, ImageStore, Rootfs, RootfsKind};
