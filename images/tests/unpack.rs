@@ -61,7 +61,7 @@ fn applies_files_dirs_links_whiteouts_and_metadata() {
         0o700
     );
     let opaque =
-        rustix::fs::getxattr(&root.join("var"), "trusted.overlay.opaque", &mut [0u8; 8]).unwrap();
+        rustix::fs::getxattr(root.join("var"), "trusted.overlay.opaque", &mut [0u8; 8]).unwrap();
     assert_eq!(opaque, 1);
     let wh = fs::symlink_metadata(root.join("usr/gone")).unwrap();
     assert!(
@@ -70,7 +70,7 @@ fn applies_files_dirs_links_whiteouts_and_metadata() {
     );
     assert!(!root.join("usr/.wh.gone").exists());
     let mut buf = [0u8; 16];
-    let n = rustix::fs::getxattr(&root.join("data"), "user.note", &mut buf).unwrap();
+    let n = rustix::fs::getxattr(root.join("data"), "user.note", &mut buf).unwrap();
     assert_eq!(&buf[..n], b"hello");
 }
 
