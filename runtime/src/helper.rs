@@ -1,0 +1,517 @@
+//! The runtime's helper process. libcontainer clones and allocates in the child it creates,
+//! which deadlocks when other threads of the process hold allocator locks (with musl every
+//! time), so it never runs in the agent: the agent starts this helper once (its own binary
+//! re-executed with one thread), and the helper forks per container:
+//!
+//! - a **monitor** per container, which creates the container with libcontainer (its init
+//!   becomes the monitor's child), writes its stdout/stderr to the CRI log, waits for it, and
+//!   records the exit status and OOM kill. Monitors start their own session, so they and
+//!   their containers keep running when the agent and the helper stop;
+//! - an **exec** process per `exec`, which joins the container and reports the exit code;
+//! - a short-lived **sandbox** process per pod, which creates the pod's namespaces and
+//!   bind-mounts them so they outlive it.
+//!
+//! The helper reaps those children itself; it never calls `waitpid(-1)` while libcontainer
+//! runs in the same process, because libcontainer waits for its own intermediate process.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use rustix::event::{poll, PollFd, PollFlags};
+
+use crate::logs::{LogWriter, Stream};
+use crate::protocol::{self, Request, Response};
+use crate::state::{self, ExitInfo, MonitorInfo};
+use crate::sys::{self, Forked};
+
+/// The descriptor the helper's control socket is passed on.
+pub const CONTROL_FD: i32 = 3;
+
+/// Entry point of the helper process (`skiff-agent runtime-helper`). Returns only on error;
+/// exits when the agent closes the socket.
+pub fn helper_main() -> io::Result<()> {
+    let threads = sys::thread_count()?;
+    if threads != 1 {
+        return Err(io::Error::other(format!(
+            "the runtime helper must be single-threaded (it forks and runs libcontainer), found {threads} threads"
+        )));
+    }
+    let sock = sys::inherited_fd(CONTROL_FD)?;
+    loop {
+        let readable = {
+            let mut fds = [PollFd::new(&sock, PollFlags::IN)];
+            match poll(
+                &mut fds,
+                Some(&rustix::event::Timespec {
+                    tv_sec: 1,
+                    tv_nsec: 0,
+                }),
+            ) {
+                Ok(n) => n > 0,
+                Err(rustix::io::Errno::INTR) => false,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        reap_children();
+        if !readable {
+            continue;
+        }
+        let Some((req, fds)) = protocol::recv::<Request>(sock.as_fd())? else {
+            // The agent went away: stop. Monitors (their own sessions) keep their containers.
+            return Ok(());
+        };
+        let (resp, out_fds) = match handle(req, fds) {
+            Ok(r) => r,
+            Err(e) => (Response::Error(e), Vec::new()),
+        };
+        protocol::send(sock.as_fd(), &resp, &protocol::borrow_all(&out_fds))?;
+    }
+}
+
+/// Reaps exited monitors and exec processes (the helper's only children between requests).
+fn reap_children() {
+    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if matches!(status, WaitStatus::StillAlive) {
+            break;
+        }
+    }
+}
+
+fn handle(req: Request, fds: Vec<OwnedFd>) -> Result<(Response, Vec<OwnedFd>), String> {
+    match req {
+        Request::CreateSandbox {
+            ns_dir,
+            hostname,
+            host_network,
+        } => {
+            create_sandbox(&ns_dir, &hostname, host_network)?;
+            Ok((Response::Ok, vec![]))
+        }
+        Request::CreateContainer {
+            id,
+            lc_root,
+            bundle,
+            state_dir,
+            log_path,
+            log_max_size,
+            log_max_files,
+            cgroup_path,
+            cgroup_v2,
+        } => {
+            let job = MonitorJob {
+                id,
+                lc_root,
+                bundle,
+                state_dir,
+                log_path,
+                log_max_size,
+                log_max_files,
+                cgroup_path,
+                cgroup_v2,
+            };
+            create_container(job)
+        }
+        Request::Start { id, lc_root } => {
+            let mut c = Container::load(lc_root.join(&id))
+                .map_err(|e| format!("loading container {id}: {e}"))?;
+            c.start()
+                .map_err(|e| format!("starting container {id}: {e}"))?;
+            Ok((Response::Ok, vec![]))
+        }
+        Request::Delete { id, lc_root } => {
+            let dir = lc_root.join(&id);
+            if dir.exists() {
+                let mut c = Container::load(dir.clone())
+                    .map_err(|e| format!("loading container {id}: {e}"))?;
+                c.delete(true)
+                    .map_err(|e| format!("deleting container {id}: {e}"))?;
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| format!("removing {}: {e}", dir.display()))?;
+                }
+            }
+            Ok((Response::Ok, vec![]))
+        }
+        Request::Exec {
+            id,
+            lc_root,
+            process_json,
+            console_socket,
+        } => {
+            exec(id, lc_root, process_json, console_socket, fds)?;
+            Ok((Response::Ok, vec![]))
+        }
+    }
+}
+
+/// Runs `f` in a forked child whose result comes back through a pipe; the child exits after.
+fn in_child(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    let (r, w) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
+    match sys::fork().map_err(|e| format!("fork: {e}"))? {
+        Forked::Child => {
+            drop(r);
+            let code = match f() {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = File::from(w).write_all(e.as_bytes());
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        Forked::Parent(pid) => {
+            drop(w);
+            let mut msg = String::new();
+            let _ = File::from(r).read_to_string(&mut msg);
+            let status = waitpid(Pid::from_raw(pid), None).map_err(|e| format!("waitpid: {e}"))?;
+            match status {
+                WaitStatus::Exited(_, 0) => Ok(()),
+                _ if !msg.is_empty() => Err(msg),
+                other => Err(format!("helper child ended with {other:?}")),
+            }
+        }
+    }
+}
+
+fn create_sandbox(ns_dir: &Path, hostname: &str, host_network: bool) -> Result<(), String> {
+    in_child(|| {
+        use nix::sched::CloneFlags;
+        let mut flags = CloneFlags::CLONE_NEWIPC;
+        if !host_network {
+            flags |= CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS;
+        }
+        nix::sched::unshare(flags).map_err(|e| format!("unshare: {e}"))?;
+        let mut kinds = vec!["ipc"];
+        if !host_network {
+            nix::unistd::sethostname(hostname)
+                .map_err(|e| format!("sethostname {hostname:?}: {e}"))?;
+            sys::loopback_up().map_err(|e| format!("bringing lo up: {e}"))?;
+            kinds.extend(["net", "uts"]);
+        }
+        for kind in kinds {
+            let target = ns_dir.join(kind);
+            nix::mount::mount(
+                Some(Path::new(&format!("/proc/self/ns/{kind}"))),
+                &target,
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| {
+                format!(
+                    "bind-mounting the {kind} namespace onto {}: {e}",
+                    target.display()
+                )
+            })?;
+        }
+        Ok(())
+    })
+}
+
+struct MonitorJob {
+    id: String,
+    lc_root: PathBuf,
+    bundle: PathBuf,
+    state_dir: PathBuf,
+    log_path: PathBuf,
+    log_max_size: Option<u64>,
+    log_max_files: Option<u32>,
+    cgroup_path: String,
+    cgroup_v2: bool,
+}
+
+fn create_container(job: MonitorJob) -> Result<(Response, Vec<OwnedFd>), String> {
+    let (r, w) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
+    match sys::fork().map_err(|e| format!("fork: {e}"))? {
+        Forked::Child => {
+            drop(r);
+            monitor(job, w)
+        }
+        Forked::Parent(pid) => {
+            drop(w);
+            // The monitor cannot be reaped before we read its start time: we reap only
+            // between requests.
+            let pidfd = rustix::process::pidfd_open(
+                rustix::process::Pid::from_raw(pid).expect("fork returned a pid"),
+                rustix::process::PidfdFlags::empty(),
+            )
+            .map_err(|e| format!("pidfd_open: {e}"))?;
+            let monitor_start = state::start_time(pid).map_err(|e| e.to_string())?;
+            let mut msg = String::new();
+            let _ = File::from(r).read_to_string(&mut msg);
+            if let Some(rest) = msg.strip_prefix("ok ") {
+                let mut it = rest.split_whitespace().map(|s| s.parse::<u64>());
+                let (Some(Ok(init_pid)), Some(Ok(init_start))) = (it.next(), it.next()) else {
+                    return Err(format!("monitor sent {msg:?}"));
+                };
+                let info = MonitorInfo {
+                    monitor_pid: pid,
+                    monitor_start,
+                    init_pid: init_pid as i32,
+                    init_start,
+                };
+                state::write_json(&job.state_dir.join("monitor.json"), &info)
+                    .map_err(|e| format!("writing monitor.json: {e}"))?;
+                Ok((
+                    Response::Created {
+                        monitor_pid: pid,
+                        init_pid: init_pid as i32,
+                    },
+                    vec![pidfd],
+                ))
+            } else {
+                let _ = waitpid(Pid::from_raw(pid), None);
+                Err(msg.strip_prefix("error ").unwrap_or(&msg).to_string())
+            }
+        }
+    }
+}
+
+/// Keeps only descriptors 0–2 and `keep` open, with 0–2 on /dev/null: a monitor must not hold
+/// the helper's socket or the agent's output pipes.
+fn isolate_descriptors(keep: &[i32]) {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in open {
+        if fd > 2 && !keep.contains(&fd) {
+            let _ = nix::unistd::close(fd);
+        }
+    }
+}
+
+/// The monitor: creates the container, reports, then logs and waits. Never returns.
+fn monitor(job: MonitorJob, report: OwnedFd) -> ! {
+    let _ = nix::unistd::setsid();
+    isolate_descriptors(&[report.as_raw_fd()]);
+    let mut report = File::from(report);
+    let result = (|| -> Result<(i32, OwnedFd, OwnedFd), String> {
+        let (out_r, out_w) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
+        let (err_r, err_w) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
+        let null = File::open("/dev/null").map_err(|e| e.to_string())?;
+        let container = ContainerBuilder::new(job.id.clone(), SyscallType::default())
+            .with_root_path(&job.lc_root)
+            .map_err(|e| e.to_string())?
+            .with_stdin(null)
+            .with_stdout(out_w)
+            .with_stderr(err_w)
+            .as_init(&job.bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(|e| format!("creating container: {}", error_chain(&e)))?;
+        let pid = container.pid().ok_or("container has no pid")?.as_raw();
+        Ok((pid, out_r, err_r))
+    })();
+    let (init_pid, out_r, err_r) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            // Leave nothing half-made behind.
+            if let Ok(mut c) = Container::load(job.lc_root.join(&job.id)) {
+                let _ = c.delete(true);
+            }
+            let _ = std::fs::remove_dir_all(job.lc_root.join(&job.id));
+            let _ = report.write_all(format!("error {e}").as_bytes());
+            std::process::exit(1);
+        }
+    };
+    let init_start = state::start_time(init_pid).unwrap_or(0);
+    let _ = report.write_all(format!("ok {init_pid} {init_start}").as_bytes());
+    drop(report);
+    let exit = supervise(&job, init_pid, out_r, err_r);
+    let _ = state::write_json(&job.state_dir.join("exit.json"), &exit);
+    std::process::exit(0);
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Copies output to the log until the init exits and its output ends; returns the exit.
+fn supervise(job: &MonitorJob, init_pid: i32, out_r: OwnedFd, err_r: OwnedFd) -> ExitInfo {
+    let mut log = LogWriter::open(&job.log_path, job.log_max_size, job.log_max_files).ok();
+    let pidfd = rustix::process::Pid::from_raw(init_pid)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    let mut streams: Vec<(OwnedFd, Stream)> =
+        vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)];
+    let mut status: Option<WaitStatus> = None;
+    let mut exited_at: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if status.is_none() {
+            // Without a pidfd (old kernels), poll for the exit between reads.
+            if let Ok(s) = waitpid(Pid::from_raw(init_pid), Some(WaitPidFlag::WNOHANG)) {
+                if !matches!(s, WaitStatus::StillAlive) {
+                    status = Some(s);
+                    exited_at = Some(Instant::now());
+                }
+            }
+        }
+        if streams.is_empty() && status.is_some() {
+            break;
+        }
+        // After the exit, give stray writers a moment, then stop.
+        if exited_at.is_some_and(|t| t.elapsed() > Duration::from_secs(5)) {
+            break;
+        }
+        let mut fds: Vec<PollFd<'_>> = streams
+            .iter()
+            .map(|(fd, _)| PollFd::new(fd, PollFlags::IN))
+            .collect();
+        let pid_slot = match (&pidfd, status.is_none()) {
+            (Some(p), true) => {
+                fds.push(PollFd::new(p, PollFlags::IN));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
+        let timeout = if pidfd.is_some() { 1000 } else { 100 };
+        let _ = poll(
+            &mut fds,
+            Some(&rustix::event::Timespec {
+                tv_sec: timeout / 1000,
+                tv_nsec: (timeout % 1000) * 1_000_000,
+            }),
+        );
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        if let Some(slot) = pid_slot {
+            if ready[slot] {
+                if let Ok(s) = waitpid(Pid::from_raw(init_pid), None) {
+                    status = Some(s);
+                    exited_at = Some(Instant::now());
+                }
+            }
+        }
+        let mut closed = Vec::new();
+        for (i, (fd, stream)) in streams.iter().enumerate() {
+            if !ready[i] {
+                continue;
+            }
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => closed.push(i),
+                Ok(n) => {
+                    if let Some(l) = &mut log {
+                        let _ = l.write(*stream, &buf[..n]);
+                    }
+                }
+                Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                Err(_) => closed.push(i),
+            }
+        }
+        for i in closed.into_iter().rev() {
+            streams.remove(i);
+        }
+    }
+    if let Some(l) = &mut log {
+        let _ = l.finish();
+    }
+    let (exit_code, signal) = match status {
+        Some(WaitStatus::Exited(_, code)) => (code, None),
+        Some(WaitStatus::Signaled(_, sig, _)) => (128 + sig as i32, Some(sig as i32)),
+        _ => (255, None),
+    };
+    ExitInfo {
+        exit_code,
+        signal,
+        oom_killed: crate::cgroups::oom_kills(&job.cgroup_path, job.cgroup_v2) > 0,
+        finished_at: crate::logs::timestamp(SystemTime::now()),
+    }
+}
+
+/// Forks the exec process. It reports on the status pipe; the helper does not wait.
+fn exec(
+    id: String,
+    lc_root: PathBuf,
+    process_json: PathBuf,
+    console_socket: Option<PathBuf>,
+    fds: Vec<OwnedFd>,
+) -> Result<(), String> {
+    let tty = console_socket.is_some();
+    let want = if tty { 1 } else { 4 };
+    if fds.len() != want {
+        return Err(format!("exec needs {want} descriptors, got {}", fds.len()));
+    }
+    match sys::fork().map_err(|e| format!("fork: {e}"))? {
+        Forked::Parent(_) => Ok(()),
+        Forked::Child => {
+            let mut fds = fds.into_iter();
+            let (stdio, status): (Option<(OwnedFd, OwnedFd, OwnedFd)>, OwnedFd) = if tty {
+                (None, fds.next().expect("checked"))
+            } else {
+                let i = fds.next().expect("checked");
+                let o = fds.next().expect("checked");
+                let e = fds.next().expect("checked");
+                (Some((i, o, e)), fds.next().expect("checked"))
+            };
+            let mut keep = vec![status.as_raw_fd()];
+            if let Some((i, o, e)) = &stdio {
+                keep.extend([i.as_raw_fd(), o.as_raw_fd(), e.as_raw_fd()]);
+            }
+            isolate_descriptors(&keep);
+            let mut status = File::from(status);
+            let built = (|| -> Result<i32, String> {
+                let mut b = ContainerBuilder::new(id.clone(), SyscallType::default())
+                    .with_root_path(&lc_root)
+                    .map_err(|e| e.to_string())?
+                    .with_console_socket(console_socket.as_ref());
+                if let Some((i, o, e)) = stdio {
+                    b = b.with_stdin(i).with_stdout(o).with_stderr(e);
+                }
+                let pid = b
+                    .as_tenant()
+                    .with_process(Some(&process_json))
+                    .with_detach(tty)
+                    .build()
+                    .map_err(|e| format!("exec in {id}: {}", error_chain(&e)))?;
+                Ok(pid.as_raw())
+            })();
+            let pid = match built {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = writeln!(status, "error {e}");
+                    std::process::exit(1);
+                }
+            };
+            let _ = writeln!(status, "started {pid}");
+            let code = match waitpid(Pid::from_raw(pid), None) {
+                Ok(WaitStatus::Exited(_, c)) => c,
+                Ok(WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
+                _ => 255,
+            };
+            let _ = writeln!(status, "exit {code}");
+            std::process::exit(0);
+        }
+    }
+}

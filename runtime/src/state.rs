@@ -1,0 +1,62 @@
+//! What the runtime keeps on disk per container, so a restarted agent finds its containers.
+
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Written by the helper once the monitor reported the container created.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MonitorInfo {
+    pub monitor_pid: i32,
+    /// `/proc/<pid>/stat` start time, to tell this process from a later one with the same pid.
+    pub monitor_start: u64,
+    pub init_pid: i32,
+    pub init_start: u64,
+}
+
+/// Written by the monitor when the container's init exits.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ExitInfo {
+    /// The exit code, or 128 + the signal number.
+    pub exit_code: i32,
+    pub signal: Option<i32>,
+    /// The cgroup's OOM killer killed a process of the container.
+    pub oom_killed: bool,
+    pub finished_at: String,
+}
+
+/// Writes a small file atomically (temp file, fsync, rename).
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads a JSON file; `None` if absent.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+pub fn start_time(pid: i32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    after
+        .split_whitespace()
+        .nth(19)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("cannot parse /proc/{pid}/stat")))
+}
