@@ -13,10 +13,12 @@ pub mod digest;
 pub mod import;
 pub mod oci;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 
 pub use digest::Digest;
 pub use oci::{ImageConfig, Platform, RunConfig};
 pub use reference::Reference;
+pub use registry::{Progress, RegistryConfig};
 pub use store::{GcReport, ImageError, ImageRecord, ImageStore, Rootfs, RootfsKind};

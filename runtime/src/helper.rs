@@ -247,8 +247,10 @@ fn create_container(job: MonitorJob) -> Result<(Response, Vec<OwnedFd>), String>
             )
             .map_err(|e| format!("pidfd_open: {e}"))?;
             let monitor_start = state::start_time(pid).map_err(|e| e.to_string())?;
+            // One line, not EOF: the container's init holds a copy of the pipe until it execs.
             let mut msg = String::new();
-            let _ = File::from(r).read_to_string(&mut msg);
+            let _ = io::BufRead::read_line(&mut io::BufReader::new(File::from(r)), &mut msg);
+            let msg = msg.trim_end().to_string();
             if let Some(rest) = msg.strip_prefix("ok ") {
                 let mut it = rest.split_whitespace().map(|s| s.parse::<u64>());
                 let (Some(Ok(init_pid)), Some(Ok(init_start))) = (it.next(), it.next()) else {
@@ -335,12 +337,12 @@ fn monitor(job: MonitorJob, report: OwnedFd) -> ! {
                 let _ = c.delete(true);
             }
             let _ = std::fs::remove_dir_all(job.lc_root.join(&job.id));
-            let _ = report.write_all(format!("error {e}").as_bytes());
+            let _ = report.write_all(format!("error {}\n", e.replace('\n', " ")).as_bytes());
             std::process::exit(1);
         }
     };
     let init_start = state::start_time(init_pid).unwrap_or(0);
-    let _ = report.write_all(format!("ok {init_pid} {init_start}").as_bytes());
+    let _ = report.write_all(format!("ok {init_pid} {init_start}\n").as_bytes());
     drop(report);
     let exit = supervise(&job, init_pid, out_r, err_r);
     let _ = state::write_json(&job.state_dir.join("exit.json"), &exit);
