@@ -49,6 +49,8 @@ pub struct Stats {
     pub memory_working_set: u64,
     pub memory_usage: u64,
     pub pids: u64,
+    /// CFS periods in which the cpu limit held the container back.
+    pub cpu_throttled_periods: u64,
 }
 
 fn manager(cgroup_path: &str) -> Result<libcgroups::common::AnyCgroupManager, String> {
@@ -78,6 +80,7 @@ pub fn stats(cgroup_path: &str) -> Result<Stats, String> {
         memory_working_set: usage.saturating_sub(inactive),
         memory_usage: usage,
         pids: s.pids.current,
+        cpu_throttled_periods: s.cpu.throttling.throttled_periods,
     })
 }
 

@@ -514,6 +514,7 @@ impl Runtime {
             cgroups_path: &cgroup_path,
             user: &user,
             cgroup_v2: self.cgroup_v2,
+            bounding: spec::own_bounding_set(),
             nofile: rustix::process::getrlimit(rustix::process::Resource::Nofile)
                 .maximum
                 .unwrap_or(1 << 20)

@@ -24,6 +24,8 @@ pub enum SpecError {
     RunsAsRoot,
     #[error("unknown capability {0:?}")]
     UnknownCapability(String),
+    #[error("capability {0} is not in the node's bounding set, so no container can have it")]
+    UnavailableCapability(String),
     #[error("user {0:?} not found in the image's /etc/passwd")]
     UnknownUser(String),
     #[error("group {0:?} not found in the image's /etc/group")]
@@ -56,50 +58,27 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability a privileged container gets.
+/// Every capability, at the index of its bit number.
 const ALL_CAPABILITIES: &[&str] = &[
-    "CAP_AUDIT_CONTROL",
-    "CAP_AUDIT_READ",
-    "CAP_AUDIT_WRITE",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_KILL",
-    "CAP_LEASE",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_MAC_ADMIN",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MKNOD",
-    "CAP_NET_ADMIN",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_RAW",
-    "CAP_PERFMON",
-    "CAP_SETFCAP",
-    "CAP_SETGID",
-    "CAP_SETPCAP",
-    "CAP_SETUID",
-    "CAP_SYSLOG",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_NICE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_WAKE_ALARM",
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
+    "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 ];
+
+/// The capability bounding set of this process (what a container can be given at most).
+pub fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("CapBnd:"))?.to_string();
+            u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
+        })
+        .unwrap_or(u64::MAX)
+}
 
 const MASKED_PATHS: &[&str] = &[
     "/proc/acpi",
@@ -157,6 +136,8 @@ pub struct SpecInput<'a> {
     pub cgroup_v2: bool,
     /// Open-file limit (soft and hard): the node's hard limit, as containerd gives.
     pub nofile: u64,
+    /// The capabilities the runtime itself may grant ([`own_bounding_set`]).
+    pub bounding: u64,
 }
 
 /// Kubernetes' rule: `command` replaces the entrypoint and, when given, drops the image cmd;
@@ -215,18 +196,25 @@ fn cap_name(raw: &str) -> String {
 }
 
 /// The capability set after `privileged`, `drop` and `add` (containerd's order: drop, then add;
-/// `ALL` in either means every capability).
-pub fn capabilities(sec: &crate::config::Security) -> Result<Vec<String>, SpecError> {
-    let known: BTreeSet<&str> = ALL_CAPABILITIES.iter().copied().collect();
+/// `ALL` in either means every capability). `privileged` and `ALL` mean every capability the
+/// node's bounding set `available` holds; naming one outside it is an error.
+pub fn capabilities(sec: &crate::config::Security, available: u64) -> Result<Vec<String>, SpecError> {
+    let bit = |name: &str| ALL_CAPABILITIES.iter().position(|c| *c == name);
+    let usable: BTreeSet<String> = ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| available & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect();
     let mut caps: BTreeSet<String> = if sec.privileged {
-        known.iter().map(|s| s.to_string()).collect()
+        usable.clone()
     } else {
-        DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect()
+        DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).filter(|c| usable.contains(c)).collect()
     };
     for d in sec.drop_capabilities.iter().map(|c| cap_name(c)) {
         if d == "ALL" {
             caps.clear();
-        } else if known.contains(d.as_str()) {
+        } else if bit(&d).is_some() {
             caps.remove(&d);
         } else {
             return Err(SpecError::UnknownCapability(d));
@@ -234,11 +222,13 @@ pub fn capabilities(sec: &crate::config::Security) -> Result<Vec<String>, SpecEr
     }
     for a in sec.add_capabilities.iter().map(|c| cap_name(c)) {
         if a == "ALL" {
-            caps.extend(known.iter().map(|s| s.to_string()));
-        } else if known.contains(a.as_str()) {
-            caps.insert(a);
-        } else {
+            caps.extend(usable.iter().cloned());
+        } else if bit(&a).is_none() {
             return Err(SpecError::UnknownCapability(a));
+        } else if !usable.contains(&a) {
+            return Err(SpecError::UnavailableCapability(a));
+        } else {
+            caps.insert(a);
         }
     }
     Ok(caps.into_iter().collect())
@@ -302,7 +292,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if sec.run_as_non_root && input.user.uid == 0 {
         return Err(SpecError::RunsAsRoot);
     }
-    let caps = capabilities(sec)?;
+    let caps = capabilities(sec, input.bounding)?;
     let bounding = to_caps(&caps)?;
     // A non-root process starts with no effective capabilities, as with containerd.
     let effective = if input.user.uid == 0 {
@@ -720,6 +710,7 @@ mod tests {
             },
             cgroup_v2: false,
             nofile: 1 << 20,
+            bounding: u64::MAX,
         })
     }
 
@@ -889,6 +880,14 @@ mod tests {
         c.security.privileged = true;
         let spec = spec_for(&c, &ImageDefaults::default(), 0, false).unwrap();
         assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
+        // Privileged means what the node has: here everything but CAP_SYS_RESOURCE (24).
+        let limited = capabilities(&Security { privileged: true, ..Default::default() }, !(1u64 << 24) & ((1 << 41) - 1)).unwrap();
+        assert_eq!(limited.len(), 40);
+        assert!(!limited.contains(&"CAP_SYS_RESOURCE".to_string()));
+        assert_eq!(
+            capabilities(&Security { add_capabilities: vec!["SYS_RESOURCE".into()], ..Default::default() }, !(1u64 << 24)),
+            Err(SpecError::UnavailableCapability("CAP_SYS_RESOURCE".into()))
+        );
         c.security = Security {
             add_capabilities: vec!["BOGUS".into()],
             ..Default::default()

@@ -4,6 +4,8 @@
 //! builds next to the test executables.
 
 pub mod bench;
+pub mod image;
+pub mod node;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

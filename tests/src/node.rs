@@ -1,0 +1,178 @@
+//! A node's runtime for tests: a data directory with the test image imported, the
+//! `skiff-agent` operator commands, and the runtime library driving the real helper.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use skiff_images::ImageStore;
+use skiff_runtime::{ContainerConfig, ImageDefaults, Runtime, RuntimeConfig, SandboxConfig};
+
+use crate::{binary, TempDir};
+
+/// The test image's name.
+pub const IMAGE: &str = "skiff-test/busybox:1";
+
+/// Panics unless running as root: runtime tests need namespaces, mounts and cgroups, and in
+/// CI (root) they must run, never skip.
+pub fn require_root() {
+    assert!(
+        rustix_euid_is_root(),
+        "runtime tests need root (namespaces, mounts, cgroups); CI runs them as root"
+    );
+}
+
+fn rustix_euid_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// A `docker save` archive of the test image, built once per test process.
+pub fn image_archive() -> PathBuf {
+    static ARCHIVE: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
+    ARCHIVE
+        .get_or_init(|| {
+            let dir = TempDir::new("image");
+            let path = dir.path().join("busybox.tar");
+            crate::image::docker_save(&path, IMAGE);
+            (dir, path)
+        })
+        .1
+        .clone()
+}
+
+/// One node's data directory.
+pub struct Node {
+    pub dir: TempDir,
+    pub name: String,
+}
+
+impl Node {
+    /// A fresh data directory with the test image imported.
+    pub fn new(tag: &str) -> Node {
+        require_root();
+        let dir = TempDir::new(tag);
+        let name = format!("t-{tag}-{}", std::process::id());
+        let node = Node { dir, name };
+        let out = node.agent(&["image", "import", image_archive().to_str().unwrap()]);
+        assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+        node
+    }
+
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `skiff-agent --data-dir D --name N ARGS`.
+    pub fn agent(&self, args: &[&str]) -> Output {
+        Command::new(binary("skiff-agent"))
+            .arg("--data-dir")
+            .arg(self.data())
+            .arg("--name")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .expect("run skiff-agent")
+    }
+
+    /// `skiff-agent run --rm [flags] IMAGE -- sh -c SCRIPT`: exit code, stdout, stderr.
+    pub fn run(&self, flags: &[&str], script: &str) -> (i32, String, String) {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMAGE, "--", "sh", "-c", script]);
+        let out = self.agent(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The runtime library on this node, with the real helper process.
+    pub fn runtime(&self) -> Runtime {
+        Runtime::new(RuntimeConfig {
+            run_dir: self.data().join("run"),
+            cgroup_parent: self.cgroup_parent(),
+            helper: vec![binary("skiff-agent").into_os_string(), "runtime-helper".into()],
+        })
+        .expect("runtime")
+    }
+
+    pub fn cgroup_parent(&self) -> String {
+        format!("/skiff/{}", self.name)
+    }
+
+    pub fn store(&self) -> ImageStore {
+        ImageStore::open(&self.data().join("content")).expect("image store")
+    }
+
+    /// Creates a sandbox `pod` (if new) and a started container `id` running `script`.
+    pub fn start(&self, rt: &Runtime, pod: &str, id: &str, script: &str, tweak: impl FnOnce(&mut ContainerConfig)) {
+        if !rt.sandboxes().unwrap().iter().any(|s| s == pod) {
+            rt.create_sandbox(&SandboxConfig { id: pod.into(), hostname: pod.into(), ..Default::default() }).expect("sandbox");
+        }
+        let store = self.store();
+        let rec = store.get(IMAGE).expect("test image");
+        let rootfs = store.prepare_rootfs(id, &rec).expect("rootfs");
+        let mut c = ContainerConfig {
+            name: id.into(),
+            command: Some(vec!["sh".into(), "-c".into(), script.into()]),
+            log_path: self.log_path(id),
+            ..Default::default()
+        };
+        tweak(&mut c);
+        let cfg = store.config(&rec).unwrap().config;
+        let image = ImageDefaults { env: cfg.env.unwrap_or_default(), cmd: cfg.cmd, working_dir: cfg.working_dir, ..Default::default() };
+        rt.create_container(pod, id, &c, &image, &rootfs.path).expect("create");
+        rt.start_container(id).expect("start");
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.data().join("logs").join(format!("{id}.log"))
+    }
+
+    /// The container's stdout+stderr lines so far.
+    pub fn log(&self, id: &str) -> String {
+        skiff_runtime::logs::read_all(&self.log_path(id))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| String::from_utf8_lossy(&e.content).into_owned() + "\n")
+            .collect()
+    }
+
+    /// Waits (bounded) until the log contains `text`.
+    pub fn wait_log(&self, id: &str, text: &str) -> String {
+        for _ in 0..600 {
+            let l = self.log(id);
+            if l.contains(text) {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{id}: {text:?} never appeared; log:\n{}", self.log(id));
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Leave nothing running or mounted behind, whatever the test did.
+        if let Ok(rt) = Runtime::new(RuntimeConfig {
+            run_dir: self.data().join("run"),
+            cgroup_parent: self.cgroup_parent(),
+            helper: vec![binary("skiff-agent").into_os_string(), "runtime-helper".into()],
+        }) {
+            for s in rt.sandboxes().unwrap_or_default() {
+                let _ = rt.remove_sandbox(&s);
+            }
+        }
+        if let Ok(store) = ImageStore::open(&self.data().join("content")) {
+            for k in store.rootfs_keys().unwrap_or_default() {
+                let _ = store.remove_rootfs(&k);
+            }
+        }
+        let _ = skiff_runtime::cgroups::remove(&self.cgroup_parent());
+    }
+}
