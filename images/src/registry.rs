@@ -222,7 +222,7 @@ impl<'a> Session<'a> {
                         if self.creds.is_some() {
                             " (check the credentials in the registries file)"
                         } else {
-                            "; this registry needs credentials in the registries file"
+                            "; this registry needs credentials; add them to the registries file"
                         }
                     )));
                 }
@@ -243,7 +243,10 @@ impl<'a> Session<'a> {
             let header = match challenge {
                 Challenge::Basic => {
                     let c = self.creds.as_ref().ok_or_else(|| {
-                        registry_err(format!("{}: registry asks for a password; add credentials to the registries file", self.host))
+                        registry_err(format!(
+                            "{}: this registry needs credentials; add them to the registries file",
+                            self.host
+                        ))
                     })?;
                     basic(c)
                 }

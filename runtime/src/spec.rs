@@ -60,13 +60,47 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
 
 /// Every capability, at the index of its bit number.
 const ALL_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-    "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// The capability bounding set of this process (what a container can be given at most).
@@ -198,7 +232,10 @@ fn cap_name(raw: &str) -> String {
 /// The capability set after `privileged`, `drop` and `add` (containerd's order: drop, then add;
 /// `ALL` in either means every capability). `privileged` and `ALL` mean every capability the
 /// node's bounding set `available` holds; naming one outside it is an error.
-pub fn capabilities(sec: &crate::config::Security, available: u64) -> Result<Vec<String>, SpecError> {
+pub fn capabilities(
+    sec: &crate::config::Security,
+    available: u64,
+) -> Result<Vec<String>, SpecError> {
     let bit = |name: &str| ALL_CAPABILITIES.iter().position(|c| *c == name);
     let usable: BTreeSet<String> = ALL_CAPABILITIES
         .iter()
@@ -209,7 +246,11 @@ pub fn capabilities(sec: &crate::config::Security, available: u64) -> Result<Vec
     let mut caps: BTreeSet<String> = if sec.privileged {
         usable.clone()
     } else {
-        DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).filter(|c| usable.contains(c)).collect()
+        DEFAULT_CAPABILITIES
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| usable.contains(c))
+            .collect()
     };
     for d in sec.drop_capabilities.iter().map(|c| cap_name(c)) {
         if d == "ALL" {
@@ -881,11 +922,24 @@ mod tests {
         let spec = spec_for(&c, &ImageDefaults::default(), 0, false).unwrap();
         assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
         // Privileged means what the node has: here everything but CAP_SYS_RESOURCE (24).
-        let limited = capabilities(&Security { privileged: true, ..Default::default() }, !(1u64 << 24) & ((1 << 41) - 1)).unwrap();
+        let limited = capabilities(
+            &Security {
+                privileged: true,
+                ..Default::default()
+            },
+            !(1u64 << 24) & ((1 << 41) - 1),
+        )
+        .unwrap();
         assert_eq!(limited.len(), 40);
         assert!(!limited.contains(&"CAP_SYS_RESOURCE".to_string()));
         assert_eq!(
-            capabilities(&Security { add_capabilities: vec!["SYS_RESOURCE".into()], ..Default::default() }, !(1u64 << 24)),
+            capabilities(
+                &Security {
+                    add_capabilities: vec!["SYS_RESOURCE".into()],
+                    ..Default::default()
+                },
+                !(1u64 << 24)
+            ),
             Err(SpecError::UnavailableCapability("CAP_SYS_RESOURCE".into()))
         );
         c.security = Security {

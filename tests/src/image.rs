@@ -29,19 +29,34 @@ pub fn probe_binary() -> PathBuf {
             std::fs::create_dir_all(&dir).expect("fixtures dir");
             let out = dir.join("probe");
             let fresh = |o: &Path| {
-                let (Ok(a), Ok(b)) = (std::fs::metadata(o), std::fs::metadata(&src)) else { return false };
+                let (Ok(a), Ok(b)) = (std::fs::metadata(o), std::fs::metadata(&src)) else {
+                    return false;
+                };
                 a.modified().ok() >= b.modified().ok()
             };
             if !fresh(&out) {
                 let tmp = dir.join(format!("probe.{}", std::process::id()));
                 let status = Command::new("rustc")
                     .current_dir(env!("CARGO_MANIFEST_DIR"))
-                    .args(["--edition", "2021", "-O", "--target", musl_target(), "-C", "target-feature=+crt-static", "-o"])
+                    .args([
+                        "--edition",
+                        "2021",
+                        "-O",
+                        "--target",
+                        musl_target(),
+                        "-C",
+                        "target-feature=+crt-static",
+                        "-o",
+                    ])
                     .arg(&tmp)
                     .arg(&src)
                     .status()
                     .expect("run rustc");
-                assert!(status.success(), "building the probe for {} failed (scripts/deps installs the target)", musl_target());
+                assert!(
+                    status.success(),
+                    "building the probe for {} failed (scripts/deps installs the target)",
+                    musl_target()
+                );
                 std::fs::rename(&tmp, &out).expect("install probe");
             }
             out
@@ -64,9 +79,20 @@ fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header
 
 /// The image's single layer, uncompressed.
 pub fn layer() -> Vec<u8> {
-    assert!(Path::new(BUSYBOX).exists(), "{BUSYBOX} is missing: scripts/deps installs busybox-static");
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "{BUSYBOX} is missing: scripts/deps installs busybox-static"
+    );
     let mut b = tar::Builder::new(Vec::new());
-    for (d, mode) in [("bin/", 0o755), ("etc/", 0o755), ("tmp/", 0o1777), ("root/", 0o700), ("home/", 0o755), ("home/app/", 0o755), ("data/", 0o755)] {
+    for (d, mode) in [
+        ("bin/", 0o755),
+        ("etc/", 0o755),
+        ("tmp/", 0o1777),
+        ("root/", 0o700),
+        ("home/", 0o755),
+        ("home/app/", 0o755),
+        ("data/", 0o755),
+    ] {
         let mut h = header(d, tar::EntryType::Directory, mode, 0);
         if d == "home/app/" {
             h.set_uid(1000);
@@ -76,8 +102,20 @@ pub fn layer() -> Vec<u8> {
         b.append(&h, &[][..]).expect("dir");
     }
     let busybox = std::fs::read(BUSYBOX).expect("read busybox");
-    b.append(&header("bin/busybox", tar::EntryType::Regular, 0o755, busybox.len() as u64), &busybox[..]).expect("busybox");
-    let list = Command::new(BUSYBOX).arg("--list").output().expect("busybox --list");
+    b.append(
+        &header(
+            "bin/busybox",
+            tar::EntryType::Regular,
+            0o755,
+            busybox.len() as u64,
+        ),
+        &busybox[..],
+    )
+    .expect("busybox");
+    let list = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet == "busybox" || applet.is_empty() {
             continue;
@@ -88,11 +126,38 @@ pub fn layer() -> Vec<u8> {
         b.append(&h, &[][..]).expect("applet");
     }
     let probe = std::fs::read(probe_binary()).expect("read probe");
-    b.append(&header("bin/probe", tar::EntryType::Regular, 0o755, probe.len() as u64), &probe[..]).expect("probe");
+    b.append(
+        &header(
+            "bin/probe",
+            tar::EntryType::Regular,
+            0o755,
+            probe.len() as u64,
+        ),
+        &probe[..],
+    )
+    .expect("probe");
     let passwd = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
     let group = b"root:x:0:\nwheel:x:10:app\napp:x:1000:\nnogroup:x:65534:\n";
-    b.append(&header("etc/passwd", tar::EntryType::Regular, 0o644, passwd.len() as u64), &passwd[..]).expect("passwd");
-    b.append(&header("etc/group", tar::EntryType::Regular, 0o644, group.len() as u64), &group[..]).expect("group");
+    b.append(
+        &header(
+            "etc/passwd",
+            tar::EntryType::Regular,
+            0o644,
+            passwd.len() as u64,
+        ),
+        &passwd[..],
+    )
+    .expect("passwd");
+    b.append(
+        &header(
+            "etc/group",
+            tar::EntryType::Regular,
+            0o644,
+            group.len() as u64,
+        ),
+        &group[..],
+    )
+    .expect("group");
     b.into_inner().expect("tar")
 }
 
@@ -129,7 +194,8 @@ pub fn oci_layout(dir: &Path, ref_name: &str) -> PathBuf {
     for b in [&gz, &cfg, &manifest] {
         std::fs::write(blobs.join(Digest::of(b).hex()), b).expect("blob");
     }
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .expect("oci-layout");
     let index = serde_json::json!({
         "schemaVersion": 2,
         "manifests": [{
@@ -138,7 +204,11 @@ pub fn oci_layout(dir: &Path, ref_name: &str) -> PathBuf {
             "annotations": {"org.opencontainers.image.ref.name": ref_name},
         }],
     });
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).expect("index")).expect("index.json");
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&index).expect("index"),
+    )
+    .expect("index.json");
     dir.to_path_buf()
 }
 
@@ -149,8 +219,16 @@ pub fn docker_save(path: &Path, tag: &str) {
     let cfg_name = format!("{}.json", Digest::of(&cfg).hex());
     let manifest = serde_json::to_vec(&serde_json::json!([{"Config": cfg_name, "RepoTags": [tag], "Layers": ["layer1/layer.tar"]}])).expect("manifest");
     let mut b = tar::Builder::new(std::fs::File::create(path).expect("create archive"));
-    for (name, data) in [("layer1/layer.tar", &layer[..]), (&cfg_name[..], &cfg[..]), ("manifest.json", &manifest[..])] {
-        b.append(&header(name, tar::EntryType::Regular, 0o644, data.len() as u64), data).expect("entry");
+    for (name, data) in [
+        ("layer1/layer.tar", &layer[..]),
+        (&cfg_name[..], &cfg[..]),
+        ("manifest.json", &manifest[..]),
+    ] {
+        b.append(
+            &header(name, tar::EntryType::Regular, 0o644, data.len() as u64),
+            data,
+        )
+        .expect("entry");
     }
     b.finish().expect("finish archive");
 }
@@ -160,4 +238,51 @@ pub fn oci_archive(layout: &Path, path: &Path) {
     let mut b = tar::Builder::new(std::fs::File::create(path).expect("create archive"));
     b.append_dir_all(".", layout).expect("archive layout");
     b.finish().expect("finish archive");
+}
+
+/// An OCI layout whose `ref_name` is a multi-platform index: this host's platform and one
+/// other, whose config sets `IMAGE_ENV=other-platform` so a test can tell which was chosen.
+pub fn multi_platform_layout(dir: &Path, ref_name: &str) -> PathBuf {
+    oci_layout(dir, "single");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let host_manifest = index["manifests"][0].clone();
+    let blobs = dir.join("blobs/sha256");
+    let read = |d: &str| std::fs::read(blobs.join(d.trim_start_matches("sha256:"))).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(host_manifest["digest"].as_str().unwrap())).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&read(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    let host = skiff_images::Platform::host().architecture;
+    let other = if host == "arm64" { "amd64" } else { "arm64" };
+    cfg["architecture"] = other.into();
+    cfg["config"]["Env"] = serde_json::json!(["PATH=/bin", "IMAGE_ENV=other-platform"]);
+    let cfg = serde_json::to_vec(&cfg).unwrap();
+    let mut other_manifest = manifest.clone();
+    other_manifest["config"]["digest"] = Digest::of(&cfg).to_string().into();
+    other_manifest["config"]["size"] = cfg.len().into();
+    let other_manifest = serde_json::to_vec(&other_manifest).unwrap();
+    for b in [&cfg, &other_manifest] {
+        std::fs::write(blobs.join(Digest::of(b).hex()), b).unwrap();
+    }
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::of(&other_manifest).to_string(), "size": other_manifest.len(), "platform": {"architecture": other, "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": host_manifest["digest"], "size": host_manifest["size"], "platform": {"architecture": host, "os": "linux"}},
+        ],
+    }))
+    .unwrap();
+    std::fs::write(blobs.join(Digest::of(&list).hex()), &list).unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": Digest::of(&list).to_string(), "size": list.len(),
+            "annotations": {"org.opencontainers.image.ref.name": ref_name},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    dir.to_path_buf()
 }

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod image;
 pub mod node;
+pub mod registry;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

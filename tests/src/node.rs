@@ -26,7 +26,11 @@ pub fn require_root() {
 fn rustix_euid_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -58,7 +62,11 @@ impl Node {
         let name = format!("t-{tag}-{}", std::process::id());
         let node = Node { dir, name };
         let out = node.agent(&["image", "import", image_archive().to_str().unwrap()]);
-        assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         node
     }
 
@@ -96,7 +104,10 @@ impl Node {
         Runtime::new(RuntimeConfig {
             run_dir: self.data().join("run"),
             cgroup_parent: self.cgroup_parent(),
-            helper: vec![binary("skiff-agent").into_os_string(), "runtime-helper".into()],
+            helper: vec![
+                binary("skiff-agent").into_os_string(),
+                "runtime-helper".into(),
+            ],
         })
         .expect("runtime")
     }
@@ -110,9 +121,21 @@ impl Node {
     }
 
     /// Creates a sandbox `pod` (if new) and a started container `id` running `script`.
-    pub fn start(&self, rt: &Runtime, pod: &str, id: &str, script: &str, tweak: impl FnOnce(&mut ContainerConfig)) {
+    pub fn start(
+        &self,
+        rt: &Runtime,
+        pod: &str,
+        id: &str,
+        script: &str,
+        tweak: impl FnOnce(&mut ContainerConfig),
+    ) {
         if !rt.sandboxes().unwrap().iter().any(|s| s == pod) {
-            rt.create_sandbox(&SandboxConfig { id: pod.into(), hostname: pod.into(), ..Default::default() }).expect("sandbox");
+            rt.create_sandbox(&SandboxConfig {
+                id: pod.into(),
+                hostname: pod.into(),
+                ..Default::default()
+            })
+            .expect("sandbox");
         }
         let store = self.store();
         let rec = store.get(IMAGE).expect("test image");
@@ -125,8 +148,14 @@ impl Node {
         };
         tweak(&mut c);
         let cfg = store.config(&rec).unwrap().config;
-        let image = ImageDefaults { env: cfg.env.unwrap_or_default(), cmd: cfg.cmd, working_dir: cfg.working_dir, ..Default::default() };
-        rt.create_container(pod, id, &c, &image, &rootfs.path).expect("create");
+        let image = ImageDefaults {
+            env: cfg.env.unwrap_or_default(),
+            cmd: cfg.cmd,
+            working_dir: cfg.working_dir,
+            ..Default::default()
+        };
+        rt.create_container(pod, id, &c, &image, &rootfs.path)
+            .expect("create");
         rt.start_container(id).expect("start");
     }
 
@@ -162,7 +191,10 @@ impl Drop for Node {
         if let Ok(rt) = Runtime::new(RuntimeConfig {
             run_dir: self.data().join("run"),
             cgroup_parent: self.cgroup_parent(),
-            helper: vec![binary("skiff-agent").into_os_string(), "runtime-helper".into()],
+            helper: vec![
+                binary("skiff-agent").into_os_string(),
+                "runtime-helper".into(),
+            ],
         }) {
             for s in rt.sandboxes().unwrap_or_default() {
                 let _ = rt.remove_sandbox(&s);

@@ -9,47 +9,94 @@ use skiff_tests::node::Node;
 #[test]
 fn exit_codes_env_args_workdir_user_hostname() {
     let node = Node::new("basics");
-    let (code, out, err) = node.run(&["-e", "FOO=bar"], "echo $IMAGE_ENV $FOO; pwd; id -u; hostname; echo to-stderr >&2; exit 7");
+    let (code, out, err) = node.run(
+        &["-e", "FOO=bar"],
+        "echo $IMAGE_ENV $FOO; pwd; id -u; hostname; echo to-stderr >&2; exit 7",
+    );
     assert_eq!(code, 7, "stderr: {err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "from-image bar");
     assert_eq!(lines[1], "/");
     assert_eq!(lines[2], "0");
-    assert!(lines[3].starts_with("run-"), "hostname is the sandbox's: {}", lines[3]);
+    assert!(
+        lines[3].starts_with("run-"),
+        "hostname is the sandbox's: {}",
+        lines[3]
+    );
     assert!(err.contains("to-stderr"));
     let (code, out, _) = node.run(&["--user", "1000"], "id -u; id -g");
-    assert_eq!((code, out.as_str()), (0, "1000\n1000\n"), "uid and the passwd group");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "1000\n1000\n"),
+        "uid and the passwd group"
+    );
     // Arguments replace the image's cmd.
-    let out = node.agent(&["run", "--rm", skiff_tests::node::IMAGE, "--", "echo", "a b", "c"]);
+    let out = node.agent(&[
+        "run",
+        "--rm",
+        skiff_tests::node::IMAGE,
+        "--",
+        "echo",
+        "a b",
+        "c",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a b c\n");
     // A missing command is an error naming it, and leaves nothing behind.
     let out = node.agent(&["run", "--rm", skiff_tests::node::IMAGE, "--", "/no/such"]);
     assert!(!out.status.success());
     let rt = node.runtime();
-    assert!(rt.list().unwrap().is_empty(), "no container left after a failed run");
+    assert!(
+        rt.list().unwrap().is_empty(),
+        "no container left after a failed run"
+    );
 }
 
 #[test]
 fn pod_containers_share_localhost_not_pids() {
     let node = Node::new("pod");
     let rt = node.runtime();
-    node.start(&rt, "pod1", "server", "echo pid=$$; echo pong | nc -l -p 8080; echo served", |c| {
-        c.working_dir = Some("/tmp".into());
-    });
+    node.start(
+        &rt,
+        "pod1",
+        "server",
+        "echo pid=$$; echo pong | nc -l -p 8080; echo served",
+        |c| {
+            c.working_dir = Some("/tmp".into());
+        },
+    );
     node.start(&rt, "pod1", "client", "echo pid=$$; pwd; hostname; for i in $(seq 100); do nc 127.0.0.1 8080 && break; sleep 0.05; done", |_| {});
-    let client = rt.wait("client", Some(Duration::from_secs(20))).unwrap().expect("client exits");
+    let client = rt
+        .wait("client", Some(Duration::from_secs(20)))
+        .unwrap()
+        .expect("client exits");
     assert_eq!(client.exit_code, 0);
     let log = node.log("client");
-    assert!(log.contains("pong"), "client reached the server on localhost: {log}");
+    assert!(
+        log.contains("pong"),
+        "client reached the server on localhost: {log}"
+    );
     assert!(log.contains("pid=1\n"), "own PID namespace: {log}");
-    assert!(log.contains("/\npod1\n"), "default working dir and the pod's hostname: {log}");
-    let server = rt.wait("server", Some(Duration::from_secs(20))).unwrap().expect("server exits");
+    assert!(
+        log.contains("/\npod1\n"),
+        "default working dir and the pod's hostname: {log}"
+    );
+    let server = rt
+        .wait("server", Some(Duration::from_secs(20)))
+        .unwrap()
+        .expect("server exits");
     assert_eq!(server.exit_code, 0);
     let slog = node.log("server");
-    assert!(slog.starts_with("pid=1\n"), "each container is PID 1 of its own namespace: {slog}");
+    assert!(
+        slog.starts_with("pid=1\n"),
+        "each container is PID 1 of its own namespace: {slog}"
+    );
     // The server's working dir was applied.
-    node.start(&rt, "pod1", "wd", "pwd", |c| c.working_dir = Some("/tmp".into()));
-    rt.wait("wd", Some(Duration::from_secs(20))).unwrap().unwrap();
+    node.start(&rt, "pod1", "wd", "pwd", |c| {
+        c.working_dir = Some("/tmp".into())
+    });
+    rt.wait("wd", Some(Duration::from_secs(20)))
+        .unwrap()
+        .unwrap();
     assert_eq!(node.log("wd"), "/tmp\n");
     rt.remove_sandbox("pod1").unwrap();
     assert!(rt.list().unwrap().is_empty());
@@ -63,27 +110,46 @@ fn limits_are_enforced() {
     assert_eq!(code, 137, "{err}");
     assert!(err.contains("OOMKilled"), "{err}");
     // pids: a fork bomb stops at the limit.
-    let (code, out, err) = node.run(&["--pids-limit", "8"], "for i in $(seq 20); do sleep 5 & done; echo started");
-    assert!(err.contains("can't fork") || err.contains("Resource temporarily unavailable"), "code {code} out {out} err {err}");
+    let (code, out, err) = node.run(
+        &["--pids-limit", "8"],
+        "for i in $(seq 20); do sleep 5 & done; echo started",
+    );
+    assert!(
+        err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
+        "code {code} out {out} err {err}"
+    );
     // cpu: a busy loop under a 0.1 cpu limit is throttled; without a limit it is not.
     let rt = node.runtime();
     for (id, limit) in [("spin-limited", Some(100)), ("spin-free", None)] {
         node.start(&rt, "cpu", id, "while true; do :; done", |c| {
-            c.resources = Resources { cpu_limit_millis: limit, cpu_request_millis: limit, ..Default::default() };
+            c.resources = Resources {
+                cpu_limit_millis: limit,
+                cpu_request_millis: limit,
+                ..Default::default()
+            };
         });
     }
     let mut throttled = (0, 0);
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(50));
-        throttled = (rt.stats("spin-limited").unwrap().cpu_throttled_periods, rt.stats("spin-free").unwrap().cpu_throttled_periods);
+        throttled = (
+            rt.stats("spin-limited").unwrap().cpu_throttled_periods,
+            rt.stats("spin-free").unwrap().cpu_throttled_periods,
+        );
         if throttled.0 >= 5 {
             break;
         }
     }
-    assert!(throttled.0 >= 5, "the limited loop was throttled: {throttled:?}");
+    assert!(
+        throttled.0 >= 5,
+        "the limited loop was throttled: {throttled:?}"
+    );
     assert_eq!(throttled.1, 0, "the unlimited loop was not: {throttled:?}");
     let s = rt.stats("spin-limited").unwrap();
-    assert!(s.cpu_usage_ns > 0 && s.pids >= 1 && s.memory_working_set > 0, "{s:?}");
+    assert!(
+        s.cpu_usage_ns > 0 && s.pids >= 1 && s.memory_working_set > 0,
+        "{s:?}"
+    );
     rt.remove_sandbox("cpu").unwrap();
 }
 
@@ -93,17 +159,42 @@ fn security_defaults_hold() {
     let script = "grep CapEff /proc/self/status; mount -t tmpfs none /mnt && echo MOUNTED; ps -o pid | wc -l; probe keyctl; grep -c . /proc/1/cmdline";
     let (code, out, err) = node.run(&[], script);
     assert_eq!(code, 0, "{err}");
-    let cap_eff = u64::from_str_radix(out.lines().next().unwrap().split_whitespace().nth(1).unwrap(), 16).unwrap();
+    let cap_eff = u64::from_str_radix(
+        out.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap(),
+        16,
+    )
+    .unwrap();
     assert_eq!(cap_eff & (1 << 21), 0, "no CAP_SYS_ADMIN: {out}");
     assert_eq!(cap_eff, 0xa80425fb, "exactly Docker's default set: {out}");
-    assert!(!out.contains("MOUNTED") && err.contains("mount"), "mount fails: {out} {err}");
+    assert!(
+        !out.contains("MOUNTED") && err.contains("mount"),
+        "mount fails: {out} {err}"
+    );
     let procs: usize = out.lines().nth(1).unwrap().trim().parse().unwrap();
-    assert!(procs <= 4, "only the container's processes are visible ({procs} lines)");
-    assert!(out.contains("errno 1\n"), "keyctl is blocked by the seccomp profile with EPERM: {out}");
+    assert!(
+        procs <= 4,
+        "only the container's processes are visible ({procs} lines)"
+    );
+    assert!(
+        out.contains("errno 1\n"),
+        "keyctl is blocked by the seccomp profile with EPERM: {out}"
+    );
     // The same probe in a privileged container (no seccomp) succeeds: the check can fail.
     let rt = node.runtime();
-    node.start(&rt, "priv", "priv", "probe keyctl", |c| c.security = Security { privileged: true, ..Default::default() });
-    rt.wait("priv", Some(Duration::from_secs(20))).unwrap().unwrap();
+    node.start(&rt, "priv", "priv", "probe keyctl", |c| {
+        c.security = Security {
+            privileged: true,
+            ..Default::default()
+        }
+    });
+    rt.wait("priv", Some(Duration::from_secs(20)))
+        .unwrap()
+        .unwrap();
     assert_eq!(node.log("priv"), "ok\n");
     // securityContext: runAsNonRoot refuses a root image user, readOnlyRootFilesystem holds.
     let store = node.store();
@@ -116,7 +207,10 @@ fn security_defaults_hold() {
             &skiff_runtime::ContainerConfig {
                 name: "nonroot".into(),
                 command: Some(vec!["true".into()]),
-                security: Security { run_as_non_root: true, ..Default::default() },
+                security: Security {
+                    run_as_non_root: true,
+                    ..Default::default()
+                },
                 log_path: node.log_path("nonroot"),
                 ..Default::default()
             },
@@ -125,11 +219,24 @@ fn security_defaults_hold() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("runAsNonRoot"), "{err}");
-    node.start(&rt, "priv", "ro", "touch /x && echo WROTE; touch /tmp/y && echo tmp-ok; id -u", |c| {
-        c.security = Security { read_only_root_filesystem: true, run_as_user: Some(1000), drop_capabilities: vec!["ALL".into()], ..Default::default() };
-        c.mounts = vec![];
-    });
-    rt.wait("ro", Some(Duration::from_secs(20))).unwrap().unwrap();
+    node.start(
+        &rt,
+        "priv",
+        "ro",
+        "touch /x && echo WROTE; touch /tmp/y && echo tmp-ok; id -u",
+        |c| {
+            c.security = Security {
+                read_only_root_filesystem: true,
+                run_as_user: Some(1000),
+                drop_capabilities: vec!["ALL".into()],
+                ..Default::default()
+            };
+            c.mounts = vec![];
+        },
+    );
+    rt.wait("ro", Some(Duration::from_secs(20)))
+        .unwrap()
+        .unwrap();
     let log = node.log("ro");
     assert!(!log.contains("WROTE") && log.contains("1000"), "{log}");
     rt.remove_sandbox("priv").unwrap();
@@ -139,23 +246,54 @@ fn security_defaults_hold() {
 fn logs_rotate_exec_works_stop_honours_grace() {
     let node = Node::new("lifecycle");
     let rt = node.runtime();
-    node.start(&rt, "p", "chatty", "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done", |c| {
-        c.log_max_size = Some(16 * 1024);
-        c.log_max_files = Some(3);
-    });
-    rt.wait("chatty", Some(Duration::from_secs(30))).unwrap().unwrap();
+    node.start(
+        &rt,
+        "p",
+        "chatty",
+        "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done",
+        |c| {
+            c.log_max_size = Some(16 * 1024);
+            c.log_max_files = Some(3);
+        },
+    );
+    rt.wait("chatty", Some(Duration::from_secs(30)))
+        .unwrap()
+        .unwrap();
     let path = node.log_path("chatty");
-    assert!(skiff_runtime::logs::rotated(&path, 1).exists() && skiff_runtime::logs::rotated(&path, 2).exists(), "rotated");
-    assert!(!skiff_runtime::logs::rotated(&path, 3).exists(), "at most 3 files");
+    assert!(
+        skiff_runtime::logs::rotated(&path, 1).exists()
+            && skiff_runtime::logs::rotated(&path, 2).exists(),
+        "rotated"
+    );
+    assert!(
+        !skiff_runtime::logs::rotated(&path, 3).exists(),
+        "at most 3 files"
+    );
     let log = node.log("chatty");
     assert!(log.ends_with("line 2999\n"), "the newest lines are kept");
     assert!(!log.contains("line 0\n"), "the oldest were rotated away");
 
     // exec, plain and with a terminal.
-    node.start(&rt, "p", "svc", "trap 'echo got TERM; exit 42' TERM; echo ready; while true; do sleep 0.1; done", |_| {});
+    node.start(
+        &rt,
+        "p",
+        "svc",
+        "trap 'echo got TERM; exit 42' TERM; echo ready; while true; do sleep 0.1; done",
+        |_| {},
+    );
     node.wait_log("svc", "ready");
     let mut e = rt
-        .exec("svc", &ExecConfig { args: vec!["sh".into(), "-c".into(), "read x; echo in:$x; hostname; exit 5".into()], ..Default::default() })
+        .exec(
+            "svc",
+            &ExecConfig {
+                args: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "read x; echo in:$x; hostname; exit 5".into(),
+                ],
+                ..Default::default()
+            },
+        )
         .unwrap();
     use std::io::{Read, Write};
     e.stdin.take().unwrap().write_all(b"hello\n").unwrap();
@@ -163,7 +301,16 @@ fn logs_rotate_exec_works_stop_honours_grace() {
     e.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     assert_eq!(e.wait().unwrap(), 5);
     assert_eq!(out, "in:hello\np\n");
-    let mut t = rt.exec("svc", &ExecConfig { args: vec!["sh".into(), "-c".into(), "tty; exit 3".into()], tty: true, ..Default::default() }).unwrap();
+    let mut t = rt
+        .exec(
+            "svc",
+            &ExecConfig {
+                args: vec!["sh".into(), "-c".into(), "tty; exit 3".into()],
+                tty: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let mut tty = t.tty.take().unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
@@ -175,14 +322,24 @@ fn logs_rotate_exec_works_stop_honours_grace() {
         seen.extend_from_slice(&buf[..n]);
     }
     assert_eq!(t.wait().unwrap(), 3);
-    assert!(String::from_utf8_lossy(&seen).contains("/dev/pts/"), "{}", String::from_utf8_lossy(&seen));
+    assert!(
+        String::from_utf8_lossy(&seen).contains("/dev/pts/"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
 
     // stop: a container that handles TERM exits with its own code; one that ignores it is
     // killed once the grace period ends.
     let exit = rt.stop("svc", Duration::from_secs(20)).unwrap();
     assert_eq!(exit.exit_code, 42);
     assert!(node.log("svc").contains("got TERM"));
-    node.start(&rt, "p", "stubborn", "trap '' TERM; echo ready; while true; do sleep 0.1; done", |_| {});
+    node.start(
+        &rt,
+        "p",
+        "stubborn",
+        "trap '' TERM; echo ready; while true; do sleep 0.1; done",
+        |_| {},
+    );
     node.wait_log("stubborn", "ready");
     let exit = rt.stop("stubborn", Duration::from_millis(300)).unwrap();
     assert_eq!((exit.exit_code, exit.signal), (137, Some(9)));
@@ -193,20 +350,43 @@ fn logs_rotate_exec_works_stop_honours_grace() {
 fn containers_survive_a_runtime_restart_and_are_readopted() {
     let node = Node::new("readopt");
     let rt = node.runtime();
-    node.start(&rt, "p", "long", "echo before; while true; do sleep 0.1; done", |_| {});
+    node.start(
+        &rt,
+        "p",
+        "long",
+        "echo before; while true; do sleep 0.1; done",
+        |_| {},
+    );
     node.wait_log("long", "before");
     let pid = rt.status("long").unwrap().pid.unwrap();
     let helper = rt.helper_pid();
     drop(rt);
-    assert!(!std::path::Path::new(&format!("/proc/{helper}")).exists() || std::fs::read_to_string(format!("/proc/{helper}/stat")).unwrap_or_default().contains(") Z"), "helper exited with its runtime");
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the container kept running");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{helper}")).exists()
+            || std::fs::read_to_string(format!("/proc/{helper}/stat"))
+                .unwrap_or_default()
+                .contains(") Z"),
+        "helper exited with its runtime"
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the container kept running"
+    );
     let rt = node.runtime();
     let list = rt.list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].state, ContainerState::Running);
     assert_eq!(list[0].pid, Some(pid), "same process, never restarted");
     // Logs kept flowing while nobody drove the runtime, and exec/stop work after adoption.
-    let mut e = rt.exec("long", &ExecConfig { args: vec!["sh".into(), "-c".into(), "echo adopted".into()], ..Default::default() }).unwrap();
+    let mut e = rt
+        .exec(
+            "long",
+            &ExecConfig {
+                args: vec!["sh".into(), "-c".into(), "echo adopted".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let mut out = String::new();
     use std::io::Read;
     e.stdout.take().unwrap().read_to_string(&mut out).unwrap();
