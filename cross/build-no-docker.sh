@@ -23,12 +23,44 @@ specs=/usr/lib/arm-linux-musleabihf/musl-gcc.specs
 # libgcc supplies compiler helpers C code needs on armv7 (mimalloc: __popcountsi2).
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C link-self-contained=no -C link-arg=-specs=$specs -C link-arg=-static -L $armv7_libs -C link-arg=-lgcc"
 
+# libcontainer 0.7.0 does not compile for 32-bit targets (it compares a u32 filesystem magic
+# with a u64 constant in tty.rs). For armv7 the build uses a copy of the crate with
+# cross/libcontainer-0.7.0-32bit.patch applied, through a [patch] given on the command line
+# Cargo records the patched source in Cargo.lock; the build puts the repository's lock file
+# back afterwards.
+patched_libcontainer() {
+  local patched="$target_dir/cross-libs/patched/libcontainer-0.7.0"
+  if [ ! -f "$patched/.skiff-patched" ]; then
+    cargo fetch --quiet
+    local src
+    src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/libcontainer-0.7.0 | head -1)
+    rm -rf "$patched"
+    mkdir -p "$(dirname "$patched")"
+    cp -r "$src" "$patched"
+    patch --quiet -d "$patched" -p1 < cross/libcontainer-0.7.0-32bit.patch
+    touch "$patched/.skiff-patched"
+  fi
+  echo "$patched"
+}
+
 build() {
   local t=$1; shift
+  # skiff-runtime links libseccomp (libcontainer's seccomp): a static musl build per target.
+  local seccomp="$target_dir/cross-libs/$t/libseccomp"
+  cross/libseccomp.sh "$t" "$seccomp" 2>&1 | grep -v "modifier ignored\|WARNING\|^W:" || true
+  test -f "$seccomp/lib/libseccomp.a" || { echo "libseccomp for $t failed" >&2; exit 1; }
+  export LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH="$seccomp/lib"
   case "$t" in
     armv7-unknown-linux-musleabihf)
-      RUSTC_BOOTSTRAP=1 cargo --config cross/debian.toml "$@" --target "$t" \
-        -Zbuild-std=std,panic_abort ;;
+      local patched saved="$target_dir/cross-libs/Cargo.lock.repo"
+      patched=$(patched_libcontainer)
+      cp -f Cargo.lock "$saved"
+      local rc=0
+      RUSTC_BOOTSTRAP=1 cargo --config cross/debian.toml \
+        --config "patch.crates-io.libcontainer.path=\"$patched\"" "$@" --target "$t" \
+        -Zbuild-std=std,panic_abort || rc=$?
+      cp -f "$saved" Cargo.lock
+      return $rc ;;
     *) cargo --config cross/debian.toml "$@" --target "$t" ;;
   esac
 }

@@ -145,8 +145,15 @@ fn handle(req: Request, fds: Vec<OwnedFd>) -> Result<(Response, Vec<OwnedFd>), S
             lc_root,
             process_json,
             console_socket,
+            seccomp_bpf,
         } => {
-            exec(id, lc_root, process_json, console_socket, fds)?;
+            let bpf = match seccomp_bpf {
+                Some(p) => {
+                    Some(std::fs::read(&p).map_err(|e| format!("reading {}: {e}", p.display()))?)
+                }
+                None => None,
+            };
+            exec(id, lc_root, process_json, console_socket, bpf, fds)?;
             Ok((Response::Ok, vec![]))
         }
     }
@@ -315,9 +322,19 @@ fn monitor(job: MonitorJob, report: OwnedFd) -> ! {
         let (err_r, err_w) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
         let null = File::open("/dev/null").map_err(|e| e.to_string())?;
-        let container = ContainerBuilder::new(job.id.clone(), SyscallType::default())
+        let mut builder = ContainerBuilder::new(job.id.clone(), SyscallType::default())
             .with_root_path(&job.lc_root)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        match std::fs::read(job.bundle.join("seccomp.bpf")) {
+            Ok(bpf) => {
+                builder = builder.with_executor(sys::BpfExecutor {
+                    bpf: std::sync::Arc::new(bpf),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("reading seccomp.bpf: {e}")),
+        }
+        let container = builder
             .with_stdin(null)
             .with_stdout(out_w)
             .with_stderr(err_w)
@@ -458,6 +475,7 @@ fn exec(
     lc_root: PathBuf,
     process_json: PathBuf,
     console_socket: Option<PathBuf>,
+    bpf: Option<Vec<u8>>,
     fds: Vec<OwnedFd>,
 ) -> Result<(), String> {
     let tty = console_socket.is_some();
@@ -490,6 +508,11 @@ fn exec(
                     .with_console_socket(console_socket.as_ref());
                 if let Some((i, o, e)) = stdio {
                     b = b.with_stdin(i).with_stdout(o).with_stderr(e);
+                }
+                if let Some(bpf) = bpf {
+                    b = b.with_executor(sys::BpfExecutor {
+                        bpf: std::sync::Arc::new(bpf),
+                    });
                 }
                 let pid = b
                     .as_tenant()

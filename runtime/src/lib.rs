@@ -193,6 +193,8 @@ pub struct Runtime {
     helper: Mutex<Helper>,
     /// pidfds of the monitors this runtime knows, by container.
     monitors: Mutex<HashMap<String, OwnedFd>>,
+    /// Compiled seccomp programs by profile (a handful: one per capability set).
+    seccomp_cache: Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
 }
 
 fn valid_id(what: &str, id: &str) -> Result<(), RuntimeError> {
@@ -234,6 +236,7 @@ impl Runtime {
             cgroup_v2: cgroups::is_v2(),
             helper: Mutex::new(helper),
             monitors: Mutex::new(HashMap::new()),
+            seccomp_cache: Mutex::new(HashMap::new()),
             cfg,
         };
         rt.readopt()?;
@@ -505,7 +508,7 @@ impl Runtime {
             host_network: srec.host_network,
             ..Default::default()
         };
-        let spec = spec::build(&SpecInput {
+        let mut spec = spec::build(&SpecInput {
             sandbox: &scfg,
             paths: &paths,
             container: c,
@@ -523,6 +526,18 @@ impl Runtime {
         let bundle = dir.join("bundle");
         fs::create_dir_all(&bundle).map_err(io_err("creating bundle"))?;
         let result = (|| {
+            // With no_new_privs, the seccomp program is compiled once per profile here and
+            // only loaded in the container (libcontainer would compile it in every init).
+            let nnp = spec.process().as_ref().and_then(|p| p.no_new_privileges()) == Some(true);
+            let profile = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+            if let (true, Some(profile)) = (nnp, profile) {
+                let bpf = self.compiled_seccomp(&profile)?;
+                fs::write(bundle.join("seccomp.bpf"), &*bpf)
+                    .map_err(io_err("writing seccomp.bpf"))?;
+                let mut linux = spec.linux().clone().expect("profile came from linux");
+                linux.set_seccomp(None);
+                spec.set_linux(Some(linux));
+            }
             spec.save(bundle.join("config.json"))
                 .map_err(|e| RuntimeError::Helper(format!("writing config.json: {e}")))?;
             let record = ContainerRecord {
@@ -560,6 +575,24 @@ impl Runtime {
             let _ = fs::remove_dir_all(&dir);
         }
         result
+    }
+
+    fn compiled_seccomp(
+        &self,
+        profile: &oci_spec::runtime::LinuxSeccomp,
+    ) -> Result<std::sync::Arc<Vec<u8>>, RuntimeError> {
+        let key =
+            serde_json::to_string(profile).map_err(|e| RuntimeError::Helper(e.to_string()))?;
+        let mut cache = self.seccomp_cache.lock().unwrap();
+        if let Some(b) = cache.get(&key) {
+            return Ok(b.clone());
+        }
+        let bpf = std::sync::Arc::new(
+            seccomp::compile(profile)
+                .map_err(|e| RuntimeError::Helper(format!("compiling seccomp: {e}")))?,
+        );
+        cache.insert(key, bpf.clone());
+        Ok(bpf)
     }
 
     /// Lets a created container run.
@@ -827,6 +860,7 @@ impl Runtime {
         state::write_json(&process_json, &process).map_err(io_err("writing process.json"))?;
         let (status_r, status_w) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno("pipe"))?;
+        let seccomp_bpf = Some(dir.join("bundle/seccomp.bpf")).filter(|p| p.exists());
         let cleanup = |p: &Path| {
             let _ = fs::remove_file(p);
         };
@@ -840,6 +874,7 @@ impl Runtime {
                     lc_root: self.lc_root(),
                     process_json: process_json.clone(),
                     console_socket: Some(sock_path.clone()),
+                    seccomp_bpf: seccomp_bpf.clone(),
                 },
                 &[status_w.as_fd()],
             );
@@ -860,6 +895,7 @@ impl Runtime {
                     lc_root: self.lc_root(),
                     process_json: process_json.clone(),
                     console_socket: None,
+                    seccomp_bpf: seccomp_bpf.clone(),
                 },
                 &[in_r.as_fd(), out_w.as_fd(), err_w.as_fd(), status_w.as_fd()],
             );

@@ -50,6 +50,8 @@ pub enum Request {
         lc_root: PathBuf,
         process_json: PathBuf,
         console_socket: Option<PathBuf>,
+        /// The container's precompiled seccomp program, which the exec'd process loads too.
+        seccomp_bpf: Option<PathBuf>,
     },
 }
 

@@ -967,6 +967,52 @@ mod tests {
     }
 
     #[test]
+    fn cgroup_v2_hosts_get_a_cgroup_namespace() {
+        let sandbox = SandboxConfig {
+            id: "p1".into(),
+            hostname: "h".into(),
+            ..Default::default()
+        };
+        let p = paths();
+        let c = ContainerConfig {
+            command: Some(vec!["sh".into()]),
+            ..Default::default()
+        };
+        for v2 in [false, true] {
+            let spec = build(&SpecInput {
+                sandbox: &sandbox,
+                paths: &p,
+                container: &c,
+                image: &ImageDefaults::default(),
+                rootfs: Path::new("/r"),
+                cgroups_path: "/skiff/n/podp1/c",
+                user: &ResolvedUser {
+                    uid: 0,
+                    gid: 0,
+                    additional_gids: vec![],
+                },
+                cgroup_v2: v2,
+                nofile: 1024,
+                bounding: u64::MAX,
+            })
+            .unwrap();
+            let linux = spec.linux().as_ref().unwrap();
+            let has_cgroupns = linux
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Cgroup);
+            assert_eq!(has_cgroupns, v2);
+            assert_eq!(
+                linux.cgroups_path().as_deref(),
+                Some(Path::new("/skiff/n/podp1/c")),
+                "absolute path on both"
+            );
+        }
+    }
+
+    #[test]
     fn users_resolve_like_docker() {
         let passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n";
         let group = "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nwheel:x:10:app,root\n";

@@ -26,16 +26,13 @@ pub struct ExitInfo {
     pub finished_at: String,
 }
 
-/// Writes a small file atomically (temp file, fsync, rename).
+/// Writes a small file atomically (temp file, rename). No fsync: this is run-time state,
+/// which must survive the agent's process (the page cache does) but not a reboot, after
+/// which no container is left to describe.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 

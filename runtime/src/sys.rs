@@ -95,3 +95,67 @@ pub fn loopback_up() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// libcontainer's executor with a precompiled seccomp program: loads it, then execs the
+/// payload exactly as libcontainer's default executor does. It runs in the container's init
+/// after `no_new_privs` is set (only containers with `no_new_privs` take this path), as the
+/// last step before exec, which is where libcontainer would load the filter itself.
+#[derive(Clone)]
+pub struct BpfExecutor {
+    pub bpf: std::sync::Arc<Vec<u8>>,
+}
+
+impl libcontainer::workload::Executor for BpfExecutor {
+    fn exec(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorError> {
+        load_seccomp(&self.bpf).map_err(|e| {
+            libcontainer::workload::ExecutorError::Other(format!("loading seccomp: {e}"))
+        })?;
+        libcontainer::workload::default::DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorValidationError> {
+        libcontainer::workload::default::DefaultExecutor {}.validate(spec)
+    }
+}
+
+/// Loads a classic BPF seccomp program (an array of 8-byte `sock_filter`) into this thread.
+pub fn load_seccomp(bpf: &[u8]) -> io::Result<()> {
+    if bpf.is_empty() || !bpf.len().is_multiple_of(8) || bpf.len() / 8 > u16::MAX as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a BPF program",
+        ));
+    }
+    let filters: Vec<libc::sock_filter> = bpf
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: filters.len() as u16,
+        filter: filters.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `filters`, which outlives the call; the kernel copies the
+    // program and does not keep the pointer.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -301,6 +301,23 @@ fn logs_rotate_exec_works_stop_honours_grace() {
     e.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     assert_eq!(e.wait().unwrap(), 5);
     assert_eq!(out, "in:hello\np\n");
+    // An exec'd process is confined like the container: same seccomp profile.
+    let mut e = rt
+        .exec(
+            "svc",
+            &ExecConfig {
+                args: vec!["probe".into(), "keyctl".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut out = String::new();
+    e.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(e.wait().unwrap(), 0);
+    assert_eq!(
+        out, "errno 1\n",
+        "keyctl is blocked in exec'd processes too"
+    );
     let mut t = rt
         .exec(
             "svc",
@@ -394,4 +411,145 @@ fn containers_survive_a_runtime_restart_and_are_readopted() {
     let exit = rt.stop("long", Duration::from_millis(200)).unwrap();
     assert_eq!(exit.exit_code, 137);
     rt.remove_sandbox("p").unwrap();
+}
+
+#[test]
+fn volumes_and_generated_files() {
+    use skiff_runtime::{
+        DnsConfig, HostPathKind, MountConfig, ProjectedFile, SandboxConfig, Volume, VolumeSource,
+    };
+    let node = Node::new("volumes");
+    let rt = node.runtime();
+    let host_dir = node.data().join("host-data");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("from-host"), "host file\n").unwrap();
+    rt.create_sandbox(&SandboxConfig {
+        id: "vol".into(),
+        hostname: "web-0".into(),
+        pod_ip: Some("10.42.0.7".parse().unwrap()),
+        host_aliases: vec![("10.42.0.1".parse().unwrap(), vec!["gateway.local".into()])],
+        dns: DnsConfig {
+            nameservers: vec!["10.43.0.10".parse().unwrap()],
+            searches: vec!["default.svc.cluster.local".into()],
+            options: vec!["ndots:5".into()],
+        },
+        volumes: vec![
+            Volume {
+                name: "scratch".into(),
+                source: VolumeSource::EmptyDir {
+                    memory: false,
+                    size_limit: None,
+                },
+            },
+            Volume {
+                name: "ram".into(),
+                source: VolumeSource::EmptyDir {
+                    memory: true,
+                    size_limit: Some(4 << 20),
+                },
+            },
+            Volume {
+                name: "host".into(),
+                source: VolumeSource::HostPath {
+                    path: host_dir.clone(),
+                    kind: HostPathKind::Directory,
+                },
+            },
+            Volume {
+                name: "config".into(),
+                source: VolumeSource::Files {
+                    files: vec![ProjectedFile {
+                        path: "app/settings.conf".into(),
+                        data: b"mode=edge\n".to_vec(),
+                        mode: None,
+                    }],
+                    default_mode: 0o644,
+                    tmpfs: false,
+                },
+            },
+            Volume {
+                name: "secret".into(),
+                source: VolumeSource::Files {
+                    files: vec![ProjectedFile {
+                        path: "token".into(),
+                        data: b"t0k3n".to_vec(),
+                        mode: Some(0o400),
+                    }],
+                    default_mode: 0o644,
+                    tmpfs: true,
+                },
+            },
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    let mounts = vec![
+        MountConfig {
+            volume: "scratch".into(),
+            container_path: "/scratch".into(),
+            ..Default::default()
+        },
+        MountConfig {
+            volume: "ram".into(),
+            container_path: "/ram".into(),
+            ..Default::default()
+        },
+        MountConfig {
+            volume: "host".into(),
+            container_path: "/host".into(),
+            read_only: true,
+            ..Default::default()
+        },
+        MountConfig {
+            volume: "config".into(),
+            container_path: "/etc/app".into(),
+            read_only: true,
+            sub_path: Some("app".into()),
+        },
+        MountConfig {
+            volume: "secret".into(),
+            container_path: "/var/run/secrets/token".into(),
+            read_only: true,
+            ..Default::default()
+        },
+    ];
+    let script = "echo shared > /scratch/a; cat /host/from-host; touch /host/x 2>/dev/null || echo host-ro; \
+                  cat /etc/app/settings.conf; cat /var/run/secrets/token/token; echo; stat -c %a /var/run/secrets/token/token; \
+                  dd if=/dev/zero of=/ram/big bs=1M count=8 2>/dev/null || echo ram-full; grep ' /ram ' /proc/mounts | cut -d' ' -f3; \
+                  cat /etc/hostname; grep web-0 /etc/hosts; grep gateway /etc/hosts; cat /etc/resolv.conf";
+    node.start(&rt, "vol", "writer", script, |c| c.mounts = mounts.clone());
+    rt.wait("writer", Some(Duration::from_secs(20)))
+        .unwrap()
+        .unwrap();
+    node.start(&rt, "vol", "reader", "cat /scratch/a", |c| {
+        c.mounts = mounts.clone()
+    });
+    rt.wait("reader", Some(Duration::from_secs(20)))
+        .unwrap()
+        .unwrap();
+    let log = node.log("writer");
+    for want in [
+        "host file\n",
+        "host-ro\n",
+        "mode=edge\n",
+        "t0k3n\n400\n",
+        "ram-full\ntmpfs\n",
+        "web-0\n10.42.0.7\tweb-0\n",
+        "10.42.0.1\tgateway.local\n",
+        "nameserver 10.43.0.10\nsearch default.svc.cluster.local\noptions ndots:5\n",
+    ] {
+        assert!(log.contains(want), "{want:?} missing from:\n{log}");
+    }
+    assert_eq!(
+        node.log("reader"),
+        "shared\n",
+        "emptyDir is shared by the pod's containers"
+    );
+    assert!(!host_dir.join("x").exists());
+    rt.remove_sandbox("vol").unwrap();
+    assert!(
+        host_dir.join("from-host").exists(),
+        "a hostPath outlives the pod"
+    );
+    assert!(!node.data().join("run/sandboxes/vol").exists());
 }

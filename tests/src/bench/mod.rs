@@ -2,6 +2,7 @@
 //! the same run (machines are noisy; ratios hold).
 
 pub mod etcd;
+pub mod runtime;
 pub mod store;
 
 /// The p-th percentile (0..=100) of sorted samples.
