@@ -113,6 +113,10 @@ pub fn run() -> anyhow::Result<()> {
         node.data()
             .join("run/containers/template/bundle/config.json"),
     )?;
+    let precompiled = node
+        .data()
+        .join("run/containers/template/bundle/seccomp.bpf")
+        .exists();
     rt.remove_container("template")?;
     let mut spec: serde_json::Value = serde_json::from_str(&spec_text)?;
     // skiff hands libcontainer the seccomp program precompiled (bundle/seccomp.bpf) and takes
