@@ -35,6 +35,9 @@ use crate::sys::{self, Forked};
 /// The descriptor the helper's control socket is passed on.
 pub const CONTROL_FD: i32 = 3;
 
+/// libpathrs' cached procfs handle, which forked children keep.
+static PROCFS_FD: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
 /// Entry point of the helper process (`skiff-agent runtime-helper`). Returns only on error;
 /// exits when the agent closes the socket.
 pub fn helper_main() -> io::Result<()> {
@@ -45,6 +48,16 @@ pub fn helper_main() -> io::Result<()> {
         )));
     }
     let sock = sys::inherited_fd(CONTROL_FD)?;
+    // libcontainer opens /proc through libpathrs, which mounts a private procfs instance and
+    // caches it per process. Warm that cache here, once: every monitor and container process
+    // forked from the helper inherits it instead of mounting (and tearing down) its own.
+    match pathrs::procfs::ProcfsHandle::new() {
+        Ok(h) => {
+            use std::os::fd::AsFd;
+            let _ = PROCFS_FD.set(h.as_fd().as_raw_fd());
+        }
+        Err(e) => tracing::debug!("no cached procfs handle: {e}"),
+    }
     loop {
         let readable = {
             let mut fds = [PollFd::new(&sock, PollFlags::IN)];
@@ -304,8 +317,9 @@ fn isolate_descriptors(keep: &[i32]) {
                 .collect()
         })
         .unwrap_or_default();
+    let procfs = PROCFS_FD.get().copied();
     for fd in open {
-        if fd > 2 && !keep.contains(&fd) {
+        if fd > 2 && !keep.contains(&fd) && Some(fd) != procfs {
             let _ = nix::unistd::close(fd);
         }
     }
