@@ -25,8 +25,21 @@ pub fn run(args: &Args, cmd: &Command) -> Result<i32, Error> {
     }
 }
 
+/// Opens the image store, first importing any new archive dropped in `<data-dir>/images/`
+/// (the airgap directory, read whenever the agent starts).
 fn store(args: &Args) -> Result<ImageStore, Error> {
-    Ok(ImageStore::open(&args.data_dir.join("content"))?)
+    let store = ImageStore::open(&args.data_dir.join("content"))?;
+    for (path, result) in store.import_airgap(&args.data_dir.join("images")) {
+        match result {
+            Ok(recs) => {
+                for r in recs {
+                    eprintln!("imported {} from {}", r.familiar_name(), path.display());
+                }
+            }
+            Err(e) => eprintln!("warning: {}: {e}", path.display()),
+        }
+    }
+    Ok(store)
 }
 
 fn registries(args: &Args) -> Result<RegistryConfig, Error> {

@@ -249,6 +249,21 @@ fn offline_import_of_both_archive_formats() {
         .unwrap()
         .count();
     assert_eq!(blobs, 0);
+    // The airgap directory: archives dropped in <data-dir>/images/ are imported at start.
+    std::fs::create_dir_all(node.data().join("images")).unwrap();
+    image::docker_save(&node.data().join("images/dropped.tar"), "dropped/app:7");
+    let out = node.agent(&["image", "ls"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("imported dropped/app:7"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dropped/app:7"));
+    let again = node.agent(&["image", "ls"]);
+    assert!(
+        !String::from_utf8_lossy(&again.stderr).contains("imported"),
+        "imported once"
+    );
     // A crafted archive is refused with the entry named.
     let bad = dir.path().join("bad.tar");
     std::fs::write(&bad, b"definitely not a tar archive").unwrap();
