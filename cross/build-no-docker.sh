@@ -23,26 +23,9 @@ specs=/usr/lib/arm-linux-musleabihf/musl-gcc.specs
 # libgcc supplies compiler helpers C code needs on armv7 (mimalloc: __popcountsi2).
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C link-self-contained=no -C link-arg=-specs=$specs -C link-arg=-static -L $armv7_libs -C link-arg=-lgcc"
 
-# libcontainer 0.7.0 does not compile for 32-bit targets (it compares a u32 filesystem magic
-# with a u64 constant in tty.rs). For armv7 the build uses a copy of the crate with
-# cross/libcontainer-0.7.0-32bit.patch applied, through a [patch] given on the command line
-# Cargo records the patched source in Cargo.lock; the build puts the repository's lock file
-# back afterwards.
-patched_libcontainer() {
-  local patched="$target_dir/cross-libs/patched/libcontainer-0.7.0"
-  if [ ! -f "$patched/.skiff-patched" ]; then
-    cargo fetch --quiet
-    local src
-    src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/libcontainer-0.7.0 | head -1)
-    rm -rf "$patched"
-    mkdir -p "$(dirname "$patched")"
-    cp -r "$src" "$patched"
-    patch --quiet -d "$patched" -p1 < cross/libcontainer-0.7.0-32bit.patch
-    touch "$patched/.skiff-patched"
-  fi
-  echo "$patched"
-}
-
+# libcontainer 0.7.0 does not compile for 32-bit targets: armv7 builds against a patched
+# copy (cross/patch-libcontainer.sh) given as a [patch] on the command line. Cargo records
+# the patched source in Cargo.lock; the build puts the repository's lock file back.
 build() {
   local t=$1; shift
   # skiff-runtime links libseccomp (libcontainer's seccomp): a static musl build per target.
@@ -53,7 +36,7 @@ build() {
   case "$t" in
     armv7-unknown-linux-musleabihf)
       local patched saved="$target_dir/cross-libs/Cargo.lock.repo"
-      patched=$(patched_libcontainer)
+      patched=$(cross/patch-libcontainer.sh "$target_dir/cross-libs/patched/libcontainer-0.7.0")
       cp -f Cargo.lock "$saved"
       local rc=0
       RUSTC_BOOTSTRAP=1 cargo --config cross/debian.toml \
