@@ -410,14 +410,7 @@ fn apply_entry<R: Read>(
                 .into_owned();
             rfs::symlinkat(OsStr::from_bytes(&target), &parent, name.as_os_str())
                 .map_err(errno_ctx(format!("symlink {name_str}")))?;
-            rfs::chownat(
-                &parent,
-                name.as_os_str(),
-                owner.0,
-                owner.1,
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(errno_ctx(format!("chown {name_str}")))?;
+            lchown(&parent, name, owner, &name_str)?;
             rfs::utimensat(
                 &parent,
                 name.as_os_str(),
@@ -478,18 +471,21 @@ fn apply_entry<R: Read>(
                 dev,
             )
             .map_err(errno_ctx(format!("mknod {name_str}")))?;
-            rfs::chownat(
-                &parent,
-                name.as_os_str(),
-                owner.0,
-                owner.1,
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(errno_ctx(format!("chown {name_str}")))?;
+            lchown(&parent, name, owner, &name_str)?;
         }
         other => return Err(fmt(format!("unsupported tar entry type {other:?}"))),
     }
     Ok(())
+}
+
+fn lchown(
+    parent: &OwnedFd,
+    name: &OsStr,
+    owner: (Option<rfs::Uid>, Option<rfs::Gid>),
+    entry: &str,
+) -> Result<(), UnpackError> {
+    rfs::chownat(parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(errno_ctx(format!("chown {entry}")))
 }
 
 /// Extended attributes carried in PAX headers (`SCHILY.xattr.*`). overlayfs' own attributes

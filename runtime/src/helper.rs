@@ -28,7 +28,7 @@ use nix::unistd::Pid;
 use rustix::event::{poll, PollFd, PollFlags};
 
 use crate::logs::{LogWriter, Stream};
-use crate::protocol::{self, Request, Response};
+use crate::protocol::{self, ContainerJob, Request, Response};
 use crate::state::{self, ExitInfo, MonitorInfo};
 use crate::sys::{self, Forked};
 
@@ -108,30 +108,7 @@ fn handle(req: Request, fds: Vec<OwnedFd>) -> Result<(Response, Vec<OwnedFd>), S
             create_sandbox(&ns_dir, &hostname, host_network)?;
             Ok((Response::Ok, vec![]))
         }
-        Request::CreateContainer {
-            id,
-            lc_root,
-            bundle,
-            state_dir,
-            log_path,
-            log_max_size,
-            log_max_files,
-            cgroup_path,
-            cgroup_v2,
-        } => {
-            let job = MonitorJob {
-                id,
-                lc_root,
-                bundle,
-                state_dir,
-                log_path,
-                log_max_size,
-                log_max_files,
-                cgroup_path,
-                cgroup_v2,
-            };
-            create_container(job)
-        }
+        Request::CreateContainer(job) => create_container(job),
         Request::Start { id, lc_root } => {
             let mut c = Container::load(lc_root.join(&id))
                 .map_err(|e| format!("loading container {id}: {e}"))?;
@@ -237,19 +214,7 @@ fn create_sandbox(ns_dir: &Path, hostname: &str, host_network: bool) -> Result<(
     })
 }
 
-struct MonitorJob {
-    id: String,
-    lc_root: PathBuf,
-    bundle: PathBuf,
-    state_dir: PathBuf,
-    log_path: PathBuf,
-    log_max_size: Option<u64>,
-    log_max_files: Option<u32>,
-    cgroup_path: String,
-    cgroup_v2: bool,
-}
-
-fn create_container(job: MonitorJob) -> Result<(Response, Vec<OwnedFd>), String> {
+fn create_container(job: ContainerJob) -> Result<(Response, Vec<OwnedFd>), String> {
     let (r, w) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
     match sys::fork().map_err(|e| format!("fork: {e}"))? {
@@ -326,7 +291,7 @@ fn isolate_descriptors(keep: &[i32]) {
 }
 
 /// The monitor: creates the container, reports, then logs and waits. Never returns.
-fn monitor(job: MonitorJob, report: OwnedFd) -> ! {
+fn monitor(job: ContainerJob, report: OwnedFd) -> ! {
     let _ = nix::unistd::setsid();
     isolate_descriptors(&[report.as_raw_fd()]);
     let mut report = File::from(report);
@@ -392,7 +357,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Copies output to the log until the init exits and its output ends; returns the exit.
-fn supervise(job: &MonitorJob, init_pid: i32, out_r: OwnedFd, err_r: OwnedFd) -> ExitInfo {
+fn supervise(job: &ContainerJob, init_pid: i32, out_r: OwnedFd, err_r: OwnedFd) -> ExitInfo {
     let mut log = LogWriter::open(&job.log_path, job.log_max_size, job.log_max_files).ok();
     let pidfd = rustix::process::Pid::from_raw(init_pid)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());

@@ -553,7 +553,7 @@ impl Runtime {
             state::write_json(&dir.join("record.json"), &record)
                 .map_err(io_err("writing container record"))?;
             let (_, fds) = self.call(
-                &Request::CreateContainer {
+                &Request::CreateContainer(protocol::ContainerJob {
                     id: id.to_string(),
                     lc_root: self.lc_root(),
                     bundle: bundle.clone(),
@@ -563,7 +563,7 @@ impl Runtime {
                     log_max_files: c.log_max_files,
                     cgroup_path: cgroup_path.clone(),
                     cgroup_v2: self.cgroup_v2,
-                },
+                }),
                 &[],
             )?;
             if let Some(fd) = fds.into_iter().next() {

@@ -27,17 +27,7 @@ pub enum Request {
     },
     /// Create the container (libcontainer `build`) in a new monitor process that keeps its
     /// logs and its exit status.
-    CreateContainer {
-        id: String,
-        lc_root: PathBuf,
-        bundle: PathBuf,
-        state_dir: PathBuf,
-        log_path: PathBuf,
-        log_max_size: Option<u64>,
-        log_max_files: Option<u32>,
-        cgroup_path: String,
-        cgroup_v2: bool,
-    },
+    CreateContainer(ContainerJob),
     /// Let the created container's process run.
     Start { id: String, lc_root: PathBuf },
     /// Remove libcontainer's state and the container's cgroup.
@@ -53,6 +43,20 @@ pub enum Request {
         /// The container's precompiled seccomp program, which the exec'd process loads too.
         seccomp_bpf: Option<PathBuf>,
     },
+}
+
+/// What a container's monitor needs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ContainerJob {
+    pub id: String,
+    pub lc_root: PathBuf,
+    pub bundle: PathBuf,
+    pub state_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub log_max_size: Option<u64>,
+    pub log_max_files: Option<u32>,
+    pub cgroup_path: String,
+    pub cgroup_v2: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
