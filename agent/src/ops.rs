@@ -339,10 +339,12 @@ fn run_container(args: &Args, r: &RunArgs) -> Result<i32, Error> {
         host_network: r.net_host,
         ..Default::default()
     })?;
-    let cleanup = |runtime: &Runtime| {
-        let _ = runtime.remove_sandbox(&id);
-        let _ = store.remove_rootfs(&id);
+    // The sandbox (and container), the root filesystem and the log of this run.
+    let remove = |runtime: &Runtime| -> Result<(), Error> {
+        runtime.remove_sandbox(&id)?;
+        store.remove_rootfs(&id)?;
         let _ = std::fs::remove_file(&log_path);
+        Ok(())
     };
     let started = (|| -> Result<(), Error> {
         let rootfs = store.prepare_rootfs(&id, &rec)?;
@@ -351,7 +353,7 @@ fn run_container(args: &Args, r: &RunArgs) -> Result<i32, Error> {
         Ok(())
     })();
     if let Err(e) = started {
-        cleanup(&runtime);
+        let _ = remove(&runtime);
         return Err(e);
     }
     {
@@ -393,9 +395,7 @@ fn run_container(args: &Args, r: &RunArgs) -> Result<i32, Error> {
         eprintln!("{id}: OOMKilled");
     }
     if r.rm {
-        runtime.remove_sandbox(&id)?;
-        store.remove_rootfs(&id)?;
-        let _ = std::fs::remove_file(&log_path);
+        remove(&runtime)?;
     } else {
         eprintln!(
             "{id}: kept (skiff-agent rm {id} removes it; its log is {})",
@@ -430,24 +430,23 @@ fn ps(args: &Args) -> Result<i32, Error> {
 fn rm(args: &Args, ids: &[String]) -> Result<i32, Error> {
     let runtime = runtime(args)?;
     let store = store(args)?;
+    // Container → sandbox, read once; a sandbox goes with its last container.
+    let mut sandbox_of: HashMap<String, String> = runtime
+        .list()?
+        .into_iter()
+        .map(|c| (c.id, c.sandbox))
+        .collect();
     let mut code = 0;
     for id in ids {
-        let status = match runtime.status(id) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = 1;
-                continue;
-            }
+        let Some(sandbox) = sandbox_of.remove(id) else {
+            eprintln!("error: container {id} not found");
+            code = 1;
+            continue;
         };
-        let sandbox_empty = runtime
-            .list()?
-            .iter()
-            .all(|c| c.sandbox != status.sandbox || c.id == *id);
         runtime.remove_container(id)?;
         store.remove_rootfs(id)?;
-        if sandbox_empty {
-            runtime.remove_sandbox(&status.sandbox)?;
+        if !sandbox_of.values().any(|s| *s == sandbox) {
+            runtime.remove_sandbox(&sandbox)?;
         }
         println!("{id}");
     }

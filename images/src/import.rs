@@ -256,28 +256,10 @@ impl ImageStore {
                 desc.media_type.clone()
             };
             if oci::is_index(&media) {
-                let idx: Index = serde_json::from_slice(&body)
-                    .map_err(|e| ImageError::Format(format!("index {}: {e}", desc.digest)))?;
-                let chosen = idx.select(self.platform()).ok_or_else(|| {
-                    let have: Vec<String> = idx
-                        .manifests
-                        .iter()
-                        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                        .collect();
-                    ImageError::Platform {
-                        image: if have.is_empty() {
-                            "no platform".into()
-                        } else {
-                            have.join(", ")
-                        },
-                        node: self.platform().to_string(),
-                    }
-                })?;
-                desc = chosen.clone();
+                desc = self.select_platform(&desc.digest)?;
                 continue;
             }
-            let m: Manifest = serde_json::from_slice(&body)
-                .map_err(|e| ImageError::Format(format!("manifest {}: {e}", desc.digest)))?;
+            let m = self.read_manifest(&desc.digest)?;
             fetch(&m.config)?;
             for l in &m.layers {
                 fetch(l)?;

@@ -16,7 +16,7 @@ use futures_util::stream::{self, TryStreamExt};
 use serde::Deserialize;
 
 use crate::digest::Digest;
-use crate::oci::{self, Descriptor, Manifest};
+use crate::oci::{self, Descriptor};
 use crate::reference::Reference;
 use crate::store::{ImageError, ImageRecord, ImageStore};
 
@@ -480,27 +480,12 @@ impl ImageStore {
             if !oci::is_index(&desc.media_type) {
                 break;
             }
-            let body = self.content().read(&desc.digest)?;
-            let idx: oci::Index = serde_json::from_slice(&body)
-                .map_err(|e| ImageError::Format(format!("index {}: {e}", desc.digest)))?;
-            let chosen = idx
-                .select(self.platform())
-                .ok_or_else(|| ImageError::Platform {
-                    image: idx
-                        .manifests
-                        .iter()
-                        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    node: self.platform().to_string(),
-                })?;
+            let chosen = self.select_platform(&desc.digest)?;
             desc = session
                 .manifest(&chosen.digest.to_string(), Some(&chosen.digest))
                 .await?;
         }
-        let body = self.content().read(&desc.digest)?;
-        let manifest: Manifest = serde_json::from_slice(&body)
-            .map_err(|e| ImageError::Format(format!("manifest {}: {e}", desc.digest)))?;
+        let manifest = self.read_manifest(&desc.digest)?;
         report(Progress::Resolved {
             manifest: desc.digest.clone(),
             layers: manifest
@@ -513,16 +498,13 @@ impl ImageStore {
         stream::iter(manifest.layers.iter().map(Ok::<_, ImageError>))
             .try_for_each_concurrent(CONCURRENT_LAYERS, |l| session.blob(l, report, true))
             .await?;
-        let name = Reference {
-            digest: None,
-            ..r.clone()
+        // Named by tag (a digest given with it is dropped from the name), or `repo@digest`
+        // when pulled by digest only, as Docker lists them.
+        let name = match r.tag {
+            Some(_) => Reference { digest: None, ..r },
+            None => r,
         };
-        let name = if r.tag.is_none() { None } else { Some(&name) };
-        match name {
-            Some(n) => self.register(Some(n), &desc.digest),
-            // Pulled by digest only: name it `repo@digest`, as Docker lists it.
-            None => self.register(Some(&r), &desc.digest),
-        }
+        self.register(Some(&name), &desc.digest)
     }
 }
 

@@ -252,9 +252,7 @@ impl ImageStore {
         name: Option<&Reference>,
         manifest: &Digest,
     ) -> Result<ImageRecord, ImageError> {
-        let bytes = self.content.read(manifest)?;
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| ImageError::Format(format!("manifest {manifest}: {e}")))?;
+        let m = self.read_manifest(manifest)?;
         let config = self.read_config(&m.config.digest)?;
         let node = &self.platform;
         let image_platform = Platform {
@@ -307,6 +305,35 @@ impl ImageStore {
         Ok(rec)
     }
 
+    /// Reads a manifest blob.
+    pub fn read_manifest(&self, digest: &Digest) -> Result<Manifest, ImageError> {
+        let bytes = self.content.read(digest)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ImageError::Format(format!("manifest {digest}: {e}")))
+    }
+
+    /// Reads an index (or manifest list) blob and picks this node's platform from it.
+    pub(crate) fn select_platform(&self, index: &Digest) -> Result<Descriptor, ImageError> {
+        let body = self.content.read(index)?;
+        let idx: oci::Index = serde_json::from_slice(&body)
+            .map_err(|e| ImageError::Format(format!("index {index}: {e}")))?;
+        idx.select(&self.platform).cloned().ok_or_else(|| {
+            let have: Vec<String> = idx
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect();
+            ImageError::Platform {
+                image: if have.is_empty() {
+                    "no platform".into()
+                } else {
+                    have.join(", ")
+                },
+                node: self.platform.to_string(),
+            }
+        })
+    }
+
     /// Reads an image config blob.
     pub fn read_config(&self, digest: &Digest) -> Result<ImageConfig, ImageError> {
         let bytes = self.content.read(digest)?;
@@ -332,7 +359,14 @@ impl ImageStore {
     /// Unpacks every layer of the image that is not unpacked yet. Returns the snapshot
     /// directories, bottom first.
     pub fn unpack(&self, rec: &ImageRecord) -> Result<Vec<PathBuf>, ImageError> {
-        let chains = rec.chain_ids();
+        self.unpack_chains(rec, &rec.chain_ids())
+    }
+
+    fn unpack_chains(
+        &self,
+        rec: &ImageRecord,
+        chains: &[Digest],
+    ) -> Result<Vec<PathBuf>, ImageError> {
         let _guard = self.snapshots.lock().unwrap();
         let mut dirs = Vec::with_capacity(chains.len());
         for (i, chain) in chains.iter().enumerate() {
@@ -395,10 +429,11 @@ impl ImageStore {
         if dir.exists() {
             return Err(ImageError::Format(format!("rootfs {key} already exists")));
         }
-        let layers = self.unpack(rec)?;
+        let chains = rec.chain_ids();
+        let layers = self.unpack_chains(rec, &chains)?;
         let merged = dir.join("merged");
         fs::create_dir_all(&merged).map_err(io_err("creating rootfs"))?;
-        let chain: String = rec.chain_ids().iter().map(|c| format!("{c}\n")).collect();
+        let chain: String = chains.iter().map(|c| format!("{c}\n")).collect();
         fs::write(dir.join("chain"), chain).map_err(io_err("writing rootfs chain"))?;
         let result = if self.force_copy {
             Err("copy requested".to_string())

@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::FileTypeExt;
 
-use common::{archive, config, gzip, manifest, sha, tar, zstd, Raw};
+use common::{archive, config, gzip, manifest, require_root, sha, tar, zstd, Raw};
 use skiff_images::oci::Platform;
 use skiff_images::{ImageError, ImageStore, RootfsKind};
 
@@ -110,16 +110,9 @@ fn docker_save() -> Vec<u8> {
     ])
 }
 
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "needs root (overlay mounts, whiteouts); CI runs as root"
-    );
-}
-
 #[test]
 fn docker_save_import_names_and_defaults() {
-    require_root();
+    require_root("needs root (overlay mounts, whiteouts); CI runs as root");
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open_for(dir.path(), amd64()).unwrap();
     let file = dir.path().join("img.tar");
@@ -157,7 +150,7 @@ fn docker_save_import_names_and_defaults() {
 
 #[test]
 fn oci_archive_import_picks_the_platform() {
-    require_root();
+    require_root("needs root (overlay mounts, whiteouts); CI runs as root");
     let layout = oci_layout("busybox:1.36", &["arm64", "amd64"]);
     for (platform, want) in [
         (amd64(), "amd64"),
@@ -228,7 +221,7 @@ fn bad_archives_are_refused_with_a_reason() {
 
 #[test]
 fn rootfs_overlay_and_copy_agree_and_gc_keeps_what_is_used() {
-    require_root();
+    require_root("needs root (overlay mounts, whiteouts); CI runs as root");
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open_for(dir.path(), amd64()).unwrap();
     let rec = store
@@ -302,7 +295,7 @@ fn rootfs_overlay_and_copy_agree_and_gc_keeps_what_is_used() {
 
 #[test]
 fn airgap_directory_imports_once() {
-    require_root();
+    require_root("needs root (overlay mounts, whiteouts); CI runs as root");
     let dir = tempfile::tempdir().unwrap();
     let airgap = dir.path().join("images");
     fs::create_dir(&airgap).unwrap();

@@ -7,20 +7,13 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use common::{gzip, tar, zstd, Raw};
+use common::{gzip, require_root, tar, zstd, Raw};
 use skiff_images::digest::Digest;
 use skiff_images::unpack::{apply_layer, UnpackError};
 
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests need root (chown, mknod, trusted.* xattrs); CI runs them as root"
-    );
-}
-
 #[test]
 fn applies_files_dirs_links_whiteouts_and_metadata() {
-    require_root();
+    require_root("these tests need root (chown, mknod, trusted.* xattrs); CI runs them as root");
     let dir = tempfile::tempdir().unwrap();
     let layer = tar(&[
         Raw::dir("etc/"),
@@ -76,7 +69,7 @@ fn applies_files_dirs_links_whiteouts_and_metadata() {
 
 #[test]
 fn compressed_layers_and_diff_id_check() {
-    require_root();
+    require_root("these tests need root (chown, mknod, trusted.* xattrs); CI runs them as root");
     let layer = tar(&[Raw::file("a", b"alpha"), Raw::file("b", b"beta")]);
     let diff = Digest::of(&layer);
     for (what, bytes) in [("gzip", gzip(&layer)), ("zstd", zstd(&layer))] {
@@ -93,7 +86,7 @@ fn compressed_layers_and_diff_id_check() {
 /// Each crafted layer is refused, and nothing appears outside the layer directory.
 #[test]
 fn crafted_layers_cannot_escape() {
-    require_root();
+    require_root("these tests need root (chown, mknod, trusted.* xattrs); CI runs them as root");
     let names = [
         "dot-dot",
         "nested dot-dot",

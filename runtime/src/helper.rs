@@ -137,13 +137,7 @@ fn handle(req: Request, fds: Vec<OwnedFd>) -> Result<(Response, Vec<OwnedFd>), S
             console_socket,
             seccomp_bpf,
         } => {
-            let bpf = match seccomp_bpf {
-                Some(p) => {
-                    Some(std::fs::read(&p).map_err(|e| format!("reading {}: {e}", p.display()))?)
-                }
-                None => None,
-            };
-            exec(id, lc_root, process_json, console_socket, bpf, fds)?;
+            exec(id, lc_root, process_json, console_socket, seccomp_bpf, fds)?;
             Ok((Response::Ok, vec![]))
         }
     }
@@ -151,8 +145,7 @@ fn handle(req: Request, fds: Vec<OwnedFd>) -> Result<(Response, Vec<OwnedFd>), S
 
 /// Runs `f` in a forked child whose result comes back through a pipe; the child exits after.
 fn in_child(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
-    let (r, w) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
+    let (r, w) = sys::pipe().map_err(|e| e.to_string())?;
     match sys::fork().map_err(|e| format!("fork: {e}"))? {
         Forked::Child => {
             drop(r);
@@ -215,8 +208,7 @@ fn create_sandbox(ns_dir: &Path, hostname: &str, host_network: bool) -> Result<(
 }
 
 fn create_container(job: ContainerJob) -> Result<(Response, Vec<OwnedFd>), String> {
-    let (r, w) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
+    let (r, w) = sys::pipe().map_err(|e| e.to_string())?;
     match sys::fork().map_err(|e| format!("fork: {e}"))? {
         Forked::Child => {
             drop(r);
@@ -249,13 +241,7 @@ fn create_container(job: ContainerJob) -> Result<(Response, Vec<OwnedFd>), Strin
                 };
                 state::write_json(&job.state_dir.join("monitor.json"), &info)
                     .map_err(|e| format!("writing monitor.json: {e}"))?;
-                Ok((
-                    Response::Created {
-                        monitor_pid: pid,
-                        init_pid: init_pid as i32,
-                    },
-                    vec![pidfd],
-                ))
+                Ok((Response::Ok, vec![pidfd]))
             } else {
                 let _ = waitpid(Pid::from_raw(pid), None);
                 Err(msg.strip_prefix("error ").unwrap_or(&msg).to_string())
@@ -296,24 +282,11 @@ fn monitor(job: ContainerJob, report: OwnedFd) -> ! {
     isolate_descriptors(&[report.as_raw_fd()]);
     let mut report = File::from(report);
     let result = (|| -> Result<(i32, OwnedFd, OwnedFd), String> {
-        let (out_r, out_w) =
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
-        let (err_r, err_w) =
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
+        let (out_r, out_w) = sys::pipe().map_err(|e| e.to_string())?;
+        let (err_r, err_w) = sys::pipe().map_err(|e| e.to_string())?;
         let null = File::open("/dev/null").map_err(|e| e.to_string())?;
-        let mut builder = ContainerBuilder::new(job.id.clone(), SyscallType::default())
-            .with_root_path(&job.lc_root)
-            .map_err(|e| e.to_string())?;
-        match std::fs::read(job.bundle.join("seccomp.bpf")) {
-            Ok(bpf) => {
-                builder = builder.with_executor(sys::BpfExecutor {
-                    bpf: std::sync::Arc::new(bpf),
-                })
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("reading seccomp.bpf: {e}")),
-        }
-        let container = builder
+        let bpf = Some(job.bundle.join("seccomp.bpf")).filter(|p| p.exists());
+        let container = container_builder(&job.id, &job.lc_root, bpf.as_deref())?
             .with_stdin(null)
             .with_stdout(out_w)
             .with_stderr(err_w)
@@ -343,6 +316,34 @@ fn monitor(job: ContainerJob, report: OwnedFd) -> ! {
     let exit = supervise(&job, init_pid, out_r, err_r);
     let _ = state::write_json(&job.state_dir.join("exit.json"), &exit);
     std::process::exit(0);
+}
+
+/// A libcontainer builder for container `id`, loading the precompiled seccomp program at
+/// `seccomp_bpf` (if any) in the container's process just before exec.
+fn container_builder(
+    id: &str,
+    lc_root: &Path,
+    seccomp_bpf: Option<&Path>,
+) -> Result<ContainerBuilder, String> {
+    let mut b = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_root_path(lc_root)
+        .map_err(|e| e.to_string())?;
+    if let Some(p) = seccomp_bpf {
+        let bpf = std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+        b = b.with_executor(sys::BpfExecutor {
+            bpf: std::sync::Arc::new(bpf),
+        });
+    }
+    Ok(b)
+}
+
+/// Exit code (128 + signal for a signal) and signal of a reaped process.
+fn exit_status(status: WaitStatus) -> (i32, Option<i32>) {
+    match status {
+        WaitStatus::Exited(_, code) => (code, None),
+        WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
+        _ => (255, None),
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -435,11 +436,7 @@ fn supervise(job: &ContainerJob, init_pid: i32, out_r: OwnedFd, err_r: OwnedFd) 
     if let Some(l) = &mut log {
         let _ = l.finish();
     }
-    let (exit_code, signal) = match status {
-        Some(WaitStatus::Exited(_, code)) => (code, None),
-        Some(WaitStatus::Signaled(_, sig, _)) => (128 + sig as i32, Some(sig as i32)),
-        _ => (255, None),
-    };
+    let (exit_code, signal) = status.map(exit_status).unwrap_or((255, None));
     ExitInfo {
         exit_code,
         signal,
@@ -454,7 +451,7 @@ fn exec(
     lc_root: PathBuf,
     process_json: PathBuf,
     console_socket: Option<PathBuf>,
-    bpf: Option<Vec<u8>>,
+    seccomp_bpf: Option<PathBuf>,
     fds: Vec<OwnedFd>,
 ) -> Result<(), String> {
     let tty = console_socket.is_some();
@@ -481,17 +478,10 @@ fn exec(
             isolate_descriptors(&keep);
             let mut status = File::from(status);
             let built = (|| -> Result<i32, String> {
-                let mut b = ContainerBuilder::new(id.clone(), SyscallType::default())
-                    .with_root_path(&lc_root)
-                    .map_err(|e| e.to_string())?
+                let mut b = container_builder(&id, &lc_root, seccomp_bpf.as_deref())?
                     .with_console_socket(console_socket.as_ref());
                 if let Some((i, o, e)) = stdio {
                     b = b.with_stdin(i).with_stdout(o).with_stderr(e);
-                }
-                if let Some(bpf) = bpf {
-                    b = b.with_executor(sys::BpfExecutor {
-                        bpf: std::sync::Arc::new(bpf),
-                    });
                 }
                 let pid = b
                     .as_tenant()
@@ -509,11 +499,9 @@ fn exec(
                 }
             };
             let _ = writeln!(status, "started {pid}");
-            let code = match waitpid(Pid::from_raw(pid), None) {
-                Ok(WaitStatus::Exited(_, c)) => c,
-                Ok(WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
-                _ => 255,
-            };
+            let code = waitpid(Pid::from_raw(pid), None)
+                .map(|st| exit_status(st).0)
+                .unwrap_or(255);
             let _ = writeln!(status, "exit {code}");
             std::process::exit(0);
         }

@@ -195,6 +195,10 @@ pub struct Runtime {
     monitors: Mutex<HashMap<String, OwnedFd>>,
     /// Compiled seccomp programs by profile (a handful: one per capability set).
     seccomp_cache: Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
+    /// What containers may be given at most: this process's capability bounding set and
+    /// open-file limit (read once; they do not change).
+    bounding: u64,
+    nofile: u64,
 }
 
 fn valid_id(what: &str, id: &str) -> Result<(), RuntimeError> {
@@ -237,6 +241,11 @@ impl Runtime {
             helper: Mutex::new(helper),
             monitors: Mutex::new(HashMap::new()),
             seccomp_cache: Mutex::new(HashMap::new()),
+            bounding: spec::own_bounding_set(),
+            nofile: rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .maximum
+                .unwrap_or(1 << 20)
+                .min(1 << 20),
             cfg,
         };
         rt.readopt()?;
@@ -435,9 +444,9 @@ impl Runtime {
     /// Removes a sandbox and every container in it (killing those still running).
     pub fn remove_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
         valid_id("sandbox", id)?;
-        for c in self.list()? {
-            if c.sandbox == id {
-                self.remove_container(&c.id)?;
+        for c in self.container_ids()? {
+            if self.record(&c).is_ok_and(|r| r.sandbox == id) {
+                self.remove_container(&c)?;
             }
         }
         self.teardown_sandbox_dir(id)?;
@@ -517,11 +526,8 @@ impl Runtime {
             cgroups_path: &cgroup_path,
             user: &user,
             cgroup_v2: self.cgroup_v2,
-            bounding: spec::own_bounding_set(),
-            nofile: rustix::process::getrlimit(rustix::process::Resource::Nofile)
-                .maximum
-                .unwrap_or(1 << 20)
-                .min(1 << 20),
+            bounding: self.bounding,
+            nofile: self.nofile,
         })?;
         let bundle = dir.join("bundle");
         fs::create_dir_all(&bundle).map_err(io_err("creating bundle"))?;
@@ -858,9 +864,15 @@ impl Runtime {
         let tag = format!("{}-{n}", std::process::id());
         let process_json = self.cfg.run_dir.join("exec").join(format!("{tag}.json"));
         state::write_json(&process_json, &process).map_err(io_err("writing process.json"))?;
-        let (status_r, status_w) =
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno("pipe"))?;
+        let (status_r, status_w) = sys::pipe().map_err(io_err("pipe"))?;
         let seccomp_bpf = Some(dir.join("bundle/seccomp.bpf")).filter(|p| p.exists());
+        let request = |console_socket| Request::Exec {
+            id: id.to_string(),
+            lc_root: self.lc_root(),
+            process_json: process_json.clone(),
+            console_socket,
+            seccomp_bpf: seccomp_bpf.clone(),
+        };
         let cleanup = |p: &Path| {
             let _ = fs::remove_file(p);
         };
@@ -868,35 +880,17 @@ impl Runtime {
             let sock_path = self.cfg.run_dir.join("exec").join(format!("{tag}.sock"));
             let listener = std::os::unix::net::UnixListener::bind(&sock_path)
                 .map_err(io_err("console socket"))?;
-            let r = self.call(
-                &Request::Exec {
-                    id: id.to_string(),
-                    lc_root: self.lc_root(),
-                    process_json: process_json.clone(),
-                    console_socket: Some(sock_path.clone()),
-                    seccomp_bpf: seccomp_bpf.clone(),
-                },
-                &[status_w.as_fd()],
-            );
+            let r = self.call(&request(Some(sock_path.clone())), &[status_w.as_fd()]);
             drop(status_w);
             let master = r.and_then(|_| receive_console(&listener, Duration::from_secs(10)));
             cleanup(&sock_path);
             master.map(|m| (None, None, None, Some(m)))
         } else {
-            let (in_r, in_w) =
-                rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno("pipe"))?;
-            let (out_r, out_w) =
-                rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno("pipe"))?;
-            let (err_r, err_w) =
-                rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno("pipe"))?;
+            let (in_r, in_w) = sys::pipe().map_err(io_err("pipe"))?;
+            let (out_r, out_w) = sys::pipe().map_err(io_err("pipe"))?;
+            let (err_r, err_w) = sys::pipe().map_err(io_err("pipe"))?;
             let r = self.call(
-                &Request::Exec {
-                    id: id.to_string(),
-                    lc_root: self.lc_root(),
-                    process_json: process_json.clone(),
-                    console_socket: None,
-                    seccomp_bpf: seccomp_bpf.clone(),
-                },
+                &request(None),
                 &[in_r.as_fd(), out_w.as_fd(), err_w.as_fd(), status_w.as_fd()],
             );
             drop((in_r, out_w, err_w, status_w));
@@ -996,16 +990,26 @@ fn receive_console(
     listener
         .set_nonblocking(true)
         .map_err(io_err("console socket"))?;
-    let deadline = Instant::now() + timeout;
-    let stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => return Err(io_err("waiting for the exec's terminal")(e)),
-        }
+    let mut fds = [rustix::event::PollFd::new(
+        listener,
+        rustix::event::PollFlags::IN,
+    )];
+    let wait = rustix::event::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: timeout.subsec_nanos() as i64,
     };
+    loop {
+        match rustix::event::poll(&mut fds, Some(&wait)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => {
+                r.map_err(errno("waiting for the exec's terminal"))?;
+                break;
+            }
+        }
+    }
+    let (stream, _) = listener
+        .accept()
+        .map_err(io_err("waiting for the exec's terminal"))?;
     stream
         .set_nonblocking(false)
         .map_err(io_err("console socket"))?;

@@ -61,12 +61,8 @@ pub struct ContainerJob {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
+    /// Done (for CreateContainer, with a pidfd of the monitor attached).
     Ok,
-    /// With a pidfd of the monitor attached.
-    Created {
-        monitor_pid: i32,
-        init_pid: i32,
-    },
     Error(String),
 }
 

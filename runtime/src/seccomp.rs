@@ -462,59 +462,60 @@ fn allow(names: &[&str]) -> LinuxSyscall {
         .expect("syscall rule builds")
 }
 
+/// Allows `name` when its first argument compares `op` to `value` (and `value_two`, the
+/// expected result for a masked comparison).
+fn allow_if(
+    name: &str,
+    op: LinuxSeccompOperator,
+    value: u64,
+    value_two: Option<u64>,
+) -> LinuxSyscall {
+    let mut arg = LinuxSeccompArgBuilder::default()
+        .index(0usize)
+        .value(value)
+        .op(op);
+    if let Some(v2) = value_two {
+        arg = arg.value_two(v2);
+    }
+    LinuxSyscallBuilder::default()
+        .names(vec![name.to_string()])
+        .action(LinuxSeccompAction::ScmpActAllow)
+        .args(vec![arg.build().expect("arg builds")])
+        .build()
+        .expect("rule builds")
+}
+
 /// Docker's default profile for a container with these capabilities (`CAP_*` names).
 pub fn default_profile(caps: &[String]) -> LinuxSeccomp {
     let has = |c: &str| caps.iter().any(|x| x == c);
     let mut rules = vec![allow(ALLOWED)];
     // socket: everything but AF_VSOCK (40), as Docker.
-    rules.push(
-        LinuxSyscallBuilder::default()
-            .names(vec!["socket".to_string()])
-            .action(LinuxSeccompAction::ScmpActAllow)
-            .args(vec![LinuxSeccompArgBuilder::default()
-                .index(0usize)
-                .value(40u64)
-                .op(LinuxSeccompOperator::ScmpCmpNe)
-                .build()
-                .expect("arg builds")])
-            .build()
-            .expect("rule builds"),
-    );
+    rules.push(allow_if(
+        "socket",
+        LinuxSeccompOperator::ScmpCmpNe,
+        40,
+        None,
+    ));
     // personality: only the harmless personas.
     for persona in [0x0u64, 0x0008, 0x2_0000, 0x2_0008, 0xffff_ffff] {
-        rules.push(
-            LinuxSyscallBuilder::default()
-                .names(vec!["personality".to_string()])
-                .action(LinuxSeccompAction::ScmpActAllow)
-                .args(vec![LinuxSeccompArgBuilder::default()
-                    .index(0usize)
-                    .value(persona)
-                    .op(LinuxSeccompOperator::ScmpCmpEq)
-                    .build()
-                    .expect("arg builds")])
-                .build()
-                .expect("rule builds"),
-        );
+        rules.push(allow_if(
+            "personality",
+            LinuxSeccompOperator::ScmpCmpEq,
+            persona,
+            None,
+        ));
     }
     if has("CAP_SYS_ADMIN") {
         rules.push(allow(&["clone", "clone3"]));
     } else {
         // clone without namespace flags (on s390 the flags are the second argument; skiff
         // does not target s390).
-        rules.push(
-            LinuxSyscallBuilder::default()
-                .names(vec!["clone".to_string()])
-                .action(LinuxSeccompAction::ScmpActAllow)
-                .args(vec![LinuxSeccompArgBuilder::default()
-                    .index(0usize)
-                    .value(CLONE_NAMESPACE_FLAGS)
-                    .value_two(0u64)
-                    .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
-                    .build()
-                    .expect("arg builds")])
-                .build()
-                .expect("rule builds"),
-        );
+        rules.push(allow_if(
+            "clone",
+            LinuxSeccompOperator::ScmpCmpMaskedEq,
+            CLONE_NAMESPACE_FLAGS,
+            Some(0),
+        ));
         // clone3 passes its flags in memory seccomp cannot read: ENOSYS makes libc use clone.
         rules.push(
             LinuxSyscallBuilder::default()
@@ -609,11 +610,23 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<u8>, String> {
                     ScmpArgCompare::new(a.index() as u32, op, a.value())
                 })
                 .collect();
+            let indices: std::collections::BTreeSet<u32> = rule
+                .args()
+                .iter()
+                .flatten()
+                .map(|a| a.index() as u32)
+                .collect();
             if cmps.is_empty() {
                 ctx.add_rule(act, sc).map_err(|e| format!("{name}: {e}"))?;
-            } else {
+            } else if indices.len() == cmps.len() {
                 ctx.add_rule_conditional(act, sc, &cmps)
                     .map_err(|e| format!("{name}: {e}"))?;
+            } else {
+                // libseccomp compares each argument once per rule: one rule per comparison.
+                for c in &cmps {
+                    ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
+                        .map_err(|e| format!("{name}: {e}"))?;
+                }
             }
         }
     }

@@ -455,44 +455,26 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         mounts.push(bind(&m.container_path, &source, m.read_only)?);
     }
 
+    // New PID and mount namespaces; the sandbox's IPC, network and UTS (the host's with
+    // hostNetwork); a new cgroup namespace on v2.
+    let ns = |typ, file: Option<&str>| {
+        let mut b = LinuxNamespaceBuilder::default().typ(typ);
+        if let Some(f) = file {
+            b = b.path(input.paths.ns_dir.join(f));
+        }
+        b.build().map_err(oci)
+    };
     let mut namespaces = vec![
-        LinuxNamespaceBuilder::default()
-            .typ(LinuxNamespaceType::Pid)
-            .build()
-            .map_err(oci)?,
-        LinuxNamespaceBuilder::default()
-            .typ(LinuxNamespaceType::Mount)
-            .build()
-            .map_err(oci)?,
-        LinuxNamespaceBuilder::default()
-            .typ(LinuxNamespaceType::Ipc)
-            .path(input.paths.ns_dir.join("ipc"))
-            .build()
-            .map_err(oci)?,
+        ns(LinuxNamespaceType::Pid, None)?,
+        ns(LinuxNamespaceType::Mount, None)?,
+        ns(LinuxNamespaceType::Ipc, Some("ipc"))?,
     ];
     if !input.sandbox.host_network {
-        namespaces.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::Network)
-                .path(input.paths.ns_dir.join("net"))
-                .build()
-                .map_err(oci)?,
-        );
-        namespaces.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::Uts)
-                .path(input.paths.ns_dir.join("uts"))
-                .build()
-                .map_err(oci)?,
-        );
+        namespaces.push(ns(LinuxNamespaceType::Network, Some("net"))?);
+        namespaces.push(ns(LinuxNamespaceType::Uts, Some("uts"))?);
     }
     if input.cgroup_v2 {
-        namespaces.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::Cgroup)
-                .build()
-                .map_err(oci)?,
-        );
+        namespaces.push(ns(LinuxNamespaceType::Cgroup, None)?);
     }
 
     let r = &c.resources;

@@ -1,10 +1,16 @@
-//! The few operations that need `unsafe`, each wrapped once with the reason it is sound.
+//! Small kernel operations the crate shares; the few that need `unsafe` are each wrapped
+//! here once, with the reason they are sound.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
+
+/// A pipe whose ends close on exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+}
 
 /// Result of [`fork`].
 pub enum Forked {

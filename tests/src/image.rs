@@ -77,6 +77,11 @@ fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header
     h
 }
 
+fn append_file<W: std::io::Write>(b: &mut tar::Builder<W>, path: &str, mode: u32, data: &[u8]) {
+    let h = header(path, tar::EntryType::Regular, mode, data.len() as u64);
+    b.append(&h, data).expect(path);
+}
+
 /// The image's single layer, uncompressed.
 pub fn layer() -> Vec<u8> {
     assert!(
@@ -102,16 +107,7 @@ pub fn layer() -> Vec<u8> {
         b.append(&h, &[][..]).expect("dir");
     }
     let busybox = std::fs::read(BUSYBOX).expect("read busybox");
-    b.append(
-        &header(
-            "bin/busybox",
-            tar::EntryType::Regular,
-            0o755,
-            busybox.len() as u64,
-        ),
-        &busybox[..],
-    )
-    .expect("busybox");
+    append_file(&mut b, "bin/busybox", 0o755, &busybox);
     let list = Command::new(BUSYBOX)
         .arg("--list")
         .output()
@@ -126,38 +122,11 @@ pub fn layer() -> Vec<u8> {
         b.append(&h, &[][..]).expect("applet");
     }
     let probe = std::fs::read(probe_binary()).expect("read probe");
-    b.append(
-        &header(
-            "bin/probe",
-            tar::EntryType::Regular,
-            0o755,
-            probe.len() as u64,
-        ),
-        &probe[..],
-    )
-    .expect("probe");
+    append_file(&mut b, "bin/probe", 0o755, &probe);
     let passwd = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
     let group = b"root:x:0:\nwheel:x:10:app\napp:x:1000:\nnogroup:x:65534:\n";
-    b.append(
-        &header(
-            "etc/passwd",
-            tar::EntryType::Regular,
-            0o644,
-            passwd.len() as u64,
-        ),
-        &passwd[..],
-    )
-    .expect("passwd");
-    b.append(
-        &header(
-            "etc/group",
-            tar::EntryType::Regular,
-            0o644,
-            group.len() as u64,
-        ),
-        &group[..],
-    )
-    .expect("group");
+    append_file(&mut b, "etc/passwd", 0o644, passwd);
+    append_file(&mut b, "etc/group", 0o644, group);
     b.into_inner().expect("tar")
 }
 
@@ -224,11 +193,7 @@ pub fn docker_save(path: &Path, tag: &str) {
         (&cfg_name[..], &cfg[..]),
         ("manifest.json", &manifest[..]),
     ] {
-        b.append(
-            &header(name, tar::EntryType::Regular, 0o644, data.len() as u64),
-            data,
-        )
-        .expect("entry");
+        append_file(&mut b, name, 0o644, data);
     }
     b.finish().expect("finish archive");
 }

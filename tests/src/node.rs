@@ -18,12 +18,13 @@ pub const IMAGE: &str = "skiff-test/busybox:1";
 /// CI (root) they must run, never skip.
 pub fn require_root() {
     assert!(
-        rustix_euid_is_root(),
+        is_root(),
         "runtime tests need root (namespaces, mounts, cgroups); CI runs them as root"
     );
 }
 
-fn rustix_euid_is_root() -> bool {
+/// Whether this process runs with effective uid 0.
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -101,15 +102,18 @@ impl Node {
 
     /// The runtime library on this node, with the real helper process.
     pub fn runtime(&self) -> Runtime {
-        Runtime::new(RuntimeConfig {
+        Runtime::new(self.runtime_config()).expect("runtime")
+    }
+
+    fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
             run_dir: self.data().join("run"),
             cgroup_parent: self.cgroup_parent(),
             helper: vec![
                 binary("skiff-agent").into_os_string(),
                 "runtime-helper".into(),
             ],
-        })
-        .expect("runtime")
+        }
     }
 
     pub fn cgroup_parent(&self) -> String {
@@ -188,14 +192,7 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         // Leave nothing running or mounted behind, whatever the test did.
-        if let Ok(rt) = Runtime::new(RuntimeConfig {
-            run_dir: self.data().join("run"),
-            cgroup_parent: self.cgroup_parent(),
-            helper: vec![
-                binary("skiff-agent").into_os_string(),
-                "runtime-helper".into(),
-            ],
-        }) {
+        if let Ok(rt) = Runtime::new(self.runtime_config()) {
             for s in rt.sandboxes().unwrap_or_default() {
                 let _ = rt.remove_sandbox(&s);
             }

@@ -6,6 +6,23 @@ use std::time::Duration;
 use skiff_runtime::{ContainerState, ExecConfig, Resources, Security};
 use skiff_tests::node::Node;
 
+/// Runs a process in a container to its end: exit code and stdout.
+fn exec_output(rt: &skiff_runtime::Runtime, id: &str, args: &[&str]) -> (i32, String) {
+    use std::io::Read;
+    let mut e = rt
+        .exec(
+            id,
+            &ExecConfig {
+                args: args.iter().map(|a| a.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut out = String::new();
+    e.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    (e.wait().unwrap(), out)
+}
+
 #[test]
 fn exit_codes_env_args_workdir_user_hostname() {
     let node = Node::new("basics");
@@ -302,18 +319,8 @@ fn logs_rotate_exec_works_stop_honours_grace() {
     assert_eq!(e.wait().unwrap(), 5);
     assert_eq!(out, "in:hello\np\n");
     // An exec'd process is confined like the container: same seccomp profile.
-    let mut e = rt
-        .exec(
-            "svc",
-            &ExecConfig {
-                args: vec!["probe".into(), "keyctl".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let mut out = String::new();
-    e.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    assert_eq!(e.wait().unwrap(), 0);
+    let (code, out) = exec_output(&rt, "svc", &["probe", "keyctl"]);
+    assert_eq!(code, 0);
     assert_eq!(
         out, "errno 1\n",
         "keyctl is blocked in exec'd processes too"
@@ -395,18 +402,7 @@ fn containers_survive_a_runtime_restart_and_are_readopted() {
     assert_eq!(list[0].state, ContainerState::Running);
     assert_eq!(list[0].pid, Some(pid), "same process, never restarted");
     // Logs kept flowing while nobody drove the runtime, and exec/stop work after adoption.
-    let mut e = rt
-        .exec(
-            "long",
-            &ExecConfig {
-                args: vec!["sh".into(), "-c".into(), "echo adopted".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let mut out = String::new();
-    use std::io::Read;
-    e.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let (_, out) = exec_output(&rt, "long", &["sh", "-c", "echo adopted"]);
     assert_eq!(out, "adopted\n");
     let exit = rt.stop("long", Duration::from_millis(200)).unwrap();
     assert_eq!(exit.exit_code, 137);

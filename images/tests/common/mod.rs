@@ -1,6 +1,12 @@
 //! Tar building for tests, including entries the `tar` crate's builder would refuse.
 #![allow(dead_code)]
 
+/// Panics unless root: these tests chown, mknod, mount and set trusted.* xattrs, and CI
+/// (root) must run them, never skip.
+pub fn require_root(why: &str) {
+    assert!(rustix::process::geteuid().is_root(), "{why}");
+}
+
 /// One raw ustar entry.
 pub struct Raw<'a> {
     pub name: &'a str,

@@ -77,12 +77,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    anyhow::ensure!(
-        std::fs::read_to_string("/proc/self/status")?
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-        "the runtime benchmark needs root"
-    );
+    anyhow::ensure!(crate::node::is_root(), "the runtime benchmark needs root");
     ensure_installed(&["runc", "crun"])?;
     super::build_release(&["skiff-agent"])?;
     let node = Node::new("bench-runtime");
