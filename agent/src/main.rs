@@ -1,9 +1,19 @@
-//! `skiff-agent`: the node agent. This build carries the node operator commands (images and
-//! one-off containers, as containerd's `ctr` gives) and the runtime helper; joining a
-//! cluster and syncing pods come with the agent issue, and until then the bare command says
-//! so instead of pretending.
+//! `skiff-agent`: the node agent. Without a subcommand it joins its coordinator and runs
+//! the pods bound to the node; the subcommands are the node operator's tools (images and
+//! one-off containers, as containerd's `ctr` gives) and the runtime helper.
 
+mod daemon;
+mod link;
+mod local;
+mod node;
 mod ops;
+mod podspec;
+mod probe;
+mod serve;
+mod state;
+mod status;
+mod usage;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -23,8 +33,40 @@ pub struct Args {
     /// Registry credentials, CAs and insecure registries (default: <data-dir>/registries.yaml).
     #[arg(long, global = true)]
     pub registries: Option<PathBuf>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The agent's own settings (without a subcommand).
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    /// The coordinator, HOST:PORT (needed to join; later starts use the saved credentials).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Join token (`skiff token create`), used once: the node keeps its certificate.
+    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Node labels, k=v,k2=v2.
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// The node's address (default: the one that reaches the coordinator).
+    #[arg(long)]
+    pub node_ip: Option<std::net::IpAddr>,
+    /// First delay before restarting a crashed container; it doubles up to 30 times this,
+    /// and resets after 60 times this of running (the kubelet's 10s, 5m, 10m).
+    #[arg(long, default_value = "10s")]
+    pub restart_backoff: String,
+    /// How often the node renews its lease.
+    #[arg(long, default_value = "10s")]
+    pub heartbeat_interval: String,
+    /// How often the node reports CPU and memory use.
+    #[arg(long, default_value = "15s")]
+    pub usage_interval: String,
+    /// Most pods the node takes.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +141,29 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Random bytes from the kernel.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b
+}
+
+/// `n` random hex digits.
+pub fn random_hex(n: usize) -> String {
+    let b = random_bytes::<16>();
+    b.iter().map(|x| format!("{x:02x}")).collect::<String>()[..n.min(32)].to_string()
+}
+
 fn main() {
     // The runtime helper must be a single-threaded process: decide before anything else.
     if std::env::args_os()
@@ -115,13 +180,13 @@ fn main() {
     }
     let args = Args::parse();
     let code = match &args.command {
-        None => {
-            eprintln!(
-                "skiff-agent {}: joining a cluster and running its pods land with the agent issue; this build has the node operator commands (image, run, ps, rm): see --help",
-                skiff_api::VERSION
-            );
-            2
-        }
+        None => match daemon::run(&args, &args.daemon) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
         Some(Command::RuntimeHelper) => unreachable!("handled above"),
         Some(cmd) => match ops::run(&args, cmd) {
             Ok(code) => code,

@@ -27,7 +27,7 @@ pub fn run(args: &Args, cmd: &Command) -> Result<i32, Error> {
 
 /// Opens the image store, first importing any new archive dropped in `<data-dir>/images/`
 /// (the airgap directory, read whenever the agent starts).
-fn store(args: &Args) -> Result<ImageStore, Error> {
+pub fn store(args: &Args) -> Result<ImageStore, Error> {
     let store = ImageStore::open(&args.data_dir.join("content"))?;
     for (path, result) in store.import_airgap(&args.data_dir.join("images")) {
         match result {
@@ -42,7 +42,7 @@ fn store(args: &Args) -> Result<ImageStore, Error> {
     Ok(store)
 }
 
-fn registries(args: &Args) -> Result<RegistryConfig, Error> {
+pub fn registries(args: &Args) -> Result<RegistryConfig, Error> {
     let path = args
         .registries
         .clone()
@@ -216,7 +216,7 @@ fn pull(store: &ImageStore, regs: &RegistryConfig, reference: &str) -> Result<Im
     Ok(rec)
 }
 
-fn node_name(args: &Args) -> String {
+pub fn node_name(args: &Args) -> String {
     args.name.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
@@ -224,7 +224,7 @@ fn node_name(args: &Args) -> String {
     })
 }
 
-fn runtime(args: &Args) -> Result<Runtime, Error> {
+pub fn runtime(args: &Args) -> Result<Runtime, Error> {
     let exe = std::env::current_exe()?;
     let name: String = node_name(args)
         .chars()
@@ -243,7 +243,7 @@ fn runtime(args: &Args) -> Result<Runtime, Error> {
     })?)
 }
 
-fn defaults(store: &ImageStore, rec: &ImageRecord) -> Result<ImageDefaults, Error> {
+pub fn defaults(store: &ImageStore, rec: &ImageRecord) -> Result<ImageDefaults, Error> {
     let cfg = store.config(rec)?.config;
     Ok(ImageDefaults {
         entrypoint: cfg.entrypoint,
@@ -256,12 +256,7 @@ fn defaults(store: &ImageStore, rec: &ImageRecord) -> Result<ImageDefaults, Erro
 }
 
 fn random_id() -> String {
-    let mut b = [0u8; 6];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::random_hex(12)
 }
 
 fn run_container(args: &Args, r: &RunArgs) -> Result<i32, Error> {

@@ -63,6 +63,11 @@ pub enum Request {
         key: ObjectKey,
         /// Precondition: delete only this revision.
         resource_version: Option<u64>,
+        /// Pods on a node end gracefully: this overrides the pod's
+        /// `terminationGracePeriodSeconds` (0 with `force` removes the object at once).
+        grace_period_seconds: Option<i64>,
+        /// Remove the object without waiting for its node to confirm (`--force`).
+        force: bool,
     },
     /// Stream changes after `since` (a list's revision), or from now on.
     Watch {
@@ -98,6 +103,116 @@ pub enum Request {
         /// PEM certificate signing request.
         csr_pem: String,
     },
+    /// A node renews its lease (kept in the coordinator's memory, never written to disk).
+    Heartbeat,
+    /// A node reports what its pods and itself use (kept in memory for `top`).
+    ReportUsage {
+        /// The node's figures.
+        node: Usage,
+        /// Each pod's figures.
+        pods: Vec<PodUsage>,
+    },
+    /// Usage figures the nodes reported (`skiff top`).
+    Top,
+    /// A container's log, streamed: the answer is [`StreamFrame`]s (`Stdout` chunks) until
+    /// the stream ends. Served by the pod's node through the coordinator.
+    Logs(LogsRequest),
+    /// A command in a running container: after this frame the client sends `Stdin`,
+    /// `CloseStdin` and `Resize` frames and receives `Stdout`, `Stderr`, then `Exit`.
+    Exec(ExecRequest),
+}
+
+/// Which log to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The container (the pod's only one when absent).
+    pub container: Option<String>,
+    /// Keep streaming what the container writes.
+    pub follow: bool,
+    /// Only the last lines.
+    pub tail: Option<u64>,
+    /// The previous instance of the container (before its last restart).
+    pub previous: bool,
+    /// Prefix each line with its RFC 3339 timestamp.
+    pub timestamps: bool,
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The container (the pod's first when absent).
+    pub container: Option<String>,
+    /// Command and arguments.
+    pub command: Vec<String>,
+    /// Pass stdin.
+    pub stdin: bool,
+    /// Allocate a terminal.
+    pub tty: bool,
+}
+
+/// Frames of a log or exec stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamFrame {
+    /// Input for the process.
+    Stdin(Vec<u8>),
+    /// No more input.
+    CloseStdin,
+    /// The client's terminal changed size.
+    Resize {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// Output (a log's lines, or the process's standard output or terminal).
+    Stdout(Vec<u8>),
+    /// The process's standard error.
+    Stderr(Vec<u8>),
+    /// The process ended with this code.
+    Exit(i32),
+    /// The request failed.
+    Error(ApiError),
+}
+
+/// CPU and memory in use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Thousandths of a core, averaged over the last report interval.
+    pub cpu_millis: u64,
+    /// Bytes (working set).
+    pub memory_bytes: u64,
+}
+
+/// One pod's usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodUsage {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Figures.
+    pub usage: Usage,
+}
+
+/// One node's report as `top` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeUsageReport {
+    /// The node.
+    pub node: String,
+    /// Its figures.
+    pub usage: Usage,
+    /// Its pods.
+    pub pods: Vec<PodUsage>,
+    /// Unix seconds of the report.
+    pub at: u64,
 }
 
 impl Request {
@@ -189,6 +304,13 @@ pub enum Response {
         cert_pem: String,
         /// The CA certificate (PEM).
         ca_pem: String,
+    },
+    /// Done; nothing to return.
+    Ack,
+    /// What nodes reported for `top`.
+    Usage {
+        /// One entry per node that reported.
+        nodes: Vec<NodeUsageReport>,
     },
     /// The request failed.
     Error(ApiError),

@@ -4,6 +4,7 @@
 mod describe;
 mod input;
 mod print;
+mod stream;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -71,8 +72,62 @@ enum Verb {
         /// Every object of the kind in the namespace.
         #[arg(long)]
         all: bool,
+        /// Seconds a pod gets to end (overrides its terminationGracePeriodSeconds).
+        #[arg(long, allow_negative_numbers = true)]
+        grace_period: Option<i64>,
+        /// Remove pods at once, without waiting for their node to confirm they stopped.
+        #[arg(long)]
+        force: bool,
+        /// Wait until the objects are gone.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        wait: bool,
         /// `KIND NAME...` or `KIND/NAME...`.
         resources: Vec<String>,
+    },
+    /// Print a container's log.
+    Logs {
+        /// The pod (or `pod/NAME`).
+        pod: String,
+        /// The container (needed when the pod has several).
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        /// Keep streaming new output.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<i64>,
+        /// The previous instance of the container.
+        #[arg(short = 'p', long)]
+        previous: bool,
+        /// Prefix lines with their timestamps.
+        #[arg(long)]
+        timestamps: bool,
+    },
+    /// Run a command in a container: `skiff exec POD [-c C] [-i] [-t] -- CMD [ARGS...]`.
+    Exec {
+        /// The pod (or `pod/NAME`).
+        pod: String,
+        /// The container (default: the pod's first).
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        /// Pass standard input to the command.
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        /// Give the command a terminal.
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// CPU and memory the nodes report: `top nodes` or `top pods`.
+    Top {
+        /// `nodes` or `pods`.
+        what: String,
+        /// All namespaces (pods).
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
     },
     /// List or show objects: `get KIND [NAME...]`, `get KIND/NAME`, `get po,svc`.
     Get {
@@ -210,6 +265,15 @@ fn targets(args: &[String]) -> anyhow::Result<Vec<(Kind, Option<String>)>> {
     Ok(names.iter().map(|n| (kinds[0], Some(n.clone()))).collect())
 }
 
+/// `NAME` or `pod/NAME`.
+fn pod_name(arg: &str) -> anyhow::Result<String> {
+    match arg.split_once('/') {
+        Some((k, n)) if kind_of(k)? == Kind::Pod => Ok(n.to_string()),
+        Some((k, _)) => bail!("{k}: only pods have logs and exec"),
+        None => Ok(arg.to_string()),
+    }
+}
+
 fn key(kind: Kind, ns: &str, name: &str) -> ObjectKey {
     ObjectKey {
         kind,
@@ -343,6 +407,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Verb::Delete {
             files,
             all,
+            grace_period,
+            force,
+            wait,
             resources,
         } => {
             let mut keys = Vec::new();
@@ -377,16 +444,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             let mut failed = None;
+            if *force && grace_period.is_some_and(|g| g > 0) {
+                bail!("--force deletes at once: give --grace-period=0 or none");
+            }
+            let mut pending = Vec::new();
             for k in keys {
                 let shown = format!("{}/{}", k.kind.qualified(), k.name);
                 match c
                     .call(&Request::Delete {
-                        key: k,
+                        key: k.clone(),
                         resource_version: None,
+                        grace_period_seconds: grace_period.map(|g| g.max(0)),
+                        force: *force || *grace_period == Some(0),
                     })
                     .await
                 {
-                    Ok(_) => println!("{shown} deleted"),
+                    Ok(_) => {
+                        println!("{shown} deleted");
+                        pending.push(k);
+                    }
                     Err(e) => {
                         eprintln!(
                             "Error from server ({}): {e}",
@@ -396,9 +472,79 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             }
+            if *wait {
+                // As kubectl: return once the objects are gone (pods end gracefully).
+                for k in pending {
+                    loop {
+                        match c.call(&Request::Get { key: k.clone() }).await {
+                            Err(e) if e.code() == Some(ErrorCode::NotFound) => break,
+                            Err(e) => return Err(e.into()),
+                            Ok(_) => {
+                                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                            }
+                        }
+                    }
+                }
+            }
             match failed {
                 Some(_) => std::process::exit(1),
                 None => Ok(()),
+            }
+        }
+        Verb::Logs {
+            pod,
+            container,
+            follow,
+            tail,
+            previous,
+            timestamps,
+        } => {
+            let c = connect(&cli).await?;
+            let req = skiff_api::wire::LogsRequest {
+                namespace: ns.clone(),
+                pod: pod_name(pod)?,
+                container: container.clone(),
+                follow: *follow,
+                tail: tail.and_then(|t| u64::try_from(t).ok()),
+                previous: *previous,
+                timestamps: *timestamps,
+            };
+            stream::logs(&c, req).await
+        }
+        Verb::Exec {
+            pod,
+            container,
+            stdin,
+            tty,
+            command,
+        } => {
+            let c = connect(&cli).await?;
+            let req = skiff_api::wire::ExecRequest {
+                namespace: ns.clone(),
+                pod: pod_name(pod)?,
+                container: container.clone(),
+                command: command.clone(),
+                stdin: *stdin,
+                tty: *tty,
+            };
+            let code = stream::exec(&c, req).await?;
+            std::process::exit(code);
+        }
+        Verb::Top {
+            what,
+            all_namespaces,
+        } => {
+            let c = connect(&cli).await?;
+            let nodes = match c.call(&Request::Top).await? {
+                Response::Usage { nodes } => nodes,
+                other => bail!("unexpected answer {other:?}"),
+            };
+            match what.as_str() {
+                "nodes" | "node" | "no" => print::top_nodes(&c, &nodes).await,
+                "pods" | "pod" | "po" => {
+                    print::top_pods(&nodes, (!*all_namespaces).then_some(ns.as_str()))
+                }
+                other => bail!("unknown resource {other:?} for top: use nodes or pods"),
             }
         }
         Verb::Get {

@@ -475,6 +475,95 @@ pub fn secret_len(b64: &str) -> usize {
         .unwrap_or(0)
 }
 
+fn cores(millis: u64) -> String {
+    format!("{millis}m")
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{}Mi", bytes >> 20)
+}
+
+/// `skiff top nodes`: usage against allocatable, as kubectl shows it.
+pub async fn top_nodes(
+    c: &skiff_client::Client,
+    reports: &[skiff_api::wire::NodeUsageReport],
+) -> anyhow::Result<()> {
+    let header: Vec<String> = ["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]
+        .map(String::from)
+        .to_vec();
+    let mut rows = Vec::new();
+    for r in reports {
+        let key = skiff_api::ObjectKey {
+            kind: Kind::Node,
+            namespace: String::new(),
+            name: r.node.clone(),
+        };
+        let node = c.get_json(key).await.unwrap_or(Value::Null);
+        let alloc = |res: &str| {
+            node.pointer(&format!("/status/allocatable/{res}"))
+                .and_then(Value::as_str)
+                .and_then(|q| skiff_api::quantity::Quantity::parse(q).ok())
+        };
+        let pct = |used: u64, total: Option<u64>| match total {
+            Some(t) if t > 0 => format!("{}%", used * 100 / t),
+            _ => "<unknown>".into(),
+        };
+        rows.push(vec![
+            r.node.clone(),
+            cores(r.usage.cpu_millis),
+            pct(
+                r.usage.cpu_millis,
+                alloc("cpu").map(|q| q.millis().max(0) as u64),
+            ),
+            mib(r.usage.memory_bytes),
+            pct(
+                r.usage.memory_bytes,
+                alloc("memory").map(|q| q.value().max(0) as u64),
+            ),
+        ]);
+    }
+    if rows.is_empty() {
+        anyhow::bail!("metrics not available yet: no node has reported its usage");
+    }
+    print!("{}", table(&header, &rows));
+    Ok(())
+}
+
+/// `skiff top pods`.
+pub fn top_pods(
+    reports: &[skiff_api::wire::NodeUsageReport],
+    namespace: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut header = vec!["NAME", "CPU(cores)", "MEMORY(bytes)"];
+    if namespace.is_none() {
+        header.insert(0, "NAMESPACE");
+    }
+    let header: Vec<String> = header.into_iter().map(String::from).collect();
+    let mut rows = Vec::new();
+    for r in reports {
+        for p in &r.pods {
+            if namespace.is_some_and(|n| n != p.namespace) {
+                continue;
+            }
+            let mut row = vec![
+                p.name.clone(),
+                cores(p.usage.cpu_millis),
+                mib(p.usage.memory_bytes),
+            ];
+            if namespace.is_none() {
+                row.insert(0, p.namespace.clone());
+            }
+            rows.push(row);
+        }
+    }
+    rows.sort();
+    if rows.is_empty() {
+        anyhow::bail!("no pod usage reported yet");
+    }
+    print!("{}", table(&header, &rows));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,6 +165,11 @@ impl Client {
         self
     }
 
+    /// The QUIC endpoint the connection runs on (to rebind its socket).
+    pub fn endpoint(&self) -> &quinn::Endpoint {
+        &self._endpoint
+    }
+
     /// The underlying QUIC connection.
     pub fn connection(&self) -> &quinn::Connection {
         &self.conn

@@ -28,6 +28,8 @@ pub struct Api<S: Store> {
     pub store: S,
     /// The PKI.
     pub pki: Pki,
+    /// Connected nodes, their leases and usage (memory only).
+    pub nodes: crate::nodes::Nodes,
 }
 
 fn now() -> u64 {
@@ -208,6 +210,8 @@ impl<S: Store> Api<S> {
             Request::Delete {
                 key,
                 resource_version,
+                grace_period_seconds,
+                force,
             } => {
                 if !matches!(id, Identity::Admin(_)) {
                     let s = self
@@ -219,11 +223,49 @@ impl<S: Store> Api<S> {
                         return Err(forbidden(id, "delete", &key));
                     }
                 }
+                // A pod on a node ends gracefully: the first delete marks it, its node
+                // stops the containers and then confirms with its own delete.
+                if key.kind == Kind::Pod && !force && !matches!(id, Identity::Node(_)) {
+                    if let Some(marked) = self
+                        .mark_pod_deleted(&key, resource_version, grace_period_seconds)
+                        .await?
+                    {
+                        return Ok(Response::Object {
+                            object: marked.json.to_string(),
+                        });
+                    }
+                }
                 let gone = self.delete(key, resource_version).await?;
                 Ok(Response::Object {
                     object: gone.json.to_string(),
                 })
             }
+            Request::Heartbeat => {
+                let Identity::Node(n) = id else {
+                    return Err(err(ErrorCode::Forbidden, "only nodes send heartbeats"));
+                };
+                self.nodes.renew(n);
+                Ok(Response::Ack)
+            }
+            Request::ReportUsage { node, pods } => {
+                let Identity::Node(n) = id else {
+                    return Err(err(ErrorCode::Forbidden, "only nodes report usage"));
+                };
+                self.nodes.report(n, node, pods);
+                Ok(Response::Ack)
+            }
+            Request::Top => {
+                if !matches!(id, Identity::Admin(_)) {
+                    return Err(forbidden_verb(id, "read usage"));
+                }
+                Ok(Response::Usage {
+                    nodes: self.nodes.reports(),
+                })
+            }
+            Request::Logs(_) | Request::Exec(_) => Err(err(
+                ErrorCode::BadRequest,
+                "logs and exec are served on their own stream",
+            )),
             Request::Watch { .. } => Err(err(
                 ErrorCode::BadRequest,
                 "watch is served on its own stream",
@@ -345,7 +387,14 @@ impl<S: Store> Api<S> {
     fn authorize_list(&self, id: &Identity, kind: Kind) -> Result<(), ApiError> {
         match id {
             Identity::Admin(_) => Ok(()),
-            Identity::Node(_) if matches!(kind, Kind::Pod | Kind::Node) => Ok(()),
+            Identity::Node(_)
+                if matches!(
+                    kind,
+                    Kind::Pod | Kind::Node | Kind::ConfigMap | Kind::Secret
+                ) =>
+            {
+                Ok(())
+            }
             _ => Err(err(
                 ErrorCode::Forbidden,
                 format!("{} may not list {}", id.name(), resource(kind)),
@@ -360,6 +409,9 @@ impl<S: Store> Api<S> {
             Identity::Node(n) => match s.key.kind {
                 Kind::Pod => self.pod_on_node(id, s),
                 Kind::Node => s.key.name == *n,
+                Kind::ConfigMap | Kind::Secret => {
+                    self.referenced_by_node_pods(n, &s.key).unwrap_or(false)
+                }
                 _ => false,
             },
             Identity::Anonymous => false,
@@ -597,6 +649,64 @@ impl<S: Store> Api<S> {
         Err(err(ErrorCode::Conflict, conflict_msg(&key)))
     }
 
+    /// Marks a pod bound to a node as terminating (`deletionTimestamp`, grace period) and
+    /// returns it; `None` when the pod should go at once (not bound to a node, or a grace
+    /// period of 0 asked for a pod already terminating).
+    async fn mark_pod_deleted(
+        &self,
+        key: &ObjectKey,
+        rv: Option<u64>,
+        grace: Option<i64>,
+    ) -> Result<Option<Stored>, ApiError> {
+        for _ in 0..5 {
+            let cur = self
+                .store
+                .get(key)
+                .map_err(store_err)?
+                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            if rv.is_some_and(|r| r != cur.revision) {
+                return Err(err(ErrorCode::Conflict, conflict_msg(key)));
+            }
+            let Object::Pod(mut pod) = stored_object(&cur)? else {
+                return Ok(None);
+            };
+            if pod.spec.node_name.is_none() {
+                return Ok(None);
+            }
+            let grace = grace
+                .or(pod.spec.termination_grace_period_seconds)
+                .unwrap_or(30)
+                .max(0);
+            let m = &mut pod.metadata;
+            match (
+                m.deletion_timestamp.is_some(),
+                m.deletion_grace_period_seconds,
+            ) {
+                // Already terminating: a shorter grace period may replace the longer one.
+                (true, Some(g)) if grace >= g => return Ok(Some(cur)),
+                _ => {}
+            }
+            if m.deletion_timestamp.is_none() {
+                m.deletion_timestamp = Some(rfc3339(now()));
+            }
+            m.deletion_grace_period_seconds = Some(grace);
+            let mut next = Object::Pod(pod);
+            let op = WriteOp::Update {
+                put: Put::from_object(&mut next).map_err(store_err)?,
+                expected: Some(cur.revision),
+            };
+            match self.store.write(op).await {
+                Ok(mut s) => return Ok(Some(s.remove(0))),
+                Err(StoreError::Conflict { .. }) if rv.is_none() => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(err(ErrorCode::Conflict, conflict_msg(key)))
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(ErrorCode::Conflict, conflict_msg(key)))
+    }
+
     /// Deletes an object; a namespace takes everything in it along.
     pub async fn delete(&self, key: ObjectKey, rv: Option<u64>) -> Result<Stored, ApiError> {
         if key.kind == Kind::Namespace {
@@ -769,6 +879,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn forbidden_verb(id: &Identity, what: &str) -> ApiError {
+    err(
+        ErrorCode::Forbidden,
+        format!("{} may not {what}", id.name()),
+    )
+}
+
 fn forbidden(id: &Identity, verb: &str, key: &ObjectKey) -> ApiError {
     err(
         ErrorCode::Forbidden,
@@ -815,6 +932,7 @@ fn carry_system_fields(current: &Object, next: &mut Object) {
     m.generation = cm.generation;
     m.resource_version = cm.resource_version;
     m.deletion_timestamp = cm.deletion_timestamp;
+    m.deletion_grace_period_seconds = cm.deletion_grace_period_seconds;
     if m.owner_references.is_empty() {
         m.owner_references = cm.owner_references;
     }

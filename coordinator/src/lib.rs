@@ -2,6 +2,7 @@
 //! and controllers arrive with their issue).
 
 pub mod api;
+pub mod nodes;
 pub mod pki;
 pub mod server;
 pub mod store;

@@ -97,7 +97,11 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .context("opening the store")?;
-    let api = Arc::new(Api { store, pki });
+    let api = Arc::new(Api {
+        store,
+        pki,
+        nodes: Default::default(),
+    });
     api.bootstrap()
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;

@@ -10,7 +10,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use skiff_api::selector::Selector;
 use skiff_api::wire::{
-    ApiError, ErrorCode, FrameError, Request, Response, WatchEvent, ALPN, MAX_FRAME_LEN,
+    ApiError, ErrorCode, FrameError, Request, Response, StreamFrame, WatchEvent, ALPN,
+    MAX_FRAME_LEN,
 };
 use skiff_client::frames::{read_frame, write_frame, ReadError};
 use skiff_client::tls::{certs_from_pem, key_from_pem, provider};
@@ -70,10 +71,108 @@ fn identity(conn: &quinn::Connection) -> Identity {
 async fn connection<S: Store>(api: Arc<Api<S>>, conn: quinn::Connection) {
     let id = Arc::new(identity(&conn));
     tracing::debug!(peer = %conn.remote_address(), who = %id.name(), "connected");
+    if let Identity::Node(n) = &*id {
+        api.nodes.link_up(n, conn.clone());
+    }
     while let Ok((send, recv)) = conn.accept_bi().await {
         let api = api.clone();
         let id = id.clone();
         tokio::spawn(async move { stream(api, &id, send, recv).await });
+    }
+    if let Identity::Node(n) = &*id {
+        api.nodes.link_down(n, &conn);
+    }
+}
+
+/// Logs and exec: the coordinator finds the pod's node, opens a stream on the connection
+/// the node keeps open (nodes open no port), sends the request on and copies both
+/// directions until either side ends.
+async fn to_node<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    req: Request,
+) {
+    let (ns, pod) = match &req {
+        Request::Logs(l) => (l.namespace.clone(), l.pod.clone()),
+        Request::Exec(e) => (e.namespace.clone(), e.pod.clone()),
+        _ => return,
+    };
+    let fail = |e: ApiError| StreamFrame::Error(e);
+    if !matches!(id, Identity::Admin(_)) {
+        let e = ApiError::new(
+            ErrorCode::Forbidden,
+            format!("{} may not read logs or exec in pods", id.name()),
+        );
+        let _ = write_frame(send, &fail(e)).await;
+        return;
+    }
+    let key = skiff_api::ObjectKey {
+        kind: skiff_api::Kind::Pod,
+        namespace: ns.clone(),
+        name: pod.clone(),
+    };
+    let node = match api.store.get(&key) {
+        Ok(Some(s)) => s
+            .value()
+            .pointer("/spec/nodeName")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string),
+        Ok(None) => {
+            let e = ApiError::new(ErrorCode::NotFound, format!("pods {pod:?} not found"));
+            let _ = write_frame(send, &fail(e)).await;
+            return;
+        }
+        Err(e) => {
+            let _ = write_frame(send, &fail(store_err(e))).await;
+            return;
+        }
+    };
+    let Some(node) = node else {
+        let e = ApiError::new(
+            ErrorCode::BadRequest,
+            format!("pod {pod:?} is not scheduled to a node yet"),
+        );
+        let _ = write_frame(send, &fail(e)).await;
+        return;
+    };
+    let Some(link) = api.nodes.link(&node) else {
+        let e = ApiError::new(
+            ErrorCode::Timeout,
+            format!("node {node:?} of pod {pod:?} is not connected"),
+        );
+        let _ = write_frame(send, &fail(e)).await;
+        return;
+    };
+    let (mut nsend, mut nrecv) = match link.open_bi().await {
+        Ok(s) => s,
+        Err(e) => {
+            let e = ApiError::new(ErrorCode::Timeout, format!("node {node:?}: {e}"));
+            let _ = write_frame(send, &fail(e)).await;
+            return;
+        }
+    };
+    if write_frame(&mut nsend, &req).await.is_err() {
+        let e = ApiError::new(ErrorCode::Timeout, format!("node {node:?} went away"));
+        let _ = write_frame(send, &fail(e)).await;
+        return;
+    }
+    // Client → node (stdin, resize) and node → client (output), until either ends.
+    let up = async {
+        let _ = tokio::io::copy(recv, &mut nsend).await;
+        let _ = nsend.finish();
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut nrecv, send).await;
+    };
+    tokio::pin!(up);
+    tokio::select! {
+        _ = down => {}
+        _ = &mut up => {
+            // The client finished sending; keep relaying output until the node is done.
+            let _ = tokio::io::copy(&mut nrecv, send).await;
+        }
     }
 }
 
@@ -102,6 +201,11 @@ async fn stream<S: Store>(
             return;
         }
     };
+    if matches!(req, Request::Logs(_) | Request::Exec(_)) {
+        to_node(&api, id, &mut send, &mut recv, req).await;
+        let _ = send.finish();
+        return;
+    }
     if let Request::Watch {
         kind,
         namespace,

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 pub use cgroups::Stats;
 pub use config::*;
 pub use state::ExitInfo;
+pub use sys::exited;
 
 use protocol::{Request, Response};
 use spec::{SandboxPaths, SpecInput};
@@ -391,9 +392,7 @@ impl Runtime {
                     if *tmpfs {
                         mount_tmpfs(&vdir, 0, 0o755)?;
                     }
-                    for f in files {
-                        write_projected(&vdir, f, *default_mode)?;
-                    }
+                    write_generation(&vdir, files, *default_mode)?;
                     (vdir, *tmpfs)
                 }
             };
@@ -417,6 +416,24 @@ impl Runtime {
             &[],
         )?;
         Ok(())
+    }
+
+    /// Replaces the files of a sandbox's projected (ConfigMap/Secret) volume while its
+    /// containers run: they see the old set or the new one, never a mix (as Kubernetes'
+    /// atomic writer: a new generation directory, then one rename of the `..data` link).
+    pub fn update_files(
+        &self,
+        sandbox: &str,
+        volume: &str,
+        files: &[ProjectedFile],
+        default_mode: u32,
+    ) -> Result<(), RuntimeError> {
+        let (rec, _) = self.sandbox_paths(sandbox)?;
+        let (dir, _) = rec
+            .volumes
+            .get(volume)
+            .ok_or_else(|| RuntimeError::NotFound(format!("volume {volume} of {sandbox}")))?;
+        write_generation(dir, files, default_mode)
     }
 
     /// The network namespace file of a sandbox (for the caller's network setup).
@@ -1154,6 +1171,57 @@ fn host_path(path: &Path, kind: HostPathKind) -> Result<(), RuntimeError> {
     }
 }
 
+/// Writes a projected volume's files into a new generation directory `..<n>`, points
+/// `..data` at it with one rename, links each top-level name to `..data/<name>`, and removes
+/// older generations and names no longer present.
+fn write_generation(
+    dir: &Path,
+    files: &[ProjectedFile],
+    default_mode: u32,
+) -> Result<(), RuntimeError> {
+    let stamp = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let gen_name = format!("..{stamp}");
+    let gen = dir.join(&gen_name);
+    fs::create_dir(&gen).map_err(io_err("creating projected generation"))?;
+    fs::set_permissions(&gen, fs::Permissions::from_mode(0o755))
+        .map_err(io_err("chmod projected generation"))?;
+    let mut top = std::collections::BTreeSet::new();
+    for f in files {
+        write_projected(&gen, f, default_mode)?;
+        if let Some(first) = Path::new(&f.path).components().next() {
+            top.insert(first.as_os_str().to_os_string());
+        }
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&gen_name, &tmp).map_err(io_err("linking projected data"))?;
+    fs::rename(&tmp, dir.join("..data")).map_err(io_err("switching projected data"))?;
+    for name in &top {
+        let link = dir.join(name);
+        if fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), &link)
+                .map_err(io_err("linking projected file"))?;
+        }
+    }
+    for e in fs::read_dir(dir).map_err(io_err("listing projected volume"))? {
+        let e = e.map_err(io_err("listing projected volume"))?;
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if n == "..data" || n == gen_name {
+            continue;
+        }
+        if n.starts_with("..") {
+            let _ = fs::remove_dir_all(e.path());
+        } else if !top.contains(&name) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
 fn write_projected(dir: &Path, f: &ProjectedFile, default_mode: u32) -> Result<(), RuntimeError> {
     spec::check_sub_path(&f.path).map_err(|r| RuntimeError::Invalid {
         what: format!("projected file {:?}", f.path),
@@ -1175,6 +1243,17 @@ fn write_projected(dir: &Path, f: &ProjectedFile, default_mode: u32) -> Result<(
         fs::Permissions::from_mode(f.mode.unwrap_or(default_mode) & 0o7777),
     )
     .map_err(io_err("chmod projected file"))
+}
+
+/// Sets the size of an exec's terminal (its master side).
+pub fn set_winsize(tty: &fs::File, cols: u16, rows: u16) -> Result<(), RuntimeError> {
+    let ws = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(tty, ws).map_err(errno("setting the terminal size"))
 }
 
 /// `SIGTERM`, `TERM` or `15` → 15.

@@ -165,3 +165,18 @@ pub fn load_seccomp(bpf: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Resolves when a process descriptor (a pidfd: [`crate::Runtime::exit_fd`]) becomes
+/// readable, i.e. the process exited. For callers on a tokio runtime.
+pub async fn exited(fd: OwnedFd) -> io::Result<()> {
+    // SAFETY: `register` requires the descriptor to stay open and not be registered
+    // elsewhere while the AsyncFd lives. The AsyncFd owns `fd` (an OwnedFd moved in, a
+    // fresh duplicate from `exit_fd`), so it is closed only when the AsyncFd drops, after
+    // its deregistration.
+    let afd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)?;
+    let _guard = afd.readable().await?;
+    Ok(())
+}

@@ -343,8 +343,26 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
-        let e = node
+        // Listing Secrets shows only those its pods use.
+        let Response::List { items, .. } = node
             .call(&Request::list(Kind::Secret, None, None))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let names: Vec<String> = items
+            .iter()
+            .map(|i| {
+                serde_json::from_str::<serde_json::Value>(i).unwrap()["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(names, ["dotfile-secret"]);
+        let e = node
+            .call(&Request::list(Kind::Deployment, None, None))
             .await
             .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
@@ -485,7 +503,7 @@ fn watch_delivers_changes_in_order_and_resumes_from_a_revision() {
         let cm = |n: &str, v: &str| format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{n}","namespace":"default"}},"data":{{"v":"{v}"}}}}"#);
         client.call(&Request::Apply { object: cm("a", "1") }).await.unwrap();
         client.call(&Request::Apply { object: cm("a", "2") }).await.unwrap();
-        client.call(&Request::Delete { key: ObjectKey { kind: Kind::ConfigMap, namespace: "default".into(), name: "a".into() }, resource_version: None }).await.unwrap();
+        client.call(&Request::Delete { key: ObjectKey { kind: Kind::ConfigMap, namespace: "default".into(), name: "a".into() }, resource_version: None, grace_period_seconds: None, force: false }).await.unwrap();
         let mut revs = Vec::new();
         let mut kinds = Vec::new();
         for _ in 0..3 {

@@ -1,0 +1,148 @@
+//! `skiff-agent --server ... --token ...`: the node agent's long-running mode.
+
+use crate::local::Local;
+use crate::state::{Agent, Config, EventQueue, StatusQueue};
+use crate::{link, ops, Args};
+use skiff_runtime::ContainerStatus;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Error = Box<dyn std::error::Error>;
+
+/// `10s`, `500ms`, `2m`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration {s:?} (use 500ms, 10s, 2m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `k=v,k2=v2`.
+pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for kv in s.split(',').filter(|x| !x.is_empty()) {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--labels {kv:?}: want key=value"))?;
+        if let Some(why) = skiff_api::validate::qualified_name_problem(k) {
+            return Err(format!("--labels {k:?}: {why}"));
+        }
+        if let Some(why) = skiff_api::validate::label_value_problem(v) {
+            return Err(format!("--labels {kv:?}: {why}"));
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
+                .unwrap_or_else(|_| "info,libcgroups=error,libcontainer=warn".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = Config {
+        name: ops::node_name(args),
+        data_dir: args.data_dir.clone(),
+        server: d.server.clone(),
+        token: d.token.clone(),
+        labels: d
+            .labels
+            .as_deref()
+            .map(parse_labels)
+            .transpose()?
+            .unwrap_or_default(),
+        node_ip: d.node_ip,
+        backoff_base: parse_duration(&d.restart_backoff)?,
+        heartbeat: parse_duration(&d.heartbeat_interval)?,
+        usage_interval: parse_duration(&d.usage_interval)?,
+        max_pods: d.max_pods,
+    };
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    std::fs::set_permissions(
+        &cfg.data_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
+    let images = Arc::new(ops::store(args)?);
+    let runtime = Arc::new(ops::runtime(args)?);
+    let registries = ops::registries(args)?;
+    let local = Local::open(&cfg.data_dir)?;
+    // What already runs, by pod: the workers adopt it.
+    let mut adopt: HashMap<String, Vec<ContainerStatus>> = HashMap::new();
+    for c in runtime.list()? {
+        if let Some(uid) = c.labels.get(crate::worker::LABEL_UID) {
+            adopt.entry(uid.clone()).or_default().push(c);
+        }
+    }
+    let sandboxes: HashSet<String> = runtime.sandboxes()?.into_iter().collect();
+    let kept = local.pods();
+    let known: HashSet<String> = kept.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    // Sandboxes of pods this node no longer holds (deleted while the agent was down and
+    // its state already forgotten) are removed.
+    for s in sandboxes.iter().filter(|s| !known.contains(*s)) {
+        if adopt.contains_key(s) || s.len() == 36 {
+            tracing::info!(sandbox = %s, "removing a sandbox no pod owns");
+            runtime.remove_sandbox(s)?;
+            adopt.remove(s);
+        }
+    }
+    let mut configs = HashMap::new();
+    for (kind, ns, name, v) in local.configs() {
+        configs.insert((kind, ns, name), v);
+    }
+    let (client_tx, _) = tokio::sync::watch::channel(None);
+    let agent = Arc::new(Agent {
+        host_ip: Mutex::new(
+            cfg.node_ip
+                .map(|ip| ip.to_string())
+                .unwrap_or_else(|| "127.0.0.1".into()),
+        ),
+        cfg,
+        rt: runtime,
+        images,
+        registries,
+        local,
+        client: client_tx,
+        pods: Mutex::new(HashMap::new()),
+        configs: Mutex::new(configs),
+        status: StatusQueue::default(),
+        events: EventQueue::default(),
+        adopt: Mutex::new(adopt),
+        adopt_sandboxes: Mutex::new(sandboxes),
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .thread_keep_alive(Duration::from_secs(5))
+        .build()?;
+    rt.block_on(async move {
+        // The pods kept on disk run before the coordinator answers (or if it never does).
+        for pod in agent.local.pods() {
+            tracing::info!(pod = %format!("{}/{}", pod.metadata.namespace(), pod.metadata.name()), "resuming from local state");
+            link::start_or_update(&agent, pod);
+        }
+        tokio::spawn(link::run(agent.clone()));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        // Containers outlive the agent: a restarted agent adopts them.
+        tracing::info!("stopping; containers keep running");
+        Ok::<_, Error>(())
+    })?;
+    Ok(0)
+}

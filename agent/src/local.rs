@@ -1,0 +1,177 @@
+//! The agent's own copy of what it runs: the pods bound to the node and the ConfigMaps
+//! and Secrets they use, under `<data-dir>/state/`. Written only when they change (status
+//! and resourceVersion are left out, so a status update writes nothing); read at start, so
+//! a node cut off from its coordinator brings its pods back after a restart.
+
+use serde_json::Value;
+use skiff_api::pod::Pod;
+use skiff_api::Kind;
+use skiff_client::files::write_private;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The on-disk state.
+pub struct Local {
+    pods: PathBuf,
+    configs: PathBuf,
+}
+
+/// What a pod is stored as: its identity and spec, without the parts that change
+/// without a change in what should run.
+fn stored_pod(pod: &Pod) -> Vec<u8> {
+    let mut p = pod.clone();
+    p.status = None;
+    p.metadata.resource_version = None;
+    serde_json::to_vec(&p).unwrap_or_default()
+}
+
+fn stored_config(v: &Value) -> Vec<u8> {
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+/// Writes `bytes` unless the file already holds them; true when it wrote.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    if fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(false);
+    }
+    write_private(path, bytes)?;
+    Ok(true)
+}
+
+fn read_dir_json(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter_map(|p| Some((p.clone(), fs::read(&p).ok()?)))
+        .collect();
+    out.sort();
+    out
+}
+
+impl Local {
+    /// Opens (creating) `<data-dir>/state`.
+    pub fn open(data_dir: &Path) -> io::Result<Local> {
+        let root = data_dir.join("state");
+        let l = Local {
+            pods: root.join("pods"),
+            configs: root.join("configs"),
+        };
+        for d in [&root, &l.pods, &l.configs] {
+            fs::create_dir_all(d)?;
+            fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        }
+        Ok(l)
+    }
+
+    fn pod_path(&self, uid: &str) -> PathBuf {
+        self.pods.join(format!("{uid}.json"))
+    }
+
+    /// Keeps a pod; true when its stored form changed.
+    pub fn save_pod(&self, pod: &Pod) -> io::Result<bool> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or("");
+        if uid.is_empty() || uid.contains('/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "pod without a uid",
+            ));
+        }
+        write_if_changed(&self.pod_path(uid), &stored_pod(pod))
+    }
+
+    /// Forgets a pod.
+    pub fn remove_pod(&self, uid: &str) -> io::Result<()> {
+        match fs::remove_file(self.pod_path(uid)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every kept pod (unreadable files are reported and skipped).
+    pub fn pods(&self) -> Vec<Pod> {
+        read_dir_json(&self.pods)
+            .into_iter()
+            .filter_map(|(p, b)| match serde_json::from_slice(&b) {
+                Ok(pod) => Some(pod),
+                Err(e) => {
+                    tracing::warn!(file = %p.display(), error = %e, "skipping unreadable pod state");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn config_path(&self, kind: Kind, ns: &str, name: &str) -> PathBuf {
+        self.configs
+            .join(format!("{}.{ns}.{name}.json", kind.info().name))
+    }
+
+    /// Keeps a ConfigMap or Secret (JSON); true when it changed.
+    pub fn save_config(&self, kind: Kind, ns: &str, name: &str, v: &Value) -> io::Result<bool> {
+        write_if_changed(&self.config_path(kind, ns, name), &stored_config(v))
+    }
+
+    /// Forgets a ConfigMap or Secret.
+    pub fn remove_config(&self, kind: Kind, ns: &str, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.config_path(kind, ns, name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every kept ConfigMap and Secret: (kind, namespace, name, JSON).
+    pub fn configs(&self) -> Vec<(Kind, String, String, Value)> {
+        read_dir_json(&self.configs)
+            .into_iter()
+            .filter_map(|(p, b)| {
+                let v: Value = serde_json::from_slice(&b).ok()?;
+                let kind = match p.file_name()?.to_str()?.split('.').next()? {
+                    "ConfigMap" => Kind::ConfigMap,
+                    "Secret" => Kind::Secret,
+                    _ => return None,
+                };
+                let ns = v.pointer("/metadata/namespace")?.as_str()?.to_string();
+                let name = v.pointer("/metadata/name")?.as_str()?.to_string();
+                Some((kind, ns, name, v))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_only_changes() {
+        let dir = std::env::temp_dir().join(format!("skiff-local-{}", std::process::id()));
+        let l = Local::open(&dir).unwrap();
+        let mut pod: Pod = serde_json::from_str(
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","namespace":"default","uid":"u1","resourceVersion":"5"},"spec":{"containers":[{"name":"c","image":"x"}]}}"#,
+        )
+        .unwrap();
+        assert!(l.save_pod(&pod).unwrap());
+        pod.metadata.resource_version = Some("6".into());
+        pod.status = Some(Default::default());
+        assert!(!l.save_pod(&pod).unwrap(), "a status change writes nothing");
+        pod.metadata.labels.insert("x".into(), "y".into());
+        assert!(l.save_pod(&pod).unwrap());
+        assert_eq!(l.pods().len(), 1);
+        assert_eq!(
+            l.pods()[0].metadata.labels.get("x").map(String::as_str),
+            Some("y")
+        );
+        l.remove_pod("u1").unwrap();
+        assert!(l.pods().is_empty());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

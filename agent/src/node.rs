@@ -1,0 +1,129 @@
+//! The Node object the agent registers: capacity and allocatable, system info, addresses,
+//! labels, and the Ready condition.
+
+use crate::state::Agent;
+use crate::usage;
+use skiff_api::core::{Node, NodeAddress, NodeStatus, NodeSystemInfo};
+use skiff_api::meta::Condition;
+use skiff_api::quantity::Quantity;
+use std::collections::BTreeMap;
+
+/// Kubernetes' name for the machine's architecture.
+pub fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "x86" => "386",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
+fn read_trim(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn os_image() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn q(s: String) -> Quantity {
+    Quantity::parse(&s).expect("well-formed quantity")
+}
+
+/// The node as the agent reports it; `current` keeps what others own (spec, their labels,
+/// transition times).
+pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
+    let mut node = current.cloned().unwrap_or_default();
+    node.api_version = "v1".into();
+    node.kind = "Node".into();
+    node.metadata.name = Some(agent.cfg.name.clone());
+    node.metadata.resource_version = None;
+    let labels = &mut node.metadata.labels;
+    labels.insert("kubernetes.io/arch".into(), arch().into());
+    labels.insert("kubernetes.io/os".into(), "linux".into());
+    labels.insert("kubernetes.io/hostname".into(), agent.cfg.name.clone());
+    for (k, v) in &agent.cfg.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    let cpus = usage::cpus();
+    let (mem, _) = usage::meminfo();
+    let disk = nix_statvfs(&agent.cfg.data_dir);
+    let mut capacity = BTreeMap::new();
+    capacity.insert("cpu".to_string(), q(cpus.to_string()));
+    capacity.insert("memory".to_string(), q(format!("{}Ki", mem / 1024)));
+    capacity.insert("pods".to_string(), q(agent.cfg.max_pods.to_string()));
+    capacity.insert(
+        "ephemeral-storage".to_string(),
+        q(format!("{}Ki", disk / 1024)),
+    );
+    // The kubelet's default hard eviction thresholds come off allocatable.
+    let mut allocatable = capacity.clone();
+    allocatable.insert(
+        "memory".to_string(),
+        q(format!("{}Ki", mem.saturating_sub(100 << 20) / 1024)),
+    );
+    allocatable.insert(
+        "ephemeral-storage".to_string(),
+        q(format!("{}Ki", disk / 10 * 9 / 1024)),
+    );
+    let prev_ready = current
+        .and_then(|n| n.status.as_ref())
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .filter(|c| c.status == "True")
+        .and_then(|c| c.last_transition_time.clone());
+    let host_ip = agent.host_ip.lock().unwrap().clone();
+    node.status = Some(NodeStatus {
+        capacity,
+        allocatable,
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: Some("KubeletReady".into()),
+            message: Some("skiff-agent is posting ready status".into()),
+            last_transition_time: Some(
+                prev_ready.unwrap_or_else(|| skiff_api::util::rfc3339(crate::now_secs())),
+            ),
+            ..Default::default()
+        }],
+        addresses: vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: host_ip,
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: agent.cfg.name.clone(),
+            },
+        ],
+        node_info: Some(NodeSystemInfo {
+            machine_id: read_trim("/etc/machine-id"),
+            boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
+            kernel_version: read_trim("/proc/sys/kernel/osrelease"),
+            os_image: Some(os_image()),
+            operating_system: Some("linux".into()),
+            architecture: Some(arch().into()),
+            container_runtime_version: Some(format!("skiff://{}", skiff_api::VERSION)),
+            kubelet_version: Some(format!("skiff-agent/{}", skiff_api::VERSION)),
+        }),
+    });
+    node
+}
+
+/// Total bytes of the filesystem holding `path`.
+fn nix_statvfs(path: &std::path::Path) -> u64 {
+    nix::sys::statvfs::statvfs(path)
+        .map(|s| s.blocks() * s.fragment_size())
+        .unwrap_or(0)
+}

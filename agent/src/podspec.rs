@@ -1,0 +1,543 @@
+//! A Pod's spec turned into what the runtime takes: the sandbox (hostname, DNS, volumes)
+//! and each container's config (command, environment with `$(VAR)` expansion and
+//! ConfigMap/Secret/field references, mounts, resources, security). Pure: the ConfigMaps
+//! and Secrets come in as a map.
+
+use base64::Engine;
+use skiff_api::core::{ConfigMap, Secret};
+use skiff_api::pod::{Container, Pod, SecurityContext};
+use skiff_runtime::{
+    ContainerConfig, HostPathKind, MountConfig, ProjectedFile, Resources, SandboxConfig, Security,
+    Volume, VolumeSource,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// ConfigMaps and Secrets a pod may read, by name (its namespace).
+#[derive(Default, Clone, Debug, PartialEq)]
+pub struct Sources {
+    pub config_maps: HashMap<String, ConfigMap>,
+    pub secrets: HashMap<String, Secret>,
+}
+
+/// Why a container's config cannot be made yet (`CreateContainerConfigError`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn b64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+impl Sources {
+    /// A ConfigMap's keys (data and binaryData) as bytes.
+    fn config_map(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let cm = self.config_maps.get(name)?;
+        let mut out: BTreeMap<String, Vec<u8>> = cm
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect();
+        for (k, v) in &cm.binary_data {
+            if let Some(b) = b64(v) {
+                out.insert(k.clone(), b);
+            }
+        }
+        Some(out)
+    }
+
+    /// A Secret's keys as bytes.
+    fn secret(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let s = self.secrets.get(name)?;
+        let mut out: BTreeMap<String, Vec<u8>> = s
+            .data
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), b64(v)?)))
+            .collect();
+        for (k, v) in &s.string_data {
+            out.insert(k.clone(), v.clone().into_bytes());
+        }
+        Some(out)
+    }
+}
+
+/// Kubernetes' `$(VAR)` expansion: references to variables defined so far are replaced,
+/// `$$` escapes, unknown references stay as written.
+pub fn expand(s: &str, vars: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' && i + 1 < b.len() {
+            if b[i + 1] == b'$' {
+                out.push('$');
+                i += 2;
+                continue;
+            }
+            if b[i + 1] == b'(' {
+                if let Some(end) = s[i + 2..].find(')') {
+                    let name = &s[i + 2..i + 2 + end];
+                    if let Some(v) = vars.get(name) {
+                        out.push_str(v);
+                        i += 3 + end;
+                        continue;
+                    }
+                }
+            }
+        }
+        let ch = s[i..].chars().next().expect("in bounds");
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+fn env_name_ok(k: &str) -> bool {
+    !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// `metadata.name`, `metadata.labels['app']`, `status.podIP`...
+fn field_value(pod: &Pod, path: &str, host_ip: &str, pod_ip: &str) -> Result<String, ConfigError> {
+    let m = &pod.metadata;
+    let indexed = |prefix: &str, map: &BTreeMap<String, String>| -> Option<String> {
+        let rest = path.strip_prefix(prefix)?;
+        let key = rest.strip_prefix("['").and_then(|r| r.strip_suffix("']"))?;
+        Some(map.get(key).cloned().unwrap_or_default())
+    };
+    if let Some(v) = indexed("metadata.labels", &m.labels) {
+        return Ok(v);
+    }
+    if let Some(v) = indexed("metadata.annotations", &m.annotations) {
+        return Ok(v);
+    }
+    Ok(match path {
+        "metadata.name" => m.name().to_string(),
+        "metadata.namespace" => m.namespace().to_string(),
+        "metadata.uid" => m.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => pod.spec.node_name.clone().unwrap_or_default(),
+        "spec.serviceAccountName" => "default".into(),
+        "status.hostIP" | "status.hostIPs" => host_ip.to_string(),
+        "status.podIP" | "status.podIPs" => pod_ip.to_string(),
+        other => {
+            return Err(ConfigError(format!(
+                "unsupported fieldRef fieldPath {other:?}"
+            )))
+        }
+    })
+}
+
+/// The container's environment, in order: envFrom, then env (later names win).
+pub fn environment(
+    pod: &Pod,
+    c: &Container,
+    src: &Sources,
+    host_ip: &str,
+    pod_ip: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut order: Vec<String> = Vec::new();
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let set = |order: &mut Vec<String>, vars: &mut HashMap<String, String>, k: String, v| {
+        if vars.insert(k.clone(), v).is_none() {
+            order.push(k);
+        }
+    };
+    for from in &c.env_from {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        let (data, what, r) = if let Some(r) = &from.config_map_ref {
+            (
+                src.config_map(r.name.as_deref().unwrap_or("")),
+                "configmap",
+                r,
+            )
+        } else if let Some(r) = &from.secret_ref {
+            (src.secret(r.name.as_deref().unwrap_or("")), "secret", r)
+        } else {
+            continue;
+        };
+        match data {
+            Some(d) => {
+                for (k, v) in d {
+                    let name = format!("{prefix}{k}");
+                    if env_name_ok(&name) {
+                        set(
+                            &mut order,
+                            &mut vars,
+                            name,
+                            String::from_utf8_lossy(&v).into_owned(),
+                        );
+                    }
+                }
+            }
+            None if r.optional == Some(true) => {}
+            None => {
+                return Err(ConfigError(format!(
+                    "{what} {:?} not found",
+                    r.name.as_deref().unwrap_or("")
+                )))
+            }
+        }
+    }
+    for e in &c.env {
+        let value = if let Some(v) = &e.value {
+            expand(v, &vars)
+        } else if let Some(from) = &e.value_from {
+            if let Some(k) = &from.config_map_key_ref {
+                let name = k.name.as_deref().unwrap_or("");
+                match src.config_map(name).map(|d| d.get(&k.key).cloned()) {
+                    Some(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+                    _ if k.optional == Some(true) => continue,
+                    Some(None) => {
+                        return Err(ConfigError(format!(
+                            "couldn't find key {} in ConfigMap {}/{name}",
+                            k.key,
+                            pod.metadata.namespace()
+                        )))
+                    }
+                    None => return Err(ConfigError(format!("configmap {name:?} not found"))),
+                }
+            } else if let Some(k) = &from.secret_key_ref {
+                let name = k.name.as_deref().unwrap_or("");
+                match src.secret(name).map(|d| d.get(&k.key).cloned()) {
+                    Some(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+                    _ if k.optional == Some(true) => continue,
+                    Some(None) => {
+                        return Err(ConfigError(format!(
+                            "couldn't find key {} in Secret {}/{name}",
+                            k.key,
+                            pod.metadata.namespace()
+                        )))
+                    }
+                    None => return Err(ConfigError(format!("secret {name:?} not found"))),
+                }
+            } else if let Some(f) = &from.field_ref {
+                field_value(pod, &f.field_path, host_ip, pod_ip)?
+            } else {
+                String::new()
+            }
+        } else {
+            String::new()
+        };
+        set(&mut order, &mut vars, e.name.clone(), value);
+    }
+    Ok(order
+        .into_iter()
+        .map(|k| {
+            let v = vars.remove(&k).unwrap_or_default();
+            (k, v)
+        })
+        .collect())
+}
+
+/// The files of a ConfigMap or Secret volume (all keys, or `items`).
+fn projected(
+    data: &BTreeMap<String, Vec<u8>>,
+    items: &[skiff_api::pod::KeyToPath],
+) -> Result<Vec<ProjectedFile>, ConfigError> {
+    if items.is_empty() {
+        return Ok(data
+            .iter()
+            .map(|(k, v)| ProjectedFile {
+                path: k.clone(),
+                data: v.clone(),
+                mode: None,
+            })
+            .collect());
+    }
+    items
+        .iter()
+        .map(|i| {
+            let v = data
+                .get(&i.key)
+                .ok_or_else(|| ConfigError(format!("key {:?} not found", i.key)))?;
+            Ok(ProjectedFile {
+                path: i.path.clone(),
+                data: v.clone(),
+                mode: i.mode.map(|m| m as u32),
+            })
+        })
+        .collect()
+}
+
+/// The files of a pod's ConfigMap/Secret volume, by volume name (for updates while it runs).
+pub fn projected_volumes(
+    pod: &Pod,
+    src: &Sources,
+) -> Result<Vec<(String, Vec<ProjectedFile>, u32)>, ConfigError> {
+    let mut out = Vec::new();
+    for v in &pod.spec.volumes {
+        if let Some(cm) = &v.config_map {
+            let name = cm.name.as_deref().unwrap_or("");
+            let files = match src.config_map(name) {
+                Some(d) => projected(&d, &cm.items)?,
+                None if cm.optional == Some(true) => Vec::new(),
+                None => return Err(ConfigError(format!("configmap {name:?} not found"))),
+            };
+            out.push((
+                v.name.clone(),
+                files,
+                cm.default_mode.unwrap_or(0o644) as u32,
+            ));
+        } else if let Some(s) = &v.secret {
+            let name = s.secret_name.as_deref().unwrap_or("");
+            let files = match src.secret(name) {
+                Some(d) => projected(&d, &s.items)?,
+                None if s.optional == Some(true) => Vec::new(),
+                None => return Err(ConfigError(format!("secret {name:?} not found"))),
+            };
+            out.push((
+                v.name.clone(),
+                files,
+                s.default_mode.unwrap_or(0o644) as u32,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The pod's sandbox.
+pub fn sandbox(
+    pod: &Pod,
+    id: &str,
+    src: &Sources,
+    dns: skiff_runtime::DnsConfig,
+) -> Result<SandboxConfig, ConfigError> {
+    let mut volumes = Vec::new();
+    let mut files: HashMap<String, (Vec<ProjectedFile>, u32)> = projected_volumes(pod, src)?
+        .into_iter()
+        .map(|(n, f, m)| (n, (f, m)))
+        .collect();
+    for v in &pod.spec.volumes {
+        let source = if let Some(e) = &v.empty_dir {
+            VolumeSource::EmptyDir {
+                memory: e.medium.as_deref() == Some("Memory"),
+                size_limit: e.size_limit.as_ref().map(|q| q.value().max(0) as u64),
+            }
+        } else if let Some(h) = &v.host_path {
+            let kind = match h.type_.as_deref().unwrap_or("") {
+                "DirectoryOrCreate" => HostPathKind::DirectoryOrCreate,
+                "Directory" => HostPathKind::Directory,
+                "FileOrCreate" => HostPathKind::FileOrCreate,
+                "File" => HostPathKind::File,
+                "Socket" => HostPathKind::Socket,
+                _ => HostPathKind::Unchecked,
+            };
+            VolumeSource::HostPath {
+                path: PathBuf::from(&h.path),
+                kind,
+            }
+        } else if let Some((f, mode)) = files.remove(&v.name) {
+            VolumeSource::Files {
+                files: f,
+                default_mode: mode,
+                tmpfs: v.secret.is_some(),
+            }
+        } else if v.persistent_volume_claim.is_some() {
+            return Err(ConfigError(format!(
+                "volume {:?}: persistentVolumeClaim volumes are not supported by this node yet",
+                v.name
+            )));
+        } else {
+            return Err(ConfigError(format!("volume {:?} has no source", v.name)));
+        };
+        volumes.push(Volume {
+            name: v.name.clone(),
+            source,
+        });
+    }
+    let hostname = pod
+        .spec
+        .hostname
+        .clone()
+        .unwrap_or_else(|| pod.metadata.name().to_string());
+    Ok(SandboxConfig {
+        id: id.to_string(),
+        hostname: hostname.chars().take(63).collect(),
+        host_network: pod.spec.host_network == Some(true),
+        dns,
+        volumes,
+        ..Default::default()
+    })
+}
+
+fn security(pod: &Pod, c: Option<&SecurityContext>) -> Security {
+    let psc = pod.spec.security_context.as_ref();
+    let uid = c
+        .and_then(|s| s.run_as_user)
+        .or(psc.and_then(|p| p.run_as_user));
+    let gid = c
+        .and_then(|s| s.run_as_group)
+        .or(psc.and_then(|p| p.run_as_group));
+    let non_root = c
+        .and_then(|s| s.run_as_non_root)
+        .or(psc.and_then(|p| p.run_as_non_root));
+    let mut groups: Vec<u32> = psc
+        .map(|p| p.supplemental_groups.iter().map(|g| *g as u32).collect())
+        .unwrap_or_default();
+    if let Some(fs) = psc.and_then(|p| p.fs_group) {
+        groups.push(fs as u32);
+    }
+    Security {
+        run_as_user: uid.map(|u| u as u32),
+        run_as_group: gid.map(|g| g as u32),
+        run_as_non_root: non_root == Some(true),
+        privileged: c.and_then(|s| s.privileged) == Some(true),
+        add_capabilities: c
+            .and_then(|s| s.capabilities.as_ref())
+            .map(|k| k.add.clone())
+            .unwrap_or_default(),
+        drop_capabilities: c
+            .and_then(|s| s.capabilities.as_ref())
+            .map(|k| k.drop.clone())
+            .unwrap_or_default(),
+        read_only_root_filesystem: c.and_then(|s| s.read_only_root_filesystem) == Some(true),
+        allow_privilege_escalation: c.and_then(|s| s.allow_privilege_escalation),
+        supplemental_groups: groups,
+    }
+}
+
+/// Where a container attempt's log goes: `<logs>/<ns>_<pod>_<uid>/<container>/<n>.log`, the
+/// kubelet's layout.
+pub fn log_path(logs: &Path, pod: &Pod, container: &str, attempt: u32) -> PathBuf {
+    logs.join(format!(
+        "{}_{}_{}",
+        pod.metadata.namespace(),
+        pod.metadata.name(),
+        pod.metadata.uid.as_deref().unwrap_or("")
+    ))
+    .join(container)
+    .join(format!("{attempt}.log"))
+}
+
+/// One container's runtime config.
+pub fn container(
+    pod: &Pod,
+    c: &Container,
+    src: &Sources,
+    host_ip: &str,
+    pod_ip: &str,
+    log_path: PathBuf,
+    labels: BTreeMap<String, String>,
+) -> Result<ContainerConfig, ConfigError> {
+    let env = environment(pod, c, src, host_ip, pod_ip)?;
+    let vars: HashMap<String, String> = env.iter().cloned().collect();
+    let expand_all = |v: &Vec<String>| -> Option<Vec<String>> {
+        (!v.is_empty()).then(|| v.iter().map(|s| expand(s, &vars)).collect())
+    };
+    let q = |m: Option<&BTreeMap<String, skiff_api::quantity::Quantity>>, k: &str| {
+        m.and_then(|m| m.get(k)).cloned()
+    };
+    let res = c.resources.as_ref();
+    let limits = res.map(|r| &r.limits);
+    let requests = res.map(|r| &r.requests);
+    // As Kubernetes: a request defaults to the limit.
+    let cpu_request = q(requests, "cpu").or_else(|| q(limits, "cpu"));
+    Ok(ContainerConfig {
+        name: c.name.clone(),
+        command: expand_all(&c.command),
+        args: expand_all(&c.args),
+        env,
+        working_dir: c.working_dir.clone(),
+        mounts: c
+            .volume_mounts
+            .iter()
+            .map(|m| MountConfig {
+                volume: m.name.clone(),
+                container_path: m.mount_path.clone(),
+                read_only: m.read_only == Some(true),
+                sub_path: m.sub_path.clone().filter(|s| !s.is_empty()),
+            })
+            .collect(),
+        resources: Resources {
+            cpu_request_millis: cpu_request.map(|q| q.millis().max(0) as u64),
+            cpu_limit_millis: q(limits, "cpu").map(|q| q.millis().max(0) as u64),
+            memory_limit: q(limits, "memory").map(|q| q.value().max(0) as u64),
+            pids_limit: None,
+        },
+        security: security(pod, c.security_context.as_ref()),
+        log_path,
+        log_max_size: Some(10 << 20),
+        log_max_files: Some(5),
+        labels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_follows_kubernetes() {
+        let vars: HashMap<String, String> =
+            [("A".to_string(), "x".to_string())].into_iter().collect();
+        assert_eq!(expand("$(A)-$(B)-$$(A)-$", &vars), "x-$(B)-$(A)-$");
+        assert_eq!(expand("é$(A)", &vars), "éx");
+    }
+
+    fn pod(yaml: &str) -> Pod {
+        let m = skiff_api::manifest::parse_manifests(yaml)
+            .unwrap()
+            .remove(0);
+        match m.object {
+            skiff_api::Object::Pod(p) => p,
+            _ => panic!("not a pod"),
+        }
+    }
+
+    #[test]
+    fn environment_resolves_references_in_order() {
+        let p = pod(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: ns1, labels: {app: web}}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    envFrom:
+    - configMapRef: {name: cm}
+      prefix: CM_
+    env:
+    - {name: A, value: "1"}
+    - {name: B, value: "$(A)-$(CM_k)"}
+    - name: S
+      valueFrom: {secretKeyRef: {name: s, key: pw}}
+    - name: APP
+      valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}
+    - name: IP
+      valueFrom: {fieldRef: {fieldPath: status.podIP}}
+    - name: OPT
+      valueFrom: {configMapKeyRef: {name: missing, key: k, optional: true}}
+"#);
+        let mut src = Sources::default();
+        let mut cm = ConfigMap::default();
+        cm.data.insert("k".into(), "v".into());
+        src.config_maps.insert("cm".into(), cm);
+        let mut s = Secret::default();
+        s.data.insert("pw".into(), "aHVudGVyMg==".into());
+        src.secrets.insert("s".into(), s);
+        let env = environment(&p, &p.spec.containers[0], &src, "192.0.2.1", "10.42.0.5").unwrap();
+        let got: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("CM_k", "v"),
+                ("A", "1"),
+                ("B", "1-v"),
+                ("S", "hunter2"),
+                ("APP", "web"),
+                ("IP", "10.42.0.5")
+            ]
+        );
+        src.secrets.clear();
+        let e = environment(&p, &p.spec.containers[0], &src, "", "").unwrap_err();
+        assert_eq!(e.0, "secret \"s\" not found");
+    }
+}

@@ -1,0 +1,382 @@
+//! Liveness, readiness and startup probes with Kubernetes' semantics: exec in the
+//! container, an HTTP GET or a TCP connect from inside the pod's network namespace.
+//! The results live in shared flags; the pod worker is woken when one changes.
+
+use skiff_api::pod::{Container, ContainerPort, HttpGetAction, Probe};
+use skiff_api::IntOrString;
+use skiff_runtime::{ExecConfig, Runtime};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Where probes go.
+#[derive(Clone)]
+pub struct Target {
+    pub rt: Arc<Runtime>,
+    /// The container's runtime id (exec).
+    pub id: String,
+    /// The pod's network namespace (`None`: the host's).
+    pub netns: Option<PathBuf>,
+    /// The address HTTP and TCP probes use unless they name a host.
+    pub pod_ip: IpAddr,
+    pub ports: Vec<ContainerPort>,
+}
+
+/// What one container's probes found.
+#[derive(Default)]
+pub struct Flags {
+    /// The startup probe succeeded (or there is none).
+    pub started: AtomicBool,
+    /// Readiness (true without a readiness probe once started).
+    pub ready: AtomicBool,
+    /// Set when liveness (or startup) gave up: the message for the restart.
+    pub failed: Mutex<Option<String>>,
+}
+
+/// A container's running probes; dropping it stops them.
+pub struct Handle {
+    pub flags: Arc<Flags>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Something that reports probe failures as events.
+pub type Report = Arc<dyn Fn(&str, String) + Send + Sync>;
+
+struct Settings {
+    initial: Duration,
+    period: Duration,
+    timeout: Duration,
+    success: u32,
+    failure: u32,
+}
+
+fn settings(p: &Probe) -> Settings {
+    let secs = |v: Option<i32>, d: i32| Duration::from_secs(v.unwrap_or(d).max(0) as u64);
+    Settings {
+        initial: secs(p.initial_delay_seconds, 0),
+        period: secs(p.period_seconds, 10).max(Duration::from_secs(1)),
+        timeout: secs(p.timeout_seconds, 1).max(Duration::from_secs(1)),
+        success: p.success_threshold.unwrap_or(1).max(1) as u32,
+        failure: p.failure_threshold.unwrap_or(3).max(1) as u32,
+    }
+}
+
+/// Starts the container's probes.
+pub fn start(c: &Container, target: Target, wake: UnboundedSender<()>, report: Report) -> Handle {
+    let flags = Arc::new(Flags::default());
+    let startup = c.startup_probe.clone();
+    let liveness = c.liveness_probe.clone();
+    let readiness = c.readiness_probe.clone();
+    let f = flags.clone();
+    let task = tokio::spawn(async move {
+        // An adopted container whose startup probe already passed does not repeat it.
+        if let Some(p) = startup.filter(|_| !f.started.load(Ordering::SeqCst)) {
+            let s = settings(&p);
+            tokio::time::sleep(s.initial).await;
+            let mut failures = 0;
+            loop {
+                match run(&p, &target, s.timeout).await {
+                    Ok(()) => break,
+                    Err(msg) => {
+                        failures += 1;
+                        report("Unhealthy", format!("Startup probe failed: {msg}"));
+                        if failures >= s.failure {
+                            *f.failed.lock().unwrap() = Some(format!(
+                                "Container {} failed startup probe, will be restarted",
+                                target.id
+                            ));
+                            let _ = wake.send(());
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(s.period).await;
+            }
+        }
+        f.started.store(true, Ordering::SeqCst);
+        if readiness.is_none() {
+            f.ready.store(true, Ordering::SeqCst);
+        }
+        let _ = wake.send(());
+        let live = async {
+            let Some(p) = &liveness else {
+                return std::future::pending::<()>().await;
+            };
+            let s = settings(p);
+            tokio::time::sleep(s.initial).await;
+            let mut failures = 0;
+            loop {
+                match run(p, &target, s.timeout).await {
+                    Ok(()) => failures = 0,
+                    Err(msg) => {
+                        failures += 1;
+                        report("Unhealthy", format!("Liveness probe failed: {msg}"));
+                        if failures >= s.failure {
+                            *f.failed.lock().unwrap() = Some(format!(
+                                "Container {} failed liveness probe, will be restarted",
+                                c_name(&target.id)
+                            ));
+                            let _ = wake.send(());
+                            return std::future::pending::<()>().await;
+                        }
+                    }
+                }
+                tokio::time::sleep(s.period).await;
+            }
+        };
+        let ready = async {
+            let Some(p) = &readiness else {
+                return;
+            };
+            let s = settings(p);
+            tokio::time::sleep(s.initial).await;
+            let (mut ok, mut bad) = (0, 0);
+            loop {
+                match run(p, &target, s.timeout).await {
+                    Ok(()) => {
+                        ok += 1;
+                        bad = 0;
+                        if ok >= s.success && !f.ready.swap(true, Ordering::SeqCst) {
+                            let _ = wake.send(());
+                        }
+                    }
+                    Err(msg) => {
+                        bad += 1;
+                        ok = 0;
+                        report("Unhealthy", format!("Readiness probe failed: {msg}"));
+                        if bad >= s.failure && f.ready.swap(false, Ordering::SeqCst) {
+                            let _ = wake.send(());
+                        }
+                    }
+                }
+                tokio::time::sleep(s.period).await;
+            }
+        };
+        tokio::join!(live, ready);
+    });
+    Handle { flags, task }
+}
+
+/// The container name part of a runtime id `<uid>.<name>.<attempt>`.
+fn c_name(id: &str) -> &str {
+    id.split('.').nth(1).unwrap_or(id)
+}
+
+fn port(p: &Option<IntOrString>, ports: &[ContainerPort]) -> Result<u16, String> {
+    match p {
+        Some(IntOrString::Int(n)) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
+        Some(IntOrString::String(name)) => {
+            if let Ok(n) = name.parse::<u16>() {
+                return Ok(n);
+            }
+            ports
+                .iter()
+                .find(|cp| cp.name.as_deref() == Some(name))
+                .and_then(|cp| cp.container_port)
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| format!("port {name:?} not found in the container's ports"))
+        }
+        None => Err("no port".into()),
+    }
+}
+
+/// Runs one probe (or a preStop hook: the same actions).
+pub async fn run(p: &Probe, t: &Target, timeout: Duration) -> Result<(), String> {
+    let handler = skiff_api::pod::LifecycleHandler {
+        exec: p.exec.clone(),
+        http_get: p.http_get.clone(),
+        tcp_socket: p.tcp_socket.clone(),
+    };
+    run_action(&handler, t, timeout).await
+}
+
+/// Runs an exec, HTTP or TCP action against the container.
+pub async fn run_action(
+    h: &skiff_api::pod::LifecycleHandler,
+    t: &Target,
+    timeout: Duration,
+) -> Result<(), String> {
+    if let Some(e) = &h.exec {
+        let rt = t.rt.clone();
+        let id = t.id.clone();
+        let args = e.command.clone();
+        return tokio::task::spawn_blocking(move || exec(&rt, &id, args, timeout))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(g) = &h.http_get {
+        let port = port(&g.port, &t.ports)?;
+        let host = host_ip(&g.host, t.pod_ip)?;
+        let g = g.clone();
+        return in_netns(t.netns.clone(), move || {
+            http_get(&g, SocketAddr::new(host, port), timeout)
+        })
+        .await;
+    }
+    if let Some(s) = &h.tcp_socket {
+        let port = port(&s.port, &t.ports)?;
+        let host = host_ip(&s.host, t.pod_ip)?;
+        return in_netns(t.netns.clone(), move || {
+            TcpStream::connect_timeout(&SocketAddr::new(host, port), timeout)
+                .map(|_| ())
+                .map_err(|e| format!("dial tcp {host}:{port}: {e}"))
+        })
+        .await;
+    }
+    Err("the probe has no action".into())
+}
+
+fn host_ip(host: &Option<String>, pod_ip: IpAddr) -> Result<IpAddr, String> {
+    match host.as_deref() {
+        None | Some("") => Ok(pod_ip),
+        Some(h) => h
+            .parse()
+            .map_err(|_| format!("host {h:?}: only IP addresses are supported")),
+    }
+}
+
+fn exec(rt: &Runtime, id: &str, args: Vec<String>, timeout: Duration) -> Result<(), String> {
+    let mut p = rt
+        .exec(
+            id,
+            &ExecConfig {
+                args,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    drop(p.stdin.take());
+    let pid = p.pid;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut out = p.stdout.take();
+    let mut err = p.stderr.take();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        // Drain both pipes (bounded) so the process never blocks on a full pipe.
+        let mut sink = [0u8; 4096];
+        if let Some(o) = out.as_mut() {
+            while let Ok(n) = o.read(&mut sink) {
+                if n == 0 {
+                    break;
+                }
+                if buf.len() < 10 << 10 {
+                    buf.extend_from_slice(&sink[..n]);
+                }
+            }
+        }
+        if let Some(e) = err.as_mut() {
+            while let Ok(n) = e.read(&mut sink) {
+                if n == 0 {
+                    break;
+                }
+                if buf.len() < 10 << 10 {
+                    buf.extend_from_slice(&sink[..n]);
+                }
+            }
+        }
+        let _ = tx.send((p.wait(), buf));
+    });
+    match rx.recv_timeout(timeout) {
+        Ok((Ok(0), _)) => Ok(()),
+        Ok((Ok(code), out)) => Err(format!(
+            "command exited with {code}: {}",
+            String::from_utf8_lossy(&out).trim()
+        )),
+        Ok((Err(e), _)) => Err(e.to_string()),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            Err(format!("command timed out after {timeout:?}"))
+        }
+    }
+}
+
+/// Runs `f` on a thread that has entered the pod's network namespace (sockets it makes
+/// belong to that namespace); the thread ends with `f`.
+async fn in_netns<F>(netns: Option<PathBuf>, f: F) -> Result<(), String>
+where
+    F: FnOnce() -> Result<(), String> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("probe".into())
+        .stack_size(64 << 10)
+        .spawn(move || {
+            let r = (|| {
+                if let Some(ns) = netns {
+                    let fd =
+                        std::fs::File::open(&ns).map_err(|e| format!("{}: {e}", ns.display()))?;
+                    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| format!("entering the pod's network: {e}"))?;
+                }
+                f()
+            })();
+            let _ = tx.send(r);
+        })
+        .map_err(|e| e.to_string())?;
+    rx.await.map_err(|_| "probe thread ended".to_string())?
+}
+
+fn http_get(g: &HttpGetAction, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    if g.scheme
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"))
+    {
+        return Err("HTTPS probes are not supported by this node".into());
+    }
+    let path = g.path.clone().unwrap_or_else(|| "/".into());
+    let url = format!("http://{addr}{path}");
+    let mut s = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("Get \"{url}\": dial tcp {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    let mut req = format!("GET {path} HTTP/1.1\r\n");
+    let mut has_host = false;
+    let mut has_agent = false;
+    for h in &g.http_headers {
+        has_host |= h.name.eq_ignore_ascii_case("host");
+        has_agent |= h.name.eq_ignore_ascii_case("user-agent");
+        req.push_str(&format!("{}: {}\r\n", h.name, h.value));
+    }
+    if !has_host {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    if !has_agent {
+        req.push_str("User-Agent: kube-probe/1.30\r\n");
+    }
+    req.push_str("Accept: */*\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < 12 {
+        match s.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(format!("Get \"{url}\": {e}")),
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..n]);
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("Get \"{url}\": malformed HTTP response"))?;
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}

@@ -1,0 +1,327 @@
+//! Log and exec streams the coordinator opens on the agent's connection (the node opens
+//! no port of its own).
+
+use crate::state::{Agent, PodView};
+use skiff_api::wire::{
+    ApiError, ErrorCode, ExecRequest, LogsRequest, Request, StreamFrame, MAX_FRAME_LEN,
+};
+use skiff_client::frames::{read_frame, write_frame};
+use skiff_runtime::logs::{Follower, LogEntry};
+use skiff_runtime::{ContainerState, ExecConfig};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest chunk of output sent in one frame.
+const CHUNK: usize = 64 << 10;
+
+fn error(code: ErrorCode, msg: impl Into<String>) -> StreamFrame {
+    StreamFrame::Error(ApiError::new(code, msg))
+}
+
+/// Serves one stream.
+pub async fn stream(agent: Arc<Agent>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    let req: Request = match read_frame(&mut recv, MAX_FRAME_LEN).await {
+        Ok(Some(r)) => r,
+        _ => return,
+    };
+    let r = match req {
+        Request::Logs(l) => logs(&agent, l, &mut send).await,
+        Request::Exec(e) => exec(&agent, e, &mut send, recv).await,
+        _ => Err(error(
+            ErrorCode::BadRequest,
+            "the node serves only logs and exec",
+        )),
+    };
+    if let Err(f) = r {
+        let _ = write_frame(&mut send, &f).await;
+    }
+    let _ = send.finish();
+}
+
+fn view(agent: &Agent, ns: &str, pod: &str) -> Result<PodView, StreamFrame> {
+    agent
+        .pods
+        .lock()
+        .unwrap()
+        .values()
+        .find(|e| e.namespace == ns && e.name == pod)
+        .map(|e| e.view.lock().unwrap().clone())
+        .ok_or_else(|| {
+            error(
+                ErrorCode::NotFound,
+                format!("pod {pod:?} is not running on this node"),
+            )
+        })
+}
+
+fn pick_container(v: &PodView, pod: &str, want: &Option<String>) -> Result<String, StreamFrame> {
+    match want {
+        Some(c) if v.order.contains(c) => Ok(c.clone()),
+        Some(c) => Err(error(
+            ErrorCode::BadRequest,
+            format!("container {c} is not valid for pod {pod}"),
+        )),
+        // As kubectl: the first app container by default.
+        None => v.first_app.clone().ok_or_else(|| {
+            error(
+                ErrorCode::BadRequest,
+                format!("pod {pod} has no containers"),
+            )
+        }),
+    }
+}
+
+fn format_entries(entries: &[LogEntry], timestamps: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        if timestamps {
+            out.extend_from_slice(e.time.as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(&e.content);
+        if !e.partial {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+async fn send_bytes(send: &mut quinn::SendStream, bytes: &[u8]) -> Result<(), StreamFrame> {
+    for chunk in bytes.chunks(CHUNK) {
+        write_frame(send, &StreamFrame::Stdout(chunk.to_vec()))
+            .await
+            .map_err(|e| error(ErrorCode::Internal, e.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn logs(
+    agent: &Agent,
+    l: LogsRequest,
+    send: &mut quinn::SendStream,
+) -> Result<(), StreamFrame> {
+    let v = view(agent, &l.namespace, &l.pod)?;
+    let c = pick_container(&v, &l.pod, &l.container)?;
+    let attempts = v.attempts.get(&c).cloned().unwrap_or_default();
+    let id = if l.previous {
+        attempts.iter().rev().nth(1).cloned().ok_or_else(|| {
+            error(
+                ErrorCode::BadRequest,
+                format!(
+                    "previous terminated container {c:?} in pod {:?} not found",
+                    l.pod
+                ),
+            )
+        })?
+    } else {
+        attempts.last().cloned().ok_or_else(|| {
+            error(
+                ErrorCode::BadRequest,
+                format!("container {c:?} in pod {:?} is waiting to start", l.pod),
+            )
+        })?
+    };
+    let rt = agent.rt.clone();
+    let st = {
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || rt.status(&id))
+            .await
+            .map_err(|e| error(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| error(ErrorCode::NotFound, e.to_string()))?
+    };
+    let path = st.log_path.clone();
+    let entries = {
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || skiff_runtime::logs::read_all(&p))
+            .await
+            .map_err(|e| error(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| error(ErrorCode::Internal, format!("{}: {e}", path.display())))?
+    };
+    // `--tail` counts whole lines (a partial entry belongs to the line it starts).
+    let mut start = 0;
+    if let Some(n) = l.tail {
+        let mut lines = 0;
+        start = entries.len();
+        for (i, e) in entries.iter().enumerate().rev() {
+            if !e.partial {
+                lines += 1;
+                if lines > n {
+                    break;
+                }
+            }
+            start = i;
+        }
+        if n == 0 {
+            start = entries.len();
+        }
+    }
+    send_bytes(send, &format_entries(&entries[start..], l.timestamps)).await?;
+    if !l.follow || l.previous {
+        return Ok(());
+    }
+    let mut f =
+        Follower::new(&path, false).map_err(|e| error(ErrorCode::Internal, e.to_string()))?;
+    loop {
+        let batch = f
+            .poll()
+            .map_err(|e| error(ErrorCode::Internal, e.to_string()))?;
+        if !batch.is_empty() {
+            send_bytes(send, &format_entries(&batch, l.timestamps)).await?;
+        }
+        let running = agent
+            .rt
+            .status(&id)
+            .is_ok_and(|s| matches!(s.state, ContainerState::Running | ContainerState::Created));
+        if !running {
+            let last = f
+                .poll()
+                .map_err(|e| error(ErrorCode::Internal, e.to_string()))?;
+            send_bytes(send, &format_entries(&last, l.timestamps)).await?;
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = send.stopped() => return Ok(()),
+        }
+    }
+}
+
+async fn exec(
+    agent: &Agent,
+    e: ExecRequest,
+    send: &mut quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), StreamFrame> {
+    let v = view(agent, &e.namespace, &e.pod)?;
+    let c = pick_container(&v, &e.pod, &e.container)?;
+    let id = v
+        .attempts
+        .get(&c)
+        .and_then(|a| a.last().cloned())
+        .ok_or_else(|| {
+            error(
+                ErrorCode::BadRequest,
+                format!("container {c} is not running"),
+            )
+        })?;
+    let rt = agent.rt.clone();
+    let cfg = ExecConfig {
+        args: e.command.clone(),
+        tty: e.tty,
+        ..Default::default()
+    };
+    let mut p = {
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || rt.exec(&id, &cfg))
+            .await
+            .map_err(|err| error(ErrorCode::Internal, err.to_string()))?
+            .map_err(|err| error(ErrorCode::BadRequest, err.to_string()))?
+    };
+    // Output readers: blocking threads feeding one channel.
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<StreamFrame>(16);
+    let pump = |mut f: std::fs::File, stderr: bool, tx: tokio::sync::mpsc::Sender<StreamFrame>| {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 32 << 10];
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let b = buf[..n].to_vec();
+                        let frame = if stderr {
+                            StreamFrame::Stderr(b)
+                        } else {
+                            StreamFrame::Stdout(b)
+                        };
+                        if tx.blocking_send(frame).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let mut input: Option<std::fs::File> = None;
+    let mut tty_ctl: Option<std::fs::File> = None;
+    let mut readers = Vec::new();
+    if let Some(t) = p.tty.take() {
+        let r = t
+            .try_clone()
+            .map_err(|err| error(ErrorCode::Internal, err.to_string()))?;
+        tty_ctl = t.try_clone().ok();
+        readers.push(pump(r, false, out_tx.clone()));
+        if e.stdin {
+            input = Some(t);
+        }
+    } else {
+        if let Some(o) = p.stdout.take() {
+            readers.push(pump(o, false, out_tx.clone()));
+        }
+        if let Some(er) = p.stderr.take() {
+            readers.push(pump(er, true, out_tx.clone()));
+        }
+        if e.stdin {
+            input = p.stdin.take();
+        } else {
+            drop(p.stdin.take());
+        }
+    }
+    drop(out_tx);
+    let pid = p.pid;
+    let waiter = tokio::task::spawn_blocking(move || p.wait());
+    // Input: stdin frames and resizes from the client.
+    let input_task = tokio::spawn(async move {
+        let mut input = input;
+        while let Ok(Some(f)) = read_frame::<StreamFrame, _>(&mut recv, MAX_FRAME_LEN).await {
+            match f {
+                StreamFrame::Stdin(b) => {
+                    if let Some(i) = input.as_mut() {
+                        let mut file = i.try_clone().ok();
+                        let ok = tokio::task::spawn_blocking(move || {
+                            file.as_mut().is_some_and(|f| f.write_all(&b).is_ok())
+                        })
+                        .await
+                        .unwrap_or(false);
+                        if !ok {
+                            input = None;
+                        }
+                    }
+                }
+                StreamFrame::CloseStdin => {
+                    // With a terminal, the end of input is ^D, as a terminal would send.
+                    if let Some(t) = &tty_ctl {
+                        let mut t = t;
+                        if input.is_some() {
+                            let _ = t.write_all(&[4]);
+                        }
+                    }
+                    input = None;
+                }
+                StreamFrame::Resize { cols, rows } => {
+                    if let Some(t) = &tty_ctl {
+                        let _ = skiff_runtime::set_winsize(t, cols, rows);
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    while let Some(frame) = out_rx.recv().await {
+        if write_frame(send, &frame).await.is_err() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            break;
+        }
+    }
+    let code = waiter
+        .await
+        .map_err(|err| error(ErrorCode::Internal, err.to_string()))?
+        .map_err(|err| error(ErrorCode::Internal, err.to_string()))?;
+    input_task.abort();
+    write_frame(send, &StreamFrame::Exit(code))
+        .await
+        .map_err(|err| error(ErrorCode::Internal, err.to_string()))?;
+    Ok(())
+}

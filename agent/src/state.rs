@@ -1,0 +1,319 @@
+//! The agent's shared state: its configuration, the runtime and image store, the pods it
+//! runs, the ConfigMaps/Secrets they read, and the queues of status updates and events
+//! waiting for the coordinator.
+
+use crate::local::Local;
+use crate::podspec::Sources;
+use serde_json::Value;
+use skiff_api::core::Event;
+use skiff_api::meta::ObjectReference;
+use skiff_api::pod::{Pod, PodStatus};
+use skiff_api::Kind;
+use skiff_client::Client;
+use skiff_images::{ImageStore, RegistryConfig};
+use skiff_runtime::Runtime;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// Settings from the command line.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub server: Option<String>,
+    pub token: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub node_ip: Option<IpAddr>,
+    /// The first restart delay (the kubelet's 10 s); it doubles up to 30×, and resets
+    /// after 60× of running.
+    pub backoff_base: Duration,
+    pub heartbeat: Duration,
+    pub usage_interval: Duration,
+    pub max_pods: u32,
+}
+
+/// What a pod worker should make true.
+#[derive(Clone)]
+pub struct Desired {
+    pub pod: Arc<Pod>,
+    pub sources: Arc<Sources>,
+    /// The pod is gone from the coordinator: stop it and forget it.
+    pub gone: bool,
+}
+
+/// What logs and exec need to know of a running pod.
+#[derive(Default, Clone, Debug)]
+pub struct PodView {
+    /// Container name → runtime ids of its attempts, oldest first.
+    pub attempts: BTreeMap<String, Vec<String>>,
+    /// Container names in spec order (init containers first).
+    pub order: Vec<String>,
+    /// The first app container (the default for logs and exec).
+    pub first_app: Option<String>,
+    /// Netns path for probes; `None` with host networking.
+    pub netns: Option<PathBuf>,
+}
+
+pub struct PodEntry {
+    pub namespace: String,
+    pub name: String,
+    pub desired: watch::Sender<Desired>,
+    pub view: Arc<Mutex<PodView>>,
+}
+
+/// The node's agent.
+pub struct Agent {
+    pub cfg: Config,
+    pub rt: Arc<Runtime>,
+    pub images: Arc<ImageStore>,
+    pub registries: RegistryConfig,
+    pub local: Local,
+    pub host_ip: Mutex<String>,
+    /// The current connection to the coordinator, if any.
+    pub client: watch::Sender<Option<Client>>,
+    /// Pod workers by pod uid.
+    pub pods: Mutex<HashMap<String, PodEntry>>,
+    /// ConfigMaps and Secrets the pods use: (kind, namespace, name) → JSON.
+    pub configs: Mutex<HashMap<(Kind, String, String), Value>>,
+    pub status: StatusQueue,
+    pub events: EventQueue,
+    /// What the runtime held when the agent started, by pod uid: adopted by the pod's
+    /// worker, not restarted.
+    pub adopt: Mutex<HashMap<String, Vec<skiff_runtime::ContainerStatus>>>,
+    pub adopt_sandboxes: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Agent {
+    /// The containers and sandbox a new worker takes over.
+    pub fn adoptable(&self, uid: &str) -> (Vec<skiff_runtime::ContainerStatus>, bool) {
+        let containers = self.adopt.lock().unwrap().remove(uid).unwrap_or_default();
+        let sandbox = self.adopt_sandboxes.lock().unwrap().remove(uid);
+        (containers, sandbox)
+    }
+
+    /// The ConfigMaps and Secrets of a namespace, as a pod's sources.
+    pub fn sources_for(&self, pod: &Pod) -> Sources {
+        let ns = pod.metadata.namespace();
+        let cms = pod.spec.config_map_names();
+        let secrets = pod.spec.secret_names();
+        let configs = self.configs.lock().unwrap();
+        let mut s = Sources::default();
+        for ((kind, n, name), v) in configs.iter() {
+            if n != ns {
+                continue;
+            }
+            match kind {
+                Kind::ConfigMap if cms.contains(name) => {
+                    if let Ok(cm) = serde_json::from_value(v.clone()) {
+                        s.config_maps.insert(name.clone(), cm);
+                    }
+                }
+                Kind::Secret if secrets.contains(name) => {
+                    if let Ok(sec) = serde_json::from_value(v.clone()) {
+                        s.secrets.insert(name.clone(), sec);
+                    }
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// The current coordinator connection.
+    pub fn client(&self) -> Option<Client> {
+        self.client.borrow().clone()
+    }
+
+    /// Records an event about a pod (sent when connected).
+    pub fn event(&self, pod: &Pod, type_: &str, reason: &str, message: impl Into<String>) {
+        let message = message.into();
+        tracing::info!(
+            pod = %format!("{}/{}", pod.metadata.namespace(), pod.metadata.name()),
+            reason,
+            "{message}"
+        );
+        self.events.push(PendingEvent {
+            involved: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: Some(pod.metadata.namespace().to_string()),
+                name: Some(pod.metadata.name().to_string()),
+                uid: pod.metadata.uid.clone(),
+                ..Default::default()
+            },
+            type_: type_.to_string(),
+            reason: reason.to_string(),
+            message,
+            at: skiff_api::util::rfc3339(crate::now_secs()),
+        });
+    }
+}
+
+/// Status updates waiting to be sent, coalesced per pod: only the newest is kept.
+#[derive(Default)]
+pub struct StatusQueue {
+    inner: Mutex<StatusInner>,
+    pub notify: Notify,
+}
+
+#[derive(Default)]
+struct StatusInner {
+    pending: HashMap<String, (Arc<Pod>, PodStatus)>,
+    /// The status the coordinator holds, by pod uid.
+    known: HashMap<String, PodStatus>,
+}
+
+impl StatusQueue {
+    /// A worker's newest status for its pod; nothing happens if the coordinator has it.
+    pub fn publish(&self, pod: &Arc<Pod>, status: PodStatus) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let mut g = self.inner.lock().unwrap();
+        if g.known.get(&uid) == Some(&status) {
+            g.pending.remove(&uid);
+            return;
+        }
+        g.pending.insert(uid, (pod.clone(), status));
+        drop(g);
+        self.notify.notify_one();
+    }
+
+    /// What the coordinator holds (from a list or a watch event).
+    pub fn known(&self, uid: &str, status: Option<PodStatus>) {
+        let mut g = self.inner.lock().unwrap();
+        match status {
+            Some(s) => {
+                if g.pending.get(uid).is_some_and(|(_, p)| *p == s) {
+                    g.pending.remove(uid);
+                }
+                g.known.insert(uid.to_string(), s);
+            }
+            None => {
+                g.known.remove(uid);
+            }
+        }
+    }
+
+    /// Forgets a pod.
+    pub fn forget(&self, uid: &str) {
+        let mut g = self.inner.lock().unwrap();
+        g.pending.remove(uid);
+        g.known.remove(uid);
+    }
+
+    /// Takes every pending update.
+    pub fn take(&self) -> Vec<(Arc<Pod>, PodStatus)> {
+        self.inner
+            .lock()
+            .unwrap()
+            .pending
+            .drain()
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// Puts an update back after a failed send (unless a newer one arrived).
+    pub fn retry(&self, pod: Arc<Pod>, status: PodStatus) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.inner
+            .lock()
+            .unwrap()
+            .pending
+            .entry(uid)
+            .or_insert((pod, status));
+    }
+
+    /// Whether anything waits.
+    pub fn is_empty(&self) -> bool {
+        self.inner.lock().unwrap().pending.is_empty()
+    }
+}
+
+/// One event before it is sent.
+#[derive(Clone, Debug)]
+pub struct PendingEvent {
+    pub involved: ObjectReference,
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    pub at: String,
+}
+
+/// Events waiting to be sent (bounded: the oldest go first when the node is cut off long).
+#[derive(Default)]
+pub struct EventQueue {
+    queue: Mutex<VecDeque<PendingEvent>>,
+    /// Sent events by (pod uid, reason, message) → the Event, for counting repeats.
+    sent: Mutex<HashMap<(String, String, String), Event>>,
+    pub notify: Notify,
+}
+
+const MAX_QUEUED_EVENTS: usize = 1000;
+
+impl EventQueue {
+    pub fn push(&self, e: PendingEvent) {
+        let mut q = self.queue.lock().unwrap();
+        if q.len() >= MAX_QUEUED_EVENTS {
+            q.pop_front();
+        }
+        q.push_back(e);
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    pub fn pop(&self) -> Option<PendingEvent> {
+        self.queue.lock().unwrap().pop_front()
+    }
+
+    pub fn push_front(&self, e: PendingEvent) {
+        self.queue.lock().unwrap().push_front(e);
+    }
+
+    /// The Event to write for `e`: a new one, or the earlier one with its count raised.
+    pub fn object_for(&self, e: &PendingEvent, node: &str) -> (Event, bool) {
+        let key = (
+            e.involved.uid.clone().unwrap_or_default(),
+            e.reason.clone(),
+            e.message.clone(),
+        );
+        let mut sent = self.sent.lock().unwrap();
+        if let Some(prev) = sent.get_mut(&key) {
+            prev.count = Some(prev.count.unwrap_or(1) + 1);
+            prev.last_timestamp = Some(e.at.clone());
+            prev.metadata.resource_version = None;
+            return (prev.clone(), false);
+        }
+        if sent.len() > 4096 {
+            sent.clear();
+        }
+        let pod = e.involved.name.clone().unwrap_or_default();
+        let ev = Event {
+            api_version: "v1".into(),
+            kind: "Event".into(),
+            metadata: skiff_api::ObjectMeta {
+                name: Some(format!("{pod}.{}", crate::random_hex(8))),
+                namespace: e.involved.namespace.clone(),
+                ..Default::default()
+            },
+            involved_object: e.involved.clone(),
+            reason: Some(e.reason.clone()),
+            message: Some(e.message.clone()),
+            source: Some(skiff_api::core::EventSource {
+                component: Some("kubelet".into()),
+                host: Some(node.to_string()),
+            }),
+            first_timestamp: Some(e.at.clone()),
+            last_timestamp: Some(e.at.clone()),
+            count: Some(1),
+            type_: Some(e.type_.clone()),
+            reporting_component: Some("skiff-agent".into()),
+            reporting_instance: Some(node.to_string()),
+            ..Default::default()
+        };
+        sent.insert(key, ev.clone());
+        (ev, true)
+    }
+}

@@ -1,0 +1,1079 @@
+//! One worker per pod, level-triggered: every wake-up (a new spec, a container exit, a
+//! probe result, a backoff timer) compares what runs with what should and acts: create
+//! the sandbox, run init containers in order, start containers, restart them with the
+//! kubelet's backoff, stop them gracefully when the pod is deleted. Then it publishes the
+//! pod's status.
+
+use crate::podspec::{self, Sources};
+use crate::probe;
+use crate::state::{Agent, Desired, PodEntry, PodView};
+use crate::status;
+use skiff_api::pod::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodIp, PodStatus,
+};
+use skiff_api::wire::Request;
+use skiff_api::{Kind, ObjectKey};
+use skiff_images::ImageRecord;
+use skiff_runtime::{ContainerState as RtState, ContainerStatus as RtStatus, ExitInfo};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// Labels the agent puts on its containers.
+pub const LABEL_UID: &str = "skiff.pod.uid";
+const LABEL_NAME: &str = "skiff.container.name";
+const LABEL_ATTEMPT: &str = "skiff.container.attempt";
+const LABEL_HASH: &str = "skiff.container.hash";
+
+/// How long a worker sleeps when nothing wakes it (a safety net: exits and probes wake it).
+const RESYNC: Duration = Duration::from_secs(60);
+
+/// The runtime id of a container attempt.
+pub fn container_id(uid: &str, name: &str, attempt: u32) -> String {
+    format!("{uid}.{name}.{attempt}")
+}
+
+/// FNV-1a of the container's spec: a change (a new image) restarts the container.
+fn spec_hash(c: &Container) -> String {
+    let bytes = serde_json::to_vec(c).unwrap_or_default();
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+/// RFC 3339 to the second, as Kubernetes writes times.
+fn seconds(ts: &str) -> String {
+    if ts.len() >= 19 {
+        format!("{}Z", &ts[..19])
+    } else {
+        ts.to_string()
+    }
+}
+
+fn now_ts() -> String {
+    skiff_api::util::rfc3339(crate::now_secs())
+}
+
+/// Runs a blocking runtime or image-store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("blocking task: {e}"))?
+}
+
+#[derive(Default)]
+struct CState {
+    /// (attempt, runtime id), oldest first.
+    attempts: Vec<(u32, String)>,
+    /// The restart delay in force, and when the next start may happen.
+    backoff: Option<Duration>,
+    not_before: Option<Instant>,
+    /// Why the container is waiting, when the runtime state does not say (image pull,
+    /// config errors).
+    waiting: Option<(String, String)>,
+    image_id: Option<String>,
+    probes: Option<probe::Handle>,
+    /// The id whose exit is being watched.
+    exit_watch: Option<(String, tokio::task::JoinHandle<()>)>,
+    /// The pull failed: the next failure shows ImagePullBackOff.
+    pull_failed: bool,
+}
+
+impl Drop for CState {
+    fn drop(&mut self) {
+        if let Some((_, h)) = self.exit_watch.take() {
+            h.abort();
+        }
+    }
+}
+
+struct Worker {
+    agent: Arc<Agent>,
+    uid: String,
+    rx: watch::Receiver<Desired>,
+    wake_tx: mpsc::UnboundedSender<()>,
+    wake_rx: mpsc::UnboundedReceiver<()>,
+    view: Arc<Mutex<PodView>>,
+    sandbox_ready: bool,
+    start_time: Option<String>,
+    files: Vec<(String, Vec<skiff_runtime::ProjectedFile>, u32)>,
+    cs: HashMap<String, CState>,
+    /// Containers already stopped for the pod's deletion.
+    stopped: bool,
+}
+
+/// Starts the worker of a pod. `existing` are the runtime's containers of this pod (after an
+/// agent restart: adopted, not restarted).
+pub fn spawn(
+    agent: Arc<Agent>,
+    desired: Desired,
+    existing: &[RtStatus],
+    sandbox_exists: bool,
+) -> PodEntry {
+    let pod = desired.pod.clone();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let (tx, rx) = watch::channel(desired);
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+    let mut cs: HashMap<String, CState> = HashMap::new();
+    for c in existing {
+        let (Some(name), Some(attempt)) = (
+            c.labels.get(LABEL_NAME),
+            c.labels
+                .get(LABEL_ATTEMPT)
+                .and_then(|a| a.parse::<u32>().ok()),
+        ) else {
+            continue;
+        };
+        cs.entry(name.clone())
+            .or_default()
+            .attempts
+            .push((attempt, c.id.clone()));
+    }
+    for s in cs.values_mut() {
+        s.attempts.sort();
+    }
+    let view = Arc::new(Mutex::new(PodView::default()));
+    let w = Worker {
+        agent,
+        uid,
+        rx,
+        wake_tx,
+        wake_rx,
+        view: view.clone(),
+        sandbox_ready: sandbox_exists,
+        start_time: None,
+        files: Vec::new(),
+        cs,
+        stopped: false,
+    };
+    w.update_view(&pod);
+    tokio::spawn(w.run());
+    PodEntry {
+        namespace: pod.metadata.namespace().to_string(),
+        name: pod.metadata.name().to_string(),
+        desired: tx,
+        view,
+    }
+}
+
+impl Worker {
+    fn update_view(&self, pod: &Pod) {
+        let mut v = self.view.lock().unwrap();
+        v.order = pod
+            .spec
+            .init_containers
+            .iter()
+            .chain(&pod.spec.containers)
+            .map(|c| c.name.clone())
+            .collect();
+        v.first_app = pod.spec.containers.first().map(|c| c.name.clone());
+        v.attempts = self
+            .cs
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.clone(),
+                    s.attempts.iter().map(|(_, id)| id.clone()).collect(),
+                )
+            })
+            .collect();
+        v.netns =
+            (pod.spec.host_network != Some(true)).then(|| self.agent.rt.sandbox_netns(&self.uid));
+    }
+
+    async fn run(mut self) {
+        loop {
+            let d = self.rx.borrow_and_update().clone();
+            let next = if d.gone || d.pod.metadata.deletion_timestamp.is_some() {
+                match self.terminate(&d).await {
+                    true => break,
+                    false => Some(Instant::now() + Duration::from_secs(5)),
+                }
+            } else {
+                self.sync(&d).await
+            };
+            self.update_view(&d.pod);
+            let sleep = next
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .unwrap_or(RESYNC)
+                .min(RESYNC);
+            tokio::select! {
+                r = self.rx.changed() => if r.is_err() { break },
+                _ = self.wake_rx.recv() => {
+                    // Several wake-ups at once make one pass.
+                    while self.wake_rx.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        self.agent.pods.lock().unwrap().remove(&self.uid);
+    }
+
+    fn host_ip(&self) -> String {
+        self.agent.host_ip.lock().unwrap().clone()
+    }
+
+    /// The pod's IP: the node's with host networking; the pod network comes with the
+    /// network work, until then other pods have only loopback.
+    fn pod_ip(&self, pod: &Pod) -> Option<String> {
+        (pod.spec.host_network == Some(true)).then(|| self.host_ip())
+    }
+
+    async fn sync(&mut self, d: &Desired) -> Option<Instant> {
+        let pod = d.pod.clone();
+        if self.start_time.is_none() {
+            self.start_time = Some(
+                pod.status
+                    .as_ref()
+                    .and_then(|s| s.start_time.clone())
+                    .unwrap_or_else(now_ts),
+            );
+        }
+        if let Err(e) = self.ensure_sandbox(&pod, &d.sources).await {
+            for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
+                self.cs.entry(c.name.clone()).or_default().waiting =
+                    Some(("CreateContainerConfigError".into(), e.clone()));
+            }
+            self.publish(&pod, &HashMap::new());
+            return Some(Instant::now() + self.agent.cfg.backoff_base);
+        }
+        let mut observed = self.observe().await;
+        // Containers found running (adopted after an agent restart) get their exit
+        // watcher and probes; readiness starts as the pod's status last said.
+        for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
+            let Some(st) = observed.get(&c.name) else {
+                continue;
+            };
+            if !matches!(st.state, RtState::Running) {
+                continue;
+            }
+            let watched = self
+                .cs
+                .get(&c.name)
+                .and_then(|s| s.exit_watch.as_ref())
+                .is_some_and(|(id, _)| *id == st.id);
+            if !watched {
+                let id = st.id.clone();
+                self.watch_container(&pod, c, &id);
+                let was = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.iter().find(|x| x.name == c.name))
+                    .filter(|x| x.container_id.as_deref() == Some(&format!("skiff://{id}")));
+                if let (Some(was), Some(p)) =
+                    (was, self.cs.get(&c.name).and_then(|s| s.probes.as_ref()))
+                {
+                    if was.started == Some(true) {
+                        p.flags.started.store(true, Ordering::SeqCst);
+                    }
+                    if was.ready == Some(true) {
+                        p.flags.ready.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
+        }
+        let policy = pod
+            .spec
+            .restart_policy
+            .as_deref()
+            .unwrap_or("Always")
+            .to_string();
+        let mut next: Option<Instant> = None;
+        let mut soonest = |t: Instant| {
+            next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        };
+        // Init containers, in order, each to completion.
+        let mut init_done = true;
+        for c in &pod.spec.init_containers {
+            match observed.get(&c.name).map(|s| s.state.clone()) {
+                Some(RtState::Exited(e)) if e.exit_code == 0 => continue,
+                Some(RtState::Running) | Some(RtState::Created) => {
+                    init_done = false;
+                    break;
+                }
+                None => {
+                    init_done = false;
+                    if let Some(t) = self.start(&pod, c, &d.sources).await {
+                        soonest(t);
+                    }
+                    break;
+                }
+                Some(state) => {
+                    init_done = false;
+                    if policy != "Never" {
+                        let exit = exit_of(&state);
+                        if let Some(t) = self.restart_due(&pod, c, &exit).await {
+                            soonest(t);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        if init_done {
+            for c in &pod.spec.containers {
+                let cur = observed.get(&c.name).cloned();
+                match cur.as_ref().map(|s| &s.state) {
+                    None => {
+                        if let Some(t) = self.start(&pod, c, &d.sources).await {
+                            soonest(t);
+                        }
+                    }
+                    Some(RtState::Running) | Some(RtState::Created) => {
+                        let cur = cur.expect("matched Some");
+                        let failed = self
+                            .cs
+                            .get(&c.name)
+                            .and_then(|s| s.probes.as_ref())
+                            .and_then(|p| p.flags.failed.lock().unwrap().clone());
+                        let changed = cur.labels.get(LABEL_HASH) != Some(&spec_hash(c));
+                        if failed.is_some() || changed {
+                            let why = failed.unwrap_or_else(|| {
+                                format!(
+                                    "Container {} definition changed, will be restarted",
+                                    c.name
+                                )
+                            });
+                            self.agent.event(&pod, "Normal", "Killing", why);
+                            self.stop_container(&pod, c, &cur.id, false).await;
+                            observed = self.observe().await;
+                            if let Some(s) = observed.get(&c.name) {
+                                let exit = exit_of(&s.state);
+                                if changed {
+                                    // A new definition starts at once.
+                                    self.forget_backoff(&c.name);
+                                    if let Some(t) = self.start(&pod, c, &d.sources).await {
+                                        soonest(t);
+                                    }
+                                } else if let Some(t) = self.restart_due(&pod, c, &exit).await {
+                                    soonest(t);
+                                }
+                            }
+                        } else if let Some(s) = self.cs.get_mut(&c.name) {
+                            // Running long enough resets the backoff.
+                            let reset = self.agent.cfg.backoff_base * 60;
+                            if s.backoff.is_some() && running_for(&cur).is_some_and(|r| r >= reset)
+                            {
+                                s.backoff = None;
+                            }
+                            s.waiting = None;
+                        }
+                    }
+                    Some(state) => {
+                        let exit = exit_of(state);
+                        let restart = match policy.as_str() {
+                            "Always" => true,
+                            "OnFailure" => exit.exit_code != 0,
+                            _ => false,
+                        };
+                        if restart {
+                            if let Some(t) = self.restart_due(&pod, c, &exit).await {
+                                soonest(t);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let observed = self.observe().await;
+        self.publish(&pod, &observed);
+        next
+    }
+
+    fn forget_backoff(&mut self, name: &str) {
+        if let Some(s) = self.cs.get_mut(name) {
+            s.backoff = None;
+            s.not_before = None;
+        }
+    }
+
+    /// A container that exited and should run again: start it once its backoff has
+    /// passed; returns when to look again.
+    async fn restart_due(
+        &mut self,
+        pod: &Arc<Pod>,
+        c: &Container,
+        exit: &ExitInfo,
+    ) -> Option<Instant> {
+        let base = self.agent.cfg.backoff_base;
+        let s = self.cs.entry(c.name.clone()).or_default();
+        s.probes = None;
+        let not_before = match s.not_before {
+            Some(t) => t,
+            None => {
+                let delay = status::backoff(base, s.backoff);
+                s.backoff = Some(delay);
+                let t = Instant::now() + delay;
+                s.not_before = Some(t);
+                let reason = if exit.oom_killed {
+                    "OOMKilling"
+                } else {
+                    "BackOff"
+                };
+                if exit.oom_killed {
+                    self.agent.event(
+                        pod,
+                        "Warning",
+                        reason,
+                        format!("Memory cgroup out of memory: killed container {}", c.name),
+                    );
+                }
+                self.agent.event(
+                    pod,
+                    "Warning",
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {} in pod {}",
+                        c.name,
+                        pod.metadata.name()
+                    ),
+                );
+                t
+            }
+        };
+        if Instant::now() < not_before {
+            return Some(not_before);
+        }
+        self.cs.get_mut(&c.name).expect("present").not_before = None;
+        let sources = self.rx.borrow().sources.clone();
+        self.start(pod, c, &sources).await
+    }
+
+    async fn ensure_sandbox(&mut self, pod: &Pod, sources: &Sources) -> Result<(), String> {
+        if self.sandbox_ready {
+            // ConfigMap/Secret volumes follow their sources while the pod runs.
+            let files = podspec::projected_volumes(pod, sources).map_err(|e| e.0)?;
+            if self.files.is_empty() {
+                self.files = files;
+            } else if files != self.files {
+                let rt = self.agent.rt.clone();
+                let uid = self.uid.clone();
+                let changed: Vec<_> = files
+                    .iter()
+                    .filter(|f| !self.files.contains(f))
+                    .cloned()
+                    .collect();
+                blocking(move || {
+                    for (vol, f, mode) in changed {
+                        rt.update_files(&uid, &vol, &f, mode)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+                .await?;
+                self.files = files;
+            }
+            return Ok(());
+        }
+        let cfg = podspec::sandbox(pod, &self.uid, sources, dns()).map_err(|e| e.0)?;
+        self.files = podspec::projected_volumes(pod, sources).map_err(|e| e.0)?;
+        let rt = self.agent.rt.clone();
+        blocking(move || rt.create_sandbox(&cfg).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| {
+                let msg = format!("Failed to create pod sandbox: {e}");
+                self.agent
+                    .event(pod, "Warning", "FailedCreatePodSandBox", msg.clone());
+                msg
+            })?;
+        self.sandbox_ready = true;
+        Ok(())
+    }
+
+    /// The newest attempt of each container as the runtime sees it.
+    async fn observe(&self) -> HashMap<String, RtStatus> {
+        let ids: Vec<(String, String)> = self
+            .cs
+            .iter()
+            .filter_map(|(n, s)| Some((n.clone(), s.attempts.last()?.1.clone())))
+            .collect();
+        let rt = self.agent.rt.clone();
+        blocking(move || {
+            Ok(ids
+                .into_iter()
+                .filter_map(|(n, id)| Some((n, rt.status(&id).ok()?)))
+                .collect())
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    async fn image(&mut self, pod: &Pod, c: &Container) -> Result<ImageRecord, (String, String)> {
+        let image = c.image.clone().unwrap_or_default();
+        // The server fills the policy in from the tag, as Kubernetes does.
+        let policy = c
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
+        let present = self.agent.images.get(&image);
+        match (policy.as_str(), present) {
+            ("Never", Some(r)) | ("IfNotPresent", Some(r)) => return Ok(r),
+            ("Never", None) => {
+                let msg =
+                    format!("Container image {image:?} is not present with pull policy of Never");
+                self.agent
+                    .event(pod, "Warning", "ErrImageNeverPull", msg.clone());
+                return Err(("ErrImageNeverPull".into(), msg));
+            }
+            _ => {}
+        }
+        self.agent
+            .event(pod, "Normal", "Pulling", format!("Pulling image {image:?}"));
+        let started = Instant::now();
+        let report = |_: skiff_images::Progress| {};
+        match self
+            .agent
+            .images
+            .pull(&image, &self.agent.registries, &report)
+            .await
+        {
+            Ok(r) => {
+                self.agent.event(
+                    pod,
+                    "Normal",
+                    "Pulled",
+                    format!(
+                        "Successfully pulled image {image:?} in {:.3}s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+                Ok(r)
+            }
+            Err(e) => {
+                // A node cut off from its registry keeps running what it has.
+                if let Some(r) = self.agent.images.get(&image) {
+                    self.agent.event(
+                        pod,
+                        "Warning",
+                        "Failed",
+                        format!("Failed to pull image {image:?}: {e}; using the image present on the node"),
+                    );
+                    return Ok(r);
+                }
+                let msg = format!("Failed to pull image {image:?}: {e}");
+                self.agent.event(pod, "Warning", "Failed", msg.clone());
+                Err(("ErrImagePull".into(), msg))
+            }
+        }
+    }
+
+    /// Creates and starts the next attempt of a container; returns when to retry after a
+    /// failure.
+    async fn start(&mut self, pod: &Arc<Pod>, c: &Container, sources: &Sources) -> Option<Instant> {
+        let base = self.agent.cfg.backoff_base;
+        let rec = match self.image(pod, c).await {
+            Ok(r) => r,
+            Err((reason, msg)) => {
+                let s = self.cs.entry(c.name.clone()).or_default();
+                let reason = if s.pull_failed && reason == "ErrImagePull" {
+                    "ImagePullBackOff".to_string()
+                } else {
+                    reason
+                };
+                s.pull_failed = true;
+                s.waiting = Some((reason, msg));
+                let delay = status::backoff(base, s.backoff);
+                s.backoff = Some(delay);
+                return Some(Instant::now() + delay);
+            }
+        };
+        let host_ip = self.host_ip();
+        let pod_ip = self.pod_ip(pod).unwrap_or_default();
+        let s = self.cs.entry(c.name.clone()).or_default();
+        s.pull_failed = false;
+        s.image_id = Some(format!("{}@{}", rec.name, rec.manifest));
+        let attempt = s.attempts.last().map_or(0, |(a, _)| a + 1);
+        let id = container_id(&self.uid, &c.name, attempt);
+        let mut labels = BTreeMap::new();
+        labels.insert(LABEL_UID.to_string(), self.uid.clone());
+        labels.insert(LABEL_NAME.to_string(), c.name.clone());
+        labels.insert(LABEL_ATTEMPT.to_string(), attempt.to_string());
+        labels.insert(LABEL_HASH.to_string(), spec_hash(c));
+        let log = podspec::log_path(&self.agent.cfg.data_dir.join("logs"), pod, &c.name, attempt);
+        let cfg = match podspec::container(pod, c, sources, &host_ip, &pod_ip, log, labels) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                self.agent
+                    .event(pod, "Warning", "Failed", format!("Error: {e}"));
+                s.waiting = Some(("CreateContainerConfigError".into(), e.0));
+                return Some(Instant::now() + base);
+            }
+        };
+        s.waiting = None;
+        // Keep the previous attempt (for `logs --previous`); older ones go.
+        let old: Vec<String> = if s.attempts.len() >= 2 {
+            s.attempts
+                .drain(..s.attempts.len() - 1)
+                .map(|(_, id)| id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        s.attempts.push((attempt, id.clone()));
+        let rt = self.agent.rt.clone();
+        let images = self.agent.images.clone();
+        let uid = self.uid.clone();
+        let cid = id.clone();
+        let result = blocking(move || {
+            for o in old {
+                let _ = rt.remove_container(&o);
+                let _ = images.remove_rootfs(&o);
+            }
+            let cfg_image = crate::ops::defaults(&images, &rec).map_err(|e| e.to_string())?;
+            let rootfs = images
+                .prepare_rootfs(&cid, &rec)
+                .map_err(|e| e.to_string())?;
+            rt.create_container(&uid, &cid, &cfg, &cfg_image, &rootfs.path)
+                .map_err(|e| e.to_string())?;
+            rt.start_container(&cid).map_err(|e| e.to_string())
+        })
+        .await;
+        if let Err(e) = result {
+            self.agent
+                .event(pod, "Warning", "Failed", format!("Error: {e}"));
+            let s = self.cs.get_mut(&c.name).expect("present");
+            s.waiting = Some(("RunContainerError".into(), e));
+            let delay = status::backoff(base, s.backoff);
+            s.backoff = Some(delay);
+            s.not_before = Some(Instant::now() + delay);
+            return Some(Instant::now() + delay);
+        }
+        self.agent.event(
+            pod,
+            "Normal",
+            "Created",
+            format!("Created container {}", c.name),
+        );
+        self.agent.event(
+            pod,
+            "Normal",
+            "Started",
+            format!("Started container {}", c.name),
+        );
+        self.watch_container(pod, c, &id);
+        None
+    }
+
+    /// Exit watcher and probes for a running attempt.
+    fn watch_container(&mut self, pod: &Arc<Pod>, c: &Container, id: &str) {
+        let is_init = pod.spec.init_containers.iter().any(|i| i.name == c.name);
+        let pod_ip: IpAddr = self
+            .pod_ip(pod)
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let netns =
+            (pod.spec.host_network != Some(true)).then(|| self.agent.rt.sandbox_netns(&self.uid));
+        let wake_probe = self.wake_tx.clone();
+        let s = self.cs.entry(c.name.clone()).or_default();
+        if s.exit_watch.as_ref().is_some_and(|(w, _)| w == id) {
+            return;
+        }
+        let rt = self.agent.rt.clone();
+        let wake = self.wake_tx.clone();
+        let cid = id.to_string();
+        let h = tokio::spawn(async move {
+            let fd = {
+                let rt = rt.clone();
+                let cid = cid.clone();
+                blocking(move || rt.exit_fd(&cid).map_err(|e| e.to_string())).await
+            };
+            if let Ok(fd) = fd {
+                let _ = skiff_runtime::exited(fd).await;
+            }
+            let _ = wake.send(());
+        });
+        if let Some((_, old)) = s.exit_watch.replace((id.to_string(), h)) {
+            old.abort();
+        }
+        if is_init {
+            s.probes = None;
+            return;
+        }
+        let agent = self.agent.clone();
+        let p = pod.clone();
+        let report: probe::Report = Arc::new(move |reason: &str, msg: String| {
+            agent.event(&p, "Warning", reason, msg);
+        });
+        let target = probe::Target {
+            rt: self.agent.rt.clone(),
+            id: id.to_string(),
+            netns,
+            pod_ip,
+            ports: c.ports.clone(),
+        };
+        s.probes = Some(probe::start(c, target, wake_probe, report));
+    }
+
+    /// Stops one container: preStop hook, stop signal, SIGKILL after the grace period.
+    async fn stop_container(&mut self, pod: &Arc<Pod>, c: &Container, id: &str, deleting: bool) {
+        let grace = grace_period(pod, deleting);
+        let deadline = Instant::now() + grace;
+        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+            let target = probe::Target {
+                rt: self.agent.rt.clone(),
+                id: id.to_string(),
+                netns: (pod.spec.host_network != Some(true))
+                    .then(|| self.agent.rt.sandbox_netns(&self.uid)),
+                pod_ip: self
+                    .pod_ip(pod)
+                    .and_then(|ip| ip.parse().ok())
+                    .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+                ports: c.ports.clone(),
+            };
+            if let Err(e) = probe::run_action(h, &target, grace).await {
+                self.agent.event(
+                    pod,
+                    "Warning",
+                    "FailedPreStopHook",
+                    format!("PreStopHook failed: {e}"),
+                );
+            }
+        }
+        if let Some(s) = self.cs.get_mut(&c.name) {
+            s.probes = None;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let rt = self.agent.rt.clone();
+        let id = id.to_string();
+        let _ = blocking(move || rt.stop(&id, left).map(|_| ()).map_err(|e| e.to_string())).await;
+    }
+
+    /// Stops everything, removes the sandbox, and confirms the deletion to the
+    /// coordinator. True when the worker is done.
+    async fn terminate(&mut self, d: &Desired) -> bool {
+        let pod = d.pod.clone();
+        if !self.stopped {
+            let observed = self.observe().await;
+            let mut running = Vec::new();
+            for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
+                if let Some(s) = observed.get(&c.name) {
+                    if matches!(s.state, RtState::Running | RtState::Created) {
+                        running.push((c.clone(), s.id.clone()));
+                    }
+                }
+            }
+            // Containers stop in parallel, each with the whole grace period.
+            let mut set = tokio::task::JoinSet::new();
+            for (c, id) in running {
+                self.agent.event(
+                    &pod,
+                    "Normal",
+                    "Killing",
+                    format!("Stopping container {}", c.name),
+                );
+                let mut w = self.shadow();
+                let p = pod.clone();
+                set.spawn(async move { w.stop_container(&p, &c, &id, true).await });
+            }
+            while set.join_next().await.is_some() {}
+            for s in self.cs.values_mut() {
+                s.probes = None;
+                if let Some((_, h)) = s.exit_watch.take() {
+                    h.abort();
+                }
+            }
+            let rt = self.agent.rt.clone();
+            let images = self.agent.images.clone();
+            let uid = self.uid.clone();
+            let ids: Vec<String> = self
+                .cs
+                .values()
+                .flat_map(|s| s.attempts.iter().map(|(_, id)| id.clone()))
+                .collect();
+            let logs = podspec::log_path(&self.agent.cfg.data_dir.join("logs"), &pod, "x", 0)
+                .parent()
+                .and_then(|p| p.parent())
+                .map(|p| p.to_path_buf());
+            let r = blocking(move || {
+                rt.remove_sandbox(&uid).map_err(|e| e.to_string())?;
+                for id in ids {
+                    let _ = images.remove_rootfs(&id);
+                }
+                if let Some(l) = logs {
+                    let _ = std::fs::remove_dir_all(l);
+                }
+                Ok(())
+            })
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(pod = %pod.metadata.name(), error = %e, "removing the pod's sandbox");
+                return false;
+            }
+            self.cs.clear();
+            self.stopped = true;
+        }
+        if !d.gone {
+            // Confirm: the pod object goes once the node says its containers are gone.
+            let Some(client) = self.agent.client() else {
+                return false;
+            };
+            let key = ObjectKey {
+                kind: Kind::Pod,
+                namespace: pod.metadata.namespace().to_string(),
+                name: pod.metadata.name().to_string(),
+            };
+            let r = client
+                .call(&Request::Delete {
+                    key,
+                    resource_version: None,
+                    grace_period_seconds: Some(0),
+                    force: false,
+                })
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(skiff_api::wire::ErrorCode::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(pod = %pod.metadata.name(), error = %e, "confirming deletion");
+                    return false;
+                }
+            }
+        }
+        let _ = self.agent.local.remove_pod(&self.uid);
+        self.agent.status.forget(&self.uid);
+        true
+    }
+
+    /// A worker sharing this one's identity, for stopping containers in parallel.
+    fn shadow(&self) -> Worker {
+        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        Worker {
+            agent: self.agent.clone(),
+            uid: self.uid.clone(),
+            rx: self.rx.clone(),
+            wake_tx,
+            wake_rx,
+            view: self.view.clone(),
+            sandbox_ready: self.sandbox_ready,
+            start_time: None,
+            files: Vec::new(),
+            cs: HashMap::new(),
+            stopped: false,
+        }
+    }
+
+    fn container_status(
+        &self,
+        c: &Container,
+        cur: Option<&RtStatus>,
+        init_pending: bool,
+    ) -> ContainerStatus {
+        let s = self.cs.get(&c.name);
+        let attempt = s.and_then(|s| s.attempts.last()).map_or(0, |(a, _)| *a);
+        let restart_count = attempt as i32;
+        let waiting = |reason: &str, message: Option<String>| ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.into()),
+                message,
+            }),
+            ..Default::default()
+        };
+        let terminated = |st: &RtStatus, e: &ExitInfo| ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: Some(e.exit_code),
+                signal: e.signal,
+                reason: Some(
+                    if e.oom_killed {
+                        "OOMKilled"
+                    } else if e.exit_code == 0 {
+                        "Completed"
+                    } else {
+                        "Error"
+                    }
+                    .into(),
+                ),
+                message: None,
+                started_at: st.started_at.as_deref().map(seconds),
+                finished_at: Some(seconds(&e.finished_at)),
+                container_id: Some(format!("skiff://{}", st.id)),
+            }),
+            ..Default::default()
+        };
+        let flags = s.and_then(|s| s.probes.as_ref()).map(|p| p.flags.clone());
+        let mut last_state = None;
+        let mut ready = false;
+        let mut started = false;
+        let state = match (s.and_then(|s| s.waiting.clone()), cur) {
+            (Some((reason, msg)), cur) => {
+                if let Some((st, RtState::Exited(e))) = cur.map(|c| (c, &c.state)) {
+                    last_state = Some(terminated(st, e));
+                }
+                waiting(&reason, Some(msg))
+            }
+            (None, None) => waiting(
+                if init_pending {
+                    "PodInitializing"
+                } else {
+                    "ContainerCreating"
+                },
+                None,
+            ),
+            (None, Some(st)) => match &st.state {
+                RtState::Running => {
+                    started = flags
+                        .as_ref()
+                        .is_none_or(|f| f.started.load(Ordering::SeqCst));
+                    ready = flags
+                        .as_ref()
+                        .is_some_and(|f| f.ready.load(Ordering::SeqCst));
+                    ContainerState {
+                        running: Some(ContainerStateRunning {
+                            started_at: st.started_at.as_deref().map(seconds),
+                        }),
+                        ..Default::default()
+                    }
+                }
+                RtState::Created => waiting("ContainerCreating", None),
+                RtState::Exited(e) => {
+                    if s.and_then(|s| s.not_before).is_some() {
+                        last_state = Some(terminated(st, e));
+                        let delay = s.and_then(|s| s.backoff).unwrap_or_default();
+                        waiting(
+                            "CrashLoopBackOff",
+                            Some(format!(
+                                "back-off {}s restarting failed container={} pod={}",
+                                delay.as_secs(),
+                                c.name,
+                                self.rx.borrow().pod.metadata.name()
+                            )),
+                        )
+                    } else {
+                        terminated(st, e)
+                    }
+                }
+                RtState::Unknown => {
+                    let e = ExitInfo {
+                        exit_code: 255,
+                        signal: None,
+                        oom_killed: false,
+                        finished_at: st.created_at.clone(),
+                    };
+                    terminated(st, &e)
+                }
+            },
+        };
+        if last_state.is_none() && attempt > 0 {
+            // The previous attempt's end, from the runtime (kept for `logs --previous`).
+            if let Some((_, prev)) = s.and_then(|s| s.attempts.iter().rev().nth(1)) {
+                if let Ok(st) = self.agent.rt.status(prev) {
+                    if let RtState::Exited(e) = &st.state {
+                        last_state = Some(terminated(&st, e));
+                    }
+                }
+            }
+        }
+        ContainerStatus {
+            name: c.name.clone(),
+            state: Some(state),
+            last_state,
+            ready: Some(ready),
+            started: Some(started),
+            restart_count: Some(restart_count),
+            image: c.image.clone(),
+            image_id: s.and_then(|s| s.image_id.clone()),
+            container_id: cur.map(|st| format!("skiff://{}", st.id)),
+        }
+    }
+
+    fn publish(&self, pod: &Arc<Pod>, observed: &HashMap<String, RtStatus>) {
+        let init: Vec<ContainerStatus> = pod
+            .spec
+            .init_containers
+            .iter()
+            .map(|c| self.container_status(c, observed.get(&c.name), false))
+            .collect();
+        let init_done = status::initialized(&init, pod.spec.init_containers.len());
+        let containers: Vec<ContainerStatus> = pod
+            .spec
+            .containers
+            .iter()
+            .map(|c| self.container_status(c, observed.get(&c.name), !init_done))
+            .collect();
+        let policy = pod.spec.restart_policy.as_deref().unwrap_or("Always");
+        let phase = status::phase(policy, &init, pod.spec.init_containers.len(), &containers);
+        let prev = pod.status.as_ref();
+        let conditions = status::conditions(
+            prev,
+            &init,
+            pod.spec.init_containers.len(),
+            &containers,
+            phase,
+            &now_ts(),
+        );
+        let pod_ip = self.pod_ip(pod);
+        let st = PodStatus {
+            phase: Some(phase.into()),
+            conditions,
+            host_ip: Some(self.host_ip()),
+            pod_ips: pod_ip.iter().map(|ip| PodIp { ip: ip.clone() }).collect(),
+            pod_ip,
+            start_time: self.start_time.clone(),
+            init_container_statuses: init,
+            container_statuses: containers,
+            ..Default::default()
+        };
+        self.agent.status.publish(pod, st);
+    }
+}
+
+fn dns() -> skiff_runtime::DnsConfig {
+    // The node's resolvers until the agent serves cluster DNS.
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut cfg = skiff_runtime::DnsConfig::default();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("nameserver") => {
+                if let Some(ip) = w.next().and_then(|a| a.parse().ok()) {
+                    cfg.nameservers.push(ip);
+                }
+            }
+            Some("search") => cfg.searches.extend(w.map(String::from)),
+            Some("options") => cfg.options.extend(w.map(String::from)),
+            _ => {}
+        }
+    }
+    cfg
+}
+
+fn exit_of(state: &RtState) -> ExitInfo {
+    match state {
+        RtState::Exited(e) => e.clone(),
+        _ => ExitInfo {
+            exit_code: 255,
+            signal: None,
+            oom_killed: false,
+            finished_at: skiff_runtime::logs::timestamp(std::time::SystemTime::now()),
+        },
+    }
+}
+
+fn running_for(st: &RtStatus) -> Option<Duration> {
+    let started = skiff_api::util::parse_rfc3339(&seconds(st.started_at.as_deref()?))?;
+    Some(Duration::from_secs(
+        crate::now_secs().saturating_sub(started),
+    ))
+}
+
+/// The grace period: the deletion's, else the pod's terminationGracePeriodSeconds
+/// (30 s by default).
+fn grace_period(pod: &Pod, deleting: bool) -> Duration {
+    let secs = if deleting {
+        pod.metadata.deletion_grace_period_seconds
+    } else {
+        None
+    }
+    .or(pod.spec.termination_grace_period_seconds)
+    .unwrap_or(30)
+    .max(0);
+    Duration::from_secs(secs as u64)
+}
