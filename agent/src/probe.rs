@@ -33,8 +33,9 @@ pub struct Flags {
     pub started: AtomicBool,
     /// Readiness (true without a readiness probe once started).
     pub ready: AtomicBool,
-    /// Set when liveness (or startup) gave up: the message for the restart.
-    pub failed: Mutex<Option<String>>,
+    /// Set when liveness (or startup) gave up: the message for the restart, and the
+    /// probe's own terminationGracePeriodSeconds if it has one.
+    pub failed: Mutex<Option<(String, Option<i64>)>>,
 }
 
 /// A container's running probes; dropping it stops them.
@@ -91,9 +92,12 @@ pub fn start(c: &Container, target: Target, wake: UnboundedSender<()>, report: R
                         failures += 1;
                         report("Unhealthy", format!("Startup probe failed: {msg}"));
                         if failures >= s.failure {
-                            *f.failed.lock().unwrap() = Some(format!(
-                                "Container {} failed startup probe, will be restarted",
-                                target.id
+                            *f.failed.lock().unwrap() = Some((
+                                format!(
+                                    "Container {} failed startup probe, will be restarted",
+                                    c_name(&target.id)
+                                ),
+                                p.termination_grace_period_seconds,
                             ));
                             let _ = wake.send(());
                             return;
@@ -122,9 +126,12 @@ pub fn start(c: &Container, target: Target, wake: UnboundedSender<()>, report: R
                         failures += 1;
                         report("Unhealthy", format!("Liveness probe failed: {msg}"));
                         if failures >= s.failure {
-                            *f.failed.lock().unwrap() = Some(format!(
-                                "Container {} failed liveness probe, will be restarted",
-                                c_name(&target.id)
+                            *f.failed.lock().unwrap() = Some((
+                                format!(
+                                    "Container {} failed liveness probe, will be restarted",
+                                    c_name(&target.id)
+                                ),
+                                p.termination_grace_period_seconds,
                             ));
                             let _ = wake.send(());
                             return std::future::pending::<()>().await;

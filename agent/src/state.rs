@@ -197,6 +197,15 @@ impl StatusQueue {
         }
     }
 
+    /// The newest status of a pod: pending, else what the coordinator holds.
+    pub fn latest(&self, uid: &str) -> Option<PodStatus> {
+        let g = self.inner.lock().unwrap();
+        g.pending
+            .get(uid)
+            .map(|(_, s)| s.clone())
+            .or_else(|| g.known.get(uid).cloned())
+    }
+
     /// Forgets a pod.
     pub fn forget(&self, uid: &str) {
         let mut g = self.inner.lock().unwrap();

@@ -218,6 +218,15 @@ impl Worker {
         self.agent.pods.lock().unwrap().remove(&self.uid);
     }
 
+    /// The pod's last status: the one waiting to be sent, what the coordinator holds, or
+    /// what the pod object carries.
+    fn last_status(&self, pod: &Pod) -> Option<PodStatus> {
+        self.agent
+            .status
+            .latest(&self.uid)
+            .or_else(|| pod.status.clone())
+    }
+
     fn host_ip(&self) -> String {
         self.agent.host_ip.lock().unwrap().clone()
     }
@@ -230,10 +239,10 @@ impl Worker {
 
     async fn sync(&mut self, d: &Desired) -> Option<Instant> {
         let pod = d.pod.clone();
+        let last = self.last_status(&pod);
         if self.start_time.is_none() {
             self.start_time = Some(
-                pod.status
-                    .as_ref()
+                last.as_ref()
                     .and_then(|s| s.start_time.clone())
                     .unwrap_or_else(now_ts),
             );
@@ -264,8 +273,7 @@ impl Worker {
             if !watched {
                 let id = st.id.clone();
                 self.watch_container(&pod, c, &id);
-                let was = pod
-                    .status
+                let was = last
                     .as_ref()
                     .and_then(|s| s.container_statuses.iter().find(|x| x.name == c.name))
                     .filter(|x| x.container_id.as_deref() == Some(&format!("skiff://{id}")));
@@ -337,14 +345,16 @@ impl Worker {
                             .and_then(|p| p.flags.failed.lock().unwrap().clone());
                         let changed = cur.labels.get(LABEL_HASH) != Some(&spec_hash(c));
                         if failed.is_some() || changed {
-                            let why = failed.unwrap_or_else(|| {
-                                format!(
+                            let (why, probe_grace) = failed.unwrap_or_else(|| {
+                                let m = format!(
                                     "Container {} definition changed, will be restarted",
                                     c.name
-                                )
+                                );
+                                (m, None)
                             });
                             self.agent.event(&pod, "Normal", "Killing", why);
-                            self.stop_container(&pod, c, &cur.id, false).await;
+                            self.stop_container(&pod, c, &cur.id, false, probe_grace)
+                                .await;
                             observed = self.observe().await;
                             if let Some(s) = observed.get(&c.name) {
                                 let exit = exit_of(&s.state);
@@ -714,8 +724,18 @@ impl Worker {
     }
 
     /// Stops one container: preStop hook, stop signal, SIGKILL after the grace period.
-    async fn stop_container(&mut self, pod: &Arc<Pod>, c: &Container, id: &str, deleting: bool) {
-        let grace = grace_period(pod, deleting);
+    async fn stop_container(
+        &mut self,
+        pod: &Arc<Pod>,
+        c: &Container,
+        id: &str,
+        deleting: bool,
+        probe_grace: Option<i64>,
+    ) {
+        let grace = match probe_grace {
+            Some(g) => Duration::from_secs(g.max(0) as u64),
+            None => grace_period(pod, deleting),
+        };
         let deadline = Instant::now() + grace;
         if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
             let target = probe::Target {
@@ -772,7 +792,7 @@ impl Worker {
                 );
                 let mut w = self.shadow();
                 let p = pod.clone();
-                set.spawn(async move { w.stop_container(&p, &c, &id, true).await });
+                set.spawn(async move { w.stop_container(&p, &c, &id, true, None).await });
             }
             while set.join_next().await.is_some() {}
             for s in self.cs.values_mut() {
@@ -1000,9 +1020,9 @@ impl Worker {
             .collect();
         let policy = pod.spec.restart_policy.as_deref().unwrap_or("Always");
         let phase = status::phase(policy, &init, pod.spec.init_containers.len(), &containers);
-        let prev = pod.status.as_ref();
+        let prev = self.last_status(pod);
         let conditions = status::conditions(
-            prev,
+            prev.as_ref(),
             &init,
             pod.spec.init_containers.len(),
             &containers,

@@ -141,6 +141,7 @@ k8s_struct! {
         pub name: Option<String>,
         pub container_port: Option<i32>,
         pub host_port: Option<i32>,
+        #[serde(rename = "hostIP")]
         pub host_ip: Option<String>,
         pub protocol: Option<String>,
     }
@@ -409,6 +410,7 @@ k8s_struct! {
         pub conditions: Vec<Condition>,
         pub message: Option<String>,
         pub reason: Option<String>,
+        #[serde(rename = "hostIP")]
         pub host_ip: Option<String>,
         #[serde(rename = "podIP")]
         pub pod_ip: Option<String>,

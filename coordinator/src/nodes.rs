@@ -17,8 +17,17 @@ pub struct Nodes {
 
 impl Nodes {
     /// A node connected: its newest connection is the one requests go through.
+    /// An older connection of the same node is closed: the node restarted or moved, and
+    /// requests must not wait on a peer that is gone.
     pub fn link_up(&self, node: &str, conn: quinn::Connection) {
-        self.links.lock().unwrap().insert(node.to_string(), conn);
+        let old = self
+            .links
+            .lock()
+            .unwrap()
+            .insert(node.to_string(), conn.clone());
+        if let Some(old) = old.filter(|o| o.stable_id() != conn.stable_id()) {
+            old.close(0u32.into(), b"replaced by a newer connection of the node");
+        }
         self.renew(node);
     }
 

@@ -205,3 +205,113 @@ impl Drop for Node {
         let _ = skiff_runtime::cgroups::remove(&self.cgroup_parent());
     }
 }
+
+/// A `skiff-agent` daemon on a [`Node`]'s data dir, joined to a coordinator.
+pub struct AgentProc {
+    pub data_dir: PathBuf,
+    pub name: String,
+    server: String,
+    token: String,
+    extra: Vec<String>,
+    child: Option<std::process::Child>,
+    /// How many times it was started (each run logs to `agent-<n>.log`).
+    pub runs: u32,
+}
+
+impl AgentProc {
+    /// Starts an agent for `node` against the coordinator at `server` with `token`.
+    pub fn start(node: &Node, server: &str, token: &str, extra: &[&str]) -> AgentProc {
+        let mut a = AgentProc {
+            data_dir: node.data().to_path_buf(),
+            name: node.name.clone(),
+            server: server.to_string(),
+            token: token.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            runs: 0,
+        };
+        a.restart();
+        a
+    }
+
+    /// Starts it again (after [`AgentProc::kill`] or [`AgentProc::stop`]).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "agent already running");
+        self.runs += 1;
+        let log = std::fs::File::create(self.log_path(self.runs)).expect("agent log");
+        let child = Command::new(binary("skiff-agent"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--name")
+            .arg(&self.name)
+            .arg("--server")
+            .arg(&self.server)
+            .arg("--token")
+            .arg(&self.token)
+            .args(&self.extra)
+            .env("SKIFF_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start skiff-agent");
+        self.child = Some(child);
+    }
+
+    fn log_path(&self, run: u32) -> PathBuf {
+        self.data_dir.join(format!("agent-{run}.log"))
+    }
+
+    /// The log of the current (or last) run.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.runs)).unwrap_or_default()
+    }
+
+    /// Every run's log.
+    pub fn all_logs(&self) -> String {
+        (1..=self.runs)
+            .map(|r| std::fs::read_to_string(self.log_path(r)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            crate::send_signal(c.id(), libc::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds; panics with
+/// `what` and the last value it saw otherwise.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: not within {secs}s; last seen: {last}");
+}

@@ -1,0 +1,722 @@
+//! End-to-end: a real coordinator, real agents with real containers, the real CLI.
+//! Needs root (namespaces, mounts, cgroups); CI runs as root.
+
+use serde_json::Value;
+use skiff_tests::node::{eventually, AgentProc, Node, IMAGE};
+use skiff_tests::{err, ok, out, Coordinator, TempDir};
+
+struct Cluster {
+    _dir: TempDir,
+    c: Coordinator,
+    node: Node,
+    agent: AgentProc,
+}
+
+fn cluster(tag: &str, extra: &[&str]) -> Cluster {
+    let node = Node::new(tag);
+    let dir = TempDir::new(&format!("{tag}-coord"));
+    let c = Coordinator::start(dir.path());
+    let server = format!("127.0.0.1:{}", c.port);
+    let mut args = vec!["--restart-backoff", "1s", "--usage-interval", "1s"];
+    args.extend_from_slice(extra);
+    let agent = AgentProc::start(&node, &server, &c.node_token(), &args);
+    let cl = Cluster {
+        _dir: dir,
+        c,
+        node,
+        agent,
+    };
+    cl.wait_node_ready();
+    cl
+}
+
+impl Cluster {
+    fn skiff(&self, args: &[&str]) -> std::process::Output {
+        self.c.skiff(args)
+    }
+
+    fn wait_connected(&self) {
+        eventually(30, "agent connected", || {
+            let l = self.agent.log();
+            if l.contains("connected to the coordinator") {
+                Ok(())
+            } else {
+                Err(l)
+            }
+        });
+    }
+
+    fn wait_node_ready(&self) {
+        eventually(30, "node registered", || {
+            let o = self.skiff(&["get", "nodes"]);
+            let s = out(&o);
+            if s.contains(&self.node.name) && s.contains("Ready") {
+                Ok(())
+            } else {
+                Err(format!("{s}{}\nagent log:\n{}", err(&o), self.agent.log()))
+            }
+        });
+    }
+
+    /// Applies a manifest given as YAML text.
+    fn apply(&self, yaml: &str) {
+        let path = self.node.data().join(format!("m-{}.yaml", rand_suffix()));
+        std::fs::write(
+            &path,
+            yaml.replace("NODE", &self.node.name)
+                .replace("IMAGE", IMAGE),
+        )
+        .unwrap();
+        ok(self.skiff(&["apply", "-f", path.to_str().unwrap()]));
+    }
+
+    fn pod(&self, name: &str) -> Value {
+        let o = self.skiff(&["get", "pod", name, "-o", "json"]);
+        serde_json::from_str(&out(&o)).unwrap_or(Value::Null)
+    }
+
+    fn container(&self, pod: &str) -> Value {
+        self.pod(pod)["status"]["containerStatuses"][0].clone()
+    }
+
+    /// Waits until the pod's first container runs and is ready.
+    fn wait_running(&self, name: &str) -> Value {
+        eventually(60, &format!("pod {name} Running and Ready"), || {
+            let p = self.pod(name);
+            let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
+            if p["status"]["phase"] == "Running" && ready {
+                Ok(p)
+            } else {
+                Err(format!("{}\nagent log:\n{}", p["status"], self.agent.log()))
+            }
+        })
+    }
+}
+
+fn rand_suffix() -> String {
+    format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn condition(p: &Value, t: &str) -> String {
+    p["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_pod_runs_reports_status_serves_logs_and_exec_and_ends_gracefully() {
+    let cl = cluster("e2e-basic", &[]);
+    // The node registered itself as Kubernetes nodes do.
+    let n: Value =
+        serde_json::from_str(&ok(cl.skiff(&["get", "node", &cl.node.name, "-o", "json"]))).unwrap();
+    let labels = &n["metadata"]["labels"];
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    assert_eq!(labels["kubernetes.io/hostname"], cl.node.name.as_str());
+    assert!(labels["kubernetes.io/arch"].is_string());
+    for r in ["cpu", "memory", "pods", "ephemeral-storage"] {
+        assert!(n["status"]["capacity"][r].is_string(), "capacity {r}: {n}");
+        assert!(n["status"]["allocatable"][r].is_string(), "allocatable {r}");
+    }
+    assert!(n["status"]["nodeInfo"]["kernelVersion"].is_string());
+    assert_eq!(n["status"]["addresses"][0]["type"], "InternalIP");
+
+    let host = cl.node.data().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    cl.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 20
+  volumes:
+  - name: host
+    hostPath: {{path: {}}}
+  containers:
+  - name: main
+    image: IMAGE
+    env:
+    - {{name: GREETING, value: hello}}
+    - name: POD
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    command: ["sh", "-c"]
+    args:
+    - |
+      trap 'echo term > /host/term; exit 0' TERM
+      echo "$GREETING from $POD"
+      i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done
+    volumeMounts:
+    - {{name: host, mountPath: /host}}
+    lifecycle:
+      preStop:
+        exec: {{command: ["sh", "-c", "echo prestop > /host/prestop"]}}
+"#,
+        host.display()
+    ));
+    let p = cl.wait_running("web");
+    let st = &p["status"];
+    assert_eq!(st["hostIP"], "127.0.0.1");
+    assert!(st["startTime"].is_string());
+    for c in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
+        assert_eq!(condition(&p, c), "True", "{c}: {st}");
+    }
+    let cs = &st["containerStatuses"][0];
+    assert_eq!(cs["ready"], true);
+    assert_eq!(cs["restartCount"], 0);
+    assert!(cs["state"]["running"]["startedAt"].is_string(), "{cs}");
+    assert!(cs["containerID"].as_str().unwrap().starts_with("skiff://"));
+    assert!(cs["imageID"].as_str().unwrap().contains("sha256:"));
+
+    // Logs and exec through the coordinator.
+    let logs = eventually(10, "logs", || {
+        let l = out(&cl.skiff(&["logs", "web"]));
+        if l.contains("tick 3") {
+            Ok(l)
+        } else {
+            Err(l)
+        }
+    });
+    assert!(logs.starts_with("hello from web\n"), "{logs}");
+    let tail = ok(cl.skiff(&["logs", "web", "--tail", "2"]));
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    let o = cl.skiff(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(out(&o), "out\n");
+    assert_eq!(err(&o), "err\n");
+    let mut child = std::process::Command::new(skiff_tests::binary("skiff"))
+        .args([
+            "--config",
+            cl.c.config().to_str().unwrap(),
+            "exec",
+            "-i",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped input\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "PIPED INPUT\n");
+    let d = ok(cl.skiff(&["describe", "pod", "web"]));
+    assert!(d.contains("Started") && d.contains("Created"), "{d}");
+    let top = eventually(20, "top", || {
+        let o = cl.skiff(&["top", "pods"]);
+        if o.status.success() {
+            Ok(out(&o))
+        } else {
+            Err(err(&o))
+        }
+    });
+    assert!(top.contains("web"), "{top}");
+    ok(cl.skiff(&["top", "nodes"]));
+
+    // Deletion: preStop, then SIGTERM; the pod object goes once the node confirms.
+    let o = cl.skiff(&["delete", "pod", "web"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let gone = cl.skiff(&["get", "pod", "web"]);
+    assert!(
+        !gone.status.success(),
+        "the pod must be gone when delete returns"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("prestop")).unwrap(),
+        "prestop\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("term")).unwrap(),
+        "term\n"
+    );
+    let ps = out(&cl.node.agent(&["ps"]));
+    assert_eq!(ps.lines().count(), 1, "no container may remain: {ps}");
+}
+
+#[test]
+fn restarts_follow_the_policy_with_backoff() {
+    let cl = cluster("e2e-restart", &[]);
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  nodeName: NODE
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "echo attempt; exit 1"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  nodeName: NODE
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "exec tail /dev/zero"]
+    resources:
+      limits: {memory: 16Mi}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: job}
+spec:
+  nodeName: NODE
+  restartPolicy: OnFailure
+  volumes:
+  - {name: work, emptyDir: {}}
+  initContainers:
+  - name: prepare
+    image: IMAGE
+    command: ["sh", "-c", "echo prepared > /work/state"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "cat /work/state"]
+    volumeMounts: [{name: work, mountPath: /work}]
+"#,
+    );
+    // The crashing container restarts with a doubling backoff; restartCount grows.
+    let mut delays = std::collections::BTreeSet::new();
+    let cs = eventually(60, "three restarts", || {
+        let cs = cl.container("crash");
+        if let Some(m) = cs["state"]["waiting"]["message"].as_str() {
+            delays.insert(m.split_whitespace().nth(1).unwrap_or("").to_string());
+        }
+        if cs["restartCount"].as_i64().unwrap_or(0) >= 3
+            && cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        {
+            Ok(cs)
+        } else {
+            Err(cs.to_string())
+        }
+    });
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1, "{cs}");
+    assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
+    assert!(
+        delays.contains("2s") && delays.contains("4s"),
+        "backoff must double: {delays:?}"
+    );
+    assert_eq!(ok(cl.skiff(&["logs", "crash", "--previous"])), "attempt\n");
+    assert_eq!(cl.pod("crash")["status"]["phase"], "Running");
+    let d = ok(cl.skiff(&["describe", "pod", "crash"]));
+    assert!(d.contains("BackOff"), "{d}");
+
+    // The memory hog is OOM-killed and, with restartPolicy Never, the pod fails.
+    let p = eventually(60, "hog failed", || {
+        let p = cl.pod("hog");
+        if p["status"]["phase"] == "Failed" {
+            Ok(p)
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["reason"], "OOMKilled", "{t}");
+    assert_eq!(t["exitCode"], 137);
+
+    // Init containers run first; the job completes.
+    let p = eventually(60, "job succeeded", || {
+        let p = cl.pod("job");
+        if p["status"]["phase"] == "Succeeded" {
+            Ok(p)
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    assert_eq!(ok(cl.skiff(&["logs", "job"])), "prepared\n");
+}
+
+#[test]
+fn probes_restart_and_gate_readiness() {
+    let cl = cluster("e2e-probes", &[]);
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: sick}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: IMAGE
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /index.html, port: http}
+      periodSeconds: 1
+    livenessProbe:
+      httpGet: {path: /healthz, port: 8080}
+      periodSeconds: 1
+      failureThreshold: 2
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: flappy}
+spec:
+  nodeName: NODE
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "while true; do touch /tmp/ready; sleep 3; rm -f /tmp/ready; sleep 3; done"]
+    readinessProbe:
+      exec: {command: ["test", "-f", "/tmp/ready"]}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: slow}
+spec:
+  nodeName: NODE
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "sleep 3; touch /tmp/started; exec sleep 1000"]
+    startupProbe:
+      exec: {command: ["test", "-f", "/tmp/started"]}
+      periodSeconds: 1
+      failureThreshold: 30
+    livenessProbe:
+      tcpSocket: {port: 9}
+      periodSeconds: 2
+      failureThreshold: 2
+"#,
+    );
+    // A failing HTTP liveness probe (404) restarts the container; readiness over HTTP
+    // passes in between.
+    eventually(60, "liveness restarts", || {
+        let cs = cl.container("sick");
+        if cs["restartCount"].as_i64().unwrap_or(0) >= 2 {
+            Ok(())
+        } else {
+            Err(cs.to_string())
+        }
+    });
+    let d = ok(cl.skiff(&["describe", "pod", "sick"]));
+    assert!(
+        d.contains("Liveness probe failed: HTTP probe failed with statuscode: 404"),
+        "{d}"
+    );
+    assert!(d.contains("Killing"), "{d}");
+
+    // Readiness flips Ready both ways.
+    let mut seen = std::collections::BTreeSet::new();
+    eventually(60, "Ready flips", || {
+        seen.insert(condition(&cl.pod("flappy"), "Ready"));
+        if seen.contains("True") && seen.contains("False") {
+            Ok(())
+        } else {
+            Err(format!("{seen:?}"))
+        }
+    });
+    let p = cl.pod("flappy");
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+
+    // The startup probe holds liveness back: while it has not passed (3 s), the failing
+    // liveness probe (a closed port) does not run; once started, liveness restarts it.
+    let cs = eventually(30, "started", || {
+        let cs = cl.container("slow");
+        if cs["started"] == true {
+            Ok(cs)
+        } else {
+            Err(cs.to_string())
+        }
+    });
+    assert_eq!(
+        cs["restartCount"], 0,
+        "liveness must wait for startup: {cs}"
+    );
+    eventually(30, "liveness after startup", || {
+        let cs = cl.container("slow");
+        if cs["restartCount"].as_i64().unwrap_or(0) >= 1 {
+            Ok(())
+        } else {
+            Err(cs.to_string())
+        }
+    });
+    let d = ok(cl.skiff(&["describe", "pod", "slow"]));
+    assert!(
+        d.contains("failed liveness probe, will be restarted"),
+        "{d}"
+    );
+}
+
+#[test]
+fn config_maps_and_secrets_reach_the_pod_and_follow_changes() {
+    let cl = cluster("e2e-config", &[]);
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: blue, "app.conf": "level=1"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: hunter2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reader}
+spec:
+  nodeName: NODE
+  volumes:
+  - {name: conf, configMap: {name: settings}}
+  - {name: secret, secret: {secretName: creds}}
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "exec sleep 1000"]
+    env:
+    - name: MODE
+      valueFrom: {configMapKeyRef: {name: settings, key: mode}}
+    envFrom:
+    - secretRef: {name: creds}
+    volumeMounts:
+    - {name: conf, mountPath: /etc/app}
+    - {name: secret, mountPath: /etc/secret, readOnly: true}
+"#,
+    );
+    cl.wait_running("reader");
+    let env = ok(cl.skiff(&["exec", "reader", "--", "sh", "-c", "echo $MODE $password"]));
+    assert_eq!(env, "blue hunter2\n");
+    assert_eq!(
+        ok(cl.skiff(&["exec", "reader", "--", "cat", "/etc/app/app.conf"])),
+        "level=1"
+    );
+    assert_eq!(
+        ok(cl.skiff(&["exec", "reader", "--", "cat", "/etc/secret/password"])),
+        "hunter2"
+    );
+    // A change to the ConfigMap reaches the mounted files of the running container.
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: green, "app.conf": "level=2"}
+"#,
+    );
+    eventually(30, "updated file", || {
+        let f = out(&cl.skiff(&["exec", "reader", "--", "cat", "/etc/app/app.conf"]));
+        if f == "level=2" {
+            Ok(())
+        } else {
+            Err(f)
+        }
+    });
+    assert_eq!(cl.container("reader")["restartCount"], 0);
+}
+
+#[test]
+fn the_node_keeps_its_pods_through_agent_crashes_and_coordinator_outages() {
+    let mut cl = cluster("e2e-autonomy", &[]);
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: keep}
+spec:
+  nodeName: NODE
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: doomed}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "exec sleep 1000"]
+"#,
+    );
+    let p = cl.wait_running("keep");
+    cl.wait_running("doomed");
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    let id = p["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = p["status"]["containerStatuses"][0]["state"]["running"]["startedAt"].clone();
+    let ticks = |cl: &Cluster| -> Result<u64, String> {
+        let o = cl.skiff(&["logs", "keep", "--tail", "1"]);
+        out(&o)
+            .trim()
+            .strip_prefix("tick ")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("logs: {:?} {:?}", out(&o), err(&o)))
+    };
+    // Five SIGKILLs of the agent restart no container.
+    let mut last = 0;
+    for i in 0..5 {
+        cl.agent.kill();
+        cl.agent.restart();
+        cl.wait_connected();
+        let t = eventually(30, "agent back with logs", || {
+            let t = ticks(&cl)?;
+            if t > last {
+                Ok(t)
+            } else {
+                Err(format!("{t} after kill {i}"))
+            }
+        });
+        last = t;
+    }
+    let cs = cl.container("keep");
+    assert_eq!(cs["restartCount"], 0, "{cs}");
+    assert_eq!(cs["containerID"], id.as_str());
+    assert_eq!(cl.pod("keep")["metadata"]["uid"], uid.as_str());
+
+    // The node's socket moves; the session (one connection) carries on.
+    skiff_tests::send_signal(cl.agent.pid(), libc::SIGUSR1);
+    eventually(10, "rebound", || {
+        if cl.agent.log().contains("moved the connection") {
+            Ok(())
+        } else {
+            Err(cl.agent.log())
+        }
+    });
+    assert_eq!(
+        ok(cl.skiff(&["exec", "keep", "--", "echo", "after-move"])),
+        "after-move\n"
+    );
+    assert_eq!(
+        cl.agent
+            .log()
+            .matches("connected to the coordinator")
+            .count(),
+        1,
+        "{}",
+        cl.agent.log()
+    );
+
+    // A pod deleted while its agent is down is stopped when the agent returns.
+    cl.agent.kill();
+    ok(cl.skiff(&["delete", "pod", "doomed", "--force", "--grace-period", "0"]));
+    cl.agent.restart();
+    cl.wait_connected();
+    eventually(30, "doomed stopped", || {
+        let ps = out(&cl.node.agent(&["ps"]));
+        if ps.lines().filter(|l| l.contains("running")).count() == 1 {
+            Ok(())
+        } else {
+            Err(ps)
+        }
+    });
+
+    // Coordinator down: a crashed container is still restarted.
+    let port = cl.c.port;
+    cl.c.kill();
+    let pid = out(&cl.node.agent(&["ps"]))
+        .lines()
+        .find(|l| l.contains("running"))
+        .and_then(|l| l.split_whitespace().nth(3).map(String::from))
+        .unwrap();
+    skiff_tests::send_signal(pid.parse().unwrap(), libc::SIGKILL);
+    eventually(30, "restarted while cut off", || {
+        let ps = out(&cl.node.agent(&["ps"]));
+        if ps
+            .lines()
+            .any(|l| l.contains(".main.1") && l.contains("running"))
+        {
+            Ok(())
+        } else {
+            Err(ps)
+        }
+    });
+    // The agent restarted while the coordinator is down (and its containers gone, as after
+    // a reboot) brings its pods back from its own disk.
+    cl.agent.kill();
+    let ids: Vec<String> = out(&cl.node.agent(&["ps"]))
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect();
+    let mut rm = vec!["rm"];
+    rm.extend(ids.iter().map(String::as_str));
+    ok(cl.node.agent(&rm));
+    cl.agent.restart();
+    eventually(30, "pods back from local state", || {
+        let ps = out(&cl.node.agent(&["ps"]));
+        if ps
+            .lines()
+            .any(|l| l.contains(&uid) && l.contains("running"))
+        {
+            Ok(())
+        } else {
+            Err(format!("{ps}\n{}", cl.agent.log()))
+        }
+    });
+    // The coordinator returns: statuses converge, the pod is the same object.
+    cl.c = Coordinator::start_on(&cl.c.data_dir.clone(), port);
+    eventually(30, "status converged", || {
+        let p = cl.pod("keep");
+        let cs = &p["status"]["containerStatuses"][0];
+        let now_started = &cs["state"]["running"]["startedAt"];
+        if p["status"]["phase"] == "Running"
+            && *now_started != started
+            && condition(&p, "Ready") == "True"
+        {
+            Ok(())
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    assert_eq!(
+        cl.pod("keep")["metadata"]["uid"],
+        uid.as_str(),
+        "no pod was recreated"
+    );
+    let all = out(&cl.skiff(&["get", "pods", "-o", "name"]));
+    assert_eq!(all.trim(), "pod/keep");
+}
