@@ -1,6 +1,7 @@
 //! Benchmarks behind `skiff-bench`: each prints ratios against a reference measured in
 //! the same run (machines are noisy; ratios hold).
 
+pub mod agent;
 pub mod etcd;
 pub mod runtime;
 pub mod store;

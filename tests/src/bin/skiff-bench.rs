@@ -10,11 +10,12 @@ fn main() {
     let which = std::env::args().nth(1).unwrap_or_default();
     let result = match which.as_str() {
         "store" => skiff_tests::bench::store::run(),
+        "agent" => skiff_tests::bench::agent::run(),
         // The mount namespace must be entered while this process has one thread.
         "runtime" => skiff_tests::bench::runtime::enter_private_mount_namespace()
             .and_then(|_| skiff_tests::bench::runtime::run()),
         _ => {
-            eprintln!("usage: skiff-bench store|runtime\n  store     durable writes/s vs etcd at 1/16/256 clients, apply→watch latency, RSS at 100k objects\n  runtime   container lifecycle vs crun and runc, pod start, helper RSS");
+            eprintln!("usage: skiff-bench store|runtime|agent\n  store     durable writes/s vs etcd at 1/16/256 clients, apply→watch latency, RSS at 100k objects\n  runtime   container lifecycle vs crun and runc, pod start, helper RSS\n  agent     agent RSS/CPU/disk writes with 10 quiet pods, pod start through the cluster");
             std::process::exit(2);
         }
     };

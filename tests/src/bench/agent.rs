@@ -1,0 +1,254 @@
+//! `skiff-bench agent`: a coordinator and an agent (release builds) with 10 running pods.
+//! Over a quiet window (at least 3 minutes; `SKIFF_BENCH_QUIET=SECS` to change it) it
+//! measures the agent's resident memory including its runtime helper, its CPU, the bytes
+//! it and the coordinator write to disk (`/proc/PID/io` write_bytes). Then pod start:
+//! `skiff apply` of a one-container pod with a present image until a watch sees it
+//! Running, against the same pod started directly through the runtime library (sandbox,
+//! root filesystem, create, start) measured in the same run.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use skiff_api::wire::{Request, WatchEvent};
+use skiff_api::Kind;
+
+use super::percentile;
+use crate::node::{eventually, AgentProc, Node, IMAGE};
+use crate::{binary, Coordinator, TempDir};
+
+const PODS: usize = 10;
+
+fn quiet_secs() -> u64 {
+    std::env::var("SKIFF_BENCH_QUIET")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180)
+}
+
+fn start_runs() -> usize {
+    std::env::var("SKIFF_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40)
+        .max(30)
+}
+
+/// utime + stime in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    // Fields after the comm: utime is field 14, stime 15 (index 11 and 12 here).
+    get(11) + get(12)
+}
+
+fn write_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The agent's runtime helper: its child running `runtime-helper`.
+fn helper_of(agent: u32) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, a)| a.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(agent) && String::from_utf8_lossy(&cmd).contains("runtime-helper") {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+fn pod_yaml(name: &str, node: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "exec sleep 100000"]
+"#
+    )
+}
+
+pub fn run() -> anyhow::Result<()> {
+    anyhow::ensure!(crate::node::is_root(), "the agent benchmark needs root");
+    super::build_release(&["skiff-agent", "skiff-coordinator", "skiff"])?;
+    let node = Node::new("bench-agent");
+    let dir = TempDir::new("bench-agent-coord");
+    let c = Coordinator::start(dir.path());
+    let server = format!("127.0.0.1:{}", c.port);
+    let mut agent = AgentProc::start(&node, &server, &c.node_token(), &[]);
+    eventually(30, "agent connected", || {
+        let l = agent.log();
+        if l.contains("connected to the coordinator") {
+            Ok(())
+        } else {
+            Err(l)
+        }
+    });
+    let manifests = node.data().join("pods.yaml");
+    let all: Vec<String> = (0..PODS)
+        .map(|i| pod_yaml(&format!("quiet-{i}"), &node.name))
+        .collect();
+    std::fs::write(&manifests, all.join("---\n"))?;
+    let o = c.skiff(&["apply", "-f", manifests.to_str().unwrap()]);
+    anyhow::ensure!(o.status.success(), "apply: {}", crate::err(&o));
+    eventually(120, "10 pods Running", || {
+        let s = crate::out(&c.skiff(&["get", "pods"]));
+        let running = s.lines().filter(|l| l.contains("Running")).count();
+        if running == PODS {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    });
+    // Let start-up work (first status writes, events) settle before the window opens.
+    std::thread::sleep(Duration::from_secs(5));
+    let apid = agent.pid();
+    let hpid = helper_of(apid).context("the agent's runtime helper")?;
+    let cpid = c.pid();
+    let quiet = Duration::from_secs(quiet_secs());
+    eprintln!(
+        "quiet window: {}s with {PODS} running pods",
+        quiet.as_secs()
+    );
+    let t0 = Instant::now();
+    let (a_cpu0, h_cpu0) = (cpu_ticks(apid), cpu_ticks(hpid));
+    let (a_w0, h_w0, c_w0) = (write_bytes(apid), write_bytes(hpid), write_bytes(cpid));
+    let mut rss = Vec::new();
+    while t0.elapsed() < quiet {
+        let r = crate::rss_bytes(apid).unwrap_or(0) + crate::rss_bytes(hpid).unwrap_or(0);
+        rss.push(r as f64 / 1e6);
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let ticks = (cpu_ticks(apid) - a_cpu0) + (cpu_ticks(hpid) - h_cpu0);
+    let hz = 100.0; // USER_HZ on Linux
+    let cpu_pct = ticks as f64 / hz / secs * 100.0;
+    let agent_writes = (write_bytes(apid) - a_w0) + (write_bytes(hpid) - h_w0);
+    let coord_writes = write_bytes(cpid) - c_w0;
+    rss.sort_by(|a, b| a.total_cmp(b));
+    let rss_max = rss.last().copied().unwrap_or(0.0);
+    let rss_agent = crate::rss_bytes(apid).unwrap_or(0) as f64 / 1e6;
+    let rss_helper = crate::rss_bytes(hpid).unwrap_or(0) as f64 / 1e6;
+    println!(
+        "agent RSS (agent + runtime helper): {rss_max:.1} MB max ({rss_agent:.1} + {rss_helper:.1} MB at the end; target <= 15, goal 8) ratio to target {:.2}",
+        rss_max / 15.0
+    );
+    println!(
+        "agent CPU over {secs:.0}s quiet: {cpu_pct:.3}% of a core (target <= 0.5%, goal 0.2%) ratio to target {:.2}",
+        cpu_pct / 0.5
+    );
+    println!("agent disk writes over the window: {agent_writes} bytes (target 0)");
+    println!("coordinator disk writes over the window: {coord_writes} bytes (heartbeats and usage reports stay in memory)");
+
+    // Pod start through the whole system.
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cfg = skiff_client::config::ClientConfig::load(&c.config())?;
+    let client = tokio.block_on(skiff_client::Client::connect(&cfg))?;
+    let runs = start_runs();
+    let mut through = Vec::new();
+    for i in 0..runs {
+        let name = format!("start-{i}");
+        let path = node.data().join("start.yaml");
+        std::fs::write(&path, pod_yaml(&name, &node.name))?;
+        let ms = tokio.block_on(async {
+            let (rev, _) = client
+                .list_all(Kind::Pod, Some("default".into()), None)
+                .await?;
+            let mut w = client
+                .watch(&Request::Watch {
+                    kind: Kind::Pod,
+                    namespace: Some("default".into()),
+                    selector: None,
+                    since: Some(rev),
+                })
+                .await?;
+            let t = Instant::now();
+            let o = Command::new(binary("skiff"))
+                .args(["--config", c.config().to_str().unwrap(), "apply", "-f"])
+                .arg(&path)
+                .output()?;
+            anyhow::ensure!(o.status.success(), "apply: {}", crate::err(&o));
+            loop {
+                let ev = tokio::time::timeout(Duration::from_secs(60), w.next())
+                    .await
+                    .context("pod never ran")??
+                    .context("watch ended")?;
+                if let WatchEvent::Modified { object, .. } | WatchEvent::Added { object, .. } = ev {
+                    let v: serde_json::Value = serde_json::from_str(&object)?;
+                    if v["metadata"]["name"] == name.as_str() && v["status"]["phase"] == "Running" {
+                        return Ok(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+        })?;
+        through.push(ms);
+        let o = c.skiff(&["delete", "pod", &name]);
+        anyhow::ensure!(o.status.success(), "delete: {}", crate::err(&o));
+    }
+    // The reference: the same container started straight through the runtime library.
+    agent.stop();
+    let rt = node.runtime();
+    let store = node.store();
+    let rec = store.get(IMAGE).context("test image")?;
+    let image = skiff_runtime::ImageDefaults::default();
+    let mut direct = Vec::new();
+    for i in 0..runs {
+        let id = format!("direct-{i}");
+        let t = Instant::now();
+        rt.create_sandbox(&skiff_runtime::SandboxConfig {
+            id: id.clone(),
+            hostname: id.clone(),
+            ..Default::default()
+        })?;
+        let rootfs = store.prepare_rootfs(&id, &rec)?;
+        let cfg = skiff_runtime::ContainerConfig {
+            name: id.clone(),
+            command: Some(vec!["sleep".into(), "100000".into()]),
+            log_path: node.log_path(&id),
+            ..Default::default()
+        };
+        rt.create_container(&id, &id, &cfg, &image, &rootfs.path)?;
+        rt.start_container(&id)?;
+        direct.push(t.elapsed().as_secs_f64() * 1000.0);
+        rt.remove_sandbox(&id)?;
+        store.remove_rootfs(&id)?;
+    }
+    through.sort_by(|a, b| a.total_cmp(b));
+    direct.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p99) = (percentile(&through, 50.0), percentile(&through, 99.0));
+    let d50 = percentile(&direct, 50.0);
+    println!(
+        "pod start (apply -> watch sees Running), {runs} pods: p50 {p50:.1} ms, p99 {p99:.1} ms (target 100/300, goal 50/200)"
+    );
+    println!(
+        "same container straight through the runtime: p50 {d50:.1} ms; control-plane path / runtime = {:.2}",
+        p50 / d50
+    );
+    println!(
+        "agent: RSS {rss_max:.1} MB, CPU {cpu_pct:.3}%, writes {agent_writes} B (coordinator {coord_writes} B), pod start p50 {p50:.0} ms p99 {p99:.0} ms"
+    );
+    Ok(())
+}
