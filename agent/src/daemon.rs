@@ -46,11 +46,16 @@ pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
 }
 
 pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
+    // libcgroups reports at info/warn on every stats read (and about controllers this
+    // kernel lacks): kept quiet unless SKIFF_LOG names it, so a quiet node writes no logs.
+    let spec = std::env::var("SKIFF_LOG").unwrap_or_else(|_| "info".into());
+    let spec = if spec.contains("libcgroups") {
+        spec
+    } else {
+        format!("{spec},libcgroups=error")
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
-                .unwrap_or_else(|_| "info,libcgroups=error,libcontainer=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(spec))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();

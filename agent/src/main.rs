@@ -165,6 +165,7 @@ pub fn random_hex(n: usize) -> String {
 }
 
 fn main() {
+    skiff_runtime::single_malloc_arena();
     // The runtime helper must be a single-threaded process: decide before anything else.
     if std::env::args_os()
         .nth(1)

@@ -180,3 +180,15 @@ pub async fn exited(fd: OwnedFd) -> io::Result<()> {
     let _guard = afd.readable().await?;
     Ok(())
 }
+
+/// Keeps glibc's allocator to one arena. glibc gives every thread that allocates its own
+/// arena and keeps their freed memory; a small daemon whose work hops across a blocking
+/// pool pays megabytes for that. (musl's allocator, the boards' builds, has no arenas.)
+pub fn single_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only tunes the allocator; it takes no pointers and is safe to call
+    // at any time (the agent calls it first thing, before other threads exist).
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
