@@ -104,6 +104,18 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
             adopt.remove(s);
         }
     }
+    // The pod network as the node last knew it (a restart while cut off keeps it).
+    let net = crate::net::PodNetwork::stored_cidr(&cfg.data_dir)
+        .map(|cidr| crate::net::PodNetwork::new(&cfg.name, &cidr, &cfg.data_dir))
+        .transpose()?
+        .map(Arc::new);
+    if let Some(net) = &net {
+        for uid in net.leased() {
+            if !known.contains(&uid) {
+                net.detach(&uid)?;
+            }
+        }
+    }
     let mut configs = HashMap::new();
     for (kind, ns, name, v) in local.configs() {
         configs.insert((kind, ns, name), v);
@@ -127,6 +139,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         events: EventQueue::default(),
         adopt: Mutex::new(adopt),
         adopt_sandboxes: Mutex::new(sandboxes),
+        net: Mutex::new(net),
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

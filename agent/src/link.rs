@@ -172,10 +172,17 @@ async fn register(agent: &Agent, client: &Client) -> Result<()> {
         Err(e) => return Err(e),
     };
     let mut want = crate::node::desired(agent, current.as_ref());
+    let mut pod_cidr = current.as_ref().and_then(|n| n.spec.pod_cidr.clone());
     match &current {
         None => {
             let json = serde_json::to_string(&want).expect("serializable");
-            client.call(&Request::Create { object: json }).await?;
+            if let Response::Object { object } =
+                client.call(&Request::Create { object: json }).await?
+            {
+                pod_cidr = serde_json::from_str::<Node>(&object)
+                    .ok()
+                    .and_then(|n| n.spec.pod_cidr);
+            }
             tracing::info!(node = %agent.cfg.name, "registered the node");
         }
         Some(cur) => {
@@ -193,7 +200,36 @@ async fn register(agent: &Agent, client: &Client) -> Result<()> {
             }
         }
     }
+    if let Some(cidr) = pod_cidr {
+        set_pod_network(agent, &cidr).await;
+    }
     Ok(())
+}
+
+/// Sets up (or keeps) the pod network for the node's pod CIDR.
+async fn set_pod_network(agent: &Agent, cidr: &str) {
+    if agent.net().is_some_and(|n| n.cidr() == cidr) {
+        return;
+    }
+    let (name, dir, cidr) = (
+        agent.cfg.name.clone(),
+        agent.cfg.data_dir.clone(),
+        cidr.to_string(),
+    );
+    let r = tokio::task::spawn_blocking(move || {
+        let net = crate::net::PodNetwork::new(&name, &cidr, &dir)?;
+        net.ensure_bridge()?;
+        Ok::<_, String>(net)
+    })
+    .await;
+    match r {
+        Ok(Ok(net)) => {
+            tracing::info!(cidr = %net.cidr(), "pod network ready");
+            *agent.net.lock().unwrap() = Some(Arc::new(net));
+        }
+        Ok(Err(e)) => tracing::warn!("pod network: {e}"),
+        Err(e) => tracing::warn!("pod network: {e}"),
+    }
 }
 
 fn pod_of(json: &str) -> Option<Pod> {

@@ -5,6 +5,7 @@
 mod daemon;
 mod link;
 mod local;
+mod net;
 mod node;
 mod ops;
 mod podspec;

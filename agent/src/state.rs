@@ -85,9 +85,16 @@ pub struct Agent {
     /// worker, not restarted.
     pub adopt: Mutex<HashMap<String, Vec<skiff_runtime::ContainerStatus>>>,
     pub adopt_sandboxes: Mutex<std::collections::HashSet<String>>,
+    /// The pod network, once the node knows its pod CIDR.
+    pub net: Mutex<Option<Arc<crate::net::PodNetwork>>>,
 }
 
 impl Agent {
+    /// The pod network, if the node has its pod CIDR.
+    pub fn net(&self) -> Option<Arc<crate::net::PodNetwork>> {
+        self.net.lock().unwrap().clone()
+    }
+
     /// The containers and sandbox a new worker takes over.
     pub fn adoptable(&self, uid: &str) -> (Vec<skiff_runtime::ContainerStatus>, bool) {
         let containers = self.adopt.lock().unwrap().remove(uid).unwrap_or_default();

@@ -104,6 +104,10 @@ struct Worker {
     wake_rx: mpsc::UnboundedReceiver<()>,
     view: Arc<Mutex<PodView>>,
     sandbox_ready: bool,
+    /// The sandbox was found at start (after an agent restart), not created.
+    adopted: bool,
+    /// The pod's network is set up.
+    net_ready: bool,
     start_time: Option<String>,
     files: Vec<(String, Vec<skiff_runtime::ProjectedFile>, u32)>,
     cs: HashMap<String, CState>,
@@ -150,6 +154,8 @@ pub fn spawn(
         wake_rx,
         view: view.clone(),
         sandbox_ready: sandbox_exists,
+        adopted: sandbox_exists,
+        net_ready: false,
         start_time: None,
         files: Vec::new(),
         cs,
@@ -231,10 +237,13 @@ impl Worker {
         self.agent.host_ip.lock().unwrap().clone()
     }
 
-    /// The pod's IP: the node's with host networking; the pod network comes with the
-    /// network work, until then other pods have only loopback.
+    /// The pod's IP: the node's with host networking, else its lease on the pod network.
     fn pod_ip(&self, pod: &Pod) -> Option<String> {
-        (pod.spec.host_network == Some(true)).then(|| self.host_ip())
+        if pod.spec.host_network == Some(true) {
+            return Some(self.host_ip());
+        }
+        let net = self.agent.net()?;
+        net.ip_of(&self.uid).map(|ip| ip.to_string())
     }
 
     async fn sync(&mut self, d: &Desired) -> Option<Instant> {
@@ -247,10 +256,10 @@ impl Worker {
                     .unwrap_or_else(now_ts),
             );
         }
-        if let Err(e) = self.ensure_sandbox(&pod, &d.sources).await {
+        if let Err((reason, msg)) = self.ensure_sandbox(&pod, &d.sources).await {
             for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
                 self.cs.entry(c.name.clone()).or_default().waiting =
-                    Some(("CreateContainerConfigError".into(), e.clone()));
+                    Some((reason.clone(), msg.clone()));
             }
             self.publish(&pod, &HashMap::new());
             return Some(Instant::now() + self.agent.cfg.backoff_base);
@@ -458,10 +467,17 @@ impl Worker {
         self.start(pod, c, &sources).await
     }
 
-    async fn ensure_sandbox(&mut self, pod: &Pod, sources: &Sources) -> Result<(), String> {
+    /// The sandbox, its volumes and its network; `Err((reason, message))` says why the
+    /// containers wait.
+    async fn ensure_sandbox(
+        &mut self,
+        pod: &Pod,
+        sources: &Sources,
+    ) -> Result<(), (String, String)> {
+        let config_err = |e: podspec::ConfigError| ("CreateContainerConfigError".to_string(), e.0);
         if self.sandbox_ready {
             // ConfigMap/Secret volumes follow their sources while the pod runs.
-            let files = podspec::projected_volumes(pod, sources).map_err(|e| e.0)?;
+            let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
             if self.files.is_empty() {
                 self.files = files;
             } else if files != self.files {
@@ -479,23 +495,50 @@ impl Worker {
                     }
                     Ok(())
                 })
-                .await?;
+                .await
+                .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
                 self.files = files;
             }
+        } else {
+            let cfg = podspec::sandbox(pod, &self.uid, sources, dns()).map_err(config_err)?;
+            self.files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
+            let rt = self.agent.rt.clone();
+            blocking(move || rt.create_sandbox(&cfg).map_err(|e| e.to_string()))
+                .await
+                .map_err(|e| {
+                    let msg = format!("Failed to create pod sandbox: {e}");
+                    self.agent
+                        .event(pod, "Warning", "FailedCreatePodSandBox", msg.clone());
+                    ("ContainerCreating".to_string(), msg)
+                })?;
+            self.sandbox_ready = true;
+            self.net_ready = false;
+        }
+        if pod.spec.host_network == Some(true) || self.net_ready {
             return Ok(());
         }
-        let cfg = podspec::sandbox(pod, &self.uid, sources, dns()).map_err(|e| e.0)?;
-        self.files = podspec::projected_volumes(pod, sources).map_err(|e| e.0)?;
-        let rt = self.agent.rt.clone();
-        blocking(move || rt.create_sandbox(&cfg).map_err(|e| e.to_string()))
+        let Some(net) = self.agent.net() else {
+            return Err((
+                "ContainerCreating".into(),
+                "the node has no pod network yet: it gets its pod CIDR when it registers with the coordinator".into(),
+            ));
+        };
+        if self.adopted && net.ip_of(&self.uid).is_some() {
+            // An adopted sandbox keeps the address and veth it had.
+            self.net_ready = true;
+            return Ok(());
+        }
+        let uid = self.uid.clone();
+        let netns = self.agent.rt.sandbox_netns(&uid);
+        blocking(move || net.attach(&uid, &netns).map(|_| ()))
             .await
             .map_err(|e| {
-                let msg = format!("Failed to create pod sandbox: {e}");
+                let msg = format!("Failed to set up the pod's network: {e}");
                 self.agent
                     .event(pod, "Warning", "FailedCreatePodSandBox", msg.clone());
-                msg
+                ("ContainerCreating".to_string(), msg)
             })?;
-        self.sandbox_ready = true;
+        self.net_ready = true;
         Ok(())
     }
 
@@ -813,8 +856,12 @@ impl Worker {
                 .parent()
                 .and_then(|p| p.parent())
                 .map(|p| p.to_path_buf());
+            let net = self.agent.net();
             let r = blocking(move || {
                 rt.remove_sandbox(&uid).map_err(|e| e.to_string())?;
+                if let Some(net) = net {
+                    net.detach(&uid)?;
+                }
                 for id in ids {
                     let _ = images.remove_rootfs(&id);
                 }
@@ -874,6 +921,8 @@ impl Worker {
             wake_rx,
             view: self.view.clone(),
             sandbox_ready: self.sandbox_ready,
+            adopted: self.adopted,
+            net_ready: self.net_ready,
             start_time: None,
             files: Vec::new(),
             cs: HashMap::new(),

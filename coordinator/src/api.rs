@@ -498,6 +498,33 @@ impl<S: Store> Api<S> {
 
     /// Fills in what the server owns on a new object and stores it.
     pub async fn create(&self, mut o: Object) -> Result<Stored, ApiError> {
+        // A new node gets its pod CIDR: one /24 of the cluster CIDR no other node holds.
+        let _cidr_guard = match &mut o {
+            Object::Node(n) if n.spec.pod_cidr.is_none() => {
+                let guard = self.nodes.cidr_lock.lock().await;
+                let (_, nodes) = self.store.list(Kind::Node, None).map_err(store_err)?;
+                let taken: Vec<String> = nodes
+                    .iter()
+                    .filter_map(|s| {
+                        s.value()
+                            .pointer("/spec/podCIDR")
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                    })
+                    .collect();
+                let cidr = crate::nodes::free_node_cidr(self.nodes.cluster_cidr, &taken)
+                    .ok_or_else(|| {
+                        err(
+                            ErrorCode::Invalid,
+                            "the cluster CIDR has no /24 left for another node",
+                        )
+                    })?;
+                n.spec.pod_cidrs = vec![cidr.clone()];
+                n.spec.pod_cidr = Some(cidr);
+                Some(guard)
+            }
+            _ => None,
+        };
         let kind = o.kind();
         {
             let m = o.meta_mut();

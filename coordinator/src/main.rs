@@ -41,6 +41,9 @@ struct Args {
     /// Revisions of history a watch may resume from.
     #[arg(long, default_value_t = 10_000)]
     history: u64,
+    /// Pod addresses of the cluster; each node gets a /24 of it (its podCIDR).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
 }
 
 fn hostname() -> Option<String> {
@@ -100,7 +103,10 @@ async fn main() -> anyhow::Result<()> {
     let api = Arc::new(Api {
         store,
         pki,
-        nodes: Default::default(),
+        nodes: skiff_coordinator::nodes::Nodes::new(
+            skiff_coordinator::nodes::parse_cluster_cidr(&args.cluster_cidr)
+                .map_err(anyhow::Error::msg)?,
+        ),
     });
     api.bootstrap()
         .await

@@ -4,18 +4,70 @@
 
 use skiff_api::wire::{NodeUsageReport, PodUsage, Usage};
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Live state of connected nodes.
-#[derive(Default)]
 pub struct Nodes {
     links: Mutex<HashMap<String, quinn::Connection>>,
     leases: Mutex<HashMap<String, Instant>>,
     usage: Mutex<HashMap<String, NodeUsageReport>>,
+    /// The cluster's pod addresses; each node gets a /24 of it.
+    pub cluster_cidr: (Ipv4Addr, u8),
+    /// Held while a new node's pod CIDR is chosen and stored, so two nodes never get one.
+    pub cidr_lock: tokio::sync::Mutex<()>,
+}
+
+impl Default for Nodes {
+    fn default() -> Self {
+        Nodes::new((Ipv4Addr::new(10, 42, 0, 0), 16))
+    }
+}
+
+/// `10.42.0.0/16`.
+pub fn parse_cluster_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("cluster CIDR {s:?}: want ADDRESS/PREFIX"))?;
+    let ip: Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("cluster CIDR {s:?}: bad address"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("cluster CIDR {s:?}: bad prefix"))?;
+    if !(8..=23).contains(&len) {
+        return Err(format!(
+            "cluster CIDR {s:?}: the prefix must be 8 to 23 (nodes get a /24 each)"
+        ));
+    }
+    Ok((
+        Ipv4Addr::from(u32::from(ip) & (u32::MAX << (32 - len))),
+        len,
+    ))
+}
+
+/// The first /24 of the cluster CIDR that no node in `taken` holds.
+pub fn free_node_cidr(cluster: (Ipv4Addr, u8), taken: &[String]) -> Option<String> {
+    let (base, len) = cluster;
+    let count = 1u32 << (24 - len);
+    (0..count)
+        .map(|i| format!("{}/24", Ipv4Addr::from(u32::from(base) + (i << 8))))
+        .find(|c| !taken.contains(c))
 }
 
 impl Nodes {
+    /// Node state for a cluster whose pods take addresses from `cluster_cidr`.
+    pub fn new(cluster_cidr: (Ipv4Addr, u8)) -> Nodes {
+        Nodes {
+            links: Mutex::default(),
+            leases: Mutex::default(),
+            usage: Mutex::default(),
+            cluster_cidr,
+            cidr_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// A node connected: its newest connection is the one requests go through.
     /// An older connection of the same node is closed: the node restarted or moved, and
     /// requests must not wait on a peer that is gone.
@@ -81,5 +133,22 @@ impl Nodes {
         let mut v: Vec<_> = self.usage.lock().unwrap().values().cloned().collect();
         v.sort_by(|a, b| a.node.cmp(&b.node));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_cidrs_are_handed_out_once() {
+        let c = parse_cluster_cidr("10.42.0.0/16").unwrap();
+        assert_eq!(free_node_cidr(c, &[]).as_deref(), Some("10.42.0.0/24"));
+        let taken = vec!["10.42.0.0/24".to_string(), "10.42.2.0/24".to_string()];
+        assert_eq!(free_node_cidr(c, &taken).as_deref(), Some("10.42.1.0/24"));
+        let small = parse_cluster_cidr("10.9.8.0/23").unwrap();
+        let full = vec!["10.9.8.0/24".to_string(), "10.9.9.0/24".to_string()];
+        assert_eq!(free_node_cidr(small, &full), None);
+        assert!(parse_cluster_cidr("10.42.0.0/25").is_err());
     }
 }

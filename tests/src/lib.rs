@@ -23,7 +23,7 @@ pub fn binary(name: &str) -> PathBuf {
     let p = dir.join(name);
     assert!(
         p.exists(),
-        "{} is missing: build the workspace first (cargo build --workspace, or run cargo test --workspace)",
+        "{} is missing: build the workspace's binaries first (cargo build --workspace --bins)",
         p.display()
     );
     p
@@ -88,12 +88,75 @@ impl Drop for TempDir {
     }
 }
 
+/// A network namespace of its own for a test or benchmark that runs agents with pod
+/// networking: loopback only, no route off the machine (a wrong address fails with
+/// "network unreachable" instead of leaving). Removed on drop.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new(tag: &str) -> NetNs {
+        let name = format!("skiff-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ok = |o: std::io::Result<Output>| o.is_ok_and(|o| o.status.success());
+        assert!(
+            ok(Command::new("ip").args(["netns", "add", &name]).output()),
+            "ip netns add {name}"
+        );
+        assert!(
+            ok(Command::new("ip")
+                .args(["-n", &name, "link", "set", "lo", "up"])
+                .output()),
+            "lo up in {name}"
+        );
+        NetNs { name }
+    }
+
+    /// The namespace's file, for setns.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// Moves the calling thread into the namespace (sockets it opens then belong there).
+    pub fn enter_this_thread(&self) {
+        let f = std::fs::File::open(self.path()).expect("open netns");
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A command for `program`, run in the network namespace `netns` if given (only the
+/// network namespace changes: `nsenter --net`, not `ip netns exec`, which also gives the
+/// process a mount namespace of its own).
+pub fn command_in(netns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}"))
+                .arg("--")
+                .arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 /// A coordinator process.
 pub struct Coordinator {
     /// Its data dir.
     pub data_dir: PathBuf,
     /// Its UDP port on 127.0.0.1.
     pub port: u16,
+    /// The network namespace it runs in (and the CLI with it), if not the machine's.
+    pub netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -105,9 +168,14 @@ impl Coordinator {
 
     /// Starts it on a given port.
     pub fn start_on(data_dir: &Path, port: u16) -> Coordinator {
+        Self::start_in(data_dir, port, None)
+    }
+
+    /// Starts it on a given port inside a network namespace.
+    pub fn start_in(data_dir: &Path, port: u16, netns: Option<&str>) -> Coordinator {
         let log = std::fs::File::create(data_dir.join(format!("coordinator-{port}.log")))
             .expect("log file");
-        let child = Command::new(binary("skiff-coordinator"))
+        let child = command_in(netns, binary("skiff-coordinator"))
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
@@ -120,6 +188,7 @@ impl Coordinator {
         let c = Coordinator {
             data_dir: data_dir.to_path_buf(),
             port,
+            netns: netns.map(String::from),
             child: Some(child),
         };
         c.wait_ready();
@@ -158,7 +227,7 @@ impl Coordinator {
 
     /// Runs the CLI as admin.
     pub fn skiff(&self, args: &[&str]) -> Output {
-        Command::new(binary("skiff"))
+        command_in(self.netns.as_deref(), binary("skiff"))
             .arg("--config")
             .arg(self.config())
             .args(args)

@@ -213,20 +213,30 @@ pub struct AgentProc {
     server: String,
     token: String,
     extra: Vec<String>,
+    netns: Option<String>,
     child: Option<std::process::Child>,
     /// How many times it was started (each run logs to `agent-<n>.log`).
     pub runs: u32,
 }
 
 impl AgentProc {
-    /// Starts an agent for `node` against the coordinator at `server` with `token`.
-    pub fn start(node: &Node, server: &str, token: &str, extra: &[&str]) -> AgentProc {
+    /// Starts an agent for `node` against the coordinator at `server` with `token`, in the
+    /// network namespace `netns` (agents run pods with pod networking: tests give them a
+    /// namespace of their own with no route off the machine).
+    pub fn start(
+        node: &Node,
+        server: &str,
+        token: &str,
+        extra: &[&str],
+        netns: Option<&str>,
+    ) -> AgentProc {
         let mut a = AgentProc {
             data_dir: node.data().to_path_buf(),
             name: node.name.clone(),
             server: server.to_string(),
             token: token.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns: netns.map(String::from),
             child: None,
             runs: 0,
         };
@@ -239,7 +249,7 @@ impl AgentProc {
         assert!(self.child.is_none(), "agent already running");
         self.runs += 1;
         let log = std::fs::File::create(self.log_path(self.runs)).expect("agent log");
-        let child = Command::new(binary("skiff-agent"))
+        let child = crate::command_in(self.netns.as_deref(), binary("skiff-agent"))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--name")

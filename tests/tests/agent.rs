@@ -3,28 +3,34 @@
 
 use serde_json::Value;
 use skiff_tests::node::{eventually, AgentProc, Node, IMAGE};
-use skiff_tests::{err, ok, out, Coordinator, TempDir};
+use skiff_tests::{err, ok, out, Coordinator, NetNs, TempDir};
 
 struct Cluster {
-    _dir: TempDir,
+    // Drop order: processes first, then the namespace.
+    agent: AgentProc,
     c: Coordinator,
     node: Node,
-    agent: AgentProc,
+    _dir: TempDir,
+    netns: NetNs,
 }
 
+/// A coordinator and an agent in a network namespace of their own (pods get addresses on
+/// the agent's bridge; nothing can leave the machine).
 fn cluster(tag: &str, extra: &[&str]) -> Cluster {
     let node = Node::new(tag);
+    let netns = NetNs::new(tag);
     let dir = TempDir::new(&format!("{tag}-coord"));
-    let c = Coordinator::start(dir.path());
+    let c = Coordinator::start_in(dir.path(), skiff_tests::free_port(), Some(&netns.name));
     let server = format!("127.0.0.1:{}", c.port);
     let mut args = vec!["--restart-backoff", "1s", "--usage-interval", "1s"];
     args.extend_from_slice(extra);
-    let agent = AgentProc::start(&node, &server, &c.node_token(), &args);
+    let agent = AgentProc::start(&node, &server, &c.node_token(), &args, Some(&netns.name));
     let cl = Cluster {
-        _dir: dir,
+        agent,
         c,
         node,
-        agent,
+        _dir: dir,
+        netns,
     };
     cl.wait_node_ready();
     cl
@@ -130,6 +136,13 @@ fn a_pod_runs_reports_status_serves_logs_and_exec_and_ends_gracefully() {
         assert!(n["status"]["allocatable"][r].is_string(), "allocatable {r}");
     }
     assert!(n["status"]["nodeInfo"]["kernelVersion"].is_string());
+    let cidr = n["spec"]["podCIDR"]
+        .as_str()
+        .expect("the coordinator gives the node a pod CIDR");
+    assert!(
+        cidr.starts_with("10.42.") && cidr.ends_with(".0/24"),
+        "{cidr}"
+    );
     assert_eq!(n["status"]["addresses"][0]["type"], "InternalIP");
 
     let host = cl.node.data().join("host");
@@ -170,6 +183,13 @@ spec:
     let p = cl.wait_running("web");
     let st = &p["status"];
     assert_eq!(st["hostIP"], "127.0.0.1");
+    let ip = st["podIP"].as_str().expect("podIP").to_string();
+    assert_eq!(
+        ip.rsplit_once('.').unwrap().0,
+        cidr.rsplit_once('.').unwrap().0,
+        "{ip} in {cidr}"
+    );
+    assert_eq!(st["podIPs"][0]["ip"], ip.as_str());
     assert!(st["startTime"].is_string());
     for c in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
         assert_eq!(condition(&p, c), "True", "{c}: {st}");
@@ -180,6 +200,55 @@ spec:
     assert!(cs["state"]["running"]["startedAt"].is_string(), "{cs}");
     assert!(cs["containerID"].as_str().unwrap().starts_with("skiff://"));
     assert!(cs["imageID"].as_str().unwrap().contains("sha256:"));
+
+    // Pods on the node reach each other by pod IP.
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: server}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: httpd
+    image: IMAGE
+    command: ["sh", "-c", "mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www"]
+"#,
+    );
+    let server_ip = cl.wait_running("server")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(server_ip, ip);
+    eventually(20, "pod to pod", || {
+        let o = cl.skiff(&[
+            "exec",
+            "web",
+            "--",
+            "wget",
+            "-qO-",
+            &format!("http://{server_ip}:8080/"),
+        ]);
+        if out(&o) == "served\n" {
+            Ok(())
+        } else {
+            Err(format!("{} {}", out(&o), err(&o)))
+        }
+    });
+    // No route leaves the node from a pod: only its subnet is reachable.
+    let o = cl.skiff(&[
+        "exec",
+        "web",
+        "--",
+        "wget",
+        "-T",
+        "2",
+        "-qO-",
+        "http://192.0.2.1/",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    ok(cl.skiff(&["delete", "pod", "server"]));
 
     // Logs and exec through the coordinator.
     let logs = eventually(10, "logs", || {
@@ -204,7 +273,7 @@ spec:
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(out(&o), "out\n");
     assert_eq!(err(&o), "err\n");
-    let mut child = std::process::Command::new(skiff_tests::binary("skiff"))
+    let mut child = skiff_tests::command_in(Some(&cl.netns.name), skiff_tests::binary("skiff"))
         .args([
             "--config",
             cl.c.config().to_str().unwrap(),
@@ -260,6 +329,9 @@ spec:
     );
     let ps = out(&cl.node.agent(&["ps"]));
     assert_eq!(ps.lines().count(), 1, "no container may remain: {ps}");
+    // The pods' addresses went back to the pool.
+    let ipam = std::fs::read_to_string(cl.node.data().join("state/ipam.json")).unwrap();
+    assert!(!ipam.contains(&ip), "{ipam}");
 }
 
 #[test]
@@ -698,7 +770,7 @@ spec:
         }
     });
     // The coordinator returns: statuses converge, the pod is the same object.
-    cl.c = Coordinator::start_on(&cl.c.data_dir.clone(), port);
+    cl.c = Coordinator::start_in(&cl.c.data_dir.clone(), port, Some(&cl.netns.name));
     eventually(30, "status converged", || {
         let p = cl.pod("keep");
         let cs = &p["status"]["containerStatuses"][0];

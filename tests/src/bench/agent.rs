@@ -6,7 +6,6 @@
 //! Running, against the same pod started directly through the runtime library (sandbox,
 //! root filesystem, create, start) measured in the same run.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -15,7 +14,7 @@ use skiff_api::Kind;
 
 use super::percentile;
 use crate::node::{eventually, AgentProc, Node, IMAGE};
-use crate::{binary, Coordinator, TempDir};
+use crate::{binary, Coordinator, NetNs, TempDir};
 
 const PODS: usize = 10;
 
@@ -104,10 +103,12 @@ pub fn run() -> anyhow::Result<()> {
     anyhow::ensure!(crate::node::is_root(), "the agent benchmark needs root");
     super::build_release(&["skiff-agent", "skiff-coordinator", "skiff"])?;
     let node = Node::new("bench-agent");
+    // Pods get addresses on the agent's bridge: everything runs in a namespace of its own.
+    let netns = NetNs::new("bench-agent");
     let dir = TempDir::new("bench-agent-coord");
-    let c = Coordinator::start(dir.path());
+    let c = Coordinator::start_in(dir.path(), crate::free_port(), Some(&netns.name));
     let server = format!("127.0.0.1:{}", c.port);
-    let mut agent = AgentProc::start(&node, &server, &c.node_token(), &[]);
+    let mut agent = AgentProc::start(&node, &server, &c.node_token(), &[], Some(&netns.name));
     eventually(30, "agent connected", || {
         let l = agent.log();
         if l.contains("connected to the coordinator") {
@@ -180,7 +181,8 @@ pub fn run() -> anyhow::Result<()> {
     println!("agent disk writes over the window: {agent_writes} bytes (target 0)");
     println!("coordinator disk writes over the window: {coord_writes} bytes (heartbeats and usage reports stay in memory)");
 
-    // Pod start through the whole system.
+    // Pod start through the whole system (this thread's client in the cluster's namespace).
+    netns.enter_this_thread();
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -205,7 +207,7 @@ pub fn run() -> anyhow::Result<()> {
                 })
                 .await?;
             let t = Instant::now();
-            let o = Command::new(binary("skiff"))
+            let o = crate::command_in(Some(&netns.name), binary("skiff"))
                 .args(["--config", c.config().to_str().unwrap(), "apply", "-f"])
                 .arg(&path)
                 .output()?;

@@ -1,0 +1,416 @@
+//! The node's pod network: a bridge holding the first address of the node's pod CIDR
+//! (which the coordinator assigns), one veth pair per pod (`eth0` inside the pod), and pod
+//! addresses leased from the CIDR and kept in `<data-dir>/state/ipam.json` (written when a
+//! lease changes, released when the pod goes).
+//!
+//! Pods get a route to their own subnet only: they reach the node and the other pods of
+//! the node. Routes between nodes, masquerading and Services come with the network work;
+//! until then nothing a pod sends can leave the node.
+//!
+//! Netlink directly (netlink-packet-route over a netlink socket), no `ip` commands.
+//! Everything here blocks: callers run it on the blocking pool.
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A netlink route socket in the calling thread's network namespace.
+struct Nl {
+    sock: Socket,
+    seq: u32,
+}
+
+impl Nl {
+    fn new() -> io::Result<Nl> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        Ok(Nl { sock, seq: 0 })
+    }
+
+    /// Sends a request and collects the answers until the kernel's ACK (or error).
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        self.seq += 1;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        header.sequence_number = self.seq;
+        let mut m = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        m.finalize();
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.serialize(&mut buf);
+        self.sock.send(&buf, 0)?;
+        let mut out = Vec::new();
+        loop {
+            let (data, _) = self.sock.recv_from_full()?;
+            let mut off = 0;
+            while off < data.len() {
+                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = msg.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                off += len;
+                if msg.header.sequence_number != self.seq {
+                    continue;
+                }
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(i) => out.push(i),
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            None => Ok(out),
+                            Some(_) => Err(e.to_io()),
+                        }
+                    }
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn link_index(&mut self, name: &str) -> io::Result<Option<u32>> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.request(RouteNetlinkMessage::GetLink(m), 0) {
+            Ok(msgs) => Ok(msgs.iter().find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn new_link(&mut self, m: LinkMessage) -> io::Result<()> {
+        self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+            .map(|_| ())
+    }
+
+    fn set_link(&mut self, index: u32, attrs: Vec<LinkAttribute>, up: bool) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        if up {
+            m.header.flags = LinkFlags::Up;
+            m.header.change_mask = LinkFlags::Up;
+        }
+        m.attributes = attrs;
+        self.request(RouteNetlinkMessage::SetLink(m), 0).map(|_| ())
+    }
+
+    fn del_link(&mut self, index: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        self.request(RouteNetlinkMessage::DelLink(m), 0).map(|_| ())
+    }
+
+    fn add_address(&mut self, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.prefix_len = prefix;
+        m.header.index = index;
+        m.attributes.push(AddressAttribute::Local(IpAddr::V4(ip)));
+        m.attributes.push(AddressAttribute::Address(IpAddr::V4(ip)));
+        match self.request(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+}
+
+fn fnv(s: &str) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in s.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    h
+}
+
+/// A /24 (or any IPv4 prefix) as `10.42.3.0/24`.
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("pod CIDR {s:?}: want ADDRESS/PREFIX"))?;
+    let ip: Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("pod CIDR {s:?}: bad address"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("pod CIDR {s:?}: bad prefix"))?;
+    if !(8..=30).contains(&len) {
+        return Err(format!("pod CIDR {s:?}: prefix must be between 8 and 30"));
+    }
+    let mask = u32::MAX << (32 - len);
+    Ok((Ipv4Addr::from(u32::from(ip) & mask), len))
+}
+
+#[derive(Default, Serialize, Deserialize, PartialEq)]
+struct Leases {
+    cidr: String,
+    /// Pod uid → address.
+    pods: BTreeMap<String, Ipv4Addr>,
+}
+
+/// The node's pod network.
+pub struct PodNetwork {
+    bridge: String,
+    base: Ipv4Addr,
+    prefix: u8,
+    path: PathBuf,
+    leases: Mutex<Leases>,
+}
+
+impl PodNetwork {
+    /// The network of a node with `cidr`, leases in `<data-dir>/state/ipam.json`.
+    pub fn new(node: &str, cidr: &str, data_dir: &Path) -> Result<PodNetwork, String> {
+        let (base, prefix) = parse_cidr(cidr)?;
+        let path = data_dir.join("state/ipam.json");
+        let mut leases: Leases = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if leases.cidr != cidr {
+            // A new CIDR (the node was registered anew): old leases mean nothing.
+            leases = Leases {
+                cidr: cidr.to_string(),
+                pods: BTreeMap::new(),
+            };
+        }
+        let net = PodNetwork {
+            bridge: format!("skb{:08x}", fnv(node)),
+            base,
+            prefix,
+            path,
+            leases: Mutex::new(leases),
+        };
+        net.save(&net.leases.lock().unwrap())?;
+        Ok(net)
+    }
+
+    /// The CIDR this network serves (read back from its lease file at a restart).
+    pub fn stored_cidr(data_dir: &Path) -> Option<String> {
+        let b = std::fs::read(data_dir.join("state/ipam.json")).ok()?;
+        let l: Leases = serde_json::from_slice(&b).ok()?;
+        (!l.cidr.is_empty()).then_some(l.cidr)
+    }
+
+    pub fn cidr(&self) -> String {
+        format!("{}/{}", self.base, self.prefix)
+    }
+
+    fn save(&self, l: &Leases) -> Result<(), String> {
+        let bytes = serde_json::to_vec(l).map_err(|e| e.to_string())?;
+        if std::fs::read(&self.path).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
+        skiff_client::files::write_private(&self.path, &bytes)
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base) + 1)
+    }
+
+    /// The pod's address, if it has one.
+    pub fn ip_of(&self, uid: &str) -> Option<Ipv4Addr> {
+        self.leases.lock().unwrap().pods.get(uid).copied()
+    }
+
+    /// Uids holding leases.
+    pub fn leased(&self) -> Vec<String> {
+        self.leases.lock().unwrap().pods.keys().cloned().collect()
+    }
+
+    fn lease(&self, uid: &str) -> Result<Ipv4Addr, String> {
+        let mut l = self.leases.lock().unwrap();
+        if let Some(ip) = l.pods.get(uid) {
+            return Ok(*ip);
+        }
+        let size = 1u32 << (32 - self.prefix);
+        let used: std::collections::HashSet<Ipv4Addr> = l.pods.values().copied().collect();
+        let ip = (2..size - 1)
+            .map(|i| Ipv4Addr::from(u32::from(self.base) + i))
+            .find(|ip| !used.contains(ip))
+            .ok_or_else(|| format!("pod CIDR {} is full", self.cidr()))?;
+        l.pods.insert(uid.to_string(), ip);
+        self.save(&l)?;
+        Ok(ip)
+    }
+
+    fn release(&self, uid: &str) -> Result<(), String> {
+        let mut l = self.leases.lock().unwrap();
+        if l.pods.remove(uid).is_some() {
+            self.save(&l)?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the bridge exists, is up and holds the gateway address.
+    pub fn ensure_bridge(&self) -> Result<(), String> {
+        let err = |what: &'static str| {
+            let b = self.bridge.clone();
+            move |e: io::Error| format!("{what} bridge {b}: {e}")
+        };
+        let mut nl = Nl::new().map_err(err("netlink for"))?;
+        let index = match nl.link_index(&self.bridge).map_err(err("finding"))? {
+            Some(i) => i,
+            None => {
+                let mut m = LinkMessage::default();
+                m.attributes
+                    .push(LinkAttribute::IfName(self.bridge.clone()));
+                m.attributes
+                    .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                        InfoKind::Bridge,
+                    )]));
+                nl.new_link(m).map_err(err("creating"))?;
+                nl.link_index(&self.bridge)
+                    .map_err(err("finding"))?
+                    .ok_or_else(|| format!("bridge {} vanished", self.bridge))?
+            }
+        };
+        nl.add_address(index, self.gateway(), self.prefix)
+            .map_err(err("addressing"))?;
+        nl.set_link(index, vec![], true).map_err(err("raising"))?;
+        Ok(())
+    }
+
+    fn veth_names(uid: &str) -> (String, String) {
+        let h = fnv(uid);
+        (format!("skv{h:08x}"), format!("skp{h:08x}"))
+    }
+
+    /// Connects a pod's network namespace: a veth pair, `eth0` with the pod's address
+    /// inside, the host end on the bridge. Returns the pod's address.
+    pub fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr, String> {
+        self.ensure_bridge()?;
+        let ip = self.lease(uid)?;
+        let (host, peer) = Self::veth_names(uid);
+        let e = |what: &'static str| move |err: io::Error| format!("pod network: {what}: {err}");
+        let mut nl = Nl::new().map_err(e("netlink"))?;
+        // A pair left by an interrupted attach starts over.
+        if let Some(i) = nl.link_index(&host).map_err(e("finding veth"))? {
+            nl.del_link(i).map_err(e("removing stale veth"))?;
+        }
+        let ns = std::fs::File::open(netns).map_err(e("opening the pod's netns"))?;
+        let mut peer_msg = LinkMessage::default();
+        peer_msg
+            .attributes
+            .push(LinkAttribute::IfName(peer.clone()));
+        peer_msg
+            .attributes
+            .push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(host.clone()));
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
+        ]));
+        nl.new_link(m).map_err(e("creating veth"))?;
+        let bridge = nl
+            .link_index(&self.bridge)
+            .map_err(e("finding bridge"))?
+            .ok_or_else(|| format!("bridge {} is gone", self.bridge))?;
+        let hi = nl
+            .link_index(&host)
+            .map_err(e("finding veth"))?
+            .ok_or("pod network: the veth vanished")?;
+        nl.set_link(hi, vec![LinkAttribute::Controller(bridge)], true)
+            .map_err(e("attaching veth to the bridge"))?;
+        // Inside the pod: rename to eth0, address, up (from a thread in the pod's netns).
+        let prefix = self.prefix;
+        std::thread::scope(|s| {
+            s.spawn(|| -> Result<(), String> {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|err| format!("pod network: entering the pod's netns: {err}"))?;
+                let mut nl = Nl::new().map_err(e("netlink in the pod"))?;
+                let pi = nl
+                    .link_index(&peer)
+                    .map_err(e("finding the pod's veth"))?
+                    .ok_or("pod network: the pod's veth is missing")?;
+                nl.set_link(pi, vec![LinkAttribute::IfName("eth0".into())], false)
+                    .map_err(e("naming eth0"))?;
+                nl.add_address(pi, ip, prefix)
+                    .map_err(e("addressing eth0"))?;
+                nl.set_link(pi, vec![], true).map_err(e("raising eth0"))
+            })
+            .join()
+            .map_err(|_| "pod network: setup thread panicked".to_string())?
+        })?;
+        Ok(ip)
+    }
+
+    /// Disconnects a pod (its veth pair goes) and releases its address.
+    pub fn detach(&self, uid: &str) -> Result<(), String> {
+        let (host, _) = Self::veth_names(uid);
+        let mut nl = Nl::new().map_err(|e| format!("netlink: {e}"))?;
+        if let Some(i) = nl
+            .link_index(&host)
+            .map_err(|e| format!("finding {host}: {e}"))?
+        {
+            match nl.del_link(i) {
+                Err(e) if e.raw_os_error() != Some(libc::ENODEV) => {
+                    return Err(format!("removing {host}: {e}"))
+                }
+                _ => {}
+            }
+        }
+        self.release(uid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_and_normalize() {
+        assert_eq!(
+            parse_cidr("10.42.3.7/24"),
+            Ok((Ipv4Addr::new(10, 42, 3, 0), 24))
+        );
+        assert!(parse_cidr("10.42.3.0").is_err());
+        assert!(parse_cidr("10.42.3.0/31").is_err());
+    }
+
+    #[test]
+    fn leases_are_kept_and_released() {
+        let dir = std::env::temp_dir().join(format!("skiff-ipam-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let net = PodNetwork::new("n", "10.42.7.0/24", &dir).unwrap();
+        let a = net.lease("a").unwrap();
+        let b = net.lease("b").unwrap();
+        assert_eq!(
+            (a, b),
+            (Ipv4Addr::new(10, 42, 7, 2), Ipv4Addr::new(10, 42, 7, 3))
+        );
+        assert_eq!(net.lease("a").unwrap(), a, "a pod keeps its address");
+        // A restarted agent reads the same leases.
+        let again = PodNetwork::new("n", "10.42.7.0/24", &dir).unwrap();
+        assert_eq!(again.ip_of("b"), Some(b));
+        again.release("a").unwrap();
+        assert_eq!(again.lease("c").unwrap(), a, "a released address is reused");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
