@@ -569,7 +569,15 @@ impl Worker {
             .unwrap_or_else(|| "IfNotPresent".into());
         let present = self.agent.images.get(&image);
         match (policy.as_str(), present) {
-            ("Never", Some(r)) | ("IfNotPresent", Some(r)) => return Ok(r),
+            ("Never", Some(r)) | ("IfNotPresent", Some(r)) => {
+                self.agent.event(
+                    pod,
+                    "Normal",
+                    "Pulled",
+                    format!("Container image {image:?} already present on machine"),
+                );
+                return Ok(r);
+            }
             ("Never", None) => {
                 let msg =
                     format!("Container image {image:?} is not present with pull policy of Never");
@@ -623,6 +631,13 @@ impl Worker {
     /// failure.
     async fn start(&mut self, pod: &Arc<Pod>, c: &Container, sources: &Sources) -> Option<Instant> {
         let base = self.agent.cfg.backoff_base;
+        // A failed pull or create waits out its backoff, whatever else wakes the worker.
+        if let Some(t) = self.cs.get(&c.name).and_then(|s| s.not_before) {
+            if Instant::now() < t {
+                return Some(t);
+            }
+            self.cs.get_mut(&c.name).expect("present").not_before = None;
+        }
         let rec = match self.image(pod, c).await {
             Ok(r) => r,
             Err((reason, msg)) => {
@@ -636,7 +651,9 @@ impl Worker {
                 s.waiting = Some((reason, msg));
                 let delay = status::backoff(base, s.backoff);
                 s.backoff = Some(delay);
-                return Some(Instant::now() + delay);
+                let t = Instant::now() + delay;
+                s.not_before = Some(t);
+                return Some(t);
             }
         };
         let host_ip = self.host_ip();

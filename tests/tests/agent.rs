@@ -382,6 +382,33 @@ spec:
     volumeMounts: [{name: work, mountPath: /work}]
 "#,
     );
+    // An image no registry serves: ErrImagePull, then ImagePullBackOff.
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: nopull}
+spec:
+  nodeName: NODE
+  containers:
+  - name: main
+    image: 127.0.0.1:9/missing/image:1
+"#,
+    );
+    let mut reasons = std::collections::BTreeSet::new();
+    eventually(60, "pull backoff", || {
+        let cs = cl.container("nopull");
+        if let Some(r) = cs["state"]["waiting"]["reason"].as_str() {
+            reasons.insert(r.to_string());
+        }
+        if reasons.contains("ImagePullBackOff") {
+            Ok(())
+        } else {
+            Err(format!("{reasons:?} {cs}"))
+        }
+    });
+    assert_eq!(cl.pod("nopull")["status"]["phase"], "Pending");
+
     // The crashing container restarts with a doubling backoff; restartCount grows.
     let mut delays = std::collections::BTreeSet::new();
     let cs = eventually(60, "three restarts", || {
