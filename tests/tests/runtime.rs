@@ -510,7 +510,7 @@ fn volumes_and_generated_files() {
         },
     ];
     let script = "echo shared > /scratch/a; cat /host/from-host; touch /host/x 2>/dev/null || echo host-ro; \
-                  cat /etc/app/settings.conf; cat /var/run/secrets/token/token; echo; stat -c %a /var/run/secrets/token/token; \
+                  cat /etc/app/settings.conf; cat /var/run/secrets/token/token; echo; stat -L -c %a /var/run/secrets/token/token; \
                   dd if=/dev/zero of=/ram/big bs=1M count=8 2>/dev/null || echo ram-full; grep ' /ram ' /proc/mounts | cut -d' ' -f3; \
                   cat /etc/hostname; grep web-0 /etc/hosts; grep gateway /etc/hosts; cat /etc/resolv.conf";
     node.start(&rt, "vol", "writer", script, |c| c.mounts = mounts.clone());
