@@ -102,6 +102,19 @@ spec:
 pub fn run() -> anyhow::Result<()> {
     anyhow::ensure!(crate::node::is_root(), "the agent benchmark needs root");
     super::build_release(&["skiff-agent", "skiff-coordinator", "skiff"])?;
+    // SKIFF_BENCH_PROFILE=edge measures the agent built as for boards (opt-level z, fat
+    // LTO, panic=abort); the default is the release build.
+    let profile = std::env::var("SKIFF_BENCH_PROFILE").unwrap_or_else(|_| "release".into());
+    if profile != "release" {
+        super::build_profile(&profile, &["skiff-agent"])?;
+        let release_dir = binary("skiff-agent");
+        let target = release_dir
+            .parent()
+            .and_then(|d| d.parent())
+            .context("target directory")?;
+        std::env::set_var("SKIFF_AGENT_BIN", target.join(&profile).join("skiff-agent"));
+    }
+    eprintln!("agent build: {profile} profile");
     let node = Node::new("bench-agent");
     // Pods get addresses on the agent's bridge: everything runs in a namespace of its own.
     let netns = NetNs::new("bench-agent");
@@ -269,7 +282,7 @@ pub fn run() -> anyhow::Result<()> {
         p50 / d50
     );
     println!(
-        "agent: RSS {rss_max:.1} MB (PSS {pss_max:.1} MB), CPU {cpu_pct:.3}%, writes {agent_writes} B (coordinator {coord_writes} B), pod start p50 {p50:.0} ms p99 {p99:.0} ms"
+        "agent ({profile} build): RSS {rss_max:.1} MB (PSS {pss_max:.1} MB), CPU {cpu_pct:.3}%, writes {agent_writes} B (coordinator {coord_writes} B), pod start p50 {p50:.0} ms p99 {p99:.0} ms"
     );
     Ok(())
 }

@@ -17,9 +17,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Builds the release binaries the benchmarks start, with the cargo that runs us.
 pub fn build_release(packages: &[&str]) -> anyhow::Result<()> {
+    build_profile("release", packages)
+}
+
+/// Builds binaries with a cargo profile (`release`, `edge`).
+pub fn build_profile(profile: &str, packages: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--release", "--quiet"]);
+    cmd.args(["build", "--profile", profile, "--quiet"]);
     for p in packages {
         cmd.args(["-p", p]);
     }
