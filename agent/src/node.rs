@@ -122,8 +122,10 @@ pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
 }
 
 /// Total bytes of the filesystem holding `path`.
+// The field types differ between targets (u32 on armv7, u64 on 64-bit): cast both.
+#[allow(clippy::unnecessary_cast)]
 fn nix_statvfs(path: &std::path::Path) -> u64 {
     nix::sys::statvfs::statvfs(path)
-        .map(|s| s.blocks() * s.fragment_size())
+        .map(|s| s.blocks() as u64 * s.fragment_size() as u64)
         .unwrap_or(0)
 }
