@@ -298,6 +298,29 @@ spec:
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "PIPED INPUT\n");
+    // With a terminal (util-linux `script` gives the CLI one): the command sees a tty.
+    let cmdline = format!(
+        "nsenter --net=/run/netns/{} -- {} --config {} exec -i -t web -- sh -c 'tty; exit 5'",
+        cl.netns.name,
+        skiff_tests::binary("skiff").display(),
+        cl.c.config().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("/dev/pts/"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let d = ok(cl.skiff(&["describe", "pod", "web"]));
     assert!(d.contains("Started") && d.contains("Created"), "{d}");
     let top = eventually(20, "top", || {
