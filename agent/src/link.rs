@@ -398,6 +398,17 @@ async fn fetch_sources(agent: &Agent, client: &Client, pod: &Pod) {
     }
 }
 
+/// An object's namespace and name from its JSON.
+fn ns_name(v: &Value) -> (String, String) {
+    let get = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    (get("/metadata/namespace"), get("/metadata/name"))
+}
+
 fn keep_config(agent: &Agent, kind: Kind, ns: &str, name: &str, v: Value) {
     if let Err(e) = agent.local.save_config(kind, ns, name, &v) {
         tracing::warn!(%name, error = %e, "keeping a {} on disk", kind.info().name);
@@ -420,16 +431,7 @@ async fn sync_configs(agent: &Arc<Agent>, client: &Client) -> Result<u64> {
             let Ok(v) = serde_json::from_str::<Value>(&json) else {
                 continue;
             };
-            let ns = v
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let name = v
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let (ns, name) = ns_name(&v);
             seen.insert((kind, ns.clone(), name.clone()));
             keep_config(agent, kind, &ns, &name, v);
         }
@@ -494,32 +496,14 @@ async fn watch_configs(agent: &Arc<Agent>, client: &Client, since: u64) -> Resul
             match ev {
                 WatchEvent::Added { object, .. } | WatchEvent::Modified { object, .. } => {
                     if let Ok(v) = serde_json::from_str::<Value>(&object) {
-                        let ns = v
-                            .pointer("/metadata/namespace")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        let name = v
-                            .pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
+                        let (ns, name) = ns_name(&v);
                         keep_config(agent, kind, &ns, &name, v);
                         refresh_all(agent);
                     }
                 }
                 WatchEvent::Deleted { object, .. } => {
                     if let Ok(v) = serde_json::from_str::<Value>(&object) {
-                        let ns = v
-                            .pointer("/metadata/namespace")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        let name = v
-                            .pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
+                        let (ns, name) = ns_name(&v);
                         agent
                             .configs
                             .lock()

@@ -189,33 +189,33 @@ pub fn environment(
         let value = if let Some(v) = &e.value {
             expand(v, &vars)
         } else if let Some(from) = &e.value_from {
-            if let Some(k) = &from.config_map_key_ref {
+            let keyed = match (&from.config_map_key_ref, &from.secret_key_ref) {
+                (Some(k), _) => Some((
+                    k,
+                    "ConfigMap",
+                    src.config_map(k.name.as_deref().unwrap_or("")),
+                )),
+                (None, Some(k)) => Some((k, "Secret", src.secret(k.name.as_deref().unwrap_or("")))),
+                (None, None) => None,
+            };
+            if let Some((k, what, data)) = keyed {
                 let name = k.name.as_deref().unwrap_or("");
-                match src.config_map(name).map(|d| d.get(&k.key).cloned()) {
+                match data.map(|d| d.get(&k.key).cloned()) {
                     Some(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
                     _ if k.optional == Some(true) => continue,
                     Some(None) => {
                         return Err(ConfigError(format!(
-                            "couldn't find key {} in ConfigMap {}/{name}",
+                            "couldn't find key {} in {what} {}/{name}",
                             k.key,
                             pod.metadata.namespace()
                         )))
                     }
-                    None => return Err(ConfigError(format!("configmap {name:?} not found"))),
-                }
-            } else if let Some(k) = &from.secret_key_ref {
-                let name = k.name.as_deref().unwrap_or("");
-                match src.secret(name).map(|d| d.get(&k.key).cloned()) {
-                    Some(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
-                    _ if k.optional == Some(true) => continue,
-                    Some(None) => {
+                    None => {
                         return Err(ConfigError(format!(
-                            "couldn't find key {} in Secret {}/{name}",
-                            k.key,
-                            pod.metadata.namespace()
+                            "{} {name:?} not found",
+                            what.to_ascii_lowercase()
                         )))
                     }
-                    None => return Err(ConfigError(format!("secret {name:?} not found"))),
                 }
             } else if let Some(f) = &from.field_ref {
                 field_value(pod, &f.field_path, host_ip, pod_ip)?
