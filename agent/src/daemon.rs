@@ -96,9 +96,20 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
     let kept = local.pods();
     let known: HashSet<String> = kept.iter().filter_map(|p| p.metadata.uid.clone()).collect();
     // Sandboxes of pods this node no longer holds (deleted while the agent was down and
-    // its state already forgotten) are removed.
+    // its state already forgotten) are removed. Pod sandboxes are named by the pod's uid;
+    // others (`skiff-agent run`'s `run-…`) are the operator's.
+    let pod_sandbox = |s: &str| {
+        s.len() == 36
+            && s.char_indices().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
+    };
     for s in sandboxes.iter().filter(|s| !known.contains(*s)) {
-        if adopt.contains_key(s) || s.len() == 36 {
+        if adopt.contains_key(s) || pod_sandbox(s) {
             tracing::info!(sandbox = %s, "removing a sandbox no pod owns");
             runtime.remove_sandbox(s)?;
             adopt.remove(s);

@@ -317,6 +317,16 @@ pub async fn apply_pod(agent: &Arc<Agent>, client: &Client, pod: Pod, deleted: b
         return;
     }
     agent.status.known(&uid, pod.status.clone());
+    // Most events are the pod's own status updates: nothing to keep or to hand on then.
+    let unchanged = agent
+        .pods
+        .lock()
+        .unwrap()
+        .get(&uid)
+        .is_some_and(|e| spec_view(&e.desired.borrow().pod) == spec_view(&pod));
+    if unchanged {
+        return;
+    }
     if let Err(e) = agent.local.save_pod(&pod) {
         tracing::warn!(pod = %pod.metadata.name(), error = %e, "keeping the pod on disk");
     }

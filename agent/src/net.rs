@@ -150,20 +150,7 @@ fn fnv(s: &str) -> u32 {
 
 /// A /24 (or any IPv4 prefix) as `10.42.3.0/24`.
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (ip, len) = s
-        .split_once('/')
-        .ok_or_else(|| format!("pod CIDR {s:?}: want ADDRESS/PREFIX"))?;
-    let ip: Ipv4Addr = ip
-        .parse()
-        .map_err(|_| format!("pod CIDR {s:?}: bad address"))?;
-    let len: u8 = len
-        .parse()
-        .map_err(|_| format!("pod CIDR {s:?}: bad prefix"))?;
-    if !(8..=30).contains(&len) {
-        return Err(format!("pod CIDR {s:?}: prefix must be between 8 and 30"));
-    }
-    let mask = u32::MAX << (32 - len);
-    Ok((Ipv4Addr::from(u32::from(ip) & mask), len))
+    skiff_api::util::parse_ipv4_cidr("pod CIDR", s, 8..=30)
 }
 
 #[derive(Default, Serialize, Deserialize, PartialEq)]

@@ -266,53 +266,58 @@ fn projected(
         .collect()
 }
 
-/// The files of a pod's ConfigMap/Secret volume, by volume name (for updates while it runs).
-pub fn projected_volumes(
-    pod: &Pod,
-    src: &Sources,
-) -> Result<Vec<(String, Vec<ProjectedFile>, u32)>, ConfigError> {
+/// A ConfigMap/Secret volume's name, files and default mode.
+pub type ProjectedVolume = (String, Vec<ProjectedFile>, u32);
+
+/// The files of a pod's ConfigMap/Secret volumes (for the sandbox and for updates while
+/// it runs).
+pub fn projected_volumes(pod: &Pod, src: &Sources) -> Result<Vec<ProjectedVolume>, ConfigError> {
     let mut out = Vec::new();
     for v in &pod.spec.volumes {
-        if let Some(cm) = &v.config_map {
+        let (what, name, data, items, optional, mode) = if let Some(cm) = &v.config_map {
             let name = cm.name.as_deref().unwrap_or("");
-            let files = match src.config_map(name) {
-                Some(d) => projected(&d, &cm.items)?,
-                None if cm.optional == Some(true) => Vec::new(),
-                None => return Err(ConfigError(format!("configmap {name:?} not found"))),
-            };
-            out.push((
-                v.name.clone(),
-                files,
-                cm.default_mode.unwrap_or(0o644) as u32,
-            ));
+            (
+                "configmap",
+                name,
+                src.config_map(name),
+                &cm.items,
+                cm.optional,
+                cm.default_mode,
+            )
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.as_deref().unwrap_or("");
-            let files = match src.secret(name) {
-                Some(d) => projected(&d, &s.items)?,
-                None if s.optional == Some(true) => Vec::new(),
-                None => return Err(ConfigError(format!("secret {name:?} not found"))),
-            };
-            out.push((
-                v.name.clone(),
-                files,
-                s.default_mode.unwrap_or(0o644) as u32,
-            ));
-        }
+            (
+                "secret",
+                name,
+                src.secret(name),
+                &s.items,
+                s.optional,
+                s.default_mode,
+            )
+        } else {
+            continue;
+        };
+        let files = match data {
+            Some(d) => projected(&d, items)?,
+            None if optional == Some(true) => Vec::new(),
+            None => return Err(ConfigError(format!("{what} {name:?} not found"))),
+        };
+        out.push((v.name.clone(), files, mode.unwrap_or(0o644) as u32));
     }
     Ok(out)
 }
 
-/// The pod's sandbox.
+/// The pod's sandbox; `projected` is [`projected_volumes`] of the pod.
 pub fn sandbox(
     pod: &Pod,
     id: &str,
-    src: &Sources,
+    projected: &[ProjectedVolume],
     dns: skiff_runtime::DnsConfig,
 ) -> Result<SandboxConfig, ConfigError> {
     let mut volumes = Vec::new();
-    let mut files: HashMap<String, (Vec<ProjectedFile>, u32)> = projected_volumes(pod, src)?
-        .into_iter()
-        .map(|(n, f, m)| (n, (f, m)))
+    let mut files: HashMap<&str, (&Vec<ProjectedFile>, u32)> = projected
+        .iter()
+        .map(|(n, f, m)| (n.as_str(), (f, *m)))
         .collect();
     for v in &pod.spec.volumes {
         let source = if let Some(e) = &v.empty_dir {
@@ -333,9 +338,9 @@ pub fn sandbox(
                 path: PathBuf::from(&h.path),
                 kind,
             }
-        } else if let Some((f, mode)) = files.remove(&v.name) {
+        } else if let Some((f, mode)) = files.remove(v.name.as_str()) {
             VolumeSource::Files {
-                files: f,
+                files: f.clone(),
                 default_mode: mode,
                 tmpfs: v.secret.is_some(),
             }

@@ -38,6 +38,19 @@ pub struct Flags {
     pub failed: Mutex<Option<(String, Option<i64>)>>,
 }
 
+impl Flags {
+    /// A startup or liveness probe reached its failure threshold: the container is to be
+    /// restarted (with the probe's own grace period, if it sets one).
+    fn give_up(&self, kind: &str, id: &str, p: &Probe, wake: &UnboundedSender<()>) {
+        let msg = format!(
+            "Container {} failed {kind} probe, will be restarted",
+            c_name(id)
+        );
+        *self.failed.lock().unwrap() = Some((msg, p.termination_grace_period_seconds));
+        let _ = wake.send(());
+    }
+}
+
 /// A container's running probes; dropping it stops them.
 pub struct Handle {
     pub flags: Arc<Flags>,
@@ -92,14 +105,7 @@ pub fn start(c: &Container, target: Target, wake: UnboundedSender<()>, report: R
                         failures += 1;
                         report("Unhealthy", format!("Startup probe failed: {msg}"));
                         if failures >= s.failure {
-                            *f.failed.lock().unwrap() = Some((
-                                format!(
-                                    "Container {} failed startup probe, will be restarted",
-                                    c_name(&target.id)
-                                ),
-                                p.termination_grace_period_seconds,
-                            ));
-                            let _ = wake.send(());
+                            f.give_up("startup", &target.id, &p, &wake);
                             return;
                         }
                     }
@@ -126,14 +132,7 @@ pub fn start(c: &Container, target: Target, wake: UnboundedSender<()>, report: R
                         failures += 1;
                         report("Unhealthy", format!("Liveness probe failed: {msg}"));
                         if failures >= s.failure {
-                            *f.failed.lock().unwrap() = Some((
-                                format!(
-                                    "Container {} failed liveness probe, will be restarted",
-                                    c_name(&target.id)
-                                ),
-                                p.termination_grace_period_seconds,
-                            ));
-                            let _ = wake.send(());
+                            f.give_up("liveness", &target.id, p, &wake);
                             return std::future::pending::<()>().await;
                         }
                     }

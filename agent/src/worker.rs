@@ -74,6 +74,8 @@ async fn blocking<T: Send + 'static>(
 struct CState {
     /// (attempt, runtime id), oldest first.
     attempts: Vec<(u32, String)>,
+    /// How the attempt before the newest ended (read once, when it became the previous).
+    previous: Option<RtStatus>,
     /// The restart delay in force, and when the next start may happen.
     backoff: Option<Duration>,
     not_before: Option<Instant>,
@@ -109,7 +111,7 @@ struct Worker {
     /// The pod's network is set up.
     net_ready: bool,
     start_time: Option<String>,
-    files: Vec<(String, Vec<skiff_runtime::ProjectedFile>, u32)>,
+    files: Vec<podspec::ProjectedVolume>,
     cs: HashMap<String, CState>,
     /// Containers already stopped for the pod's deletion.
     stopped: bool,
@@ -144,6 +146,8 @@ pub fn spawn(
     }
     for s in cs.values_mut() {
         s.attempts.sort();
+        let prev = s.attempts.iter().rev().nth(1).map(|(_, id)| id);
+        s.previous = prev.and_then(|p| existing.iter().find(|c| c.id == *p).cloned());
     }
     let view = Arc::new(Mutex::new(PodView::default()));
     let w = Worker {
@@ -362,8 +366,11 @@ impl Worker {
                                 (m, None)
                             });
                             self.agent.event(&pod, "Normal", "Killing", why);
-                            self.stop_container(&pod, c, &cur.id, false, probe_grace)
-                                .await;
+                            let grace = match probe_grace {
+                                Some(g) => Duration::from_secs(g.max(0) as u64),
+                                None => grace_period(&pod, false),
+                            };
+                            self.stop_container(&pod, c, &cur.id, grace).await;
                             observed = self.observe().await;
                             if let Some(s) = observed.get(&c.name) {
                                 let exit = exit_of(&s.state);
@@ -500,8 +507,9 @@ impl Worker {
                 self.files = files;
             }
         } else {
-            let cfg = podspec::sandbox(pod, &self.uid, sources, dns()).map_err(config_err)?;
-            self.files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
+            let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
+            let cfg = podspec::sandbox(pod, &self.uid, &files, dns()).map_err(config_err)?;
+            self.files = files;
             let rt = self.agent.rt.clone();
             blocking(move || rt.create_sandbox(&cfg).map_err(|e| e.to_string()))
                 .await
@@ -688,6 +696,7 @@ impl Worker {
         } else {
             Vec::new()
         };
+        let prev_id = s.attempts.last().map(|(_, id)| id.clone());
         s.attempts.push((attempt, id.clone()));
         let rt = self.agent.rt.clone();
         let images = self.agent.images.clone();
@@ -698,15 +707,15 @@ impl Worker {
                 let _ = rt.remove_container(&o);
                 let _ = images.remove_rootfs(&o);
             }
-            let cfg_image = crate::ops::defaults(&images, &rec).map_err(|e| e.to_string())?;
-            let rootfs = images
-                .prepare_rootfs(&cid, &rec)
-                .map_err(|e| e.to_string())?;
-            rt.create_container(&uid, &cid, &cfg, &cfg_image, &rootfs.path)
-                .map_err(|e| e.to_string())?;
-            rt.start_container(&cid).map_err(|e| e.to_string())
+            // The attempt that now becomes the previous one ended: read its end once.
+            let prev = prev_id.and_then(|p| rt.status(&p).ok());
+            Ok((prev, start_attempt(&rt, &images, &rec, &uid, &cid, &cfg)))
         })
-        .await;
+        .await
+        .and_then(|(prev, started)| {
+            self.cs.get_mut(&c.name).expect("present").previous = prev;
+            started
+        });
         if let Err(e) = result {
             self.agent
                 .event(pod, "Warning", "Failed", format!("Error: {e}"));
@@ -734,14 +743,25 @@ impl Worker {
     }
 
     /// Exit watcher and probes for a running attempt.
+    /// Where probes and hooks of a container attempt go: its pod's network namespace and
+    /// address (loopback until the pod has one).
+    fn target(&self, pod: &Pod, c: &Container, id: &str) -> probe::Target {
+        probe::Target {
+            rt: self.agent.rt.clone(),
+            id: id.to_string(),
+            netns: (pod.spec.host_network != Some(true))
+                .then(|| self.agent.rt.sandbox_netns(&self.uid)),
+            pod_ip: self
+                .pod_ip(pod)
+                .and_then(|ip| ip.parse().ok())
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            ports: c.ports.clone(),
+        }
+    }
+
     fn watch_container(&mut self, pod: &Arc<Pod>, c: &Container, id: &str) {
         let is_init = pod.spec.init_containers.iter().any(|i| i.name == c.name);
-        let pod_ip: IpAddr = self
-            .pod_ip(pod)
-            .and_then(|ip| ip.parse().ok())
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let netns =
-            (pod.spec.host_network != Some(true)).then(|| self.agent.rt.sandbox_netns(&self.uid));
+        let target = self.target(pod, c, id);
         let wake_probe = self.wake_tx.clone();
         let s = self.cs.entry(c.name.clone()).or_default();
         if s.exit_watch.as_ref().is_some_and(|(w, _)| w == id) {
@@ -773,58 +793,15 @@ impl Worker {
         let report: probe::Report = Arc::new(move |reason: &str, msg: String| {
             agent.event(&p, "Warning", reason, msg);
         });
-        let target = probe::Target {
-            rt: self.agent.rt.clone(),
-            id: id.to_string(),
-            netns,
-            pod_ip,
-            ports: c.ports.clone(),
-        };
         s.probes = Some(probe::start(c, target, wake_probe, report));
     }
 
-    /// Stops one container: preStop hook, stop signal, SIGKILL after the grace period.
-    async fn stop_container(
-        &mut self,
-        pod: &Arc<Pod>,
-        c: &Container,
-        id: &str,
-        deleting: bool,
-        probe_grace: Option<i64>,
-    ) {
-        let grace = match probe_grace {
-            Some(g) => Duration::from_secs(g.max(0) as u64),
-            None => grace_period(pod, deleting),
-        };
-        let deadline = Instant::now() + grace;
-        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
-            let target = probe::Target {
-                rt: self.agent.rt.clone(),
-                id: id.to_string(),
-                netns: (pod.spec.host_network != Some(true))
-                    .then(|| self.agent.rt.sandbox_netns(&self.uid)),
-                pod_ip: self
-                    .pod_ip(pod)
-                    .and_then(|ip| ip.parse().ok())
-                    .unwrap_or(IpAddr::from([127, 0, 0, 1])),
-                ports: c.ports.clone(),
-            };
-            if let Err(e) = probe::run_action(h, &target, grace).await {
-                self.agent.event(
-                    pod,
-                    "Warning",
-                    "FailedPreStopHook",
-                    format!("PreStopHook failed: {e}"),
-                );
-            }
-        }
+    /// Stops one container (its probes first): see [`stop`].
+    async fn stop_container(&mut self, pod: &Arc<Pod>, c: &Container, id: &str, grace: Duration) {
         if let Some(s) = self.cs.get_mut(&c.name) {
             s.probes = None;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let rt = self.agent.rt.clone();
-        let id = id.to_string();
-        let _ = blocking(move || rt.stop(&id, left).map(|_| ()).map_err(|e| e.to_string())).await;
+        stop(&self.agent, pod, c, self.target(pod, c, id), grace).await;
     }
 
     /// Stops everything, removes the sandbox, and confirms the deletion to the
@@ -841,7 +818,11 @@ impl Worker {
                     }
                 }
             }
+            for s in self.cs.values_mut() {
+                s.probes = None;
+            }
             // Containers stop in parallel, each with the whole grace period.
+            let grace = grace_period(&pod, true);
             let mut set = tokio::task::JoinSet::new();
             for (c, id) in running {
                 self.agent.event(
@@ -850,13 +831,12 @@ impl Worker {
                     "Killing",
                     format!("Stopping container {}", c.name),
                 );
-                let mut w = self.shadow();
-                let p = pod.clone();
-                set.spawn(async move { w.stop_container(&p, &c, &id, true, None).await });
+                let target = self.target(&pod, &c, &id);
+                let (agent, p) = (self.agent.clone(), pod.clone());
+                set.spawn(async move { stop(&agent, &p, &c, target, grace).await });
             }
             while set.join_next().await.is_some() {}
             for s in self.cs.values_mut() {
-                s.probes = None;
                 if let Some((_, h)) = s.exit_watch.take() {
                     h.abort();
                 }
@@ -925,26 +905,6 @@ impl Worker {
         let _ = self.agent.local.remove_pod(&self.uid);
         self.agent.status.forget(&self.uid);
         true
-    }
-
-    /// A worker sharing this one's identity, for stopping containers in parallel.
-    fn shadow(&self) -> Worker {
-        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-        Worker {
-            agent: self.agent.clone(),
-            uid: self.uid.clone(),
-            rx: self.rx.clone(),
-            wake_tx,
-            wake_rx,
-            view: self.view.clone(),
-            sandbox_ready: self.sandbox_ready,
-            adopted: self.adopted,
-            net_ready: self.net_ready,
-            start_time: None,
-            files: Vec::new(),
-            cs: HashMap::new(),
-            stopped: false,
-        }
     }
 
     fn container_status(
@@ -1047,13 +1007,10 @@ impl Worker {
                 }
             },
         };
-        if last_state.is_none() && attempt > 0 {
-            // The previous attempt's end, from the runtime (kept for `logs --previous`).
-            if let Some((_, prev)) = s.and_then(|s| s.attempts.iter().rev().nth(1)) {
-                if let Ok(st) = self.agent.rt.status(prev) {
-                    if let RtState::Exited(e) = &st.state {
-                        last_state = Some(terminated(&st, e));
-                    }
+        if last_state.is_none() {
+            if let Some(st) = s.and_then(|s| s.previous.as_ref()) {
+                if let RtState::Exited(e) = &st.state {
+                    last_state = Some(terminated(st, e));
                 }
             }
         }
@@ -1111,6 +1068,40 @@ impl Worker {
     }
 }
 
+/// Creates and starts one container attempt on a fresh root filesystem (blocking).
+fn start_attempt(
+    rt: &skiff_runtime::Runtime,
+    images: &skiff_images::ImageStore,
+    rec: &ImageRecord,
+    sandbox: &str,
+    id: &str,
+    cfg: &skiff_runtime::ContainerConfig,
+) -> Result<(), String> {
+    let image = crate::ops::defaults(images, rec).map_err(|e| e.to_string())?;
+    let rootfs = images.prepare_rootfs(id, rec).map_err(|e| e.to_string())?;
+    rt.create_container(sandbox, id, cfg, &image, &rootfs.path)
+        .map_err(|e| e.to_string())?;
+    rt.start_container(id).map_err(|e| e.to_string())
+}
+
+/// Stops one container: preStop hook, stop signal, SIGKILL when `grace` is over.
+async fn stop(agent: &Agent, pod: &Pod, c: &Container, target: probe::Target, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+        if let Err(e) = probe::run_action(h, &target, grace).await {
+            agent.event(
+                pod,
+                "Warning",
+                "FailedPreStopHook",
+                format!("PreStopHook failed: {e}"),
+            );
+        }
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    let (rt, id) = (target.rt, target.id);
+    let _ = blocking(move || rt.stop(&id, left).map(|_| ()).map_err(|e| e.to_string())).await;
+}
+
 fn dns() -> skiff_runtime::DnsConfig {
     // The node's resolvers until the agent serves cluster DNS.
     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -1150,8 +1141,8 @@ fn running_for(st: &RtStatus) -> Option<Duration> {
     ))
 }
 
-/// The grace period: the deletion's, else the pod's terminationGracePeriodSeconds
-/// (30 s by default).
+/// The grace period: the deletion's (when deleting), else the pod's
+/// terminationGracePeriodSeconds (30 s by default).
 fn grace_period(pod: &Pod, deleting: bool) -> Duration {
     let secs = if deleting {
         pod.metadata.deletion_grace_period_seconds

@@ -125,6 +125,33 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     u64::try_from(t).ok()
 }
 
+/// An IPv4 prefix `ADDRESS/LEN` (`10.42.0.0/16`) with LEN in `lens`, the address cut to
+/// the prefix. `what` names it in errors (`pod CIDR "10.42.0.0": want ADDRESS/PREFIX`).
+pub fn parse_ipv4_cidr(
+    what: &str,
+    s: &str,
+    lens: std::ops::RangeInclusive<u8>,
+) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{what} {s:?}: want ADDRESS/PREFIX"))?;
+    let ip: std::net::Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("{what} {s:?}: bad address"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("{what} {s:?}: bad prefix"))?;
+    if !lens.contains(&len) {
+        return Err(format!(
+            "{what} {s:?}: the prefix must be {} to {}",
+            lens.start(),
+            lens.end()
+        ));
+    }
+    let mask = u32::MAX << (32 - len);
+    Ok((std::net::Ipv4Addr::from(u32::from(ip) & mask), len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,24 +27,8 @@ impl Default for Nodes {
 
 /// `10.42.0.0/16`.
 pub fn parse_cluster_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (ip, len) = s
-        .split_once('/')
-        .ok_or_else(|| format!("cluster CIDR {s:?}: want ADDRESS/PREFIX"))?;
-    let ip: Ipv4Addr = ip
-        .parse()
-        .map_err(|_| format!("cluster CIDR {s:?}: bad address"))?;
-    let len: u8 = len
-        .parse()
-        .map_err(|_| format!("cluster CIDR {s:?}: bad prefix"))?;
-    if !(8..=23).contains(&len) {
-        return Err(format!(
-            "cluster CIDR {s:?}: the prefix must be 8 to 23 (nodes get a /24 each)"
-        ));
-    }
-    Ok((
-        Ipv4Addr::from(u32::from(ip) & (u32::MAX << (32 - len))),
-        len,
-    ))
+    // Nodes get a /24 each: the cluster's prefix is at most 23.
+    skiff_api::util::parse_ipv4_cidr("cluster CIDR", s, 8..=23)
 }
 
 /// The first /24 of the cluster CIDR that no node in `taken` holds.

@@ -19,18 +19,11 @@ use crate::{binary, Coordinator, NetNs, TempDir};
 const PODS: usize = 10;
 
 fn quiet_secs() -> u64 {
-    std::env::var("SKIFF_BENCH_QUIET")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(180)
+    super::env_number("SKIFF_BENCH_QUIET", 180)
 }
 
 fn start_runs() -> usize {
-    std::env::var("SKIFF_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40)
-        .max(30)
+    super::env_number("SKIFF_BENCH_RUNS", 40).max(30)
 }
 
 /// utime + stime in clock ticks.

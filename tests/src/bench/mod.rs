@@ -6,6 +6,14 @@ pub mod etcd;
 pub mod runtime;
 pub mod store;
 
+/// A number from the environment (`SKIFF_BENCH_RUNS=100`), or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The p-th percentile (0..=100) of sorted samples.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -18,11 +18,7 @@ use super::percentile;
 use crate::node::{Node, IMAGE};
 
 fn iterations() -> usize {
-    std::env::var("SKIFF_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(50)
-        .max(5)
+    super::env_number("SKIFF_BENCH_RUNS", 50).max(5)
 }
 
 /// Enters a private mount namespace without the cgroup2 mount. Must run before any thread.

@@ -21,11 +21,7 @@ fn object(name: &str) -> String {
 }
 
 fn secs() -> Duration {
-    let s = std::env::var("SKIFF_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    Duration::from_secs(s)
+    Duration::from_secs(super::env_number("SKIFF_BENCH_SECS", 5))
 }
 
 async fn skiff_rate(cfg: &ClientConfig, clients: usize, tag: &str) -> anyhow::Result<(f64, u64)> {
