@@ -10,22 +10,7 @@ use std::time::Duration;
 
 type Error = Box<dyn std::error::Error>;
 
-/// `10s`, `500ms`, `2m`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(
-        s.find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(s.len()),
-    );
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration {s:?} (use 500ms, 10s, 2m)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use skiff_api::util::parse_duration;
 
 /// `k=v,k2=v2`.
 pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
