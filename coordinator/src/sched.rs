@@ -1,0 +1,811 @@
+//! The scheduler's pure core: a snapshot of the cluster in, a decision per pod out.
+//!
+//! It follows kube-scheduler's framework in the order of its default plugins. Filters
+//! (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodeResourcesFit,
+//! InterPodAffinity) keep the nodes a pod may run on; scores (NodeResourcesFit
+//! least- or most-allocated, NodeAffinity preferences, InterPodAffinity preferences,
+//! spreading of one owner's replicas, PreferNoSchedule taints) pick the best of them.
+//! A pod that fits nowhere gets Kubernetes' message, counting the reason each node
+//! failed for (`0/3 nodes are available: 2 Insufficient memory, ...`).
+//!
+//! Each decision is *assumed* at once (the pod's requests count against its node and
+//! its labels against affinity rules) so a batch schedules as if bound one by one.
+//! No I/O: the shell in `controllers::runner` builds the snapshot and binds.
+
+use skiff_api::core::{Node, Taint};
+use skiff_api::meta::ObjectMeta;
+use skiff_api::pod::{
+    NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, PodSpec, Toleration,
+};
+use skiff_api::selector::Selector;
+use std::collections::{BTreeMap, HashMap};
+
+/// How nodes are preferred by their resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Spread load: the emptier node wins (Kubernetes' default).
+    #[default]
+    LeastAllocated,
+    /// Bin packing: the fuller node wins.
+    MostAllocated,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "LeastAllocated" | "least-allocated" => Ok(Strategy::LeastAllocated),
+            "MostAllocated" | "most-allocated" => Ok(Strategy::MostAllocated),
+            o => Err(format!(
+                "unknown scoring strategy {o:?}: use LeastAllocated or MostAllocated"
+            )),
+        }
+    }
+}
+
+/// CPU (millicores), memory (bytes) and a pod count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Millicores.
+    pub cpu: i64,
+    /// Bytes.
+    pub memory: i64,
+    /// Pods.
+    pub pods: i64,
+}
+
+impl Resources {
+    /// What a pod asks for: the larger of its containers' sum and any one init container
+    /// (requests default to limits, as Kubernetes defaults them).
+    pub fn of_pod(spec: &PodSpec) -> Resources {
+        let one = |c: &skiff_api::pod::Container, name: &str| -> i64 {
+            let Some(r) = &c.resources else { return 0 };
+            let q = r.requests.get(name).or_else(|| r.limits.get(name));
+            match (q, name) {
+                (Some(q), "cpu") => q.millis(),
+                (Some(q), _) => q.value(),
+                (None, _) => 0,
+            }
+        };
+        let mut cpu: i64 = spec.containers.iter().map(|c| one(c, "cpu")).sum();
+        let mut memory: i64 = spec.containers.iter().map(|c| one(c, "memory")).sum();
+        for c in &spec.init_containers {
+            cpu = cpu.max(one(c, "cpu"));
+            memory = memory.max(one(c, "memory"));
+        }
+        Resources {
+            cpu,
+            memory,
+            pods: 1,
+        }
+    }
+
+    fn add(&mut self, o: &Resources) {
+        self.cpu += o.cpu;
+        self.memory += o.memory;
+        self.pods += o.pods;
+    }
+}
+
+/// A node as the scheduler sees it.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its taints, plus those its conditions imply (not-ready, unreachable).
+    pub taints: Vec<Taint>,
+    /// Cordoned.
+    pub unschedulable: bool,
+    /// What pods may use.
+    pub allocatable: Resources,
+}
+
+impl NodeInfo {
+    /// From a Node object. A node whose Ready condition is not True carries Kubernetes'
+    /// `node.kubernetes.io/not-ready` or `unreachable` NoSchedule taint even before the
+    /// node lifecycle controller writes it.
+    pub fn from_node(n: &Node) -> NodeInfo {
+        let status = n.status.as_ref();
+        let get = |k: &str| status.and_then(|s| s.allocatable.get(k));
+        let allocatable = Resources {
+            cpu: get("cpu").map_or(0, |q| q.millis()),
+            memory: get("memory").map_or(0, |q| q.value()),
+            pods: get("pods").map_or(0, |q| q.value()),
+        };
+        let mut taints = n.spec.taints.clone();
+        let ready = status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.as_str());
+        let implied = match ready {
+            Some("True") => None,
+            Some("Unknown") => Some(crate::controllers::TAINT_UNREACHABLE),
+            _ => Some(crate::controllers::TAINT_NOT_READY),
+        };
+        if let Some(key) = implied {
+            if !taints
+                .iter()
+                .any(|t| t.key == key && t.effect == "NoSchedule")
+            {
+                taints.push(Taint {
+                    key: key.into(),
+                    effect: "NoSchedule".into(),
+                    ..Default::default()
+                });
+            }
+        }
+        NodeInfo {
+            name: n.metadata.name().to_string(),
+            labels: n.metadata.labels.clone(),
+            taints,
+            unschedulable: n.spec.unschedulable == Some(true),
+            allocatable,
+        }
+    }
+}
+
+/// A pod as the scheduler sees it (bound or to place).
+#[derive(Debug, Clone)]
+pub struct PodInfo {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Requests.
+    pub requests: Resources,
+    /// The uid of its controller, for spreading.
+    pub owner: Option<String>,
+    /// `spec.nodeName` (bound pods).
+    pub node_name: Option<String>,
+    /// `spec.nodeSelector`.
+    pub node_selector: BTreeMap<String, String>,
+    /// Required node affinity terms (ORed).
+    pub required_node_terms: Option<Vec<NodeSelectorTerm>>,
+    /// Preferred node affinity: weight and term.
+    pub preferred_node_terms: Vec<(i32, NodeSelectorTerm)>,
+    /// Required pod affinity terms.
+    pub affinity: Vec<Term>,
+    /// Required pod anti-affinity terms.
+    pub anti_affinity: Vec<Term>,
+    /// Preferred pod affinity (positive weight) and anti-affinity (negative weight).
+    pub preferred_pod_terms: Vec<(i32, Term)>,
+    /// Tolerations.
+    pub tolerations: Vec<Toleration>,
+}
+
+/// A pod (anti-)affinity term, its selector compiled.
+#[derive(Debug, Clone)]
+pub struct Term {
+    /// Pods it is about.
+    pub selector: Selector,
+    /// Namespaces it looks in; `None`: all.
+    pub namespaces: Option<Vec<String>>,
+    /// The node label that defines a domain.
+    pub topology_key: String,
+    /// A stable text of the term, to share one index between pods with the same term.
+    pub signature: String,
+}
+
+impl Term {
+    fn compile(t: &PodAffinityTerm, own_ns: &str) -> Term {
+        let selector = t
+            .label_selector
+            .as_ref()
+            .map(|s| s.to_selector().unwrap_or_else(|_| never()))
+            .unwrap_or_else(never);
+        let namespaces = match (&t.namespace_selector, t.namespaces.is_empty()) {
+            // An empty namespaceSelector means every namespace.
+            (Some(s), _) if s.is_empty() => None,
+            (_, false) => Some(t.namespaces.clone()),
+            _ => Some(vec![own_ns.to_string()]),
+        };
+        let signature = format!("{selector}|{namespaces:?}|{}", t.topology_key);
+        Term {
+            selector,
+            namespaces,
+            topology_key: t.topology_key.clone(),
+            signature,
+        }
+    }
+
+    fn matches(&self, pod: &PodInfo) -> bool {
+        self.namespaces
+            .as_ref()
+            .is_none_or(|ns| ns.contains(&pod.namespace))
+            && self.selector.matches(&pod.labels)
+    }
+}
+
+/// A selector that matches nothing (a missing labelSelector selects no pods).
+fn never() -> Selector {
+    Selector {
+        requirements: vec![skiff_api::selector::Requirement {
+            key: "skiff.io/never".into(),
+            op: skiff_api::selector::Op::In,
+            values: vec![],
+        }],
+    }
+}
+
+impl PodInfo {
+    /// From a Pod object.
+    pub fn from_pod(p: &Pod) -> PodInfo {
+        let ns = p.metadata.namespace().to_string();
+        let aff = p.spec.affinity.as_ref();
+        let na = aff.and_then(|a| a.node_affinity.as_ref());
+        let pa = aff.and_then(|a| a.pod_affinity.as_ref());
+        let paa = aff.and_then(|a| a.pod_anti_affinity.as_ref());
+        let mut preferred_pod_terms = Vec::new();
+        for w in pa.map_or(&[][..], |a| {
+            &a.preferred_during_scheduling_ignored_during_execution
+        }) {
+            preferred_pod_terms.push((w.weight, Term::compile(&w.pod_affinity_term, &ns)));
+        }
+        for w in paa.map_or(&[][..], |a| {
+            &a.preferred_during_scheduling_ignored_during_execution
+        }) {
+            preferred_pod_terms.push((-w.weight, Term::compile(&w.pod_affinity_term, &ns)));
+        }
+        PodInfo {
+            labels: p.metadata.labels.clone(),
+            requests: Resources::of_pod(&p.spec),
+            owner: controller_uid(&p.metadata),
+            node_name: p.spec.node_name.clone(),
+            node_selector: p.spec.node_selector.clone(),
+            required_node_terms: na
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
+                .map(|s| s.node_selector_terms.clone()),
+            preferred_node_terms: na
+                .map(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .iter()
+                        .map(|t| (t.weight, t.preference.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            affinity: pa
+                .map(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .iter()
+                        .map(|t| Term::compile(t, &ns))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            anti_affinity: paa
+                .map(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .iter()
+                        .map(|t| Term::compile(t, &ns))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            preferred_pod_terms,
+            tolerations: p.spec.tolerations.clone(),
+            name: p.metadata.name().to_string(),
+            namespace: ns,
+        }
+    }
+}
+
+/// The uid of an object's controller (the owner reference with `controller: true`).
+pub fn controller_uid(m: &ObjectMeta) -> Option<String> {
+    m.owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone())
+}
+
+/// Does a toleration tolerate a taint? (Kubernetes' `ToleratesTaint`.)
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
+        if e != taint.effect {
+            return false;
+        }
+    }
+    let key = t.key.as_deref().unwrap_or("");
+    if !key.is_empty() && key != taint.key {
+        return false;
+    }
+    match t.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        _ => {
+            // An empty key with Equal tolerates nothing (validation refuses it anyway).
+            !key.is_empty()
+                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
+    }
+}
+
+/// Does a node selector requirement hold for these labels (or fields: `metadata.name`)?
+fn requirement_holds(r: &NodeSelectorRequirement, v: Option<&str>) -> bool {
+    match r.operator.as_str() {
+        "In" => v.is_some_and(|v| r.values.iter().any(|x| x == v)),
+        "NotIn" => v.is_none_or(|v| !r.values.iter().any(|x| x == v)),
+        "Exists" => v.is_some(),
+        "DoesNotExist" => v.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(v), Some(bound)) = (
+                v.and_then(|v| v.parse::<i64>().ok()),
+                r.values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Does a node selector term hold for a node? (An empty term matches nothing.)
+pub fn term_matches(t: &NodeSelectorTerm, node: &NodeInfo) -> bool {
+    if t.match_expressions.is_empty() && t.match_fields.is_empty() {
+        return false;
+    }
+    t.match_expressions
+        .iter()
+        .all(|r| requirement_holds(r, node.labels.get(&r.key).map(String::as_str)))
+        && t.match_fields
+            .iter()
+            .all(|r| requirement_holds(r, (r.key == "metadata.name").then_some(node.name.as_str())))
+}
+
+/// Does a pod's nodeSelector and required node affinity admit a node?
+pub fn node_admits(pod: &PodInfo, node: &NodeInfo) -> bool {
+    pod.node_selector
+        .iter()
+        .all(|(k, v)| node.labels.get(k) == Some(v))
+        && pod
+            .required_node_terms
+            .as_ref()
+            .is_none_or(|terms| terms.iter().any(|t| term_matches(t, node)))
+}
+
+/// The first NoSchedule/NoExecute taint of a node the pod does not tolerate.
+pub fn untolerated<'a>(tolerations: &[Toleration], taints: &'a [Taint]) -> Option<&'a Taint> {
+    taints.iter().find(|taint| {
+        (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
+            && !tolerations.iter().any(|t| tolerates(t, taint))
+    })
+}
+
+/// Why a node was refused: the texts of Kubernetes' filter plugins.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// NodeUnschedulable.
+    Unschedulable,
+    /// NodeName.
+    NodeName,
+    /// TaintToleration (the taint's key and value).
+    Taint(String, String),
+    /// NodeAffinity.
+    NodeAffinity,
+    /// NodeResourcesFit.
+    InsufficientCpu,
+    /// NodeResourcesFit.
+    InsufficientMemory,
+    /// NodeResourcesFit.
+    TooManyPods,
+    /// InterPodAffinity: a required affinity term has no match in the node's domain.
+    PodAffinity,
+    /// InterPodAffinity: a required anti-affinity term matches in the node's domain.
+    PodAntiAffinity,
+    /// InterPodAffinity: an existing pod's anti-affinity refuses this pod there.
+    ExistingAntiAffinity,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Unschedulable => f.write_str("node(s) were unschedulable"),
+            Reason::NodeName => f.write_str("node(s) didn't match the requested node name"),
+            Reason::Taint(k, v) => write!(f, "node(s) had untolerated taint {{{k}: {v}}}"),
+            Reason::NodeAffinity => {
+                f.write_str("node(s) didn't match Pod's node affinity/selector")
+            }
+            Reason::InsufficientCpu => f.write_str("Insufficient cpu"),
+            Reason::InsufficientMemory => f.write_str("Insufficient memory"),
+            Reason::TooManyPods => f.write_str("Too many pods"),
+            Reason::PodAffinity => f.write_str("node(s) didn't match pod affinity rules"),
+            Reason::PodAntiAffinity => f.write_str("node(s) didn't match pod anti-affinity rules"),
+            Reason::ExistingAntiAffinity => {
+                f.write_str("node(s) didn't satisfy existing pods anti-affinity rules")
+            }
+        }
+    }
+}
+
+/// Kubernetes' unschedulable message: `0/3 nodes are available: 2 Insufficient memory,
+/// 1 node(s) didn't match Pod's node affinity/selector.` (reasons sorted by their text).
+pub fn unschedulable_message(nodes: usize, reasons: &BTreeMap<Reason, usize>) -> String {
+    let mut parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    parts.sort();
+    if parts.is_empty() {
+        return format!("0/{nodes} nodes are available.");
+    }
+    format!("0/{nodes} nodes are available: {}.", parts.join(", "))
+}
+
+/// What became of one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Bind it to this node.
+    Bind(String),
+    /// It fits nowhere: the message, and the count of nodes per reason.
+    Unschedulable {
+        /// Kubernetes' message.
+        message: String,
+        /// Nodes refused, by the reason each failed for first (resources may add several).
+        reasons: BTreeMap<Reason, usize>,
+    },
+}
+
+/// Counts of pods matching one term, per topology domain.
+#[derive(Debug)]
+struct TermIndex {
+    term: Term,
+    per_domain: HashMap<String, u32>,
+    total: u32,
+}
+
+/// The scheduler's state for one batch: nodes with what is bound (and assumed) on them.
+pub struct Scheduler {
+    nodes: Vec<NodeInfo>,
+    by_name: HashMap<String, usize>,
+    requested: Vec<Resources>,
+    /// Bound pods' affinity-relevant facts and their node, to build term indices.
+    placed: Vec<(PodInfo, usize)>,
+    /// Pods matching a term, per domain, by the term's signature (built when first asked).
+    term_index: HashMap<String, TermIndex>,
+    /// Required anti-affinity of placed pods, by term: the domains it holds.
+    existing_anti: HashMap<String, TermIndex>,
+    /// Pods per owner per node, for spreading.
+    owners: HashMap<String, HashMap<usize, u32>>,
+    strategy: Strategy,
+    next_start: usize,
+}
+
+/// How many feasible nodes to look for before scoring (Kubernetes' adaptive
+/// `percentageOfNodesToScore`: all of a small cluster, 42% of 1,000 nodes, at least 100).
+pub fn feasible_nodes_to_find(all: usize) -> usize {
+    if all < 100 {
+        return all;
+    }
+    let pct = (50 - all as i64 / 125).max(5) as usize;
+    (all * pct / 100).max(100)
+}
+
+/// Scores of one feasible node before normalisation.
+struct Raw {
+    node: usize,
+    fit: i64,
+    node_pref: i64,
+    pod_pref: i64,
+    spread: i64,
+    taints: i64,
+}
+
+impl Scheduler {
+    /// A scheduler over these nodes, with these pods already bound.
+    pub fn new(nodes: Vec<NodeInfo>, bound: Vec<PodInfo>, strategy: Strategy) -> Scheduler {
+        let by_name = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        let mut s = Scheduler {
+            requested: vec![Resources::default(); nodes.len()],
+            nodes,
+            by_name,
+            placed: Vec::new(),
+            term_index: HashMap::new(),
+            existing_anti: HashMap::new(),
+            owners: HashMap::new(),
+            strategy,
+            next_start: 0,
+        };
+        for p in bound {
+            let Some(&i) = p.node_name.as_ref().and_then(|n| s.by_name.get(n)) else {
+                continue;
+            };
+            s.assume(p, i);
+        }
+        s
+    }
+
+    /// The nodes.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    /// What is requested on a node (bound and assumed pods).
+    pub fn requested(&self, node: &str) -> Option<Resources> {
+        self.by_name.get(node).map(|&i| self.requested[i])
+    }
+
+    fn domain(&self, node: usize, key: &str) -> Option<&String> {
+        self.nodes[node].labels.get(key)
+    }
+
+    /// Counts a pod as placed on node `i`.
+    fn assume(&mut self, p: PodInfo, i: usize) {
+        self.requested[i].add(&p.requests);
+        if let Some(o) = &p.owner {
+            *self
+                .owners
+                .entry(o.clone())
+                .or_default()
+                .entry(i)
+                .or_default() += 1;
+        }
+        let labels = &self.nodes[i].labels;
+        for idx in self.term_index.values_mut() {
+            if idx.term.matches(&p) {
+                idx.total += 1;
+                if let Some(d) = labels.get(&idx.term.topology_key) {
+                    *idx.per_domain.entry(d.clone()).or_default() += 1;
+                }
+            }
+        }
+        for t in &p.anti_affinity {
+            let idx = self
+                .existing_anti
+                .entry(t.signature.clone())
+                .or_insert_with(|| TermIndex {
+                    term: t.clone(),
+                    per_domain: HashMap::new(),
+                    total: 0,
+                });
+            idx.total += 1;
+            if let Some(d) = labels.get(&t.topology_key) {
+                *idx.per_domain.entry(d.clone()).or_default() += 1;
+            }
+        }
+        self.placed.push((p, i));
+    }
+
+    /// Builds the index of a term from the placed pods, once.
+    fn index_term(&mut self, t: &Term) {
+        if self.term_index.contains_key(&t.signature) {
+            return;
+        }
+        let mut idx = TermIndex {
+            term: t.clone(),
+            per_domain: HashMap::new(),
+            total: 0,
+        };
+        for (p, i) in &self.placed {
+            if t.matches(p) {
+                idx.total += 1;
+                if let Some(d) = self.nodes[*i].labels.get(&t.topology_key) {
+                    *idx.per_domain.entry(d.clone()).or_default() += 1;
+                }
+            }
+        }
+        self.term_index.insert(t.signature.clone(), idx);
+    }
+
+    fn count_in_domain(&self, t: &Term, node: usize) -> u32 {
+        let Some(d) = self.domain(node, &t.topology_key) else {
+            return 0;
+        };
+        self.term_index
+            .get(&t.signature)
+            .and_then(|i| i.per_domain.get(d))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Runs the filters for one node: `Ok` or every reason it failed for (the first
+    /// failing plugin's).
+    fn filter(&self, pod: &PodInfo, i: usize, self_affine: &[bool]) -> Result<(), Vec<Reason>> {
+        let n = &self.nodes[i];
+        let unschedulable_taint = Taint {
+            key: crate::controllers::TAINT_UNSCHEDULABLE.into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        };
+        if n.unschedulable
+            && !pod
+                .tolerations
+                .iter()
+                .any(|t| tolerates(t, &unschedulable_taint))
+        {
+            return Err(vec![Reason::Unschedulable]);
+        }
+        if pod.node_name.as_ref().is_some_and(|w| *w != n.name) {
+            return Err(vec![Reason::NodeName]);
+        }
+        if let Some(t) = untolerated(&pod.tolerations, &n.taints) {
+            return Err(vec![Reason::Taint(
+                t.key.clone(),
+                t.value.clone().unwrap_or_default(),
+            )]);
+        }
+        if !node_admits(pod, n) {
+            return Err(vec![Reason::NodeAffinity]);
+        }
+        let req = &self.requested[i];
+        let a = &n.allocatable;
+        let mut fit = Vec::new();
+        if req.pods + 1 > a.pods {
+            fit.push(Reason::TooManyPods);
+        }
+        if pod.requests.cpu > 0 && req.cpu + pod.requests.cpu > a.cpu {
+            fit.push(Reason::InsufficientCpu);
+        }
+        if pod.requests.memory > 0 && req.memory + pod.requests.memory > a.memory {
+            fit.push(Reason::InsufficientMemory);
+        }
+        if !fit.is_empty() {
+            return Err(fit);
+        }
+        // Existing pods' required anti-affinity that this pod would break.
+        for idx in self.existing_anti.values() {
+            if idx.term.matches(pod) {
+                if let Some(d) = self.domain(i, &idx.term.topology_key) {
+                    if idx.per_domain.get(d).is_some_and(|c| *c > 0) {
+                        return Err(vec![Reason::ExistingAntiAffinity]);
+                    }
+                }
+            }
+        }
+        for (k, t) in pod.affinity.iter().enumerate() {
+            let total = self.term_index.get(&t.signature).map_or(0, |i| i.total);
+            // The first pod of a group that matches its own affinity may go anywhere
+            // with the topology key (Kubernetes' special case).
+            let ok = if total == 0 && self_affine[k] {
+                self.domain(i, &t.topology_key).is_some()
+            } else {
+                self.count_in_domain(t, i) > 0
+            };
+            if !ok {
+                return Err(vec![Reason::PodAffinity]);
+            }
+        }
+        for t in &pod.anti_affinity {
+            if self.count_in_domain(t, i) > 0 {
+                return Err(vec![Reason::PodAntiAffinity]);
+            }
+        }
+        Ok(())
+    }
+
+    fn raw_scores(&self, pod: &PodInfo, i: usize) -> Raw {
+        let n = &self.nodes[i];
+        let req = &self.requested[i];
+        let a = &n.allocatable;
+        let part = |used: i64, cap: i64| -> i64 {
+            if cap <= 0 {
+                return 0;
+            }
+            let used = used.min(cap);
+            match self.strategy {
+                Strategy::LeastAllocated => (cap - used) * 100 / cap,
+                Strategy::MostAllocated => used * 100 / cap,
+            }
+        };
+        let fit = (part(req.cpu + pod.requests.cpu, a.cpu)
+            + part(req.memory + pod.requests.memory, a.memory))
+            / 2;
+        let node_pref = pod
+            .preferred_node_terms
+            .iter()
+            .filter(|(_, t)| term_matches(t, n))
+            .map(|(w, _)| *w as i64)
+            .sum();
+        let pod_pref = pod
+            .preferred_pod_terms
+            .iter()
+            .map(|(w, t)| *w as i64 * self.count_in_domain(t, i) as i64)
+            .sum();
+        let spread = pod
+            .owner
+            .as_ref()
+            .and_then(|o| self.owners.get(o))
+            .and_then(|m| m.get(&i))
+            .copied()
+            .unwrap_or(0) as i64;
+        let taints = n
+            .taints
+            .iter()
+            .filter(|t| {
+                t.effect == "PreferNoSchedule" && !pod.tolerations.iter().any(|x| tolerates(x, t))
+            })
+            .count() as i64;
+        Raw {
+            node: i,
+            fit,
+            node_pref,
+            pod_pref,
+            spread,
+            taints,
+        }
+    }
+
+    /// Decides where one pod goes, and assumes it there.
+    pub fn schedule(&mut self, pod: &PodInfo) -> Decision {
+        for t in pod.affinity.iter().chain(&pod.anti_affinity) {
+            self.index_term(t);
+        }
+        for (_, t) in &pod.preferred_pod_terms {
+            self.index_term(t);
+        }
+        let self_affine: Vec<bool> = pod.affinity.iter().map(|t| t.matches(pod)).collect();
+        let all = self.nodes.len();
+        let want = feasible_nodes_to_find(all);
+        let mut feasible = Vec::with_capacity(want.min(all));
+        let mut reasons: BTreeMap<Reason, usize> = BTreeMap::new();
+        let mut looked = 0;
+        while looked < all && feasible.len() < want {
+            let i = (self.next_start + looked) % all;
+            looked += 1;
+            match self.filter(pod, i, &self_affine) {
+                Ok(()) => feasible.push(self.raw_scores(pod, i)),
+                Err(rs) => {
+                    for r in rs {
+                        *reasons.entry(r).or_default() += 1;
+                    }
+                }
+            }
+        }
+        if all > 0 {
+            self.next_start = (self.next_start + looked) % all;
+        }
+        if feasible.is_empty() {
+            return Decision::Unschedulable {
+                message: unschedulable_message(all, &reasons),
+                reasons,
+            };
+        }
+        let best = pick(&feasible);
+        self.assume(pod.clone(), best);
+        Decision::Bind(self.nodes[best].name.clone())
+    }
+}
+
+/// Normalises each score to 0..=100 over the feasible nodes, weighs them as
+/// kube-scheduler's default profile does, and returns the best node (the first on a tie).
+fn pick(raw: &[Raw]) -> usize {
+    let range = |f: fn(&Raw) -> i64| {
+        let lo = raw.iter().map(f).min().unwrap_or(0);
+        let hi = raw.iter().map(f).max().unwrap_or(0);
+        (lo, hi)
+    };
+    let norm = |v: i64, (lo, hi): (i64, i64), reverse: bool| -> i64 {
+        if hi == lo {
+            return if reverse || hi > 0 { 100 } else { 0 };
+        }
+        let x = (v - lo) * 100 / (hi - lo);
+        if reverse {
+            100 - x
+        } else {
+            x
+        }
+    };
+    let r_node = range(|r| r.node_pref);
+    let r_pod = range(|r| r.pod_pref);
+    let r_spread = range(|r| r.spread);
+    let r_taint = range(|r| r.taints);
+    let mut best = (i64::MIN, 0);
+    for r in raw {
+        let score = r.fit
+            + 2 * norm(r.node_pref, r_node, false)
+            + 2 * norm(r.pod_pref, r_pod, false)
+            + 2 * norm(r.spread, r_spread, true)
+            + 3 * norm(r.taints, r_taint, true);
+        if score > best.0 {
+            best = (score, r.node);
+        }
+    }
+    best.1
+}
