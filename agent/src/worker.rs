@@ -891,6 +891,7 @@ impl Worker {
                     resource_version: None,
                     grace_period_seconds: Some(0),
                     force: false,
+                    propagation: Default::default(),
                 })
                 .await;
             match r {

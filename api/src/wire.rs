@@ -68,6 +68,8 @@ pub enum Request {
         grace_period_seconds: Option<i64>,
         /// Remove the object without waiting for its node to confirm (`--force`).
         force: bool,
+        /// What becomes of the objects it owns (`--cascade`).
+        propagation: Propagation,
     },
     /// Stream changes after `since` (a list's revision), or from now on.
     Watch {
@@ -610,4 +612,16 @@ mod tests {
             }
         }
     }
+}
+
+/// How an owner's dependents go when it is deleted (`skiff delete --cascade`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Propagation {
+    /// The owner goes now; the garbage collector deletes its dependents after.
+    #[default]
+    Background,
+    /// The dependents go first; the owner stays (with `deletionTimestamp`) until they are gone.
+    Foreground,
+    /// The dependents stay, their owner reference removed.
+    Orphan,
 }

@@ -239,3 +239,57 @@ k8s_struct! {
         pub conditions: Vec<Condition>,
     }
 }
+
+/// Deployments and ReplicaSets: the revision annotation.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+/// The label a Deployment's ReplicaSets and their pods carry: their template's hash.
+pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
+impl ReplicaSet {
+    /// Its revision (`deployment.kubernetes.io/revision`), 0 when it has none.
+    pub fn revision(&self) -> i64 {
+        self.metadata
+            .annotations
+            .get(REVISION_ANNOTATION)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Its template as its Deployment's template was: without `pod-template-hash`.
+    pub fn template_without_hash(&self) -> PodTemplateSpec {
+        let mut t = self.spec.template.clone();
+        t.metadata.labels.remove(POD_TEMPLATE_HASH_LABEL);
+        t
+    }
+}
+
+/// What `rollout undo` puts back: the template of revision `to` (0: the one before the
+/// current), among the ReplicaSets a Deployment owns.
+pub fn rollback_template(
+    d: &Deployment,
+    owned: &[ReplicaSet],
+    to: i64,
+) -> Result<(i64, PodTemplateSpec), String> {
+    let mut revs: Vec<&ReplicaSet> = owned.iter().filter(|r| r.revision() > 0).collect();
+    revs.sort_by_key(|r| std::cmp::Reverse(r.revision()));
+    let pick = if to == 0 {
+        let current = revs
+            .iter()
+            .position(|r| r.template_without_hash() == d.spec.template);
+        match current {
+            Some(i) => revs
+                .iter()
+                .enumerate()
+                .find(|(j, _)| *j != i)
+                .map(|(_, r)| *r),
+            None => revs.first().copied(),
+        }
+        .ok_or_else(|| "no rollout history found".to_string())?
+    } else {
+        revs.iter()
+            .find(|r| r.revision() == to)
+            .copied()
+            .ok_or_else(|| format!("unable to find specified revision {to} in history"))?
+    };
+    Ok((pick.revision(), pick.template_without_hash()))
+}

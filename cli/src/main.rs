@@ -78,6 +78,10 @@ enum Verb {
         /// Remove pods at once, without waiting for their node to confirm they stopped.
         #[arg(long)]
         force: bool,
+        /// What becomes of the objects the deleted ones own: background (deleted after),
+        /// foreground (deleted first), orphan (kept).
+        #[arg(long, default_value = "background", value_parser = ["background", "foreground", "orphan"])]
+        cascade: String,
         /// Wait until the objects are gone.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         wait: bool,
@@ -409,9 +413,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             all,
             grace_period,
             force,
+            cascade,
             wait,
             resources,
         } => {
+            let propagation = match cascade.as_str() {
+                "foreground" => skiff_api::wire::Propagation::Foreground,
+                "orphan" => skiff_api::wire::Propagation::Orphan,
+                _ => skiff_api::wire::Propagation::Background,
+            };
             let mut keys = Vec::new();
             if !files.is_empty() {
                 if !resources.is_empty() || *all {
@@ -456,6 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         resource_version: None,
                         grace_period_seconds: grace_period.map(|g| g.max(0)),
                         force: *force || *grace_period == Some(0),
+                        propagation,
                     })
                     .await
                 {

@@ -10,7 +10,9 @@ use skiff_api::manifest::parse_json;
 use skiff_api::selector::Selector;
 use skiff_api::util::{parse_rfc3339, rfc3339};
 use skiff_api::validate::{dns1123_subdomain_problem, validate_update};
-use skiff_api::wire::{ApiError, ApplyOutcome, ErrorCode, Request, Response, TokenInfo};
+use skiff_api::wire::{
+    ApiError, ApplyOutcome, ErrorCode, Propagation, Request, Response, TokenInfo,
+};
 use skiff_api::{Kind, Object, ObjectKey};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,25 @@ const TOKEN_TYPE: &str = "bootstrap.kubernetes.io/token";
 
 /// The most JSON one list page carries (well under the frame limit).
 pub const PAGE_BYTES: usize = 4 << 20;
+
+/// What a delete did.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// The object was marked (`deletionTimestamp`): its node, finalizers or the garbage
+    /// collector finish the deletion.
+    Marked(Stored),
+    /// The object is gone; its last state.
+    Gone(Stored),
+}
+
+impl Deleted {
+    /// The object's state after the delete (its last state when gone).
+    pub fn stored(&self) -> &Stored {
+        match self {
+            Deleted::Marked(s) | Deleted::Gone(s) => s,
+        }
+    }
+}
 
 /// The API server's state.
 pub struct Api<S: Store> {
@@ -212,6 +233,7 @@ impl<S: Store> Api<S> {
                 resource_version,
                 grace_period_seconds,
                 force,
+                propagation,
             } => {
                 if !matches!(id, Identity::Admin(_)) {
                     let s = self
@@ -223,21 +245,20 @@ impl<S: Store> Api<S> {
                         return Err(forbidden(id, "delete", &key));
                     }
                 }
-                // A pod on a node ends gracefully: the first delete marks it, its node
-                // stops the containers and then confirms with its own delete.
-                if key.kind == Kind::Pod && !force && !matches!(id, Identity::Node(_)) {
-                    if let Some(marked) = self
-                        .mark_pod_deleted(&key, resource_version, grace_period_seconds)
-                        .await?
-                    {
-                        return Ok(Response::Object {
-                            object: marked.json.to_string(),
-                        });
-                    }
-                }
-                let gone = self.delete(key, resource_version).await?;
+                let by_node = matches!(id, Identity::Node(_));
+                let s = self
+                    .delete_object(
+                        &key,
+                        resource_version,
+                        None,
+                        grace_period_seconds,
+                        force,
+                        propagation,
+                        by_node,
+                    )
+                    .await?;
                 Ok(Response::Object {
-                    object: gone.json.to_string(),
+                    object: s.stored().json.to_string(),
                 })
             }
             Request::Heartbeat => {
@@ -597,7 +618,7 @@ impl<S: Store> Api<S> {
             };
             let current = stored_object(&cur)?;
             let mut next = o.clone();
-            carry_system_fields(&current, &mut next);
+            carry_system_fields(&current, &mut next, true);
             // Annotations the system wrote survive an apply.
             for (k, v) in &current.meta().annotations {
                 if system_annotation(k) {
@@ -654,7 +675,7 @@ impl<S: Store> Api<S> {
                 n
             } else {
                 let mut n = o.clone();
-                carry_system_fields(&current, &mut n);
+                carry_system_fields(&current, &mut n, false);
                 apply_defaults(&mut n);
                 check_update(&current, &n)?;
                 set_generation(Some(&current), &mut n);
@@ -776,6 +797,199 @@ impl<S: Store> Api<S> {
                 e => store_err(e),
             })?;
         Ok(gone.remove(0))
+    }
+
+    /// Deletes an object as asked: `propagation` other than background marks an owner
+    /// (`deletionTimestamp` and the `foregroundDeletion` or `orphan` finalizer) for the
+    /// garbage collector; a pod bound to a node is marked for its node to stop it (unless
+    /// `force`, or the node itself confirms); an object with finalizers is only marked.
+    /// `uid` is a precondition like `rv`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn delete_object(
+        &self,
+        key: &ObjectKey,
+        rv: Option<u64>,
+        uid: Option<&str>,
+        grace: Option<i64>,
+        force: bool,
+        propagation: Propagation,
+        by_node: bool,
+    ) -> Result<Deleted, ApiError> {
+        if key.kind == Kind::Namespace {
+            return self.delete(key.clone(), rv).await.map(Deleted::Gone);
+        }
+        for _ in 0..5 {
+            let cur = self
+                .store
+                .get(key)
+                .map_err(store_err)?
+                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            if rv.is_some_and(|r| r != cur.revision) {
+                return Err(err(ErrorCode::Conflict, conflict_msg(key)));
+            }
+            let obj = stored_object(&cur)?;
+            if uid.is_some_and(|u| obj.meta().uid.as_deref() != Some(u)) {
+                return Err(store_err(StoreError::NotFound(key.clone())));
+            }
+            let finalizer = match propagation {
+                Propagation::Foreground => Some(crate::controllers::FOREGROUND),
+                Propagation::Orphan => Some(crate::controllers::ORPHAN),
+                Propagation::Background => None,
+            };
+            let mark = |mut o: Object, finalizer: Option<&str>| {
+                let m = o.meta_mut();
+                if m.deletion_timestamp.is_none() {
+                    m.deletion_timestamp = Some(rfc3339(now()));
+                    m.deletion_grace_period_seconds = Some(0);
+                }
+                if let Some(f) = finalizer {
+                    if !m.finalizers.iter().any(|x| x == f) {
+                        m.finalizers.push(f.to_string());
+                    }
+                }
+                o
+            };
+            let next = match finalizer {
+                Some(f) if key.kind != Kind::Pod && !by_node => Some(mark(obj, Some(f))),
+                _ if key.kind == Kind::Pod && !force && !by_node => {
+                    match self.mark_pod_deleted(key, Some(cur.revision), grace).await {
+                        Ok(Some(marked)) => return Ok(Deleted::Marked(marked)),
+                        Ok(None) if obj.meta().finalizers.is_empty() => None,
+                        Ok(None) => Some(mark(obj, None)),
+                        Err(e) if e.code == ErrorCode::Conflict && rv.is_none() => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                _ if !obj.meta().finalizers.is_empty() => {
+                    if obj.meta().deletion_timestamp.is_some() {
+                        return Ok(Deleted::Marked(cur));
+                    }
+                    Some(mark(obj, None))
+                }
+                _ => None,
+            };
+            let r = match next {
+                Some(mut o) => self
+                    .store
+                    .write(WriteOp::Update {
+                        put: Put::from_object(&mut o).map_err(store_err)?,
+                        expected: Some(cur.revision),
+                    })
+                    .await
+                    .map(|mut s| Deleted::Marked(s.remove(0))),
+                None => self
+                    .store
+                    .write(WriteOp::Delete {
+                        key: key.clone(),
+                        expected: Some(cur.revision),
+                    })
+                    .await
+                    .map(|mut s| Deleted::Gone(s.remove(0))),
+            };
+            match r {
+                Ok(d) => return Ok(d),
+                Err(StoreError::Conflict { .. }) if rv.is_none() => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(err(ErrorCode::Conflict, conflict_msg(key)))
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(ErrorCode::Conflict, conflict_msg(key)))
+    }
+
+    /// Removes a finalizer; an object being deleted goes with its last one.
+    pub async fn remove_finalizer(
+        &self,
+        key: &ObjectKey,
+        uid: &str,
+        finalizer: &str,
+    ) -> Result<Deleted, ApiError> {
+        for _ in 0..5 {
+            let cur = self
+                .store
+                .get(key)
+                .map_err(store_err)?
+                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let mut obj = stored_object(&cur)?;
+            if obj.meta().uid.as_deref() != Some(uid) {
+                return Err(store_err(StoreError::NotFound(key.clone())));
+            }
+            obj.meta_mut().finalizers.retain(|f| f != finalizer);
+            let m = obj.meta();
+            let op = if m.deletion_timestamp.is_some()
+                && m.finalizers.is_empty()
+                && key.kind != Kind::Pod
+            {
+                WriteOp::Delete {
+                    key: key.clone(),
+                    expected: Some(cur.revision),
+                }
+            } else {
+                WriteOp::Update {
+                    put: Put::from_object(&mut obj).map_err(store_err)?,
+                    expected: Some(cur.revision),
+                }
+            };
+            let gone = matches!(op, WriteOp::Delete { .. });
+            match self.store.write(op).await {
+                Ok(mut s) if gone => return Ok(Deleted::Gone(s.remove(0))),
+                Ok(mut s) => return Ok(Deleted::Marked(s.remove(0))),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(ErrorCode::Conflict, conflict_msg(key)))
+    }
+
+    /// Binds a pending pod to a node (`spec.nodeName`, PodScheduled=True), only if it is
+    /// still the pod `uid`, unbound and not being deleted.
+    pub async fn bind(&self, key: &ObjectKey, uid: &str, node: &str) -> Result<Stored, ApiError> {
+        for _ in 0..5 {
+            let cur = self
+                .store
+                .get(key)
+                .map_err(store_err)?
+                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let Object::Pod(mut pod) = stored_object(&cur)? else {
+                return Err(err(ErrorCode::BadRequest, "only pods are bound"));
+            };
+            if pod.metadata.uid.as_deref() != Some(uid) {
+                return Err(store_err(StoreError::NotFound(key.clone())));
+            }
+            if pod.spec.node_name.is_some() || pod.metadata.deletion_timestamp.is_some() {
+                return Err(err(
+                    ErrorCode::Conflict,
+                    format!("pod {:?} is already bound or being deleted", key.name),
+                ));
+            }
+            pod.spec.node_name = Some(node.to_string());
+            let st = pod.status.get_or_insert_with(Default::default);
+            crate::controllers::set_condition(
+                &mut st.conditions,
+                "PodScheduled",
+                "True",
+                "Scheduled",
+                "",
+                now(),
+            );
+            if let Some(c) = st.conditions.iter_mut().find(|c| c.type_ == "PodScheduled") {
+                c.reason = None;
+                c.message = None;
+                c.last_update_time = None;
+            }
+            let mut o = Object::Pod(pod);
+            let op = WriteOp::Update {
+                put: Put::from_object(&mut o).map_err(store_err)?,
+                expected: Some(cur.revision),
+            };
+            match self.store.write(op).await {
+                Ok(mut s) => return Ok(s.remove(0)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(ErrorCode::Conflict, conflict_msg(key)))
     }
 
     async fn token_create(
@@ -951,7 +1165,9 @@ fn check_update(current: &Object, next: &Object) -> Result<(), ApiError> {
 }
 
 /// Keeps what the server owns (identity, generation, status) from the stored object.
-fn carry_system_fields(current: &Object, next: &mut Object) {
+/// An apply (`keep_refs`) also keeps owner references and finalizers a manifest does not
+/// name; a replace sets them as given (the garbage collector removes references so).
+fn carry_system_fields(current: &Object, next: &mut Object, keep_refs: bool) {
     let cm = current.meta().clone();
     let m = next.meta_mut();
     m.uid = cm.uid;
@@ -960,10 +1176,10 @@ fn carry_system_fields(current: &Object, next: &mut Object) {
     m.resource_version = cm.resource_version;
     m.deletion_timestamp = cm.deletion_timestamp;
     m.deletion_grace_period_seconds = cm.deletion_grace_period_seconds;
-    if m.owner_references.is_empty() {
+    if keep_refs && m.owner_references.is_empty() {
         m.owner_references = cm.owner_references;
     }
-    if m.finalizers.is_empty() {
+    if keep_refs && m.finalizers.is_empty() {
         m.finalizers = cm.finalizers;
     }
     copy_status(current, next);

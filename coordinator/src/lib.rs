@@ -1,8 +1,10 @@
-//! skiff's control plane: the store, the PKI and the API server over QUIC (the scheduler
-//! and controllers arrive with their issue).
+//! skiff's control plane: the store, the PKI, the API server over QUIC, the scheduler
+//! and the controllers.
 
 pub mod api;
+pub mod controllers;
 pub mod nodes;
 pub mod pki;
+pub mod sched;
 pub mod server;
 pub mod store;

@@ -44,6 +44,18 @@ struct Args {
     /// Pod addresses of the cluster; each node gets a /24 of it (its podCIDR).
     #[arg(long, default_value = "10.42.0.0/16")]
     cluster_cidr: String,
+    /// A node whose lease is not renewed for this long becomes Ready=Unknown and tainted
+    /// `node.kubernetes.io/unreachable` (500ms, 2s, 40s, 1m).
+    #[arg(long, default_value = "40s", value_parser = skiff_api::util::parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// How long pods stay on an unreachable or not-ready node before they are evicted
+    /// (unless they tolerate the taint for a time of their own).
+    #[arg(long, default_value = "300s", value_parser = skiff_api::util::parse_duration)]
+    pod_eviction_timeout: std::time::Duration,
+    /// How the scheduler prefers nodes by resources: LeastAllocated (spread) or
+    /// MostAllocated (bin packing).
+    #[arg(long, default_value = "LeastAllocated")]
+    scheduler_scoring: skiff_coordinator::sched::Strategy,
 }
 
 fn hostname() -> Option<String> {
@@ -140,11 +152,26 @@ async fn main() -> anyhow::Result<()> {
     let endpoint = server::endpoint(&api, args.listen)?;
     tracing::info!(listen = %endpoint.local_addr()?, admin_config = %admin_path.display(), node_token = %token_path.display(), "skiff-coordinator serving");
     let serving = tokio::spawn(server::serve(api.clone(), endpoint.clone()));
+    let controllers = tokio::spawn(
+        skiff_coordinator::controllers::runner::Manager::new(
+            api.clone(),
+            skiff_coordinator::controllers::runner::Config {
+                lifecycle: skiff_coordinator::controllers::nodes::Lifecycle {
+                    grace: args.node_monitor_grace_period,
+                    eviction_timeout: args.pod_eviction_timeout.as_secs() as i64,
+                },
+                strategy: args.scheduler_scoring,
+            },
+        )
+        .run(),
+    );
     shutdown_signal().await;
     tracing::info!("shutting down");
     endpoint.close(0u32.into(), b"coordinator shutting down");
     serving.abort();
+    controllers.abort();
     let _ = serving.await;
+    let _ = controllers.await;
     endpoint.wait_idle().await;
     // Dropping the last handle on the store joins its writer: every acknowledged write is durable.
     drop(api);

@@ -503,7 +503,7 @@ fn watch_delivers_changes_in_order_and_resumes_from_a_revision() {
         let cm = |n: &str, v: &str| format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{n}","namespace":"default"}},"data":{{"v":"{v}"}}}}"#);
         client.call(&Request::Apply { object: cm("a", "1") }).await.unwrap();
         client.call(&Request::Apply { object: cm("a", "2") }).await.unwrap();
-        client.call(&Request::Delete { key: ObjectKey { kind: Kind::ConfigMap, namespace: "default".into(), name: "a".into() }, resource_version: None, grace_period_seconds: None, force: false }).await.unwrap();
+        client.call(&Request::Delete { key: ObjectKey { kind: Kind::ConfigMap, namespace: "default".into(), name: "a".into() }, resource_version: None, grace_period_seconds: None, force: false, propagation: Default::default() }).await.unwrap();
         let mut revs = Vec::new();
         let mut kinds = Vec::new();
         for _ in 0..3 {

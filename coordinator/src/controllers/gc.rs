@@ -1,0 +1,123 @@
+//! Garbage collection by owner references, as Kubernetes' garbage collector:
+//! - a dependent whose owners are all gone is deleted (background propagation);
+//! - an owner deleted in the foreground (`foregroundDeletion` finalizer) has its dependents
+//!   deleted first, and goes itself once none is left;
+//! - an owner deleted with orphan propagation (`orphan` finalizer) has its reference removed
+//!   from every dependent, then goes.
+//!
+//! It also removes pods bound to nodes that no longer exist (Kubernetes' pod GC).
+
+use super::{key_of, Action, Cache, Propagation, FOREGROUND, ORPHAN};
+use skiff_api::meta::ObjectMeta;
+use skiff_api::{Kind, Object, ObjectKey};
+use std::collections::{HashMap, HashSet};
+
+fn owner_key(dep: &ObjectMeta, o: &skiff_api::meta::OwnerReference) -> Option<ObjectKey> {
+    let kind = Kind::ALL.iter().copied().find(|k| k.name() == o.kind)?;
+    Some(ObjectKey {
+        kind,
+        namespace: if kind.namespaced() {
+            dep.namespace().to_string()
+        } else {
+            String::new()
+        },
+        name: o.name.clone(),
+    })
+}
+
+/// What garbage collection needs across the cache.
+pub fn reconcile(cache: &Cache) -> Vec<Action> {
+    let mut out = Vec::new();
+    let uids: HashSet<&str> = cache
+        .all()
+        .filter_map(|o| o.meta().uid.as_deref())
+        .collect();
+    // Dependents by owner uid.
+    let mut dependents: HashMap<&str, Vec<&Object>> = HashMap::new();
+    for o in cache.all() {
+        for r in &o.meta().owner_references {
+            dependents.entry(r.uid.as_str()).or_default().push(o);
+        }
+    }
+    for o in cache.all() {
+        let m = o.meta();
+        // Owners being deleted in the foreground or orphaning.
+        if m.deletion_timestamp.is_some() {
+            let uid = m.uid.as_deref().unwrap_or("");
+            let deps = dependents.get(uid).map_or(&[][..], |v| v.as_slice());
+            if m.finalizers.iter().any(|f| f == ORPHAN) {
+                for d in deps {
+                    let mut next = (*d).clone();
+                    next.meta_mut().owner_references.retain(|r| r.uid != uid);
+                    out.push(Action::Update(next));
+                }
+                if deps.is_empty() {
+                    out.push(Action::RemoveFinalizer {
+                        key: o.key(),
+                        uid: uid.into(),
+                        finalizer: ORPHAN.into(),
+                    });
+                }
+            } else if m.finalizers.iter().any(|f| f == FOREGROUND) {
+                for d in deps {
+                    if d.meta().deletion_timestamp.is_none() {
+                        out.push(Action::Delete {
+                            key: d.key(),
+                            uid: d.meta().uid.clone().unwrap_or_default(),
+                            propagation: Propagation::Foreground,
+                            force: false,
+                        });
+                    }
+                }
+                if deps.is_empty() {
+                    out.push(Action::RemoveFinalizer {
+                        key: o.key(),
+                        uid: uid.into(),
+                        finalizer: FOREGROUND.into(),
+                    });
+                }
+            }
+        }
+        // Dependents whose owners are all gone.
+        if !m.owner_references.is_empty()
+            && m.deletion_timestamp.is_none()
+            && m.owner_references
+                .iter()
+                .all(|r| !uids.contains(r.uid.as_str()))
+        {
+            let unless = m
+                .owner_references
+                .iter()
+                .filter_map(|r| Some((owner_key(m, r)?, Some(r.uid.clone()))))
+                .collect();
+            out.push(Action::DeleteUnless {
+                key: o.key(),
+                uid: m.uid.clone().unwrap_or_default(),
+                unless,
+                force: false,
+            });
+        }
+    }
+    // Pods bound to nodes that are gone.
+    let nodes: HashSet<&str> = cache.nodes().map(|n| n.metadata.name()).collect();
+    for p in cache.pods() {
+        if let Some(n) = &p.spec.node_name {
+            if !nodes.contains(n.as_str()) {
+                out.push(Action::DeleteUnless {
+                    key: key_of(Kind::Pod, &p.metadata),
+                    uid: p.metadata.uid.clone().unwrap_or_default(),
+                    unless: vec![(
+                        ObjectKey {
+                            kind: Kind::Node,
+                            namespace: String::new(),
+                            name: n.clone(),
+                        },
+                        None,
+                    )],
+                    force: true,
+                });
+            }
+        }
+    }
+    out
+}

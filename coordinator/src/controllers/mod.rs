@@ -1,0 +1,513 @@
+//! Controllers: each one a pure function from what the cluster holds (a [`Cache`] and the
+//! time) to the writes that move it towards what was asked ([`Action`]s). The runner in
+//! [`runner`] keeps the cache from the store's watches, runs them and performs the writes.
+//!
+//! Every controller is level-triggered: it looks at the whole state each time, not at
+//! the change that woke it, so a missed or repeated wake-up changes nothing.
+
+pub mod daemonset;
+pub mod deployment;
+pub mod gc;
+pub mod job;
+pub mod nodes;
+pub mod replicaset;
+pub mod runner;
+pub mod statefulset;
+
+use skiff_api::meta::{Condition, ObjectMeta, OwnerReference};
+use skiff_api::pod::Pod;
+use skiff_api::util::{parse_rfc3339, rfc3339};
+use skiff_api::workloads::PodTemplateSpec;
+use skiff_api::{Kind, Object, ObjectKey};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A node whose lease expired.
+pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+/// A node reporting not ready.
+pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
+/// A cordoned node.
+pub const TAINT_UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+/// Deployments and ReplicaSets: the revision.
+pub const REVISION: &str = skiff_api::workloads::REVISION_ANNOTATION;
+/// The hash of a Deployment's pod template, on its ReplicaSets and their pods.
+pub const POD_TEMPLATE_HASH: &str = skiff_api::workloads::POD_TEMPLATE_HASH_LABEL;
+/// The revision of a DaemonSet's or StatefulSet's template, on their pods.
+pub const REVISION_HASH: &str = "controller-revision-hash";
+/// Finalizer of an owner deleted with foreground propagation.
+pub const FOREGROUND: &str = "foregroundDeletion";
+/// Finalizer of an owner deleted with orphan propagation.
+pub const ORPHAN: &str = "orphan";
+
+/// The kinds the controllers read.
+pub const WATCHED: [Kind; 7] = [
+    Kind::Node,
+    Kind::Pod,
+    Kind::ReplicaSet,
+    Kind::Deployment,
+    Kind::DaemonSet,
+    Kind::StatefulSet,
+    Kind::Job,
+];
+
+pub use skiff_api::wire::Propagation;
+
+/// A write a controller wants.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create this object (`generateName` honoured).
+    Create(Object),
+    /// Replace this object; its `resourceVersion` is a precondition.
+    Update(Object),
+    /// Replace this object's status; its `resourceVersion` is a precondition.
+    Status(Object),
+    /// Delete an object (pods bound to a node end gracefully unless `force`).
+    Delete {
+        /// Which.
+        key: ObjectKey,
+        /// Only if it still has this uid.
+        uid: String,
+        /// What becomes of its dependents.
+        propagation: Propagation,
+        /// At once, without the node's graceful stop (pods).
+        force: bool,
+    },
+    /// Delete an object unless one of `unless` (key and uid) exists when checked against
+    /// the store itself (the cache may lag behind).
+    DeleteUnless {
+        /// Which.
+        key: ObjectKey,
+        /// Only if it still has this uid.
+        uid: String,
+        /// Objects whose existence spares it.
+        unless: Vec<(ObjectKey, Option<String>)>,
+        /// At once (pods).
+        force: bool,
+    },
+    /// Remove a finalizer; an object being deleted goes when its last one is removed.
+    RemoveFinalizer {
+        /// Which.
+        key: ObjectKey,
+        /// Only if it still has this uid.
+        uid: String,
+        /// The finalizer.
+        finalizer: String,
+    },
+    /// Bind a pod to a node.
+    Bind {
+        /// The pod.
+        key: ObjectKey,
+        /// Only if it still has this uid.
+        uid: String,
+        /// The node.
+        node: String,
+    },
+    /// Record an Event about an object.
+    Event {
+        /// What it is about.
+        about: ObjectKey,
+        /// Its uid.
+        uid: String,
+        /// Normal or Warning.
+        warning: bool,
+        /// `ScalingReplicaSet`, `SuccessfulCreate`...
+        reason: String,
+        /// The text.
+        message: String,
+    },
+}
+
+impl Action {
+    /// Order of execution in one pass: deletions before creations, so no pass goes above
+    /// a bound it keeps (a rollout's `replicas + maxSurge`).
+    pub fn rank(&self) -> u8 {
+        match self {
+            Action::Delete { .. } | Action::DeleteUnless { .. } => 0,
+            Action::RemoveFinalizer { .. } => 1,
+            Action::Status(_) => 2,
+            Action::Update(_) => 3,
+            Action::Bind { .. } => 4,
+            Action::Create(_) => 5,
+            Action::Event { .. } => 6,
+        }
+    }
+}
+
+/// One cached object and the revision that wrote it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The revision.
+    pub revision: u64,
+    /// The object.
+    pub object: Arc<Object>,
+}
+
+/// What the controllers know of the cluster: every object of the [`WATCHED`] kinds.
+#[derive(Debug, Default, Clone)]
+pub struct Cache {
+    kinds: HashMap<Kind, BTreeMap<(String, String), Entry>>,
+    /// Revisions of recent deletions, so a late event never brings an object back.
+    tombstones: HashMap<ObjectKey, u64>,
+}
+
+macro_rules! typed {
+    ($fn:ident, $kind:ident, $ty:ty) => {
+        /// Every cached object of this kind.
+        pub fn $fn(&self) -> impl Iterator<Item = &$ty> + '_ {
+            self.kinds
+                .get(&Kind::$kind)
+                .into_iter()
+                .flat_map(|m| m.values())
+                .filter_map(|e| match &*e.object {
+                    Object::$kind(x) => Some(x),
+                    _ => None,
+                })
+        }
+    };
+}
+
+impl Cache {
+    typed!(nodes, Node, skiff_api::core::Node);
+    typed!(pods, Pod, Pod);
+    typed!(replica_sets, ReplicaSet, skiff_api::workloads::ReplicaSet);
+    typed!(deployments, Deployment, skiff_api::workloads::Deployment);
+    typed!(daemon_sets, DaemonSet, skiff_api::workloads::DaemonSet);
+    typed!(
+        stateful_sets,
+        StatefulSet,
+        skiff_api::workloads::StatefulSet
+    );
+    typed!(jobs, Job, skiff_api::workloads::Job);
+
+    /// Puts an object in (unless the cache already holds a newer state of it).
+    pub fn put(&mut self, revision: u64, object: Object) {
+        let key = object.key();
+        if self.tombstones.get(&key).is_some_and(|r| *r >= revision) {
+            return;
+        }
+        let m = self.kinds.entry(key.kind).or_default();
+        let k = (key.namespace, key.name);
+        if m.get(&k).is_some_and(|e| e.revision >= revision) {
+            return;
+        }
+        m.insert(
+            k,
+            Entry {
+                revision,
+                object: Arc::new(object),
+            },
+        );
+    }
+
+    /// Takes an object out (deleted at `revision`).
+    pub fn remove(&mut self, key: &ObjectKey, revision: u64) {
+        if let Some(m) = self.kinds.get_mut(&key.kind) {
+            let k = (key.namespace.clone(), key.name.clone());
+            if m.get(&k).is_some_and(|e| e.revision <= revision) {
+                m.remove(&k);
+            }
+        }
+        if self.tombstones.len() > 100_000 {
+            self.tombstones.clear();
+        }
+        self.tombstones.insert(key.clone(), revision);
+    }
+
+    /// Replaces everything of one kind (after a relist).
+    pub fn replace_kind(&mut self, kind: Kind, items: Vec<(u64, Object)>) {
+        self.tombstones.retain(|k, _| k.kind != kind);
+        let m = self.kinds.entry(kind).or_default();
+        m.clear();
+        for (revision, o) in items {
+            let key = o.key();
+            m.insert(
+                (key.namespace, key.name),
+                Entry {
+                    revision,
+                    object: Arc::new(o),
+                },
+            );
+        }
+    }
+
+    /// One object.
+    pub fn get(&self, key: &ObjectKey) -> Option<&Entry> {
+        self.kinds
+            .get(&key.kind)?
+            .get(&(key.namespace.clone(), key.name.clone()))
+    }
+
+    /// How many objects of a kind.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.kinds.get(&kind).map_or(0, |m| m.len())
+    }
+
+    /// Every cached object of every kind.
+    pub fn all(&self) -> impl Iterator<Item = &Object> + '_ {
+        self.kinds
+            .values()
+            .flat_map(|m| m.values())
+            .map(|e| &*e.object)
+    }
+
+    /// Does an object with this uid exist?
+    pub fn uid_exists(&self, uid: &str) -> bool {
+        self.all().any(|o| o.meta().uid.as_deref() == Some(uid))
+    }
+}
+
+/// Pods grouped by the uid of their controller, built once per pass.
+pub struct PodsByOwner<'a> {
+    map: HashMap<&'a str, Vec<&'a Pod>>,
+}
+
+impl<'a> PodsByOwner<'a> {
+    /// Indexes the cache's pods.
+    pub fn new(cache: &'a Cache) -> PodsByOwner<'a> {
+        let mut map: HashMap<&str, Vec<&Pod>> = HashMap::new();
+        for p in cache.pods() {
+            if let Some(o) = p
+                .metadata
+                .owner_references
+                .iter()
+                .find(|o| o.controller == Some(true))
+            {
+                map.entry(o.uid.as_str()).or_default().push(p);
+            }
+        }
+        PodsByOwner { map }
+    }
+
+    /// The pods an owner controls.
+    pub fn of(&self, uid: Option<&str>) -> &[&'a Pod] {
+        uid.and_then(|u| self.map.get(u))
+            .map_or(&[], |v| v.as_slice())
+    }
+}
+
+/// The key of a typed object.
+pub fn key_of(kind: Kind, m: &ObjectMeta) -> ObjectKey {
+    ObjectKey {
+        kind,
+        namespace: m.namespace().to_string(),
+        name: m.name().to_string(),
+    }
+}
+
+/// The owner reference a controller puts on what it creates.
+pub fn controller_ref(kind: Kind, m: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: kind.info().api_version.into(),
+        kind: kind.name().into(),
+        name: m.name().to_string(),
+        uid: m.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Is the pod still doing (or about to do) work: not deleted, not finished?
+pub fn is_active(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none() && !matches!(phase(p), "Succeeded" | "Failed")
+}
+
+/// The pod's phase ("Pending" when none was reported).
+pub fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+fn ready_condition(p: &Pod) -> Option<&Condition> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+/// Is the pod Running and Ready?
+pub fn is_ready(p: &Pod) -> bool {
+    phase(p) == "Running" && ready_condition(p).is_some_and(|c| c.status == "True")
+}
+
+/// Ready for at least `min_ready` seconds.
+pub fn is_available(p: &Pod, min_ready: i64, now: u64) -> bool {
+    if !is_ready(p) || p.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    if min_ready <= 0 {
+        return true;
+    }
+    ready_condition(p)
+        .and_then(|c| c.last_transition_time.as_deref())
+        .and_then(parse_rfc3339)
+        .is_some_and(|t| t + min_ready as u64 <= now)
+}
+
+/// A short, stable hash of a pod template (Kubernetes' `pod-template-hash` shape: safe
+/// characters only).
+pub fn template_hash(t: &PodTemplateSpec) -> String {
+    let json = serde_json::to_string(t).expect("templates serialize");
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in json.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut out = String::new();
+    for _ in 0..10 {
+        out.push(SAFE[(h % SAFE.len() as u64) as usize] as char);
+        h /= SAFE.len() as u64;
+    }
+    out
+}
+
+/// A pod made from a template for an owner.
+pub fn pod_from_template(
+    t: &PodTemplateSpec,
+    owner_kind: Kind,
+    owner: &ObjectMeta,
+    name: Option<String>,
+    generate_name: Option<String>,
+    extra_labels: &[(&str, &str)],
+) -> Pod {
+    let mut meta = ObjectMeta {
+        name,
+        generate_name,
+        namespace: owner.namespace.clone(),
+        labels: t.metadata.labels.clone(),
+        annotations: t.metadata.annotations.clone(),
+        owner_references: vec![controller_ref(owner_kind, owner)],
+        finalizers: t.metadata.finalizers.clone(),
+        ..Default::default()
+    };
+    for (k, v) in extra_labels {
+        meta.labels.insert(k.to_string(), v.to_string());
+    }
+    Pod {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        metadata: meta,
+        spec: t.spec.clone(),
+        status: None,
+    }
+}
+
+/// Sets a condition, keeping its transition time when its status did not change.
+/// Returns whether anything changed.
+pub fn set_condition(
+    conds: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: u64,
+) -> bool {
+    let t = rfc3339(now);
+    match conds.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) if c.status == status && c.reason.as_deref() == Some(reason) => {
+            if c.message.as_deref() != Some(message) {
+                c.message = Some(message.into());
+                c.last_update_time = Some(t);
+                return true;
+            }
+            false
+        }
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = Some(t.clone());
+            }
+            c.status = status.into();
+            c.reason = Some(reason.into());
+            c.message = Some(message.into());
+            c.last_update_time = Some(t);
+            true
+        }
+        None => {
+            conds.push(Condition {
+                type_: type_.into(),
+                status: status.into(),
+                reason: Some(reason.into()),
+                message: Some(message.into()),
+                last_update_time: Some(t.clone()),
+                last_transition_time: Some(t),
+                ..Default::default()
+            });
+            true
+        }
+    }
+}
+
+/// Orders pods the way Kubernetes picks which to remove first when scaling down:
+/// unscheduled, then pending, then not ready, then ready for less time, then more
+/// restarts, then newer.
+pub fn deletion_rank(
+    p: &Pod,
+) -> (
+    u8,
+    u8,
+    u8,
+    std::cmp::Reverse<u64>,
+    std::cmp::Reverse<i32>,
+    std::cmp::Reverse<u64>,
+) {
+    let scheduled = u8::from(p.spec.node_name.is_some());
+    let ph = match phase(p) {
+        "Pending" => 0,
+        "Unknown" => 1,
+        _ => 2,
+    };
+    let ready = u8::from(is_ready(p));
+    let ready_since = ready_condition(p)
+        .and_then(|c| c.last_transition_time.as_deref())
+        .and_then(parse_rfc3339)
+        .unwrap_or(0);
+    let restarts = p.status.as_ref().map_or(0, |s| {
+        s.container_statuses
+            .iter()
+            .filter_map(|c| c.restart_count)
+            .sum()
+    });
+    let created = p
+        .metadata
+        .creation_timestamp
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .unwrap_or(0);
+    (
+        scheduled,
+        ph,
+        ready,
+        std::cmp::Reverse(ready_since),
+        std::cmp::Reverse(restarts),
+        std::cmp::Reverse(created),
+    )
+}
+
+/// The delete action of a pod (graceful).
+pub fn delete_pod(p: &Pod) -> Action {
+    Action::Delete {
+        key: key_of(Kind::Pod, &p.metadata),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        propagation: Propagation::Background,
+        force: false,
+    }
+}
+
+/// The event action about an object.
+pub fn event(kind: Kind, m: &ObjectMeta, warning: bool, reason: &str, message: String) -> Action {
+    Action::Event {
+        about: key_of(kind, m),
+        uid: m.uid.clone().unwrap_or_default(),
+        warning,
+        reason: reason.into(),
+        message,
+    }
+}
+
+/// Is an object being deleted?
+pub fn deleting(m: &ObjectMeta) -> bool {
+    m.deletion_timestamp.is_some()
+}

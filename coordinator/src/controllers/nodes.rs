@@ -1,0 +1,179 @@
+//! Node lifecycle: a node whose lease went unrenewed for the grace period becomes
+//! Ready=Unknown and gets the `unreachable` NoSchedule and NoExecute taints; when its lease
+//! is renewed again it is Ready and the taints go. Pods on a node with a NoExecute taint
+//! they do not tolerate are evicted at once; those tolerating it for `tolerationSeconds`
+//! after that long (a pod without its own toleration of `not-ready`/`unreachable` gets the
+//! coordinator's `--pod-eviction-timeout`, as Kubernetes' DefaultTolerationSeconds adds).
+
+use super::{delete_pod, set_condition, Action, TAINT_NOT_READY, TAINT_UNREACHABLE};
+use crate::sched::tolerates;
+use skiff_api::core::{Node, Taint};
+use skiff_api::pod::Pod;
+use skiff_api::util::{parse_rfc3339, rfc3339};
+use skiff_api::Object;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How the lifecycle is configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifecycle {
+    /// A lease older than this makes the node Unknown.
+    pub grace: Duration,
+    /// How long pods tolerate not-ready/unreachable by default (seconds).
+    pub eviction_timeout: i64,
+}
+
+fn ready_status(n: &Node) -> Option<&str> {
+    n.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
+}
+
+/// Node conditions and taints from lease ages (`None`: never renewed).
+pub fn reconcile_node(
+    n: &Node,
+    lease_age: Option<Duration>,
+    cfg: &Lifecycle,
+    now: u64,
+) -> Vec<Action> {
+    let stale = lease_age.is_none_or(|a| a > cfg.grace);
+    let ready = ready_status(n);
+    let mut out = Vec::new();
+    let has_taint = |effect: &str| {
+        n.spec
+            .taints
+            .iter()
+            .any(|t| t.key == TAINT_UNREACHABLE && t.effect == effect)
+    };
+    if stale {
+        if ready != Some("Unknown") {
+            let mut next = n.clone();
+            let st = next.status.get_or_insert_with(Default::default);
+            set_condition(
+                &mut st.conditions,
+                "Ready",
+                "Unknown",
+                "NodeStatusUnknown",
+                "Kubelet stopped posting node status.",
+                now,
+            );
+            out.push(Action::Status(Object::Node(next)));
+        }
+        if !has_taint("NoSchedule") || !has_taint("NoExecute") {
+            let mut next = n.clone();
+            for effect in ["NoSchedule", "NoExecute"] {
+                if !has_taint(effect) {
+                    next.spec.taints.push(Taint {
+                        key: TAINT_UNREACHABLE.into(),
+                        value: None,
+                        effect: effect.into(),
+                        time_added: Some(rfc3339(now)),
+                    });
+                }
+            }
+            out.push(Action::Update(Object::Node(next)));
+        }
+    } else {
+        if ready == Some("Unknown") {
+            let mut next = n.clone();
+            let st = next.status.get_or_insert_with(Default::default);
+            set_condition(
+                &mut st.conditions,
+                "Ready",
+                "True",
+                "KubeletReady",
+                "skiff-agent renewed its lease",
+                now,
+            );
+            out.push(Action::Status(Object::Node(next)));
+        }
+        if has_taint("NoSchedule") || has_taint("NoExecute") {
+            let mut next = n.clone();
+            next.spec.taints.retain(|t| t.key != TAINT_UNREACHABLE);
+            out.push(Action::Update(Object::Node(next)));
+        }
+    }
+    out
+}
+
+/// When (seconds) a pod must leave a node with these NoExecute taints: `Some(now-ish)` for
+/// at once, `Some(t)` later, `None` never.
+pub fn eviction_time(p: &Pod, taints: &[Taint], cfg: &Lifecycle) -> Option<u64> {
+    let mut when: Option<u64> = None;
+    for taint in taints.iter().filter(|t| t.effect == "NoExecute") {
+        let added = taint
+            .time_added
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .unwrap_or(0);
+        let matching: Vec<_> = p
+            .spec
+            .tolerations
+            .iter()
+            .filter(|t| tolerates(t, taint))
+            .collect();
+        let secs = if matching.is_empty() {
+            if taint.key == TAINT_UNREACHABLE || taint.key == TAINT_NOT_READY {
+                Some(cfg.eviction_timeout.max(0))
+            } else {
+                Some(0)
+            }
+        } else if matching.iter().any(|t| t.toleration_seconds.is_none()) {
+            None
+        } else {
+            matching
+                .iter()
+                .filter_map(|t| t.toleration_seconds)
+                .min()
+                .map(|s| s.max(0))
+        };
+        if let Some(s) = secs {
+            let t = added + s as u64;
+            when = Some(when.map_or(t, |w| w.min(t)));
+        }
+    }
+    when
+}
+
+/// Evictions of pods from nodes with NoExecute taints.
+pub fn evictions<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    pods: impl Iterator<Item = &'a Pod>,
+    cfg: &Lifecycle,
+    now: u64,
+) -> Vec<Action> {
+    let tainted: HashMap<&str, &[Taint]> = nodes
+        .filter(|n| n.spec.taints.iter().any(|t| t.effect == "NoExecute"))
+        .map(|n| (n.metadata.name(), n.spec.taints.as_slice()))
+        .collect();
+    if tainted.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for p in pods {
+        if p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(taints) = p.spec.node_name.as_deref().and_then(|n| tainted.get(n)) else {
+            continue;
+        };
+        if eviction_time(p, taints, cfg).is_some_and(|t| t <= now) {
+            out.push(delete_pod(p));
+            out.push(super::event(
+                skiff_api::Kind::Pod,
+                &p.metadata,
+                false,
+                "TaintManagerEviction",
+                format!(
+                    "Marking for deletion Pod {}/{}",
+                    p.metadata.namespace(),
+                    p.metadata.name()
+                ),
+            ));
+        }
+    }
+    out
+}

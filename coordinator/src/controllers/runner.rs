@@ -1,0 +1,601 @@
+//! The thin shell around the controllers and the scheduler: a cache fed by the store's
+//! watches, passes that run every controller over it, and the writes they ask for
+//! (performed concurrently, deletions first, their results put back into the cache at
+//! once so the next pass never repeats them).
+
+use super::{
+    daemonset, deployment, gc, job, nodes, replicaset, statefulset, Action, Cache, PodsByOwner,
+    WATCHED,
+};
+use crate::api::{Api, Deleted};
+use crate::sched::{NodeInfo, PodInfo, Scheduler, Strategy};
+use crate::store::{EventType, Store, Stored, WatchFilter, WatchStream};
+use skiff_api::meta::ObjectReference;
+use skiff_api::util::rfc3339;
+use skiff_api::wire::ErrorCode;
+use skiff_api::{Kind, Object};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// How the controllers are configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Node lifecycle.
+    pub lifecycle: nodes::Lifecycle,
+    /// The scheduler's resource scoring.
+    pub strategy: Strategy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            lifecycle: nodes::Lifecycle {
+                grace: Duration::from_secs(40),
+                eviction_timeout: 300,
+            },
+            strategy: Strategy::LeastAllocated,
+        }
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What changed in the cache, from a watch.
+enum Msg {
+    /// A kind's full list.
+    Reset(Kind, Vec<Stored>),
+    /// One change.
+    Event(Arc<crate::store::StoreEvent>),
+}
+
+/// The controller manager and scheduler.
+pub struct Manager<S: Store> {
+    api: Arc<Api<S>>,
+    /// What the controllers see.
+    pub cache: Cache,
+    cfg: Config,
+    started: Instant,
+    /// The scheduler should look again at pods it could not place (the cluster changed).
+    sched_dirty: bool,
+    /// Unschedulable pods and when they were last tried.
+    unschedulable: HashMap<String, Instant>,
+    /// Lease ages to use instead of the coordinator's (tests).
+    pub lease_override: Option<HashMap<String, Option<Duration>>>,
+}
+
+fn parse(s: &Stored) -> Option<Object> {
+    Object::from_json(s.key.kind, &s.json).ok()
+}
+
+impl<S: Store> Manager<S> {
+    /// A manager over the API's store.
+    pub fn new(api: Arc<Api<S>>, cfg: Config) -> Manager<S> {
+        Manager {
+            api,
+            cache: Cache::default(),
+            cfg,
+            started: Instant::now(),
+            sched_dirty: true,
+            unschedulable: HashMap::new(),
+            lease_override: None,
+        }
+    }
+
+    /// Reads every watched kind from the store into the cache.
+    pub fn resync(&mut self) -> Result<(), crate::store::StoreError> {
+        for kind in WATCHED {
+            let (_, items) = self.api.store.list(kind, None)?;
+            self.reset(kind, items);
+        }
+        self.sched_dirty = true;
+        Ok(())
+    }
+
+    fn reset(&mut self, kind: Kind, items: Vec<Stored>) {
+        let items = items
+            .iter()
+            .filter_map(|s| Some((s.revision, parse(s)?)))
+            .collect();
+        self.cache.replace_kind(kind, items);
+    }
+
+    fn apply_event(&mut self, e: &crate::store::StoreEvent) {
+        let key = &e.object.key;
+        if matches!(key.kind, Kind::Node) || (key.kind == Kind::Pod && e.kind != EventType::Added) {
+            self.sched_dirty = true;
+        }
+        match e.kind {
+            EventType::Deleted => self.cache.remove(key, e.revision),
+            _ => {
+                if self
+                    .cache
+                    .get(key)
+                    .is_some_and(|c| c.revision >= e.revision)
+                {
+                    return;
+                }
+                if let Some(o) = parse(&e.object) {
+                    self.cache.put(e.revision, o);
+                }
+            }
+        }
+    }
+
+    fn lease_age(&self, node: &str) -> Option<Duration> {
+        if let Some(o) = &self.lease_override {
+            return o.get(node).copied().flatten();
+        }
+        // Never heard of since this coordinator started: count from its start, so a
+        // restart does not turn every node Unknown at once.
+        Some(
+            self.api
+                .nodes
+                .last_renewal(node)
+                .map_or_else(|| self.started.elapsed(), |t| t.elapsed()),
+        )
+    }
+
+    /// Node lifecycle alone (cheap; run often so leases are noticed within the grace).
+    pub fn node_actions(&self, now: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        for n in self.cache.nodes() {
+            out.extend(nodes::reconcile_node(
+                n,
+                self.lease_age(n.metadata.name()),
+                &self.cfg.lifecycle,
+                now,
+            ));
+        }
+        out.extend(nodes::evictions(
+            self.cache.nodes(),
+            self.cache.pods(),
+            &self.cfg.lifecycle,
+            now,
+        ));
+        out
+    }
+
+    /// Everything every controller wants now.
+    pub fn actions(&mut self, now: u64) -> Vec<Action> {
+        let cache = &self.cache;
+        let pods = PodsByOwner::new(cache);
+        let mut out = self.node_actions(now);
+        for rs in cache.replica_sets() {
+            out.extend(replicaset::reconcile(rs, &pods, now));
+        }
+        let mut rs_by_owner: HashMap<&str, Vec<&skiff_api::workloads::ReplicaSet>> = HashMap::new();
+        for rs in cache.replica_sets() {
+            if let Some(r) = rs
+                .metadata
+                .owner_references
+                .iter()
+                .find(|r| r.controller == Some(true))
+            {
+                rs_by_owner.entry(r.uid.as_str()).or_default().push(rs);
+            }
+        }
+        for d in cache.deployments() {
+            let rss = d
+                .metadata
+                .uid
+                .as_deref()
+                .and_then(|u| rs_by_owner.get(u))
+                .map_or(&[][..], |v| v.as_slice());
+            out.extend(deployment::reconcile(d, rss, &pods, now));
+        }
+        let node_infos: Vec<NodeInfo> = cache.nodes().map(NodeInfo::from_node).collect();
+        for ds in cache.daemon_sets() {
+            out.extend(daemonset::reconcile(ds, &node_infos, &pods, now));
+        }
+        for s in cache.stateful_sets() {
+            out.extend(statefulset::reconcile(s, &pods, now));
+        }
+        for j in cache.jobs() {
+            out.extend(job::reconcile(j, &pods, now));
+        }
+        out.extend(gc::reconcile(cache));
+        drop(pods);
+        out.extend(self.schedule(node_infos, now));
+        out
+    }
+
+    /// The scheduler's part: bindings for pending pods, PodScheduled=False for those that
+    /// fit nowhere.
+    fn schedule(&mut self, nodes: Vec<NodeInfo>, now: u64) -> Vec<Action> {
+        let retry = self.sched_dirty;
+        let mut pending: Vec<&skiff_api::pod::Pod> = self
+            .cache
+            .pods()
+            .filter(|p| {
+                p.spec.node_name.is_none()
+                    && p.metadata.deletion_timestamp.is_none()
+                    && super::is_active(p)
+            })
+            .filter(|p| {
+                retry
+                    || p.metadata.uid.as_deref().is_none_or(|u| {
+                        self.unschedulable
+                            .get(u)
+                            .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
+                    })
+            })
+            .collect();
+        if pending.is_empty() {
+            self.sched_dirty = false;
+            return Vec::new();
+        }
+        pending.sort_by_key(|p| {
+            (
+                std::cmp::Reverse(p.spec.priority.unwrap_or(0)),
+                p.metadata.creation_timestamp.clone(),
+                p.metadata.name.clone(),
+            )
+        });
+        let bound: Vec<PodInfo> = self
+            .cache
+            .pods()
+            .filter(|p| {
+                p.spec.node_name.is_some() && !matches!(super::phase(p), "Succeeded" | "Failed")
+            })
+            .map(PodInfo::from_pod)
+            .collect();
+        let mut sched = Scheduler::new(nodes, bound, self.cfg.strategy);
+        let mut out = Vec::new();
+        let mut failed = Vec::new();
+        for p in pending {
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            match sched.schedule(&PodInfo::from_pod(p)) {
+                crate::sched::Decision::Bind(node) => {
+                    self.unschedulable.remove(&uid);
+                    out.push(Action::Bind {
+                        key: super::key_of(Kind::Pod, &p.metadata),
+                        uid,
+                        node,
+                    });
+                }
+                crate::sched::Decision::Unschedulable { message, .. } => {
+                    failed.push(uid.clone());
+                    let cond = p
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "PodScheduled"));
+                    if cond.is_none_or(|c| {
+                        c.status != "False" || c.message.as_deref() != Some(&message)
+                    }) {
+                        let mut next = p.clone();
+                        let st = next.status.get_or_insert_with(Default::default);
+                        st.phase.get_or_insert_with(|| "Pending".into());
+                        super::set_condition(
+                            &mut st.conditions,
+                            "PodScheduled",
+                            "False",
+                            "Unschedulable",
+                            &message,
+                            now,
+                        );
+                        out.push(Action::Status(Object::Pod(next)));
+                        out.push(super::event(
+                            Kind::Pod,
+                            &p.metadata,
+                            true,
+                            "FailedScheduling",
+                            message,
+                        ));
+                    }
+                }
+            }
+        }
+        let t = Instant::now();
+        for u in failed {
+            self.unschedulable.insert(u, t);
+        }
+        self.sched_dirty = false;
+        out
+    }
+
+    /// Performs actions (deletions first; each rank's concurrently) and puts what they
+    /// wrote into the cache. Returns how many writes succeeded.
+    pub async fn execute(&mut self, mut actions: Vec<Action>) -> usize {
+        actions.sort_by_key(Action::rank);
+        let mut done = 0;
+        let mut i = 0;
+        while i < actions.len() {
+            let rank = actions[i].rank();
+            let mut set = tokio::task::JoinSet::new();
+            while i < actions.len() && actions[i].rank() == rank {
+                let a = actions[i].clone();
+                let api = self.api.clone();
+                set.spawn(async move { perform(&api, a).await });
+                i += 1;
+                // Bound how many writes are in flight at once.
+                if set.len() >= 256 {
+                    if let Some(Ok(r)) = set.join_next().await {
+                        done += self.absorb(r);
+                    }
+                }
+            }
+            while let Some(r) = set.join_next().await {
+                if let Ok(r) = r {
+                    done += self.absorb(r);
+                }
+            }
+        }
+        done
+    }
+
+    fn absorb(&mut self, r: Result<Vec<Change>, skiff_api::wire::ApiError>) -> usize {
+        match r {
+            Ok(changes) => {
+                for c in changes {
+                    match c {
+                        Change::Put(s) => {
+                            if let Some(o) = parse(&s) {
+                                self.cache.put(s.revision, o);
+                            }
+                        }
+                        Change::Gone(s) => self.cache.remove(&s.key, s.revision),
+                    }
+                }
+                1
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// One pass: every controller, then their writes. Returns how many writes were made.
+    pub async fn pass(&mut self, now: u64) -> usize {
+        let actions = self.actions(now);
+        self.execute(actions).await
+    }
+
+    /// Runs until the task is dropped: watches feed the cache; a pass runs on changes
+    /// (gathered for a few milliseconds) and every second; node leases are checked four
+    /// times a second.
+    pub async fn run(mut self) {
+        let (tx, mut rx) = mpsc::channel::<Msg>(65_536);
+        for kind in WATCHED {
+            tokio::spawn(watch_kind(self.api.clone(), kind, tx.clone()));
+        }
+        drop(tx);
+        // Nothing runs before every kind was listed once: a controller seeing no pods
+        // would create them all again.
+        let mut listed = std::collections::HashSet::new();
+        while listed.len() < WATCHED.len() {
+            match rx.recv().await {
+                Some(Msg::Reset(kind, items)) => {
+                    self.reset(kind, items);
+                    listed.insert(kind);
+                }
+                Some(Msg::Event(e)) => self.apply_event(&e),
+                None => return,
+            }
+        }
+        tracing::info!("controllers and scheduler running");
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lease_tick = tokio::time::interval(Duration::from_millis(250));
+        lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let full = tokio::select! {
+                m = rx.recv() => {
+                    let Some(m) = m else { return };
+                    self.take(m);
+                    // Gather what arrives together into one pass.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    while let Ok(m) = rx.try_recv() {
+                        self.take(m);
+                    }
+                    true
+                }
+                _ = tick.tick() => true,
+                _ = lease_tick.tick() => false,
+            };
+            let now = now_secs();
+            if full {
+                self.pass(now).await;
+            } else {
+                let a = self.node_actions(now);
+                if !a.is_empty() {
+                    self.execute(a).await;
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, m: Msg) {
+        match m {
+            Msg::Reset(kind, items) => {
+                self.reset(kind, items);
+                self.sched_dirty = true;
+            }
+            Msg::Event(e) => self.apply_event(&e),
+        }
+    }
+}
+
+/// Lists a kind and follows its changes, relisting when the watch falls behind.
+async fn watch_kind<S: Store>(api: Arc<Api<S>>, kind: Kind, tx: mpsc::Sender<Msg>) {
+    loop {
+        let (rev, items) = match api.store.list(kind, None) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(%kind, error = %e, "controllers: listing");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if tx.send(Msg::Reset(kind, items)).await.is_err() {
+            return;
+        }
+        let filter = WatchFilter {
+            kind,
+            namespace: None,
+            selector: Default::default(),
+        };
+        let mut w = match api.store.watch(filter, rev) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(%kind, error = %e, "controllers: watching");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            match w.next().await {
+                Ok(e) => {
+                    if tx.send(Msg::Event(e)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(crate::store::StoreError::Closed) => return,
+                Err(e) => {
+                    tracing::debug!(%kind, error = %e, "controllers: watch ended; relisting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// What a write left in the store.
+pub enum Change {
+    /// The object's new state.
+    Put(Stored),
+    /// The object is gone (its last state).
+    Gone(Stored),
+}
+
+fn deleted(d: Deleted) -> Change {
+    match d {
+        Deleted::Marked(s) => Change::Put(s),
+        Deleted::Gone(s) => Change::Gone(s),
+    }
+}
+
+/// Performs one action against the API.
+async fn perform<S: Store>(
+    api: &Api<S>,
+    a: Action,
+) -> Result<Vec<Change>, skiff_api::wire::ApiError> {
+    let r = match a {
+        Action::Create(o) => api.create(o).await.map(|s| vec![Change::Put(s)]),
+        Action::Update(o) => api.update(o, false).await.map(|s| vec![Change::Put(s)]),
+        Action::Status(o) => api.update(o, true).await.map(|s| vec![Change::Put(s)]),
+        Action::Delete {
+            key,
+            uid,
+            propagation,
+            force,
+        } => api
+            .delete_object(&key, None, Some(&uid), None, force, propagation, false)
+            .await
+            .map(|d| vec![deleted(d)]),
+        Action::DeleteUnless {
+            key,
+            uid,
+            unless,
+            force,
+        } => {
+            for (k, u) in &unless {
+                match api.store.get(k) {
+                    Ok(Some(s)) => {
+                        let live_uid = parse(&s).and_then(|o| o.meta().uid.clone());
+                        if u.is_none() || live_uid == *u {
+                            return Ok(Vec::new());
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => return Ok(Vec::new()),
+                }
+            }
+            api.delete_object(
+                &key,
+                None,
+                Some(&uid),
+                None,
+                force,
+                Default::default(),
+                false,
+            )
+            .await
+            .map(|d| vec![deleted(d)])
+        }
+        Action::RemoveFinalizer {
+            key,
+            uid,
+            finalizer,
+        } => api
+            .remove_finalizer(&key, &uid, &finalizer)
+            .await
+            .map(|d| vec![deleted(d)]),
+        Action::Bind { key, uid, node } => api
+            .bind(&key, &uid, &node)
+            .await
+            .map(|s| vec![Change::Put(s)]),
+        Action::Event {
+            about,
+            uid,
+            warning,
+            reason,
+            message,
+        } => {
+            let ns = if about.namespace.is_empty() {
+                "default".to_string()
+            } else {
+                about.namespace.clone()
+            };
+            let t = rfc3339(now_secs());
+            let ev = skiff_api::core::Event {
+                metadata: skiff_api::meta::ObjectMeta {
+                    generate_name: Some(format!("{}.", about.name)),
+                    namespace: Some(ns),
+                    ..Default::default()
+                },
+                involved_object: ObjectReference {
+                    api_version: Some(about.kind.info().api_version.into()),
+                    kind: Some(about.kind.name().into()),
+                    namespace: (!about.namespace.is_empty()).then(|| about.namespace.clone()),
+                    name: Some(about.name.clone()),
+                    uid: Some(uid),
+                    ..Default::default()
+                },
+                reason: Some(reason),
+                message: Some(message),
+                source: Some(skiff_api::core::EventSource {
+                    component: Some(
+                        if about.kind == Kind::Pod {
+                            "default-scheduler"
+                        } else {
+                            "skiff-controller-manager"
+                        }
+                        .into(),
+                    ),
+                    host: None,
+                }),
+                first_timestamp: Some(t.clone()),
+                last_timestamp: Some(t),
+                count: Some(1),
+                type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+                ..Default::default()
+            };
+            // Events are not cached: nothing reads them back.
+            api.create(Object::Event(ev)).await.map(|_| Vec::new())
+        }
+    };
+    r.map_err(|e| {
+        if !matches!(
+            e.code,
+            ErrorCode::Conflict | ErrorCode::NotFound | ErrorCode::AlreadyExists
+        ) {
+            tracing::warn!(error = %e, "controller write failed");
+        }
+        e
+    })
+}
