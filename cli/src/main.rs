@@ -5,6 +5,7 @@ mod describe;
 mod input;
 mod print;
 mod stream;
+mod workload;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -157,6 +158,67 @@ enum Verb {
         #[arg(required = true)]
         resources: Vec<String>,
     },
+    /// Set the replica count: `scale KIND NAME --replicas N` or `scale KIND/NAME ...`.
+    Scale {
+        /// `KIND NAME` or `KIND/NAME`.
+        #[arg(required = true)]
+        resources: Vec<String>,
+        /// The new count.
+        #[arg(long, allow_negative_numbers = true)]
+        replicas: i32,
+    },
+    /// Manage a rollout: `rollout status|history|undo|restart|pause|resume deployment NAME`.
+    Rollout {
+        /// status, history, undo, restart, pause or resume.
+        action: String,
+        /// `KIND NAME` or `KIND/NAME`.
+        #[arg(required = true)]
+        resources: Vec<String>,
+        /// undo: the revision to go back to (default: the one before the current).
+        #[arg(long, default_value_t = 0)]
+        to_revision: i64,
+        /// status: give up after this long (`5m`; default: wait for ever).
+        #[arg(long)]
+        timeout: Option<String>,
+    },
+    /// Change objects: `set image deployment/NAME CONTAINER=IMAGE...`.
+    Set {
+        /// What to set: `image`.
+        what: String,
+        /// `KIND/NAME` (or `KIND NAME`) then `CONTAINER=IMAGE...`.
+        #[arg(required = true)]
+        args: Vec<String>,
+    },
+    /// Mark a node unschedulable.
+    Cordon {
+        /// The node.
+        node: String,
+    },
+    /// Mark a node schedulable again.
+    Uncordon {
+        /// The node.
+        node: String,
+    },
+    /// Cordon a node and evict its pods.
+    Drain {
+        /// The node.
+        node: String,
+        /// Leave DaemonSet-managed pods.
+        #[arg(long)]
+        ignore_daemonsets: bool,
+        /// Also delete pods no controller manages.
+        #[arg(long)]
+        force: bool,
+        /// Also delete pods with emptyDir volumes (their data is lost).
+        #[arg(long)]
+        delete_emptydir_data: bool,
+        /// Seconds each pod gets to end (default: its own).
+        #[arg(long)]
+        grace_period: Option<i64>,
+        /// Give up after this long (`5m`).
+        #[arg(long)]
+        timeout: Option<String>,
+    },
     /// Client and server versions.
     Version,
     /// Shell completion script.
@@ -267,6 +329,15 @@ fn targets(args: &[String]) -> anyhow::Result<Vec<(Kind, Option<String>)>> {
         bail!("names cannot be given with several resource types; use KIND/NAME");
     }
     Ok(names.iter().map(|n| (kinds[0], Some(n.clone()))).collect())
+}
+
+/// Exactly one `KIND NAME` or `KIND/NAME`.
+fn one_target(args: &[String], ns: &str, verb: &str) -> anyhow::Result<ObjectKey> {
+    let t = targets(args)?;
+    match t.as_slice() {
+        [(kind, Some(name))] => Ok(key(*kind, ns, name)),
+        _ => bail!("{verb} needs exactly one object: KIND NAME or KIND/NAME"),
+    }
 }
 
 /// `NAME` or `pod/NAME`.
@@ -574,6 +645,73 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 selector.clone(),
                 *output,
                 *watch,
+            )
+            .await
+        }
+        Verb::Scale {
+            resources,
+            replicas,
+        } => {
+            let c = connect(&cli).await?;
+            let k = one_target(resources, &ns, "scale")?;
+            workload::scale(&c, &k, *replicas).await
+        }
+        Verb::Rollout {
+            action,
+            resources,
+            to_revision,
+            timeout,
+        } => {
+            let k = one_target(resources, &ns, "rollout")?;
+            let timeout = timeout
+                .as_deref()
+                .map(skiff_api::util::parse_duration)
+                .transpose()
+                .map_err(|e| anyhow!(e))?;
+            let c = connect(&cli).await?;
+            workload::rollout(&c, action, &k, *to_revision, timeout).await
+        }
+        Verb::Set { what, args } => {
+            if what != "image" {
+                bail!("unknown set command {what:?}: use `set image`");
+            }
+            let split = args
+                .iter()
+                .position(|a| a.contains('='))
+                .unwrap_or(args.len());
+            let (targets_, pairs) = args.split_at(split);
+            let k = one_target(targets_, &ns, "set image")?;
+            let c = connect(&cli).await?;
+            workload::set_image(&c, &k, pairs).await
+        }
+        Verb::Cordon { node } | Verb::Uncordon { node } => {
+            let c = connect(&cli).await?;
+            workload::cordon(&c, node, matches!(cli.verb, Verb::Cordon { .. })).await
+        }
+        Verb::Drain {
+            node,
+            ignore_daemonsets,
+            force,
+            delete_emptydir_data,
+            grace_period,
+            timeout,
+        } => {
+            let timeout = timeout
+                .as_deref()
+                .map(skiff_api::util::parse_duration)
+                .transpose()
+                .map_err(|e| anyhow!(e))?;
+            let c = connect(&cli).await?;
+            workload::drain(
+                &c,
+                node,
+                &workload::DrainOptions {
+                    ignore_daemonsets: *ignore_daemonsets,
+                    force: *force,
+                    delete_emptydir_data: *delete_emptydir_data,
+                    grace_period: *grace_period,
+                    timeout,
+                },
             )
             .await
         }
