@@ -316,7 +316,7 @@ pub async fn apply_pod(agent: &Arc<Agent>, client: &Client, pod: Pod, deleted: b
         stop_pod(agent, &uid);
         return;
     }
-    agent.status.known(&uid, pod.status.clone());
+    agent.status.observed(&pod);
     // Most events are the pod's own status updates: nothing to keep or to hand on then.
     let unchanged = agent
         .pods

@@ -172,6 +172,9 @@ struct StatusInner {
     pending: HashMap<String, (Arc<Pod>, PodStatus)>,
     /// The status the coordinator holds, by pod uid.
     known: HashMap<String, PodStatus>,
+    /// The last few statuses this agent sent, newest last, by pod uid: echoes of its own
+    /// writes are told apart from others' writes by them.
+    sent: HashMap<String, std::collections::VecDeque<PodStatus>>,
 }
 
 impl StatusQueue {
@@ -204,6 +207,47 @@ impl StatusQueue {
         }
     }
 
+    /// A pod as the coordinator holds it (watch event or list). When its status differs
+    /// from what this agent last stored there and nothing newer waits, someone else wrote
+    /// it (the coordinator marks pods of an unreachable node not ready): the agent's own
+    /// view is sent again, since it is the one that runs the pod.
+    pub fn observed(&self, pod: &Pod) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let Some(s) = pod.status.clone() else {
+            self.known(&uid, None);
+            return;
+        };
+        let mut g = self.inner.lock().unwrap();
+        if g.pending.get(&uid).is_some_and(|(_, p)| *p == s) {
+            g.pending.remove(&uid);
+        }
+        g.known.insert(uid.clone(), s.clone());
+        // Only the phase and readiness are others' to overwrite (the coordinator's node
+        // lifecycle); any other difference is an echo of ours, perhaps a late one.
+        let key = |st: &PodStatus| {
+            let ready = st
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .map(|c| c.status.clone());
+            (st.phase.clone(), ready)
+        };
+        let restore = match g.sent.get(&uid) {
+            Some(sent) if sent.contains(&s) || sent.back().is_some_and(|m| key(m) == key(&s)) => {
+                None
+            }
+            Some(sent) => sent.back().cloned(),
+            None => None,
+        };
+        if let Some(mine) = restore {
+            if !g.pending.contains_key(&uid) && pod.metadata.deletion_timestamp.is_none() {
+                g.pending.insert(uid, (Arc::new(pod.clone()), mine));
+                drop(g);
+                self.notify.notify_one();
+            }
+        }
+    }
+
     /// The newest status of a pod: pending, else what the coordinator holds.
     pub fn latest(&self, uid: &str) -> Option<PodStatus> {
         let g = self.inner.lock().unwrap();
@@ -218,17 +262,24 @@ impl StatusQueue {
         let mut g = self.inner.lock().unwrap();
         g.pending.remove(uid);
         g.known.remove(uid);
+        g.sent.remove(uid);
     }
 
-    /// Takes every pending update.
+    /// Takes every pending update (remembered as sent).
     pub fn take(&self) -> Vec<(Arc<Pod>, PodStatus)> {
-        self.inner
-            .lock()
-            .unwrap()
-            .pending
-            .drain()
-            .map(|(_, v)| v)
-            .collect()
+        let mut g = self.inner.lock().unwrap();
+        let out: Vec<(Arc<Pod>, PodStatus)> = g.pending.drain().map(|(_, v)| v).collect();
+        for (pod, status) in &out {
+            let sent = g
+                .sent
+                .entry(pod.metadata.uid.clone().unwrap_or_default())
+                .or_default();
+            if sent.len() >= 4 {
+                sent.pop_front();
+            }
+            sent.push_back(status.clone());
+        }
+        out
     }
 
     /// Puts an update back after a failed send (unless a newer one arrived).

@@ -177,3 +177,53 @@ pub fn evictions<'a>(
     }
     out
 }
+
+/// Pods still reported Ready on a node whose Ready condition is Unknown are Ready=False:
+/// nobody can vouch for them (Kubernetes' MarkPodsNotReady). Their owners stop counting
+/// them as available; they are not deleted before their toleration runs out.
+pub fn mark_lost_pods_not_ready<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    pods: impl Iterator<Item = &'a Pod>,
+    now: u64,
+) -> Vec<Action> {
+    let lost: std::collections::HashSet<&str> = nodes
+        .filter(|n| ready_status(n) == Some("Unknown"))
+        .map(|n| n.metadata.name())
+        .collect();
+    if lost.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for p in pods {
+        if !p
+            .spec
+            .node_name
+            .as_deref()
+            .is_some_and(|n| lost.contains(n))
+        {
+            continue;
+        }
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True");
+        if ready {
+            let mut next = p.clone();
+            let st = next.status.get_or_insert_with(Default::default);
+            set_condition(
+                &mut st.conditions,
+                "Ready",
+                "False",
+                "NodeLost",
+                "the node stopped renewing its lease",
+                now,
+            );
+            for c in &mut st.container_statuses {
+                c.ready = Some(false);
+            }
+            out.push(Action::Status(Object::Pod(next)));
+        }
+    }
+    out
+}

@@ -159,6 +159,11 @@ impl<S: Store> Manager<S> {
             &self.cfg.lifecycle,
             now,
         ));
+        out.extend(nodes::mark_lost_pods_not_ready(
+            self.cache.nodes(),
+            self.cache.pods(),
+            now,
+        ));
         out
     }
 
