@@ -60,7 +60,8 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
+/// A fresh directory under the system temp dir, removed on drop (unless `SKIFF_KEEP_TMP`
+/// is set).
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
@@ -84,6 +85,10 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // SKIFF_KEEP_TMP=1 keeps logs and state of a failed run to look at.
+        if std::env::var_os("SKIFF_KEEP_TMP").is_some() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -173,6 +178,16 @@ impl Coordinator {
 
     /// Starts it on a given port inside a network namespace.
     pub fn start_in(data_dir: &Path, port: u16, netns: Option<&str>) -> Coordinator {
+        Self::start_with(data_dir, port, netns, &[])
+    }
+
+    /// Starts it with extra flags.
+    pub fn start_with(
+        data_dir: &Path,
+        port: u16,
+        netns: Option<&str>,
+        extra: &[&str],
+    ) -> Coordinator {
         let log = std::fs::File::create(data_dir.join(format!("coordinator-{port}.log")))
             .expect("log file");
         let child = command_in(netns, binary("skiff-coordinator"))
@@ -180,6 +195,7 @@ impl Coordinator {
             .arg(data_dir)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
             .env("SKIFF_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
