@@ -439,6 +439,14 @@ impl<S: Store> Api<S> {
         }
     }
 
+    /// Whether a watch event may be shown to `id` (a node's pods by the event's memo).
+    pub fn event_visible_to(&self, id: &Identity, e: &crate::store::StoreEvent) -> bool {
+        match (id, e.object.key.kind) {
+            (Identity::Node(n), Kind::Pod) => e.node_name() == Some(n.as_str()),
+            _ => self.visible_to(id, &e.object),
+        }
+    }
+
     fn pod_on_node(&self, id: &Identity, s: &Stored) -> bool {
         let Identity::Node(n) = id else { return false };
         s.value().pointer("/spec/nodeName").and_then(Value::as_str) == Some(n.as_str())
@@ -520,20 +528,25 @@ impl<S: Store> Api<S> {
     /// Fills in what the server owns on a new object and stores it.
     pub async fn create(&self, mut o: Object) -> Result<Stored, ApiError> {
         // A new node gets its pod CIDR: one /24 of the cluster CIDR no other node holds.
-        let _cidr_guard = match &mut o {
+        let mut _cidr_guard = match &mut o {
             Object::Node(n) if n.spec.pod_cidr.is_none() => {
-                let guard = self.nodes.cidr_lock.lock().await;
-                let (_, nodes) = self.store.list(Kind::Node, None).map_err(store_err)?;
-                let taken: Vec<String> = nodes
-                    .iter()
-                    .filter_map(|s| {
-                        s.value()
-                            .pointer("/spec/podCIDR")
-                            .and_then(Value::as_str)
-                            .map(String::from)
-                    })
-                    .collect();
-                let cidr = crate::nodes::free_node_cidr(self.nodes.cluster_cidr, &taken)
+                let mut guard = self.nodes.cidr_lock.lock().await;
+                if guard.is_none() {
+                    let (_, nodes) = self.store.list(Kind::Node, None).map_err(store_err)?;
+                    *guard = Some(
+                        nodes
+                            .iter()
+                            .filter_map(|s| {
+                                s.value()
+                                    .pointer("/spec/podCIDR")
+                                    .and_then(Value::as_str)
+                                    .map(String::from)
+                            })
+                            .collect(),
+                    );
+                }
+                let taken = guard.as_ref().expect("filled above");
+                let cidr = crate::nodes::free_node_cidr(self.nodes.cluster_cidr, taken)
                     .ok_or_else(|| {
                         err(
                             ErrorCode::Invalid,
@@ -542,6 +555,7 @@ impl<S: Store> Api<S> {
                     })?;
                 n.spec.pod_cidrs = vec![cidr.clone()];
                 n.spec.pod_cidr = Some(cidr);
+                // Forget what is known of taken CIDRs if this create fails; it is rebuilt.
                 Some(guard)
             }
             _ => None,
@@ -589,7 +603,14 @@ impl<S: Store> Api<S> {
             set_generation(None, &mut o);
             let op = WriteOp::Create(Put::from_object(&mut o).map_err(store_err)?);
             match self.store.write(op).await {
-                Ok(mut s) => return Ok(s.remove(0)),
+                Ok(mut s) => {
+                    if let (Some(guard), Object::Node(n)) = (_cidr_guard.as_mut(), &o) {
+                        if let (Some(set), Some(c)) = (guard.as_mut(), &n.spec.pod_cidr) {
+                            set.insert(c.clone());
+                        }
+                    }
+                    return Ok(s.remove(0));
+                }
                 Err(StoreError::AlreadyExists(_)) if generated => continue,
                 Err(e) => return Err(store_err(e)),
             }
@@ -887,7 +908,13 @@ impl<S: Store> Api<S> {
                     .map(|mut s| Deleted::Gone(s.remove(0))),
             };
             match r {
-                Ok(d) => return Ok(d),
+                Ok(d) => {
+                    if key.kind == Kind::Node && matches!(d, Deleted::Gone(_)) {
+                        // Its pod CIDR is free again: read the taken ones anew next time.
+                        *self.nodes.cidr_lock.lock().await = None;
+                    }
+                    return Ok(d);
+                }
                 Err(StoreError::Conflict { .. }) if rv.is_none() => continue,
                 Err(StoreError::Conflict { .. }) => {
                     return Err(err(ErrorCode::Conflict, conflict_msg(key)))

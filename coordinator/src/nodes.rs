@@ -15,8 +15,9 @@ pub struct Nodes {
     usage: Mutex<HashMap<String, NodeUsageReport>>,
     /// The cluster's pod addresses; each node gets a /24 of it.
     pub cluster_cidr: (Ipv4Addr, u8),
-    /// Held while a new node's pod CIDR is chosen and stored, so two nodes never get one.
-    pub cidr_lock: tokio::sync::Mutex<()>,
+    /// Held while a new node's pod CIDR is chosen and stored, so two nodes never get one;
+    /// it holds the CIDRs nodes have (read from the store when first needed).
+    pub cidr_lock: tokio::sync::Mutex<Option<std::collections::HashSet<String>>>,
 }
 
 impl Default for Nodes {
@@ -32,7 +33,10 @@ pub fn parse_cluster_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
 }
 
 /// The first /24 of the cluster CIDR that no node in `taken` holds.
-pub fn free_node_cidr(cluster: (Ipv4Addr, u8), taken: &[String]) -> Option<String> {
+pub fn free_node_cidr(
+    cluster: (Ipv4Addr, u8),
+    taken: &std::collections::HashSet<String>,
+) -> Option<String> {
     let (base, len) = cluster;
     let count = 1u32 << (24 - len);
     (0..count)
@@ -48,7 +52,7 @@ impl Nodes {
             leases: Mutex::default(),
             usage: Mutex::default(),
             cluster_cidr,
-            cidr_lock: tokio::sync::Mutex::new(()),
+            cidr_lock: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -127,11 +131,14 @@ mod tests {
     #[test]
     fn node_cidrs_are_handed_out_once() {
         let c = parse_cluster_cidr("10.42.0.0/16").unwrap();
-        assert_eq!(free_node_cidr(c, &[]).as_deref(), Some("10.42.0.0/24"));
-        let taken = vec!["10.42.0.0/24".to_string(), "10.42.2.0/24".to_string()];
+        assert_eq!(
+            free_node_cidr(c, &Default::default()).as_deref(),
+            Some("10.42.0.0/24")
+        );
+        let taken = ["10.42.0.0/24".to_string(), "10.42.2.0/24".to_string()].into();
         assert_eq!(free_node_cidr(c, &taken).as_deref(), Some("10.42.1.0/24"));
         let small = parse_cluster_cidr("10.9.8.0/23").unwrap();
-        let full = vec!["10.9.8.0/24".to_string(), "10.9.9.0/24".to_string()];
+        let full = ["10.9.8.0/24".to_string(), "10.9.9.0/24".to_string()].into();
         assert_eq!(free_node_cidr(small, &full), None);
         assert!(parse_cluster_cidr("10.42.0.0/25").is_err());
     }

@@ -294,7 +294,7 @@ async fn watch<S: Store>(
         };
         let msg = match ev {
             Ok(e) => {
-                if !api.visible_to(id, &e.object) {
+                if !api.event_visible_to(id, &e) {
                     continue;
                 }
                 let (revision, object) = (e.revision, e.object.json.to_string());

@@ -69,6 +69,45 @@ pub struct StoreEvent {
     pub object: Stored,
     /// The object's labels, for selector filtering.
     pub labels: BTreeMap<String, String>,
+    /// Facts read from the object once, for every watcher of the event.
+    pub memo: EventMemo,
+}
+
+/// Facts about an event's object read once and shared by every watcher (a thousand
+/// nodes watching pods must not each parse every pod).
+#[derive(Debug, Clone, Default)]
+pub struct EventMemo {
+    node_name: std::sync::OnceLock<Option<String>>,
+}
+
+impl PartialEq for EventMemo {
+    fn eq(&self, _: &Self) -> bool {
+        // A cache of what the object says: never part of an event's identity.
+        true
+    }
+}
+
+impl StoreEvent {
+    /// A pod's `spec.nodeName`, read once.
+    pub fn node_name(&self) -> Option<&str> {
+        self.memo
+            .node_name
+            .get_or_init(|| {
+                #[derive(serde::Deserialize)]
+                struct P {
+                    spec: Option<S>,
+                }
+                #[derive(serde::Deserialize)]
+                struct S {
+                    #[serde(rename = "nodeName")]
+                    node_name: Option<String>,
+                }
+                serde_json::from_str::<P>(&self.object.json)
+                    .ok()
+                    .and_then(|p| p.spec?.node_name)
+            })
+            .as_deref()
+    }
 }
 
 /// An object ready to store: its JSON split where the revision goes, so the writer

@@ -174,6 +174,7 @@ impl Inner {
             kind: rec.kind,
             object,
             labels,
+            memo: Default::default(),
         })
     }
 
@@ -274,6 +275,7 @@ impl Inner {
             kind: etype,
             labels,
             object: stored.clone(),
+            memo: Default::default(),
         }));
         Ok(vec![stored])
     }
