@@ -472,6 +472,8 @@ pub struct Scheduler {
     owners: HashMap<String, HashMap<usize, u32>>,
     strategy: Strategy,
     next_start: usize,
+    /// Feasible nodes to find before scoring; `None`: Kubernetes' adaptive default.
+    nodes_to_score: Option<usize>,
 }
 
 /// How many feasible nodes to look for before scoring (Kubernetes' adaptive
@@ -512,6 +514,7 @@ impl Scheduler {
             owners: HashMap::new(),
             strategy,
             next_start: 0,
+            nodes_to_score: None,
         };
         for p in bound {
             let Some(&i) = p.node_name.as_ref().and_then(|n| s.by_name.get(n)) else {
@@ -520,6 +523,12 @@ impl Scheduler {
             s.assume(p, i);
         }
         s
+    }
+
+    /// Looks for this many feasible nodes before scoring (Kubernetes'
+    /// `percentageOfNodesToScore` as a count; `usize::MAX`: every node).
+    pub fn set_nodes_to_score(&mut self, n: usize) {
+        self.nodes_to_score = Some(n.max(1));
     }
 
     /// The nodes.
@@ -742,7 +751,9 @@ impl Scheduler {
         }
         let self_affine: Vec<bool> = pod.affinity.iter().map(|t| t.matches(pod)).collect();
         let all = self.nodes.len();
-        let want = feasible_nodes_to_find(all);
+        let want = self
+            .nodes_to_score
+            .unwrap_or_else(|| feasible_nodes_to_find(all));
         let mut feasible = Vec::with_capacity(want.min(all));
         let mut reasons: BTreeMap<Reason, usize> = BTreeMap::new();
         let mut looked = 0;

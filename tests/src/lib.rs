@@ -4,6 +4,7 @@
 //! builds next to the test executables.
 
 pub mod bench;
+pub mod cluster;
 pub mod image;
 pub mod node;
 pub mod registry;

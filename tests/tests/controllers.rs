@@ -3,161 +3,11 @@
 //! the loss of a node. Needs root; CI runs as root.
 
 use serde_json::Value;
-use skiff_tests::node::{eventually, AgentProc, Node, IMAGE};
-use skiff_tests::{err, ok, out, Coordinator, NetNs, TempDir};
+use skiff_tests::cluster::{image, node_of, ready, summary, two_nodes, web, IMAGE2};
+use skiff_tests::node::{eventually, IMAGE};
+use skiff_tests::{err, ok, out, Coordinator};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-
-/// The second tag of the test image (same content, another name): a new template.
-const IMAGE2: &str = "skiff-test/busybox:2";
-
-pub struct TwoNodes {
-    // Drop order: processes first, then the namespace.
-    pub agents: Vec<AgentProc>,
-    pub c: Coordinator,
-    pub nodes: Vec<Node>,
-    _dir: TempDir,
-    _netns: NetNs,
-}
-
-fn import_second_tag(node: &Node) {
-    let dir = TempDir::new("image2");
-    let path = dir.path().join("busybox2.tar");
-    skiff_tests::image::docker_save(&path, IMAGE2);
-    let o = node.agent(&["image", "import", path.to_str().unwrap()]);
-    assert!(o.status.success(), "import: {}", err(&o));
-}
-
-fn two_nodes(tag: &str) -> TwoNodes {
-    let netns = NetNs::new(tag);
-    let dir = TempDir::new(&format!("{tag}-coord"));
-    let c = Coordinator::start_with(
-        dir.path(),
-        skiff_tests::free_port(),
-        Some(&netns.name),
-        &[
-            "--node-monitor-grace-period",
-            "2s",
-            "--pod-eviction-timeout",
-            "0s",
-        ],
-    );
-    let server = format!("127.0.0.1:{}", c.port);
-    let nodes: Vec<Node> = (0..2).map(|i| Node::new(&format!("{tag}{i}"))).collect();
-    for n in &nodes {
-        import_second_tag(n);
-    }
-    let agents = nodes
-        .iter()
-        .map(|n| {
-            AgentProc::start(
-                n,
-                &server,
-                &c.node_token(),
-                &["--heartbeat-interval", "500ms", "--restart-backoff", "1s"],
-                Some(&netns.name),
-            )
-        })
-        .collect();
-    let t = TwoNodes {
-        agents,
-        c,
-        nodes,
-        _dir: dir,
-        _netns: netns,
-    };
-    eventually(30, "both nodes Ready", || {
-        let o = t.c.skiff(&["get", "nodes"]);
-        let s = out(&o);
-        if t.nodes.iter().all(|n| s.contains(&n.name)) && s.matches(" Ready").count() >= 2 {
-            Ok(())
-        } else {
-            Err(format!("{s}{}", err(&o)))
-        }
-    });
-    t
-}
-
-impl TwoNodes {
-    pub fn apply(&self, yaml: &str) {
-        let path = self
-            .c
-            .data_dir
-            .join(format!("m-{}.yaml", std::process::id()));
-        std::fs::write(&path, yaml).unwrap();
-        ok(self.c.skiff(&["apply", "-f", path.to_str().unwrap()]));
-    }
-
-    /// The pods of app=web.
-    pub fn pods(&self) -> Vec<Value> {
-        pods_of(&self.c)
-    }
-}
-
-fn pods_of(c: &Coordinator) -> Vec<Value> {
-    let o = c.skiff(&["get", "pods", "-l", "app=web", "-o", "json"]);
-    let v: Value = serde_json::from_str(&out(&o)).unwrap_or(Value::Null);
-    v["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn ready(p: &Value) -> bool {
-    p["metadata"]["deletionTimestamp"].is_null()
-        && p["status"]["phase"] == "Running"
-        && p["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-}
-
-fn image(p: &Value) -> String {
-    p["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
-fn node_of(p: &Value) -> String {
-    p["spec"]["nodeName"].as_str().unwrap_or("").to_string()
-}
-
-pub fn web(image: &str) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web}}
-spec:
-  replicas: 4
-  selector: {{matchLabels: {{app: web}}}}
-  strategy: {{type: RollingUpdate, rollingUpdate: {{maxSurge: 1, maxUnavailable: 1}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: c
-        image: {image}
-        imagePullPolicy: Never
-        command: ["sleep", "3600"]
-"#
-    )
-}
-
-fn summary(pods: &[Value]) -> String {
-    pods.iter()
-        .map(|p| {
-            format!(
-                "{} node={} image={} phase={} ready={} deleting={}",
-                p["metadata"]["name"].as_str().unwrap_or(""),
-                node_of(p),
-                image(p),
-                p["status"]["phase"],
-                ready(p),
-                !p["metadata"]["deletionTimestamp"].is_null()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// Watches the ready count from another thread while `f` runs; returns the lowest seen.
 fn lowest_ready_during(c: &Coordinator, f: impl FnOnce()) -> usize {
@@ -189,7 +39,15 @@ fn lowest_ready_during(c: &Coordinator, f: impl FnOnce()) -> usize {
 
 #[test]
 fn deployment_spreads_rolls_back_and_survives_a_lost_node() {
-    let mut t = two_nodes("ctl");
+    let mut t = two_nodes(
+        "ctl",
+        &[
+            "--node-monitor-grace-period",
+            "2s",
+            "--pod-eviction-timeout",
+            "0s",
+        ],
+    );
     t.apply(&web(IMAGE));
     eventually(60, "4 replicas Ready, 2 on each node", || {
         let pods = t.pods();

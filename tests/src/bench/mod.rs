@@ -3,7 +3,10 @@
 
 pub mod agent;
 pub mod etcd;
+pub mod failover;
 pub mod runtime;
+pub mod scale;
+pub mod scheduler;
 pub mod store;
 
 /// A number from the environment (`SKIFF_BENCH_RUNS=100`), or `default`.

@@ -11,11 +11,14 @@ fn main() {
     let result = match which.as_str() {
         "store" => skiff_tests::bench::store::run(),
         "agent" => skiff_tests::bench::agent::run(),
+        "scheduler" => skiff_tests::bench::scheduler::run(),
+        "failover" => skiff_tests::bench::failover::run(),
+        "scale" => skiff_tests::bench::scale::run(),
         // The mount namespace must be entered while this process has one thread.
         "runtime" => skiff_tests::bench::runtime::enter_private_mount_namespace()
             .and_then(|_| skiff_tests::bench::runtime::run()),
         _ => {
-            eprintln!("usage: skiff-bench store|runtime|agent\n  store     durable writes/s vs etcd at 1/16/256 clients, apply→watch latency, RSS at 100k objects\n  runtime   container lifecycle vs crun and runc, pod start, helper RSS\n  agent     agent RSS/CPU/disk writes with 10 quiet pods, pod start through the cluster");
+            eprintln!("usage: skiff-bench store|runtime|agent|scheduler|failover|scale\n  store     durable writes/s vs etcd at 1/16/256 clients, apply→watch latency, RSS at 100k objects\n  runtime   container lifecycle vs crun and runc, pod start, helper RSS\n  agent     agent RSS/CPU/disk writes with 10 quiet pods, pod start through the cluster\n  scheduler 10,000 pods onto 1,000 nodes: pure-core bindings/s, and end to end through the store\n  failover  seconds from killing a node to its replicas Running elsewhere");
             std::process::exit(2);
         }
     };
