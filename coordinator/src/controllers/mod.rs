@@ -119,13 +119,15 @@ pub enum Action {
 
 impl Action {
     /// Order of execution in one pass: deletions before creations, so no pass goes above
-    /// a bound it keeps (a rollout's `replicas + maxSurge`).
+    /// a bound it keeps (a rollout's `replicas + maxSurge`); spec changes before status.
     pub fn rank(&self) -> u8 {
         match self {
             Action::Delete { .. } | Action::DeleteUnless { .. } => 0,
             Action::RemoveFinalizer { .. } => 1,
-            Action::Status(_) => 2,
-            Action::Update(_) => 3,
+            // A spec change and a status change of one object in one pass share its
+            // resourceVersion: the spec goes first, the status is recomputed next pass.
+            Action::Update(_) => 2,
+            Action::Status(_) => 3,
             Action::Bind { .. } => 4,
             Action::Create(_) => 5,
             Action::Event { .. } => 6,
