@@ -51,6 +51,8 @@ pub struct Api<S: Store> {
     pub pki: Pki,
     /// Connected nodes, their leases and usage (memory only).
     pub nodes: crate::nodes::Nodes,
+    /// Pod events routed to the watches of their node.
+    pub pod_hub: crate::hub::PodHub,
 }
 
 fn now() -> u64 {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod controllers;
+pub mod hub;
 pub mod nodes;
 pub mod pki;
 pub mod sched;

@@ -119,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
             skiff_coordinator::nodes::parse_cluster_cidr(&args.cluster_cidr)
                 .map_err(anyhow::Error::msg)?,
         ),
+        pod_hub: Default::default(),
     });
     api.bootstrap()
         .await

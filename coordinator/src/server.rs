@@ -272,6 +272,11 @@ async fn watch<S: Store>(
             return;
         }
     };
+    if let (Identity::Node(n), skiff_api::Kind::Pod) = (id, kind) {
+        if namespace.is_none() && selector.is_empty() {
+            return node_pods(api, n, send, since).await;
+        }
+    }
     let since = since.unwrap_or_else(|| api.store.revision());
     let mut w = match api.store.watch(
         WatchFilter {
@@ -297,12 +302,7 @@ async fn watch<S: Store>(
                 if !api.event_visible_to(id, &e) {
                     continue;
                 }
-                let (revision, object) = (e.revision, e.object.json.to_string());
-                match e.kind {
-                    EventType::Added => WatchEvent::Added { revision, object },
-                    EventType::Modified => WatchEvent::Modified { revision, object },
-                    EventType::Deleted => WatchEvent::Deleted { revision, object },
-                }
+                watch_event(&e)
             }
             Err(e) => {
                 let _ = write_frame(send, &watch_ended(e)).await;
@@ -310,6 +310,70 @@ async fn watch<S: Store>(
             }
         };
         if write_frame(send, &msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn watch_event(e: &crate::store::StoreEvent) -> WatchEvent {
+    let (revision, object) = (e.revision, e.object.json.to_string());
+    match e.kind {
+        EventType::Added => WatchEvent::Added { revision, object },
+        EventType::Modified => WatchEvent::Modified { revision, object },
+        EventType::Deleted => WatchEvent::Deleted { revision, object },
+    }
+}
+
+/// A node's watch of its pods, through the pod hub: the store's history up to the hub's
+/// position when it starts from an older revision, then the hub's events for this node.
+async fn node_pods<S: Store>(
+    api: &Api<S>,
+    node: &str,
+    send: &mut quinn::SendStream,
+    since: Option<u64>,
+) {
+    let current = api.store.revision();
+    let since = since.unwrap_or(current);
+    let sub = match api.pod_hub.subscribe(node, current, |from| {
+        api.store.watch(crate::hub::pods(), from)
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = write_frame(send, &watch_ended(e)).await;
+            return;
+        }
+    };
+    if since < sub.position {
+        match api.store.history(&crate::hub::pods(), since, sub.position) {
+            Ok(events) => {
+                for e in events.iter().filter(|e| e.node_name() == Some(node)) {
+                    if write_frame(send, &watch_event(e)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = write_frame(send, &watch_ended(e)).await;
+                return;
+            }
+        }
+    }
+    let mut events = sub.events;
+    loop {
+        let e = tokio::select! {
+            e = events.recv() => e,
+            _ = send.stopped() => return,
+        };
+        let Some(e) = e else {
+            // Dropped by the hub (too far behind, or the hub restarted): relist.
+            let oldest = api.store.revision();
+            let _ = write_frame(send, &WatchEvent::Expired { oldest }).await;
+            return;
+        };
+        if e.revision <= since {
+            continue;
+        }
+        if write_frame(send, &watch_event(&e)).await.is_err() {
             return;
         }
     }

@@ -81,6 +81,7 @@ impl Sim {
             store,
             pki,
             nodes: Default::default(),
+            pod_hub: Default::default(),
         });
         api.bootstrap().await.unwrap();
         let mut mgr = Manager::new(

@@ -336,6 +336,14 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Events with a revision greater than `since`.
     fn watch(&self, filter: WatchFilter, since: u64) -> Result<Self::Watch, StoreError>;
+    /// The retained events matching `filter` with a revision in `since+1..=until`
+    /// (`Expired` when `since` is older than the history).
+    fn history(
+        &self,
+        filter: &WatchFilter,
+        since: u64,
+        until: u64,
+    ) -> Result<Vec<Arc<StoreEvent>>, StoreError>;
     /// The latest committed revision.
     fn revision(&self) -> u64;
 }

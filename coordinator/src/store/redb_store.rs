@@ -552,6 +552,23 @@ impl Store for RedbStore {
         })
     }
 
+    fn history(
+        &self,
+        filter: &WatchFilter,
+        since: u64,
+        until: u64,
+    ) -> Result<Vec<Arc<StoreEvent>>, StoreError> {
+        if since >= until {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .inner
+            .read_log(since)?
+            .into_iter()
+            .filter(|e| e.revision <= until && filter.matches(e))
+            .collect())
+    }
+
     fn revision(&self) -> u64 {
         self.inner.revision.load(Ordering::Acquire)
     }

@@ -220,6 +220,7 @@ fn end_to_end() -> anyhow::Result<f64> {
             store,
             pki,
             nodes: skiff_coordinator::nodes::Nodes::new(cidr),
+            pod_hub: Default::default(),
         });
         api.bootstrap().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut set = tokio::task::JoinSet::new();
