@@ -1116,3 +1116,26 @@ spec:
         "evicted before the 5 s default toleration"
     );
 }
+
+#[tokio::test]
+async fn pods_of_a_missing_node_go_after_the_quarantine() {
+    let mut sim = Sim::new(&["a"], 300).await;
+    sim.apply(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: lost}
+spec:
+  nodeName: ghost
+  containers: [{name: c, image: x}]
+"#,
+    )
+    .await;
+    let start = sim.now;
+    for _ in 0..30 {
+        sim.step().await;
+    }
+    assert_eq!(sim.pods().len(), 1, "removed before the 40 s quarantine");
+    sim.until(20, "removed after it", |s| s.pods().is_empty())
+        .await;
+    assert!(sim.now >= start + 39);
+}

@@ -6,7 +6,7 @@ use skiff_api::wire::{ErrorCode, Request, Response};
 use skiff_api::{Kind, ObjectKey};
 use skiff_client::config::ClientConfig;
 use skiff_client::Client;
-use skiff_tests::{err, fails, ok, Coordinator, TempDir};
+use skiff_tests::{err, fails, ok, out, Coordinator, TempDir};
 use std::path::PathBuf;
 
 fn manifests() -> PathBuf {
@@ -119,7 +119,8 @@ fn docs_manifests_apply_get_describe_delete_and_survive_restart() {
         "{desc}"
     );
     assert!(has("Image:", "nginx:1.14.2"), "{desc}");
-    assert!(has("Events:", "<none>"), "{desc}");
+    // The Deployment controller made its ReplicaSet and said so.
+    assert!(desc.contains("ScalingReplicaSet"), "{desc}");
 
     // A stale replace conflicts.
     let old = dir.path().join("old.yaml");
@@ -131,16 +132,24 @@ fn docs_manifests_apply_get_describe_delete_and_survive_restart() {
     ok(c.skiff(&["apply", "-f", &m("nginx-deployment.yaml")]));
     let e = fails(c.skiff(&["replace", "-f", old.to_str().unwrap()]));
     assert!(e.starts_with("Error from server (Conflict): Operation cannot be fulfilled on deployments.apps \"nginx-deployment\""), "{e}");
-    // A current replace works.
-    std::fs::write(
-        &old,
-        ok(c.skiff(&["get", "deployment", "nginx-deployment", "-o", "yaml"])),
-    )
-    .unwrap();
-    assert_eq!(
-        ok(c.skiff(&["replace", "-f", old.to_str().unwrap()])),
-        "deployment.apps/nginx-deployment replaced\n"
-    );
+    // A current replace works (the Deployment controller writes the status too: a replace
+    // racing it conflicts, as with kubectl, and a fresh copy goes through).
+    let mut replaced = String::new();
+    for _ in 0..20 {
+        std::fs::write(
+            &old,
+            ok(c.skiff(&["get", "deployment", "nginx-deployment", "-o", "yaml"])),
+        )
+        .unwrap();
+        let o = c.skiff(&["replace", "-f", old.to_str().unwrap()]);
+        replaced = out(&o);
+        if o.status.success() {
+            break;
+        }
+        assert!(err(&o).contains("Conflict"), "{}", err(&o));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(replaced, "deployment.apps/nginx-deployment replaced\n");
     let e = fails(c.skiff(&["create", "-f", &m("my-service.yaml")]));
     assert_eq!(
         e,
@@ -162,8 +171,17 @@ fn docs_manifests_apply_get_describe_delete_and_survive_restart() {
         "No resources found in default namespace.\n"
     );
 
-    // A restart keeps everything, at the same revisions.
-    let before = ok(c.skiff(&["get", "deploy,svc,secrets", "-o", "json"]));
+    // A restart keeps everything, at the same revisions (once the controllers, which
+    // keep the Deployment's status, have nothing left to write).
+    let mut before = ok(c.skiff(&["get", "deploy,svc,secrets", "-o", "json"]));
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let again = ok(c.skiff(&["get", "deploy,svc,secrets", "-o", "json"]));
+        if again == before {
+            break;
+        }
+        before = again;
+    }
     c.stop();
     let c2 = Coordinator::start_on(dir.path(), c.port);
     let after = ok(c2.skiff(&["get", "deploy,svc,secrets", "-o", "json"]));

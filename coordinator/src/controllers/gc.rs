@@ -5,7 +5,8 @@
 //! - an owner deleted with orphan propagation (`orphan` finalizer) has its reference removed
 //!   from every dependent, then goes.
 //!
-//! It also removes pods bound to nodes that no longer exist (Kubernetes' pod GC).
+//! It also removes pods bound to nodes that no longer exist, 40 s after their creation at
+//! the earliest (Kubernetes' pod GC and its quarantine).
 
 use super::{key_of, Action, Cache, Propagation, FOREGROUND, ORPHAN};
 use skiff_api::meta::ObjectMeta;
@@ -25,8 +26,12 @@ fn owner_key(dep: &ObjectMeta, o: &skiff_api::meta::OwnerReference) -> Option<Ob
     })
 }
 
+/// How old a pod bound to a missing node must be before it is removed (Kubernetes'
+/// pod GC quarantine).
+pub const ORPHAN_QUARANTINE_SECS: u64 = 40;
+
 /// What garbage collection needs across the cache.
-pub fn reconcile(cache: &Cache) -> Vec<Action> {
+pub fn reconcile(cache: &Cache, now: u64) -> Vec<Action> {
     let mut out = Vec::new();
     let uids: HashSet<&str> = cache
         .all()
@@ -98,9 +103,19 @@ pub fn reconcile(cache: &Cache) -> Vec<Action> {
             });
         }
     }
-    // Pods bound to nodes that are gone.
+    // Pods bound to nodes that are gone, once they are older than the quarantine (a
+    // node may register just after a pod names it).
     let nodes: HashSet<&str> = cache.nodes().map(|n| n.metadata.name()).collect();
     for p in cache.pods() {
+        let age = p
+            .metadata
+            .creation_timestamp
+            .as_deref()
+            .and_then(skiff_api::util::parse_rfc3339)
+            .map_or(0, |t| now.saturating_sub(t));
+        if age < ORPHAN_QUARANTINE_SECS {
+            continue;
+        }
         if let Some(n) = &p.spec.node_name {
             if !nodes.contains(n.as_str()) {
                 out.push(Action::DeleteUnless {

@@ -205,7 +205,7 @@ impl<S: Store> Manager<S> {
         for j in cache.jobs() {
             out.extend(job::reconcile(j, &pods, now));
         }
-        out.extend(gc::reconcile(cache));
+        out.extend(gc::reconcile(cache, now));
         drop(pods);
         out.extend(self.schedule(node_infos, now));
         out
