@@ -146,3 +146,91 @@ fn deployment_spreads_rolls_back_and_survives_a_lost_node() {
         out(&o)
     );
 }
+
+/// Processes in a node's cgroups (its containers), read from the memory hierarchy.
+fn processes_under(cgroup_parent: &str) -> usize {
+    fn walk(dir: &std::path::Path) -> usize {
+        let mut n = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    n += walk(&e.path());
+                }
+            }
+        }
+        n
+    }
+    walk(&std::path::Path::new("/sys/fs/cgroup/memory").join(cgroup_parent.trim_start_matches('/')))
+}
+
+#[test]
+fn a_cut_off_node_keeps_its_pods_until_it_is_back_and_nothing_is_left_over() {
+    let t = two_nodes(
+        "cut",
+        &[
+            "--node-monitor-grace-period",
+            "2s",
+            "--pod-eviction-timeout",
+            "0s",
+        ],
+    );
+    t.apply(&web(IMAGE));
+    eventually(60, "4 replicas Ready, 2 on each node", || {
+        let pods = t.pods();
+        let on_first = pods
+            .iter()
+            .filter(|p| ready(p) && node_of(p) == t.nodes[0].name)
+            .count();
+        if pods.iter().filter(|p| ready(p)).count() == 4 && on_first == 2 {
+            Ok(())
+        } else {
+            Err(summary(&pods))
+        }
+    });
+    let kept = t.nodes[0].name.clone();
+    let cut_parent = t.nodes[1].cgroup_parent();
+    let running_before = processes_under(&cut_parent);
+    assert!(running_before >= 2, "the cut node runs its two replicas");
+    // Cut the node off: its agent stops answering (SIGSTOP), its containers go on.
+    skiff_tests::send_signal(t.agents[1].pid(), libc::SIGSTOP);
+    eventually(30, "4 replicas Running on the other node", || {
+        let pods = t.pods();
+        if pods
+            .iter()
+            .filter(|p| ready(p) && node_of(p) == kept)
+            .count()
+            == 4
+        {
+            Ok(())
+        } else {
+            Err(summary(&pods))
+        }
+    });
+    assert!(
+        processes_under(&cut_parent) >= 2,
+        "the cut-off node must keep running its pods while it cannot hear the coordinator"
+    );
+    // Back: it learns its pods were deleted, stops them and confirms.
+    skiff_tests::send_signal(t.agents[1].pid(), libc::SIGCONT);
+    eventually(
+        60,
+        "exactly 4 replicas, none left on the node that came back",
+        || {
+            let pods = t.pods();
+            let procs = processes_under(&cut_parent);
+            if pods.len() == 4 && pods.iter().all(|p| ready(p) && node_of(p) == kept) && procs == 0
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}\nprocesses on the returned node: {procs}",
+                    summary(&pods)
+                ))
+            }
+        },
+    );
+    let o = t.c.skiff(&["get", "node", &t.nodes[1].name]);
+    assert!(out(&o).contains(" Ready"), "{}", out(&o));
+}
