@@ -178,8 +178,8 @@ enum Verb {
         #[arg(long, default_value_t = 0)]
         to_revision: i64,
         /// status: give up after this long (`5m`; default: wait for ever).
-        #[arg(long)]
-        timeout: Option<String>,
+        #[arg(long, value_parser = skiff_api::util::parse_duration)]
+        timeout: Option<std::time::Duration>,
     },
     /// Change objects: `set image deployment/NAME CONTAINER=IMAGE...`.
     Set {
@@ -216,8 +216,8 @@ enum Verb {
         #[arg(long)]
         grace_period: Option<i64>,
         /// Give up after this long (`5m`).
-        #[arg(long)]
-        timeout: Option<String>,
+        #[arg(long, value_parser = skiff_api::util::parse_duration)]
+        timeout: Option<std::time::Duration>,
     },
     /// Client and server versions.
     Version,
@@ -663,13 +663,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             timeout,
         } => {
             let k = one_target(resources, &ns, "rollout")?;
-            let timeout = timeout
-                .as_deref()
-                .map(skiff_api::util::parse_duration)
-                .transpose()
-                .map_err(|e| anyhow!(e))?;
             let c = connect(&cli).await?;
-            workload::rollout(&c, action, &k, *to_revision, timeout).await
+            workload::rollout(&c, action, &k, *to_revision, *timeout).await
         }
         Verb::Set { what, args } => {
             if what != "image" {
@@ -696,11 +691,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             grace_period,
             timeout,
         } => {
-            let timeout = timeout
-                .as_deref()
-                .map(skiff_api::util::parse_duration)
-                .transpose()
-                .map_err(|e| anyhow!(e))?;
             let c = connect(&cli).await?;
             workload::drain(
                 &c,
@@ -710,7 +700,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     force: *force,
                     delete_emptydir_data: *delete_emptydir_data,
                     grace_period: *grace_period,
-                    timeout,
+                    timeout: *timeout,
                 },
             )
             .await

@@ -441,6 +441,14 @@ impl<S: Store> Api<S> {
         }
     }
 
+    /// The stored object, or NotFound.
+    fn current(&self, key: &ObjectKey) -> Result<Stored, ApiError> {
+        self.store
+            .get(key)
+            .map_err(store_err)?
+            .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))
+    }
+
     /// Whether a watch event may be shown to `id` (a node's pods by the event's memo).
     pub fn event_visible_to(&self, id: &Identity, e: &crate::store::StoreEvent) -> bool {
         match (id, e.object.key.kind) {
@@ -681,11 +689,7 @@ impl<S: Store> Api<S> {
             Some(rv) => Some(rv.parse::<u64>().map_err(|_| err(ErrorCode::BadRequest, format!("metadata.resourceVersion: Invalid value: {rv:?}: must be a revision number")))?),
         };
         for _ in 0..5 {
-            let cur = self
-                .store
-                .get(&key)
-                .map_err(store_err)?
-                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let cur = self.current(&key)?;
             if let Some(g) = given {
                 if g != cur.revision {
                     return Err(err(ErrorCode::Conflict, conflict_msg(&key)));
@@ -730,11 +734,7 @@ impl<S: Store> Api<S> {
         grace: Option<i64>,
     ) -> Result<Option<Stored>, ApiError> {
         for _ in 0..5 {
-            let cur = self
-                .store
-                .get(key)
-                .map_err(store_err)?
-                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let cur = self.current(key)?;
             if rv.is_some_and(|r| r != cur.revision) {
                 return Err(err(ErrorCode::Conflict, conflict_msg(key)));
             }
@@ -790,11 +790,7 @@ impl<S: Store> Api<S> {
                     ),
                 ));
             }
-            let cur = self
-                .store
-                .get(&key)
-                .map_err(store_err)?
-                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let cur = self.current(&key)?;
             if rv.is_some_and(|r| r != cur.revision) {
                 return Err(err(ErrorCode::Conflict, conflict_msg(&key)));
             }
@@ -842,11 +838,7 @@ impl<S: Store> Api<S> {
             return self.delete(key.clone(), rv).await.map(Deleted::Gone);
         }
         for _ in 0..5 {
-            let cur = self
-                .store
-                .get(key)
-                .map_err(store_err)?
-                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let cur = self.current(key)?;
             if rv.is_some_and(|r| r != cur.revision) {
                 return Err(err(ErrorCode::Conflict, conflict_msg(key)));
             }
@@ -935,11 +927,7 @@ impl<S: Store> Api<S> {
         finalizer: &str,
     ) -> Result<Deleted, ApiError> {
         for _ in 0..5 {
-            let cur = self
-                .store
-                .get(key)
-                .map_err(store_err)?
-                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let cur = self.current(key)?;
             let mut obj = stored_object(&cur)?;
             if obj.meta().uid.as_deref() != Some(uid) {
                 return Err(store_err(StoreError::NotFound(key.clone())));
@@ -975,11 +963,7 @@ impl<S: Store> Api<S> {
     /// still the pod `uid`, unbound and not being deleted.
     pub async fn bind(&self, key: &ObjectKey, uid: &str, node: &str) -> Result<Stored, ApiError> {
         for _ in 0..5 {
-            let cur = self
-                .store
-                .get(key)
-                .map_err(store_err)?
-                .ok_or_else(|| store_err(StoreError::NotFound(key.clone())))?;
+            let cur = self.current(key)?;
             let Object::Pod(mut pod) = stored_object(&cur)? else {
                 return Err(err(ErrorCode::BadRequest, "only pods are bound"));
             };

@@ -269,28 +269,25 @@ impl PodInfo {
                         .collect()
                 })
                 .unwrap_or_default(),
-            affinity: pa
-                .map(|a| {
-                    a.required_during_scheduling_ignored_during_execution
-                        .iter()
-                        .map(|t| Term::compile(t, &ns))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            anti_affinity: paa
-                .map(|a| {
-                    a.required_during_scheduling_ignored_during_execution
-                        .iter()
-                        .map(|t| Term::compile(t, &ns))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            affinity: required(pa, &ns),
+            anti_affinity: required(paa, &ns),
             preferred_pod_terms,
             tolerations: p.spec.tolerations.clone(),
             name: p.metadata.name().to_string(),
             namespace: ns,
         }
     }
+}
+
+/// The required terms of a pod (anti-)affinity, compiled.
+fn required(a: Option<&skiff_api::pod::PodAffinity>, ns: &str) -> Vec<Term> {
+    a.map(|a| {
+        a.required_during_scheduling_ignored_during_execution
+            .iter()
+            .map(|t| Term::compile(t, ns))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// The uid of an object's controller (the owner reference with `controller: true`).

@@ -9,6 +9,23 @@ use skiff_tests::{err, ok, out, Coordinator};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// Waits for the Deployment's 4 replicas to be Ready, 2 on each node.
+fn wait_spread(t: &skiff_tests::cluster::TwoNodes) {
+    eventually(60, "4 replicas Ready, 2 on each node", || {
+        let pods = t.pods();
+        let ready_n = pods.iter().filter(|p| ready(p)).count();
+        let on_first = pods
+            .iter()
+            .filter(|p| ready(p) && node_of(p) == t.nodes[0].name)
+            .count();
+        if ready_n == 4 && on_first == 2 {
+            Ok(())
+        } else {
+            Err(summary(&pods))
+        }
+    });
+}
+
 /// Watches the ready count from another thread while `f` runs; returns the lowest seen.
 fn lowest_ready_during(c: &Coordinator, f: impl FnOnce()) -> usize {
     let stop = Arc::new(AtomicBool::new(false));
@@ -49,19 +66,7 @@ fn deployment_spreads_rolls_back_and_survives_a_lost_node() {
         ],
     );
     t.apply(&web(IMAGE));
-    eventually(60, "4 replicas Ready, 2 on each node", || {
-        let pods = t.pods();
-        let ready_n = pods.iter().filter(|p| ready(p)).count();
-        let on_first = pods
-            .iter()
-            .filter(|p| ready(p) && node_of(p) == t.nodes[0].name)
-            .count();
-        if ready_n == 4 && on_first == 2 {
-            Ok(())
-        } else {
-            Err(summary(&pods))
-        }
-    });
+    wait_spread(&t);
 
     // set image: a rolling update that keeps at least 3 of 4 Ready.
     let low = lowest_ready_during(&t.c, || {
@@ -177,18 +182,7 @@ fn a_cut_off_node_keeps_its_pods_until_it_is_back_and_nothing_is_left_over() {
         ],
     );
     t.apply(&web(IMAGE));
-    eventually(60, "4 replicas Ready, 2 on each node", || {
-        let pods = t.pods();
-        let on_first = pods
-            .iter()
-            .filter(|p| ready(p) && node_of(p) == t.nodes[0].name)
-            .count();
-        if pods.iter().filter(|p| ready(p)).count() == 4 && on_first == 2 {
-            Ok(())
-        } else {
-            Err(summary(&pods))
-        }
-    });
+    wait_spread(&t);
     let kept = t.nodes[0].name.clone();
     let cut_parent = t.nodes[1].cgroup_parent();
     let running_before = processes_under(&cut_parent);

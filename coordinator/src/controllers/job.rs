@@ -117,13 +117,13 @@ pub fn reconcile(j: &Job, pods: &PodsByOwner<'_>, now: u64) -> Vec<Action> {
         // A work queue: done when one succeeded and none is left running.
         None => succeeded > 0 && active.is_empty(),
     };
-    if failed > backoff_limit {
+    let mut fail = |reason: &str, message: &str, out: &mut Vec<Action>| {
         set_condition(
             &mut status.conditions,
             "Failed",
             "True",
-            "BackoffLimitExceeded",
-            "Job has reached the specified backoff limit",
+            reason,
+            message,
             now,
         );
         out.extend(active.iter().map(|p| delete_pod(p)));
@@ -131,30 +131,26 @@ pub fn reconcile(j: &Job, pods: &PodsByOwner<'_>, now: u64) -> Vec<Action> {
             Kind::Job,
             &j.metadata,
             true,
-            "BackoffLimitExceeded",
-            "Job has reached the specified backoff limit".into(),
+            reason,
+            message.into(),
         ));
+    };
+    if failed > backoff_limit {
+        fail(
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+            &mut out,
+        );
     } else if j
         .spec
         .active_deadline_seconds
         .is_some_and(|d| !suspended && started + d.max(0) as u64 <= now)
     {
-        set_condition(
-            &mut status.conditions,
-            "Failed",
-            "True",
+        fail(
             "DeadlineExceeded",
             "Job was active longer than specified deadline",
-            now,
+            &mut out,
         );
-        out.extend(active.iter().map(|p| delete_pod(p)));
-        out.push(super::event(
-            Kind::Job,
-            &j.metadata,
-            true,
-            "DeadlineExceeded",
-            "Job was active longer than specified deadline".into(),
-        ));
     } else if done {
         set_condition(&mut status.conditions, "Complete", "True", "", "", now);
         status.completion_time = Some(rfc3339(now));
