@@ -1017,6 +1017,24 @@ async fn cascade_orphan() {
         2,
         "its pods keep running"
     );
+    // The Deployment applied again adopts its old ReplicaSet and pods: nothing restarts.
+    let uids: HashSet<Option<String>> = sim.pods().iter().map(|p| p.metadata.uid.clone()).collect();
+    sim.apply(&deployment_yaml("web", 2, "img:1", "{}")).await;
+    sim.until(10, "the ReplicaSet adopted", |s| {
+        let rss = s.replica_sets();
+        rss.len() == 1
+            && rss[0]
+                .metadata
+                .owner_references
+                .iter()
+                .any(|r| r.kind == "Deployment" && r.controller == Some(true))
+    })
+    .await;
+    for _ in 0..3 {
+        sim.step().await;
+    }
+    let now: HashSet<Option<String>> = sim.pods().iter().map(|p| p.metadata.uid.clone()).collect();
+    assert_eq!(uids, now, "the same pods, none replaced");
 }
 
 #[tokio::test]

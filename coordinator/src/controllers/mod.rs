@@ -513,3 +513,33 @@ pub fn event(kind: Kind, m: &ObjectMeta, warning: bool, reason: &str, message: S
 pub fn deleting(m: &ObjectMeta) -> bool {
     m.deletion_timestamp.is_some()
 }
+
+/// Adoption: objects without a controller whose labels match an owner's selector get the
+/// owner's controller reference (as Kubernetes' controllers adopt orphans). An empty or
+/// invalid selector adopts nothing.
+pub fn adopt<'a>(
+    owner_kind: Kind,
+    owner: &ObjectMeta,
+    selector: Option<&skiff_api::selector::LabelSelector>,
+    orphans: impl Iterator<Item = &'a Object>,
+) -> Vec<Action> {
+    let Some(sel) = selector.filter(|s| !s.is_empty()) else {
+        return Vec::new();
+    };
+    let Ok(sel) = sel.to_selector() else {
+        return Vec::new();
+    };
+    if deleting(owner) {
+        return Vec::new();
+    }
+    orphans
+        .filter(|o| o.meta().namespace() == owner.namespace() && sel.matches(&o.meta().labels))
+        .map(|o| {
+            let mut next = o.clone();
+            next.meta_mut()
+                .owner_references
+                .push(controller_ref(owner_kind, owner));
+            Action::Update(next)
+        })
+        .collect()
+}

@@ -205,6 +205,46 @@ impl<S: Store> Manager<S> {
         for j in cache.jobs() {
             out.extend(job::reconcile(j, &pods, now));
         }
+        // Orphans (after an orphaning delete) are adopted by a matching owner.
+        let orphan = |o: &&Object| {
+            let m = o.meta();
+            m.deletion_timestamp.is_none()
+                && !m
+                    .owner_references
+                    .iter()
+                    .any(|r| r.controller == Some(true))
+        };
+        let orphan_rs: Vec<Object> = cache
+            .replica_sets()
+            .map(|r| Object::ReplicaSet(r.clone()))
+            .filter(|o| orphan(&o))
+            .collect();
+        if !orphan_rs.is_empty() {
+            for d in cache.deployments() {
+                out.extend(super::adopt(
+                    Kind::Deployment,
+                    &d.metadata,
+                    d.spec.selector.as_ref(),
+                    orphan_rs.iter(),
+                ));
+            }
+        }
+        let orphan_pods: Vec<Object> = cache
+            .pods()
+            .filter(|p| super::is_active(p))
+            .map(|p| Object::Pod(p.clone()))
+            .filter(|o| orphan(&o))
+            .collect();
+        if !orphan_pods.is_empty() {
+            for rs in cache.replica_sets() {
+                out.extend(super::adopt(
+                    Kind::ReplicaSet,
+                    &rs.metadata,
+                    rs.spec.selector.as_ref(),
+                    orphan_pods.iter(),
+                ));
+            }
+        }
         out.extend(gc::reconcile(cache, now));
         drop(pods);
         out.extend(self.schedule(node_infos, now));
