@@ -181,6 +181,15 @@ impl Cache {
     );
     typed!(jobs, Job, skiff_api::workloads::Job);
 
+    /// Every cached object of a kind, shared.
+    pub fn objects(&self, kind: Kind) -> impl Iterator<Item = &Arc<Object>> + '_ {
+        self.kinds
+            .get(&kind)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .map(|e| &e.object)
+    }
+
     /// Puts an object in (unless the cache already holds a newer state of it).
     pub fn put(&mut self, revision: u64, object: Object) {
         let key = object.key();

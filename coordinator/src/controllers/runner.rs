@@ -68,6 +68,8 @@ pub struct Manager<S: Store> {
     unschedulable: HashMap<String, Instant>,
     /// Lease ages to use instead of the coordinator's (tests).
     pub lease_override: Option<HashMap<String, Option<Duration>>>,
+    /// How long the last pass took to decide (not to write).
+    last_compute: Duration,
 }
 
 fn parse(s: &Stored) -> Option<Object> {
@@ -85,6 +87,7 @@ impl<S: Store> Manager<S> {
             sched_dirty: true,
             unschedulable: HashMap::new(),
             lease_override: None,
+            last_compute: Duration::ZERO,
         }
     }
 
@@ -195,7 +198,16 @@ impl<S: Store> Manager<S> {
                 .map_or(&[][..], |v| v.as_slice());
             out.extend(deployment::reconcile(d, rss, &pods, now));
         }
-        let node_infos: Vec<NodeInfo> = cache.nodes().map(NodeInfo::from_node).collect();
+        // Node views for the DaemonSets and the scheduler, only when either needs them.
+        let needed = cache.count(Kind::DaemonSet) > 0
+            || cache
+                .pods()
+                .any(|p| p.spec.node_name.is_none() && super::is_active(p));
+        let node_infos: Vec<NodeInfo> = if needed {
+            cache.nodes().map(NodeInfo::from_node).collect()
+        } else {
+            Vec::new()
+        };
         for ds in cache.daemon_sets() {
             out.extend(daemonset::reconcile(ds, &node_infos, &pods, now));
         }
@@ -206,42 +218,40 @@ impl<S: Store> Manager<S> {
             out.extend(job::reconcile(j, &pods, now));
         }
         // Orphans (after an orphaning delete) are adopted by a matching owner.
-        let orphan = |o: &&Object| {
-            let m = o.meta();
-            m.deletion_timestamp.is_none()
-                && !m
-                    .owner_references
-                    .iter()
-                    .any(|r| r.controller == Some(true))
+        let orphans = |kind: Kind| -> Vec<std::sync::Arc<Object>> {
+            cache
+                .objects(kind)
+                .filter(|o| {
+                    let m = o.meta();
+                    m.deletion_timestamp.is_none()
+                        && !m
+                            .owner_references
+                            .iter()
+                            .any(|r| r.controller == Some(true))
+                        && !matches!(&***o, Object::Pod(p) if !super::is_active(p))
+                })
+                .cloned()
+                .collect()
         };
-        let orphan_rs: Vec<Object> = cache
-            .replica_sets()
-            .map(|r| Object::ReplicaSet(r.clone()))
-            .filter(|o| orphan(&o))
-            .collect();
+        let orphan_rs = orphans(Kind::ReplicaSet);
         if !orphan_rs.is_empty() {
             for d in cache.deployments() {
                 out.extend(super::adopt(
                     Kind::Deployment,
                     &d.metadata,
                     d.spec.selector.as_ref(),
-                    orphan_rs.iter(),
+                    orphan_rs.iter().map(|o| &**o),
                 ));
             }
         }
-        let orphan_pods: Vec<Object> = cache
-            .pods()
-            .filter(|p| super::is_active(p))
-            .map(|p| Object::Pod(p.clone()))
-            .filter(|o| orphan(&o))
-            .collect();
+        let orphan_pods = orphans(Kind::Pod);
         if !orphan_pods.is_empty() {
             for rs in cache.replica_sets() {
                 out.extend(super::adopt(
                     Kind::ReplicaSet,
                     &rs.metadata,
                     rs.spec.selector.as_ref(),
-                    orphan_pods.iter(),
+                    orphan_pods.iter().map(|o| &**o),
                 ));
             }
         }
@@ -396,7 +406,9 @@ impl<S: Store> Manager<S> {
 
     /// One pass: every controller, then their writes. Returns how many writes were made.
     pub async fn pass(&mut self, now: u64) -> usize {
+        let t = Instant::now();
         let actions = self.actions(now);
+        self.last_compute = t.elapsed();
         self.execute(actions).await
     }
 
@@ -425,6 +437,7 @@ impl<S: Store> Manager<S> {
         tracing::info!("controllers and scheduler running");
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_pass = Duration::ZERO;
         let mut lease_tick = tokio::time::interval(Duration::from_millis(250));
         lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -432,8 +445,9 @@ impl<S: Store> Manager<S> {
                 m = rx.recv() => {
                     let Some(m) = m else { return };
                     self.take(m);
-                    // Gather what arrives together into one pass.
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    // Gather what arrives together into one pass; in a burst, for as long
+                    // as the last pass computed, so computing takes at most about half a core.
+                    tokio::time::sleep(last_pass.max(Duration::from_millis(5))).await;
                     while let Ok(m) = rx.try_recv() {
                         self.take(m);
                     }
@@ -445,6 +459,7 @@ impl<S: Store> Manager<S> {
             let now = now_secs();
             if full {
                 self.pass(now).await;
+                last_pass = self.last_compute.min(Duration::from_millis(500));
             } else {
                 let a = self.node_actions(now);
                 if !a.is_empty() {
