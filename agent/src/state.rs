@@ -357,29 +357,20 @@ impl EventQueue {
             sent.clear();
         }
         let pod = e.involved.name.clone().unwrap_or_default();
-        let ev = Event {
-            api_version: "v1".into(),
-            kind: "Event".into(),
-            metadata: skiff_api::ObjectMeta {
-                name: Some(format!("{pod}.{}", crate::random_hex(8))),
-                namespace: e.involved.namespace.clone(),
-                ..Default::default()
-            },
-            involved_object: e.involved.clone(),
-            reason: Some(e.reason.clone()),
-            message: Some(e.message.clone()),
-            source: Some(skiff_api::core::EventSource {
+        let mut ev = Event::new(
+            e.involved.clone(),
+            &e.type_,
+            e.reason.clone(),
+            e.message.clone(),
+            e.at.clone(),
+            skiff_api::core::EventSource {
                 component: Some("kubelet".into()),
                 host: Some(node.to_string()),
-            }),
-            first_timestamp: Some(e.at.clone()),
-            last_timestamp: Some(e.at.clone()),
-            count: Some(1),
-            type_: Some(e.type_.clone()),
-            reporting_component: Some("skiff-agent".into()),
-            reporting_instance: Some(node.to_string()),
-            ..Default::default()
-        };
+            },
+        );
+        ev.metadata.name = Some(format!("{pod}.{}", crate::random_hex(8)));
+        ev.reporting_component = Some("skiff-agent".into());
+        ev.reporting_instance = Some(node.to_string());
         sent.insert(key, ev.clone());
         (ev, true)
     }

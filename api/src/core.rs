@@ -218,3 +218,39 @@ k8s_struct! {
         pub host: Option<String>,
     }
 }
+
+impl Event {
+    /// A new Event (count 1, first and last seen `at`) about `involved`, in its namespace
+    /// (`default` for cluster-scoped objects); the caller names it.
+    pub fn new(
+        involved: ObjectReference,
+        type_: &str,
+        reason: String,
+        message: String,
+        at: String,
+        source: EventSource,
+    ) -> Event {
+        Event {
+            api_version: "v1".into(),
+            kind: "Event".into(),
+            metadata: ObjectMeta {
+                namespace: Some(
+                    involved
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                ),
+                ..Default::default()
+            },
+            involved_object: involved,
+            reason: Some(reason),
+            message: Some(message),
+            source: Some(source),
+            first_timestamp: Some(at.clone()),
+            last_timestamp: Some(at),
+            count: Some(1),
+            type_: Some(type_.into()),
+            ..Default::default()
+        }
+    }
+}

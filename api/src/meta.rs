@@ -72,6 +72,13 @@ impl ObjectMeta {
     pub fn namespace(&self) -> &str {
         self.namespace.as_deref().unwrap_or("")
     }
+    /// The owner reference of its controller (`controller: true`), if it has one.
+    pub fn controller(&self) -> Option<&OwnerReference> {
+        self.owner_references
+            .iter()
+            .find(|o| o.controller == Some(true))
+    }
+
     /// `resourceVersion` as the store revision it names.
     pub fn revision(&self) -> Option<u64> {
         self.resource_version.as_deref()?.parse().ok()

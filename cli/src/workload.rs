@@ -141,12 +141,7 @@ async fn owned_replica_sets(
             Ok(Object::ReplicaSet(r)) => Some(r),
             _ => None,
         })
-        .filter(|r| {
-            r.metadata
-                .owner_references
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
+        .filter(|r| r.metadata.controller().is_some_and(|o| o.uid == uid))
         .collect())
 }
 
@@ -441,11 +436,7 @@ pub async fn drain(c: &Client, node: &str, opts: &DrainOptions) -> anyhow::Resul
     let mut errors = Vec::new();
     let mut evict = Vec::new();
     for p in &pods {
-        let ctrl = p
-            .metadata
-            .owner_references
-            .iter()
-            .find(|o| o.controller == Some(true));
+        let ctrl = p.metadata.controller();
         let id = format!("{}/{}", p.metadata.namespace(), p.metadata.name());
         let finished = matches!(
             p.status.as_ref().and_then(|s| s.phase.as_deref()),

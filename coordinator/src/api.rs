@@ -43,6 +43,82 @@ impl Deleted {
     }
 }
 
+/// How a delete goes (`Api::delete_object`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeleteOptions<'a> {
+    /// Only this revision (a `resourceVersion` precondition).
+    pub rv: Option<u64>,
+    /// Only the object with this uid.
+    pub uid: Option<&'a str>,
+    /// A pod's grace period, instead of its `terminationGracePeriodSeconds`.
+    pub grace: Option<i64>,
+    /// At once, without the node's graceful stop (pods).
+    pub force: bool,
+    /// What becomes of the objects it owns.
+    pub propagation: Propagation,
+    /// The pod's node confirms it stopped the pod.
+    pub by_node: bool,
+}
+
+/// What a read-modify-write decided (`Api::rewrite`).
+enum Step {
+    /// Write this object in place of the one read.
+    Put(Box<Object>),
+    /// Delete the object read.
+    Delete,
+    /// Nothing to write: the object read is the answer.
+    Keep,
+}
+
+/// What marking a pod for its node to stop did.
+enum PodMark {
+    /// Marked (or a shorter grace period set): write it.
+    Marked(Box<skiff_api::pod::Pod>),
+    /// Already terminating with a grace period no longer than asked.
+    Already,
+    /// On no node: nothing will stop it, so it goes at once.
+    Unbound,
+}
+
+/// Marks a pod bound to a node as terminating (`deletionTimestamp`, grace period).
+fn mark_pod(pod: &skiff_api::pod::Pod, grace: Option<i64>) -> PodMark {
+    if pod.spec.node_name.is_none() {
+        return PodMark::Unbound;
+    }
+    let grace = grace
+        .or(pod.spec.termination_grace_period_seconds)
+        .unwrap_or(30)
+        .max(0);
+    let m = &pod.metadata;
+    // Already terminating: a shorter grace period may replace the longer one.
+    if m.deletion_timestamp.is_some() && m.deletion_grace_period_seconds.is_some_and(|g| grace >= g)
+    {
+        return PodMark::Already;
+    }
+    let mut pod = pod.clone();
+    let m = &mut pod.metadata;
+    if m.deletion_timestamp.is_none() {
+        m.deletion_timestamp = Some(rfc3339(now()));
+    }
+    m.deletion_grace_period_seconds = Some(grace);
+    PodMark::Marked(Box::new(pod))
+}
+
+/// Marks an object as being deleted (`deletionTimestamp`), with a finalizer to wait for.
+fn mark_deleted(mut o: Object, finalizer: Option<&str>) -> Object {
+    let m = o.meta_mut();
+    if m.deletion_timestamp.is_none() {
+        m.deletion_timestamp = Some(rfc3339(now()));
+        m.deletion_grace_period_seconds = Some(0);
+    }
+    if let Some(f) = finalizer {
+        if !m.finalizers.iter().any(|x| x == f) {
+            m.finalizers.push(f.to_string());
+        }
+    }
+    o
+}
+
 /// The API server's state.
 pub struct Api<S: Store> {
     /// The store.
@@ -247,18 +323,15 @@ impl<S: Store> Api<S> {
                         return Err(forbidden(id, "delete", &key));
                     }
                 }
-                let by_node = matches!(id, Identity::Node(_));
-                let s = self
-                    .delete_object(
-                        &key,
-                        resource_version,
-                        None,
-                        grace_period_seconds,
-                        force,
-                        propagation,
-                        by_node,
-                    )
-                    .await?;
+                let opts = DeleteOptions {
+                    rv: resource_version,
+                    grace: grace_period_seconds,
+                    force,
+                    propagation,
+                    by_node: matches!(id, Identity::Node(_)),
+                    ..Default::default()
+                };
+                let s = self.delete_object(&key, opts).await?;
                 Ok(Response::Object {
                     object: s.stored().json.to_string(),
                 })
@@ -724,60 +797,6 @@ impl<S: Store> Api<S> {
         Err(err(ErrorCode::Conflict, conflict_msg(&key)))
     }
 
-    /// Marks a pod bound to a node as terminating (`deletionTimestamp`, grace period) and
-    /// returns it; `None` when the pod should go at once (not bound to a node, or a grace
-    /// period of 0 asked for a pod already terminating).
-    async fn mark_pod_deleted(
-        &self,
-        key: &ObjectKey,
-        rv: Option<u64>,
-        grace: Option<i64>,
-    ) -> Result<Option<Stored>, ApiError> {
-        for _ in 0..5 {
-            let cur = self.current(key)?;
-            if rv.is_some_and(|r| r != cur.revision) {
-                return Err(err(ErrorCode::Conflict, conflict_msg(key)));
-            }
-            let Object::Pod(mut pod) = stored_object(&cur)? else {
-                return Ok(None);
-            };
-            if pod.spec.node_name.is_none() {
-                return Ok(None);
-            }
-            let grace = grace
-                .or(pod.spec.termination_grace_period_seconds)
-                .unwrap_or(30)
-                .max(0);
-            let m = &mut pod.metadata;
-            match (
-                m.deletion_timestamp.is_some(),
-                m.deletion_grace_period_seconds,
-            ) {
-                // Already terminating: a shorter grace period may replace the longer one.
-                (true, Some(g)) if grace >= g => return Ok(Some(cur)),
-                _ => {}
-            }
-            if m.deletion_timestamp.is_none() {
-                m.deletion_timestamp = Some(rfc3339(now()));
-            }
-            m.deletion_grace_period_seconds = Some(grace);
-            let mut next = Object::Pod(pod);
-            let op = WriteOp::Update {
-                put: Put::from_object(&mut next).map_err(store_err)?,
-                expected: Some(cur.revision),
-            };
-            match self.store.write(op).await {
-                Ok(mut s) => return Ok(Some(s.remove(0))),
-                Err(StoreError::Conflict { .. }) if rv.is_none() => continue,
-                Err(StoreError::Conflict { .. }) => {
-                    return Err(err(ErrorCode::Conflict, conflict_msg(key)))
-                }
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(err(ErrorCode::Conflict, conflict_msg(key)))
-    }
-
     /// Deletes an object; a namespace takes everything in it along.
     pub async fn delete(&self, key: ObjectKey, rv: Option<u64>) -> Result<Stored, ApiError> {
         if key.kind == Kind::Namespace {
@@ -818,97 +837,41 @@ impl<S: Store> Api<S> {
         Ok(gone.remove(0))
     }
 
-    /// Deletes an object as asked: `propagation` other than background marks an owner
-    /// (`deletionTimestamp` and the `foregroundDeletion` or `orphan` finalizer) for the
-    /// garbage collector; a pod bound to a node is marked for its node to stop it (unless
-    /// `force`, or the node itself confirms); an object with finalizers is only marked.
-    /// `uid` is a precondition like `rv`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn delete_object(
+    /// Reads `key`, lets `decide` choose what becomes of it, and writes that with the
+    /// revision read as precondition; on a conflict it reads again, unless the caller gave
+    /// `rv` (then the conflict is the answer).
+    async fn rewrite(
         &self,
         key: &ObjectKey,
         rv: Option<u64>,
-        uid: Option<&str>,
-        grace: Option<i64>,
-        force: bool,
-        propagation: Propagation,
-        by_node: bool,
+        mut decide: impl FnMut(&Stored, Object) -> Result<Step, ApiError>,
     ) -> Result<Deleted, ApiError> {
-        if key.kind == Kind::Namespace {
-            return self.delete(key.clone(), rv).await.map(Deleted::Gone);
-        }
         for _ in 0..5 {
             let cur = self.current(key)?;
             if rv.is_some_and(|r| r != cur.revision) {
                 return Err(err(ErrorCode::Conflict, conflict_msg(key)));
             }
             let obj = stored_object(&cur)?;
-            if uid.is_some_and(|u| obj.meta().uid.as_deref() != Some(u)) {
-                return Err(store_err(StoreError::NotFound(key.clone())));
-            }
-            let finalizer = match propagation {
-                Propagation::Foreground => Some(crate::controllers::FOREGROUND),
-                Propagation::Orphan => Some(crate::controllers::ORPHAN),
-                Propagation::Background => None,
-            };
-            let mark = |mut o: Object, finalizer: Option<&str>| {
-                let m = o.meta_mut();
-                if m.deletion_timestamp.is_none() {
-                    m.deletion_timestamp = Some(rfc3339(now()));
-                    m.deletion_grace_period_seconds = Some(0);
-                }
-                if let Some(f) = finalizer {
-                    if !m.finalizers.iter().any(|x| x == f) {
-                        m.finalizers.push(f.to_string());
-                    }
-                }
-                o
-            };
-            let next = match finalizer {
-                Some(f) if key.kind != Kind::Pod && !by_node => Some(mark(obj, Some(f))),
-                _ if key.kind == Kind::Pod && !force && !by_node => {
-                    match self.mark_pod_deleted(key, Some(cur.revision), grace).await {
-                        Ok(Some(marked)) => return Ok(Deleted::Marked(marked)),
-                        Ok(None) if obj.meta().finalizers.is_empty() => None,
-                        Ok(None) => Some(mark(obj, None)),
-                        Err(e) if e.code == ErrorCode::Conflict && rv.is_none() => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-                _ if !obj.meta().finalizers.is_empty() => {
-                    if obj.meta().deletion_timestamp.is_some() {
-                        return Ok(Deleted::Marked(cur));
-                    }
-                    Some(mark(obj, None))
-                }
-                _ => None,
-            };
-            let r = match next {
-                Some(mut o) => self
-                    .store
-                    .write(WriteOp::Update {
+            let (op, gone) = match decide(&cur, obj)? {
+                Step::Keep => return Ok(Deleted::Marked(cur)),
+                Step::Put(mut o) => (
+                    WriteOp::Update {
                         put: Put::from_object(&mut o).map_err(store_err)?,
                         expected: Some(cur.revision),
-                    })
-                    .await
-                    .map(|mut s| Deleted::Marked(s.remove(0))),
-                None => self
-                    .store
-                    .write(WriteOp::Delete {
+                    },
+                    false,
+                ),
+                Step::Delete => (
+                    WriteOp::Delete {
                         key: key.clone(),
                         expected: Some(cur.revision),
-                    })
-                    .await
-                    .map(|mut s| Deleted::Gone(s.remove(0))),
+                    },
+                    true,
+                ),
             };
-            match r {
-                Ok(d) => {
-                    if key.kind == Kind::Node && matches!(d, Deleted::Gone(_)) {
-                        // Its pod CIDR is free again: read the taken ones anew next time.
-                        *self.nodes.cidr_lock.lock().await = None;
-                    }
-                    return Ok(d);
-                }
+            match self.store.write(op).await {
+                Ok(mut s) if gone => return Ok(Deleted::Gone(s.remove(0))),
+                Ok(mut s) => return Ok(Deleted::Marked(s.remove(0))),
                 Err(StoreError::Conflict { .. }) if rv.is_none() => continue,
                 Err(StoreError::Conflict { .. }) => {
                     return Err(err(ErrorCode::Conflict, conflict_msg(key)))
@@ -919,6 +882,59 @@ impl<S: Store> Api<S> {
         Err(err(ErrorCode::Conflict, conflict_msg(key)))
     }
 
+    /// Deletes an object as asked: `propagation` other than background marks an owner
+    /// (`deletionTimestamp` and the `foregroundDeletion` or `orphan` finalizer) for the
+    /// garbage collector; a pod bound to a node is marked for its node to stop it (unless
+    /// `force`, or the node itself confirms); an object with finalizers is only marked.
+    pub async fn delete_object(
+        &self,
+        key: &ObjectKey,
+        opts: DeleteOptions<'_>,
+    ) -> Result<Deleted, ApiError> {
+        if key.kind == Kind::Namespace {
+            return self.delete(key.clone(), opts.rv).await.map(Deleted::Gone);
+        }
+        let finalizer = match opts.propagation {
+            Propagation::Foreground => Some(crate::controllers::FOREGROUND),
+            Propagation::Orphan => Some(crate::controllers::ORPHAN),
+            Propagation::Background => None,
+        };
+        let d = self
+            .rewrite(key, opts.rv, |_, obj| {
+                if opts
+                    .uid
+                    .is_some_and(|u| obj.meta().uid.as_deref() != Some(u))
+                {
+                    return Err(store_err(StoreError::NotFound(key.clone())));
+                }
+                let finalized = obj.meta().finalizers.is_empty();
+                Ok(match (finalizer, &obj) {
+                    (Some(f), _) if key.kind != Kind::Pod && !opts.by_node => {
+                        Step::Put(Box::new(mark_deleted(obj, Some(f))))
+                    }
+                    // A pod on a node ends gracefully: this marks it, its node stops the
+                    // containers and then confirms with its own delete.
+                    (_, Object::Pod(pod)) if !opts.force && !opts.by_node => {
+                        match mark_pod(pod, opts.grace) {
+                            PodMark::Marked(p) => Step::Put(Box::new(Object::Pod(*p))),
+                            PodMark::Already => Step::Keep,
+                            PodMark::Unbound if finalized => Step::Delete,
+                            PodMark::Unbound => Step::Put(Box::new(mark_deleted(obj, None))),
+                        }
+                    }
+                    _ if !finalized && obj.meta().deletion_timestamp.is_some() => Step::Keep,
+                    _ if !finalized => Step::Put(Box::new(mark_deleted(obj, None))),
+                    _ => Step::Delete,
+                })
+            })
+            .await?;
+        if key.kind == Kind::Node && matches!(d, Deleted::Gone(_)) {
+            // Its pod CIDR is free again: read the taken ones anew next time.
+            *self.nodes.cidr_lock.lock().await = None;
+        }
+        Ok(d)
+    }
+
     /// Removes a finalizer; an object being deleted goes with its last one.
     pub async fn remove_finalizer(
         &self,
@@ -926,83 +942,62 @@ impl<S: Store> Api<S> {
         uid: &str,
         finalizer: &str,
     ) -> Result<Deleted, ApiError> {
-        for _ in 0..5 {
-            let cur = self.current(key)?;
-            let mut obj = stored_object(&cur)?;
+        self.rewrite(key, None, |_, mut obj| {
             if obj.meta().uid.as_deref() != Some(uid) {
                 return Err(store_err(StoreError::NotFound(key.clone())));
             }
             obj.meta_mut().finalizers.retain(|f| f != finalizer);
             let m = obj.meta();
-            let op = if m.deletion_timestamp.is_some()
-                && m.finalizers.is_empty()
-                && key.kind != Kind::Pod
-            {
-                WriteOp::Delete {
-                    key: key.clone(),
-                    expected: Some(cur.revision),
-                }
-            } else {
-                WriteOp::Update {
-                    put: Put::from_object(&mut obj).map_err(store_err)?,
-                    expected: Some(cur.revision),
-                }
-            };
-            let gone = matches!(op, WriteOp::Delete { .. });
-            match self.store.write(op).await {
-                Ok(mut s) if gone => return Ok(Deleted::Gone(s.remove(0))),
-                Ok(mut s) => return Ok(Deleted::Marked(s.remove(0))),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(err(ErrorCode::Conflict, conflict_msg(key)))
+            Ok(
+                if m.deletion_timestamp.is_some()
+                    && m.finalizers.is_empty()
+                    && key.kind != Kind::Pod
+                {
+                    Step::Delete
+                } else {
+                    Step::Put(Box::new(obj))
+                },
+            )
+        })
+        .await
     }
 
     /// Binds a pending pod to a node (`spec.nodeName`, PodScheduled=True), only if it is
     /// still the pod `uid`, unbound and not being deleted.
     pub async fn bind(&self, key: &ObjectKey, uid: &str, node: &str) -> Result<Stored, ApiError> {
-        for _ in 0..5 {
-            let cur = self.current(key)?;
-            let Object::Pod(mut pod) = stored_object(&cur)? else {
-                return Err(err(ErrorCode::BadRequest, "only pods are bound"));
-            };
-            if pod.metadata.uid.as_deref() != Some(uid) {
-                return Err(store_err(StoreError::NotFound(key.clone())));
-            }
-            if pod.spec.node_name.is_some() || pod.metadata.deletion_timestamp.is_some() {
-                return Err(err(
-                    ErrorCode::Conflict,
-                    format!("pod {:?} is already bound or being deleted", key.name),
-                ));
-            }
-            pod.spec.node_name = Some(node.to_string());
-            let st = pod.status.get_or_insert_with(Default::default);
-            crate::controllers::set_condition(
-                &mut st.conditions,
-                "PodScheduled",
-                "True",
-                "Scheduled",
-                "",
-                now(),
-            );
-            if let Some(c) = st.conditions.iter_mut().find(|c| c.type_ == "PodScheduled") {
-                c.reason = None;
-                c.message = None;
-                c.last_update_time = None;
-            }
-            let mut o = Object::Pod(pod);
-            let op = WriteOp::Update {
-                put: Put::from_object(&mut o).map_err(store_err)?,
-                expected: Some(cur.revision),
-            };
-            match self.store.write(op).await {
-                Ok(mut s) => return Ok(s.remove(0)),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(err(ErrorCode::Conflict, conflict_msg(key)))
+        let d = self
+            .rewrite(key, None, |_, obj| {
+                let Object::Pod(mut pod) = obj else {
+                    return Err(err(ErrorCode::BadRequest, "only pods are bound"));
+                };
+                if pod.metadata.uid.as_deref() != Some(uid) {
+                    return Err(store_err(StoreError::NotFound(key.clone())));
+                }
+                if pod.spec.node_name.is_some() || pod.metadata.deletion_timestamp.is_some() {
+                    return Err(err(
+                        ErrorCode::Conflict,
+                        format!("pod {:?} is already bound or being deleted", key.name),
+                    ));
+                }
+                pod.spec.node_name = Some(node.to_string());
+                let st = pod.status.get_or_insert_with(Default::default);
+                crate::controllers::set_condition(
+                    &mut st.conditions,
+                    "PodScheduled",
+                    "True",
+                    "Scheduled",
+                    "",
+                    now(),
+                );
+                if let Some(c) = st.conditions.iter_mut().find(|c| c.type_ == "PodScheduled") {
+                    c.reason = None;
+                    c.message = None;
+                    c.last_update_time = None;
+                }
+                Ok(Step::Put(Box::new(Object::Pod(pod))))
+            })
+            .await?;
+        Ok(d.stored().clone())
     }
 
     async fn token_create(

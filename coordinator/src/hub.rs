@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 /// How many events a node watch may have waiting before it is dropped (it then relists).
 pub const QUEUE: usize = 4096;
 
-type Sub = (u64, mpsc::Sender<Arc<StoreEvent>>);
+type Sub = mpsc::Sender<Arc<StoreEvent>>;
 
 #[derive(Default)]
 struct State {
@@ -23,7 +23,6 @@ struct State {
     /// The revision of the last pod event dispatched (or where the hub started).
     position: u64,
     subs: HashMap<String, Vec<Sub>>,
-    next_id: u64,
 }
 
 /// The router (one per API server).
@@ -60,10 +59,13 @@ impl PodHub {
             st.position = current;
             tokio::spawn(run(self.state.clone(), w));
         }
+        // Watches whose clients left without an event to tell the hub go now.
+        st.subs.retain(|_, v| {
+            v.retain(|tx| !tx.is_closed());
+            !v.is_empty()
+        });
         let (tx, rx) = mpsc::channel(QUEUE);
-        st.next_id += 1;
-        let id = st.next_id;
-        st.subs.entry(node.to_string()).or_default().push((id, tx));
+        st.subs.entry(node.to_string()).or_default().push(tx);
         Ok(Subscription {
             events: rx,
             position: st.position,
@@ -96,17 +98,10 @@ async fn run<W: WatchStream>(state: Arc<Mutex<State>>, mut w: W) {
                 if let Some(subs) = st.subs.get_mut(node) {
                     // A watch whose queue is full or whose client left is dropped; the
                     // former learns it from its channel closing and relists.
-                    subs.retain(|(_, tx)| tx.try_send(e.clone()).is_ok());
+                    subs.retain(|tx| tx.try_send(e.clone()).is_ok());
                     if subs.is_empty() {
                         st.subs.remove(node);
                     }
-                }
-                // Clients that left without events to tell it: prune now and then.
-                if e.revision % 1024 == 0 {
-                    st.subs.retain(|_, v| {
-                        v.retain(|(_, tx)| !tx.is_closed());
-                        !v.is_empty()
-                    });
                 }
             }
             Err(err) => {

@@ -13,7 +13,6 @@
 //! No I/O: the shell in `controllers::runner` builds the snapshot and binds.
 
 use skiff_api::core::{Node, Taint};
-use skiff_api::meta::ObjectMeta;
 use skiff_api::pod::{
     NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, PodSpec, Toleration,
 };
@@ -115,10 +114,7 @@ impl NodeInfo {
             pods: get("pods").map_or(0, |q| q.value()),
         };
         let mut taints = n.spec.taints.clone();
-        let ready = status
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| c.status.as_str());
-        let implied = match ready {
+        let implied = match crate::controllers::nodes::ready_status(n) {
             Some("True") => None,
             Some("Unknown") => Some(crate::controllers::TAINT_UNREACHABLE),
             _ => Some(crate::controllers::TAINT_NOT_READY),
@@ -252,7 +248,7 @@ impl PodInfo {
         PodInfo {
             labels: p.metadata.labels.clone(),
             requests: Resources::of_pod(&p.spec),
-            owner: controller_uid(&p.metadata),
+            owner: p.metadata.controller().map(|o| o.uid.clone()),
             node_name: p.spec.node_name.clone(),
             node_selector: p.spec.node_selector.clone(),
             required_node_terms: na
@@ -290,14 +286,6 @@ fn required(a: Option<&skiff_api::pod::PodAffinity>, ns: &str) -> Vec<Term> {
     .unwrap_or_default()
 }
 
-/// The uid of an object's controller (the owner reference with `controller: true`).
-pub fn controller_uid(m: &ObjectMeta) -> Option<String> {
-    m.owner_references
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.uid.clone())
-}
-
 /// Does a toleration tolerate a taint? (Kubernetes' `ToleratesTaint`.)
 pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
@@ -317,6 +305,20 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
                 && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
         }
     }
+}
+
+/// Do these tolerations let a pod onto a cordoned node (Kubernetes' NodeUnschedulable:
+/// a toleration of `node.kubernetes.io/unschedulable:NoSchedule`)?
+pub fn tolerates_cordon(tolerations: &[Toleration]) -> bool {
+    if tolerations.is_empty() {
+        return false;
+    }
+    let cordon = Taint {
+        key: crate::controllers::TAINT_UNSCHEDULABLE.into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    };
+    tolerations.iter().any(|t| tolerates(t, &cordon))
 }
 
 /// Does a node selector requirement hold for these labels (or fields: `metadata.name`)?
@@ -454,6 +456,24 @@ struct TermIndex {
     total: u32,
 }
 
+impl TermIndex {
+    fn new(term: Term) -> TermIndex {
+        TermIndex {
+            term,
+            per_domain: HashMap::new(),
+            total: 0,
+        }
+    }
+
+    /// Counts one pod on a node with these labels.
+    fn add(&mut self, node_labels: &BTreeMap<String, String>) {
+        self.total += 1;
+        if let Some(d) = node_labels.get(&self.term.topology_key) {
+            *self.per_domain.entry(d.clone()).or_default() += 1;
+        }
+    }
+}
+
 /// The scheduler's state for one batch: nodes with what is bound (and assumed) on them.
 pub struct Scheduler {
     nodes: Vec<NodeInfo>,
@@ -528,11 +548,6 @@ impl Scheduler {
         self.nodes_to_score = Some(n.max(1));
     }
 
-    /// The nodes.
-    pub fn nodes(&self) -> &[NodeInfo] {
-        &self.nodes
-    }
-
     /// What is requested on a node (bound and assumed pods).
     pub fn requested(&self, node: &str) -> Option<Resources> {
         self.by_name.get(node).map(|&i| self.requested[i])
@@ -556,25 +571,14 @@ impl Scheduler {
         let labels = &self.nodes[i].labels;
         for idx in self.term_index.values_mut() {
             if idx.term.matches(&p) {
-                idx.total += 1;
-                if let Some(d) = labels.get(&idx.term.topology_key) {
-                    *idx.per_domain.entry(d.clone()).or_default() += 1;
-                }
+                idx.add(labels);
             }
         }
         for t in &p.anti_affinity {
-            let idx = self
-                .existing_anti
+            self.existing_anti
                 .entry(t.signature.clone())
-                .or_insert_with(|| TermIndex {
-                    term: t.clone(),
-                    per_domain: HashMap::new(),
-                    total: 0,
-                });
-            idx.total += 1;
-            if let Some(d) = labels.get(&t.topology_key) {
-                *idx.per_domain.entry(d.clone()).or_default() += 1;
-            }
+                .or_insert_with(|| TermIndex::new(t.clone()))
+                .add(labels);
         }
         self.placed.push((p, i));
     }
@@ -584,17 +588,10 @@ impl Scheduler {
         if self.term_index.contains_key(&t.signature) {
             return;
         }
-        let mut idx = TermIndex {
-            term: t.clone(),
-            per_domain: HashMap::new(),
-            total: 0,
-        };
+        let mut idx = TermIndex::new(t.clone());
         for (p, i) in &self.placed {
             if t.matches(p) {
-                idx.total += 1;
-                if let Some(d) = self.nodes[*i].labels.get(&t.topology_key) {
-                    *idx.per_domain.entry(d.clone()).or_default() += 1;
-                }
+                idx.add(&self.nodes[*i].labels);
             }
         }
         self.term_index.insert(t.signature.clone(), idx);
@@ -615,17 +612,7 @@ impl Scheduler {
     /// failing plugin's).
     fn filter(&self, pod: &PodInfo, i: usize, self_affine: &[bool]) -> Result<(), Vec<Reason>> {
         let n = &self.nodes[i];
-        let unschedulable_taint = Taint {
-            key: crate::controllers::TAINT_UNSCHEDULABLE.into(),
-            effect: "NoSchedule".into(),
-            ..Default::default()
-        };
-        if n.unschedulable
-            && !pod
-                .tolerations
-                .iter()
-                .any(|t| tolerates(t, &unschedulable_taint))
-        {
+        if n.unschedulable && !tolerates_cordon(&pod.tolerations) {
             return Err(vec![Reason::Unschedulable]);
         }
         if pod.node_name.as_ref().is_some_and(|w| *w != n.name) {

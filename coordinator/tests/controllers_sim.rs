@@ -12,7 +12,7 @@ use skiff_api::util::rfc3339;
 use skiff_api::wire::Propagation;
 use skiff_api::workloads::{DaemonSet, Deployment, Job, ReplicaSet};
 use skiff_api::{Kind, Object, ObjectKey};
-use skiff_coordinator::api::Api;
+use skiff_coordinator::api::{Api, DeleteOptions};
 use skiff_coordinator::controllers::nodes::Lifecycle;
 use skiff_coordinator::controllers::runner::{now_secs, Config, Manager};
 use skiff_coordinator::pki::Pki;
@@ -120,6 +120,18 @@ impl Sim {
         self.api.update(o, true).await.unwrap();
     }
 
+    /// Deletes as a user would (`skiff delete --cascade=...`).
+    async fn delete(&self, kind: Kind, name: &str, propagation: Propagation) {
+        let opts = DeleteOptions {
+            propagation,
+            ..Default::default()
+        };
+        self.api
+            .delete_object(&key(kind, name), opts)
+            .await
+            .unwrap();
+    }
+
     async fn apply(&self, yaml: &str) {
         for m in parse_manifests(yaml).unwrap() {
             self.api.apply(m.object).await.unwrap();
@@ -168,12 +180,12 @@ impl Sim {
                     .api
                     .delete_object(
                         &k,
-                        None,
-                        p.metadata.uid.as_deref(),
-                        Some(0),
-                        false,
-                        Propagation::Background,
-                        true,
+                        DeleteOptions {
+                            uid: p.metadata.uid.as_deref(),
+                            grace: Some(0),
+                            by_node: true,
+                            ..Default::default()
+                        },
                     )
                     .await;
                 continue;
@@ -671,18 +683,7 @@ spec:
         .iter()
         .all(|p| p.spec.node_name.as_deref() != Some("arm")));
     // A node that leaves takes its pod along.
-    sim.api
-        .delete_object(
-            &key(Kind::Node, "c"),
-            None,
-            None,
-            None,
-            false,
-            Propagation::Background,
-            false,
-        )
-        .await
-        .unwrap();
+    sim.delete(Kind::Node, "c", Propagation::Background).await;
     sim.until(10, "the pod of the removed node is gone", |s| {
         s.pods()
             .iter()
@@ -778,18 +779,7 @@ async fn statefulset_ordered_creation_scale_down_and_stable_identity() {
     assert_eq!(p1.spec.subdomain.as_deref(), Some("db"));
     // A replaced pod keeps its name.
     let old_uid = p1.metadata.uid.clone();
-    sim.api
-        .delete_object(
-            &key(Kind::Pod, "db-1"),
-            None,
-            None,
-            None,
-            false,
-            Propagation::Background,
-            false,
-        )
-        .await
-        .unwrap();
+    sim.delete(Kind::Pod, "db-1", Propagation::Background).await;
     sim.until(10, "db-1 back with a new uid", |s| {
         s.pods()
             .iter()
@@ -938,18 +928,7 @@ async fn cascade(propagation: Propagation) -> Sim {
         s.pods().iter().filter(|p| ready(p)).count() == 2
     })
     .await;
-    sim.api
-        .delete_object(
-            &key(Kind::Deployment, "web"),
-            None,
-            None,
-            None,
-            false,
-            propagation,
-            false,
-        )
-        .await
-        .unwrap();
+    sim.delete(Kind::Deployment, "web", propagation).await;
     sim
 }
 

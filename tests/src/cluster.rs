@@ -25,6 +25,15 @@ pub fn import_second_tag(node: &Node) {
     assert!(o.status.success(), "import: {}", err(&o));
 }
 
+/// The coordinator flags of the failover tests and benchmark: a node silent for 2 s is
+/// Unknown, and its pods are evicted at once.
+pub const FAST_FAILOVER: [&str; 4] = [
+    "--node-monitor-grace-period",
+    "2s",
+    "--pod-eviction-timeout",
+    "0s",
+];
+
 /// Two agents (heartbeat every 500 ms) and a coordinator started with `coord_flags`.
 pub fn two_nodes(tag: &str, coord_flags: &[&str]) -> TwoNodes {
     let netns = NetNs::new(tag);

@@ -3,7 +3,7 @@
 //! the loss of a node. Needs root; CI runs as root.
 
 use serde_json::Value;
-use skiff_tests::cluster::{image, node_of, ready, summary, two_nodes, web, IMAGE2};
+use skiff_tests::cluster::{image, node_of, ready, summary, two_nodes, web, FAST_FAILOVER, IMAGE2};
 use skiff_tests::node::{eventually, IMAGE};
 use skiff_tests::{err, ok, out, Coordinator};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -56,15 +56,7 @@ fn lowest_ready_during(c: &Coordinator, f: impl FnOnce()) -> usize {
 
 #[test]
 fn deployment_spreads_rolls_back_and_survives_a_lost_node() {
-    let mut t = two_nodes(
-        "ctl",
-        &[
-            "--node-monitor-grace-period",
-            "2s",
-            "--pod-eviction-timeout",
-            "0s",
-        ],
-    );
+    let mut t = two_nodes("ctl", &FAST_FAILOVER);
     t.apply(&web(IMAGE));
     wait_spread(&t);
 
@@ -172,15 +164,7 @@ fn processes_under(cgroup_parent: &str) -> usize {
 
 #[test]
 fn a_cut_off_node_keeps_its_pods_until_it_is_back_and_nothing_is_left_over() {
-    let t = two_nodes(
-        "cut",
-        &[
-            "--node-monitor-grace-period",
-            "2s",
-            "--pod-eviction-timeout",
-            "0s",
-        ],
-    );
+    let t = two_nodes("cut", &FAST_FAILOVER);
     t.apply(&web(IMAGE));
     wait_spread(&t);
     let kept = t.nodes[0].name.clone();

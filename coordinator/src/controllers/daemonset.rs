@@ -89,8 +89,8 @@ fn daemon_pod(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
     pod
 }
 
-/// Does the template run on this node (selector, affinity, NoSchedule/NoExecute taints)?
-pub fn should_run(ds: &DaemonSet, node: &NodeInfo) -> bool {
+/// The template as the scheduler would see its pods (with the daemon tolerations).
+fn template_info(ds: &DaemonSet) -> PodInfo {
     let probe = Pod {
         metadata: ds.spec.template.metadata.clone(),
         spec: ds.spec.template.spec.clone(),
@@ -98,7 +98,12 @@ pub fn should_run(ds: &DaemonSet, node: &NodeInfo) -> bool {
     };
     let mut info = PodInfo::from_pod(&probe);
     info.tolerations.extend(daemon_tolerations());
-    node_admits(&info, node) && untolerated(&info.tolerations, &node.taints).is_none()
+    info
+}
+
+/// Does the template run on this node (selector, affinity, NoSchedule/NoExecute taints)?
+pub fn should_run(info: &PodInfo, node: &NodeInfo) -> bool {
+    node_admits(info, node) && untolerated(&info.tolerations, &node.taints).is_none()
 }
 
 /// What one DaemonSet needs.
@@ -121,9 +126,10 @@ pub fn reconcile(
             .or_default()
             .push(p);
     }
+    let info = template_info(ds);
     let eligible: BTreeMap<&str, &NodeInfo> = nodes
         .iter()
-        .filter(|n| should_run(ds, n))
+        .filter(|n| should_run(&info, n))
         .map(|n| (n.name.as_str(), n))
         .collect();
     let updated = |p: &Pod| p.metadata.labels.get(REVISION_HASH) == Some(&hash);

@@ -5,7 +5,7 @@
 
 use super::{
     controller_ref, deleting, event, is_active, is_available, is_ready, set_condition,
-    template_hash, Action, PodsByOwner, Propagation, POD_TEMPLATE_HASH, REVISION,
+    template_hash, Action, PodsByOwner, POD_TEMPLATE_HASH, REVISION,
 };
 use skiff_api::util::{parse_rfc3339, rfc3339};
 use skiff_api::workloads::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
@@ -37,11 +37,6 @@ pub fn fenceposts(d: &Deployment) -> (i32, i32) {
     (surge, unavailable.min(replicas))
 }
 
-/// The revision number of a ReplicaSet (0 when it has none).
-pub fn revision_of(rs: &ReplicaSet) -> i64 {
-    rs.revision()
-}
-
 fn is_recreate(d: &Deployment) -> bool {
     d.spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate")
 }
@@ -65,20 +60,17 @@ pub fn reconcile(
     } else {
         fenceposts(d)
     };
-    let available_of = |rs: &ReplicaSet| -> i32 {
+    // Pods of a ReplicaSet that pass a test.
+    let count = |rs: &ReplicaSet, f: &dyn Fn(&skiff_api::pod::Pod) -> bool| -> i32 {
         pods.of(rs.metadata.uid.as_deref())
             .iter()
-            .filter(|p| is_available(p, min_ready, now))
+            .filter(|p| f(p))
             .count() as i32
     };
-    let active_of = |rs: &ReplicaSet| -> i32 {
-        pods.of(rs.metadata.uid.as_deref())
-            .iter()
-            .filter(|p| is_active(p))
-            .count() as i32
-    };
+    let available_of = |rs: &ReplicaSet| count(rs, &|p| is_available(p, min_ready, now));
+    let active_of = |rs: &ReplicaSet| count(rs, &is_active);
     let spec_of = |rs: &ReplicaSet| rs.spec.replicas.unwrap_or(0);
-    let max_rev = rss.iter().map(|r| revision_of(r)).max().unwrap_or(0);
+    let max_rev = rss.iter().map(|r| r.revision()).max().unwrap_or(0);
 
     // The changes to ReplicaSets this pass, by name; one Update each at the end.
     let mut next: BTreeMap<String, ReplicaSet> = BTreeMap::new();
@@ -93,11 +85,11 @@ pub fn reconcile(
         .copied()
         .filter(|rs| new_rs.is_none_or(|n| n.metadata.uid != rs.metadata.uid))
         .collect();
-    olds.sort_by_key(|rs| (revision_of(rs), rs.metadata.creation_timestamp.clone()));
+    olds.sort_by_key(|rs| (rs.revision(), rs.metadata.creation_timestamp.clone()));
 
     let mut created_name = None;
     if let Some(n) = new_rs {
-        if revision_of(n) < max_rev || revision_of(n) == 0 {
+        if n.revision() < max_rev || n.revision() == 0 {
             // An old template came back (rollback): it becomes the newest revision.
             let mut m = n.clone();
             m.metadata
@@ -174,8 +166,7 @@ pub fn reconcile(
             .match_labels
             .insert(POD_TEMPLATE_HASH.into(), hash.clone());
         let name = format!("{}-{hash}", d.metadata.name());
-        let mut labels = template.metadata.labels.clone();
-        labels.insert(POD_TEMPLATE_HASH.into(), hash);
+        let labels = template.metadata.labels.clone();
         let mut annotations = BTreeMap::new();
         annotations.insert(REVISION.to_string(), (max_rev + 1).to_string());
         annotations.insert(
@@ -288,12 +279,7 @@ pub fn reconcile(
         .collect();
     if empty.len() > limit {
         for rs in &empty[..empty.len() - limit] {
-            out.push(Action::Delete {
-                key: super::key_of(Kind::ReplicaSet, &rs.metadata),
-                uid: rs.metadata.uid.clone().unwrap_or_default(),
-                propagation: Propagation::Background,
-                force: false,
-            });
+            out.push(super::delete(Kind::ReplicaSet, &rs.metadata));
         }
     }
 
@@ -307,12 +293,7 @@ pub fn reconcile(
         .sum();
     let ready: i32 = rss
         .iter()
-        .map(|r| {
-            pods.of(r.metadata.uid.as_deref())
-                .iter()
-                .filter(|p| is_active(p) && is_ready(p))
-                .count() as i32
-        })
+        .map(|r| count(r, &|p| is_active(p) && is_ready(p)))
         .sum();
     let available: i32 = rss.iter().map(|r| available_of(r)).sum();
     let prev = d.status.clone().unwrap_or_default();
@@ -426,7 +407,7 @@ pub fn reconcile(
     }
     // The Deployment carries the revision of its current ReplicaSet.
     let rev = match new_rs {
-        Some(n) if revision_of(n) >= max_rev && revision_of(n) > 0 => revision_of(n),
+        Some(n) if n.revision() >= max_rev && n.revision() > 0 => n.revision(),
         _ => max_rev + 1,
     };
     if d.metadata.annotations.get(REVISION) != Some(&rev.to_string()) {

@@ -37,52 +37,55 @@ pub fn reconcile(cache: &Cache, now: u64) -> Vec<Action> {
         .all()
         .filter_map(|o| o.meta().uid.as_deref())
         .collect();
-    // Dependents by owner uid.
-    let mut dependents: HashMap<&str, Vec<&Object>> = HashMap::new();
-    for o in cache.all() {
-        for r in &o.meta().owner_references {
-            dependents.entry(r.uid.as_str()).or_default().push(o);
+    // Owners waiting for the collector: deleted in the foreground or orphaning.
+    let waiting: Vec<(&Object, &str)> = cache
+        .all()
+        .filter(|o| o.meta().deletion_timestamp.is_some())
+        .filter_map(|o| {
+            let has = |f: &str| o.meta().finalizers.iter().any(|x| x == f);
+            // Orphaning wins when both were asked for.
+            [ORPHAN, FOREGROUND]
+                .into_iter()
+                .find(|f| has(f))
+                .map(|f| (o, f))
+        })
+        .collect();
+    if !waiting.is_empty() {
+        // Dependents by owner uid (only needed now).
+        let mut dependents: HashMap<&str, Vec<&Object>> = HashMap::new();
+        for o in cache.all() {
+            for r in &o.meta().owner_references {
+                dependents.entry(r.uid.as_str()).or_default().push(o);
+            }
         }
-    }
-    for o in cache.all() {
-        let m = o.meta();
-        // Owners being deleted in the foreground or orphaning.
-        if m.deletion_timestamp.is_some() {
-            let uid = m.uid.as_deref().unwrap_or("");
+        for (o, finalizer) in waiting {
+            let uid = o.meta().uid.as_deref().unwrap_or("");
             let deps = dependents.get(uid).map_or(&[][..], |v| v.as_slice());
-            if m.finalizers.iter().any(|f| f == ORPHAN) {
-                for d in deps {
+            if deps.is_empty() {
+                out.push(Action::RemoveFinalizer {
+                    key: o.key(),
+                    uid: uid.into(),
+                    finalizer: finalizer.into(),
+                });
+            }
+            for d in deps {
+                if finalizer == ORPHAN {
                     let mut next = (*d).clone();
                     next.meta_mut().owner_references.retain(|r| r.uid != uid);
                     out.push(Action::Update(next));
-                }
-                if deps.is_empty() {
-                    out.push(Action::RemoveFinalizer {
-                        key: o.key(),
-                        uid: uid.into(),
-                        finalizer: ORPHAN.into(),
-                    });
-                }
-            } else if m.finalizers.iter().any(|f| f == FOREGROUND) {
-                for d in deps {
-                    if d.meta().deletion_timestamp.is_none() {
-                        out.push(Action::Delete {
-                            key: d.key(),
-                            uid: d.meta().uid.clone().unwrap_or_default(),
-                            propagation: Propagation::Foreground,
-                            force: false,
-                        });
-                    }
-                }
-                if deps.is_empty() {
-                    out.push(Action::RemoveFinalizer {
-                        key: o.key(),
-                        uid: uid.into(),
-                        finalizer: FOREGROUND.into(),
+                } else if d.meta().deletion_timestamp.is_none() {
+                    out.push(Action::Delete {
+                        key: d.key(),
+                        uid: d.meta().uid.clone().unwrap_or_default(),
+                        propagation: Propagation::Foreground,
+                        force: false,
                     });
                 }
             }
         }
+    }
+    for o in cache.all() {
+        let m = o.meta();
         // Dependents whose owners are all gone.
         if !m.owner_references.is_empty()
             && m.deletion_timestamp.is_none()

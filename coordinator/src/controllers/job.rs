@@ -5,7 +5,6 @@
 
 use super::{
     delete_pod, deleting, is_active, phase, pod_from_template, set_condition, Action, PodsByOwner,
-    Propagation,
 };
 use skiff_api::pod::Pod;
 use skiff_api::util::{parse_rfc3339, rfc3339};
@@ -69,12 +68,7 @@ pub fn reconcile(j: &Job, pods: &PodsByOwner<'_>, now: u64) -> Vec<Action> {
             out.extend(active.iter().map(|p| delete_pod(p)));
             if let Some(ttl) = j.spec.ttl_seconds_after_finished {
                 if at + ttl.max(0) as u64 <= now {
-                    out.push(Action::Delete {
-                        key: super::key_of(Kind::Job, &j.metadata),
-                        uid: j.metadata.uid.clone().unwrap_or_default(),
-                        propagation: Propagation::Background,
-                        force: false,
-                    });
+                    out.push(super::delete(Kind::Job, &j.metadata));
                 }
             }
         }

@@ -156,14 +156,10 @@ macro_rules! typed {
     ($fn:ident, $kind:ident, $ty:ty) => {
         /// Every cached object of this kind.
         pub fn $fn(&self) -> impl Iterator<Item = &$ty> + '_ {
-            self.kinds
-                .get(&Kind::$kind)
-                .into_iter()
-                .flat_map(|m| m.values())
-                .filter_map(|e| match &*e.object {
-                    Object::$kind(x) => Some(x),
-                    _ => None,
-                })
+            self.objects(Kind::$kind).filter_map(|o| match &**o {
+                Object::$kind(x) => Some(x),
+                _ => None,
+            })
         }
     };
 }
@@ -260,39 +256,39 @@ impl Cache {
             .flat_map(|m| m.values())
             .map(|e| &*e.object)
     }
-
-    /// Does an object with this uid exist?
-    pub fn uid_exists(&self, uid: &str) -> bool {
-        self.all().any(|o| o.meta().uid.as_deref() == Some(uid))
-    }
 }
 
-/// Pods grouped by the uid of their controller, built once per pass.
-pub struct PodsByOwner<'a> {
-    map: HashMap<&'a str, Vec<&'a Pod>>,
+/// Objects grouped by the uid of their controller, built once per pass.
+pub struct ByController<'a, T> {
+    map: HashMap<&'a str, Vec<&'a T>>,
 }
 
-impl<'a> PodsByOwner<'a> {
-    /// Indexes the cache's pods.
-    pub fn new(cache: &'a Cache) -> PodsByOwner<'a> {
-        let mut map: HashMap<&str, Vec<&Pod>> = HashMap::new();
-        for p in cache.pods() {
-            if let Some(o) = p
-                .metadata
-                .owner_references
-                .iter()
-                .find(|o| o.controller == Some(true))
-            {
-                map.entry(o.uid.as_str()).or_default().push(p);
+/// Pods grouped by their controller.
+pub type PodsByOwner<'a> = ByController<'a, Pod>;
+
+impl<'a, T> ByController<'a, T> {
+    /// Groups objects (with their metadata) by their controller's uid.
+    pub fn index(items: impl Iterator<Item = (&'a ObjectMeta, &'a T)>) -> Self {
+        let mut map: HashMap<&str, Vec<&T>> = HashMap::new();
+        for (m, x) in items {
+            if let Some(o) = m.controller() {
+                map.entry(o.uid.as_str()).or_default().push(x);
             }
         }
-        PodsByOwner { map }
+        ByController { map }
     }
 
-    /// The pods an owner controls.
-    pub fn of(&self, uid: Option<&str>) -> &[&'a Pod] {
+    /// What an owner controls.
+    pub fn of(&self, uid: Option<&str>) -> &[&'a T] {
         uid.and_then(|u| self.map.get(u))
             .map_or(&[], |v| v.as_slice())
+    }
+}
+
+impl<'a> ByController<'a, Pod> {
+    /// Indexes the cache's pods.
+    pub fn new(cache: &'a Cache) -> PodsByOwner<'a> {
+        Self::index(cache.pods().map(|p| (&p.metadata, p)))
     }
 }
 
@@ -319,7 +315,17 @@ pub fn controller_ref(kind: Kind, m: &ObjectMeta) -> OwnerReference {
 
 /// Is the pod still doing (or about to do) work: not deleted, not finished?
 pub fn is_active(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_none() && !matches!(phase(p), "Succeeded" | "Failed")
+    p.metadata.deletion_timestamp.is_none() && !is_finished(p)
+}
+
+/// Did the pod end (Succeeded or Failed)?
+pub fn is_finished(p: &Pod) -> bool {
+    matches!(phase(p), "Succeeded" | "Failed")
+}
+
+/// Is the pod waiting for the scheduler: active and bound to no node?
+pub fn is_pending_schedule(p: &Pod) -> bool {
+    p.spec.node_name.is_none() && is_active(p)
 }
 
 /// The pod's phase ("Pending" when none was reported).
@@ -499,9 +505,14 @@ pub fn deletion_rank(
 
 /// The delete action of a pod (graceful).
 pub fn delete_pod(p: &Pod) -> Action {
+    delete(Kind::Pod, &p.metadata)
+}
+
+/// The delete action of an object (background propagation; a pod ends gracefully).
+pub fn delete(kind: Kind, m: &ObjectMeta) -> Action {
     Action::Delete {
-        key: key_of(Kind::Pod, &p.metadata),
-        uid: p.metadata.uid.clone().unwrap_or_default(),
+        key: key_of(kind, m),
+        uid: m.uid.clone().unwrap_or_default(),
         propagation: Propagation::Background,
         force: false,
     }

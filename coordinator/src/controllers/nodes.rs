@@ -23,7 +23,8 @@ pub struct Lifecycle {
     pub eviction_timeout: i64,
 }
 
-fn ready_status(n: &Node) -> Option<&str> {
+/// The status of a node's Ready condition (`True`, `False`, `Unknown`), if it has one.
+pub fn ready_status(n: &Node) -> Option<&str> {
     n.status
         .as_ref()?
         .conditions
@@ -48,19 +49,19 @@ pub fn reconcile_node(
             .iter()
             .any(|t| t.key == TAINT_UNREACHABLE && t.effect == effect)
     };
+    let set_ready = |status: &str, reason: &str, message: &str| {
+        let mut next = n.clone();
+        let st = next.status.get_or_insert_with(Default::default);
+        set_condition(&mut st.conditions, "Ready", status, reason, message, now);
+        Action::Status(Object::Node(next))
+    };
     if stale {
         if ready != Some("Unknown") {
-            let mut next = n.clone();
-            let st = next.status.get_or_insert_with(Default::default);
-            set_condition(
-                &mut st.conditions,
-                "Ready",
+            out.push(set_ready(
                 "Unknown",
                 "NodeStatusUnknown",
                 "Kubelet stopped posting node status.",
-                now,
-            );
-            out.push(Action::Status(Object::Node(next)));
+            ));
         }
         if !has_taint("NoSchedule") || !has_taint("NoExecute") {
             let mut next = n.clone();
@@ -78,17 +79,11 @@ pub fn reconcile_node(
         }
     } else {
         if ready == Some("Unknown") {
-            let mut next = n.clone();
-            let st = next.status.get_or_insert_with(Default::default);
-            set_condition(
-                &mut st.conditions,
-                "Ready",
+            out.push(set_ready(
                 "True",
                 "KubeletReady",
                 "skiff-agent renewed its lease",
-                now,
-            );
-            out.push(Action::Status(Object::Node(next)));
+            ));
         }
         if has_taint("NoSchedule") || has_taint("NoExecute") {
             let mut next = n.clone();

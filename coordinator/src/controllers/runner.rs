@@ -4,10 +4,10 @@
 //! once so the next pass never repeats them).
 
 use super::{
-    daemonset, deployment, gc, job, nodes, replicaset, statefulset, Action, Cache, PodsByOwner,
-    WATCHED,
+    daemonset, deployment, gc, job, nodes, replicaset, statefulset, Action, ByController, Cache,
+    PodsByOwner, WATCHED,
 };
-use crate::api::{Api, Deleted};
+use crate::api::{Api, DeleteOptions, Deleted};
 use crate::sched::{NodeInfo, PodInfo, Scheduler, Strategy};
 use crate::store::{EventType, Store, Stored, WatchFilter, WatchStream};
 use skiff_api::meta::ObjectReference;
@@ -178,31 +178,14 @@ impl<S: Store> Manager<S> {
         for rs in cache.replica_sets() {
             out.extend(replicaset::reconcile(rs, &pods, now));
         }
-        let mut rs_by_owner: HashMap<&str, Vec<&skiff_api::workloads::ReplicaSet>> = HashMap::new();
-        for rs in cache.replica_sets() {
-            if let Some(r) = rs
-                .metadata
-                .owner_references
-                .iter()
-                .find(|r| r.controller == Some(true))
-            {
-                rs_by_owner.entry(r.uid.as_str()).or_default().push(rs);
-            }
-        }
+        let rs_by_owner = ByController::index(cache.replica_sets().map(|r| (&r.metadata, r)));
         for d in cache.deployments() {
-            let rss = d
-                .metadata
-                .uid
-                .as_deref()
-                .and_then(|u| rs_by_owner.get(u))
-                .map_or(&[][..], |v| v.as_slice());
+            let rss = rs_by_owner.of(d.metadata.uid.as_deref());
             out.extend(deployment::reconcile(d, rss, &pods, now));
         }
         // Node views for the DaemonSets and the scheduler, only when either needs them.
-        let needed = cache.count(Kind::DaemonSet) > 0
-            || cache
-                .pods()
-                .any(|p| p.spec.node_name.is_none() && super::is_active(p));
+        let needed =
+            cache.count(Kind::DaemonSet) > 0 || cache.pods().any(super::is_pending_schedule);
         let node_infos: Vec<NodeInfo> = if needed {
             cache.nodes().map(NodeInfo::from_node).collect()
         } else {
@@ -224,11 +207,8 @@ impl<S: Store> Manager<S> {
                 .filter(|o| {
                     let m = o.meta();
                     m.deletion_timestamp.is_none()
-                        && !m
-                            .owner_references
-                            .iter()
-                            .any(|r| r.controller == Some(true))
-                        && !matches!(&***o, Object::Pod(p) if !super::is_active(p))
+                        && m.controller().is_none()
+                        && !matches!(&***o, Object::Pod(p) if super::is_finished(p))
                 })
                 .cloned()
                 .collect()
@@ -265,14 +245,20 @@ impl<S: Store> Manager<S> {
     /// fit nowhere.
     fn schedule(&mut self, nodes: Vec<NodeInfo>, now: u64) -> Vec<Action> {
         let retry = self.sched_dirty;
-        let mut pending: Vec<&skiff_api::pod::Pod> = self
+        let all_pending: Vec<&skiff_api::pod::Pod> = self
             .cache
             .pods()
-            .filter(|p| {
-                p.spec.node_name.is_none()
-                    && p.metadata.deletion_timestamp.is_none()
-                    && super::is_active(p)
-            })
+            .filter(|p| super::is_pending_schedule(p))
+            .collect();
+        // Pods that are gone or were bound leave the unschedulable list.
+        let pending_uids: std::collections::HashSet<&str> = all_pending
+            .iter()
+            .filter_map(|p| p.metadata.uid.as_deref())
+            .collect();
+        self.unschedulable
+            .retain(|uid, _| pending_uids.contains(uid.as_str()));
+        let mut pending: Vec<&skiff_api::pod::Pod> = all_pending
+            .into_iter()
             .filter(|p| {
                 retry
                     || p.metadata.uid.as_deref().is_none_or(|u| {
@@ -296,9 +282,7 @@ impl<S: Store> Manager<S> {
         let bound: Vec<PodInfo> = self
             .cache
             .pods()
-            .filter(|p| {
-                p.spec.node_name.is_some() && !matches!(super::phase(p), "Succeeded" | "Failed")
-            })
+            .filter(|p| p.spec.node_name.is_some() && !super::is_finished(p))
             .map(PodInfo::from_pod)
             .collect();
         let mut sched = Scheduler::new(nodes, bound, self.cfg.strategy);
@@ -385,21 +369,19 @@ impl<S: Store> Manager<S> {
         done
     }
 
-    fn absorb(&mut self, r: Result<Vec<Change>, skiff_api::wire::ApiError>) -> usize {
+    fn absorb(&mut self, r: Result<Option<Change>, skiff_api::wire::ApiError>) -> usize {
         match r {
-            Ok(changes) => {
-                for c in changes {
-                    match c {
-                        Change::Put(s) => {
-                            if let Some(o) = parse(&s) {
-                                self.cache.put(s.revision, o);
-                            }
-                        }
-                        Change::Gone(s) => self.cache.remove(&s.key, s.revision),
-                    }
+            Ok(Some(Change::Put(s))) => {
+                if let Some(o) = parse(&s) {
+                    self.cache.put(s.revision, o);
                 }
                 1
             }
+            Ok(Some(Change::Gone(s))) => {
+                self.cache.remove(&s.key, s.revision);
+                1
+            }
+            Ok(None) => 1,
             Err(_) => 0,
         }
     }
@@ -532,10 +514,12 @@ pub enum Change {
     Gone(Stored),
 }
 
-fn deleted(d: Deleted) -> Change {
-    match d {
-        Deleted::Marked(s) => Change::Put(s),
-        Deleted::Gone(s) => Change::Gone(s),
+impl From<Deleted> for Change {
+    fn from(d: Deleted) -> Change {
+        match d {
+            Deleted::Marked(s) => Change::Put(s),
+            Deleted::Gone(s) => Change::Gone(s),
+        }
     }
 }
 
@@ -543,20 +527,28 @@ fn deleted(d: Deleted) -> Change {
 async fn perform<S: Store>(
     api: &Api<S>,
     a: Action,
-) -> Result<Vec<Change>, skiff_api::wire::ApiError> {
+) -> Result<Option<Change>, skiff_api::wire::ApiError> {
     let r = match a {
-        Action::Create(o) => api.create(o).await.map(|s| vec![Change::Put(s)]),
-        Action::Update(o) => api.update(o, false).await.map(|s| vec![Change::Put(s)]),
-        Action::Status(o) => api.update(o, true).await.map(|s| vec![Change::Put(s)]),
+        Action::Create(o) => api.create(o).await.map(|s| Some(Change::Put(s))),
+        Action::Update(o) => api.update(o, false).await.map(|s| Some(Change::Put(s))),
+        Action::Status(o) => api.update(o, true).await.map(|s| Some(Change::Put(s))),
         Action::Delete {
             key,
             uid,
             propagation,
             force,
         } => api
-            .delete_object(&key, None, Some(&uid), None, force, propagation, false)
+            .delete_object(
+                &key,
+                DeleteOptions {
+                    uid: Some(&uid),
+                    force,
+                    propagation,
+                    ..Default::default()
+                },
+            )
             .await
-            .map(|d| vec![deleted(d)]),
+            .map(|d| Some(d.into())),
         Action::DeleteUnless {
             key,
             uid,
@@ -568,24 +560,23 @@ async fn perform<S: Store>(
                     Ok(Some(s)) => {
                         let live_uid = parse(&s).and_then(|o| o.meta().uid.clone());
                         if u.is_none() || live_uid == *u {
-                            return Ok(Vec::new());
+                            return Ok(None);
                         }
                     }
                     Ok(None) => {}
-                    Err(_) => return Ok(Vec::new()),
+                    Err(_) => return Ok(None),
                 }
             }
             api.delete_object(
                 &key,
-                None,
-                Some(&uid),
-                None,
-                force,
-                Default::default(),
-                false,
+                DeleteOptions {
+                    uid: Some(&uid),
+                    force,
+                    ..Default::default()
+                },
             )
             .await
-            .map(|d| vec![deleted(d)])
+            .map(|d| Some(d.into()))
         }
         Action::RemoveFinalizer {
             key,
@@ -594,11 +585,11 @@ async fn perform<S: Store>(
         } => api
             .remove_finalizer(&key, &uid, &finalizer)
             .await
-            .map(|d| vec![deleted(d)]),
+            .map(|d| Some(d.into())),
         Action::Bind { key, uid, node } => api
             .bind(&key, &uid, &node)
             .await
-            .map(|s| vec![Change::Put(s)]),
+            .map(|s| Some(Change::Put(s))),
         Action::Event {
             about,
             uid,
@@ -606,47 +597,33 @@ async fn perform<S: Store>(
             reason,
             message,
         } => {
-            let ns = if about.namespace.is_empty() {
-                "default".to_string()
-            } else {
-                about.namespace.clone()
-            };
-            let t = rfc3339(now_secs());
-            let ev = skiff_api::core::Event {
-                metadata: skiff_api::meta::ObjectMeta {
-                    generate_name: Some(format!("{}.", about.name)),
-                    namespace: Some(ns),
-                    ..Default::default()
-                },
-                involved_object: ObjectReference {
-                    api_version: Some(about.kind.info().api_version.into()),
-                    kind: Some(about.kind.name().into()),
-                    namespace: (!about.namespace.is_empty()).then(|| about.namespace.clone()),
-                    name: Some(about.name.clone()),
-                    uid: Some(uid),
-                    ..Default::default()
-                },
-                reason: Some(reason),
-                message: Some(message),
-                source: Some(skiff_api::core::EventSource {
-                    component: Some(
-                        if about.kind == Kind::Pod {
-                            "default-scheduler"
-                        } else {
-                            "skiff-controller-manager"
-                        }
-                        .into(),
-                    ),
-                    host: None,
-                }),
-                first_timestamp: Some(t.clone()),
-                last_timestamp: Some(t),
-                count: Some(1),
-                type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+            let involved = ObjectReference {
+                api_version: Some(about.kind.info().api_version.into()),
+                kind: Some(about.kind.name().into()),
+                namespace: (!about.namespace.is_empty()).then(|| about.namespace.clone()),
+                name: Some(about.name.clone()),
+                uid: Some(uid),
                 ..Default::default()
             };
+            let component = if about.kind == Kind::Pod {
+                "default-scheduler"
+            } else {
+                "skiff-controller-manager"
+            };
+            let mut ev = skiff_api::core::Event::new(
+                involved,
+                if warning { "Warning" } else { "Normal" },
+                reason,
+                message,
+                rfc3339(now_secs()),
+                skiff_api::core::EventSource {
+                    component: Some(component.into()),
+                    host: None,
+                },
+            );
+            ev.metadata.generate_name = Some(format!("{}.", about.name));
             // Events are not cached: nothing reads them back.
-            api.create(Object::Event(ev)).await.map(|_| Vec::new())
+            api.create(Object::Event(ev)).await.map(|_| None)
         }
     };
     r.map_err(|e| {

@@ -6,7 +6,7 @@
 //! until the coordinator marks the node Unknown (the grace period plus the check's
 //! granularity). What comes after it is skiff's own work: evict, replace, schedule, start.
 
-use crate::cluster::{node_of, ready, summary, two_nodes, web, TwoNodes};
+use crate::cluster::{node_of, ready, summary, two_nodes, web, TwoNodes, FAST_FAILOVER};
 use crate::node::{eventually, IMAGE};
 use crate::out;
 use std::time::{Duration, Instant};
@@ -31,15 +31,7 @@ pub fn run() -> anyhow::Result<()> {
     let mut totals = Vec::new();
     let mut detections = Vec::new();
     for run in 0..runs {
-        let mut t = two_nodes(
-            &format!("fo{run}"),
-            &[
-                "--node-monitor-grace-period",
-                "2s",
-                "--pod-eviction-timeout",
-                "0s",
-            ],
-        );
+        let mut t = two_nodes(&format!("fo{run}"), &FAST_FAILOVER);
         t.apply(&web(IMAGE));
         eventually(60, "4 replicas Ready", || {
             let pods = t.pods();

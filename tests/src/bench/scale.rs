@@ -87,13 +87,6 @@ async fn node(
         object: node_json(&name),
     })
     .await?;
-    if std::env::var_os("SKIFF_BENCH_NO_WATCH").is_some() {
-        ready.fetch_add(1, Ordering::Relaxed);
-        loop {
-            tokio::time::sleep(heartbeat).await;
-            c.call(&Request::Heartbeat).await?;
-        }
-    }
     let mut w = c
         .watch(&Request::Watch {
             kind: Kind::Pod,
@@ -199,14 +192,6 @@ pub fn run() -> anyhow::Result<()> {
         let join_secs = joined.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss_nodes = status_kb(pid, "VmRSS:");
-        if std::env::var_os("SKIFF_BENCH_NO_WATCH").is_some() {
-            println!(
-                "  (no watches) {NODES} nodes joined; coordinator RSS {:.1} MB",
-                rss_nodes as f64 / 1024.0
-            );
-            tasks.abort_all();
-            anyhow::bail!("SKIFF_BENCH_NO_WATCH measures joining only");
-        }
         let admin = Client::connect(&skiff_client::config::ClientConfig::load(&cfg_path)?).await?;
         let cpu0 = cpu_seconds(pid);
         let t0 = Instant::now();
