@@ -165,6 +165,46 @@ k8s_struct! {
 }
 
 k8s_struct! {
+    /// Endpoints (`v1`): the addresses behind a Service, kept by the endpoints controller
+    /// for Services with a selector, written by hand for Services without one.
+    pub struct Endpoints {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: ObjectMeta,
+        pub subsets: Vec<EndpointSubset>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.EndpointSubset`: addresses that share one set of ports.
+    pub struct EndpointSubset {
+        pub addresses: Vec<EndpointAddress>,
+        pub not_ready_addresses: Vec<EndpointAddress>,
+        pub ports: Vec<EndpointPort>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.EndpointAddress`.
+    pub struct EndpointAddress {
+        pub ip: String,
+        pub hostname: Option<String>,
+        pub node_name: Option<String>,
+        pub target_ref: Option<crate::meta::ObjectReference>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.EndpointPort`.
+    pub struct EndpointPort {
+        pub name: Option<String>,
+        pub port: Option<i32>,
+        pub protocol: Option<String>,
+        pub app_protocol: Option<String>,
+    }
+}
+
+k8s_struct! {
     /// A ConfigMap (`v1`).
     pub struct ConfigMap {
         pub api_version: String,

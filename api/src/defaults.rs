@@ -96,6 +96,11 @@ pub fn apply_defaults(obj: &mut Object) {
                 }
             }
         }
+        Object::Endpoints(e) => {
+            for p in e.subsets.iter_mut().flat_map(|s| s.ports.iter_mut()) {
+                p.protocol.get_or_insert_with(|| "TCP".into());
+            }
+        }
         Object::Secret(s) => {
             s.type_.get_or_insert_with(|| "Opaque".into());
             let b64 = base64::engine::general_purpose::STANDARD;

@@ -654,7 +654,7 @@ spec:
             ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels: {a: \"-x\"}\n", "metadata.labels[a]: Invalid value: \"-x\""),
             ("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "metadata.name: Required value"),
             ("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {k: \"not base64!\"}\n", "data[k]: Invalid value: <secret contents redacted>: illegal base64 data"),
-            ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 80}]\n", "nodePort: Invalid value: 80"),
+            ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 70000}]\n", "nodePort: Invalid value: 70000"),
             ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: x}]\n", "spec.selector: Required value"),
             ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Always\n      containers: [{name: a, image: x}]\n", "restartPolicy: Unsupported value: \"Always\""),
         ];

@@ -1,6 +1,6 @@
 //! The kinds skiff serves, and `Object`, any one of them.
 
-use crate::core::{ConfigMap, Event, Namespace, Node, Secret, Service};
+use crate::core::{ConfigMap, Endpoints, Event, Namespace, Node, Secret, Service};
 use crate::meta::ObjectMeta;
 use crate::pod::Pod;
 use crate::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
@@ -111,6 +111,7 @@ kinds! {
     StatefulSet: StatefulSet = ("apps/v1", "statefulsets", ["sts"], true),
     Job: Job = ("batch/v1", "jobs", [], true),
     Service: Service = ("v1", "services", ["svc"], true),
+    Endpoints: Endpoints = ("v1", "endpoints", ["ep"], true),
     ConfigMap: ConfigMap = ("v1", "configmaps", ["cm"], true),
     Secret: Secret = ("v1", "secrets", [], true),
     Event: Event = ("v1", "events", ["ev"], true),

@@ -206,6 +206,7 @@ pub fn validate(obj: &Object) -> Vec<FieldError> {
         Object::StatefulSet(s) => validate_stateful_set(&mut v, s),
         Object::Job(j) => validate_job(&mut v, j),
         Object::Service(s) => validate_service(&mut v, s),
+        Object::Endpoints(e) => validate_endpoints(&mut v, e),
         Object::ConfigMap(c) => validate_config_map(&mut v, c),
         Object::Secret(s) => validate_secret(&mut v, s),
         Object::Namespace(n) => validate_namespace(&mut v, n),
@@ -239,6 +240,12 @@ pub fn validate_update(old: &Object, new: &Object) -> Vec<FieldError> {
             }
             if a.spec.service_name != b.spec.service_name {
                 v.forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
+            }
+        }
+        (Object::Service(a), Object::Service(b)) => {
+            let ip = |s: &crate::core::Service| s.spec.cluster_ip.clone().unwrap_or_default();
+            if !ip(a).is_empty() && !ip(b).is_empty() && ip(a) != ip(b) {
+                v.invalid("spec.clusterIP", q(&ip(b)), immutable);
             }
         }
         (Object::Job(a), Object::Job(b)) if a.spec.template != b.spec.template => {
@@ -574,6 +581,44 @@ fn validate_job(v: &mut V, j: &Job) {
         &s.template.spec,
         Some(&["OnFailure", "Never"]),
     );
+}
+
+fn validate_endpoints(v: &mut V, e: &crate::core::Endpoints) {
+    for (i, sub) in e.subsets.iter().enumerate() {
+        let addrs = sub.addresses.iter().map(|a| ("addresses", a)).chain(
+            sub.not_ready_addresses
+                .iter()
+                .map(|a| ("notReadyAddresses", a)),
+        );
+        let mut counts = BTreeMap::<&str, usize>::new();
+        for (field, a) in addrs {
+            let n = counts.entry(field).or_default();
+            let path = format!("subsets[{i}].{field}[{n}].ip");
+            *n += 1;
+            match a.ip.parse::<std::net::IpAddr>() {
+                Err(_) => v.invalid(&path, q(&a.ip), "must be a valid IP address"),
+                Ok(ip) if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() => v
+                    .invalid(
+                        &path,
+                        q(&a.ip),
+                        "may not be a loopback, unspecified or multicast address",
+                    ),
+                Ok(_) => {}
+            }
+        }
+        for (j, port) in sub.ports.iter().enumerate() {
+            let p = format!("subsets[{i}].ports[{j}]");
+            if sub.ports.len() > 1 && port.name.is_none() {
+                v.required(&format!("{p}.name"));
+            }
+            validate_port(v, &format!("{p}.port"), port.port, true);
+            v.one_of(
+                &format!("{p}.protocol"),
+                &port.protocol,
+                &["SCTP", "TCP", "UDP"],
+            );
+        }
+    }
 }
 
 fn validate_port(v: &mut V, path: &str, p: Option<i32>, required: bool) {
@@ -1244,8 +1289,9 @@ fn validate_service(v: &mut V, s: &Service) {
                     &format!("{p}.nodePort"),
                     "may not be used when `type` is 'ClusterIP'",
                 );
-            } else if !(30000..=32767).contains(&np) {
-                v.invalid(&format!("{p}.nodePort"), np, "provided port is not in the valid range. The range of valid ports is 30000-32767");
+            } else {
+                // The range is the coordinator's (--service-node-port-range): it checks it.
+                validate_port(v, &format!("{p}.nodePort"), Some(np), true);
             }
         }
         let key = (

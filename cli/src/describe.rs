@@ -378,6 +378,31 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
                 s(v, "/spec/sessionAffinity"),
             );
         }
+        Kind::Endpoints => {
+            out.push_str("Subsets:\n");
+            for sub in arr(v, "/subsets") {
+                let ips = |ptr: &str| {
+                    let l: Vec<&str> = arr(sub, ptr).iter().map(|a| s(a, "/ip")).collect();
+                    if l.is_empty() {
+                        "<none>".to_string()
+                    } else {
+                        l.join(",")
+                    }
+                };
+                field(&mut out, 1, "Addresses", &ips("/addresses"));
+                field(&mut out, 1, "NotReadyAddresses", &ips("/notReadyAddresses"));
+                out.push_str("  Ports:\n");
+                for p in arr(sub, "/ports") {
+                    let _ = writeln!(
+                        out,
+                        "    {}\t{}\t{}",
+                        p.get("name").and_then(Value::as_str).unwrap_or("<unset>"),
+                        scalar(p.get("port")),
+                        p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+                    );
+                }
+            }
+        }
         Kind::ConfigMap => {
             out.push_str("\nData\n====\n");
             if let Some(m) = v.get("data").and_then(Value::as_object) {

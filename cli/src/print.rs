@@ -150,6 +150,27 @@ fn ports(v: &Value) -> String {
     }
 }
 
+/// kubectl's ENDPOINTS column: `ip:port` of ready addresses, the first three and a count.
+fn endpoints(v: &Value) -> String {
+    let mut all = Vec::new();
+    for sub in arr(v, "/subsets") {
+        let ports = arr(sub, "/ports");
+        for a in arr(sub, "/addresses") {
+            if ports.is_empty() {
+                all.push(s(a, "/ip").to_string());
+            }
+            for p in ports {
+                all.push(format!("{}:{}", s(a, "/ip"), n(p, "/port")));
+            }
+        }
+    }
+    match all.len() {
+        0 => "<none>".into(),
+        1..=3 => all.join(","),
+        k => format!("{} + {} more...", all[..3].join(","), k - 3),
+    }
+}
+
 fn containers_images(v: &Value, base: &str) -> (String, String) {
     let cs = arr(v, base);
     let names: Vec<&str> = cs.iter().map(|c| s(c, "/name")).collect();
@@ -200,6 +221,7 @@ pub fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
             "PORT(S)",
             "AGE",
         ],
+        Kind::Endpoints => vec!["NAME", "ENDPOINTS", "AGE"],
         Kind::ConfigMap => vec!["NAME", "DATA", "AGE"],
         Kind::Secret => vec!["NAME", "TYPE", "DATA", "AGE"],
         Kind::Namespace => vec!["NAME", "STATUS", "AGE"],
@@ -332,6 +354,7 @@ pub fn row(kind: Kind, v: &Value, wide: bool) -> Vec<String> {
                 age_,
             ]
         }
+        Kind::Endpoints => vec![name, endpoints(v), age_],
         Kind::ConfigMap => {
             let d = v
                 .get("data")
