@@ -129,7 +129,11 @@ pub struct Api<S: Store> {
     pub nodes: crate::nodes::Nodes,
     /// Pod events routed to the watches of their node.
     pub pod_hub: crate::hub::PodHub,
+    /// Service addresses and node ports, and who holds them.
+    pub services: crate::services::Services,
 }
+
+type Held = std::collections::HashMap<ObjectKey, crate::services::Holding>;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -146,6 +150,22 @@ fn random_string(n: usize, alphabet: &[u8]) -> String {
     buf.iter()
         .map(|b| alphabet[*b as usize % alphabet.len()] as char)
         .collect()
+}
+
+/// Notes what a Service holds after its write was acknowledged.
+fn record_service(held: Option<&mut Option<Held>>, key: &ObjectKey, o: &Object) {
+    if let (Some(Some(held)), Object::Service(svc)) = (held, o) {
+        held.insert(key.clone(), crate::services::Holding::of(&svc.spec));
+    }
+}
+
+fn random_bytes4() -> [u8; 4] {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .expect("system randomness");
+    b
 }
 
 fn uid() -> String {
@@ -486,7 +506,12 @@ impl<S: Store> Api<S> {
             Identity::Node(_)
                 if matches!(
                     kind,
-                    Kind::Pod | Kind::Node | Kind::ConfigMap | Kind::Secret
+                    Kind::Pod
+                        | Kind::Node
+                        | Kind::ConfigMap
+                        | Kind::Secret
+                        | Kind::Service
+                        | Kind::Endpoints
                 ) =>
             {
                 Ok(())
@@ -504,7 +529,9 @@ impl<S: Store> Api<S> {
             Identity::Admin(_) => true,
             Identity::Node(n) => match s.key.kind {
                 Kind::Pod => self.pod_on_node(id, s),
-                Kind::Node => s.key.name == *n,
+                // Every node routes to every other node's pods and serves every
+                // Service (as the kubelet and kube-proxy read them).
+                Kind::Node | Kind::Service | Kind::Endpoints => true,
                 Kind::ConfigMap | Kind::Secret => {
                     self.referenced_by_node_pods(n, &s.key).unwrap_or(false)
                 }
@@ -538,7 +565,7 @@ impl<S: Store> Api<S> {
     fn authorize_read(&self, id: &Identity, s: &Stored) -> Result<(), ApiError> {
         let Identity::Node(n) = id else { return Ok(()) };
         let allowed = match s.key.kind {
-            Kind::Node => s.key.name == *n,
+            Kind::Node | Kind::Service | Kind::Endpoints => true,
             Kind::Pod => self.pod_on_node(id, s),
             Kind::ConfigMap | Kind::Secret => self.referenced_by_node_pods(n, &s.key)?,
             _ => false,
@@ -608,6 +635,50 @@ impl<S: Store> Api<S> {
         }
     }
 
+    /// For a Service write: what every Service holds (read from the store when first
+    /// needed), locked until the write is acknowledged.
+    async fn service_lock(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Held>>, ApiError> {
+        let mut g = self.services.held.lock().await;
+        if g.is_none() {
+            let (_, all) = self.store.list(Kind::Service, None).map_err(store_err)?;
+            let mut m = Held::new();
+            for s in &all {
+                if let Ok(Object::Service(svc)) = stored_object(s) {
+                    m.insert(s.key.clone(), crate::services::Holding::of(&svc.spec));
+                }
+            }
+            *g = Some(m);
+        }
+        Ok(g)
+    }
+
+    /// Gives a Service its ClusterIP and node ports (see [`crate::services::assign`]).
+    fn assign_service(
+        &self,
+        held: &Option<Held>,
+        key: &ObjectKey,
+        next: &mut Object,
+        old: Option<&Object>,
+    ) -> Result<(), ApiError> {
+        let (Object::Service(svc), Some(held)) = (next, held) else {
+            return Ok(());
+        };
+        let old = match old {
+            Some(Object::Service(o)) => Some(&o.spec),
+            _ => None,
+        };
+        let mut others = held.iter().filter(|(k, _)| *k != key).map(|(_, h)| h);
+        let seed = u32::from_le_bytes(random_bytes4());
+        crate::services::assign(&self.services, &mut svc.spec, old, &mut others, seed).map_err(
+            |e| {
+                err(
+                    ErrorCode::Invalid,
+                    format!("services {:?} is invalid: {e}", key.name),
+                )
+            },
+        )
+    }
+
     /// Fills in what the server owns on a new object and stores it.
     pub async fn create(&self, mut o: Object) -> Result<Stored, ApiError> {
         // A new node gets its pod CIDR: one /24 of the cluster CIDR no other node holds.
@@ -660,6 +731,10 @@ impl<S: Store> Api<S> {
         // Status is the system's to write, except a Node's (its agent reports it) and Events.
         clear_status(&mut o);
         apply_defaults(&mut o);
+        let mut svc_held = match kind {
+            Kind::Service => Some(self.service_lock().await?),
+            _ => None,
+        };
         if kind.namespaced() {
             let ns = o.meta().namespace().to_string();
             let key = ObjectKey {
@@ -684,9 +759,16 @@ impl<S: Store> Api<S> {
                 ));
             }
             set_generation(None, &mut o);
+            if let Some(held) = &svc_held {
+                self.assign_service(held, &o.key(), &mut o, None)?;
+            }
             let op = WriteOp::Create(Put::from_object(&mut o).map_err(store_err)?);
             match self.store.write(op).await {
                 Ok(mut s) => {
+                    if let (Some(Some(held)), Object::Service(svc)) = (svc_held.as_deref_mut(), &o)
+                    {
+                        held.insert(o.key(), crate::services::Holding::of(&svc.spec));
+                    }
                     if let (Some(guard), Object::Node(n)) = (_cidr_guard.as_mut(), &o) {
                         if let (Some(set), Some(c)) = (guard.as_mut(), &n.spec.pod_cidr) {
                             set.insert(c.clone());
@@ -723,6 +805,10 @@ impl<S: Store> Api<S> {
             let current = stored_object(&cur)?;
             let mut next = o.clone();
             carry_system_fields(&current, &mut next, true);
+            let mut svc_held = match kind {
+                Kind::Service => Some(self.service_lock().await?),
+                _ => None,
+            };
             // Annotations the system wrote survive an apply.
             for (k, v) in &current.meta().annotations {
                 if system_annotation(k) {
@@ -733,6 +819,10 @@ impl<S: Store> Api<S> {
                 }
             }
             apply_defaults(&mut next);
+            if let Some(held) = &svc_held {
+                check_update(&current, &next)?;
+                self.assign_service(held, &key, &mut next, Some(&current))?;
+            }
             if next == current {
                 return Ok((ApplyOutcome::Unchanged, cur));
             }
@@ -743,7 +833,10 @@ impl<S: Store> Api<S> {
                 expected: Some(cur.revision),
             };
             match self.store.write(op).await {
-                Ok(mut s) => return Ok((ApplyOutcome::Configured, s.remove(0))),
+                Ok(mut s) => {
+                    record_service(svc_held.as_deref_mut(), &key, &next);
+                    return Ok((ApplyOutcome::Configured, s.remove(0)));
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_err(e)),
             }
@@ -781,12 +874,22 @@ impl<S: Store> Api<S> {
                 set_generation(Some(&current), &mut n);
                 n
             };
+            let mut svc_held = match key.kind {
+                Kind::Service if !status_only => Some(self.service_lock().await?),
+                _ => None,
+            };
+            if let Some(held) = &svc_held {
+                self.assign_service(held, &key, &mut next, Some(&current))?;
+            }
             let op = WriteOp::Update {
                 put: Put::from_object(&mut next).map_err(store_err)?,
                 expected: Some(cur.revision),
             };
             match self.store.write(op).await {
-                Ok(mut s) => return Ok(s.remove(0)),
+                Ok(mut s) => {
+                    record_service(svc_held.as_deref_mut(), &key, &next);
+                    return Ok(s.remove(0));
+                }
                 Err(StoreError::Conflict { .. }) if given.is_none() => continue,
                 Err(StoreError::Conflict { .. }) => {
                     return Err(err(ErrorCode::Conflict, conflict_msg(&key)))
@@ -813,6 +916,8 @@ impl<S: Store> Api<S> {
             if rv.is_some_and(|r| r != cur.revision) {
                 return Err(err(ErrorCode::Conflict, conflict_msg(&key)));
             }
+            let mut held = self.services.held.lock().await;
+            *held = None;
             let gone = self
                 .store
                 .write(WriteOp::DeleteNamespace(key.name.clone()))
@@ -928,6 +1033,11 @@ impl<S: Store> Api<S> {
                 })
             })
             .await?;
+        if key.kind == Kind::Service && matches!(d, Deleted::Gone(_)) {
+            if let Some(held) = self.services.held.lock().await.as_mut() {
+                held.remove(key);
+            }
+        }
         if key.kind == Kind::Node && matches!(d, Deleted::Gone(_)) {
             // Its pod CIDR is free again: read the taken ones anew next time.
             *self.nodes.cidr_lock.lock().await = None;
@@ -1273,6 +1383,10 @@ fn clear_status(o: &mut Object) {
         Object::Job(x) => x.status = None,
         Object::Service(x) => x.status = None,
         Object::Namespace(x) => x.status = None,
-        Object::Node(_) | Object::ConfigMap(_) | Object::Secret(_) | Object::Event(_) => {}
+        Object::Node(_)
+        | Object::Endpoints(_)
+        | Object::ConfigMap(_)
+        | Object::Secret(_)
+        | Object::Event(_) => {}
     }
 }

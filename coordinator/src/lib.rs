@@ -8,4 +8,5 @@ pub mod nodes;
 pub mod pki;
 pub mod sched;
 pub mod server;
+pub mod services;
 pub mod store;

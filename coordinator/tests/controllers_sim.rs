@@ -82,6 +82,7 @@ impl Sim {
             pki,
             nodes: Default::default(),
             pod_hub: Default::default(),
+            services: Default::default(),
         });
         api.bootstrap().await.unwrap();
         let mut mgr = Manager::new(

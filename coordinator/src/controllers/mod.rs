@@ -7,6 +7,7 @@
 
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
 pub mod gc;
 pub mod job;
 pub mod nodes;
@@ -40,8 +41,10 @@ pub const FOREGROUND: &str = "foregroundDeletion";
 pub const ORPHAN: &str = "orphan";
 
 /// The kinds the controllers read.
-pub const WATCHED: [Kind; 7] = [
+pub const WATCHED: [Kind; 9] = [
     Kind::Node,
+    Kind::Service,
+    Kind::Endpoints,
     Kind::Pod,
     Kind::ReplicaSet,
     Kind::Deployment,
@@ -176,6 +179,8 @@ impl Cache {
         skiff_api::workloads::StatefulSet
     );
     typed!(jobs, Job, skiff_api::workloads::Job);
+    typed!(services, Service, skiff_api::core::Service);
+    typed!(endpoints, Endpoints, skiff_api::core::Endpoints);
 
     /// Every cached object of a kind, shared.
     pub fn objects(&self, kind: Kind) -> impl Iterator<Item = &Arc<Object>> + '_ {

@@ -4,8 +4,8 @@
 //! once so the next pass never repeats them).
 
 use super::{
-    daemonset, deployment, gc, job, nodes, replicaset, statefulset, Action, ByController, Cache,
-    PodsByOwner, WATCHED,
+    daemonset, deployment, endpoints, gc, job, nodes, replicaset, statefulset, Action,
+    ByController, Cache, PodsByOwner, WATCHED,
 };
 use crate::api::{Api, DeleteOptions, Deleted};
 use crate::sched::{NodeInfo, PodInfo, Scheduler, Strategy};
@@ -170,6 +170,29 @@ impl<S: Store> Manager<S> {
         out
     }
 
+    /// Endpoints for every Service, from the pods of its namespace.
+    fn endpoint_actions(cache: &Cache) -> Vec<Action> {
+        let mut out = Vec::new();
+        if cache.count(Kind::Service) == 0 {
+            return out;
+        }
+        let mut pods: HashMap<&str, Vec<&skiff_api::pod::Pod>> = HashMap::new();
+        for p in cache.pods() {
+            pods.entry(p.metadata.namespace()).or_default().push(p);
+        }
+        let eps: HashMap<(&str, &str), &skiff_api::core::Endpoints> = cache
+            .endpoints()
+            .map(|e| ((e.metadata.namespace(), e.metadata.name()), e))
+            .collect();
+        for svc in cache.services() {
+            let m = &svc.metadata;
+            let current = eps.get(&(m.namespace(), m.name())).copied();
+            let in_ns = pods.get(m.namespace()).map(Vec::as_slice).unwrap_or(&[]);
+            out.extend(endpoints::reconcile(svc, current, in_ns));
+        }
+        out
+    }
+
     /// Everything every controller wants now.
     pub fn actions(&mut self, now: u64) -> Vec<Action> {
         let cache = &self.cache;
@@ -235,6 +258,7 @@ impl<S: Store> Manager<S> {
                 ));
             }
         }
+        out.extend(Self::endpoint_actions(cache));
         out.extend(gc::reconcile(cache, now));
         drop(pods);
         out.extend(self.schedule(node_infos, now));
