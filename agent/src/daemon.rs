@@ -136,6 +136,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         adopt: Mutex::new(adopt),
         adopt_sandboxes: Mutex::new(sandboxes),
         net: Mutex::new(net),
+        cluster: tokio::sync::watch::channel(Arc::default()).0,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -149,6 +150,8 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
             link::start_or_update(&agent, pod);
         }
         tokio::spawn(link::run(agent.clone()));
+        tokio::spawn(crate::proxy::run(agent.clone()));
+        tokio::spawn(crate::dns::run(agent.clone()));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => {}

@@ -150,6 +150,7 @@ async fn session(agent: &Arc<Agent>, client: &Client, since: &mut Option<u64>) -
     tokio::select! {
         r = pods => r,
         r = watch_configs(agent, client, cfg_rev) => r,
+        r = crate::cluster::follow(agent, client) => r,
         r = heartbeat(agent, client) => r,
         r = send_status(agent, client) => r,
         r = send_events(agent, client) => r,
@@ -208,7 +209,15 @@ async fn register(agent: &Agent, client: &Client) -> Result<()> {
 
 /// Sets up (or keeps) the pod network for the node's pod CIDR.
 async fn set_pod_network(agent: &Agent, cidr: &str) {
-    if agent.net().is_some_and(|n| n.cidr() == cidr) {
+    // Pods get the MTU of the node's link to the cluster.
+    let host_ip = agent.host_ip.lock().unwrap().parse().ok();
+    let mtu = tokio::task::spawn_blocking(move || host_ip.map(crate::net::mtu_of))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(1500);
+    if let Some(n) = agent.net().filter(|n| n.cidr() == cidr) {
+        n.mtu.store(mtu, std::sync::atomic::Ordering::Relaxed);
         return;
     }
     let (name, dir, cidr) = (
@@ -218,6 +227,7 @@ async fn set_pod_network(agent: &Agent, cidr: &str) {
     );
     let r = tokio::task::spawn_blocking(move || {
         let net = crate::net::PodNetwork::new(&name, &cidr, &dir)?;
+        net.mtu.store(mtu, std::sync::atomic::Ordering::Relaxed);
         net.ensure_bridge()?;
         Ok::<_, String>(net)
     })

@@ -2,7 +2,9 @@
 //! the pods bound to the node; the subcommands are the node operator's tools (images and
 //! one-off containers, as containerd's `ctr` gives) and the runtime helper.
 
+mod cluster;
 mod daemon;
+mod dns;
 mod link;
 mod local;
 mod net;
@@ -10,6 +12,7 @@ mod node;
 mod ops;
 mod podspec;
 mod probe;
+mod proxy;
 mod serve;
 mod state;
 mod status;

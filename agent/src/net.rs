@@ -3,9 +3,13 @@
 //! addresses leased from the CIDR and kept in `<data-dir>/state/ipam.json` (written when a
 //! lease changes, released when the pod goes).
 //!
-//! Pods get a route to their own subnet only: they reach the node and the other pods of
-//! the node. Routes between nodes, masquerading and Services come with the network work;
-//! until then nothing a pod sends can leave the node.
+//! Inside a pod: `eth0` with the pod's address, the node's MTU, and a default route
+//! through the bridge. Between nodes (host-gw): one route per other node, its pod CIDR via
+//! its InternalIP, kept by [`PodNetwork::sync_routes`] and marked with skiff's route
+//! protocol number so stale ones are found and removed. The node forwards IPv4.
+//!
+//! Services' virtual IPs are made local by `local` routes on the loopback: packets to them
+//! are delivered to the node itself, where the agent's proxy listens (see `proxy.rs`).
 //!
 //! Netlink directly (netlink-packet-route over a netlink socket), no `ip` commands.
 //! Everything here blocks: callers run it on the blocking pool.
@@ -17,6 +21,9 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -139,6 +146,202 @@ impl Nl {
     }
 }
 
+impl Nl {
+    fn link_mtu(&mut self, index: u32) -> io::Result<Option<u32>> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        let msgs = self.request(RouteNetlinkMessage::GetLink(m), 0)?;
+        Ok(msgs.iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(l) => l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Mtu(m) => Some(*m),
+                _ => None,
+            }),
+            _ => None,
+        }))
+    }
+
+    /// IPv4 addresses: (link index, address, prefix).
+    fn addresses(&mut self) -> io::Result<Vec<(u32, Ipv4Addr, u8)>> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet;
+        let msgs = self.request(
+            RouteNetlinkMessage::GetAddress(m),
+            netlink_packet_core::NLM_F_DUMP,
+        )?;
+        Ok(msgs
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewAddress(a) => a.attributes.iter().find_map(|x| match x {
+                    AddressAttribute::Local(IpAddr::V4(ip)) => {
+                        Some((a.header.index, *ip, a.header.prefix_len))
+                    }
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn route_msg(dst: Ipv4Addr, prefix: u8, via: Option<Ipv4Addr>, proto: u8) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = prefix;
+        m.header.table = RouteHeader::RT_TABLE_MAIN;
+        m.header.protocol = RouteProtocol::from(proto);
+        m.header.scope = RouteScope::Universe;
+        m.header.kind = RouteType::Unicast;
+        if prefix > 0 {
+            m.attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+        }
+        if let Some(gw) = via {
+            m.attributes
+                .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+        }
+        m
+    }
+
+    /// Adds or replaces a route `dst/prefix via gw`.
+    fn replace_route(
+        &mut self,
+        dst: Ipv4Addr,
+        prefix: u8,
+        gw: Ipv4Addr,
+        proto: u8,
+    ) -> io::Result<()> {
+        let m = Self::route_msg(dst, prefix, Some(gw), proto);
+        self.request(
+            RouteNetlinkMessage::NewRoute(m),
+            NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE,
+        )
+        .map(|_| ())
+    }
+
+    fn del_route(&mut self, dst: Ipv4Addr, prefix: u8, proto: u8) -> io::Result<()> {
+        let m = Self::route_msg(dst, prefix, None, proto);
+        match self.request(RouteNetlinkMessage::DelRoute(m), 0) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// Routes of the main table with protocol `proto`: (destination, prefix, gateway).
+    fn routes(&mut self, proto: u8) -> io::Result<Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)>> {
+        self.routes_in(RouteHeader::RT_TABLE_MAIN, proto)
+    }
+
+    fn routes_in(
+        &mut self,
+        table: u8,
+        proto: u8,
+    ) -> io::Result<Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)>> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        let msgs = self.request(
+            RouteNetlinkMessage::GetRoute(m),
+            netlink_packet_core::NLM_F_DUMP,
+        )?;
+        Ok(msgs
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewRoute(r)
+                    if r.header.table == table && u8::from(r.header.protocol) == proto =>
+                {
+                    let dst = r.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+                        _ => None,
+                    });
+                    let gw = r.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(*ip),
+                        _ => None,
+                    });
+                    Some((
+                        dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        r.header.destination_prefix_length,
+                        gw,
+                    ))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+/// skiff's routes carry this protocol number (`ip route` shows `proto 157`).
+pub const ROUTE_PROTO: u8 = 157;
+
+/// The MTU of the link holding `ip` (1500 if none does).
+pub fn mtu_of(ip: Ipv4Addr) -> u32 {
+    let find = || -> io::Result<Option<u32>> {
+        let mut nl = Nl::new()?;
+        let Some((index, _, _)) = nl.addresses()?.into_iter().find(|(_, a, _)| *a == ip) else {
+            return Ok(None);
+        };
+        nl.link_mtu(index)
+    };
+    find().ok().flatten().unwrap_or(1500)
+}
+
+/// Lets the node forward IPv4 between pods and the network.
+pub fn enable_forwarding() -> Result<(), String> {
+    let path = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(path, "1").map_err(|e| format!("enabling IPv4 forwarding: {e}"))
+}
+
+/// Makes exactly `vips` local to the node: one `local VIP/32 dev lo` route each in the
+/// local table (marked with [`ROUTE_PROTO`]), so packets to a Service's virtual IP are
+/// delivered to the node, where the proxy listens. (Routes, not addresses on a dummy
+/// interface: boards' kernels often lack the dummy driver.)
+pub fn sync_service_ips(vips: &std::collections::BTreeSet<Ipv4Addr>) -> Result<(), String> {
+    let e = |what: &'static str| move |err: io::Error| format!("service routes: {what}: {err}");
+    let mut nl = Nl::new().map_err(e("netlink"))?;
+    let lo = nl
+        .link_index("lo")
+        .map_err(e("finding lo"))?
+        .ok_or("service routes: no loopback interface")?;
+    let have: Vec<Ipv4Addr> = nl
+        .routes_in(LOCAL_TABLE, ROUTE_PROTO)
+        .map_err(e("listing"))?
+        .into_iter()
+        .filter(|(_, p, _)| *p == 32)
+        .map(|(ip, _, _)| ip)
+        .collect();
+    for ip in &have {
+        if !vips.contains(ip) {
+            let mut m = Nl::route_msg(*ip, 32, None, ROUTE_PROTO);
+            m.header.table = LOCAL_TABLE;
+            m.header.kind = RouteType::Local;
+            m.header.scope = RouteScope::Host;
+            match nl.request(RouteNetlinkMessage::DelRoute(m), 0) {
+                Err(err) if err.raw_os_error() != Some(libc::ESRCH) => {
+                    return Err(format!("service routes: removing {ip}: {err}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    for ip in vips {
+        if !have.contains(ip) {
+            let mut m = Nl::route_msg(*ip, 32, None, ROUTE_PROTO);
+            m.header.table = LOCAL_TABLE;
+            m.header.kind = RouteType::Local;
+            m.header.scope = RouteScope::Host;
+            m.attributes.push(RouteAttribute::Oif(lo));
+            nl.request(
+                RouteNetlinkMessage::NewRoute(m),
+                NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE,
+            )
+            .map_err(|err| format!("service routes: adding {ip}: {err}"))?;
+        }
+    }
+    Ok(())
+}
+
+const LOCAL_TABLE: u8 = 255;
+
 fn fnv(s: &str) -> u32 {
     let mut h: u32 = 0x811c9dc5;
     for b in s.bytes() {
@@ -163,6 +366,8 @@ struct Leases {
 /// The node's pod network.
 pub struct PodNetwork {
     bridge: String,
+    /// The MTU of pods' interfaces (the node's link's).
+    pub mtu: std::sync::atomic::AtomicU32,
     base: Ipv4Addr,
     prefix: u8,
     path: PathBuf,
@@ -187,6 +392,7 @@ impl PodNetwork {
         }
         let net = PodNetwork {
             bridge: format!("skb{:08x}", fnv(node)),
+            mtu: std::sync::atomic::AtomicU32::new(1500),
             base,
             prefix,
             path,
@@ -323,10 +529,17 @@ impl PodNetwork {
             .link_index(&host)
             .map_err(e("finding veth"))?
             .ok_or("pod network: the veth vanished")?;
-        nl.set_link(hi, vec![LinkAttribute::Controller(bridge)], true)
-            .map_err(e("attaching veth to the bridge"))?;
-        // Inside the pod: rename to eth0, address, up (from a thread in the pod's netns).
+        let mtu = self.mtu.load(std::sync::atomic::Ordering::Relaxed);
+        nl.set_link(
+            hi,
+            vec![LinkAttribute::Controller(bridge), LinkAttribute::Mtu(mtu)],
+            true,
+        )
+        .map_err(e("attaching veth to the bridge"))?;
+        // Inside the pod: rename to eth0, address, MTU, up, and the default route through
+        // the bridge (from a thread in the pod's netns).
         let prefix = self.prefix;
+        let gateway = self.gateway();
         std::thread::scope(|s| {
             s.spawn(|| -> Result<(), String> {
                 nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -336,16 +549,59 @@ impl PodNetwork {
                     .link_index(&peer)
                     .map_err(e("finding the pod's veth"))?
                     .ok_or("pod network: the pod's veth is missing")?;
-                nl.set_link(pi, vec![LinkAttribute::IfName("eth0".into())], false)
-                    .map_err(e("naming eth0"))?;
+                nl.set_link(
+                    pi,
+                    vec![
+                        LinkAttribute::IfName("eth0".into()),
+                        LinkAttribute::Mtu(mtu),
+                    ],
+                    false,
+                )
+                .map_err(e("naming eth0"))?;
                 nl.add_address(pi, ip, prefix)
                     .map_err(e("addressing eth0"))?;
-                nl.set_link(pi, vec![], true).map_err(e("raising eth0"))
+                nl.set_link(pi, vec![], true).map_err(e("raising eth0"))?;
+                nl.replace_route(Ipv4Addr::UNSPECIFIED, 0, gateway, 4)
+                    .map_err(e("default route"))
             })
             .join()
             .map_err(|_| "pod network: setup thread panicked".to_string())?
         })?;
         Ok(ip)
+    }
+
+    /// Routes to the other nodes' pods: each peer's pod CIDR via its address (host-gw:
+    /// the nodes share a link). Routes skiff added for nodes that left are removed.
+    pub fn sync_routes(&self, peers: &[crate::cluster::Peer]) -> Result<(), String> {
+        let e = |what: &'static str| move |err: io::Error| format!("node routes: {what}: {err}");
+        let mut nl = Nl::new().map_err(e("netlink"))?;
+        let have = nl.routes(ROUTE_PROTO).map_err(e("listing"))?;
+        let own = (self.base, self.prefix);
+        let want: Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)> = peers
+            .iter()
+            .filter(|p| p.cidr != own)
+            .map(|p| (p.cidr.0, p.cidr.1, Some(p.ip)))
+            .collect();
+        for r in &have {
+            if !want.contains(r) {
+                nl.del_route(r.0, r.1, ROUTE_PROTO).map_err(e("removing"))?;
+            }
+        }
+        for r in &want {
+            if !have.contains(r) {
+                let (dst, prefix, Some(gw)) = *r else {
+                    continue;
+                };
+                nl.replace_route(dst, prefix, gw, ROUTE_PROTO)
+                    .map_err(|err| format!("node routes: {dst}/{prefix} via {gw}: {err}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The bridge's address: pods' gateway, and where the node's DNS answers them.
+    pub fn gateway_ip(&self) -> Ipv4Addr {
+        self.gateway()
     }
 
     /// Disconnects a pod (its veth pair goes) and releases its address.

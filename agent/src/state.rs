@@ -87,6 +87,8 @@ pub struct Agent {
     pub adopt_sandboxes: Mutex<std::collections::HashSet<String>>,
     /// The pod network, once the node knows its pod CIDR.
     pub net: Mutex<Option<Arc<crate::net::PodNetwork>>>,
+    /// Nodes, Services and Endpoints as last heard from the coordinator.
+    pub cluster: watch::Sender<Arc<crate::cluster::ClusterView>>,
 }
 
 impl Agent {

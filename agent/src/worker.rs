@@ -508,7 +508,9 @@ impl Worker {
             }
         } else {
             let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
-            let cfg = podspec::sandbox(pod, &self.uid, &files, dns()).map_err(config_err)?;
+            let gateway = self.agent.net().map(|n| n.gateway_ip());
+            let cfg =
+                podspec::sandbox(pod, &self.uid, &files, dns(pod, gateway)).map_err(config_err)?;
             self.files = files;
             let rt = self.agent.rt.clone();
             blocking(move || rt.create_sandbox(&cfg).map_err(|e| e.to_string()))
@@ -1103,8 +1105,30 @@ async fn stop(agent: &Agent, pod: &Pod, c: &Container, target: probe::Target, gr
     let _ = blocking(move || rt.stop(&id, left).map(|_| ()).map_err(|e| e.to_string())).await;
 }
 
-fn dns() -> skiff_runtime::DnsConfig {
-    // The node's resolvers until the agent serves cluster DNS.
+/// The pod's resolv.conf (dnsPolicy ClusterFirst): the agent's cluster DNS on the pod
+/// bridge, the cluster search path before the node's, `ndots:5`. Pods on the host's
+/// network, or on a node without a pod network yet, get the node's resolvers.
+fn dns(pod: &Pod, gateway: Option<std::net::Ipv4Addr>) -> skiff_runtime::DnsConfig {
+    let host = host_dns();
+    let Some(gw) = gateway.filter(|_| pod.spec.host_network != Some(true)) else {
+        return host;
+    };
+    let ns = pod.metadata.namespace();
+    let d = crate::dns::DOMAIN;
+    let mut searches = vec![format!("{ns}.svc.{d}"), format!("svc.{d}"), d.to_string()];
+    for s in host.searches {
+        if !searches.contains(&s) {
+            searches.push(s);
+        }
+    }
+    skiff_runtime::DnsConfig {
+        nameservers: vec![std::net::IpAddr::V4(gw)],
+        searches,
+        options: vec!["ndots:5".into()],
+    }
+}
+
+fn host_dns() -> skiff_runtime::DnsConfig {
     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut cfg = skiff_runtime::DnsConfig::default();
     for line in text.lines() {

@@ -1,0 +1,462 @@
+//! Cluster DNS for the node's pods, as CoreDNS's kubernetes plugin answers it, served by
+//! the agent on the pod bridge's address (UDP port 53), which pods get as their nameserver:
+//! - `<svc>.<ns>.svc.cluster.local`: A of the ClusterIP, or of every ready endpoint of a
+//!   headless Service;
+//! - `<hostname>.<svc>.<ns>.svc.cluster.local`: a StatefulSet pod behind a headless
+//!   Service (its endpoint's hostname);
+//! - `_<port>._<proto>.<svc>.<ns>.svc.cluster.local`: SRV for named ports;
+//! - `<a-b-c-d>.<ns>.pod.cluster.local`: A of that pod address;
+//! - other names in `cluster.local`: NXDOMAIN; names elsewhere go to the node's own
+//!   resolvers (its `/etc/resolv.conf`) and their answer is relayed.
+//!
+//! `<svc>` and `<svc>.<ns>` resolve through the search path the pods' resolv.conf carries
+//! (`<ns>.svc.cluster.local svc.cluster.local cluster.local`, `ndots:5`).
+//! Messages are parsed and written with hickory-proto.
+
+use crate::cluster::ClusterView;
+use crate::state::Agent;
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::{A, SOA, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// The cluster's DNS domain.
+pub const DOMAIN: &str = "cluster.local";
+const TTL: u32 = 5;
+
+/// What a name is, for the cluster.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    /// Records (possibly none: the name exists without records of that type).
+    Records(Vec<(String, RData)>),
+    /// No such name in the cluster domain.
+    NxDomain,
+    /// Not the cluster's name: ask upstream.
+    Upstream,
+}
+
+fn dashed(ip: &str) -> String {
+    ip.replace(['.', ':'], "-")
+}
+
+/// Answers `qname` (lowercase, without the final dot) for `qtype`. Pure.
+pub fn answer(view: &ClusterView, qname: &str, qtype: RecordType) -> Answer {
+    let name = qname.trim_end_matches('.').to_ascii_lowercase();
+    let Some(rest) = name
+        .strip_suffix(DOMAIN)
+        .filter(|r| r.is_empty() || r.ends_with('.'))
+    else {
+        return Answer::Upstream;
+    };
+    let labels: Vec<&str> = rest.trim_end_matches('.').split('.').collect();
+    let fqdn = |n: &str| format!("{n}.");
+    let a = |ip: Ipv4Addr| RData::A(A(ip));
+    let want_a = matches!(qtype, RecordType::A | RecordType::ANY);
+    match labels.as_slice() {
+        // `<ip>.<ns>.pod.cluster.local`
+        [ip, _ns, "pod"] => match ip.replace('-', ".").parse::<Ipv4Addr>() {
+            Ok(ip) => Answer::Records(if want_a {
+                vec![(fqdn(&name), a(ip))]
+            } else {
+                vec![]
+            }),
+            Err(_) => Answer::NxDomain,
+        },
+        [svc, ns, "svc"] => {
+            let Some(s) = view.services.get(&(ns.to_string(), svc.to_string())) else {
+                return Answer::NxDomain;
+            };
+            if !want_a {
+                return Answer::Records(vec![]);
+            }
+            if let Some(ip) = crate::proxy::cluster_ip(s) {
+                return Answer::Records(vec![(fqdn(&name), a(ip))]);
+            }
+            let ep = view.endpoints.get(&(ns.to_string(), svc.to_string()));
+            let mut ips: Vec<Ipv4Addr> = ep
+                .iter()
+                .flat_map(|e| e.subsets.iter())
+                .flat_map(|s| s.addresses.iter())
+                .filter_map(|x| x.ip.parse().ok())
+                .collect();
+            ips.sort();
+            ips.dedup();
+            Answer::Records(ips.into_iter().map(|ip| (fqdn(&name), a(ip))).collect())
+        }
+        [port, proto, svc, ns, "svc"] if port.starts_with('_') && proto.starts_with('_') => {
+            let key = (ns.to_string(), svc.to_string());
+            let Some(s) = view.services.get(&key) else {
+                return Answer::NxDomain;
+            };
+            let (port, proto) = (&port[1..], proto[1..].to_ascii_uppercase());
+            let Some(sp) = s.spec.ports.iter().find(|p| {
+                p.name.as_deref() == Some(port) && p.protocol.as_deref().unwrap_or("TCP") == proto
+            }) else {
+                return Answer::NxDomain;
+            };
+            if !matches!(qtype, RecordType::SRV | RecordType::ANY) {
+                return Answer::Records(vec![]);
+            }
+            let base = format!("{svc}.{ns}.svc.{DOMAIN}");
+            let srv = |target: &str, port: u16| {
+                Name::from_ascii(format!("{target}."))
+                    .ok()
+                    .map(|t| (fqdn(&name), RData::SRV(SRV::new(0, 100, port, t))))
+            };
+            if crate::proxy::cluster_ip(s).is_some() {
+                let p = sp.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+                return Answer::Records(srv(&base, p).into_iter().collect());
+            }
+            // Headless: one record per endpoint, under its own name.
+            let mut out = Vec::new();
+            for sub in view
+                .endpoints
+                .get(&key)
+                .iter()
+                .flat_map(|e| e.subsets.iter())
+            {
+                let Some(p) = sub
+                    .ports
+                    .iter()
+                    .find(|p| p.name == sp.name)
+                    .and_then(|p| p.port)
+                    .and_then(|p| u16::try_from(p).ok())
+                else {
+                    continue;
+                };
+                for addr in &sub.addresses {
+                    let host = addr.hostname.clone().unwrap_or_else(|| dashed(&addr.ip));
+                    out.extend(srv(&format!("{host}.{base}"), p));
+                }
+            }
+            Answer::Records(out)
+        }
+        [host, svc, ns, "svc"] => {
+            let ep = view.endpoints.get(&(ns.to_string(), svc.to_string()));
+            let ips: Vec<Ipv4Addr> = ep
+                .iter()
+                .flat_map(|e| e.subsets.iter())
+                .flat_map(|s| s.addresses.iter())
+                .filter(|x| x.hostname.as_deref() == Some(*host) || dashed(&x.ip) == *host)
+                .filter_map(|x| x.ip.parse().ok())
+                .collect();
+            if ips.is_empty() {
+                return Answer::NxDomain;
+            }
+            Answer::Records(if want_a {
+                ips.into_iter().map(|ip| (fqdn(&name), a(ip))).collect()
+            } else {
+                vec![]
+            })
+        }
+        // The zone itself and the intermediate names exist.
+        [""] | ["svc"] | [_, "svc"] | ["pod"] | [_, "pod"] => Answer::Records(vec![]),
+        _ => Answer::NxDomain,
+    }
+}
+
+/// The response to one query message (parsed with hickory), or None to ask upstream.
+pub fn respond(view: &ClusterView, query: &Message) -> Option<Message> {
+    let q = query.queries().first()?;
+    let qname = q.name().to_lowercase().to_ascii();
+    let found = answer(view, &qname, q.query_type());
+    let mut m = Message::new();
+    m.set_id(query.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(query.op_code())
+        .set_recursion_desired(query.recursion_desired())
+        .set_recursion_available(true)
+        .set_authoritative(true)
+        .add_query(q.clone());
+    match found {
+        Answer::Upstream => return None,
+        Answer::NxDomain => {
+            m.set_response_code(ResponseCode::NXDomain);
+            m.add_name_server(soa());
+        }
+        Answer::Records(rs) if rs.is_empty() => {
+            m.add_name_server(soa());
+        }
+        Answer::Records(rs) => {
+            for (n, data) in rs {
+                if let Ok(n) = Name::from_ascii(&n) {
+                    m.add_answer(Record::from_rdata(n, TTL, data));
+                }
+            }
+        }
+    }
+    Some(m)
+}
+
+fn soa() -> Record {
+    let zone = Name::from_ascii(format!("{DOMAIN}.")).expect("valid zone");
+    let ns = Name::from_ascii(format!("ns.dns.{DOMAIN}.")).expect("valid name");
+    let mbox = Name::from_ascii(format!("hostmaster.{DOMAIN}.")).expect("valid name");
+    Record::from_rdata(
+        zone,
+        TTL,
+        RData::SOA(SOA::new(ns, mbox, 1, 7200, 1800, 86400, TTL)),
+    )
+}
+
+/// The node's resolvers, for names outside the cluster.
+pub fn upstreams(resolv_conf: &str, own: IpAddr) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver")).then(|| w.next())?
+        })
+        .filter_map(|a| a.parse::<IpAddr>().ok())
+        .filter(|ip| *ip != own)
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+/// Serves DNS on the pod bridge's address once the pod network exists.
+pub async fn run(agent: Arc<Agent>) {
+    let net = loop {
+        if let Some(n) = agent.net() {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let addr = SocketAddr::new(IpAddr::V4(net.gateway_ip()), 53);
+    let sock = loop {
+        match bind(addr) {
+            Ok(s) => break Arc::new(s),
+            Err(e) => {
+                tracing::warn!(%addr, "cluster DNS cannot listen yet: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    tracing::info!(%addr, "cluster DNS serving");
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, client)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let bytes = buf[..n].to_vec();
+        let Ok(query) = Message::from_vec(&bytes) else {
+            continue;
+        };
+        let view = agent.cluster.borrow().clone();
+        match respond(&view, &query) {
+            Some(m) => {
+                if let Ok(out) = m.to_vec() {
+                    let _ = sock.send_to(&out, client).await;
+                }
+            }
+            None => {
+                let sock = sock.clone();
+                tokio::spawn(async move {
+                    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                    let reply = forward(&bytes, &upstreams(&text, addr.ip())).await;
+                    let out = reply.unwrap_or_else(|| {
+                        let mut m =
+                            Message::error_msg(query.id(), query.op_code(), ResponseCode::ServFail);
+                        m.add_queries(query.queries().to_vec());
+                        m.to_vec().unwrap_or_default()
+                    });
+                    let _ = sock.send_to(&out, client).await;
+                });
+            }
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    s.set_nonblocking(true)?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Asks each upstream in turn (2 s each); the first answer is relayed as it came.
+async fn forward(query: &[u8], ups: &[SocketAddr]) -> Option<Vec<u8>> {
+    for up in ups {
+        let bind: SocketAddr = if up.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let Ok(s) = UdpSocket::bind(bind).await else {
+            continue;
+        };
+        if s.connect(up).await.is_err() || s.send(query).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 4096];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), s.recv(&mut buf)).await {
+            buf.truncate(n);
+            return Some(buf);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_api::core::{
+        EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Service, ServicePort,
+    };
+
+    fn view() -> ClusterView {
+        let mut v = ClusterView::default();
+        let svc = |name: &str, ip: &str| {
+            let mut s = Service::default();
+            s.metadata.name = Some(name.into());
+            s.metadata.namespace = Some("default".into());
+            s.spec.cluster_ip = Some(ip.into());
+            s.spec.ports = vec![ServicePort {
+                name: Some("http".into()),
+                port: Some(80),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }];
+            s
+        };
+        v.services
+            .insert(("default".into(), "web".into()), svc("web", "10.43.0.10"));
+        v.services
+            .insert(("default".into(), "db".into()), svc("db", "None"));
+        v.endpoints.insert(
+            ("default".into(), "db".into()),
+            Endpoints {
+                subsets: vec![EndpointSubset {
+                    addresses: vec![
+                        EndpointAddress {
+                            ip: "10.42.1.4".into(),
+                            hostname: Some("db-0".into()),
+                            ..Default::default()
+                        },
+                        EndpointAddress {
+                            ip: "10.42.0.7".into(),
+                            hostname: Some("db-1".into()),
+                            ..Default::default()
+                        },
+                    ],
+                    ports: vec![EndpointPort {
+                        name: Some("http".into()),
+                        port: Some(5432),
+                        protocol: Some("TCP".into()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        v
+    }
+
+    fn ips(a: Answer) -> Vec<String> {
+        match a {
+            Answer::Records(rs) => rs.into_iter().map(|(_, d)| d.to_string()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn services_pods_and_ports_resolve() {
+        let v = view();
+        assert_eq!(
+            ips(answer(&v, "web.default.svc.cluster.local.", RecordType::A)),
+            ["10.43.0.10"]
+        );
+        assert_eq!(
+            ips(answer(&v, "db.default.svc.cluster.local", RecordType::A)),
+            ["10.42.0.7", "10.42.1.4"],
+            "a headless service answers with its endpoints"
+        );
+        assert_eq!(
+            ips(answer(
+                &v,
+                "db-0.db.default.svc.cluster.local",
+                RecordType::A
+            )),
+            ["10.42.1.4"]
+        );
+        assert_eq!(
+            ips(answer(
+                &v,
+                "_http._tcp.web.default.svc.cluster.local",
+                RecordType::SRV
+            )),
+            ["0 100 80 web.default.svc.cluster.local."]
+        );
+        let srv = ips(answer(
+            &v,
+            "_http._tcp.db.default.svc.cluster.local",
+            RecordType::SRV,
+        ));
+        assert!(srv.contains(&"0 100 5432 db-0.db.default.svc.cluster.local.".to_string()));
+        assert_eq!(
+            ips(answer(
+                &v,
+                "10-42-0-9.default.pod.cluster.local",
+                RecordType::A
+            )),
+            ["10.42.0.9"]
+        );
+        assert!(ips(answer(
+            &v,
+            "web.default.svc.cluster.local",
+            RecordType::AAAA
+        ))
+        .is_empty());
+        assert_eq!(
+            answer(&v, "nope.default.svc.cluster.local", RecordType::A),
+            Answer::NxDomain
+        );
+        assert_eq!(
+            answer(
+                &v,
+                "web.default.svc.cluster.local.default.svc.cluster.local",
+                RecordType::A
+            ),
+            Answer::NxDomain
+        );
+        assert_eq!(answer(&v, "example.com", RecordType::A), Answer::Upstream);
+        assert_eq!(
+            answer(&v, "notcluster.local", RecordType::A),
+            Answer::Upstream
+        );
+    }
+
+    #[test]
+    fn responses_round_trip_through_the_wire_format() {
+        let v = view();
+        let mut q = Message::new();
+        q.set_id(77)
+            .set_recursion_desired(true)
+            .add_query(hickory_proto::op::Query::query(
+                Name::from_ascii("web.default.svc.cluster.local.").unwrap(),
+                RecordType::A,
+            ));
+        let bytes = q.to_vec().unwrap();
+        let parsed = Message::from_vec(&bytes).unwrap();
+        let r = respond(&v, &parsed).unwrap();
+        let back = Message::from_vec(&r.to_vec().unwrap()).unwrap();
+        assert_eq!(back.id(), 77);
+        assert_eq!(back.answers().len(), 1);
+        assert_eq!(back.answers()[0].data().to_string(), "10.43.0.10");
+        assert_eq!(
+            upstreams(
+                "nameserver 10.0.0.2\nsearch x\nnameserver 10.42.0.1\n",
+                "10.42.0.1".parse().unwrap()
+            ),
+            vec!["10.0.0.2:53".parse::<SocketAddr>().unwrap()]
+        );
+    }
+}

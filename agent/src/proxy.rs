@@ -1,0 +1,536 @@
+//! The kube-proxy's work, in the agent: every Service's virtual IP answers on every node.
+//!
+//! Design (an in-agent proxy, not kernel NAT rules): each ClusterIP has a `local` route on
+//! the node's loopback, so a packet a pod sends to one is delivered to the node itself;
+//! the agent listens on each `ClusterIP:port` (TCP and UDP) and on each node port, picks a
+//! Ready endpoint (round robin, or the client's previous one under `sessionAffinity:
+//! ClientIP`), connects to it and relays. It needs nothing but sockets and netlink (no
+//! nftables or iptables on the board), a changed endpoint list takes effect at the next
+//! connection, and a dead endpoint is skipped at connect time. The cost is a relay through
+//! user space: `skiff-bench network` measures it against the pod IP directly.
+//!
+//! It also keeps the node's routes to other nodes' pods up to date (host-gw), from the
+//! same cluster view.
+
+use crate::cluster::ClusterView;
+use crate::state::Agent;
+use skiff_api::core::{Endpoints, Service, ServicePort};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// TCP or UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// Where clients connect: a ClusterIP port or a node port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frontend {
+    pub addr: SocketAddr,
+    pub proto: Proto,
+}
+
+/// Where a frontend's traffic goes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Backends {
+    /// Ready endpoints.
+    pub addrs: Vec<SocketAddr>,
+    /// ClientIP affinity and its timeout.
+    pub affinity: Option<Duration>,
+}
+
+/// The ready endpoints of one Service port: the subset ports named like it (an unnamed
+/// Service port matches the only port of a subset).
+pub fn endpoints_for(port: &ServicePort, ep: Option<&Endpoints>) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    let Some(ep) = ep else { return out };
+    let proto = port.protocol.as_deref().unwrap_or("TCP");
+    for sub in &ep.subsets {
+        let p = sub.ports.iter().find(|p| {
+            p.name == port.name
+                && p.protocol.as_deref().unwrap_or("TCP") == proto
+                && p.port.is_some()
+        });
+        let Some(n) = p.and_then(|p| p.port).and_then(|n| u16::try_from(n).ok()) else {
+            continue;
+        };
+        for a in &sub.addresses {
+            if let Ok(ip) = a.ip.parse::<IpAddr>() {
+                out.push(SocketAddr::new(ip, n));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn proto_of(p: &ServicePort) -> Option<Proto> {
+    match p.protocol.as_deref().unwrap_or("TCP") {
+        "TCP" => Some(Proto::Tcp),
+        "UDP" => Some(Proto::Udp),
+        _ => None,
+    }
+}
+
+/// Every frontend the cluster's Services ask for, with its backends. Pure.
+pub fn frontends(view: &ClusterView) -> BTreeMap<Frontend, Backends> {
+    let mut out = BTreeMap::new();
+    for ((ns, name), svc) in &view.services {
+        let Some(vip) = cluster_ip(svc) else { continue };
+        let ep = view.endpoints.get(&(ns.clone(), name.clone()));
+        let affinity = (svc.spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+            let secs = svc
+                .spec
+                .session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .unwrap_or(10800);
+            Duration::from_secs(secs.max(1) as u64)
+        });
+        for p in &svc.spec.ports {
+            let (Some(proto), Some(port)) = (proto_of(p), p.port) else {
+                continue;
+            };
+            let Ok(port) = u16::try_from(port) else {
+                continue;
+            };
+            let b = Backends {
+                addrs: endpoints_for(p, ep),
+                affinity,
+            };
+            out.insert(
+                Frontend {
+                    addr: SocketAddr::new(IpAddr::V4(vip), port),
+                    proto,
+                },
+                b.clone(),
+            );
+            if let Some(np) = p.node_port.and_then(|n| u16::try_from(n).ok()) {
+                out.insert(
+                    Frontend {
+                        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), np),
+                        proto,
+                    },
+                    b,
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A Service's virtual IP, if it has one (not headless, not ExternalName).
+pub fn cluster_ip(svc: &Service) -> Option<Ipv4Addr> {
+    if svc.spec.type_.as_deref() == Some("ExternalName") {
+        return None;
+    }
+    svc.spec.cluster_ip.as_deref()?.parse().ok()
+}
+
+/// One frontend's live state, shared with its connections.
+struct Table {
+    backends: Mutex<Arc<Backends>>,
+    next: AtomicUsize,
+    /// Client address → (endpoint, last used).
+    affinity: Mutex<HashMap<IpAddr, (SocketAddr, Instant)>>,
+}
+
+impl Table {
+    /// Endpoints to try for `client`, the chosen one first.
+    fn pick(&self, client: IpAddr) -> Vec<SocketAddr> {
+        let b = self.backends.lock().unwrap().clone();
+        if b.addrs.is_empty() {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        if let Some(timeout) = b.affinity {
+            let mut aff = self.affinity.lock().unwrap();
+            if let Some((addr, last)) = aff.get(&client).copied() {
+                if now.duration_since(last) < timeout && b.addrs.contains(&addr) {
+                    aff.insert(client, (addr, now));
+                    return rotated(
+                        &b.addrs,
+                        b.addrs.iter().position(|a| *a == addr).unwrap_or(0),
+                    );
+                }
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % b.addrs.len();
+        if b.affinity.is_some() {
+            let mut aff = self.affinity.lock().unwrap();
+            if aff.len() > 65536 {
+                aff.clear();
+            }
+            aff.insert(client, (b.addrs[i], now));
+        }
+        rotated(&b.addrs, i)
+    }
+}
+
+fn rotated(v: &[SocketAddr], first: usize) -> Vec<SocketAddr> {
+    v[first..]
+        .iter()
+        .chain(v[..first].iter())
+        .copied()
+        .collect()
+}
+
+struct Running {
+    table: Arc<Table>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Follows the cluster view: routes, virtual IPs, listeners.
+pub async fn run(agent: Arc<Agent>) {
+    let mut rx = agent.cluster.subscribe();
+    let mut running: HashMap<Frontend, Running> = HashMap::new();
+    let mut last_routes = None;
+    let mut last_vips = None;
+    loop {
+        let view = rx.borrow_and_update().clone();
+        if let Some(net) = agent.net() {
+            let peers = view.peers(&agent.cfg.name);
+            if last_routes.as_ref() != Some(&peers) {
+                let p = peers.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    crate::net::enable_forwarding()?;
+                    net.sync_routes(&p)
+                })
+                .await;
+                match r {
+                    Ok(Ok(())) => last_routes = Some(peers),
+                    Ok(Err(e)) => tracing::warn!("{e}"),
+                    Err(e) => tracing::warn!("node routes: {e}"),
+                }
+            }
+        }
+        let want = frontends(&view);
+        let vips: BTreeSet<Ipv4Addr> = want
+            .keys()
+            .filter_map(|f| match f.addr.ip() {
+                IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+                _ => None,
+            })
+            .collect();
+        if last_vips.as_ref() != Some(&vips) {
+            let v = vips.clone();
+            match tokio::task::spawn_blocking(move || crate::net::sync_service_ips(&v)).await {
+                Ok(Ok(())) => last_vips = Some(vips),
+                Ok(Err(e)) => tracing::warn!("service addresses: {e}"),
+                Err(e) => tracing::warn!("service addresses: {e}"),
+            }
+        }
+        running.retain(|f, r| {
+            let keep = want.contains_key(f);
+            if !keep {
+                r.task.abort();
+            }
+            keep
+        });
+        for (f, b) in want {
+            if let Some(r) = running.get(&f) {
+                if !r.task.is_finished() {
+                    let mut cur = r.table.backends.lock().unwrap();
+                    if **cur != b {
+                        *cur = Arc::new(b);
+                    }
+                    continue;
+                }
+            }
+            let table = Arc::new(Table {
+                backends: Mutex::new(Arc::new(b)),
+                next: AtomicUsize::new(0),
+                affinity: Mutex::new(HashMap::new()),
+            });
+            match serve(f, table.clone()) {
+                Ok(task) => {
+                    running.insert(f, Running { table, task });
+                }
+                Err(e) => tracing::warn!(frontend = %f.addr, "cannot serve a Service port: {e}"),
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn socket(f: Frontend) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let (ty, proto) = match f.proto {
+        Proto::Tcp => (Type::STREAM, Protocol::TCP),
+        Proto::Udp => (Type::DGRAM, Protocol::UDP),
+    };
+    let s = Socket::new(Domain::for_address(f.addr), ty, Some(proto))?;
+    s.set_nonblocking(true)?;
+    s.set_reuse_address(true)?;
+    // Agents sharing a network namespace (tests) serve the same addresses side by side.
+    s.set_reuse_port(true)?;
+    // The address's local route may come a moment later.
+    s.set_freebind_v4(true)?;
+    s.bind(&f.addr.into())?;
+    Ok(s)
+}
+
+fn serve(f: Frontend, table: Arc<Table>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let s = socket(f)?;
+    Ok(match f.proto {
+        Proto::Tcp => {
+            s.listen(1024)?;
+            let l = TcpListener::from_std(s.into())?;
+            tokio::spawn(accept_loop(l, table))
+        }
+        Proto::Udp => {
+            let u = UdpSocket::from_std(s.into())?;
+            tokio::spawn(udp_loop(Arc::new(u), table))
+        }
+    })
+}
+
+async fn accept_loop(l: TcpListener, table: Arc<Table>) {
+    loop {
+        match l.accept().await {
+            Ok((conn, peer)) => {
+                let table = table.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = relay(conn, peer, &table).await {
+                        tracing::debug!(client = %peer, "service connection: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accepting: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn relay(mut client: TcpStream, peer: SocketAddr, table: &Table) -> std::io::Result<()> {
+    let _ = client.set_nodelay(true);
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no ready endpoints");
+    // The chosen endpoint, then the others: a dead endpoint costs one failed connect.
+    for addr in table.pick(peer.ip()).into_iter().take(3) {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(mut up)) => {
+                let _ = up.set_nodelay(true);
+                tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, 64 << 10, 64 << 10)
+                    .await?;
+                return Ok(());
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+        }
+    }
+    Err(last)
+}
+
+const UDP_IDLE: Duration = Duration::from_secs(60);
+
+/// UDP client address → (its upstream socket, last packet).
+type Flows = HashMap<SocketAddr, (Arc<UdpSocket>, Instant)>;
+
+/// UDP: one upstream socket per client address, connected to its endpoint; replies go
+/// back from the frontend's address. Idle flows end after a minute.
+async fn udp_loop(front: Arc<UdpSocket>, table: Arc<Table>) {
+    let flows: Arc<Mutex<Flows>> = Arc::default();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, client) = match front.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("udp frontend: {e}");
+                continue;
+            }
+        };
+        let existing = flows.lock().unwrap().get_mut(&client).map(|(s, t)| {
+            *t = Instant::now();
+            s.clone()
+        });
+        let up = match existing {
+            Some(s) => s,
+            None => {
+                let Some(addr) = table.pick(client.ip()).into_iter().next() else {
+                    continue;
+                };
+                let bind: SocketAddr = match addr {
+                    SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                    SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+                };
+                let Ok(s) = UdpSocket::bind(bind).await else {
+                    continue;
+                };
+                if s.connect(addr).await.is_err() {
+                    continue;
+                }
+                let s = Arc::new(s);
+                flows
+                    .lock()
+                    .unwrap()
+                    .insert(client, (s.clone(), Instant::now()));
+                let (front, flows, s2) = (front.clone(), flows.clone(), s.clone());
+                tokio::spawn(async move {
+                    let mut b = vec![0u8; 65536];
+                    loop {
+                        match tokio::time::timeout(UDP_IDLE, s2.recv(&mut b)).await {
+                            Ok(Ok(n)) => {
+                                if let Some(e) = flows.lock().unwrap().get_mut(&client) {
+                                    e.1 = Instant::now();
+                                }
+                                let _ = front.send_to(&b[..n], client).await;
+                            }
+                            Ok(Err(_)) => break,
+                            Err(_) => {
+                                let idle = flows
+                                    .lock()
+                                    .unwrap()
+                                    .get(&client)
+                                    .is_none_or(|(_, t)| t.elapsed() >= UDP_IDLE);
+                                if idle {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    flows.lock().unwrap().remove(&client);
+                });
+                s
+            }
+        };
+        let _ = up.send(&buf[..n]).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_api::core::{EndpointAddress, EndpointPort, EndpointSubset, ServiceSpec};
+
+    fn view() -> ClusterView {
+        let mut v = ClusterView::default();
+        let mut svc = Service::default();
+        svc.metadata.name = Some("web".into());
+        svc.metadata.namespace = Some("default".into());
+        svc.spec = ServiceSpec {
+            type_: Some("NodePort".into()),
+            cluster_ip: Some("10.43.0.10".into()),
+            session_affinity: Some("ClientIP".into()),
+            ports: vec![
+                ServicePort {
+                    name: Some("http".into()),
+                    port: Some(80),
+                    node_port: Some(30080),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                },
+                ServicePort {
+                    name: Some("dns".into()),
+                    port: Some(53),
+                    protocol: Some("UDP".into()),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let addr = |ip: &str| EndpointAddress {
+            ip: ip.into(),
+            ..Default::default()
+        };
+        let ep = Endpoints {
+            subsets: vec![EndpointSubset {
+                addresses: vec![addr("10.42.1.3"), addr("10.42.0.2")],
+                not_ready_addresses: vec![addr("10.42.0.9")],
+                ports: vec![
+                    EndpointPort {
+                        name: Some("http".into()),
+                        port: Some(8080),
+                        protocol: Some("TCP".into()),
+                        ..Default::default()
+                    },
+                    EndpointPort {
+                        name: Some("dns".into()),
+                        port: Some(5353),
+                        protocol: Some("UDP".into()),
+                        ..Default::default()
+                    },
+                ],
+            }],
+            ..Default::default()
+        };
+        let k = ("default".to_string(), "web".to_string());
+        v.services.insert(k.clone(), svc);
+        v.endpoints.insert(k, ep);
+        v
+    }
+
+    #[test]
+    fn frontends_map_service_ports_to_ready_endpoints() {
+        let f = frontends(&view());
+        let tcp = Frontend {
+            addr: "10.43.0.10:80".parse().unwrap(),
+            proto: Proto::Tcp,
+        };
+        let np = Frontend {
+            addr: "0.0.0.0:30080".parse().unwrap(),
+            proto: Proto::Tcp,
+        };
+        let udp = Frontend {
+            addr: "10.43.0.10:53".parse().unwrap(),
+            proto: Proto::Udp,
+        };
+        assert_eq!(f.len(), 3);
+        let want: Vec<SocketAddr> = vec![
+            "10.42.0.2:8080".parse().unwrap(),
+            "10.42.1.3:8080".parse().unwrap(),
+        ];
+        assert_eq!(f[&tcp].addrs, want, "not-ready addresses get no traffic");
+        assert_eq!(f[&np].addrs, want);
+        assert_eq!(f[&udp].addrs.len(), 2);
+        assert_eq!(f[&udp].addrs[0].port(), 5353);
+        assert_eq!(f[&tcp].affinity, Some(Duration::from_secs(10800)));
+    }
+
+    #[test]
+    fn round_robin_and_client_affinity() {
+        let addrs: Vec<SocketAddr> = vec![
+            "10.42.0.2:80".parse().unwrap(),
+            "10.42.0.3:80".parse().unwrap(),
+            "10.42.0.4:80".parse().unwrap(),
+        ];
+        let table = |affinity| Table {
+            backends: Mutex::new(Arc::new(Backends {
+                addrs: addrs.clone(),
+                affinity,
+            })),
+            next: AtomicUsize::new(0),
+            affinity: Mutex::default(),
+        };
+        let rr = table(None);
+        let c: IpAddr = "10.42.5.5".parse().unwrap();
+        let firsts: Vec<SocketAddr> = (0..6).map(|_| rr.pick(c)[0]).collect();
+        assert_eq!(&firsts[..3], &addrs[..]);
+        assert_eq!(&firsts[3..], &addrs[..]);
+        assert_eq!(rr.pick(c).len(), 3, "the others follow as fallbacks");
+        let sticky = table(Some(Duration::from_secs(60)));
+        let first = sticky.pick(c)[0];
+        assert!((0..5).all(|_| sticky.pick(c)[0] == first));
+        let other: IpAddr = "10.42.6.6".parse().unwrap();
+        assert_ne!(sticky.pick(other)[0], first, "another client is balanced");
+        // An endpoint that is gone is not stuck to.
+        *sticky.backends.lock().unwrap() = Arc::new(Backends {
+            addrs: addrs.iter().copied().filter(|a| *a != first).collect(),
+            affinity: Some(Duration::from_secs(60)),
+        });
+        assert_ne!(sticky.pick(c)[0], first);
+    }
+}
