@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod image;
+pub mod lan;
 pub mod node;
 pub mod registry;
 
@@ -189,13 +190,27 @@ impl Coordinator {
         netns: Option<&str>,
         extra: &[&str],
     ) -> Coordinator {
+        Self::start_listening(data_dir, &format!("127.0.0.1:{port}"), netns, extra)
+    }
+
+    /// Starts one listening on `listen` (`ADDR:PORT`).
+    pub fn start_listening(
+        data_dir: &Path,
+        listen: &str,
+        netns: Option<&str>,
+        extra: &[&str],
+    ) -> Coordinator {
+        let port: u16 = listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("listen ADDR:PORT");
         let log = std::fs::File::create(data_dir.join(format!("coordinator-{port}.log")))
             .expect("log file");
         let child = command_in(netns, binary("skiff-coordinator"))
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(listen)
             .args(extra)
             .env("SKIFF_LOG", "info")
             .stdout(Stdio::null())

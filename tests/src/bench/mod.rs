@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod etcd;
 pub mod failover;
+pub mod network;
 pub mod runtime;
 pub mod scale;
 pub mod scheduler;

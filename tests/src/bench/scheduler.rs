@@ -221,6 +221,7 @@ fn end_to_end() -> anyhow::Result<f64> {
             pki,
             nodes: skiff_coordinator::nodes::Nodes::new(cidr),
             pod_hub: Default::default(),
+            services: Default::default(),
         });
         api.bootstrap().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut set = tokio::task::JoinSet::new();

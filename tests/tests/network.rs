@@ -1,0 +1,206 @@
+//! The pod network and Services end to end: three hosts (one client node, two backend
+//! nodes), each an agent in a network namespace of its own on a bridged LAN with the
+//! coordinator. Needs root (namespaces, cgroups).
+
+use serde_json::Value;
+use skiff_tests::cluster::{node_of, ready, FAST_FAILOVER};
+use skiff_tests::lan::{node_ip, Lan};
+use skiff_tests::node::{eventually, IMAGE};
+use skiff_tests::{err, out};
+use std::collections::BTreeSet;
+
+fn manifests() -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      nodeSelector: {{role: backend}}
+      containers:
+      - name: c
+        image: {IMAGE}
+        imagePullPolicy: Never
+        command: ["probe", "serve", "8080"]
+        ports: [{{name: http, containerPort: 8080}}]
+        readinessProbe:
+          exec: {{command: ["sh", "-c", "test ! -f /tmp/unready"]}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: http, nodePort: 30080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  nodeSelector: {{role: client}}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["sleep", "3600"]
+"#
+    )
+}
+
+fn json(l: &Lan, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    let o = l.c.skiff(&a);
+    serde_json::from_str(&out(&o)).unwrap_or(Value::Null)
+}
+
+fn web_pods(l: &Lan) -> Vec<Value> {
+    json(l, &["get", "pods", "-l", "app=web"])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Ready endpoint addresses: (ip, pod name, node).
+fn endpoints(l: &Lan) -> Vec<(String, String, String)> {
+    let ep = json(l, &["get", "endpoints", "web"]);
+    let mut v = Vec::new();
+    for sub in ep["subsets"].as_array().into_iter().flatten() {
+        for a in sub["addresses"].as_array().into_iter().flatten() {
+            v.push((
+                a["ip"].as_str().unwrap_or("").to_string(),
+                a["targetRef"]["name"].as_str().unwrap_or("").to_string(),
+                a["nodeName"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+    }
+    v
+}
+
+/// `probe get TARGET N` from the client pod: the bodies (pod names) answered.
+fn get_from_client(l: &Lan, target: &str, n: usize) -> Result<Vec<String>, String> {
+    let o = l.c.skiff(&[
+        "exec",
+        "client",
+        "--",
+        "probe",
+        "get",
+        target,
+        &n.to_string(),
+    ]);
+    let lines: Vec<String> = out(&o).lines().map(String::from).collect();
+    if !o.status.success() || lines.len() != n || lines.iter().any(|x| x.starts_with("error")) {
+        return Err(format!("{target}: {lines:?} {}", err(&o)));
+    }
+    Ok(lines)
+}
+
+#[test]
+fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
+    let l = Lan::new("net", &["client", "backend", "backend"], &FAST_FAILOVER);
+    l.apply(&manifests());
+    eventually(
+        90,
+        "3 web pods Ready in the Endpoints, client running",
+        || {
+            let eps = endpoints(&l);
+            let c = json(&l, &["get", "pod", "client"]);
+            if eps.len() == 3 && c["status"]["phase"] == "Running" {
+                Ok(())
+            } else {
+                Err(format!(
+                    "endpoints {eps:?}, client {}",
+                    c["status"]["phase"]
+                ))
+            }
+        },
+    );
+    let svc = json(&l, &["get", "svc", "web"]);
+    let vip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(
+        vip.starts_with("10.43."),
+        "ClusterIP from the service CIDR: {vip}"
+    );
+    let names: BTreeSet<String> = endpoints(&l).into_iter().map(|e| e.1).collect();
+
+    // Pod to pod across nodes, by pod IP.
+    let (ip0, name0, _) = endpoints(&l)[0].clone();
+    let direct = eventually(20, "the client reaches a pod on another node", || {
+        get_from_client(&l, &format!("{ip0}:8080"), 1)
+    });
+    assert_eq!(direct, std::slice::from_ref(&name0));
+
+    // By ClusterIP: the load spreads over the 3 endpoints.
+    let got = get_from_client(&l, &format!("{vip}:80"), 30).unwrap();
+    let hit: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(hit, names, "round robin over every ready endpoint");
+
+    // By DNS name, in each form the search path allows.
+    for name in ["web", "web.default", "web.default.svc.cluster.local"] {
+        let got = get_from_client(&l, &format!("{name}:80"), 3).unwrap();
+        assert!(got.iter().all(|g| names.contains(g)), "{name}: {got:?}");
+    }
+
+    // NodePort: the client node's address answers from the LAN.
+    // (busybox's wget is static glibc and cannot run here; nc sends no request, which
+    // the test server answers all the same.)
+    let o = l.on_lan(&["nc", "-w", "5", &node_ip(0), "30080"]);
+    let body = out(&o).lines().last().unwrap_or("").to_string();
+    assert!(names.contains(&body), "node port: {} {}", out(&o), err(&o));
+
+    // A failing readiness probe takes its pod out of the Service.
+    let o = l.c.skiff(&["exec", &name0, "--", "touch", "/tmp/unready"]);
+    assert!(o.status.success(), "{}", err(&o));
+    eventually(20, "the unready pod leaves the Endpoints", || {
+        let e = endpoints(&l);
+        (e.len() == 2 && e.iter().all(|x| x.1 != name0))
+            .then_some(())
+            .ok_or(format!("{e:?}"))
+    });
+    let got = get_from_client(&l, &format!("{vip}:80"), 20).unwrap();
+    assert!(
+        !got.contains(&name0),
+        "no traffic to the unready pod: {got:?}"
+    );
+    let o = l.c.skiff(&["exec", &name0, "--", "rm", "/tmp/unready"]);
+    assert!(o.status.success(), "{}", err(&o));
+    eventually(20, "it comes back", || {
+        (endpoints(&l).len() == 3)
+            .then_some(())
+            .ok_or("2".to_string())
+    });
+
+    // Cut node 1 off the LAN: its pods are evicted, replaced on node 2, and the traffic
+    // moves to the endpoints that remain.
+    let cut = l.nodes[1].name.clone();
+    let other = l.nodes[2].name.clone();
+    l.set_link(1, false);
+    eventually(60, "every endpoint on the remaining backend", || {
+        let e = endpoints(&l);
+        let pods = web_pods(&l);
+        let ok = e.len() == 3 && e.iter().all(|x| x.2 == other);
+        let ready_other = pods
+            .iter()
+            .filter(|p| ready(p) && node_of(p) == other)
+            .count();
+        ok.then_some(())
+            .ok_or(format!("endpoints {e:?}; ready on {other}: {ready_other}"))
+    });
+    let now: BTreeSet<String> = endpoints(&l).into_iter().map(|e| e.1).collect();
+    let got = eventually(20, "the Service answers from the remaining node", || {
+        get_from_client(&l, &format!("{vip}:80"), 30)
+    });
+    let hit: BTreeSet<String> = got.into_iter().collect();
+    assert_eq!(
+        hit, now,
+        "traffic only to endpoints on {other}, none on {cut}"
+    );
+}
