@@ -19,7 +19,8 @@ pub type Name = (String, String);
 /// The cluster as the network sees it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterView {
-    pub nodes: BTreeMap<String, Node>,
+    /// Nodes that have a pod CIDR and an InternalIP, by name: all routing needs of a Node.
+    pub nodes: BTreeMap<String, Peer>,
     pub services: BTreeMap<Name, Service>,
     pub endpoints: BTreeMap<Name, Endpoints>,
 }
@@ -32,29 +33,34 @@ pub struct Peer {
     pub ip: Ipv4Addr,
 }
 
+impl Peer {
+    /// What routing needs of a Node, if it has it yet.
+    fn of(n: &Node) -> Option<Peer> {
+        let cidr = crate::net::parse_cidr(n.spec.pod_cidr.as_deref()?).ok()?;
+        let ip = n
+            .status
+            .as_ref()?
+            .addresses
+            .iter()
+            .find(|a| a.type_ == "InternalIP")?
+            .address
+            .parse()
+            .ok()?;
+        Some(Peer {
+            name: n.metadata.name().to_string(),
+            cidr,
+            ip,
+        })
+    }
+}
+
 impl ClusterView {
     /// The nodes other than `me` that have a pod CIDR and an InternalIP.
     pub fn peers(&self, me: &str) -> Vec<Peer> {
         self.nodes
             .values()
-            .filter(|n| n.metadata.name() != me)
-            .filter_map(|n| {
-                let cidr = crate::net::parse_cidr(n.spec.pod_cidr.as_deref()?).ok()?;
-                let ip = n
-                    .status
-                    .as_ref()?
-                    .addresses
-                    .iter()
-                    .find(|a| a.type_ == "InternalIP")?
-                    .address
-                    .parse()
-                    .ok()?;
-                Some(Peer {
-                    name: n.metadata.name().to_string(),
-                    cidr,
-                    ip,
-                })
-            })
+            .filter(|p| p.name != me)
+            .cloned()
             .collect()
     }
 }
@@ -63,51 +69,80 @@ fn name_of(m: &skiff_api::meta::ObjectMeta) -> Name {
     (m.namespace().to_string(), m.name().to_string())
 }
 
-fn put(view: &mut ClusterView, kind: Kind, json: &str, deleted: bool) {
-    match kind {
-        Kind::Node => {
-            if let Ok(n) = serde_json::from_str::<Node>(json) {
-                let k = n.metadata.name().to_string();
-                if deleted {
-                    view.nodes.remove(&k);
-                } else {
-                    view.nodes.insert(k, n);
-                }
-            }
+/// Puts `v` under `k`, or removes `k` when the object was deleted (or, for a Node, has
+/// nothing routing needs yet). Whether the map changed.
+fn set<K: Ord, V: PartialEq>(map: &mut BTreeMap<K, V>, k: K, v: Option<V>) -> bool {
+    match v {
+        Some(v) if map.get(&k) == Some(&v) => false,
+        Some(v) => {
+            map.insert(k, v);
+            true
         }
-        Kind::Service => {
-            if let Ok(s) = serde_json::from_str::<Service>(json) {
-                let k = name_of(&s.metadata);
-                if deleted {
-                    view.services.remove(&k);
-                } else {
-                    view.services.insert(k, s);
-                }
-            }
-        }
-        Kind::Endpoints => {
-            if let Ok(e) = serde_json::from_str::<Endpoints>(json) {
-                let k = name_of(&e.metadata);
-                if deleted {
-                    view.endpoints.remove(&k);
-                } else {
-                    view.endpoints.insert(k, e);
-                }
-            }
-        }
-        _ => {}
+        None => map.remove(&k).is_some(),
     }
 }
 
-const KINDS: [Kind; 3] = [Kind::Node, Kind::Service, Kind::Endpoints];
+/// Applies one listed or watched object to the view; whether the view changed.
+fn put(view: &mut ClusterView, kind: Kind, json: &str, deleted: bool) -> bool {
+    match kind {
+        Kind::Node => serde_json::from_str::<Node>(json).is_ok_and(|n| {
+            let peer = if deleted { None } else { Peer::of(&n) };
+            set(&mut view.nodes, n.metadata.name().to_string(), peer)
+        }),
+        Kind::Service => serde_json::from_str::<Service>(json).is_ok_and(|s| {
+            let k = name_of(&s.metadata);
+            set(&mut view.services, k, (!deleted).then_some(s))
+        }),
+        Kind::Endpoints => serde_json::from_str::<Endpoints>(json).is_ok_and(|e| {
+            let k = name_of(&e.metadata);
+            set(&mut view.endpoints, k, (!deleted).then_some(e))
+        }),
+        _ => false,
+    }
+}
 
-/// Lists the three kinds, publishes the view, then follows their watches; a watch whose
-/// history is gone lists again. Returns only with the connection's error.
+type Change = (Kind, String, bool);
+
+/// Follows one kind's watch from `rev`, sending its changes; ends (Ok) when the history
+/// is gone or the watch ended, so the kinds are listed again.
+async fn watch_kind(
+    client: &Client,
+    kind: Kind,
+    rev: u64,
+    tx: tokio::sync::mpsc::Sender<Change>,
+) -> Result<(), ClientError> {
+    let mut w = client
+        .watch(&Request::Watch {
+            kind,
+            namespace: None,
+            selector: None,
+            since: Some(rev),
+        })
+        .await?;
+    loop {
+        let change = match w.next().await? {
+            Some(WatchEvent::Added { object, .. }) | Some(WatchEvent::Modified { object, .. }) => {
+                (kind, object, false)
+            }
+            Some(WatchEvent::Deleted { object, .. }) => (kind, object, true),
+            Some(WatchEvent::Expired { .. }) | None => return Ok(()),
+            Some(WatchEvent::Error(e)) => return Err(ClientError::Api(e)),
+        };
+        let _ = tx.send(change).await;
+    }
+}
+
+/// Lists Nodes, Services and Endpoints, publishes the view, then follows their watches,
+/// changing the published view in place; a watch whose history is gone lists again.
+/// Returns only with the connection's error.
 pub async fn follow(agent: &Arc<Agent>, client: &Client) -> Result<(), ClientError> {
     loop {
         let mut view = ClusterView::default();
         let mut since = [0u64; 3];
-        for (i, kind) in KINDS.into_iter().enumerate() {
+        for (i, kind) in [Kind::Node, Kind::Service, Kind::Endpoints]
+            .into_iter()
+            .enumerate()
+        {
             let (rev, items) = client.list_all(kind, None, None).await?;
             since[i] = rev;
             for json in items {
@@ -116,73 +151,43 @@ pub async fn follow(agent: &Arc<Agent>, client: &Client) -> Result<(), ClientErr
         }
         agent.cluster.send_if_modified(|v| {
             let changed = **v != view;
-            *v = Arc::new(view.clone());
+            if changed {
+                *v = Arc::new(view);
+            }
             changed
         });
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<(Kind, String, bool)>>(256);
-        let watches = KINDS.into_iter().zip(since).map(|(kind, rev)| {
-            let tx = tx.clone();
-            async move {
-                let mut w = client
-                    .watch(&Request::Watch {
-                        kind,
-                        namespace: None,
-                        selector: None,
-                        since: Some(rev),
-                    })
-                    .await?;
-                loop {
-                    match w.next().await? {
-                        Some(WatchEvent::Added { object, .. })
-                        | Some(WatchEvent::Modified { object, .. }) => {
-                            let _ = tx.send(Some((kind, object, false))).await;
-                        }
-                        Some(WatchEvent::Deleted { object, .. }) => {
-                            let _ = tx.send(Some((kind, object, true))).await;
-                        }
-                        // The history is gone (or the watch ended): list again.
-                        Some(WatchEvent::Expired { .. }) | None => {
-                            let _ = tx.send(None).await;
-                            return Ok::<(), ClientError>(());
-                        }
-                        Some(WatchEvent::Error(e)) => return Err(ClientError::Api(e)),
-                    }
-                }
-            }
-        });
-        let all = futures_join(watches.collect());
-        tokio::pin!(all);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Change>(256);
+        let nodes = watch_kind(client, Kind::Node, since[0], tx.clone());
+        let services = watch_kind(client, Kind::Service, since[1], tx.clone());
+        let endpoints = watch_kind(client, Kind::Endpoints, since[2], tx);
+        tokio::pin!(nodes, services, endpoints);
         loop {
-            tokio::select! {
-                r = &mut all => { r?; break; }
-                ev = rx.recv() => {
-                    let Some(Some((kind, json, deleted))) = ev else { break };
-                    put(&mut view, kind, &json, deleted);
-                    // Apply everything already queued before publishing once.
-                    while let Ok(Some((k, j, d))) = rx.try_recv() {
-                        put(&mut view, k, &j, d);
-                    }
-                    agent.cluster.send_replace(Arc::new(view.clone()));
+            // A watch that ends (well or not) ends them all: list again, or return the error.
+            let first = tokio::select! {
+                r = &mut nodes => Some(r),
+                r = &mut services => Some(r),
+                r = &mut endpoints => Some(r),
+                c = rx.recv() => {
+                    let Some(c) = c else { break };
+                    // Everything already queued goes into one published change, and
+                    // readers hear of it only if something they use changed (a Node's
+                    // status alone does not). Readers rarely hold the view, so it is
+                    // changed in place, not copied.
+                    agent.cluster.send_if_modified(|v| {
+                        let v = Arc::make_mut(v);
+                        let mut changed = put(v, c.0, &c.1, c.2);
+                        while let Ok((k, j, d)) = rx.try_recv() {
+                            changed |= put(v, k, &j, d);
+                        }
+                        changed
+                    });
+                    None
                 }
+            };
+            if let Some(r) = first {
+                r?;
+                break;
             }
         }
     }
-}
-
-/// Runs the futures together; the first error ends them all, the first to finish well
-/// ends them too (its kind is listed again).
-async fn futures_join<F>(futs: Vec<F>) -> Result<(), ClientError>
-where
-    F: std::future::Future<Output = Result<(), ClientError>>,
-{
-    let mut set: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    std::future::poll_fn(|cx| {
-        for f in set.iter_mut() {
-            if let std::task::Poll::Ready(r) = f.as_mut().poll(cx) {
-                return std::task::Poll::Ready(r);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }

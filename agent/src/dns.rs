@@ -202,18 +202,61 @@ fn soa() -> Record {
     )
 }
 
-/// The node's resolvers, for names outside the cluster.
+/// A resolv.conf's nameservers, search domains and options.
+pub fn parse_resolv_conf(text: &str) -> skiff_runtime::DnsConfig {
+    let mut cfg = skiff_runtime::DnsConfig::default();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("nameserver") => {
+                if let Some(ip) = w.next().and_then(|a| a.parse().ok()) {
+                    cfg.nameservers.push(ip);
+                }
+            }
+            Some("search") => cfg.searches.extend(w.map(String::from)),
+            Some("options") => cfg.options.extend(w.map(String::from)),
+            _ => {}
+        }
+    }
+    cfg
+}
+
+/// The node's own resolver configuration (`/etc/resolv.conf`).
+pub fn host_config() -> skiff_runtime::DnsConfig {
+    parse_resolv_conf(&std::fs::read_to_string(RESOLV_CONF).unwrap_or_default())
+}
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The node's resolvers, for names outside the cluster (not `own`, the cluster DNS).
 pub fn upstreams(resolv_conf: &str, own: IpAddr) -> Vec<SocketAddr> {
-    resolv_conf
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some("nameserver")).then(|| w.next())?
-        })
-        .filter_map(|a| a.parse::<IpAddr>().ok())
+    parse_resolv_conf(resolv_conf)
+        .nameservers
+        .into_iter()
         .filter(|ip| *ip != own)
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
+}
+
+/// The node's resolvers, read again only when `/etc/resolv.conf` changes.
+#[derive(Default)]
+struct Upstreams {
+    stamp: Option<std::time::SystemTime>,
+    list: Arc<Vec<SocketAddr>>,
+}
+
+impl Upstreams {
+    fn current(&mut self, own: IpAddr) -> Arc<Vec<SocketAddr>> {
+        let stamp = std::fs::metadata(RESOLV_CONF)
+            .and_then(|m| m.modified())
+            .ok();
+        if stamp.is_none() || stamp != self.stamp {
+            let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
+            self.list = Arc::new(upstreams(&text, own));
+            self.stamp = stamp;
+        }
+        self.list.clone()
+    }
 }
 
 /// Serves DNS on the pod bridge's address once the pod network exists.
@@ -224,9 +267,13 @@ pub async fn run(agent: Arc<Agent>) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let addr = SocketAddr::new(IpAddr::V4(net.gateway_ip()), 53);
+    let addr = SocketAddr::new(IpAddr::V4(net.gateway()), 53);
+    let frontend = crate::proxy::Frontend {
+        addr,
+        proto: crate::proxy::Proto::Udp,
+    };
     let sock = loop {
-        match bind(addr) {
+        match crate::proxy::socket(frontend).and_then(|s| UdpSocket::from_std(s.into())) {
             Ok(s) => break Arc::new(s),
             Err(e) => {
                 tracing::warn!(%addr, "cluster DNS cannot listen yet: {e}");
@@ -235,13 +282,13 @@ pub async fn run(agent: Arc<Agent>) {
         }
     };
     tracing::info!(%addr, "cluster DNS serving");
+    let mut upstreams = Upstreams::default();
     let mut buf = vec![0u8; 4096];
     loop {
         let Ok((n, client)) = sock.recv_from(&mut buf).await else {
             continue;
         };
-        let bytes = buf[..n].to_vec();
-        let Ok(query) = Message::from_vec(&bytes) else {
+        let Ok(query) = Message::from_vec(&buf[..n]) else {
             continue;
         };
         let view = agent.cluster.borrow().clone();
@@ -252,11 +299,13 @@ pub async fn run(agent: Arc<Agent>) {
                 }
             }
             None => {
-                let sock = sock.clone();
+                let (sock, bytes, ups) = (
+                    sock.clone(),
+                    buf[..n].to_vec(),
+                    upstreams.current(addr.ip()),
+                );
                 tokio::spawn(async move {
-                    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-                    let reply = forward(&bytes, &upstreams(&text, addr.ip())).await;
-                    let out = reply.unwrap_or_else(|| {
+                    let out = forward(&bytes, &ups).await.unwrap_or_else(|| {
                         let mut m =
                             Message::error_msg(query.id(), query.op_code(), ResponseCode::ServFail);
                         m.add_queries(query.queries().to_vec());
@@ -269,30 +318,13 @@ pub async fn run(agent: Arc<Agent>) {
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let s = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    s.set_nonblocking(true)?;
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
-}
-
 /// Asks each upstream in turn (2 s each); the first answer is relayed as it came.
 async fn forward(query: &[u8], ups: &[SocketAddr]) -> Option<Vec<u8>> {
     for up in ups {
-        let bind: SocketAddr = if up.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let Ok(s) = UdpSocket::bind(bind).await else {
+        let Ok(s) = crate::proxy::udp_to(*up).await else {
             continue;
         };
-        if s.connect(up).await.is_err() || s.send(query).await.is_err() {
+        if s.send(query).await.is_err() {
             continue;
         }
         let mut buf = vec![0u8; 4096];

@@ -207,37 +207,36 @@ async fn register(agent: &Agent, client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// Sets up (or keeps) the pod network for the node's pod CIDR.
+/// Sets up (or keeps) the pod network for the node's pod CIDR; pods get the MTU of the
+/// node's link to the cluster.
 async fn set_pod_network(agent: &Agent, cidr: &str) {
-    // Pods get the MTU of the node's link to the cluster.
     let host_ip = agent.host_ip.lock().unwrap().parse().ok();
-    let mtu = tokio::task::spawn_blocking(move || host_ip.map(crate::net::mtu_of))
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(1500);
-    if let Some(n) = agent.net().filter(|n| n.cidr() == cidr) {
-        n.mtu.store(mtu, std::sync::atomic::Ordering::Relaxed);
-        return;
-    }
+    let kept = agent.net().filter(|n| n.cidr() == cidr);
     let (name, dir, cidr) = (
         agent.cfg.name.clone(),
         agent.cfg.data_dir.clone(),
         cidr.to_string(),
     );
-    let r = tokio::task::spawn_blocking(move || {
-        let net = crate::net::PodNetwork::new(&name, &cidr, &dir)?;
+    let r = crate::worker::blocking(move || {
+        let mtu = host_ip.map_or(1500, crate::net::mtu_of);
+        let net = match kept {
+            Some(n) => n,
+            None => {
+                let n = crate::net::PodNetwork::new(&name, &cidr, &dir)?;
+                n.ensure_bridge()?;
+                Arc::new(n)
+            }
+        };
         net.mtu.store(mtu, std::sync::atomic::Ordering::Relaxed);
-        net.ensure_bridge()?;
-        Ok::<_, String>(net)
+        Ok(net)
     })
     .await;
     match r {
-        Ok(Ok(net)) => {
+        Ok(net) if agent.net().is_some_and(|n| Arc::ptr_eq(&n, &net)) => {}
+        Ok(net) => {
             tracing::info!(cidr = %net.cidr(), "pod network ready");
-            *agent.net.lock().unwrap() = Some(Arc::new(net));
+            *agent.net.lock().unwrap() = Some(net);
         }
-        Ok(Err(e)) => tracing::warn!("pod network: {e}"),
         Err(e) => tracing::warn!("pod network: {e}"),
     }
 }

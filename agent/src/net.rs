@@ -144,9 +144,7 @@ impl Nl {
             r => r.map(|_| ()),
         }
     }
-}
 
-impl Nl {
     fn link_mtu(&mut self, index: u32) -> io::Result<Option<u32>> {
         let mut m = LinkMessage::default();
         m.header.index = index;
@@ -201,15 +199,17 @@ impl Nl {
         m
     }
 
-    /// Adds or replaces a route `dst/prefix via gw`.
-    fn replace_route(
-        &mut self,
-        dst: Ipv4Addr,
-        prefix: u8,
-        gw: Ipv4Addr,
-        proto: u8,
-    ) -> io::Result<()> {
-        let m = Self::route_msg(dst, prefix, Some(gw), proto);
+    /// `local ip/32` in the local table: packets to `ip` are delivered to this host.
+    fn local_route_msg(ip: Ipv4Addr) -> RouteMessage {
+        let mut m = Self::route_msg(ip, 32, None, ROUTE_PROTO);
+        m.header.table = LOCAL_TABLE;
+        m.header.kind = RouteType::Local;
+        m.header.scope = RouteScope::Host;
+        m
+    }
+
+    /// Adds or replaces a route.
+    fn replace_route(&mut self, m: RouteMessage) -> io::Result<()> {
         self.request(
             RouteNetlinkMessage::NewRoute(m),
             NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE,
@@ -217,20 +217,16 @@ impl Nl {
         .map(|_| ())
     }
 
-    fn del_route(&mut self, dst: Ipv4Addr, prefix: u8, proto: u8) -> io::Result<()> {
-        let m = Self::route_msg(dst, prefix, None, proto);
+    /// Removes a route; one already gone is fine.
+    fn del_route(&mut self, m: RouteMessage) -> io::Result<()> {
         match self.request(RouteNetlinkMessage::DelRoute(m), 0) {
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
             r => r.map(|_| ()),
         }
     }
 
-    /// Routes of the main table with protocol `proto`: (destination, prefix, gateway).
-    fn routes(&mut self, proto: u8) -> io::Result<Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)>> {
-        self.routes_in(RouteHeader::RT_TABLE_MAIN, proto)
-    }
-
-    fn routes_in(
+    /// Routes of `table` with protocol `proto`: (destination, prefix, gateway).
+    fn routes(
         &mut self,
         table: u8,
         proto: u8,
@@ -266,6 +262,9 @@ impl Nl {
             .collect())
     }
 }
+
+/// The protocol of a route set by hand (`proto static`): a pod's default route.
+const RTPROT_STATIC: u8 = 4;
 
 /// skiff's routes carry this protocol number (`ip route` shows `proto 157`).
 pub const ROUTE_PROTO: u8 = 157;
@@ -303,39 +302,21 @@ pub fn sync_service_ips(vips: &std::collections::BTreeSet<Ipv4Addr>) -> Result<(
         .map_err(e("finding lo"))?
         .ok_or("service routes: no loopback interface")?;
     let have: Vec<Ipv4Addr> = nl
-        .routes_in(LOCAL_TABLE, ROUTE_PROTO)
+        .routes(LOCAL_TABLE, ROUTE_PROTO)
         .map_err(e("listing"))?
         .into_iter()
         .filter(|(_, p, _)| *p == 32)
         .map(|(ip, _, _)| ip)
         .collect();
-    for ip in &have {
-        if !vips.contains(ip) {
-            let mut m = Nl::route_msg(*ip, 32, None, ROUTE_PROTO);
-            m.header.table = LOCAL_TABLE;
-            m.header.kind = RouteType::Local;
-            m.header.scope = RouteScope::Host;
-            match nl.request(RouteNetlinkMessage::DelRoute(m), 0) {
-                Err(err) if err.raw_os_error() != Some(libc::ESRCH) => {
-                    return Err(format!("service routes: removing {ip}: {err}"))
-                }
-                _ => {}
-            }
-        }
+    for ip in have.iter().filter(|ip| !vips.contains(ip)) {
+        nl.del_route(Nl::local_route_msg(*ip))
+            .map_err(|err| format!("service routes: removing {ip}: {err}"))?;
     }
-    for ip in vips {
-        if !have.contains(ip) {
-            let mut m = Nl::route_msg(*ip, 32, None, ROUTE_PROTO);
-            m.header.table = LOCAL_TABLE;
-            m.header.kind = RouteType::Local;
-            m.header.scope = RouteScope::Host;
-            m.attributes.push(RouteAttribute::Oif(lo));
-            nl.request(
-                RouteNetlinkMessage::NewRoute(m),
-                NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE,
-            )
+    for ip in vips.iter().filter(|ip| !have.contains(ip)) {
+        let mut m = Nl::local_route_msg(*ip);
+        m.attributes.push(RouteAttribute::Oif(lo));
+        nl.replace_route(m)
             .map_err(|err| format!("service routes: adding {ip}: {err}"))?;
-        }
     }
     Ok(())
 }
@@ -422,7 +403,8 @@ impl PodNetwork {
             .map_err(|e| format!("{}: {e}", self.path.display()))
     }
 
-    fn gateway(&self) -> Ipv4Addr {
+    /// The bridge's address: pods' gateway, and where the node's DNS answers them.
+    pub fn gateway(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.base) + 1)
     }
 
@@ -561,8 +543,13 @@ impl PodNetwork {
                 nl.add_address(pi, ip, prefix)
                     .map_err(e("addressing eth0"))?;
                 nl.set_link(pi, vec![], true).map_err(e("raising eth0"))?;
-                nl.replace_route(Ipv4Addr::UNSPECIFIED, 0, gateway, 4)
-                    .map_err(e("default route"))
+                nl.replace_route(Nl::route_msg(
+                    Ipv4Addr::UNSPECIFIED,
+                    0,
+                    Some(gateway),
+                    RTPROT_STATIC,
+                ))
+                .map_err(e("default route"))
             })
             .join()
             .map_err(|_| "pod network: setup thread panicked".to_string())?
@@ -575,33 +562,24 @@ impl PodNetwork {
     pub fn sync_routes(&self, peers: &[crate::cluster::Peer]) -> Result<(), String> {
         let e = |what: &'static str| move |err: io::Error| format!("node routes: {what}: {err}");
         let mut nl = Nl::new().map_err(e("netlink"))?;
-        let have = nl.routes(ROUTE_PROTO).map_err(e("listing"))?;
+        let have = nl
+            .routes(RouteHeader::RT_TABLE_MAIN, ROUTE_PROTO)
+            .map_err(e("listing"))?;
         let own = (self.base, self.prefix);
         let want: Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)> = peers
             .iter()
             .filter(|p| p.cidr != own)
             .map(|p| (p.cidr.0, p.cidr.1, Some(p.ip)))
             .collect();
-        for r in &have {
-            if !want.contains(r) {
-                nl.del_route(r.0, r.1, ROUTE_PROTO).map_err(e("removing"))?;
-            }
+        for &(dst, prefix, _) in have.iter().filter(|r| !want.contains(r)) {
+            nl.del_route(Nl::route_msg(dst, prefix, None, ROUTE_PROTO))
+                .map_err(e("removing"))?;
         }
-        for r in &want {
-            if !have.contains(r) {
-                let (dst, prefix, Some(gw)) = *r else {
-                    continue;
-                };
-                nl.replace_route(dst, prefix, gw, ROUTE_PROTO)
-                    .map_err(|err| format!("node routes: {dst}/{prefix} via {gw}: {err}"))?;
-            }
+        for &(dst, prefix, gw) in want.iter().filter(|r| !have.contains(r)) {
+            nl.replace_route(Nl::route_msg(dst, prefix, gw, ROUTE_PROTO))
+                .map_err(|err| format!("node routes: {dst}/{prefix} via {gw:?}: {err}"))?;
         }
         Ok(())
-    }
-
-    /// The bridge's address: pods' gateway, and where the node's DNS answers them.
-    pub fn gateway_ip(&self) -> Ipv4Addr {
-        self.gateway()
     }
 
     /// Disconnects a pod (its veth pair goes) and releases its address.

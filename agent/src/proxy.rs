@@ -144,33 +144,31 @@ struct Table {
 }
 
 impl Table {
-    /// Endpoints to try for `client`, the chosen one first.
+    /// Endpoints to try for `client`, the chosen one first: its previous one under
+    /// ClientIP affinity (while it is still an endpoint and the timeout has not run out),
+    /// else the next in turn.
     fn pick(&self, client: IpAddr) -> Vec<SocketAddr> {
         let b = self.backends.lock().unwrap().clone();
         if b.addrs.is_empty() {
             return Vec::new();
         }
+        let next = || self.next.fetch_add(1, Ordering::Relaxed) % b.addrs.len();
+        let Some(timeout) = b.affinity else {
+            return rotated(&b.addrs, next());
+        };
         let now = Instant::now();
-        if let Some(timeout) = b.affinity {
-            let mut aff = self.affinity.lock().unwrap();
-            if let Some((addr, last)) = aff.get(&client).copied() {
-                if now.duration_since(last) < timeout && b.addrs.contains(&addr) {
-                    aff.insert(client, (addr, now));
-                    return rotated(
-                        &b.addrs,
-                        b.addrs.iter().position(|a| *a == addr).unwrap_or(0),
-                    );
-                }
-            }
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % b.addrs.len();
-        if b.affinity.is_some() {
-            let mut aff = self.affinity.lock().unwrap();
+        let mut aff = self.affinity.lock().unwrap();
+        let kept = aff
+            .get(&client)
+            .filter(|(_, last)| now.duration_since(*last) < timeout)
+            .and_then(|(addr, _)| b.addrs.iter().position(|a| a == addr));
+        let i = kept.unwrap_or_else(|| {
             if aff.len() > 65536 {
                 aff.clear();
             }
-            aff.insert(client, (b.addrs[i], now));
-        }
+            next()
+        });
+        aff.insert(client, (b.addrs[i], now));
         rotated(&b.addrs, i)
     }
 }
@@ -200,15 +198,14 @@ pub async fn run(agent: Arc<Agent>) {
             let peers = view.peers(&agent.cfg.name);
             if last_routes.as_ref() != Some(&peers) {
                 let p = peers.clone();
-                let r = tokio::task::spawn_blocking(move || {
+                let r = crate::worker::blocking(move || {
                     crate::net::enable_forwarding()?;
                     net.sync_routes(&p)
                 })
                 .await;
                 match r {
-                    Ok(Ok(())) => last_routes = Some(peers),
-                    Ok(Err(e)) => tracing::warn!("{e}"),
-                    Err(e) => tracing::warn!("node routes: {e}"),
+                    Ok(()) => last_routes = Some(peers),
+                    Err(e) => tracing::warn!("{e}"),
                 }
             }
         }
@@ -222,9 +219,8 @@ pub async fn run(agent: Arc<Agent>) {
             .collect();
         if last_vips.as_ref() != Some(&vips) {
             let v = vips.clone();
-            match tokio::task::spawn_blocking(move || crate::net::sync_service_ips(&v)).await {
-                Ok(Ok(())) => last_vips = Some(vips),
-                Ok(Err(e)) => tracing::warn!("service addresses: {e}"),
+            match crate::worker::blocking(move || crate::net::sync_service_ips(&v)).await {
+                Ok(()) => last_vips = Some(vips),
                 Err(e) => tracing::warn!("service addresses: {e}"),
             }
         }
@@ -263,7 +259,8 @@ pub async fn run(agent: Arc<Agent>) {
     }
 }
 
-fn socket(f: Frontend) -> std::io::Result<socket2::Socket> {
+/// A socket bound to a frontend's address (listening is the caller's): also cluster DNS's.
+pub fn socket(f: Frontend) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let (ty, proto) = match f.proto {
         Proto::Tcp => (Type::STREAM, Protocol::TCP),
@@ -337,6 +334,17 @@ async fn relay(mut client: TcpStream, peer: SocketAddr, table: &Table) -> std::i
 
 const UDP_IDLE: Duration = Duration::from_secs(60);
 
+/// A UDP socket on an ephemeral port, connected to `addr`: upstream flows and DNS relays.
+pub async fn udp_to(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let any: SocketAddr = match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let s = UdpSocket::bind(any).await?;
+    s.connect(addr).await?;
+    Ok(s)
+}
+
 /// UDP client address → (its upstream socket, last packet).
 type Flows = HashMap<SocketAddr, (Arc<UdpSocket>, Instant)>;
 
@@ -363,16 +371,9 @@ async fn udp_loop(front: Arc<UdpSocket>, table: Arc<Table>) {
                 let Some(addr) = table.pick(client.ip()).into_iter().next() else {
                     continue;
                 };
-                let bind: SocketAddr = match addr {
-                    SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-                    SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-                };
-                let Ok(s) = UdpSocket::bind(bind).await else {
+                let Ok(s) = udp_to(addr).await else {
                     continue;
                 };
-                if s.connect(addr).await.is_err() {
-                    continue;
-                }
                 let s = Arc::new(s);
                 flows
                     .lock()

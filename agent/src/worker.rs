@@ -62,7 +62,7 @@ fn now_ts() -> String {
 }
 
 /// Runs a blocking runtime or image-store call off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
     tokio::task::spawn_blocking(f)
@@ -508,7 +508,7 @@ impl Worker {
             }
         } else {
             let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
-            let gateway = self.agent.net().map(|n| n.gateway_ip());
+            let gateway = self.agent.net().map(|n| n.gateway());
             let cfg =
                 podspec::sandbox(pod, &self.uid, &files, dns(pod, gateway)).map_err(config_err)?;
             self.files = files;
@@ -1109,7 +1109,7 @@ async fn stop(agent: &Agent, pod: &Pod, c: &Container, target: probe::Target, gr
 /// bridge, the cluster search path before the node's, `ndots:5`. Pods on the host's
 /// network, or on a node without a pod network yet, get the node's resolvers.
 fn dns(pod: &Pod, gateway: Option<std::net::Ipv4Addr>) -> skiff_runtime::DnsConfig {
-    let host = host_dns();
+    let host = crate::dns::host_config();
     let Some(gw) = gateway.filter(|_| pod.spec.host_network != Some(true)) else {
         return host;
     };
@@ -1126,25 +1126,6 @@ fn dns(pod: &Pod, gateway: Option<std::net::Ipv4Addr>) -> skiff_runtime::DnsConf
         searches,
         options: vec!["ndots:5".into()],
     }
-}
-
-fn host_dns() -> skiff_runtime::DnsConfig {
-    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut cfg = skiff_runtime::DnsConfig::default();
-    for line in text.lines() {
-        let mut w = line.split_whitespace();
-        match w.next() {
-            Some("nameserver") => {
-                if let Some(ip) = w.next().and_then(|a| a.parse().ok()) {
-                    cfg.nameservers.push(ip);
-                }
-            }
-            Some("search") => cfg.searches.extend(w.map(String::from)),
-            Some("options") => cfg.options.extend(w.map(String::from)),
-            _ => {}
-        }
-    }
-    cfg
 }
 
 fn exit_of(state: &RtState) -> ExitInfo {

@@ -635,9 +635,15 @@ impl<S: Store> Api<S> {
         }
     }
 
-    /// For a Service write: what every Service holds (read from the store when first
-    /// needed), locked until the write is acknowledged.
-    async fn service_lock(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Held>>, ApiError> {
+    /// For a Service write (none for other kinds): what every Service holds (read from
+    /// the store when first needed), locked until the write is acknowledged.
+    async fn service_lock(
+        &self,
+        kind: Kind,
+    ) -> Result<Option<tokio::sync::MutexGuard<'_, Option<Held>>>, ApiError> {
+        if kind != Kind::Service {
+            return Ok(None);
+        }
         let mut g = self.services.held.lock().await;
         if g.is_none() {
             let (_, all) = self.store.list(Kind::Service, None).map_err(store_err)?;
@@ -649,7 +655,7 @@ impl<S: Store> Api<S> {
             }
             *g = Some(m);
         }
-        Ok(g)
+        Ok(Some(g))
     }
 
     /// Gives a Service its ClusterIP and node ports (see [`crate::services::assign`]).
@@ -731,10 +737,7 @@ impl<S: Store> Api<S> {
         // Status is the system's to write, except a Node's (its agent reports it) and Events.
         clear_status(&mut o);
         apply_defaults(&mut o);
-        let mut svc_held = match kind {
-            Kind::Service => Some(self.service_lock().await?),
-            _ => None,
-        };
+        let mut svc_held = self.service_lock(kind).await?;
         if kind.namespaced() {
             let ns = o.meta().namespace().to_string();
             let key = ObjectKey {
@@ -765,10 +768,7 @@ impl<S: Store> Api<S> {
             let op = WriteOp::Create(Put::from_object(&mut o).map_err(store_err)?);
             match self.store.write(op).await {
                 Ok(mut s) => {
-                    if let (Some(Some(held)), Object::Service(svc)) = (svc_held.as_deref_mut(), &o)
-                    {
-                        held.insert(o.key(), crate::services::Holding::of(&svc.spec));
-                    }
+                    record_service(svc_held.as_deref_mut(), &o.key(), &o);
                     if let (Some(guard), Object::Node(n)) = (_cidr_guard.as_mut(), &o) {
                         if let (Some(set), Some(c)) = (guard.as_mut(), &n.spec.pod_cidr) {
                             set.insert(c.clone());
@@ -805,10 +805,7 @@ impl<S: Store> Api<S> {
             let current = stored_object(&cur)?;
             let mut next = o.clone();
             carry_system_fields(&current, &mut next, true);
-            let mut svc_held = match kind {
-                Kind::Service => Some(self.service_lock().await?),
-                _ => None,
-            };
+            let mut svc_held = self.service_lock(kind).await?;
             // Annotations the system wrote survive an apply.
             for (k, v) in &current.meta().annotations {
                 if system_annotation(k) {
@@ -819,14 +816,13 @@ impl<S: Store> Api<S> {
                 }
             }
             apply_defaults(&mut next);
+            check_update(&current, &next)?;
             if let Some(held) = &svc_held {
-                check_update(&current, &next)?;
                 self.assign_service(held, &key, &mut next, Some(&current))?;
             }
             if next == current {
                 return Ok((ApplyOutcome::Unchanged, cur));
             }
-            check_update(&current, &next)?;
             set_generation(Some(&current), &mut next);
             let op = WriteOp::Update {
                 put: Put::from_object(&mut next).map_err(store_err)?,
@@ -874,9 +870,9 @@ impl<S: Store> Api<S> {
                 set_generation(Some(&current), &mut n);
                 n
             };
-            let mut svc_held = match key.kind {
-                Kind::Service if !status_only => Some(self.service_lock().await?),
-                _ => None,
+            let mut svc_held = match status_only {
+                true => None,
+                false => self.service_lock(key.kind).await?,
             };
             if let Some(held) = &svc_held {
                 self.assign_service(held, &key, &mut next, Some(&current))?;

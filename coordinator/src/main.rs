@@ -45,11 +45,11 @@ struct Args {
     #[arg(long, default_value = "10.42.0.0/16")]
     cluster_cidr: String,
     /// Service ClusterIPs are taken from this range.
-    #[arg(long, default_value = "10.43.0.0/16")]
-    service_cidr: String,
+    #[arg(long, default_value = "10.43.0.0/16", value_parser = skiff_coordinator::services::parse_service_cidr)]
+    service_cidr: (std::net::Ipv4Addr, u8),
     /// Node ports of NodePort Services are taken from this range (`30000-32767`).
-    #[arg(long, default_value = "30000-32767")]
-    service_node_port_range: String,
+    #[arg(long, default_value = "30000-32767", value_parser = skiff_coordinator::services::parse_port_range)]
+    service_node_port_range: std::ops::RangeInclusive<u16>,
     /// A node whose lease is not renewed for this long becomes Ready=Unknown and tainted
     /// `node.kubernetes.io/unreachable` (500ms, 2s, 40s, 1m).
     #[arg(long, default_value = "40s", value_parser = skiff_api::util::parse_duration)]
@@ -126,16 +126,10 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?,
         ),
         pod_hub: Default::default(),
-        services: {
-            let mut s = skiff_coordinator::services::Services::new(
-                skiff_coordinator::services::parse_service_cidr(&args.service_cidr)
-                    .map_err(anyhow::Error::msg)?,
-            );
-            s.node_ports =
-                skiff_coordinator::services::parse_port_range(&args.service_node_port_range)
-                    .map_err(anyhow::Error::msg)?;
-            s
-        },
+        services: skiff_coordinator::services::Services::new(
+            args.service_cidr,
+            args.service_node_port_range.clone(),
+        ),
     });
     api.bootstrap()
         .await

@@ -46,7 +46,7 @@ pub struct Services {
 
 impl Default for Services {
     fn default() -> Self {
-        Services::new((Ipv4Addr::new(10, 43, 0, 0), 16))
+        Services::new((Ipv4Addr::new(10, 43, 0, 0), 16), 30000..=32767)
     }
 }
 
@@ -70,10 +70,10 @@ pub fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<u16>, String
 }
 
 impl Services {
-    pub fn new(cidr: (Ipv4Addr, u8)) -> Services {
+    pub fn new(cidr: (Ipv4Addr, u8), node_ports: std::ops::RangeInclusive<u16>) -> Services {
         Services {
             cidr,
-            node_ports: 30000..=32767,
+            node_ports,
             held: tokio::sync::Mutex::new(None),
         }
     }
@@ -146,7 +146,9 @@ pub fn assign(
     }
     spec.cluster_ips = spec.cluster_ip.iter().cloned().collect();
 
-    let wants_node_ports = matches!(spec.type_.as_deref(), Some("NodePort" | "LoadBalancer"));
+    if !matches!(spec.type_.as_deref(), Some("NodePort" | "LoadBalancer")) {
+        return Ok(());
+    }
     let old_ports: Vec<(i32, String, i32)> = old
         .map(|o| {
             o.ports
@@ -155,11 +157,8 @@ pub fn assign(
                 .collect()
         })
         .unwrap_or_default();
-    let mut mine = HashSet::new();
+    // `ports` holds the other Services' node ports, then this one's as they are taken.
     for (i, p) in spec.ports.iter_mut().enumerate() {
-        if !wants_node_ports {
-            continue;
-        }
         let proto = protocol(p);
         if p.node_port.is_none() {
             p.node_port = old_ports
@@ -167,8 +166,7 @@ pub fn assign(
                 .find(|(port, pr, _)| Some(*port) == p.port && *pr == proto)
                 .map(|(_, _, np)| *np);
         }
-        let kept = |np: i32| old_ports.iter().any(|(_, pr, n)| *n == np && *pr == proto);
-        let np = match p.node_port {
+        match p.node_port {
             Some(np) => {
                 let n = u16::try_from(np)
                     .ok()
@@ -179,32 +177,25 @@ pub fn assign(
                         svc.node_ports.start(), svc.node_ports.end()
                     ));
                 };
-                if !kept(np) && ports.contains(&(n, proto.clone()))
-                    || mine.contains(&(n, proto.clone()))
-                {
+                if !ports.insert((n, proto)) {
                     return Err(format!(
                         "spec.ports[{i}].nodePort: Invalid value: {np}: provided port is already allocated"
                     ));
                 }
-                n
             }
             None => {
                 let span = (*svc.node_ports.end() - *svc.node_ports.start()) as u32 + 1;
                 let start = seed.wrapping_add(i as u32 * 7919);
                 let n = (0..span)
                     .map(|k| svc.node_ports.start() + ((start.wrapping_add(k)) % span) as u16)
-                    .find(|n| {
-                        !ports.contains(&(*n, proto.clone()))
-                            && !mine.contains(&(*n, proto.clone()))
-                    })
+                    .find(|n| !ports.contains(&(*n, proto.clone())))
                     .ok_or_else(|| {
                         format!("spec.ports[{i}].nodePort: Internal error: no node ports left")
                     })?;
                 p.node_port = Some(n as i32);
-                n
+                ports.insert((n, proto));
             }
-        };
-        mine.insert((np, proto));
+        }
     }
     Ok(())
 }
@@ -245,7 +236,7 @@ mod tests {
 
     #[test]
     fn addresses_are_chosen_once_and_checked() {
-        let svc = Services::new(parse_service_cidr("10.43.0.0/16").unwrap());
+        let svc = Services::new(parse_service_cidr("10.43.0.0/16").unwrap(), 30000..=32767);
         let mut a = spec("ClusterIP", None, &[(80, None)]);
         assign(&svc, &mut a, None, &mut std::iter::empty(), 7).unwrap();
         assert_eq!(a.cluster_ip.as_deref(), Some("10.43.0.9"));

@@ -2,7 +2,7 @@
 //! controller tests and the failover benchmark run on.
 
 use crate::node::{eventually, AgentProc, Node};
-use crate::{err, ok, out, Coordinator, NetNs, TempDir};
+use crate::{err, out, Coordinator, NetNs, TempDir};
 use serde_json::Value;
 
 /// The second tag of the test image (same content, another name): a new template.
@@ -82,12 +82,7 @@ pub fn two_nodes(tag: &str, coord_flags: &[&str]) -> TwoNodes {
 
 impl TwoNodes {
     pub fn apply(&self, yaml: &str) {
-        let path = self
-            .c
-            .data_dir
-            .join(format!("m-{}.yaml", std::process::id()));
-        std::fs::write(&path, yaml).unwrap();
-        ok(self.c.skiff(&["apply", "-f", path.to_str().unwrap()]));
+        self.c.apply(yaml)
     }
 
     /// The pods of app=web.

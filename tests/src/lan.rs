@@ -5,7 +5,7 @@
 //! The LAN is `172.31.0.0/24`: the coordinator `.1`, node i `.10+i`.
 
 use crate::node::{eventually, AgentProc, Node};
-use crate::{err, ok, out, Coordinator, NetNs, TempDir};
+use crate::{err, out, Coordinator, NetNs, TempDir};
 use std::process::Command;
 
 pub struct Lan {
@@ -34,6 +34,26 @@ pub fn node_ip(i: usize) -> String {
 }
 
 pub const COORDINATOR_IP: &str = "172.31.0.1";
+
+/// A pod named `client` on the node labelled `role=client`, idle: where tests and the
+/// network benchmark run `probe` from.
+pub fn client_pod() -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  nodeSelector: {{role: client}}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {}
+    imagePullPolicy: Never
+    command: ["sleep", "3600"]
+"#,
+        crate::node::IMAGE
+    )
+}
 
 impl Lan {
     /// A coordinator (with `coord_flags`) and `n` agents, each labelled `role=<roles[i]>`.
@@ -125,15 +145,6 @@ impl Lan {
             }
         });
         l
-    }
-
-    pub fn apply(&self, yaml: &str) {
-        let path = self
-            .c
-            .data_dir
-            .join(format!("m-{}.yaml", std::process::id()));
-        std::fs::write(&path, yaml).unwrap();
-        ok(self.c.skiff(&["apply", "-f", path.to_str().unwrap()]));
     }
 
     /// Cuts (or restores) node `i`'s link to the LAN.

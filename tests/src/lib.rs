@@ -258,6 +258,20 @@ impl Coordinator {
     }
 
     /// Runs the CLI as admin.
+    /// Applies a manifest (written beside its data) and asserts it succeeded.
+    pub fn apply(&self, yaml: &str) {
+        let path = self.data_dir.join(format!("m-{}.yaml", std::process::id()));
+        std::fs::write(&path, yaml).unwrap();
+        ok(self.skiff(&["apply", "-f", path.to_str().unwrap()]));
+    }
+
+    /// `skiff ARGS -o json`, parsed (`null` when it fails).
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&out(&self.skiff(&a))).unwrap_or(serde_json::Value::Null)
+    }
+
     pub fn skiff(&self, args: &[&str]) -> Output {
         command_in(self.netns.as_deref(), binary("skiff"))
             .arg("--config")

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use skiff_tests::cluster::{node_of, ready, FAST_FAILOVER};
-use skiff_tests::lan::{node_ip, Lan};
+use skiff_tests::lan::{client_pod, node_ip, Lan};
 use skiff_tests::node::{eventually, IMAGE};
 use skiff_tests::{err, out};
 use std::collections::BTreeSet;
@@ -40,30 +40,13 @@ spec:
   selector: {{app: web}}
   ports: [{{name: http, port: 80, targetPort: http, nodePort: 30080}}]
 ---
-apiVersion: v1
-kind: Pod
-metadata: {{name: client}}
-spec:
-  nodeSelector: {{role: client}}
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: {IMAGE}
-    imagePullPolicy: Never
-    command: ["sleep", "3600"]
-"#
+{}"#,
+        client_pod()
     )
 }
 
-fn json(l: &Lan, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    let o = l.c.skiff(&a);
-    serde_json::from_str(&out(&o)).unwrap_or(Value::Null)
-}
-
 fn web_pods(l: &Lan) -> Vec<Value> {
-    json(l, &["get", "pods", "-l", "app=web"])["items"]
+    l.c.get_json(&["get", "pods", "-l", "app=web"])["items"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -71,7 +54,7 @@ fn web_pods(l: &Lan) -> Vec<Value> {
 
 /// Ready endpoint addresses: (ip, pod name, node).
 fn endpoints(l: &Lan) -> Vec<(String, String, String)> {
-    let ep = json(l, &["get", "endpoints", "web"]);
+    let ep = l.c.get_json(&["get", "endpoints", "web"]);
     let mut v = Vec::new();
     for sub in ep["subsets"].as_array().into_iter().flatten() {
         for a in sub["addresses"].as_array().into_iter().flatten() {
@@ -106,13 +89,13 @@ fn get_from_client(l: &Lan, target: &str, n: usize) -> Result<Vec<String>, Strin
 #[test]
 fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
     let l = Lan::new("net", &["client", "backend", "backend"], &FAST_FAILOVER);
-    l.apply(&manifests());
+    l.c.apply(&manifests());
     eventually(
         90,
         "3 web pods Ready in the Endpoints, client running",
         || {
             let eps = endpoints(&l);
-            let c = json(&l, &["get", "pod", "client"]);
+            let c = l.c.get_json(&["get", "pod", "client"]);
             if eps.len() == 3 && c["status"]["phase"] == "Running" {
                 Ok(())
             } else {
@@ -123,7 +106,7 @@ fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
             }
         },
     );
-    let svc = json(&l, &["get", "svc", "web"]);
+    let svc = l.c.get_json(&["get", "svc", "web"]);
     let vip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
     assert!(
         vip.starts_with("10.43."),

@@ -9,7 +9,7 @@
 //!
 //! Direct and Service runs alternate; medians of `SKIFF_BENCH_RUNS` (default 3).
 
-use crate::lan::Lan;
+use crate::lan::{client_pod, Lan};
 use crate::node::{eventually, IMAGE};
 use crate::{err, out};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,18 +39,8 @@ spec:
   selector: {{app: bench}}
   ports: [{{name: echo, port: 9000}}, {{name: sink, port: 9001}}]
 ---
-apiVersion: v1
-kind: Pod
-metadata: {{name: client}}
-spec:
-  nodeSelector: {{role: client}}
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: {IMAGE}
-    imagePullPolicy: Never
-    command: ["sleep", "3600"]
-"#
+{}"#,
+        client_pod()
     )
 }
 
@@ -92,12 +82,8 @@ pub fn run() -> anyhow::Result<()> {
     super::build_release(&["skiff-agent", "skiff-coordinator", "skiff"])?;
     let runs: usize = super::env_number("SKIFF_BENCH_RUNS", 3);
     let l = Lan::new("nb", &["client", "backend"], &[]);
-    l.apply(&manifests());
-    let json = |args: &[&str]| -> serde_json::Value {
-        let mut a = args.to_vec();
-        a.extend(["-o", "json"]);
-        serde_json::from_str(&out(&l.c.skiff(&a))).unwrap_or_default()
-    };
+    l.c.apply(&manifests());
+    let json = |args: &[&str]| l.c.get_json(args);
     eventually(90, "server and client running, one endpoint", || {
         let ep = json(&["get", "endpoints", "bench"]);
         let c = json(&["get", "pod", "client"]);
@@ -166,7 +152,7 @@ pub fn run() -> anyhow::Result<()> {
         };
         std::thread::sleep(Duration::from_millis(1500));
         let t0 = now_ms();
-        l.apply(&format!(
+        l.c.apply(&format!(
             "apiVersion: v1\nkind: Service\nmetadata: {{name: prop-{run}}}\nspec:\n  clusterIP: {ip}\n  selector: {{app: bench}}\n  ports: [{{port: 9000}}]\n"
         ));
         let o = waiter
