@@ -269,8 +269,13 @@ const RTPROT_STATIC: u8 = 4;
 /// skiff's routes carry this protocol number (`ip route` shows `proto 157`).
 pub const ROUTE_PROTO: u8 = 157;
 
-/// The MTU of the link holding `ip` (1500 if none does).
+/// The MTU of the link holding `ip` (1500 if none does, or if `ip` is a loopback address:
+/// the node reaches its coordinator on this host, and loopback's 65536 is more than a
+/// veth takes).
 pub fn mtu_of(ip: Ipv4Addr) -> u32 {
+    if ip.is_loopback() {
+        return 1500;
+    }
     let find = || -> io::Result<Option<u32>> {
         let mut nl = Nl::new()?;
         let Some((index, _, _)) = nl.addresses()?.into_iter().find(|(_, a, _)| *a == ip) else {
