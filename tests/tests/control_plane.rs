@@ -78,11 +78,31 @@ fn docs_manifests_apply_get_describe_delete_and_survive_restart() {
     assert_eq!(list["kind"], "List");
     assert_eq!(list["items"][0]["data"]["player_initial_lives"], "3");
     let table = ok(c.skiff(&["get", "svc"]));
-    assert!(
-        table.starts_with("NAME         TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   AGE\n"),
+    // kubectl's columns, aligned; the ClusterIP column is as wide as the address given.
+    let mut lines = table.lines();
+    let (header, row) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    let words: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ],
         "{table}"
     );
-    assert!(table.contains("my-service   ClusterIP"), "{table}");
+    assert!(
+        row.starts_with("my-service   ClusterIP   10.43."),
+        "{table}"
+    );
+    let ip_at = header.find("CLUSTER-IP").unwrap();
+    assert_eq!(
+        row[ip_at..].split_whitespace().next(),
+        row.split_whitespace().nth(2)
+    );
     let names = ok(c.skiff(&["get", "secrets", "-o", "name"]));
     assert_eq!(names, "secret/dotfile-secret\nsecret/secret-basic-auth\n");
     let yaml = ok(c.skiff(&["get", "secret", "secret-basic-auth", "-o", "yaml"]));
