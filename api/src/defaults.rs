@@ -114,7 +114,7 @@ pub fn apply_defaults(obj: &mut Object) {
                 .phase
                 .get_or_insert_with(|| "Active".into());
         }
-        Object::Node(_) | Object::ConfigMap(_) | Object::Event(_) => {}
+        Object::Node(_) | Object::ConfigMap(_) | Object::Event(_) | Object::Ingress(_) => {}
     }
 }
 

@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod intstr;
 pub mod manifest;
 pub mod meta;
+pub mod networking;
 pub mod object;
 pub mod pod;
 pub mod quantity;

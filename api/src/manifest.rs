@@ -666,4 +666,62 @@ spec:
             );
         }
     }
+
+    #[test]
+    fn ingress_from_the_kubernetes_docs_applies() {
+        let doc = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: tls-example-ingress\n  annotations:\n    nginx.ingress.kubernetes.io/rewrite-target: /\nspec:\n  ingressClassName: skiff\n  tls:\n  - hosts:\n      - https-example.foo.com\n    secretName: testsecret-tls\n  defaultBackend:\n    service: {name: fallback, port: {number: 80}}\n  rules:\n  - host: https-example.foo.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: service1\n            port:\n              number: 80\n  - host: \"*.foo.com\"\n    http:\n      paths:\n      - path: /api\n        pathType: Exact\n        backend:\n          service: {name: api, port: {name: http}}\n";
+        let m = parse_manifests(doc).unwrap();
+        let Object::Ingress(ing) = &m[0].object else {
+            panic!("not an Ingress")
+        };
+        assert_eq!(ing.tls_secret_names(), vec!["testsecret-tls".to_string()]);
+        assert_eq!(ing.class(), Some("skiff"));
+        assert_eq!(ing.spec.rules[1].host.as_deref(), Some("*.foo.com"));
+        assert_eq!(
+            ing.spec.rules[1].http.as_ref().unwrap().paths[0]
+                .backend
+                .service
+                .as_ref()
+                .unwrap()
+                .port
+                .name
+                .as_deref(),
+            Some("http")
+        );
+    }
+
+    #[test]
+    fn ingress_validation_names_the_field() {
+        let ing = |spec: &str| {
+            format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: i}}\nspec:\n{spec}")
+        };
+        let path = |p: &str| {
+            ing(&format!(
+                "  rules:\n  - host: a.example\n    http:\n      paths:\n      - {p}\n"
+            ))
+        };
+        let cases = [
+            (ing("  tls: []\n"), "spec.rules: Required value: either `defaultBackend` or `rules` must be specified"),
+            (path("path: /\n        backend: {service: {name: web, port: {number: 80}}}"), "spec.rules[0].http.paths[0].pathType: Required value"),
+            (path("path: /\n        pathType: Regex\n        backend: {service: {name: web, port: {number: 80}}}"), "pathType: Unsupported value: \"Regex\""),
+            (path("path: api\n        pathType: Prefix\n        backend: {service: {name: web, port: {number: 80}}}"), "spec.rules[0].http.paths[0].path: Invalid value: \"api\": must be an absolute path"),
+            (path("path: /\n        pathType: Prefix\n        backend: {service: {name: web, port: {number: 80, name: http}}}"), "backend.service.port: Invalid value: : cannot set both port name & port number"),
+            (path("path: /\n        pathType: Prefix\n        backend: {service: {name: web, port: {}}}"), "backend.service.port: Invalid value: : port name or number is required"),
+            (path("path: /\n        pathType: Prefix\n        backend: {service: {name: web, port: {number: 0}}}"), "backend.service.port.number: Invalid value: 0"),
+            (path("path: /\n        pathType: Prefix\n        backend: {service: {name: Web, port: {number: 80}}}"), "backend.service.name: Invalid value: \"Web\""),
+            (path("path: /\n        pathType: Prefix\n        backend: {resource: {kind: Bucket, name: b}}"), "spec.rules[0].http.paths[0].backend.resource: Unsupported value"),
+            (path("path: /\n        pathType: Prefix\n        backend: {}"), "spec.rules[0].http.paths[0].backend.service: Required value"),
+            (ing("  rules:\n  - host: 10.0.0.1\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: w, port: {number: 1}}}}]}\n"), "spec.rules[0].host: Invalid value: \"10.0.0.1\": must be a DNS name, not an IP address"),
+            (ing("  rules:\n  - host: a.*.com\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: w, port: {number: 1}}}}]}\n"), "spec.rules[0].host: Invalid value: \"a.*.com\": a wildcard DNS-1123 subdomain"),
+            (ing("  rules:\n  - host: a.example\n    http: {paths: []}\n"), "spec.rules[0].http.paths: Required value"),
+            (ing("  defaultBackend: {service: {name: w, port: {number: 1}}}\n  tls: [{hosts: [\"A_B\"], secretName: s}]\n"), "spec.tls[0].hosts[0]: Invalid value: \"A_B\""),
+        ];
+        for (doc, want) in cases {
+            let e = parse_manifests(&doc).unwrap_err();
+            assert!(
+                e.errors.iter().any(|x| x.contains(want)),
+                "want {want:?} in {e}"
+            );
+        }
+    }
 }

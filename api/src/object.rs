@@ -2,6 +2,7 @@
 
 use crate::core::{ConfigMap, Endpoints, Event, Namespace, Node, Secret, Service};
 use crate::meta::ObjectMeta;
+use crate::networking::Ingress;
 use crate::pod::Pod;
 use crate::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,7 @@ kinds! {
     ConfigMap: ConfigMap = ("v1", "configmaps", ["cm"], true),
     Secret: Secret = ("v1", "secrets", [], true),
     Event: Event = ("v1", "events", ["ev"], true),
+    Ingress: Ingress = ("networking.k8s.io/v1", "ingresses", ["ing"], true),
 }
 
 /// A decoding failure at a field path.
@@ -330,6 +332,8 @@ mod tests {
             ("ds", Kind::DaemonSet),
             ("rs", Kind::ReplicaSet),
             ("secret", Kind::Secret),
+            ("ing", Kind::Ingress),
+            ("ingress.networking.k8s.io", Kind::Ingress),
         ] {
             assert_eq!(Kind::from_name(n), Some(k), "{n}");
         }

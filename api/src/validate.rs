@@ -207,6 +207,7 @@ pub fn validate(obj: &Object) -> Vec<FieldError> {
         Object::Job(j) => validate_job(&mut v, j),
         Object::Service(s) => validate_service(&mut v, s),
         Object::Endpoints(e) => validate_endpoints(&mut v, e),
+        Object::Ingress(i) => validate_ingress(&mut v, i),
         Object::ConfigMap(c) => validate_config_map(&mut v, c),
         Object::Secret(s) => validate_secret(&mut v, s),
         Object::Namespace(n) => validate_namespace(&mut v, n),
@@ -617,6 +618,129 @@ fn validate_endpoints(v: &mut V, e: &crate::core::Endpoints) {
                 &port.protocol,
                 &["SCTP", "TCP", "UDP"],
             );
+        }
+    }
+}
+
+/// A host an Ingress names: a DNS name, or `*.` and one; never an IP address.
+fn validate_ingress_host(v: &mut V, path: &str, host: &str) {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        v.invalid(path, q(host), "must be a DNS name, not an IP address");
+        return;
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if let Some(why) = dns1123_subdomain_problem(name) {
+        let why = if host.starts_with('*') || !host.contains('*') {
+            why
+        } else {
+            "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain"
+                .into()
+        };
+        v.invalid(path, q(host), &why);
+    }
+}
+
+fn validate_ingress_backend(v: &mut V, path: &str, b: &crate::networking::IngressBackend) {
+    match (&b.service, &b.resource) {
+        (Some(_), Some(_)) => v.invalid(path, "", "cannot set both service and resource backends"),
+        (None, None) => v.required(&format!("{path}.service")),
+        (None, Some(_)) => v.push(
+            &format!("{path}.resource"),
+            "Unsupported value: skiff routes Ingress traffic to Services only; use `service`"
+                .into(),
+        ),
+        (Some(s), None) => {
+            let p = format!("{path}.service");
+            if s.name.is_empty() {
+                v.required(&format!("{p}.name"));
+            } else if let Some(why) = dns1123_label_problem(&s.name) {
+                v.invalid(&format!("{p}.name"), q(&s.name), &why);
+            }
+            match (&s.port.name, s.port.number) {
+                (Some(_), Some(_)) => v.invalid(
+                    &format!("{p}.port"),
+                    "",
+                    "cannot set both port name & port number",
+                ),
+                (None, None) => {
+                    v.invalid(&format!("{p}.port"), "", "port name or number is required")
+                }
+                (Some(n), None) => {
+                    if let Some(why) = port_name_problem(n) {
+                        v.invalid(&format!("{p}.port.name"), q(n), &why);
+                    }
+                }
+                (None, Some(n)) => validate_port(v, &format!("{p}.port.number"), Some(n), true),
+            }
+        }
+    }
+}
+
+fn validate_ingress(v: &mut V, ing: &crate::networking::Ingress) {
+    let spec = &ing.spec;
+    if let Some(c) = &spec.ingress_class_name {
+        if let Some(why) = dns1123_subdomain_problem(c) {
+            v.invalid("spec.ingressClassName", q(c), &why);
+        }
+    }
+    if spec.default_backend.is_none() && spec.rules.is_empty() {
+        v.push(
+            "spec.rules",
+            "Required value: either `defaultBackend` or `rules` must be specified".into(),
+        );
+    }
+    if let Some(b) = &spec.default_backend {
+        validate_ingress_backend(v, "spec.defaultBackend", b);
+    }
+    for (i, t) in spec.tls.iter().enumerate() {
+        for (j, h) in t.hosts.iter().enumerate() {
+            validate_ingress_host(v, &format!("spec.tls[{i}].hosts[{j}]"), h);
+        }
+        if let Some(n) = &t.secret_name {
+            if let Some(why) = dns1123_subdomain_problem(n) {
+                v.invalid(&format!("spec.tls[{i}].secretName"), q(n), &why);
+            }
+        }
+    }
+    for (i, r) in spec.rules.iter().enumerate() {
+        let p = format!("spec.rules[{i}]");
+        if let Some(h) = r.host.as_deref().filter(|h| !h.is_empty()) {
+            validate_ingress_host(v, &format!("{p}.host"), h);
+        }
+        let Some(http) = &r.http else { continue };
+        if http.paths.is_empty() {
+            v.required(&format!("{p}.http.paths"));
+        }
+        for (j, path) in http.paths.iter().enumerate() {
+            let pp = format!("{p}.http.paths[{j}]");
+            let kinds = ["Exact", "ImplementationSpecific", "Prefix"];
+            match path.path_type.as_deref() {
+                None => v.required(&format!("{pp}.pathType")),
+                Some(t) if !kinds.contains(&t) => {
+                    v.unsupported(&format!("{pp}.pathType"), t, &kinds)
+                }
+                Some(t) => match path.path.as_deref() {
+                    None | Some("") if t != "ImplementationSpecific" => {
+                        v.required(&format!("{pp}.path"))
+                    }
+                    Some(s) if !s.is_empty() && !s.starts_with('/') => {
+                        v.invalid(&format!("{pp}.path"), q(s), "must be an absolute path")
+                    }
+                    Some(s)
+                        if t != "ImplementationSpecific"
+                            && (s.contains("//")
+                                || s.split('/').any(|seg| seg == "." || seg == "..")) =>
+                    {
+                        v.invalid(
+                            &format!("{pp}.path"),
+                            q(s),
+                            "must not contain '//', '/./' or '/../'",
+                        )
+                    }
+                    _ => {}
+                },
+            }
+            validate_ingress_backend(v, &format!("{pp}.backend"), &path.backend);
         }
     }
 }

@@ -403,6 +403,64 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
                 }
             }
         }
+        Kind::Ingress => {
+            let addrs: Vec<&str> = arr(v, "/status/loadBalancer/ingress")
+                .iter()
+                .map(|a| s(a, "/ip"))
+                .collect();
+            field(&mut out, 0, "Address", &addrs.join(","));
+            let class = match s(v, "/spec/ingressClassName") {
+                "" => "<none>",
+                c => c,
+            };
+            field(&mut out, 0, "Ingress Class", class);
+            let backend = |b: &Value| {
+                let port = match b.pointer("/service/port/name").and_then(Value::as_str) {
+                    Some(n) => n.to_string(),
+                    None => scalar(b.pointer("/service/port/number")),
+                };
+                format!("{}:{port}", s(b, "/service/name"))
+            };
+            let default = v
+                .pointer("/spec/defaultBackend")
+                .map(backend)
+                .unwrap_or_else(|| "<default>".into());
+            field(&mut out, 0, "Default backend", &default);
+            let tls = arr(v, "/spec/tls");
+            if !tls.is_empty() {
+                out.push_str("TLS:\n");
+                for t in tls {
+                    let hosts: Vec<&str> =
+                        arr(t, "/hosts").iter().filter_map(Value::as_str).collect();
+                    let _ = writeln!(
+                        out,
+                        "  {} terminates {}",
+                        or_none(s(t, "/secretName")),
+                        hosts.join(",")
+                    );
+                }
+            }
+            out.push_str("Rules:\n");
+            let mut rows = Vec::new();
+            for r in arr(v, "/spec/rules") {
+                let host = match s(r, "/host") {
+                    "" => "*",
+                    h => h,
+                };
+                rows.push(vec![host.to_string(), String::new(), String::new()]);
+                for p in arr(r, "/http/paths") {
+                    rows.push(vec![
+                        String::new(),
+                        format!("{} ({})", or_none(s(p, "/path")), s(p, "/pathType")),
+                        p.get("backend").map(backend).unwrap_or_default(),
+                    ]);
+                }
+            }
+            let head = ["Host".to_string(), "Path".into(), "Backends".into()];
+            for l in table(&head, &rows).lines() {
+                let _ = writeln!(out, "  {l}");
+            }
+        }
         Kind::ConfigMap => {
             out.push_str("\nData\n====\n");
             if let Some(m) = v.get("data").and_then(Value::as_object) {

@@ -227,6 +227,7 @@ pub fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
         Kind::Namespace => vec!["NAME", "STATUS", "AGE"],
         Kind::Node => vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
         Kind::Event => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        Kind::Ingress => vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
     };
     if wide {
         h.extend(match kind {
@@ -355,6 +356,48 @@ pub fn row(kind: Kind, v: &Value, wide: bool) -> Vec<String> {
             ]
         }
         Kind::Endpoints => vec![name, endpoints(v), age_],
+        Kind::Ingress => {
+            let class = match s(v, "/spec/ingressClassName") {
+                "" => match s(v, "/metadata/annotations/kubernetes.io~1ingress.class") {
+                    "" => "<none>",
+                    c => c,
+                },
+                c => c,
+            };
+            let mut hosts: Vec<&str> = Vec::new();
+            for r in arr(v, "/spec/rules") {
+                let h = match s(r, "/host") {
+                    "" => "*",
+                    h => h,
+                };
+                if !hosts.contains(&h) {
+                    hosts.push(h);
+                }
+            }
+            if hosts.is_empty() {
+                hosts.push("*");
+            }
+            let addrs: Vec<&str> = arr(v, "/status/loadBalancer/ingress")
+                .iter()
+                .map(|a| match s(a, "/ip") {
+                    "" => s(a, "/hostname"),
+                    ip => ip,
+                })
+                .collect();
+            let ports = if arr(v, "/spec/tls").is_empty() {
+                "80"
+            } else {
+                "80, 443"
+            };
+            vec![
+                name,
+                class.to_string(),
+                hosts.join(","),
+                addrs.join(","),
+                ports.into(),
+                age_,
+            ]
+        }
         Kind::ConfigMap => {
             let d = v
                 .get("data")
