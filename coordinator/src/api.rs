@@ -512,6 +512,7 @@ impl<S: Store> Api<S> {
                         | Kind::Secret
                         | Kind::Service
                         | Kind::Endpoints
+                        | Kind::Ingress
                 ) =>
             {
                 Ok(())
@@ -530,8 +531,9 @@ impl<S: Store> Api<S> {
             Identity::Node(n) => match s.key.kind {
                 Kind::Pod => self.pod_on_node(id, s),
                 // Every node routes to every other node's pods and serves every
-                // Service (as the kubelet and kube-proxy read them).
-                Kind::Node | Kind::Service | Kind::Endpoints => true,
+                // Service and Ingress (as the kubelet, kube-proxy and an ingress
+                // controller read them).
+                Kind::Node | Kind::Service | Kind::Endpoints | Kind::Ingress => true,
                 Kind::ConfigMap | Kind::Secret => {
                     self.referenced_by_node_pods(n, &s.key).unwrap_or(false)
                 }
@@ -565,7 +567,7 @@ impl<S: Store> Api<S> {
     fn authorize_read(&self, id: &Identity, s: &Stored) -> Result<(), ApiError> {
         let Identity::Node(n) = id else { return Ok(()) };
         let allowed = match s.key.kind {
-            Kind::Node | Kind::Service | Kind::Endpoints => true,
+            Kind::Node | Kind::Service | Kind::Endpoints | Kind::Ingress => true,
             Kind::Pod => self.pod_on_node(id, s),
             Kind::ConfigMap | Kind::Secret => self.referenced_by_node_pods(n, &s.key)?,
             _ => false,
@@ -577,7 +579,22 @@ impl<S: Store> Api<S> {
         }
     }
 
+    /// Whether a node may read a ConfigMap or Secret: one its pods use, or (a Secret) the
+    /// certificate of an Ingress, which every node serves.
     fn referenced_by_node_pods(&self, node: &str, key: &ObjectKey) -> Result<bool, ApiError> {
+        if key.kind == Kind::Secret {
+            let (_, ingresses) = self
+                .store
+                .list(Kind::Ingress, Some(&key.namespace))
+                .map_err(store_err)?;
+            for i in ingresses {
+                if let Ok(Object::Ingress(ing)) = stored_object(&i) {
+                    if ing.tls_secret_names().contains(&key.name) {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
         let (_, pods) = self
             .store
             .list(Kind::Pod, Some(&key.namespace))
@@ -1323,7 +1340,8 @@ fn set_generation(current: Option<&Object>, next: &mut Object) {
             Job,
             Service,
             Node,
-            Namespace
+            Namespace,
+            Ingress
         )
     };
     if kinds_spec(next, next).is_none() {
@@ -1365,7 +1383,8 @@ fn copy_status(from: &Object, to: &mut Object) {
         Job,
         Service,
         Namespace,
-        Node
+        Node,
+        Ingress
     );
 }
 
@@ -1379,6 +1398,7 @@ fn clear_status(o: &mut Object) {
         Object::Job(x) => x.status = None,
         Object::Service(x) => x.status = None,
         Object::Namespace(x) => x.status = None,
+        Object::Ingress(x) => x.status = None,
         Object::Node(_)
         | Object::Endpoints(_)
         | Object::ConfigMap(_)

@@ -9,6 +9,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod ingress;
 pub mod job;
 pub mod nodes;
 pub mod replicaset;
@@ -41,10 +42,11 @@ pub const FOREGROUND: &str = "foregroundDeletion";
 pub const ORPHAN: &str = "orphan";
 
 /// The kinds the controllers read.
-pub const WATCHED: [Kind; 9] = [
+pub const WATCHED: [Kind; 10] = [
     Kind::Node,
     Kind::Service,
     Kind::Endpoints,
+    Kind::Ingress,
     Kind::Pod,
     Kind::ReplicaSet,
     Kind::Deployment,
@@ -181,6 +183,7 @@ impl Cache {
     typed!(jobs, Job, skiff_api::workloads::Job);
     typed!(services, Service, skiff_api::core::Service);
     typed!(endpoints, Endpoints, skiff_api::core::Endpoints);
+    typed!(ingresses, Ingress, skiff_api::networking::Ingress);
 
     /// Every cached object of a kind, shared.
     pub fn objects(&self, kind: Kind) -> impl Iterator<Item = &Arc<Object>> + '_ {

@@ -4,7 +4,7 @@
 //! once so the next pass never repeats them).
 
 use super::{
-    daemonset, deployment, endpoints, gc, job, nodes, replicaset, statefulset, Action,
+    daemonset, deployment, endpoints, gc, ingress, job, nodes, replicaset, statefulset, Action,
     ByController, Cache, PodsByOwner, WATCHED,
 };
 use crate::api::{Api, DeleteOptions, Deleted};
@@ -259,6 +259,14 @@ impl<S: Store> Manager<S> {
             }
         }
         out.extend(Self::endpoint_actions(cache));
+        if cache.count(Kind::Ingress) > 0 {
+            let servers: Vec<(&str, &str)> = cache.nodes().filter_map(ingress::server).collect();
+            out.extend(
+                cache
+                    .ingresses()
+                    .filter_map(|i| ingress::reconcile(i, &servers)),
+            );
+        }
         out.extend(gc::reconcile(cache, now));
         drop(pods);
         out.extend(self.schedule(node_infos, now));
