@@ -1,15 +1,18 @@
 //! What the agent knows of the whole cluster, for the network: every Node (its address and
 //! pod CIDR, for routes), every Service and every Endpoints object (for the Service proxy
-//! and DNS). Listed and then watched over the agent's connection; each change publishes a
+//! and DNS), every Ingress and the certificates of the TLS Secrets they name (for the
+//! ingress server). Listed and then watched over the agent's connection; each change publishes a
 //! new [`ClusterView`] that the network parts read. Cut off from the coordinator, the last
 //! view stays: Services keep working on what was known.
 
 use crate::state::Agent;
-use skiff_api::core::{Endpoints, Node, Service};
+use base64::Engine;
+use skiff_api::core::{Endpoints, Node, Secret, Service};
+use skiff_api::networking::Ingress;
 use skiff_api::wire::{Request, WatchEvent};
 use skiff_api::Kind;
 use skiff_client::{Client, ClientError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -23,6 +26,27 @@ pub struct ClusterView {
     pub nodes: BTreeMap<String, Peer>,
     pub services: BTreeMap<Name, Service>,
     pub endpoints: BTreeMap<Name, Endpoints>,
+    pub ingresses: BTreeMap<Name, Ingress>,
+    /// The TLS Secrets Ingresses name, that exist: their PEM certificate chain and key.
+    pub tls: BTreeMap<Name, TlsPair>,
+}
+
+/// A `kubernetes.io/tls` Secret's `tls.crt` and `tls.key`, decoded from base64 (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPair {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl TlsPair {
+    fn of(s: &Secret) -> Option<TlsPair> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let field = |k: &str| b64.decode(s.data.get(k)?).ok();
+        Some(TlsPair {
+            cert: field("tls.crt")?,
+            key: field("tls.key")?,
+        })
+    }
 }
 
 /// A peer node for routing: its pod CIDR and its address.
@@ -63,6 +87,18 @@ impl ClusterView {
             .cloned()
             .collect()
     }
+
+    /// The Secrets the Ingresses name for TLS.
+    pub fn tls_wanted(&self) -> BTreeSet<Name> {
+        self.ingresses
+            .iter()
+            .flat_map(|((ns, _), i)| {
+                i.tls_secret_names()
+                    .into_iter()
+                    .map(move |n| (ns.clone(), n))
+            })
+            .collect()
+    }
 }
 
 fn name_of(m: &skiff_api::meta::ObjectMeta) -> Name {
@@ -97,8 +133,59 @@ fn put(view: &mut ClusterView, kind: Kind, json: &str, deleted: bool) -> bool {
             let k = name_of(&e.metadata);
             set(&mut view.endpoints, k, (!deleted).then_some(e))
         }),
+        Kind::Ingress => serde_json::from_str::<Ingress>(json).is_ok_and(|i| {
+            let k = name_of(&i.metadata);
+            let mut changed = set(&mut view.ingresses, k, (!deleted).then_some(i));
+            // Certificates no Ingress names any more are dropped.
+            let wanted = view.tls_wanted();
+            let before = view.tls.len();
+            view.tls.retain(|k, _| wanted.contains(k));
+            changed |= view.tls.len() != before;
+            changed
+        }),
+        // Only the Secrets Ingresses name (the agent also sees its pods' Secrets).
+        Kind::Secret => serde_json::from_str::<Secret>(json).is_ok_and(|s| {
+            let k = name_of(&s.metadata);
+            if !view.tls_wanted().contains(&k) {
+                return false;
+            }
+            let pair = if deleted { None } else { TlsPair::of(&s) };
+            set(&mut view.tls, k, pair)
+        }),
         _ => false,
     }
+}
+
+/// Gets the named TLS Secrets the view lacks: one named by an Ingress after the Secret
+/// was written never comes through the Secret watch (the node could not see it then).
+async fn fetch_tls(agent: &Arc<Agent>, client: &Client) -> Result<(), ClientError> {
+    let missing: Vec<Name> = {
+        let v = agent.cluster.borrow();
+        v.tls_wanted()
+            .into_iter()
+            .filter(|k| !v.tls.contains_key(k))
+            .collect()
+    };
+    for (ns, name) in missing {
+        let key = skiff_api::ObjectKey {
+            kind: Kind::Secret,
+            namespace: ns,
+            name,
+        };
+        let json = match client.get_json(key).await {
+            Ok(v) => v.to_string(),
+            Err(ClientError::Api(e)) => {
+                // Not there (yet): the Secret watch brings it when it is written.
+                tracing::debug!("ingress certificate: {}", e.message);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        agent
+            .cluster
+            .send_if_modified(|v| put(Arc::make_mut(v), Kind::Secret, &json, false));
+    }
+    Ok(())
 }
 
 type Change = (Kind, String, bool);
@@ -132,17 +219,24 @@ async fn watch_kind(
     }
 }
 
-/// Lists Nodes, Services and Endpoints, publishes the view, then follows their watches,
-/// changing the published view in place; a watch whose history is gone lists again.
-/// Returns only with the connection's error.
+/// The kinds the view follows. Ingresses come before Secrets: a Secret is kept only
+/// when an Ingress names it.
+const KINDS: [Kind; 5] = [
+    Kind::Node,
+    Kind::Service,
+    Kind::Endpoints,
+    Kind::Ingress,
+    Kind::Secret,
+];
+
+/// Lists Nodes, Services, Endpoints, Ingresses and their Secrets, publishes the view,
+/// then follows their watches, changing the published view in place; a watch whose
+/// history is gone lists again. Returns only with the connection's error.
 pub async fn follow(agent: &Arc<Agent>, client: &Client) -> Result<(), ClientError> {
     loop {
         let mut view = ClusterView::default();
-        let mut since = [0u64; 3];
-        for (i, kind) in [Kind::Node, Kind::Service, Kind::Endpoints]
-            .into_iter()
-            .enumerate()
-        {
+        let mut since = [0u64; KINDS.len()];
+        for (i, kind) in KINDS.into_iter().enumerate() {
             let (rev, items) = client.list_all(kind, None, None).await?;
             since[i] = rev;
             for json in items {
@@ -156,31 +250,42 @@ pub async fn follow(agent: &Arc<Agent>, client: &Client) -> Result<(), ClientErr
             }
             changed
         });
+        fetch_tls(agent, client).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Change>(256);
-        let nodes = watch_kind(client, Kind::Node, since[0], tx.clone());
-        let services = watch_kind(client, Kind::Service, since[1], tx.clone());
-        let endpoints = watch_kind(client, Kind::Endpoints, since[2], tx);
-        tokio::pin!(nodes, services, endpoints);
+        let [n, s, e, i, sec] = since;
+        let nodes = watch_kind(client, Kind::Node, n, tx.clone());
+        let services = watch_kind(client, Kind::Service, s, tx.clone());
+        let endpoints = watch_kind(client, Kind::Endpoints, e, tx.clone());
+        let ingresses = watch_kind(client, Kind::Ingress, i, tx.clone());
+        let secrets = watch_kind(client, Kind::Secret, sec, tx);
+        tokio::pin!(nodes, services, endpoints, ingresses, secrets);
         loop {
             // A watch that ends (well or not) ends them all: list again, or return the error.
             let first = tokio::select! {
                 r = &mut nodes => Some(r),
                 r = &mut services => Some(r),
                 r = &mut endpoints => Some(r),
+                r = &mut ingresses => Some(r),
+                r = &mut secrets => Some(r),
                 c = rx.recv() => {
                     let Some(c) = c else { break };
                     // Everything already queued goes into one published change, and
                     // readers hear of it only if something they use changed (a Node's
                     // status alone does not). Readers rarely hold the view, so it is
                     // changed in place, not copied.
+                    let mut ingress = c.0 == Kind::Ingress;
                     agent.cluster.send_if_modified(|v| {
                         let v = Arc::make_mut(v);
                         let mut changed = put(v, c.0, &c.1, c.2);
                         while let Ok((k, j, d)) = rx.try_recv() {
+                            ingress |= k == Kind::Ingress;
                             changed |= put(v, k, &j, d);
                         }
                         changed
                     });
+                    if ingress {
+                        fetch_tls(agent, client).await?;
+                    }
                     None
                 }
             };

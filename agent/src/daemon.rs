@@ -60,6 +60,9 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         heartbeat: parse_duration(&d.heartbeat_interval)?,
         usage_interval: parse_duration(&d.usage_interval)?,
         max_pods: d.max_pods,
+        ingress_class: d.ingress_class.clone(),
+        ingress_http_port: d.ingress_http_port,
+        ingress_https_port: d.ingress_https_port,
     };
     std::fs::create_dir_all(&cfg.data_dir)?;
     std::fs::set_permissions(
@@ -152,6 +155,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         tokio::spawn(link::run(agent.clone()));
         tokio::spawn(crate::proxy::run(agent.clone()));
         tokio::spawn(crate::dns::run(agent.clone()));
+        tokio::spawn(crate::ingress::run(agent.clone()));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => {}

@@ -5,6 +5,7 @@
 mod cluster;
 mod daemon;
 mod dns;
+mod ingress;
 mod link;
 mod local;
 mod net;
@@ -71,6 +72,16 @@ pub struct DaemonArgs {
     /// Most pods the node takes.
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
+    /// The Ingress class this node serves; Ingresses without a class are served too.
+    #[arg(long, default_value = "skiff")]
+    pub ingress_class: String,
+    /// Port serving Ingresses over HTTP, on every address of the node (0: none). Held
+    /// only while some Ingress is served.
+    #[arg(long, default_value_t = 80)]
+    pub ingress_http_port: u16,
+    /// Port serving Ingresses over HTTPS (0: none).
+    #[arg(long, default_value_t = 443)]
+    pub ingress_https_port: u16,
 }
 
 #[derive(Subcommand, Debug)]

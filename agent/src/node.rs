@@ -57,6 +57,16 @@ pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
     for (k, v) in &agent.cfg.labels {
         labels.insert(k.clone(), v.clone());
     }
+    // The Ingress class the node serves, for the Ingresses' status.
+    let annotations = &mut node.metadata.annotations;
+    if (agent.cfg.ingress_http_port, agent.cfg.ingress_https_port) == (0, 0) {
+        annotations.remove(skiff_api::networking::NODE_INGRESS_CLASS);
+    } else {
+        annotations.insert(
+            skiff_api::networking::NODE_INGRESS_CLASS.into(),
+            agent.cfg.ingress_class.clone(),
+        );
+    }
     let cpus = usage::cpus();
     let (mem, _) = usage::meminfo();
     let disk = nix_statvfs(&agent.cfg.data_dir);

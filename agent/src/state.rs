@@ -34,6 +34,11 @@ pub struct Config {
     pub heartbeat: Duration,
     pub usage_interval: Duration,
     pub max_pods: u32,
+    /// The Ingress class the node serves (besides Ingresses without one).
+    pub ingress_class: String,
+    /// Ingress ports; 0 turns one off.
+    pub ingress_http_port: u16,
+    pub ingress_https_port: u16,
 }
 
 /// What a pod worker should make true.
