@@ -167,3 +167,71 @@ impl Lan {
             .expect("busybox")
     }
 }
+
+/// A CA and a serving certificate for `host` signed by it: (CA DER, chain PEM, key PEM).
+pub fn tls_cert(host: &str) -> (Vec<u8>, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::from_ca_cert_der(ca_cert.der(), ca_key).expect("issuer");
+    let key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec![host.to_string()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("leaf");
+    (ca_cert.der().to_vec(), leaf.pem(), key.serialize_pem())
+}
+
+impl Lan {
+    /// An HTTPS GET of `/` from the LAN (a host that is not a node) to `addr`, with SNI
+    /// and Host `host`, trusting only `ca` (DER): the answer's first body line.
+    pub fn https_get(&self, addr: &str, host: &str, ca: &[u8]) -> Result<String, String> {
+        use std::io::{Read, Write};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(ca.to_vec()))
+            .map_err(|e| e.to_string())?;
+        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name =
+            rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+        let (addr, host) = (addr.to_string(), host.to_string());
+        let path = self.lan.path();
+        // Sockets belong to the namespace of the thread that opens them.
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| e.to_string())?;
+            let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name)
+                .map_err(|e| e.to_string())?;
+            let tcp = std::net::TcpStream::connect(&addr).map_err(|e| format!("{addr}: {e}"))?;
+            tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            write!(
+                s,
+                "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )
+            .map_err(|e| format!("TLS: {e}"))?;
+            let mut got = Vec::new();
+            if let Err(e) = s.read_to_end(&mut got) {
+                // A peer that closes without close_notify: the answer is all there.
+                if got.is_empty() || e.kind() != std::io::ErrorKind::UnexpectedEof {
+                    return Err(format!("TLS: {e}"));
+                }
+            }
+            let text = String::from_utf8_lossy(&got);
+            let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            Ok(body.lines().next().unwrap_or("").to_string())
+        })
+        .join()
+        .map_err(|_| "the TLS client thread panicked".to_string())?
+    }
+}

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use skiff_tests::cluster::{node_of, ready, FAST_FAILOVER};
-use skiff_tests::lan::{client_pod, node_ip, Lan};
+use skiff_tests::lan::{client_pod, node_ip, tls_cert, Lan};
 use skiff_tests::node::{eventually, IMAGE};
 use skiff_tests::{err, out};
 use std::collections::BTreeSet;
@@ -70,15 +70,20 @@ fn endpoints(l: &Lan) -> Vec<(String, String, String)> {
 
 /// `probe get TARGET N` from the client pod: the bodies (pod names) answered.
 fn get_from_client(l: &Lan, target: &str, n: usize) -> Result<Vec<String>, String> {
-    let o = l.c.skiff(&[
-        "exec",
-        "client",
-        "--",
-        "probe",
-        "get",
-        target,
-        &n.to_string(),
-    ]);
+    get_host_from_client(l, target, n, None)
+}
+
+/// The same with a Host header of its own (`probe get TARGET N VHOST`).
+fn get_host_from_client(
+    l: &Lan,
+    target: &str,
+    n: usize,
+    vhost: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let n_ = n.to_string();
+    let mut args = vec!["exec", "client", "--", "probe", "get", target, &n_];
+    args.extend(vhost);
+    let o = l.c.skiff(&args);
     let lines: Vec<String> = out(&o).lines().map(String::from).collect();
     if !o.status.success() || lines.len() != n || lines.iter().any(|x| x.starts_with("error")) {
         return Err(format!("{target}: {lines:?} {}", err(&o)));
@@ -139,6 +144,8 @@ fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
     let body = out(&o).lines().last().unwrap_or("").to_string();
     assert!(names.contains(&body), "node port: {} {}", out(&o), err(&o));
 
+    ingress_routes_two_hosts_to_two_services(&l, &names);
+
     // A failing readiness probe takes its pod out of the Service.
     let o = l.c.skiff(&["exec", &name0, "--", "touch", "/tmp/unready"]);
     assert!(o.status.success(), "{}", err(&o));
@@ -186,4 +193,152 @@ fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
         hit, now,
         "traffic only to endpoints on {other}, none on {cut}"
     );
+}
+
+/// An Ingress routes two hosts to two Services, over HTTP from a pod to another node's
+/// ingress port, and over HTTPS (its certificate from a TLS Secret, picked by SNI) from
+/// the LAN.
+fn ingress_routes_two_hosts_to_two_services(l: &Lan, web: &BTreeSet<String>) {
+    let (ca, cert, key) = tls_cert("web.example");
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    l.c.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      nodeSelector: {{role: backend}}
+      containers:
+      - name: c
+        image: {IMAGE}
+        imagePullPolicy: Never
+        command: ["probe", "serve", "9090"]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: api}}
+spec:
+  selector: {{app: api}}
+  ports: [{{name: http, port: 8000, targetPort: 9090}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: web-tls}}
+type: kubernetes.io/tls
+data:
+  tls.crt: {}
+  tls.key: {}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: two-hosts}}
+spec:
+  tls:
+  - hosts: [web.example]
+    secretName: web-tls
+  rules:
+  - host: web.example
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+  - host: api.example
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: api, port: {{name: http}}}}}}}}
+"#,
+        b64(&cert),
+        b64(&key)
+    ));
+    let api_pods = || -> BTreeSet<String> {
+        l.c.get_json(&["get", "pods", "-l", "app=api"])["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| ready(p))
+            .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    eventually(60, "2 api pods Ready", || {
+        let n = api_pods().len();
+        (n == 2).then_some(()).ok_or(format!("{n} ready"))
+    });
+    let api = api_pods();
+    // Node 1's ingress port, from the client pod on node 0.
+    let at = format!("{}:80", node_ip(1));
+    let got = eventually(20, "web.example through the ingress", || {
+        get_host_from_client(l, &at, 12, Some("web.example")).and_then(|g| {
+            g.iter()
+                .all(|x| web.contains(x))
+                .then_some(g.clone())
+                .ok_or(format!("{g:?}"))
+        })
+    });
+    let hit: BTreeSet<String> = got.into_iter().collect();
+    assert!(
+        hit.len() > 1,
+        "the ingress spreads over web's endpoints: {hit:?}"
+    );
+    let got = eventually(20, "api.example through the ingress", || {
+        get_host_from_client(l, &at, 6, Some("api.example")).and_then(|g| {
+            g.iter()
+                .all(|x| api.contains(x))
+                .then_some(g.clone())
+                .ok_or(format!("{g:?}"))
+        })
+    });
+    assert_eq!(
+        got.into_iter().collect::<BTreeSet<_>>(),
+        api,
+        "api.example reaches both api pods"
+    );
+    let other = get_host_from_client(l, &at, 1, Some("nobody.example")).unwrap();
+    assert_eq!(
+        other,
+        ["404 page not found"],
+        "an unknown host has no route"
+    );
+
+    // Every node serves it: its status lists them, as `get ingress` shows.
+    let all: BTreeSet<String> = (0..3).map(node_ip).collect();
+    eventually(20, "the Ingress's addresses are the nodes", || {
+        let i = l.c.get_json(&["get", "ingress", "two-hosts"]);
+        let ips: BTreeSet<String> = i["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["ip"].as_str().map(String::from))
+            .collect();
+        (ips == all).then_some(()).ok_or(format!("{ips:?}"))
+    });
+    let o = l.c.skiff(&["get", "ing"]);
+    let row = out(&o).lines().nth(1).unwrap_or("").to_string();
+    let cols: Vec<&str> = row
+        .split("  ")
+        .filter(|c| !c.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let addrs = all.iter().cloned().collect::<Vec<_>>().join(",");
+    assert_eq!(
+        cols[..5],
+        [
+            "two-hosts",
+            "<none>",
+            "web.example,api.example",
+            addrs.as_str(),
+            "80, 443"
+        ],
+        "{}",
+        out(&o)
+    );
+
+    // HTTPS from the LAN to node 2: the Secret's certificate, verified against its CA.
+    let body = eventually(20, "web.example over HTTPS", || {
+        l.https_get(&format!("{}:443", node_ip(2)), "web.example", &ca)
+    });
+    assert!(web.contains(&body), "HTTPS answered by a web pod: {body:?}");
 }
