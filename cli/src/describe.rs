@@ -611,3 +611,53 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ingress_shows_class_backends_tls_and_rules() {
+        let v = json!({
+            "metadata": {"name": "two-hosts", "namespace": "default"},
+            "spec": {
+                "defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}},
+                "tls": [{"hosts": ["web.example"], "secretName": "web-tls"}],
+                "rules": [
+                    {"host": "web.example", "http": {"paths": [
+                        {"path": "/", "pathType": "Prefix",
+                         "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}},
+                    {"http": {"paths": [
+                        {"path": "/api", "pathType": "Exact",
+                         "backend": {"service": {"name": "api", "port": {"name": "http"}}}}]}}
+                ]
+            },
+            "status": {"loadBalancer": {"ingress": [{"ip": "172.31.0.10"}, {"ip": "172.31.0.11"}]}}
+        });
+        let d = describe(Kind::Ingress, &v, &[]);
+        for want in [
+            "Address:",
+            "172.31.0.10,172.31.0.11",
+            "Ingress Class:",
+            "<none>",
+            "fallback:80",
+            "  web-tls terminates web.example",
+            "/ (Prefix)",
+            "web:80",
+            "/api (Exact)",
+            "api:http",
+        ] {
+            assert!(d.contains(want), "{want:?} in:\n{d}");
+        }
+        let rules = d.split("Rules:\n").nth(1).unwrap();
+        let hosts: Vec<&str> = rules
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| !w.starts_with('/'))
+            .collect();
+        assert_eq!(hosts, ["web.example", "*"], "{rules}");
+    }
+}
