@@ -9,6 +9,7 @@ mod ingress;
 mod link;
 mod local;
 mod net;
+mod nft;
 mod node;
 mod ops;
 mod podspec;

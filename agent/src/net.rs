@@ -288,11 +288,26 @@ pub fn mtu_of(ip: Ipv4Addr) -> u32 {
 
 /// Lets the node forward IPv4 between pods and the network.
 pub fn enable_forwarding() -> Result<(), String> {
-    let path = "/proc/sys/net/ipv4/ip_forward";
+    sysctl_on("/proc/sys/net/ipv4/ip_forward", "enabling IPv4 forwarding")
+}
+
+/// Lets the node's outgoing TCP connections reuse ports held in TIME_WAIT (safe with TCP
+/// timestamps, Linux's default). The Service proxy opens a connection to an endpoint per
+/// client connection and often closes first, so without it short connections at a few
+/// hundred per second use up the ephemeral ports within a minute.
+pub fn reuse_time_wait() -> Result<(), String> {
+    sysctl_on(
+        "/proc/sys/net/ipv4/tcp_tw_reuse",
+        "letting connections reuse TIME_WAIT ports",
+    )
+}
+
+/// Sets a sysctl (of the agent's network namespace) to 1 unless it already is.
+fn sysctl_on(path: &str, what: &str) -> Result<(), String> {
     if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "1") {
         return Ok(());
     }
-    std::fs::write(path, "1").map_err(|e| format!("enabling IPv4 forwarding: {e}"))
+    std::fs::write(path, "1").map_err(|e| format!("{what}: {e}"))
 }
 
 /// Makes exactly `vips` local to the node: one `local VIP/32 dev lo` route each in the
@@ -393,6 +408,11 @@ impl PodNetwork {
         let b = std::fs::read(data_dir.join("state/ipam.json")).ok()?;
         let l: Leases = serde_json::from_slice(&b).ok()?;
         (!l.cidr.is_empty()).then_some(l.cidr)
+    }
+
+    /// The pod CIDR as (network, prefix length).
+    pub fn network(&self) -> (Ipv4Addr, u8) {
+        (self.base, self.prefix)
     }
 
     pub fn cidr(&self) -> String {

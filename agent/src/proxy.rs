@@ -188,14 +188,30 @@ struct Running {
 
 /// Follows the cluster view: routes, virtual IPs, listeners.
 pub async fn run(agent: Arc<Agent>) {
+    if let Err(e) = crate::worker::blocking(crate::net::reuse_time_wait).await {
+        tracing::warn!("{e}");
+    }
     let mut rx = agent.cluster.subscribe();
     let mut running: HashMap<Frontend, Running> = HashMap::new();
     let mut last_routes = None;
     let mut last_vips = None;
+    let mut last_masq = None;
     loop {
         let view = rx.borrow_and_update().clone();
         if let Some(net) = agent.net() {
             let peers = view.peers(&agent.cfg.name);
+            // Traffic leaving the cluster: masqueraded (nft.rs).
+            let masq = (
+                net.network(),
+                peers.iter().map(|p| p.cidr).collect::<Vec<_>>(),
+            );
+            if last_masq.as_ref() != Some(&masq) {
+                let (name, m) = (agent.cfg.name.clone(), masq.clone());
+                match crate::worker::blocking(move || crate::nft::apply(&name, m.0, &m.1)).await {
+                    Ok(()) => last_masq = Some(masq),
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            }
             if last_routes.as_ref() != Some(&peers) {
                 let p = peers.clone();
                 let r = crate::worker::blocking(move || {

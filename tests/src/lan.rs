@@ -235,3 +235,38 @@ impl Lan {
         .map_err(|_| "the TLS client thread panicked".to_string())?
     }
 }
+
+impl Lan {
+    /// An HTTP server on the LAN's own address (a host outside the cluster, with no route
+    /// to the pod network) that answers every request with the client address it saw.
+    /// Serves until the test ends; returns its port.
+    pub fn whoami_on_lan(&self) -> u16 {
+        use std::io::{Read, Write};
+        let path = self.lan.path();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(path).expect("open the LAN's namespace");
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let l = std::net::TcpListener::bind((COORDINATOR_IP, 0)).expect("bind");
+            tx.send(l.local_addr().expect("address").port())
+                .expect("port");
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let (mut head, mut buf) = (Vec::new(), [0u8; 1024]);
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                }
+                let peer = c
+                    .peer_addr()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
+                let _ = write!(c, "HTTP/1.0 200 OK\r\n\r\n{peer}\n");
+            }
+        });
+        rx.recv().expect("the LAN server's port")
+    }
+}

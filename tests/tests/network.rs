@@ -137,6 +137,21 @@ fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
         assert!(got.iter().all(|g| names.contains(g)), "{name}: {got:?}");
     }
 
+    // Traffic leaving the cluster is masqueraded: a LAN host with no route to the pod
+    // network answers the client pod, and sees the client node's address.
+    let port = l.whoami_on_lan();
+    let seen = get_from_client(
+        &l,
+        &format!("{}:{port}", skiff_tests::lan::COORDINATOR_IP),
+        1,
+    )
+    .unwrap_or_else(|e| panic!("a pod reaches a host outside the cluster: {e}"));
+    assert_eq!(
+        seen,
+        [node_ip(0)],
+        "the pod's traffic leaves with its node's address"
+    );
+
     // NodePort: the client node's address answers from the LAN.
     // (busybox's wget is static glibc and cannot run here; nc sends no request, which
     // the test server answers all the same.)

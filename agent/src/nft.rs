@@ -1,0 +1,382 @@
+//! Masquerading of traffic that leaves the cluster, as flannel does for k3s: a pod's packet
+//! to an address outside the pod network goes out with the node's address, so the answer
+//! finds its way back.
+//!
+//! One nftables table per node (`skiff-<node>`, family ip) with a nat chain on
+//! postrouting (priority 100, srcnat) whose rules are, in order: traffic not from this
+//! node's pod CIDR returns; traffic to this node's pod CIDR, to another node's pod CIDR or
+//! to multicast returns; the rest is masqueraded. Written over netlink (nfnetlink) as one
+//! atomic batch that creates the table and chain if missing, flushes the chain and writes
+//! the rules, so a restart or a changed set of nodes converges on the same state. The
+//! message building is pure; [`apply`] only sends and reads the acknowledgements.
+
+use std::io::{self, Read};
+use std::net::Ipv4Addr;
+
+// linux/netfilter/nfnetlink.h, nf_tables.h, netfilter.h.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_DELRULE: u16 = 8;
+const NFPROTO_IPV4: u8 = 2;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_APPEND: u16 = 0x800;
+const NLM_F_CREATE: u16 = 0x400;
+const NLMSG_ERROR: u16 = 2;
+const NLA_F_NESTED: u16 = 0x8000;
+const NF_INET_POST_ROUTING: u32 = 4;
+const NF_ACCEPT: u32 = 1;
+const NFT_RETURN: i32 = -5;
+const NFT_REG_VERDICT: u32 = 0;
+const NFT_REG_1: u32 = 1;
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFT_CMP_EQ: u32 = 0;
+const NFT_CMP_NEQ: u32 = 1;
+
+/// The chain's name in the node's table.
+const CHAIN: &str = "postrouting";
+
+/// A netlink attribute tree, serialized by [`Attr::write`].
+enum Attr {
+    Bytes(u16, Vec<u8>),
+    Nested(u16, Vec<Attr>),
+}
+
+fn str_attr(t: u16, s: &str) -> Attr {
+    let mut b = s.as_bytes().to_vec();
+    b.push(0);
+    Attr::Bytes(t, b)
+}
+
+fn u32_attr(t: u16, v: u32) -> Attr {
+    Attr::Bytes(t, v.to_be_bytes().to_vec())
+}
+
+impl Attr {
+    fn write(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        let t = match self {
+            Attr::Bytes(t, b) => {
+                out.extend_from_slice(b);
+                *t
+            }
+            Attr::Nested(t, children) => {
+                for c in children {
+                    c.write(out);
+                }
+                *t | NLA_F_NESTED
+            }
+        };
+        let len = (out.len() - start) as u16;
+        out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        out[start + 2..start + 4].copy_from_slice(&t.to_ne_bytes());
+        while !out.len().is_multiple_of(4) {
+            out.push(0);
+        }
+    }
+}
+
+/// One netlink message: header, nfgenmsg, attributes.
+fn message(
+    out: &mut Vec<u8>,
+    ty: u16,
+    flags: u16,
+    seq: u32,
+    family: u8,
+    res_id: u16,
+    attrs: &[Attr],
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.push(family);
+    out.push(0);
+    out.extend_from_slice(&res_id.to_be_bytes());
+    for a in attrs {
+        a.write(out);
+    }
+    let len = (out.len() - start) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+}
+
+fn expr(name: &str, data: Vec<Attr>) -> Attr {
+    // NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA }.
+    Attr::Nested(1, vec![str_attr(1, name), Attr::Nested(2, data)])
+}
+
+fn data_value(t: u16, v: [u8; 4]) -> Attr {
+    // { NFTA_DATA_VALUE }.
+    Attr::Nested(t, vec![Attr::Bytes(1, v.to_vec())])
+}
+
+/// `ip saddr|daddr [!=|==] net/prefix`: load, mask, compare.
+fn match_net(offset: u32, (net, prefix): (Ipv4Addr, u8), equal: bool) -> Vec<Attr> {
+    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+    let net = u32::from(net) & mask;
+    vec![
+        expr(
+            "payload",
+            vec![
+                u32_attr(1, NFT_REG_1),
+                u32_attr(2, NFT_PAYLOAD_NETWORK_HEADER),
+                u32_attr(3, offset),
+                u32_attr(4, 4),
+            ],
+        ),
+        expr(
+            "bitwise",
+            vec![
+                u32_attr(1, NFT_REG_1),
+                u32_attr(2, NFT_REG_1),
+                u32_attr(3, 4),
+                data_value(4, mask.to_be_bytes()),
+                data_value(5, [0; 4]),
+            ],
+        ),
+        expr(
+            "cmp",
+            vec![
+                u32_attr(1, NFT_REG_1),
+                u32_attr(2, if equal { NFT_CMP_EQ } else { NFT_CMP_NEQ }),
+                data_value(3, net.to_be_bytes()),
+            ],
+        ),
+    ]
+}
+
+fn verdict_return() -> Attr {
+    expr(
+        "immediate",
+        vec![
+            u32_attr(1, NFT_REG_VERDICT),
+            // NFTA_IMMEDIATE_DATA { NFTA_DATA_VERDICT { NFTA_VERDICT_CODE } }.
+            Attr::Nested(
+                2,
+                vec![Attr::Nested(2, vec![u32_attr(1, NFT_RETURN as u32)])],
+            ),
+        ],
+    )
+}
+
+const SADDR: u32 = 12;
+const DADDR: u32 = 16;
+
+/// The node's table name.
+pub fn table_name(node: &str) -> String {
+    format!("skiff-{node}")
+}
+
+/// The batch that makes the node's masquerade table what it should be, and the sequence
+/// numbers of its messages (each asks for an acknowledgement). Pure.
+pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> (Vec<u8>, Vec<u32>) {
+    let table = table_name(node);
+    let nft = |m: u16| (NFNL_SUBSYS_NFTABLES << 8) | m;
+    let mut out = Vec::new();
+    let mut seqs = Vec::new();
+    let mut seq = 1;
+    message(
+        &mut out,
+        NFNL_MSG_BATCH_BEGIN,
+        NLM_F_REQUEST,
+        seq,
+        0,
+        NFNL_SUBSYS_NFTABLES,
+        &[],
+    );
+    let mut cmd = |out: &mut Vec<u8>, ty: u16, flags: u16, attrs: &[Attr]| {
+        seq += 1;
+        seqs.push(seq);
+        message(
+            out,
+            nft(ty),
+            NLM_F_REQUEST | NLM_F_ACK | flags,
+            seq,
+            NFPROTO_IPV4,
+            0,
+            attrs,
+        );
+    };
+    cmd(
+        &mut out,
+        NFT_MSG_NEWTABLE,
+        NLM_F_CREATE,
+        &[str_attr(1, &table)],
+    );
+    cmd(
+        &mut out,
+        NFT_MSG_NEWCHAIN,
+        NLM_F_CREATE,
+        &[
+            str_attr(1, &table),
+            str_attr(3, CHAIN),
+            Attr::Nested(4, vec![u32_attr(1, NF_INET_POST_ROUTING), u32_attr(2, 100)]),
+            u32_attr(5, NF_ACCEPT),
+            str_attr(7, "nat"),
+        ],
+    );
+    // Without a handle: every rule of the chain goes.
+    cmd(
+        &mut out,
+        NFT_MSG_DELRULE,
+        0,
+        &[str_attr(1, &table), str_attr(2, CHAIN)],
+    );
+    let mut rules: Vec<Vec<Attr>> = Vec::new();
+    let mut ret = |mut exprs: Vec<Attr>| {
+        exprs.push(verdict_return());
+        rules.push(exprs);
+    };
+    ret(match_net(SADDR, own, false));
+    ret(match_net(DADDR, own, true));
+    for p in peers {
+        ret(match_net(DADDR, *p, true));
+    }
+    ret(match_net(DADDR, (Ipv4Addr::new(224, 0, 0, 0), 4), true));
+    rules.push(vec![expr("masq", Vec::new())]);
+    for exprs in rules {
+        cmd(
+            &mut out,
+            NFT_MSG_NEWRULE,
+            NLM_F_CREATE | NLM_F_APPEND,
+            &[
+                str_attr(1, &table),
+                str_attr(2, CHAIN),
+                Attr::Nested(4, exprs),
+            ],
+        );
+    }
+    seq += 1;
+    message(
+        &mut out,
+        NFNL_MSG_BATCH_END,
+        NLM_F_REQUEST,
+        seq,
+        0,
+        NFNL_SUBSYS_NFTABLES,
+        &[],
+    );
+    (out, seqs)
+}
+
+/// Writes the node's masquerade rules in the calling thread's network namespace.
+/// Blocking.
+pub fn apply(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Result<(), String> {
+    let e = |what: &'static str| move |err: io::Error| format!("masquerade rules: {what}: {err}");
+    let (msg, seqs) = batch(node, own, peers);
+    let sock = socket2::Socket::new_raw(
+        socket2::Domain::from(libc::AF_NETLINK),
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(libc::NETLINK_NETFILTER)),
+    )
+    .map_err(e("netlink"))?;
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .map_err(e("netlink"))?;
+    // An unbound netlink socket sends to the kernel.
+    sock.send(&msg).map_err(e("sending"))?;
+    let mut waiting: std::collections::BTreeSet<u32> = seqs.into_iter().collect();
+    let mut buf = vec![0u8; 64 << 10];
+    while !waiting.is_empty() {
+        let n = (&sock).read(&mut buf).map_err(e("reading the answer"))?;
+        let mut off = 0;
+        while off + 16 <= n {
+            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+            let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2 bytes"));
+            let seq = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().expect("4 bytes"));
+            if len < 16 || off + len > n {
+                break;
+            }
+            if ty == NLMSG_ERROR && len >= 20 {
+                let code = i32::from_ne_bytes(buf[off + 16..off + 20].try_into().expect("4 bytes"));
+                if code != 0 {
+                    return Err(format!(
+                        "masquerade rules: message {seq}: {}",
+                        io::Error::from_raw_os_error(-code)
+                    ));
+                }
+                waiting.remove(&seq);
+            }
+            off += (len + 3) & !3;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages of a batch: (type, flags, seq, attribute bytes).
+    fn messages(b: &[u8]) -> Vec<(u16, u16, u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut off = 0;
+        while off < b.len() {
+            let len = u32::from_ne_bytes(b[off..off + 4].try_into().unwrap()) as usize;
+            let ty = u16::from_ne_bytes(b[off + 4..off + 6].try_into().unwrap());
+            let flags = u16::from_ne_bytes(b[off + 6..off + 8].try_into().unwrap());
+            let seq = u32::from_ne_bytes(b[off + 8..off + 12].try_into().unwrap());
+            out.push((ty, flags, seq, b[off + 20..off + len].to_vec()));
+            off += len;
+        }
+        out
+    }
+
+    #[test]
+    fn a_batch_creates_flushes_and_writes_the_rules() {
+        let own = (Ipv4Addr::new(10, 42, 1, 0), 24);
+        let peers = [(Ipv4Addr::new(10, 42, 2, 0), 24)];
+        let (b, seqs) = batch("n1", own, &peers);
+        assert!(b.len().is_multiple_of(4));
+        let m = messages(&b);
+        let types: Vec<u16> = m.iter().map(|x| x.0).collect();
+        let nft = |t: u16| (10 << 8) | t;
+        assert_eq!(
+            types,
+            [
+                0x10,
+                nft(0),
+                nft(3),
+                nft(8),
+                nft(6),
+                nft(6),
+                nft(6),
+                nft(6),
+                nft(6),
+                0x11
+            ],
+            "begin, table, chain, flush, 4 returns and the masquerade, end"
+        );
+        // Every command asks for an acknowledgement, under the sequence numbers returned.
+        let acked: Vec<u32> = m
+            .iter()
+            .filter(|x| x.1 & NLM_F_ACK != 0)
+            .map(|x| x.2)
+            .collect();
+        assert_eq!(acked, seqs);
+        // The table's name, NUL-terminated, in its attribute.
+        assert!(m[1].3.windows(9).any(|w| w == b"skiff-n1\0"));
+        // The own network's compare holds 10.42.1.0 and the peer's 10.42.2.0.
+        let has = |i: usize, v: &[u8]| m[i].3.windows(v.len()).any(|w| w == v);
+        assert!(has(4, &[10, 42, 1, 0]) && has(4, &[255, 255, 255, 0]));
+        assert!(has(6, &[10, 42, 2, 0]));
+        assert!(has(7, &[224, 0, 0, 0]) && has(7, &[240, 0, 0, 0]));
+        assert!(has(8, b"masq\0"));
+        // The source rule compares "not equal", the destination ones "equal".
+        let cmp_op = |i: usize, op: u32| {
+            // NFTA_CMP_OP, then the nested NFTA_CMP_DATA.
+            let mut want = vec![8, 0, 2, 0];
+            want.extend_from_slice(&op.to_be_bytes());
+            want.extend_from_slice(&[12, 0, 3, 0x80]);
+            has(i, &want)
+        };
+        assert!(cmp_op(4, NFT_CMP_NEQ) && !cmp_op(4, NFT_CMP_EQ));
+        assert!(cmp_op(5, NFT_CMP_EQ) && !cmp_op(5, NFT_CMP_NEQ));
+    }
+}
