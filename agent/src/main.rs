@@ -101,6 +101,9 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Remove what the node set up in the kernel for pods' traffic and that outlives the
+    /// agent (as its pods do): its masquerade table.
+    CleanNetwork,
     /// Internal: the single-threaded process that drives libcontainer.
     #[command(hide = true)]
     RuntimeHelper,

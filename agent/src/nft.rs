@@ -18,6 +18,7 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
@@ -269,37 +270,76 @@ pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> (Vec<
 /// Writes the node's masquerade rules in the calling thread's network namespace.
 /// Blocking.
 pub fn apply(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Result<(), String> {
-    let e = |what: &'static str| move |err: io::Error| format!("masquerade rules: {what}: {err}");
     let (msg, seqs) = batch(node, own, peers);
+    send(&msg, seqs).map_err(|e| format!("masquerade rules: {e}"))
+}
+
+/// Removes the node's masquerade table (`skiff-agent clean-network`): the rules outlive
+/// the agent, as its pods do. Blocking.
+pub fn remove(node: &str) -> Result<(), String> {
+    let table = table_name(node);
+    let mut out = Vec::new();
+    message(
+        &mut out,
+        NFNL_MSG_BATCH_BEGIN,
+        NLM_F_REQUEST,
+        1,
+        0,
+        NFNL_SUBSYS_NFTABLES,
+        &[],
+    );
+    message(
+        &mut out,
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELTABLE,
+        NLM_F_REQUEST | NLM_F_ACK,
+        2,
+        NFPROTO_IPV4,
+        0,
+        &[str_attr(1, &table)],
+    );
+    message(
+        &mut out,
+        NFNL_MSG_BATCH_END,
+        NLM_F_REQUEST,
+        3,
+        0,
+        NFNL_SUBSYS_NFTABLES,
+        &[],
+    );
+    match send(&out, vec![2]) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(format!("removing nftables table {table}: {e}")),
+    }
+}
+
+/// Sends a batch and waits for the acknowledgement of every message in `seqs`; the
+/// first error the kernel reports is returned.
+fn send(msg: &[u8], seqs: Vec<u32>) -> io::Result<()> {
     let sock = socket2::Socket::new_raw(
         socket2::Domain::from(libc::AF_NETLINK),
         socket2::Type::RAW,
         Some(socket2::Protocol::from(libc::NETLINK_NETFILTER)),
-    )
-    .map_err(e("netlink"))?;
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .map_err(e("netlink"))?;
+    )?;
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     // An unbound netlink socket sends to the kernel.
-    sock.send(&msg).map_err(e("sending"))?;
+    sock.send(msg)?;
     let mut waiting: std::collections::BTreeSet<u32> = seqs.into_iter().collect();
     let mut buf = vec![0u8; 64 << 10];
     while !waiting.is_empty() {
-        let n = (&sock).read(&mut buf).map_err(e("reading the answer"))?;
+        let n = (&sock).read(&mut buf)?;
         let mut off = 0;
         while off + 16 <= n {
-            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+            let word = |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
+            let (len, seq) = (word(off) as usize, word(off + 8));
             let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2 bytes"));
-            let seq = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().expect("4 bytes"));
             if len < 16 || off + len > n {
                 break;
             }
             if ty == NLMSG_ERROR && len >= 20 {
-                let code = i32::from_ne_bytes(buf[off + 16..off + 20].try_into().expect("4 bytes"));
+                let code = word(off + 16) as i32;
                 if code != 0 {
-                    return Err(format!(
-                        "masquerade rules: message {seq}: {}",
-                        io::Error::from_raw_os_error(-code)
-                    ));
+                    return Err(io::Error::from_raw_os_error(-code));
                 }
                 waiting.remove(&seq);
             }
@@ -378,5 +418,61 @@ mod tests {
         };
         assert!(cmp_op(4, NFT_CMP_NEQ) && !cmp_op(4, NFT_CMP_EQ));
         assert!(cmp_op(5, NFT_CMP_EQ) && !cmp_op(5, NFT_CMP_NEQ));
+    }
+
+    /// The kernel takes the batch, again (it converges), and the table goes on removal.
+    /// Needs root (CAP_NET_ADMIN): runs in a network namespace of its own.
+    #[test]
+    fn the_kernel_takes_the_batch_and_the_table_goes() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "needs root for a network namespace and nftables; CI runs it as root"
+        );
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let own = (Ipv4Addr::new(10, 42, 1, 0), 24);
+            let peers = [(Ipv4Addr::new(10, 42, 2, 0), 24)];
+            apply("t", own, &peers).expect("first write");
+            apply("t", own, &[]).expect("rewrite with other peers");
+            // The chain exists: flushing it is acknowledged.
+            let flush = |table: &str| {
+                let mut out = Vec::new();
+                message(
+                    &mut out,
+                    NFNL_MSG_BATCH_BEGIN,
+                    NLM_F_REQUEST,
+                    1,
+                    0,
+                    NFNL_SUBSYS_NFTABLES,
+                    &[],
+                );
+                message(
+                    &mut out,
+                    (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELRULE,
+                    NLM_F_REQUEST | NLM_F_ACK,
+                    2,
+                    NFPROTO_IPV4,
+                    0,
+                    &[str_attr(1, table), str_attr(2, CHAIN)],
+                );
+                message(
+                    &mut out,
+                    NFNL_MSG_BATCH_END,
+                    NLM_F_REQUEST,
+                    3,
+                    0,
+                    NFNL_SUBSYS_NFTABLES,
+                    &[],
+                );
+                send(&out, vec![2])
+            };
+            flush(&table_name("t")).expect("the chain is there");
+            remove("t").expect("removed");
+            let gone = flush(&table_name("t")).expect_err("the table is gone");
+            assert_eq!(gone.raw_os_error(), Some(libc::ENOENT), "{gone}");
+            remove("t").expect("removing what is not there is fine");
+        })
+        .join()
+        .expect("the test thread");
     }
 }

@@ -21,6 +21,10 @@ pub fn run(args: &Args, cmd: &Command) -> Result<i32, Error> {
         Command::Run(r) => run_container(args, r),
         Command::Ps => ps(args),
         Command::Rm { ids } => rm(args, ids),
+        Command::CleanNetwork => {
+            crate::nft::remove(&node_name(args))?;
+            Ok(0)
+        }
         Command::RuntimeHelper => Ok(0),
     }
 }
