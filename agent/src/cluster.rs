@@ -9,7 +9,7 @@ use crate::state::Agent;
 use base64::Engine;
 use skiff_api::core::{Endpoints, Node, Secret, Service};
 use skiff_api::networking::Ingress;
-use skiff_api::wire::{Request, WatchEvent};
+use skiff_api::wire::{Request, Response, WatchEvent};
 use skiff_api::Kind;
 use skiff_client::{Client, ClientError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -172,8 +172,9 @@ async fn fetch_tls(agent: &Arc<Agent>, client: &Client) -> Result<(), ClientErro
             namespace: ns,
             name,
         };
-        let json = match client.get_json(key).await {
-            Ok(v) => v.to_string(),
+        let json = match client.call(&Request::Get { key }).await {
+            Ok(Response::Object { object }) => object,
+            Ok(other) => return Err(ClientError::Unexpected(format!("{other:?}"))),
             Err(ClientError::Api(e)) => {
                 // Not there (yet): the Secret watch brings it when it is written.
                 tracing::debug!("ingress certificate: {}", e.message);
@@ -193,7 +194,7 @@ type Change = (Kind, String, bool);
 /// Follows one kind's watch from `rev`, sending its changes; ends (Ok) when the history
 /// is gone or the watch ended, so the kinds are listed again.
 async fn watch_kind(
-    client: &Client,
+    client: Client,
     kind: Kind,
     rev: u64,
     tx: tokio::sync::mpsc::Sender<Change>,
@@ -252,21 +253,22 @@ pub async fn follow(agent: &Arc<Agent>, client: &Client) -> Result<(), ClientErr
         });
         fetch_tls(agent, client).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Change>(256);
-        let [n, s, e, i, sec] = since;
-        let nodes = watch_kind(client, Kind::Node, n, tx.clone());
-        let services = watch_kind(client, Kind::Service, s, tx.clone());
-        let endpoints = watch_kind(client, Kind::Endpoints, e, tx.clone());
-        let ingresses = watch_kind(client, Kind::Ingress, i, tx.clone());
-        let secrets = watch_kind(client, Kind::Secret, sec, tx);
-        tokio::pin!(nodes, services, endpoints, ingresses, secrets);
+        // Dropped (listing again or returning), the set stops the watches left.
+        let mut watches = tokio::task::JoinSet::new();
+        for (kind, rev) in KINDS.into_iter().zip(since) {
+            watches.spawn(watch_kind(client.clone(), kind, rev, tx.clone()));
+        }
+        drop(tx);
         loop {
-            // A watch that ends (well or not) ends them all: list again, or return the error.
-            let first = tokio::select! {
-                r = &mut nodes => Some(r),
-                r = &mut services => Some(r),
-                r = &mut endpoints => Some(r),
-                r = &mut ingresses => Some(r),
-                r = &mut secrets => Some(r),
+            tokio::select! {
+                // A watch that ends (well or not) ends them all: list again, or return
+                // the error.
+                r = watches.join_next() => {
+                    if let Some(Ok(Err(e))) = r {
+                        return Err(e);
+                    }
+                    break;
+                }
                 c = rx.recv() => {
                     let Some(c) = c else { break };
                     // Everything already queued goes into one published change, and
@@ -286,12 +288,7 @@ pub async fn follow(agent: &Arc<Agent>, client: &Client) -> Result<(), ClientErr
                     if ingress {
                         fetch_tls(agent, client).await?;
                     }
-                    None
                 }
-            };
-            if let Some(r) = first {
-                r?;
-                break;
             }
         }
     }

@@ -15,7 +15,7 @@
 //! holds neither port. The routing ([`Router`]) is a pure function of the cluster view.
 
 use crate::cluster::{ClusterView, Name, TlsPair};
-use crate::proxy::{endpoints_for, Frontend, Proto};
+use crate::proxy::{endpoints_for, rotated, Frontend, Proto};
 use crate::state::Agent;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -29,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Which requests a rule takes by their Host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -343,7 +343,6 @@ pub async fn run(agent: Arc<Agent>) {
     };
     let mut rx = agent.cluster.subscribe();
     let mut listeners: Vec<tokio::task::JoinHandle<()>> = Vec::new();
-    let mut last_router = None;
     let mut certs: HashMap<Name, (TlsPair, Arc<rustls::sign::CertifiedKey>)> = HashMap::new();
     loop {
         let view = rx.borrow_and_update().clone();
@@ -362,21 +361,17 @@ pub async fn run(agent: Arc<Agent>) {
                 }
             }
         }
-        for (_, name) in &router.certs {
-            if !view.tls.contains_key(name) {
-                tracing::debug!(secret = %format!("{}/{}", name.0, name.1), "ingress certificate not (yet) there");
-            }
-        }
+        let serving = !router.is_empty();
         *shared.routing.lock().unwrap() = Arc::new(Routing {
-            router: router.clone(),
-            view: view.clone(),
+            router,
+            view,
             certs: certs
                 .iter()
                 .map(|(k, (_, c))| (k.clone(), c.clone()))
                 .collect(),
         });
         listeners.retain(|t| !t.is_finished());
-        if router.is_empty() {
+        if !serving {
             for t in listeners.drain(..) {
                 t.abort();
             }
@@ -386,15 +381,15 @@ pub async fn run(agent: Arc<Agent>) {
                     continue;
                 }
                 let tls = tls.then(|| acceptor.clone());
-                match listen(port) {
-                    Ok(l) => listeners.push(tokio::spawn(accept_loop(l, shared.clone(), tls))),
+                let f = Frontend {
+                    addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                    proto: Proto::Tcp,
+                };
+                match crate::proxy::tcp_listener(f) {
+                    Ok(l) => listeners.push(tokio::spawn(accept(l, shared.clone(), tls))),
                     Err(e) => tracing::warn!(port, "ingress: cannot listen: {e}"),
                 }
             }
-        }
-        if last_router.as_ref() != Some(&router) {
-            tracing::debug!(hosts = router.hosts.len(), "ingress routes changed");
-            last_router = Some(router);
         }
         if rx.changed().await.is_err() {
             return;
@@ -402,46 +397,25 @@ pub async fn run(agent: Arc<Agent>) {
     }
 }
 
-fn listen(port: u16) -> std::io::Result<TcpListener> {
-    let s = crate::proxy::socket(Frontend {
-        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-        proto: Proto::Tcp,
-    })?;
-    s.listen(1024)?;
-    TcpListener::from_std(s.into())
-}
-
-async fn accept_loop(l: TcpListener, shared: Arc<Shared>, tls: Option<tokio_rustls::TlsAcceptor>) {
-    loop {
-        let (conn, peer) = match l.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("ingress: accepting: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = conn.set_nodelay(true);
-        let shared = shared.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let r = match tls {
+/// Serves one ingress port: HTTP, or HTTPS with `tls`.
+async fn accept(l: TcpListener, shared: Arc<Shared>, tls: Option<tokio_rustls::TlsAcceptor>) {
+    crate::proxy::accept_each(l, "ingress", move |conn, peer| {
+        let (shared, tls) = (shared.clone(), tls.clone());
+        async move {
+            match tls {
                 None => serve_conn(conn, peer, shared, false).await,
                 Some(acc) => match tokio::time::timeout(HEAD_TIMEOUT, acc.accept(conn)).await {
                     Ok(Ok(s)) => serve_conn(s, peer, shared, true).await,
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("TLS handshake timed out".into()),
                 },
-            };
-            if let Err(e) = r {
-                tracing::debug!(client = %peer, "ingress connection: {e}");
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 async fn serve_conn<S>(
     io: S,
@@ -611,25 +585,14 @@ async fn handle(
         h.insert(hyper::header::UPGRADE, u.clone());
     }
 
-    // The chosen endpoint, then the next: a dead endpoint costs one failed connect.
-    let mut stream = None;
-    let mut last = String::new();
-    for i in 0..addrs.len().min(3) {
-        let addr = addrs[(first + i) % addrs.len()];
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                stream = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
-            Err(_) => last = format!("{addr}: connect timed out"),
+    // The endpoint in turn, then the next.
+    let stream = match crate::proxy::connect_any(rotated(&addrs, first)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("ingress: no endpoint answered: {e}");
+            return plain(StatusCode::BAD_GATEWAY, "502 bad gateway");
         }
-    }
-    let Some(stream) = stream else {
-        tracing::debug!("ingress: no endpoint answered: {last}");
-        return plain(StatusCode::BAD_GATEWAY, "502 bad gateway");
     };
-    let _ = stream.set_nodelay(true);
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
     {
         Ok(x) => x,

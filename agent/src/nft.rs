@@ -175,44 +175,98 @@ pub fn table_name(node: &str) -> String {
     format!("skiff-{node}")
 }
 
-/// The batch that makes the node's masquerade table what it should be, and the sequence
-/// numbers of its messages (each asks for an acknowledgement). Pure.
-pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> (Vec<u8>, Vec<u32>) {
-    let table = table_name(node);
-    let nft = |m: u16| (NFNL_SUBSYS_NFTABLES << 8) | m;
-    let mut out = Vec::new();
-    let mut seqs = Vec::new();
-    let mut seq = 1;
-    message(
-        &mut out,
-        NFNL_MSG_BATCH_BEGIN,
-        NLM_F_REQUEST,
-        seq,
-        0,
-        NFNL_SUBSYS_NFTABLES,
-        &[],
-    );
-    let mut cmd = |out: &mut Vec<u8>, ty: u16, flags: u16, attrs: &[Attr]| {
-        seq += 1;
-        seqs.push(seq);
+/// nf_tables commands between a batch's begin and end messages, applied atomically; each
+/// command asks for an acknowledgement.
+pub struct Batch {
+    bytes: Vec<u8>,
+    /// The commands' sequence numbers (begin is 1, end the last).
+    seqs: Vec<u32>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        let mut bytes = Vec::new();
         message(
-            out,
-            nft(ty),
-            NLM_F_REQUEST | NLM_F_ACK | flags,
-            seq,
-            NFPROTO_IPV4,
+            &mut bytes,
+            NFNL_MSG_BATCH_BEGIN,
+            NLM_F_REQUEST,
+            1,
             0,
-            attrs,
+            NFNL_SUBSYS_NFTABLES,
+            &[],
         );
-    };
-    cmd(
-        &mut out,
-        NFT_MSG_NEWTABLE,
-        NLM_F_CREATE,
-        &[str_attr(1, &table)],
-    );
-    cmd(
-        &mut out,
+        Batch {
+            bytes,
+            seqs: Vec::new(),
+        }
+    }
+
+    fn cmd(&mut self, ty: u16, flags: u16, attrs: &[Attr]) {
+        let seq = self.seqs.len() as u32 + 2;
+        self.seqs.push(seq);
+        let ty = (NFNL_SUBSYS_NFTABLES << 8) | ty;
+        let flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        message(&mut self.bytes, ty, flags, seq, NFPROTO_IPV4, 0, attrs);
+    }
+
+    fn end(mut self) -> Batch {
+        let seq = self.seqs.len() as u32 + 2;
+        message(
+            &mut self.bytes,
+            NFNL_MSG_BATCH_END,
+            NLM_F_REQUEST,
+            seq,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+            &[],
+        );
+        self
+    }
+
+    /// Sends it and waits for the acknowledgement of every command; the first error the
+    /// kernel reports is returned.
+    fn send(&self) -> io::Result<()> {
+        let sock = socket2::Socket::new_raw(
+            socket2::Domain::from(libc::AF_NETLINK),
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(libc::NETLINK_NETFILTER)),
+        )?;
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        // An unbound netlink socket sends to the kernel.
+        sock.send(&self.bytes)?;
+        let mut waiting: std::collections::BTreeSet<u32> = self.seqs.iter().copied().collect();
+        let mut buf = vec![0u8; 64 << 10];
+        while !waiting.is_empty() {
+            let n = (&sock).read(&mut buf)?;
+            let mut off = 0;
+            while off + 16 <= n {
+                let word =
+                    |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
+                let (len, seq) = (word(off) as usize, word(off + 8));
+                let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2 bytes"));
+                if len < 16 || off + len > n {
+                    break;
+                }
+                if ty == NLMSG_ERROR && len >= 20 {
+                    let code = word(off + 16) as i32;
+                    if code != 0 {
+                        return Err(io::Error::from_raw_os_error(-code));
+                    }
+                    waiting.remove(&seq);
+                }
+                off += (len + 3) & !3;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The batch that makes the node's masquerade table what it should be. Pure.
+pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Batch {
+    let table = table_name(node);
+    let mut b = Batch::new();
+    b.cmd(NFT_MSG_NEWTABLE, NLM_F_CREATE, &[str_attr(1, &table)]);
+    b.cmd(
         NFT_MSG_NEWCHAIN,
         NLM_F_CREATE,
         &[
@@ -224,27 +278,21 @@ pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> (Vec<
         ],
     );
     // Without a handle: every rule of the chain goes.
-    cmd(
-        &mut out,
+    b.cmd(
         NFT_MSG_DELRULE,
         0,
         &[str_attr(1, &table), str_attr(2, CHAIN)],
     );
-    let mut rules: Vec<Vec<Attr>> = Vec::new();
-    let mut ret = |mut exprs: Vec<Attr>| {
-        exprs.push(verdict_return());
-        rules.push(exprs);
-    };
-    ret(match_net(SADDR, own, false));
-    ret(match_net(DADDR, own, true));
-    for p in peers {
-        ret(match_net(DADDR, *p, true));
-    }
-    ret(match_net(DADDR, (Ipv4Addr::new(224, 0, 0, 0), 4), true));
-    rules.push(vec![expr("masq", Vec::new())]);
-    for exprs in rules {
-        cmd(
-            &mut out,
+    let returns = [match_net(SADDR, own, false), match_net(DADDR, own, true)]
+        .into_iter()
+        .chain(peers.iter().map(|p| match_net(DADDR, *p, true)))
+        .chain([match_net(DADDR, (Ipv4Addr::new(224, 0, 0, 0), 4), true)])
+        .map(|mut exprs| {
+            exprs.push(verdict_return());
+            exprs
+        });
+    for exprs in returns.chain([vec![expr("masq", Vec::new())]]) {
+        b.cmd(
             NFT_MSG_NEWRULE,
             NLM_F_CREATE | NLM_F_APPEND,
             &[
@@ -254,99 +302,28 @@ pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> (Vec<
             ],
         );
     }
-    seq += 1;
-    message(
-        &mut out,
-        NFNL_MSG_BATCH_END,
-        NLM_F_REQUEST,
-        seq,
-        0,
-        NFNL_SUBSYS_NFTABLES,
-        &[],
-    );
-    (out, seqs)
+    b.end()
 }
 
 /// Writes the node's masquerade rules in the calling thread's network namespace.
 /// Blocking.
 pub fn apply(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Result<(), String> {
-    let (msg, seqs) = batch(node, own, peers);
-    send(&msg, seqs).map_err(|e| format!("masquerade rules: {e}"))
+    batch(node, own, peers)
+        .send()
+        .map_err(|e| format!("masquerade rules: {e}"))
 }
 
 /// Removes the node's masquerade table (`skiff-agent clean-network`): the rules outlive
 /// the agent, as its pods do. Blocking.
 pub fn remove(node: &str) -> Result<(), String> {
     let table = table_name(node);
-    let mut out = Vec::new();
-    message(
-        &mut out,
-        NFNL_MSG_BATCH_BEGIN,
-        NLM_F_REQUEST,
-        1,
-        0,
-        NFNL_SUBSYS_NFTABLES,
-        &[],
-    );
-    message(
-        &mut out,
-        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELTABLE,
-        NLM_F_REQUEST | NLM_F_ACK,
-        2,
-        NFPROTO_IPV4,
-        0,
-        &[str_attr(1, &table)],
-    );
-    message(
-        &mut out,
-        NFNL_MSG_BATCH_END,
-        NLM_F_REQUEST,
-        3,
-        0,
-        NFNL_SUBSYS_NFTABLES,
-        &[],
-    );
-    match send(&out, vec![2]) {
+    let mut b = Batch::new();
+    b.cmd(NFT_MSG_DELTABLE, 0, &[str_attr(1, &table)]);
+    match b.end().send() {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         Err(e) => Err(format!("removing nftables table {table}: {e}")),
     }
-}
-
-/// Sends a batch and waits for the acknowledgement of every message in `seqs`; the
-/// first error the kernel reports is returned.
-fn send(msg: &[u8], seqs: Vec<u32>) -> io::Result<()> {
-    let sock = socket2::Socket::new_raw(
-        socket2::Domain::from(libc::AF_NETLINK),
-        socket2::Type::RAW,
-        Some(socket2::Protocol::from(libc::NETLINK_NETFILTER)),
-    )?;
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    // An unbound netlink socket sends to the kernel.
-    sock.send(msg)?;
-    let mut waiting: std::collections::BTreeSet<u32> = seqs.into_iter().collect();
-    let mut buf = vec![0u8; 64 << 10];
-    while !waiting.is_empty() {
-        let n = (&sock).read(&mut buf)?;
-        let mut off = 0;
-        while off + 16 <= n {
-            let word = |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
-            let (len, seq) = (word(off) as usize, word(off + 8));
-            let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2 bytes"));
-            if len < 16 || off + len > n {
-                break;
-            }
-            if ty == NLMSG_ERROR && len >= 20 {
-                let code = word(off + 16) as i32;
-                if code != 0 {
-                    return Err(io::Error::from_raw_os_error(-code));
-                }
-                waiting.remove(&seq);
-            }
-            off += (len + 3) & !3;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -372,7 +349,7 @@ mod tests {
     fn a_batch_creates_flushes_and_writes_the_rules() {
         let own = (Ipv4Addr::new(10, 42, 1, 0), 24);
         let peers = [(Ipv4Addr::new(10, 42, 2, 0), 24)];
-        let (b, seqs) = batch("n1", own, &peers);
+        let Batch { bytes: b, seqs } = batch("n1", own, &peers);
         assert!(b.len().is_multiple_of(4));
         let m = messages(&b);
         let types: Vec<u16> = m.iter().map(|x| x.0).collect();
@@ -436,35 +413,13 @@ mod tests {
             apply("t", own, &[]).expect("rewrite with other peers");
             // The chain exists: flushing it is acknowledged.
             let flush = |table: &str| {
-                let mut out = Vec::new();
-                message(
-                    &mut out,
-                    NFNL_MSG_BATCH_BEGIN,
-                    NLM_F_REQUEST,
-                    1,
-                    0,
-                    NFNL_SUBSYS_NFTABLES,
-                    &[],
-                );
-                message(
-                    &mut out,
-                    (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELRULE,
-                    NLM_F_REQUEST | NLM_F_ACK,
-                    2,
-                    NFPROTO_IPV4,
+                let mut b = Batch::new();
+                b.cmd(
+                    NFT_MSG_DELRULE,
                     0,
                     &[str_attr(1, table), str_attr(2, CHAIN)],
                 );
-                message(
-                    &mut out,
-                    NFNL_MSG_BATCH_END,
-                    NLM_F_REQUEST,
-                    3,
-                    0,
-                    NFNL_SUBSYS_NFTABLES,
-                    &[],
-                );
-                send(&out, vec![2])
+                b.end().send()
             };
             flush(&table_name("t")).expect("the chain is there");
             remove("t").expect("removed");

@@ -173,7 +173,8 @@ impl Table {
     }
 }
 
-fn rotated(v: &[SocketAddr], first: usize) -> Vec<SocketAddr> {
+/// `v` starting at `first`, wrapping around.
+pub fn rotated(v: &[SocketAddr], first: usize) -> Vec<SocketAddr> {
     v[first..]
         .iter()
         .chain(v[..first].iter())
@@ -193,34 +194,25 @@ pub async fn run(agent: Arc<Agent>) {
     }
     let mut rx = agent.cluster.subscribe();
     let mut running: HashMap<Frontend, Running> = HashMap::new();
-    let mut last_routes = None;
+    let mut last_peers = None;
     let mut last_vips = None;
-    let mut last_masq = None;
     loop {
         let view = rx.borrow_and_update().clone();
         if let Some(net) = agent.net() {
-            let peers = view.peers(&agent.cfg.name);
-            // Traffic leaving the cluster: masqueraded (nft.rs).
-            let masq = (
-                net.network(),
-                peers.iter().map(|p| p.cidr).collect::<Vec<_>>(),
-            );
-            if last_masq.as_ref() != Some(&masq) {
-                let (name, m) = (agent.cfg.name.clone(), masq.clone());
-                match crate::worker::blocking(move || crate::nft::apply(&name, m.0, &m.1)).await {
-                    Ok(()) => last_masq = Some(masq),
-                    Err(e) => tracing::warn!("{e}"),
-                }
-            }
-            if last_routes.as_ref() != Some(&peers) {
-                let p = peers.clone();
+            // Routes to the other nodes' pods, and masquerading of what leaves the pod
+            // network (nft.rs), both from the node's CIDR and its peers.
+            let peers = (net.network(), view.peers(&agent.cfg.name));
+            if last_peers.as_ref() != Some(&peers) {
+                let (name, p) = (agent.cfg.name.clone(), peers.clone());
                 let r = crate::worker::blocking(move || {
                     crate::net::enable_forwarding()?;
-                    net.sync_routes(&p)
+                    net.sync_routes(&p.1)?;
+                    let cidrs: Vec<(Ipv4Addr, u8)> = p.1.iter().map(|x| x.cidr).collect();
+                    crate::nft::apply(&name, p.0, &cidrs)
                 })
                 .await;
                 match r {
-                    Ok(()) => last_routes = Some(peers),
+                    Ok(()) => last_peers = Some(peers),
                     Err(e) => tracing::warn!("{e}"),
                 }
             }
@@ -293,34 +285,50 @@ pub fn socket(f: Frontend) -> std::io::Result<socket2::Socket> {
     Ok(s)
 }
 
-fn serve(f: Frontend, table: Arc<Table>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// A listening TCP socket on a frontend's address: Service ports and the ingress ports.
+pub fn tcp_listener(f: Frontend) -> std::io::Result<TcpListener> {
     let s = socket(f)?;
+    s.listen(1024)?;
+    TcpListener::from_std(s.into())
+}
+
+fn serve(f: Frontend, table: Arc<Table>) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(match f.proto {
         Proto::Tcp => {
-            s.listen(1024)?;
-            let l = TcpListener::from_std(s.into())?;
-            tokio::spawn(accept_loop(l, table))
+            let l = tcp_listener(f)?;
+            tokio::spawn(accept_each(l, "service", move |conn, peer| {
+                let table = table.clone();
+                async move { relay(conn, peer, &table).await }
+            }))
         }
         Proto::Udp => {
-            let u = UdpSocket::from_std(s.into())?;
+            let u = UdpSocket::from_std(socket(f)?.into())?;
             tokio::spawn(udp_loop(Arc::new(u), table))
         }
     })
 }
 
-async fn accept_loop(l: TcpListener, table: Arc<Table>) {
+/// Accepts connections for ever, each handled in a task of its own (TCP_NODELAY set); a
+/// handler's error is logged as `what`'s.
+pub async fn accept_each<F, Fut, E>(l: TcpListener, what: &'static str, handle: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
     loop {
         match l.accept().await {
             Ok((conn, peer)) => {
-                let table = table.clone();
+                let _ = conn.set_nodelay(true);
+                let task = handle(conn, peer);
                 tokio::spawn(async move {
-                    if let Err(e) = relay(conn, peer, &table).await {
-                        tracing::debug!(client = %peer, "service connection: {e}");
+                    if let Err(e) = task.await {
+                        tracing::debug!(client = %peer, "{what} connection: {e}");
                     }
                 });
             }
             Err(e) => {
-                tracing::warn!("accepting: {e}");
+                tracing::warn!("{what}: accepting: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -329,36 +337,44 @@ async fn accept_loop(l: TcpListener, table: Arc<Table>) {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn relay(mut client: TcpStream, peer: SocketAddr, table: &Table) -> std::io::Result<()> {
-    let _ = client.set_nodelay(true);
+/// Connects to the first of `addrs` that answers, trying at most three: a dead endpoint
+/// costs one failed connect. TCP_NODELAY set.
+pub async fn connect_any(
+    addrs: impl IntoIterator<Item = SocketAddr>,
+) -> std::io::Result<TcpStream> {
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no ready endpoints");
-    // The chosen endpoint, then the others: a dead endpoint costs one failed connect.
-    for addr in table.pick(peer.ip()).into_iter().take(3) {
+    for addr in addrs.into_iter().take(3) {
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(mut up)) => {
-                let _ = up.set_nodelay(true);
-                match (Pipe::new(), Pipe::new()) {
-                    (Ok(p1), Ok(p2)) => {
-                        let (c, u) = (&client, &up);
-                        tokio::try_join!(splice_one_way(c, u, &p1), splice_one_way(u, c, &p2))?;
-                    }
-                    _ => {
-                        tokio::io::copy_bidirectional_with_sizes(
-                            &mut client,
-                            &mut up,
-                            64 << 10,
-                            64 << 10,
-                        )
-                        .await?;
-                    }
-                }
-                return Ok(());
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
             }
-            Ok(Err(e)) => last = e,
-            Err(_) => last = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+            Ok(Err(e)) => last = std::io::Error::new(e.kind(), format!("{addr}: {e}")),
+            Err(_) => {
+                last = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{addr}: connect timed out"),
+                )
+            }
         }
     }
     Err(last)
+}
+
+async fn relay(mut client: TcpStream, peer: SocketAddr, table: &Table) -> std::io::Result<()> {
+    // The chosen endpoint, then the others.
+    let mut up = connect_any(table.pick(peer.ip())).await?;
+    match (Pipe::new(), Pipe::new()) {
+        (Ok(p1), Ok(p2)) => {
+            let (c, u) = (&client, &up);
+            tokio::try_join!(splice_one_way(c, u, &p1), splice_one_way(u, c, &p2))?;
+        }
+        _ => {
+            tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, 64 << 10, 64 << 10)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// A kernel pipe between two sockets: `splice(2)` moves the bytes through it without

@@ -630,11 +630,12 @@ fn validate_ingress_host(v: &mut V, path: &str, host: &str) {
     }
     let name = host.strip_prefix("*.").unwrap_or(host);
     if let Some(why) = dns1123_subdomain_problem(name) {
-        let why = if host.starts_with('*') || !host.contains('*') {
-            why
-        } else {
+        // A `*` past the first character is a misplaced wildcard.
+        let why = if host.contains('*') && !host.starts_with('*') {
             "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain"
                 .into()
+        } else {
+            why
         };
         v.invalid(path, q(host), &why);
     }

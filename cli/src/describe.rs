@@ -409,11 +409,7 @@ pub fn describe(kind: Kind, v: &Value, events: &[Value]) -> String {
                 .map(|a| s(a, "/ip"))
                 .collect();
             field(&mut out, 0, "Address", &addrs.join(","));
-            let class = match s(v, "/spec/ingressClassName") {
-                "" => "<none>",
-                c => c,
-            };
-            field(&mut out, 0, "Ingress Class", class);
+            field(&mut out, 0, "Ingress Class", crate::print::ingress_class(v));
             let backend = |b: &Value| {
                 let port = match b.pointer("/service/port/name").and_then(Value::as_str) {
                     Some(n) => n.to_string(),

@@ -195,6 +195,17 @@ fn node_ready(v: &Value) -> String {
     st
 }
 
+/// An Ingress's class: `spec.ingressClassName`, else the older annotation, else `<none>`.
+pub fn ingress_class(v: &Value) -> &str {
+    match s(v, "/spec/ingressClassName") {
+        "" => match s(v, "/metadata/annotations/kubernetes.io~1ingress.class") {
+            "" => "<none>",
+            c => c,
+        },
+        c => c,
+    }
+}
+
 /// Column headers for a kind.
 pub fn headers(kind: Kind, wide: bool) -> Vec<&'static str> {
     let mut h: Vec<&str> = match kind {
@@ -357,13 +368,7 @@ pub fn row(kind: Kind, v: &Value, wide: bool) -> Vec<String> {
         }
         Kind::Endpoints => vec![name, endpoints(v), age_],
         Kind::Ingress => {
-            let class = match s(v, "/spec/ingressClassName") {
-                "" => match s(v, "/metadata/annotations/kubernetes.io~1ingress.class") {
-                    "" => "<none>",
-                    c => c,
-                },
-                c => c,
-            };
+            let class = ingress_class(v);
             let mut hosts: Vec<&str> = Vec::new();
             for r in arr(v, "/spec/rules") {
                 let h = match s(r, "/host") {

@@ -206,9 +206,7 @@ impl Lan {
         let path = self.lan.path();
         // Sockets belong to the namespace of the thread that opens them.
         std::thread::spawn(move || {
-            let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| e.to_string())?;
+            crate::enter_netns(&path);
             let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name)
                 .map_err(|e| e.to_string())?;
             let tcp = std::net::TcpStream::connect(&addr).map_err(|e| format!("{addr}: {e}"))?;
@@ -234,9 +232,7 @@ impl Lan {
         .join()
         .map_err(|_| "the TLS client thread panicked".to_string())?
     }
-}
 
-impl Lan {
     /// An HTTP server on the LAN's own address (a host outside the cluster, with no route
     /// to the pod network) that answers every request with the client address it saw.
     /// Serves until the test ends; returns its port.
@@ -245,8 +241,7 @@ impl Lan {
         let path = self.lan.path();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let f = std::fs::File::open(path).expect("open the LAN's namespace");
-            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            crate::enter_netns(&path);
             let l = std::net::TcpListener::bind((COORDINATOR_IP, 0)).expect("bind");
             tx.send(l.local_addr().expect("address").port())
                 .expect("port");

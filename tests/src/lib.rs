@@ -127,9 +127,14 @@ impl NetNs {
 
     /// Moves the calling thread into the namespace (sockets it opens then belong there).
     pub fn enter_this_thread(&self) {
-        let f = std::fs::File::open(self.path()).expect("open netns");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        enter_netns(&self.path());
     }
+}
+
+/// Moves the calling thread into the network namespace at `path` (`/run/netns/<name>`).
+pub fn enter_netns(path: &std::path::Path) {
+    let f = std::fs::File::open(path).expect("open netns");
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
 }
 
 impl Drop for NetNs {

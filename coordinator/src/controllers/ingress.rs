@@ -14,13 +14,16 @@ use skiff_api::Object;
 /// A Ready node serving Ingresses: its class and InternalIP.
 pub fn server(n: &Node) -> Option<(&str, &str)> {
     let class = n.metadata.annotations.get(NODE_INGRESS_CLASS)?;
-    let st = n.status.as_ref()?;
-    let ready = st
-        .conditions
+    if super::nodes::ready_status(n) != Some("True") {
+        return None;
+    }
+    let ip = n
+        .status
+        .as_ref()?
+        .addresses
         .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    let ip = st.addresses.iter().find(|a| a.type_ == "InternalIP")?;
-    ready.then_some((class.as_str(), ip.address.as_str()))
+        .find(|a| a.type_ == "InternalIP")?;
+    Some((class.as_str(), ip.address.as_str()))
 }
 
 /// The status update an Ingress needs, given the serving nodes (class, address).
