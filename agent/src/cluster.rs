@@ -55,6 +55,8 @@ pub struct Peer {
     pub name: String,
     pub cidr: (Ipv4Addr, u8),
     pub ip: Ipv4Addr,
+    /// The pod network backend its agent runs (see `overlay.rs`).
+    pub backend: crate::overlay::Backend,
 }
 
 impl Peer {
@@ -74,6 +76,12 @@ impl Peer {
             name: n.metadata.name().to_string(),
             cidr,
             ip,
+            backend: crate::overlay::Backend::of_annotation(
+                n.metadata
+                    .annotations
+                    .get(crate::overlay::ANNOTATION)
+                    .map(String::as_str),
+            ),
         })
     }
 }

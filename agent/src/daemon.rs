@@ -63,6 +63,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         ingress_class: d.ingress_class.clone(),
         ingress_http_port: d.ingress_http_port,
         ingress_https_port: d.ingress_https_port,
+        pod_network: d.pod_network,
     };
     std::fs::create_dir_all(&cfg.data_dir)?;
     std::fs::set_permissions(

@@ -208,7 +208,7 @@ async fn register(agent: &Agent, client: &Client) -> Result<()> {
 }
 
 /// Sets up (or keeps) the pod network for the node's pod CIDR; pods get the MTU of the
-/// node's link to the cluster.
+/// node's link to the cluster (less the overlay's headers, if it may carry them).
 async fn set_pod_network(agent: &Agent, cidr: &str) {
     let host_ip = agent.host_ip.lock().unwrap().parse().ok();
     let kept = agent.net().filter(|n| n.cidr() == cidr);
@@ -217,8 +217,9 @@ async fn set_pod_network(agent: &Agent, cidr: &str) {
         agent.cfg.data_dir.clone(),
         cidr.to_string(),
     );
+    let backend = agent.cfg.pod_network;
     let r = crate::worker::blocking(move || {
-        let mtu = host_ip.map_or(1500, crate::net::mtu_of);
+        let mtu = backend.pod_mtu(host_ip.map_or(1500, crate::net::mtu_of));
         let net = match kept {
             Some(n) => n,
             None => {

@@ -12,6 +12,7 @@ mod net;
 mod nft;
 mod node;
 mod ops;
+mod overlay;
 mod podspec;
 mod probe;
 mod proxy;
@@ -83,6 +84,11 @@ pub struct DaemonArgs {
     /// Port serving Ingresses over HTTPS (0: none).
     #[arg(long, default_value_t = 443)]
     pub ingress_https_port: u16,
+    /// How pods reach other nodes' pods: host-gw (routes; the nodes share a link), vxlan
+    /// (an overlay, UDP 8472) or auto (routes to nodes on a shared subnet, the overlay to
+    /// the others). A pair of nodes uses the overlay if either end says vxlan.
+    #[arg(long, value_enum, default_value_t = crate::overlay::Backend::Auto)]
+    pub pod_network: crate::overlay::Backend,
 }
 
 #[derive(Subcommand, Debug)]
@@ -102,7 +108,7 @@ pub enum Command {
         ids: Vec<String>,
     },
     /// Remove what the node set up in the kernel for pods' traffic and that outlives the
-    /// agent (as its pods do): its masquerade table.
+    /// agent (as its pods do): its masquerade table and its VXLAN device.
     CleanNetwork,
     /// Internal: the single-threaded process that drives libcontainer.
     #[command(hide = true)]

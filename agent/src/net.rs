@@ -4,9 +4,12 @@
 //! lease changes, released when the pod goes).
 //!
 //! Inside a pod: `eth0` with the pod's address, the node's MTU, and a default route
-//! through the bridge. Between nodes (host-gw): one route per other node, its pod CIDR via
-//! its InternalIP, kept by [`PodNetwork::sync_routes`] and marked with skiff's route
-//! protocol number so stale ones are found and removed. The node forwards IPv4.
+//! through the bridge. Between nodes, one route per other node to its pod CIDR, as
+//! `overlay.rs` plans it: via its InternalIP when they share a link (host-gw), or through
+//! the node's VXLAN device to its VTEP address. [`PodNetwork::sync_routes`] keeps them,
+//! marked with skiff's route protocol number so stale ones are found and removed, and
+//! keeps the VXLAN device with its neighbour and forwarding entries (the device goes when
+//! no peer needs it). The node forwards IPv4.
 //!
 //! Services' virtual IPs are made local by `local` routes on the loopback: packets to them
 //! are delivered to the node itself, where the agent's proxy listens (see `proxy.rs`).
@@ -20,10 +23,14 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -34,6 +41,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use crate::overlay::{self, PeerRoute, Via};
 
 /// A netlink route socket in the calling thread's network namespace.
 struct Nl {
@@ -225,12 +234,9 @@ impl Nl {
         }
     }
 
-    /// Routes of `table` with protocol `proto`: (destination, prefix, gateway).
-    fn routes(
-        &mut self,
-        table: u8,
-        proto: u8,
-    ) -> io::Result<Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)>> {
+    /// Routes of `table` with protocol `proto`: (destination, prefix, gateway, output
+    /// link).
+    fn routes(&mut self, table: u8, proto: u8) -> io::Result<Vec<RouteEntry>> {
         let mut m = RouteMessage::default();
         m.header.address_family = AddressFamily::Inet;
         let msgs = self.request(
@@ -251,16 +257,140 @@ impl Nl {
                         RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(*ip),
                         _ => None,
                     });
+                    let oif = r.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Oif(i) => Some(*i),
+                        _ => None,
+                    });
                     Some((
                         dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
                         r.header.destination_prefix_length,
                         gw,
+                        oif,
                     ))
                 }
                 _ => None,
             })
             .collect())
     }
+}
+
+/// A route as [`Nl::routes`] lists it: (destination, prefix, gateway, output link).
+type RouteEntry = (Ipv4Addr, u8, Option<Ipv4Addr>, Option<u32>);
+
+impl Nl {
+    /// The local (source) address of VXLAN device `index`, if it is one.
+    fn vxlan_local(&mut self, index: u32) -> io::Result<Option<Ipv4Addr>> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        let msgs = self.request(RouteNetlinkMessage::GetLink(m), 0)?;
+        Ok(msgs.iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(l) => l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                    LinkInfo::Data(InfoData::Vxlan(v)) => v.iter().find_map(|x| match x {
+                        InfoVxlan::Local(ip) => Some(*ip),
+                        _ => None,
+                    }),
+                    _ => None,
+                }),
+                _ => None,
+            }),
+            _ => None,
+        }))
+    }
+
+    /// The neighbour entries (`Inet`: ARP; `Bridge`: forwarding database) of link
+    /// `index`, as (address, link-layer address).
+    fn neighbours(
+        &mut self,
+        family: AddressFamily,
+        index: u32,
+    ) -> io::Result<Vec<(Option<Ipv4Addr>, Vec<u8>)>> {
+        let mut m = NeighbourMessage::default();
+        m.header.family = family;
+        m.header.ifindex = index;
+        let msgs = self.request(
+            RouteNetlinkMessage::GetNeighbour(m),
+            netlink_packet_core::NLM_F_DUMP,
+        )?;
+        Ok(msgs
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewNeighbour(n) if n.header.ifindex == index => {
+                    let mut ip = None;
+                    let mut mac = Vec::new();
+                    for a in &n.attributes {
+                        match a {
+                            NeighbourAttribute::Destination(NeighbourAddress::Inet(v)) => {
+                                ip = Some(*v)
+                            }
+                            NeighbourAttribute::Destination(NeighbourAddress::Other(b))
+                                if b.len() == 4 =>
+                            {
+                                ip = Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+                            }
+                            NeighbourAttribute::LinkLayerAddress(b) => mac = b.clone(),
+                            _ => {}
+                        }
+                    }
+                    Some((ip, mac))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn neighbour_msg(
+        family: AddressFamily,
+        index: u32,
+        ip: Option<Ipv4Addr>,
+        mac: &[u8],
+    ) -> NeighbourMessage {
+        let mut m = NeighbourMessage::default();
+        m.header.family = family;
+        m.header.ifindex = index;
+        m.header.state = NeighbourState::Permanent;
+        if family == AddressFamily::Bridge {
+            // The VXLAN device's own forwarding table, not a bridge's it might be on.
+            m.header.flags = NeighbourFlags::Own;
+        }
+        if let Some(ip) = ip {
+            m.attributes
+                .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        }
+        if !mac.is_empty() {
+            m.attributes
+                .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        }
+        m
+    }
+
+    /// Adds or replaces a permanent neighbour entry.
+    fn set_neighbour(&mut self, m: NeighbourMessage) -> io::Result<()> {
+        self.request(
+            RouteNetlinkMessage::NewNeighbour(m),
+            NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE,
+        )
+        .map(|_| ())
+    }
+
+    /// Removes a neighbour entry; one already gone is fine.
+    fn del_neighbour(&mut self, m: NeighbourMessage) -> io::Result<()> {
+        match self.request(RouteNetlinkMessage::DelNeighbour(m), 0) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+}
+
+/// The IPv4 subnets of this network namespace's links: (address, prefix).
+pub fn local_subnets() -> Result<Vec<(Ipv4Addr, u8)>, String> {
+    let mut nl = Nl::new().map_err(|e| format!("netlink: {e}"))?;
+    Ok(nl
+        .addresses()
+        .map_err(|e| format!("listing addresses: {e}"))?
+        .into_iter()
+        .map(|(_, ip, prefix)| (ip, prefix))
+        .collect())
 }
 
 /// The protocol of a route set by hand (`proto static`): a pod's default route.
@@ -325,8 +455,8 @@ pub fn sync_service_ips(vips: &std::collections::BTreeSet<Ipv4Addr>) -> Result<(
         .routes(LOCAL_TABLE, ROUTE_PROTO)
         .map_err(e("listing"))?
         .into_iter()
-        .filter(|(_, p, _)| *p == 32)
-        .map(|(ip, _, _)| ip)
+        .filter(|(_, p, _, _)| *p == 32)
+        .map(|(ip, _, _, _)| ip)
         .collect();
     for ip in have.iter().filter(|ip| !vips.contains(ip)) {
         nl.del_route(Nl::local_route_msg(*ip))
@@ -342,6 +472,26 @@ pub fn sync_service_ips(vips: &std::collections::BTreeSet<Ipv4Addr>) -> Result<(
 }
 
 const LOCAL_TABLE: u8 = 255;
+
+/// The name of the node's VXLAN device.
+fn vxlan_name(node: &str) -> String {
+    format!("skx{:08x}", fnv(node))
+}
+
+/// Removes the node's VXLAN device, and with it the routes through it
+/// (`skiff-agent clean-network`). Blocking.
+pub fn remove_overlay(node: &str) -> Result<(), String> {
+    let name = vxlan_name(node);
+    let e = |err: io::Error| format!("removing {name}: {err}");
+    let mut nl = Nl::new().map_err(e)?;
+    if let Some(i) = nl.link_index(&name).map_err(e)? {
+        match nl.del_link(i) {
+            Err(err) if err.raw_os_error() != Some(libc::ENODEV) => return Err(e(err)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 fn fnv(s: &str) -> u32 {
     let mut h: u32 = 0x811c9dc5;
@@ -367,6 +517,8 @@ struct Leases {
 /// The node's pod network.
 pub struct PodNetwork {
     bridge: String,
+    /// The VXLAN device, when some peer is reached over the overlay.
+    vxlan: String,
     /// The MTU of pods' interfaces (the node's link's).
     pub mtu: std::sync::atomic::AtomicU32,
     base: Ipv4Addr,
@@ -393,6 +545,7 @@ impl PodNetwork {
         }
         let net = PodNetwork {
             bridge: format!("skb{:08x}", fnv(node)),
+            vxlan: vxlan_name(node),
             mtu: std::sync::atomic::AtomicU32::new(1500),
             base,
             prefix,
@@ -582,27 +735,147 @@ impl PodNetwork {
         Ok(ip)
     }
 
-    /// Routes to the other nodes' pods: each peer's pod CIDR via its address (host-gw:
-    /// the nodes share a link). Routes skiff added for nodes that left are removed.
-    pub fn sync_routes(&self, peers: &[crate::cluster::Peer]) -> Result<(), String> {
+    /// Routes to the other nodes' pods as `overlay.rs` planned them, for a node whose
+    /// address is `node_ip`. Routes skiff added for nodes that left are removed; the VXLAN
+    /// device is made (or kept) when some peer is reached through it, and removed when
+    /// none is.
+    pub fn sync_routes(&self, routes: &[PeerRoute], node_ip: Ipv4Addr) -> Result<(), String> {
         let e = |what: &'static str| move |err: io::Error| format!("node routes: {what}: {err}");
         let mut nl = Nl::new().map_err(e("netlink"))?;
-        let have = nl
-            .routes(RouteHeader::RT_TABLE_MAIN, ROUTE_PROTO)
-            .map_err(e("listing"))?;
-        let own = (self.base, self.prefix);
-        let want: Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)> = peers
+        let overlay: Vec<(Ipv4Addr, Ipv4Addr)> = routes
             .iter()
-            .filter(|p| p.cidr != own)
-            .map(|p| (p.cidr.0, p.cidr.1, Some(p.ip)))
+            .filter_map(|r| match r.via {
+                Via::Vxlan { node, vtep } => Some((vtep, node)),
+                Via::Direct(_) => None,
+            })
             .collect();
-        for &(dst, prefix, _) in have.iter().filter(|r| !want.contains(r)) {
+        let vx = if overlay.is_empty() {
+            if let Some(i) = nl.link_index(&self.vxlan).map_err(e("finding vxlan"))? {
+                nl.del_link(i).map_err(e("removing the vxlan device"))?;
+            }
+            None
+        } else {
+            let i = self.ensure_vxlan(&mut nl, node_ip)?;
+            Self::sync_vteps(&mut nl, i, &overlay).map_err(e("vxlan neighbours"))?;
+            Some(i)
+        };
+        let have: Vec<RouteEntry> = nl
+            .routes(RouteHeader::RT_TABLE_MAIN, ROUTE_PROTO)
+            .map_err(e("listing"))?
+            .into_iter()
+            .map(|(d, p, gw, oif)| (d, p, gw, oif.filter(|o| Some(*o) == vx)))
+            .collect();
+        let want: Vec<RouteEntry> = routes
+            .iter()
+            .map(|r| match r.via {
+                Via::Direct(ip) => (r.cidr.0, r.cidr.1, Some(ip), None),
+                Via::Vxlan { vtep, .. } => (r.cidr.0, r.cidr.1, Some(vtep), vx),
+            })
+            .collect();
+        for &(dst, prefix, _, _) in have
+            .iter()
+            .filter(|h| !want.iter().any(|w| (w.0, w.1) == (h.0, h.1)))
+        {
             nl.del_route(Nl::route_msg(dst, prefix, None, ROUTE_PROTO))
                 .map_err(e("removing"))?;
         }
-        for &(dst, prefix, gw) in want.iter().filter(|r| !have.contains(r)) {
-            nl.replace_route(Nl::route_msg(dst, prefix, gw, ROUTE_PROTO))
+        for &(dst, prefix, gw, oif) in want.iter().filter(|r| !have.contains(r)) {
+            let mut m = Nl::route_msg(dst, prefix, gw, ROUTE_PROTO);
+            if let Some(oif) = oif {
+                // The VTEP address is no neighbour of any link: it is on-link by fiat.
+                m.attributes.push(RouteAttribute::Oif(oif));
+                m.header.flags = RouteFlags::Onlink;
+            }
+            nl.replace_route(m)
                 .map_err(|err| format!("node routes: {dst}/{prefix} via {gw:?}: {err}"))?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the node's VXLAN device exists with `node_ip` as its source, the
+    /// node's VTEP address and MAC, the MTU of the link under it less the overlay's
+    /// headers, and is up. Returns its index.
+    fn ensure_vxlan(&self, nl: &mut Nl, node_ip: Ipv4Addr) -> Result<u32, String> {
+        let name = &self.vxlan;
+        let e = |what: &'static str| move |err: io::Error| format!("{what} {name}: {err}");
+        let vtep = overlay::vtep((self.base, self.prefix));
+        let mac = overlay::vtep_mac(vtep).to_vec();
+        let addrs = nl.addresses().map_err(e("addresses for"))?;
+        let underlay = addrs.iter().find(|(_, a, _)| *a == node_ip).map(|x| x.0);
+        let mtu = match underlay {
+            Some(u) => nl.link_mtu(u).map_err(e("link MTU for"))?.unwrap_or(1500),
+            None => 1500,
+        }
+        .saturating_sub(overlay::OVERHEAD);
+        if let Some(i) = nl.link_index(name).map_err(e("finding"))? {
+            // Kept if it still has the node's address as source and only its VTEP
+            // address; made anew otherwise (the node's address or pod CIDR changed).
+            let local = nl.vxlan_local(i).map_err(e("reading"))?;
+            let mine: Vec<Ipv4Addr> = addrs
+                .iter()
+                .filter(|(x, _, _)| *x == i)
+                .map(|x| x.1)
+                .collect();
+            if local == Some(node_ip) && mine.iter().all(|a| *a == vtep) {
+                nl.set_link(i, vec![LinkAttribute::Mtu(mtu)], true)
+                    .map_err(e("raising"))?;
+                nl.add_address(i, vtep, 32).map_err(e("addressing"))?;
+                return Ok(i);
+            }
+            nl.del_link(i).map_err(e("replacing"))?;
+        }
+        let mut data = vec![
+            InfoVxlan::Id(overlay::VNI),
+            InfoVxlan::Local(node_ip),
+            InfoVxlan::Port(overlay::PORT),
+            InfoVxlan::Learning(false),
+        ];
+        if let Some(u) = underlay {
+            data.push(InfoVxlan::Link(u));
+        }
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.clone()));
+        m.attributes.push(LinkAttribute::Address(mac));
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vxlan),
+            LinkInfo::Data(InfoData::Vxlan(data)),
+        ]));
+        nl.new_link(m).map_err(e("creating"))?;
+        let i = nl
+            .link_index(name)
+            .map_err(e("finding"))?
+            .ok_or_else(|| format!("{name} vanished"))?;
+        nl.add_address(i, vtep, 32).map_err(e("addressing"))?;
+        nl.set_link(i, vec![], true).map_err(e("raising"))?;
+        Ok(i)
+    }
+
+    /// The VXLAN device's entries for exactly the peers in `peers` (VTEP address, node
+    /// address): VTEP → MAC (neighbour) and MAC → node (forwarding database).
+    fn sync_vteps(nl: &mut Nl, index: u32, peers: &[(Ipv4Addr, Ipv4Addr)]) -> io::Result<()> {
+        use AddressFamily::{Bridge, Inet};
+        let want_arp: Vec<(Option<Ipv4Addr>, Vec<u8>)> = peers
+            .iter()
+            .map(|(vtep, _)| (Some(*vtep), overlay::vtep_mac(*vtep).to_vec()))
+            .collect();
+        let want_fdb: Vec<(Option<Ipv4Addr>, Vec<u8>)> = peers
+            .iter()
+            .map(|(vtep, node)| (Some(*node), overlay::vtep_mac(*vtep).to_vec()))
+            .collect();
+        let have = nl.neighbours(Inet, index)?;
+        for (ip, _) in have.iter().filter(|h| !want_arp.contains(h)) {
+            nl.del_neighbour(Nl::neighbour_msg(Inet, index, *ip, &[]))?;
+        }
+        for (ip, mac) in want_arp.iter().filter(|w| !have.contains(w)) {
+            nl.set_neighbour(Nl::neighbour_msg(Inet, index, *ip, mac))?;
+        }
+        let have = nl.neighbours(Bridge, index)?;
+        for (ip, mac) in have.iter().filter(|h| !want_fdb.contains(h)) {
+            nl.del_neighbour(Nl::neighbour_msg(Bridge, index, *ip, mac))?;
+        }
+        for (ip, mac) in want_fdb.iter().filter(|w| !have.contains(w)) {
+            nl.set_neighbour(Nl::neighbour_msg(Bridge, index, *ip, mac))?;
         }
         Ok(())
     }
@@ -657,6 +930,153 @@ mod tests {
         assert_eq!(again.ip_of("b"), Some(b));
         again.release("a").unwrap();
         assert_eq!(again.lease("c").unwrap(), a, "a released address is reused");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Routes, the VXLAN device and its entries follow the plan, in a network namespace
+    /// of the test's own. Needs root (CAP_NET_ADMIN); CI runs it as root.
+    #[test]
+    fn routes_and_the_overlay_follow_the_plan() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "needs root for a network namespace; CI runs it as root"
+        );
+        let dir = std::env::temp_dir().join(format!("skiff-overlay-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let d = dir.clone();
+        std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let mut nl = Nl::new().unwrap();
+            // The node's link: one end of a veth pair, 192.168.77.1/24.
+            let mut peer = LinkMessage::default();
+            peer.attributes.push(LinkAttribute::IfName("u1".into()));
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName("u0".into()));
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Veth),
+                LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+            ]));
+            nl.new_link(m).unwrap();
+            let u0 = nl.link_index("u0").unwrap().unwrap();
+            let u1 = nl.link_index("u1").unwrap().unwrap();
+            nl.set_link(u0, vec![LinkAttribute::Mtu(1400)], true)
+                .unwrap();
+            nl.set_link(u1, vec![], true).unwrap();
+            let node = Ipv4Addr::new(192, 168, 77, 1);
+            nl.add_address(u0, node, 24).unwrap();
+
+            let net = PodNetwork::new("t", "10.42.1.0/24", &d).unwrap();
+            let cidr = |c: u8| (Ipv4Addr::new(10, 42, c, 0), 24);
+            let direct = PeerRoute {
+                cidr: cidr(2),
+                via: Via::Direct(Ipv4Addr::new(192, 168, 77, 2)),
+            };
+            let over = |c: u8, host: u8| PeerRoute {
+                cidr: cidr(c),
+                via: Via::Vxlan {
+                    node: Ipv4Addr::new(192, 168, 99, host),
+                    vtep: Ipv4Addr::new(10, 42, c, 0),
+                },
+            };
+            let mac = |c: u8| overlay::vtep_mac(Ipv4Addr::new(10, 42, c, 0)).to_vec();
+            net.sync_routes(&[direct, over(3, 3)], node).unwrap();
+            let vx = nl
+                .link_index(&net.vxlan)
+                .unwrap()
+                .expect("the vxlan device");
+            assert_eq!(nl.vxlan_local(vx).unwrap(), Some(node));
+            assert_eq!(
+                nl.link_mtu(vx).unwrap(),
+                Some(1350),
+                "the link's MTU less 50"
+            );
+            let routes = |nl: &mut Nl| {
+                let mut r = nl.routes(RouteHeader::RT_TABLE_MAIN, ROUTE_PROTO).unwrap();
+                r.sort();
+                r
+            };
+            assert_eq!(
+                routes(&mut nl),
+                [
+                    (
+                        cidr(2).0,
+                        24,
+                        Some(Ipv4Addr::new(192, 168, 77, 2)),
+                        Some(u0)
+                    ),
+                    (cidr(3).0, 24, Some(cidr(3).0), Some(vx)),
+                ]
+            );
+            let arp = |nl: &mut Nl| nl.neighbours(AddressFamily::Inet, vx).unwrap();
+            let fdb = |nl: &mut Nl| nl.neighbours(AddressFamily::Bridge, vx).unwrap();
+            assert_eq!(arp(&mut nl), [(Some(cidr(3).0), mac(3))]);
+            assert_eq!(
+                fdb(&mut nl),
+                [(Some(Ipv4Addr::new(192, 168, 99, 3)), mac(3))]
+            );
+            // Again: nothing changes (the device is kept).
+            net.sync_routes(&[direct, over(3, 3)], node).unwrap();
+            assert_eq!(nl.link_index(&net.vxlan).unwrap(), Some(vx));
+
+            // Node 3 leaves, node 4 comes, node 2 moves behind a router.
+            let moved = PeerRoute {
+                cidr: cidr(2),
+                via: Via::Vxlan {
+                    node: Ipv4Addr::new(192, 168, 99, 2),
+                    vtep: cidr(2).0,
+                },
+            };
+            net.sync_routes(&[moved, over(4, 4)], node).unwrap();
+            assert_eq!(
+                routes(&mut nl),
+                [
+                    (cidr(2).0, 24, Some(cidr(2).0), Some(vx)),
+                    (cidr(4).0, 24, Some(cidr(4).0), Some(vx)),
+                ]
+            );
+            let mut a = arp(&mut nl);
+            a.sort();
+            assert_eq!(a, [(Some(cidr(2).0), mac(2)), (Some(cidr(4).0), mac(4))]);
+            let mut f = fdb(&mut nl);
+            f.sort();
+            assert_eq!(
+                f,
+                [
+                    (Some(Ipv4Addr::new(192, 168, 99, 2)), mac(2)),
+                    (Some(Ipv4Addr::new(192, 168, 99, 4)), mac(4)),
+                ]
+            );
+
+            // The node's address changes: the device is made anew with it.
+            let node2 = Ipv4Addr::new(192, 168, 77, 9);
+            nl.add_address(u0, node2, 24).unwrap();
+            net.sync_routes(&[over(4, 4)], node2).unwrap();
+            let vx2 = nl.link_index(&net.vxlan).unwrap().unwrap();
+            assert_eq!(nl.vxlan_local(vx2).unwrap(), Some(node2));
+            assert_eq!(
+                routes(&mut nl),
+                [(cidr(4).0, 24, Some(cidr(4).0), Some(vx2))]
+            );
+
+            // No peer behind the overlay: the device goes, and its routes with it.
+            net.sync_routes(&[direct], node2).unwrap();
+            assert_eq!(nl.link_index(&net.vxlan).unwrap(), None);
+            assert_eq!(
+                routes(&mut nl),
+                [(
+                    cidr(2).0,
+                    24,
+                    Some(Ipv4Addr::new(192, 168, 77, 2)),
+                    Some(u0)
+                )]
+            );
+            net.sync_routes(&[over(5, 5)], node2).unwrap();
+            remove_overlay("t").unwrap();
+            assert_eq!(nl.link_index(&net.vxlan).unwrap(), None);
+            remove_overlay("t").expect("removing what is not there is fine");
+        })
+        .join()
+        .expect("the test thread");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

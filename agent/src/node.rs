@@ -67,6 +67,11 @@ pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
             agent.cfg.ingress_class.clone(),
         );
     }
+    // How peers reach this node's pods (overlay.rs).
+    annotations.insert(
+        crate::overlay::ANNOTATION.into(),
+        agent.cfg.pod_network.as_str().into(),
+    );
     let cpus = usage::cpus();
     let (mem, _) = usage::meminfo();
     let disk = nix_statvfs(&agent.cfg.data_dir);

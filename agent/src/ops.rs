@@ -22,7 +22,9 @@ pub fn run(args: &Args, cmd: &Command) -> Result<i32, Error> {
         Command::Ps => ps(args),
         Command::Rm { ids } => rm(args, ids),
         Command::CleanNetwork => {
-            crate::nft::remove(&node_name(args))?;
+            let node = node_name(args);
+            crate::nft::remove(&node)?;
+            crate::net::remove_overlay(&node)?;
             Ok(0)
         }
         Command::RuntimeHelper => Ok(0),

@@ -9,8 +9,8 @@
 //! connection, and a dead endpoint is skipped at connect time. The cost is a relay through
 //! user space: `skiff-bench network` measures it against the pod IP directly.
 //!
-//! It also keeps the node's routes to other nodes' pods up to date (host-gw), from the
-//! same cluster view.
+//! It also keeps the node's routes to other nodes' pods up to date (host-gw or the VXLAN
+//! overlay, see `overlay.rs`), from the same cluster view.
 
 use crate::cluster::ClusterView;
 use crate::state::Agent;
@@ -199,15 +199,19 @@ pub async fn run(agent: Arc<Agent>) {
     loop {
         let view = rx.borrow_and_update().clone();
         if let Some(net) = agent.net() {
-            // Routes to the other nodes' pods, and masquerading of what leaves the pod
-            // network (nft.rs), both from the node's CIDR and its peers.
-            let peers = (net.network(), view.peers(&agent.cfg.name));
-            if last_peers.as_ref() != Some(&peers) {
+            // Routes (or the overlay) to the other nodes' pods, and masquerading of what
+            // leaves the pod network (nft.rs), from the node's CIDR, address and peers.
+            let node_ip: Option<Ipv4Addr> = agent.host_ip.lock().unwrap().parse().ok();
+            let peers = (net.network(), node_ip, view.peers(&agent.cfg.name));
+            if let (Some(node_ip), false) = (node_ip, last_peers.as_ref() == Some(&peers)) {
                 let (name, p) = (agent.cfg.name.clone(), peers.clone());
+                let backend = agent.cfg.pod_network;
                 let r = crate::worker::blocking(move || {
                     crate::net::enable_forwarding()?;
-                    net.sync_routes(&p.1)?;
-                    let cidrs: Vec<(Ipv4Addr, u8)> = p.1.iter().map(|x| x.cidr).collect();
+                    let subnets = crate::net::local_subnets()?;
+                    let routes = crate::overlay::plan(backend, p.0, &subnets, &p.2);
+                    net.sync_routes(&routes, node_ip)?;
+                    let cidrs: Vec<(Ipv4Addr, u8)> = p.2.iter().map(|x| x.cidr).collect();
                     crate::nft::apply(&name, p.0, &cidrs)
                 })
                 .await;

@@ -39,6 +39,8 @@ pub struct Config {
     /// Ingress ports; 0 turns one off.
     pub ingress_http_port: u16,
     pub ingress_https_port: u16,
+    /// How this node reaches other nodes' pods.
+    pub pod_network: crate::overlay::Backend,
 }
 
 /// What a pod worker should make true.
