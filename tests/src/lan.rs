@@ -2,13 +2,26 @@
 //! address, all joined by a bridge "LAN" in a namespace where the coordinator (and the test's
 //! client) sit. No namespace has a route off the machine: cluster addresses stay here.
 //!
-//! The LAN is `172.31.0.0/24`: the coordinator `.1`, node i `.10+i`.
+//! The LAN is `172.31.0.0/24`: the coordinator `.1`, node i `.10+i`. A test may put some
+//! nodes on other subnets (`172.31.s.0/24`, node i at `172.31.s.(10+i)`): each is a bridge
+//! of its own, and the LAN namespace (`172.31.s.1` on each) routes between them, so those
+//! nodes share no link with the others.
 
 use crate::node::{eventually, AgentProc, Node};
 use crate::{err, out, Coordinator, NetNs, TempDir};
 use std::process::Command;
 
+/// One host of a [`Lan`]: its node's `role` label, its subnet and its agent's own flags.
+#[derive(Clone, Copy, Default)]
+pub struct Host<'a> {
+    pub role: &'a str,
+    pub subnet: u8,
+    pub flags: &'a [&'a str],
+}
+
 pub struct Lan {
+    /// Each node's address.
+    pub ips: Vec<String>,
     // Drop order: processes first, then the namespaces.
     pub agents: Vec<AgentProc>,
     pub c: Coordinator,
@@ -28,7 +41,7 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// The LAN address of node `i`.
+/// The LAN address of node `i` (on subnet 0).
 pub fn node_ip(i: usize) -> String {
     format!("172.31.0.{}", 10 + i)
 }
@@ -56,41 +69,68 @@ spec:
 }
 
 impl Lan {
-    /// A coordinator (with `coord_flags`) and `n` agents, each labelled `role=<roles[i]>`.
+    /// A coordinator (with `coord_flags`) and `n` agents, each labelled `role=<roles[i]>`,
+    /// all on one subnet.
     pub fn new(tag: &str, roles: &[&str], coord_flags: &[&str]) -> Lan {
+        let hosts: Vec<Host> = roles
+            .iter()
+            .map(|role| Host {
+                role,
+                ..Host::default()
+            })
+            .collect();
+        Lan::with_hosts(tag, &hosts, coord_flags)
+    }
+
+    /// A coordinator (with `coord_flags`, on subnet 0) and one agent per host.
+    pub fn with_hosts(tag: &str, specs: &[Host], coord_flags: &[&str]) -> Lan {
         let lan = NetNs::new(&format!("{tag}-lan"));
-        ip(&["-n", &lan.name, "link", "add", "br0", "type", "bridge"]);
-        ip(&[
-            "-n",
-            &lan.name,
-            "addr",
-            "add",
-            "172.31.0.1/24",
-            "dev",
-            "br0",
-        ]);
-        ip(&["-n", &lan.name, "link", "set", "br0", "up"]);
+        let subnets: std::collections::BTreeSet<u8> =
+            specs.iter().map(|h| h.subnet).chain([0]).collect();
+        for s in &subnets {
+            let br = format!("br{s}");
+            ip(&["-n", &lan.name, "link", "add", &br, "type", "bridge"]);
+            let addr = format!("172.31.{s}.1/24");
+            ip(&["-n", &lan.name, "addr", "add", &addr, "dev", &br]);
+            ip(&["-n", &lan.name, "link", "set", &br, "up"]);
+        }
+        if subnets.len() > 1 {
+            let o = crate::command_in(Some(&lan.name), "sh")
+                .args(["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
+                .output()
+                .expect("sysctl");
+            assert!(o.status.success(), "{}", err(&o));
+        }
         let mut hosts = Vec::new();
-        for i in 0..roles.len() {
+        let mut ips = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
             let h = NetNs::new(&format!("{tag}-h{i}"));
             let (a, b) = (format!("lan{i}"), format!("eth-{i}"));
+            let addr = format!("172.31.{}.{}", spec.subnet, 10 + i);
+            let br = format!("br{}", spec.subnet);
             ip(&[
                 "-n", &lan.name, "link", "add", &a, "type", "veth", "peer", "name", &b, "netns",
                 &h.name,
             ]);
-            ip(&["-n", &lan.name, "link", "set", &a, "master", "br0", "up"]);
+            ip(&["-n", &lan.name, "link", "set", &a, "master", &br, "up"]);
             ip(&["-n", &h.name, "link", "set", &b, "name", "eth0"]);
             ip(&[
                 "-n",
                 &h.name,
                 "addr",
                 "add",
-                &format!("{}/24", node_ip(i)),
+                &format!("{addr}/24"),
                 "dev",
                 "eth0",
             ]);
             ip(&["-n", &h.name, "link", "set", "eth0", "up"]);
+            if subnets.len() > 1 {
+                // The other subnets through the LAN namespace (and nothing beyond them).
+                let gw = format!("172.31.{}.1", spec.subnet);
+                ip(&["-n", &h.name, "route", "add", "172.31.0.0/16", "via", &gw]);
+            }
             hosts.push(h);
+            ips.push(addr);
         }
         let dir = TempDir::new(&format!("{tag}-coord"));
         let mut flags = vec!["--advertise-address", COORDINATOR_IP];
@@ -103,31 +143,28 @@ impl Lan {
             &flags,
         );
         let server = format!("{COORDINATOR_IP}:{port}");
-        let nodes: Vec<Node> = (0..roles.len())
+        let nodes: Vec<Node> = (0..specs.len())
             .map(|i| Node::new(&format!("{tag}{i}")))
             .collect();
         let agents = nodes
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let labels = format!("role={}", roles[i]);
-                AgentProc::start(
-                    n,
-                    &server,
-                    &c.node_token(),
-                    &[
-                        "--heartbeat-interval",
-                        "500ms",
-                        "--restart-backoff",
-                        "1s",
-                        "--labels",
-                        &labels,
-                    ],
-                    Some(&hosts[i].name),
-                )
+                let labels = format!("role={}", specs[i].role);
+                let mut flags = vec![
+                    "--heartbeat-interval",
+                    "500ms",
+                    "--restart-backoff",
+                    "1s",
+                    "--labels",
+                    &labels,
+                ];
+                flags.extend_from_slice(specs[i].flags);
+                AgentProc::start(n, &server, &c.node_token(), &flags, Some(&hosts[i].name))
             })
             .collect();
         let l = Lan {
+            ips,
             agents,
             c,
             nodes,
@@ -138,7 +175,7 @@ impl Lan {
         eventually(40, "every node Ready", || {
             let o = l.c.skiff(&["get", "nodes"]);
             let s = out(&o);
-            if s.matches(" Ready").count() >= roles.len() {
+            if s.matches(" Ready").count() >= specs.len() {
                 Ok(())
             } else {
                 Err(format!("{s}{}", err(&o)))

@@ -357,3 +357,122 @@ spec:
     });
     assert!(web.contains(&body), "HTTPS answered by a web pod: {body:?}");
 }
+
+/// Pods reach pods on nodes they share no link with, over the VXLAN overlay: the client
+/// node and two backends on one subnet, a third backend behind a router (the LAN
+/// namespace). Every node runs `--pod-network auto` but one, which asks for `vxlan`.
+#[test]
+fn pods_reach_pods_behind_a_router_over_vxlan() {
+    use skiff_tests::lan::Host;
+    let host = |role, subnet, flags| Host {
+        role,
+        subnet,
+        flags,
+    };
+    let l = Lan::with_hosts(
+        "vx",
+        &[
+            host("client", 0, &[]),
+            host("backend", 1, &[]),
+            host("backend", 0, &["--pod-network", "vxlan"]),
+            host("backend", 0, &[]),
+        ],
+        &[],
+    );
+    l.c.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: web}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      nodeSelector: {{role: backend}}
+      containers:
+      - name: c
+        image: {IMAGE}
+        imagePullPolicy: Never
+        command: ["probe", "serve", "8080"]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+{}"#,
+        client_pod()
+    ));
+    eventually(90, "a web pod on each backend, client running", || {
+        let eps = endpoints(&l);
+        let c = l.c.get_json(&["get", "pod", "client"]);
+        if eps.len() == 3 && c["status"]["phase"] == "Running" {
+            Ok(())
+        } else {
+            Err(format!(
+                "endpoints {eps:?}, client {}",
+                c["status"]["phase"]
+            ))
+        }
+    });
+
+    // How node 0 reaches each backend's pods: the overlay to the node behind the router
+    // and to the one that asked for it, a route via its address to the last.
+    let cidr = |i: usize| {
+        let n = l.c.get_json(&["get", "node", &l.nodes[i].name]);
+        n["spec"]["podCIDR"].as_str().unwrap().to_string()
+    };
+    let o = std::process::Command::new("ip")
+        .args(["-n", &l.hosts[0].name, "route", "show", "proto", "157"])
+        .output()
+        .unwrap();
+    let routes = out(&o);
+    let route_of = |i: usize| {
+        let c = cidr(i);
+        routes
+            .lines()
+            .find(|r| r.starts_with(&c))
+            .unwrap_or_else(|| panic!("no route to {c} on node 0: {routes}"))
+            .to_string()
+    };
+    for i in [1, 2] {
+        let r = route_of(i);
+        let vtep = cidr(i).trim_end_matches("/24").to_string();
+        assert!(
+            r.contains(&format!("via {vtep} dev skx")) && r.contains("onlink"),
+            "node {i} over the overlay: {r}"
+        );
+    }
+    let r = route_of(3);
+    assert!(
+        r.contains(&format!("via {} dev eth0", l.ips[3])),
+        "node 3 shares the subnet: a plain route: {r}"
+    );
+
+    // Pod to pod, to each backend's pod by its address.
+    for (ip, name, node) in endpoints(&l) {
+        let got = eventually(20, "the client reaches the pod", || {
+            get_from_client(&l, &format!("{ip}:8080"), 1)
+        });
+        assert_eq!(got, [name], "the pod on {node}");
+    }
+    // Through the ClusterIP: the proxy on node 0 reaches all three.
+    let vip = l.c.get_json(&["get", "svc", "web"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let names: BTreeSet<String> = endpoints(&l).into_iter().map(|e| e.1).collect();
+    let got: BTreeSet<String> = get_from_client(&l, &format!("{vip}:80"), 30)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(got, names, "round robin over the three nodes' pods");
+
+    // Pods' MTU leaves room for the overlay's headers.
+    let o =
+        l.c.skiff(&["exec", "client", "--", "cat", "/sys/class/net/eth0/mtu"]);
+    assert_eq!(out(&o).trim(), "1450", "{}", err(&o));
+}
