@@ -23,7 +23,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, InfoVxlan,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -696,6 +697,20 @@ impl PodNetwork {
             true,
         )
         .map_err(e("attaching veth to the bridge"))?;
+        // Hairpin: a frame may leave through the port it came in by. Where the bridge
+        // hands IPv4 to netfilter (br_netfilter), a pod's connection to a Service that
+        // translates to the pod itself is turned around at the bridge, back out its own
+        // port (the CNI bridge plugin's hairpinMode).
+        let mut hairpin = LinkMessage::default();
+        hairpin.header.index = hi;
+        hairpin.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                true,
+            )])),
+        ]));
+        nl.request(RouteNetlinkMessage::NewLink(hairpin), 0)
+            .map_err(e("hairpin mode on the bridge port"))?;
         // Inside the pod: rename to eth0, address, MTU, up, and the default route through
         // the bridge (from a thread in the pod's netns).
         let prefix = self.prefix;

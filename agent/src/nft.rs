@@ -1,10 +1,14 @@
-//! Masquerading of traffic that leaves the cluster, as flannel does for k3s: a pod's packet
-//! to an address outside the pod network goes out with the node's address, so the answer
-//! finds its way back.
+//! The node's nftables table (`skiff-<node>`, family ip), two nat chains:
+//! - `services` (prerouting, priority -100, dstnat): pods' connections to ClusterIP ports
+//!   are translated to a ready endpoint ([`services_batch`]; `proxy.rs` decides which).
+//! - `postrouting` (priority 100, srcnat): masquerading of traffic that leaves the
+//!   cluster, as flannel does for k3s: a pod's packet to an address outside the pod
+//!   network goes out with the node's address, so the answer finds its way back.
 //!
-//! One nftables table per node (`skiff-<node>`, family ip) with a nat chain on
-//! postrouting (priority 100, srcnat) whose rules are, in order: traffic not from this
-//! node's pod CIDR returns; traffic to this node's pod CIDR, to another node's pod CIDR or
+//! The postrouting rules are, in order: a translated connection from this node's pods to
+//! this node's pods is masqueraded (the hairpin: the answer must come back through the
+//! translation, not straight over the bridge); traffic not from this node's pod CIDR
+//! returns; traffic to this node's pod CIDR, to another node's pod CIDR or
 //! to multicast returns; the rest is masqueraded. Written over netlink (nfnetlink) as one
 //! atomic batch that creates the table and chain if missing, flushes the chain and writes
 //! the rules, so a restart or a changed set of nodes converges on the same state. The
@@ -29,17 +33,28 @@ const NLM_F_APPEND: u16 = 0x800;
 const NLM_F_CREATE: u16 = 0x400;
 const NLMSG_ERROR: u16 = 2;
 const NLA_F_NESTED: u16 = 0x8000;
+const NF_INET_PRE_ROUTING: u32 = 0;
 const NF_INET_POST_ROUTING: u32 = 4;
 const NF_ACCEPT: u32 = 1;
 const NFT_RETURN: i32 = -5;
 const NFT_REG_VERDICT: u32 = 0;
 const NFT_REG_1: u32 = 1;
+const NFT_REG_2: u32 = 2;
 const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+const NFT_META_L4PROTO: u32 = 16;
+const NFT_NG_RANDOM: u32 = 1;
+const NFT_NAT_DNAT: u32 = 1;
+const NFT_CT_STATUS: u32 = 2;
+/// Conntrack status bit: the connection's destination was rewritten.
+const IPS_DST_NAT: u32 = 1 << 5;
 const NFT_CMP_EQ: u32 = 0;
 const NFT_CMP_NEQ: u32 = 1;
 
-/// The chain's name in the node's table.
+/// The masquerade chain's name in the node's table.
 const CHAIN: &str = "postrouting";
+/// The Services' DNAT chain's name in the node's table.
+const SERVICES: &str = "services";
 
 /// A netlink attribute tree, serialized by [`Attr::write`].
 enum Attr {
@@ -283,6 +298,22 @@ pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Batch
         0,
         &[str_attr(1, &table), str_attr(2, CHAIN)],
     );
+    // A pod's connection to a Service that the services chain sent to a pod on this node
+    // leaves through the bridge, and the answer would come straight back over it,
+    // bypassing the translation: it goes out with the bridge's address instead.
+    let mut hairpin = dnatted();
+    hairpin.extend(match_net(SADDR, own, true));
+    hairpin.extend(match_net(DADDR, own, true));
+    hairpin.push(expr("masq", Vec::new()));
+    b.cmd(
+        NFT_MSG_NEWRULE,
+        NLM_F_CREATE | NLM_F_APPEND,
+        &[
+            str_attr(1, &table),
+            str_attr(2, CHAIN),
+            Attr::Nested(4, hairpin),
+        ],
+    );
     let returns = [match_net(SADDR, own, false), match_net(DADDR, own, true)]
         .into_iter()
         .chain(peers.iter().map(|p| match_net(DADDR, *p, true)))
@@ -303,6 +334,171 @@ pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Batch
         );
     }
     b.end()
+}
+
+/// `ct status dnat`: the connection's destination was translated.
+fn dnatted() -> Vec<Attr> {
+    vec![
+        expr(
+            "ct",
+            vec![u32_attr(1, NFT_REG_1), u32_attr(2, NFT_CT_STATUS)],
+        ),
+        expr(
+            "bitwise",
+            vec![
+                u32_attr(1, NFT_REG_1),
+                u32_attr(2, NFT_REG_1),
+                u32_attr(3, 4),
+                // Conntrack status is in host byte order.
+                data_value(4, IPS_DST_NAT.to_ne_bytes()),
+                data_value(5, [0; 4]),
+            ],
+        ),
+        expr(
+            "cmp",
+            vec![
+                u32_attr(1, NFT_REG_1),
+                u32_attr(2, NFT_CMP_NEQ),
+                data_value(3, [0; 4]),
+            ],
+        ),
+    ]
+}
+
+/// Loads `len` bytes at `offset` of header `base` and compares them with `value`.
+fn match_bytes(base: u32, offset: u32, value: &[u8]) -> Vec<Attr> {
+    vec![
+        expr(
+            "payload",
+            vec![
+                u32_attr(1, NFT_REG_1),
+                u32_attr(2, base),
+                u32_attr(3, offset),
+                u32_attr(4, value.len() as u32),
+            ],
+        ),
+        cmp_eq(value),
+    ]
+}
+
+fn cmp_eq(value: &[u8]) -> Attr {
+    expr(
+        "cmp",
+        vec![
+            u32_attr(1, NFT_REG_1),
+            u32_attr(2, NFT_CMP_EQ),
+            Attr::Nested(3, vec![Attr::Bytes(1, value.to_vec())]),
+        ],
+    )
+}
+
+fn immediate(reg: u32, value: &[u8]) -> Attr {
+    expr(
+        "immediate",
+        vec![
+            u32_attr(1, reg),
+            Attr::Nested(2, vec![Attr::Bytes(1, value.to_vec())]),
+        ],
+    )
+}
+
+/// One Service port translated in the kernel: packets to `vip:port` (`proto`: 6 TCP,
+/// 17 UDP) go to one of `endpoints`, picked at random per connection.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dnat {
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub proto: u8,
+    pub endpoints: Vec<(Ipv4Addr, u16)>,
+}
+
+/// The batch that makes the node's Service chain (nat, prerouting, priority -100:
+/// dstnat) hold exactly `dnats`. For a port with n endpoints, rule i matches the virtual
+/// address, protocol and port and takes endpoint i with probability 1/(n-i) (the last
+/// always), which spreads connections evenly as kube-proxy's iptables rules do;
+/// conntrack keeps a connection on its endpoint. Pure.
+pub fn services_batch(node: &str, dnats: &[Dnat]) -> Batch {
+    let table = table_name(node);
+    let mut b = Batch::new();
+    b.cmd(NFT_MSG_NEWTABLE, NLM_F_CREATE, &[str_attr(1, &table)]);
+    b.cmd(
+        NFT_MSG_NEWCHAIN,
+        NLM_F_CREATE,
+        &[
+            str_attr(1, &table),
+            str_attr(3, SERVICES),
+            Attr::Nested(
+                4,
+                vec![
+                    u32_attr(1, NF_INET_PRE_ROUTING),
+                    u32_attr(2, (-100i32) as u32),
+                ],
+            ),
+            u32_attr(5, NF_ACCEPT),
+            str_attr(7, "nat"),
+        ],
+    );
+    b.cmd(
+        NFT_MSG_DELRULE,
+        0,
+        &[str_attr(1, &table), str_attr(2, SERVICES)],
+    );
+    for d in dnats {
+        let n = d.endpoints.len();
+        for (i, (ip, port)) in d.endpoints.iter().enumerate() {
+            let mut exprs = match_bytes(NFT_PAYLOAD_NETWORK_HEADER, DADDR, &d.vip.octets());
+            exprs.push(expr(
+                "meta",
+                vec![u32_attr(1, NFT_REG_1), u32_attr(2, NFT_META_L4PROTO)],
+            ));
+            exprs.push(cmp_eq(&[d.proto]));
+            exprs.extend(match_bytes(
+                NFT_PAYLOAD_TRANSPORT_HEADER,
+                2,
+                &d.port.to_be_bytes(),
+            ));
+            if i + 1 < n {
+                exprs.push(expr(
+                    "numgen",
+                    vec![
+                        u32_attr(1, NFT_REG_1),
+                        u32_attr(2, (n - i) as u32),
+                        u32_attr(3, NFT_NG_RANDOM),
+                    ],
+                ));
+                exprs.push(cmp_eq(&0u32.to_ne_bytes()));
+            }
+            exprs.push(immediate(NFT_REG_1, &ip.octets()));
+            exprs.push(immediate(NFT_REG_2, &port.to_be_bytes()));
+            exprs.push(expr(
+                "nat",
+                vec![
+                    u32_attr(1, NFT_NAT_DNAT),
+                    u32_attr(2, u32::from(NFPROTO_IPV4)),
+                    u32_attr(3, NFT_REG_1),
+                    u32_attr(5, NFT_REG_2),
+                ],
+            ));
+            b.cmd(
+                NFT_MSG_NEWRULE,
+                NLM_F_CREATE | NLM_F_APPEND,
+                &[
+                    str_attr(1, &table),
+                    str_attr(2, SERVICES),
+                    Attr::Nested(4, exprs),
+                ],
+            );
+        }
+    }
+    b.end()
+}
+
+/// Writes the node's Service translations in the calling thread's network namespace.
+/// Blocking.
+pub fn apply_services(node: &str, dnats: &[Dnat]) -> Result<(), String> {
+    services_batch(node, dnats)
+        .send()
+        .map_err(|e| format!("service rules: {e}"))
 }
 
 /// Writes the node's masquerade rules in the calling thread's network namespace.
@@ -366,9 +562,10 @@ mod tests {
                 nft(6),
                 nft(6),
                 nft(6),
+                nft(6),
                 0x11
             ],
-            "begin, table, chain, flush, 4 returns and the masquerade, end"
+            "begin, table, chain, flush, the hairpin, 4 returns and the masquerade, end"
         );
         // Every command asks for an acknowledgement, under the sequence numbers returned.
         let acked: Vec<u32> = m
@@ -381,10 +578,13 @@ mod tests {
         assert!(m[1].3.windows(9).any(|w| w == b"skiff-n1\0"));
         // The own network's compare holds 10.42.1.0 and the peer's 10.42.2.0.
         let has = |i: usize, v: &[u8]| m[i].3.windows(v.len()).any(|w| w == v);
-        assert!(has(4, &[10, 42, 1, 0]) && has(4, &[255, 255, 255, 0]));
-        assert!(has(6, &[10, 42, 2, 0]));
-        assert!(has(7, &[224, 0, 0, 0]) && has(7, &[240, 0, 0, 0]));
-        assert!(has(8, b"masq\0"));
+        // The hairpin: translated connections from and to the node's pods.
+        assert!(has(4, b"ct\0") && has(4, &IPS_DST_NAT.to_ne_bytes()));
+        assert!(has(4, &[10, 42, 1, 0]) && has(4, b"masq\0"));
+        assert!(has(5, &[10, 42, 1, 0]) && has(5, &[255, 255, 255, 0]));
+        assert!(has(7, &[10, 42, 2, 0]));
+        assert!(has(8, &[224, 0, 0, 0]) && has(8, &[240, 0, 0, 0]));
+        assert!(has(9, b"masq\0"));
         // The source rule compares "not equal", the destination ones "equal".
         let cmp_op = |i: usize, op: u32| {
             // NFTA_CMP_OP, then the nested NFTA_CMP_DATA.
@@ -393,8 +593,45 @@ mod tests {
             want.extend_from_slice(&[12, 0, 3, 0x80]);
             has(i, &want)
         };
-        assert!(cmp_op(4, NFT_CMP_NEQ) && !cmp_op(4, NFT_CMP_EQ));
-        assert!(cmp_op(5, NFT_CMP_EQ) && !cmp_op(5, NFT_CMP_NEQ));
+        assert!(cmp_op(5, NFT_CMP_NEQ) && !cmp_op(5, NFT_CMP_EQ));
+        assert!(cmp_op(6, NFT_CMP_EQ) && !cmp_op(6, NFT_CMP_NEQ));
+    }
+
+    #[test]
+    fn service_rules_pick_each_endpoint_with_the_right_odds() {
+        let d = Dnat {
+            vip: Ipv4Addr::new(10, 43, 0, 10),
+            port: 80,
+            proto: 6,
+            endpoints: vec![
+                (Ipv4Addr::new(10, 42, 1, 2), 8080),
+                (Ipv4Addr::new(10, 42, 2, 2), 8080),
+                (Ipv4Addr::new(10, 42, 2, 3), 8081),
+            ],
+        };
+        let Batch { bytes: b, .. } = services_batch("n1", &[d]);
+        let m = messages(&b);
+        let nft = |t: u16| (10 << 8) | t;
+        let types: Vec<u16> = m.iter().map(|x| x.0).collect();
+        assert_eq!(
+            types,
+            [0x10, nft(0), nft(3), nft(8), nft(6), nft(6), nft(6), 0x11],
+            "begin, table, chain, flush, a rule per endpoint, end"
+        );
+        // The chain hooks prerouting at priority -100.
+        let has = |i: usize, v: &[u8]| m[i].3.windows(v.len()).any(|w| w == v);
+        assert!(has(2, b"services\0") && has(2, &(-100i32).to_be_bytes()));
+        // Modulus 3, then 2, then none: endpoint i with probability 1/(n-i).
+        let modulus = |i: usize, k: u32| {
+            let mut want = vec![8, 0, 2, 0];
+            want.extend_from_slice(&k.to_be_bytes());
+            has(i, b"numgen\0") && has(i, &want)
+        };
+        assert!(modulus(4, 3) && modulus(5, 2) && !has(6, b"numgen\0"));
+        for (i, (ip, port)) in [(4, ([10, 42, 1, 2], 8080u16)), (6, ([10, 42, 2, 3], 8081))] {
+            assert!(has(i, &[10, 43, 0, 10]) && has(i, &80u16.to_be_bytes()));
+            assert!(has(i, &ip) && has(i, &port.to_be_bytes()) && has(i, b"nat\0"));
+        }
     }
 
     /// The kernel takes the batch, again (it converges), and the table goes on removal.
@@ -422,6 +659,19 @@ mod tests {
                 b.end().send()
             };
             flush(&table_name("t")).expect("the chain is there");
+            // The Service chain in the same table, written and rewritten.
+            let d = Dnat {
+                vip: Ipv4Addr::new(10, 43, 0, 10),
+                port: 53,
+                proto: 17,
+                endpoints: vec![
+                    (Ipv4Addr::new(10, 42, 1, 2), 5353),
+                    (Ipv4Addr::new(10, 42, 2, 2), 5353),
+                ],
+            };
+            apply_services("t", std::slice::from_ref(&d)).expect("service rules");
+            apply_services("t", &[]).expect("no service rules");
+            apply_services("t", &[d]).expect("service rules again");
             remove("t").expect("removed");
             let gone = flush(&table_name("t")).expect_err("the table is gone");
             assert_eq!(gone.raw_os_error(), Some(libc::ENOENT), "{gone}");

@@ -1,13 +1,21 @@
 //! The kube-proxy's work, in the agent: every Service's virtual IP answers on every node.
 //!
-//! Design (an in-agent proxy, not kernel NAT rules): each ClusterIP has a `local` route on
-//! the node's loopback, so a packet a pod sends to one is delivered to the node itself;
-//! the agent listens on each `ClusterIP:port` (TCP and UDP) and on each node port, picks a
-//! Ready endpoint (round robin, or the client's previous one under `sessionAffinity:
-//! ClientIP`), connects to it and relays. It needs nothing but sockets and netlink (no
-//! nftables or iptables on the board), a changed endpoint list takes effect at the next
-//! connection, and a dead endpoint is skipped at connect time. The cost is a relay through
-//! user space: `skiff-bench network` measures it against the pod IP directly.
+//! Design: kernel translation for pods' traffic to ClusterIPs, an in-agent proxy for the
+//! rest.
+//! - Pods → ClusterIP ports (without ClientIP affinity): a DNAT rule in the node's
+//!   nftables table (prerouting, written over nfnetlink by `nft.rs`) sends each new
+//!   connection to a random ready endpoint, and conntrack keeps it there. No user-space
+//!   hop: `skiff-bench network` measures it within a few percent of the pod IP directly.
+//!   A connection to a pod on the same node is masqueraded on its way out (the hairpin
+//!   rule in `nft.rs`), so the answer comes back through the translation.
+//! - Everything else goes through the proxy: each ClusterIP has a `local` route on the
+//!   node's loopback, so a packet to one that no rule translated is delivered to the node
+//!   itself, where the agent listens on each `ClusterIP:port` (TCP and UDP) and on each
+//!   node port, picks a Ready endpoint (round robin, or the client's previous one under
+//!   `sessionAffinity: ClientIP`), connects to it and relays (splice). That serves node
+//!   ports, affinity, the node's own processes (their packets do not cross prerouting),
+//!   and every pod when the kernel has no nf_tables: the proxy is the fallback, not a
+//!   second path to keep apart.
 //!
 //! It also keeps the node's routes to other nodes' pods up to date (host-gw or the VXLAN
 //! overlay, see `overlay.rs`), from the same cluster view.
@@ -127,6 +135,38 @@ pub fn frontends(view: &ClusterView) -> BTreeMap<Frontend, Backends> {
     out
 }
 
+/// The ClusterIP ports the kernel translates (nft.rs): those with ready IPv4 endpoints
+/// and no ClientIP affinity. Pure.
+pub fn dnats(want: &BTreeMap<Frontend, Backends>) -> Vec<crate::nft::Dnat> {
+    want.iter()
+        .filter_map(|(f, b)| {
+            let IpAddr::V4(vip) = f.addr.ip() else {
+                return None;
+            };
+            if vip.is_unspecified() || b.affinity.is_some() {
+                return None;
+            }
+            let endpoints: Vec<(Ipv4Addr, u16)> = b
+                .addrs
+                .iter()
+                .filter_map(|a| match a.ip() {
+                    IpAddr::V4(ip) => Some((ip, a.port())),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            (!endpoints.is_empty()).then_some(crate::nft::Dnat {
+                vip,
+                port: f.addr.port(),
+                proto: match f.proto {
+                    Proto::Tcp => 6,
+                    Proto::Udp => 17,
+                },
+                endpoints,
+            })
+        })
+        .collect()
+}
+
 /// A Service's virtual IP, if it has one (not headless, not ExternalName).
 pub fn cluster_ip(svc: &Service) -> Option<Ipv4Addr> {
     if svc.spec.type_.as_deref() == Some("ExternalName") {
@@ -196,6 +236,7 @@ pub async fn run(agent: Arc<Agent>) {
     let mut running: HashMap<Frontend, Running> = HashMap::new();
     let mut last_peers = None;
     let mut last_vips = None;
+    let mut last_dnats = None;
     loop {
         let view = rx.borrow_and_update().clone();
         if let Some(net) = agent.net() {
@@ -229,6 +270,15 @@ pub async fn run(agent: Arc<Agent>) {
                 _ => None,
             })
             .collect();
+        let d = dnats(&want);
+        if last_dnats.as_ref() != Some(&d) {
+            let (name, d2) = (agent.cfg.name.clone(), d.clone());
+            match crate::worker::blocking(move || crate::nft::apply_services(&name, &d2)).await {
+                Ok(()) => last_dnats = Some(d),
+                // The proxy still listens on every ClusterIP port: slower, not broken.
+                Err(e) => tracing::warn!("{e}; pods' Service traffic goes through the proxy"),
+            }
+        }
         if last_vips.as_ref() != Some(&vips) {
             let v = vips.clone();
             match crate::worker::blocking(move || crate::net::sync_service_ips(&v)).await {
@@ -608,6 +658,38 @@ mod tests {
         assert_eq!(f[&udp].addrs.len(), 2);
         assert_eq!(f[&udp].addrs[0].port(), 5353);
         assert_eq!(f[&tcp].affinity, Some(Duration::from_secs(10800)));
+    }
+
+    #[test]
+    fn the_kernel_translates_cluster_ips_without_affinity() {
+        let mut v = view();
+        // With ClientIP affinity every port stays with the proxy.
+        assert_eq!(dnats(&frontends(&v)), []);
+        let k = ("default".to_string(), "web".to_string());
+        v.services.get_mut(&k).unwrap().spec.session_affinity = None;
+        let d = dnats(&frontends(&v));
+        let ep = |last: u8, port: u16| (Ipv4Addr::new(10, 42, last / 10, last % 10), port);
+        assert_eq!(
+            d,
+            [
+                crate::nft::Dnat {
+                    vip: Ipv4Addr::new(10, 43, 0, 10),
+                    port: 53,
+                    proto: 17,
+                    endpoints: vec![ep(2, 5353), ep(13, 5353)],
+                },
+                crate::nft::Dnat {
+                    vip: Ipv4Addr::new(10, 43, 0, 10),
+                    port: 80,
+                    proto: 6,
+                    endpoints: vec![ep(2, 8080), ep(13, 8080)],
+                },
+            ],
+            "both ClusterIP ports, not the node port"
+        );
+        // Without ready endpoints: no rule, the proxy answers (and refuses).
+        v.endpoints.clear();
+        assert_eq!(dnats(&frontends(&v)), []);
     }
 
     #[test]
