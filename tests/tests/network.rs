@@ -131,6 +131,31 @@ fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
     let hit: BTreeSet<String> = got.iter().cloned().collect();
     assert_eq!(hit, names, "round robin over every ready endpoint");
 
+    // The kernel translates pods' ClusterIP traffic: the endpoint sees the client pod's
+    // own address (through the proxy it would see its node's).
+    let client_ip = l.c.get_json(&["get", "pod", "client"])["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let peers = get_from_client(&l, &format!("{vip}:80/peer"), 5).unwrap();
+    assert!(
+        peers.iter().all(|p| *p == client_ip),
+        "the client's address {client_ip} reaches the endpoints: {peers:?}"
+    );
+    // A backend pod reaching its own Service lands on itself too (the hairpin back over
+    // its node's bridge), and on the others.
+    let o = l.c.skiff(&[
+        "exec",
+        &name0,
+        "--",
+        "probe",
+        "get",
+        &format!("{vip}:80"),
+        "30",
+    ]);
+    let hit: BTreeSet<String> = out(&o).lines().map(String::from).collect();
+    assert_eq!(hit, names, "every endpoint answers {name0}: {}", err(&o));
+
     // By DNS name, in each form the search path allows.
     for name in ["web", "web.default", "web.default.svc.cluster.local"] {
         let got = get_from_client(&l, &format!("{name}:80"), 3).unwrap();
@@ -459,7 +484,7 @@ spec:
         });
         assert_eq!(got, [name], "the pod on {node}");
     }
-    // Through the ClusterIP: the proxy on node 0 reaches all three.
+    // Through the ClusterIP: node 0's translation reaches all three.
     let vip = l.c.get_json(&["get", "svc", "web"])["spec"]["clusterIP"]
         .as_str()
         .unwrap()
