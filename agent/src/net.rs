@@ -218,21 +218,28 @@ impl Nl {
         m
     }
 
+    /// Creates or replaces what `m` describes.
+    fn replace(&mut self, m: RouteNetlinkMessage) -> io::Result<()> {
+        self.request(m, NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE)
+            .map(|_| ())
+    }
+
+    /// Deletes what `m` describes; the kernel's `gone` error (it is not there) is fine.
+    fn remove(&mut self, m: RouteNetlinkMessage, gone: i32) -> io::Result<()> {
+        match self.request(m, 0) {
+            Err(e) if e.raw_os_error() == Some(gone) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
     /// Adds or replaces a route.
     fn replace_route(&mut self, m: RouteMessage) -> io::Result<()> {
-        self.request(
-            RouteNetlinkMessage::NewRoute(m),
-            NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE,
-        )
-        .map(|_| ())
+        self.replace(RouteNetlinkMessage::NewRoute(m))
     }
 
     /// Removes a route; one already gone is fine.
     fn del_route(&mut self, m: RouteMessage) -> io::Result<()> {
-        match self.request(RouteNetlinkMessage::DelRoute(m), 0) {
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-            r => r.map(|_| ()),
-        }
+        self.remove(RouteNetlinkMessage::DelRoute(m), libc::ESRCH)
     }
 
     /// Routes of `table` with protocol `proto`: (destination, prefix, gateway, output
@@ -367,19 +374,12 @@ impl Nl {
 
     /// Adds or replaces a permanent neighbour entry.
     fn set_neighbour(&mut self, m: NeighbourMessage) -> io::Result<()> {
-        self.request(
-            RouteNetlinkMessage::NewNeighbour(m),
-            NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE,
-        )
-        .map(|_| ())
+        self.replace(RouteNetlinkMessage::NewNeighbour(m))
     }
 
     /// Removes a neighbour entry; one already gone is fine.
     fn del_neighbour(&mut self, m: NeighbourMessage) -> io::Result<()> {
-        match self.request(RouteNetlinkMessage::DelNeighbour(m), 0) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-            r => r.map(|_| ()),
-        }
+        self.remove(RouteNetlinkMessage::DelNeighbour(m), libc::ENOENT)
     }
 }
 

@@ -133,27 +133,29 @@ fn data_value(t: u16, v: [u8; 4]) -> Attr {
     Attr::Nested(t, vec![Attr::Bytes(1, v.to_vec())])
 }
 
-/// `ip saddr|daddr [!=|==] net/prefix`: load, mask, compare.
-fn match_net(offset: u32, (net, prefix): (Ipv4Addr, u8), equal: bool) -> Vec<Attr> {
-    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-    let net = u32::from(net) & mask;
-    vec![
-        expr(
-            "payload",
-            vec![
-                u32_attr(1, NFT_REG_1),
-                u32_attr(2, NFT_PAYLOAD_NETWORK_HEADER),
-                u32_attr(3, offset),
-                u32_attr(4, 4),
-            ],
-        ),
+/// Loads `len` bytes at `offset` of header `base` into register 1.
+fn payload(base: u32, offset: u32, len: u32) -> Attr {
+    expr(
+        "payload",
+        vec![
+            u32_attr(1, NFT_REG_1),
+            u32_attr(2, base),
+            u32_attr(3, offset),
+            u32_attr(4, len),
+        ],
+    )
+}
+
+/// Register 1 `& mask`, then compared (`==` or `!=`) with `value`.
+fn masked_cmp(mask: [u8; 4], value: [u8; 4], equal: bool) -> [Attr; 2] {
+    [
         expr(
             "bitwise",
             vec![
                 u32_attr(1, NFT_REG_1),
                 u32_attr(2, NFT_REG_1),
                 u32_attr(3, 4),
-                data_value(4, mask.to_be_bytes()),
+                data_value(4, mask),
                 data_value(5, [0; 4]),
             ],
         ),
@@ -162,10 +164,19 @@ fn match_net(offset: u32, (net, prefix): (Ipv4Addr, u8), equal: bool) -> Vec<Att
             vec![
                 u32_attr(1, NFT_REG_1),
                 u32_attr(2, if equal { NFT_CMP_EQ } else { NFT_CMP_NEQ }),
-                data_value(3, net.to_be_bytes()),
+                data_value(3, value),
             ],
         ),
     ]
+}
+
+/// `ip saddr|daddr [!=|==] net/prefix`: load, mask, compare.
+fn match_net(offset: u32, (net, prefix): (Ipv4Addr, u8), equal: bool) -> Vec<Attr> {
+    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+    let net = u32::from(net) & mask;
+    let mut v = vec![payload(NFT_PAYLOAD_NETWORK_HEADER, offset, 4)];
+    v.extend(masked_cmp(mask.to_be_bytes(), net.to_be_bytes(), equal));
+    v
 }
 
 fn verdict_return() -> Attr {
@@ -338,47 +349,18 @@ pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Batch
 
 /// `ct status dnat`: the connection's destination was translated.
 fn dnatted() -> Vec<Attr> {
-    vec![
-        expr(
-            "ct",
-            vec![u32_attr(1, NFT_REG_1), u32_attr(2, NFT_CT_STATUS)],
-        ),
-        expr(
-            "bitwise",
-            vec![
-                u32_attr(1, NFT_REG_1),
-                u32_attr(2, NFT_REG_1),
-                u32_attr(3, 4),
-                // Conntrack status is in host byte order.
-                data_value(4, IPS_DST_NAT.to_ne_bytes()),
-                data_value(5, [0; 4]),
-            ],
-        ),
-        expr(
-            "cmp",
-            vec![
-                u32_attr(1, NFT_REG_1),
-                u32_attr(2, NFT_CMP_NEQ),
-                data_value(3, [0; 4]),
-            ],
-        ),
-    ]
+    let mut v = vec![expr(
+        "ct",
+        vec![u32_attr(1, NFT_REG_1), u32_attr(2, NFT_CT_STATUS)],
+    )];
+    // Conntrack status is in host byte order.
+    v.extend(masked_cmp(IPS_DST_NAT.to_ne_bytes(), [0; 4], false));
+    v
 }
 
-/// Loads `len` bytes at `offset` of header `base` and compares them with `value`.
+/// Loads `value.len()` bytes at `offset` of header `base` and compares them with `value`.
 fn match_bytes(base: u32, offset: u32, value: &[u8]) -> Vec<Attr> {
-    vec![
-        expr(
-            "payload",
-            vec![
-                u32_attr(1, NFT_REG_1),
-                u32_attr(2, base),
-                u32_attr(3, offset),
-                u32_attr(4, value.len() as u32),
-            ],
-        ),
-        cmp_eq(value),
-    ]
+    vec![payload(base, offset, value.len() as u32), cmp_eq(value)]
 }
 
 fn cmp_eq(value: &[u8]) -> Attr {
