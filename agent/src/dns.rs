@@ -1,5 +1,6 @@
 //! Cluster DNS for the node's pods, as CoreDNS's kubernetes plugin answers it, served by
-//! the agent on the pod bridge's address (UDP port 53), which pods get as their nameserver:
+//! the agent on the pod bridge's address (port 53, UDP and TCP), which pods get as their
+//! nameserver:
 //! - `<svc>.<ns>.svc.cluster.local`: A of the ClusterIP, or of every ready endpoint of a
 //!   headless Service;
 //! - `<hostname>.<svc>.<ns>.svc.cluster.local`: a StatefulSet pod behind a headless
@@ -11,17 +12,23 @@
 //!
 //! `<svc>` and `<svc>.<ns>` resolve through the search path the pods' resolv.conf carries
 //! (`<ns>.svc.cluster.local svc.cluster.local cluster.local`, `ndots:5`).
+//!
+//! Over UDP an answer larger than the client takes (512 bytes, or the payload size its
+//! EDNS record offers) goes out truncated (TC set, no records), and the client asks again
+//! over TCP, where answers take up to 64 KiB: a headless Service with many endpoints
+//! resolves in full. Queries over TCP that are not the cluster's go upstream over TCP.
 //! Messages are parsed and written with hickory-proto.
 
 use crate::cluster::ClusterView;
 use crate::state::Agent;
-use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 
 /// The cluster's DNS domain.
 pub const DOMAIN: &str = "cluster.local";
@@ -171,6 +178,12 @@ pub fn respond(view: &ClusterView, query: &Message) -> Option<Message> {
         .set_recursion_available(true)
         .set_authoritative(true)
         .add_query(q.clone());
+    if query.extensions().is_some() {
+        // An EDNS query gets an EDNS answer, offering what this server takes.
+        let mut e = Edns::new();
+        e.set_max_payload(EDNS_PAYLOAD);
+        m.set_edns(e);
+    }
     match found {
         Answer::Upstream => return None,
         Answer::NxDomain => {
@@ -189,6 +202,31 @@ pub fn respond(view: &ClusterView, query: &Message) -> Option<Message> {
         }
     }
     Some(m)
+}
+
+/// The UDP payload this server offers in its EDNS records (the 2020 DNS flag day's).
+const EDNS_PAYLOAD: u16 = 1232;
+
+/// The largest UDP answer `query`'s sender takes: 512 bytes, or what its EDNS offers.
+pub fn udp_limit(query: &Message) -> usize {
+    query
+        .extensions()
+        .as_ref()
+        .map_or(512, |e| usize::from(e.max_payload()).max(512))
+}
+
+/// `m` written for UDP: whole if it fits in `limit`, else without its records and with
+/// TC set, which sends the client to TCP.
+pub fn udp_bytes(mut m: Message, limit: usize) -> Option<Vec<u8>> {
+    let out = m.to_vec().ok()?;
+    if out.len() <= limit {
+        return Some(out);
+    }
+    m.take_answers();
+    m.take_name_servers();
+    m.take_additionals();
+    m.set_truncated(true);
+    m.to_vec().ok()
 }
 
 fn soa() -> Record {
@@ -282,6 +320,28 @@ pub async fn run(agent: Arc<Agent>) {
         }
     };
     tracing::info!(%addr, "cluster DNS serving");
+    let tcp_front = crate::proxy::Frontend {
+        addr,
+        proto: crate::proxy::Proto::Tcp,
+    };
+    match crate::proxy::tcp_listener(tcp_front) {
+        Ok(l) => {
+            let agent = agent.clone();
+            let ups = Arc::new(std::sync::Mutex::new(Upstreams::default()));
+            tokio::spawn(crate::proxy::accept_each(l, "dns", move |conn, _| {
+                let (agent, ups) = (agent.clone(), ups.clone());
+                async move {
+                    serve_tcp(
+                        conn,
+                        || agent.cluster.borrow().clone(),
+                        || ups.lock().unwrap().current(addr.ip()),
+                    )
+                    .await
+                }
+            }));
+        }
+        Err(e) => tracing::warn!(%addr, "cluster DNS over TCP: {e}"),
+    }
     let mut upstreams = Upstreams::default();
     let mut buf = vec![0u8; 4096];
     loop {
@@ -294,7 +354,7 @@ pub async fn run(agent: Arc<Agent>) {
         let view = agent.cluster.borrow().clone();
         match respond(&view, &query) {
             Some(m) => {
-                if let Ok(out) = m.to_vec() {
+                if let Some(out) = udp_bytes(m, udp_limit(&query)) {
                     let _ = sock.send_to(&out, client).await;
                 }
             }
@@ -305,17 +365,88 @@ pub async fn run(agent: Arc<Agent>) {
                     upstreams.current(addr.ip()),
                 );
                 tokio::spawn(async move {
-                    let out = forward(&bytes, &ups).await.unwrap_or_else(|| {
-                        let mut m =
-                            Message::error_msg(query.id(), query.op_code(), ResponseCode::ServFail);
-                        m.add_queries(query.queries().to_vec());
-                        m.to_vec().unwrap_or_default()
-                    });
+                    let out = forward(&bytes, &ups)
+                        .await
+                        .unwrap_or_else(|| servfail(&query));
                     let _ = sock.send_to(&out, client).await;
                 });
             }
         }
     }
+}
+
+/// A SERVFAIL answer to `query`.
+fn servfail(query: &Message) -> Vec<u8> {
+    let mut m = Message::error_msg(query.id(), query.op_code(), ResponseCode::ServFail);
+    m.add_queries(query.queries().to_vec());
+    m.to_vec().unwrap_or_default()
+}
+
+/// How long a TCP client may stay silent before its connection is closed.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// Reads one length-prefixed DNS message (None at EOF, on silence, or on a bad length).
+async fn read_framed(conn: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    tokio::time::timeout(TCP_IDLE, conn.read_exact(&mut len))
+        .await
+        .ok()?
+        .ok()?;
+    let len = usize::from(u16::from_be_bytes(len));
+    if len < 12 {
+        return None;
+    }
+    let mut msg = vec![0u8; len];
+    tokio::time::timeout(TCP_IDLE, conn.read_exact(&mut msg))
+        .await
+        .ok()?
+        .ok()?;
+    Some(msg)
+}
+
+async fn write_framed(conn: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(msg.len()).map_err(|_| std::io::Error::other("answer over 64 KiB"))?;
+    let mut out = Vec::with_capacity(msg.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(msg);
+    conn.write_all(&out).await
+}
+
+/// One DNS-over-TCP connection: length-prefixed queries, answered in order, until the
+/// client closes or stays silent for [`TCP_IDLE`].
+pub async fn serve_tcp(
+    mut conn: TcpStream,
+    view: impl Fn() -> Arc<ClusterView>,
+    upstreams: impl Fn() -> Arc<Vec<SocketAddr>>,
+) -> std::io::Result<()> {
+    while let Some(bytes) = read_framed(&mut conn).await {
+        let Ok(query) = Message::from_vec(&bytes) else {
+            return Ok(());
+        };
+        let out = match respond(&view(), &query) {
+            Some(m) => m.to_vec().unwrap_or_else(|_| servfail(&query)),
+            None => forward_tcp(&bytes, &upstreams())
+                .await
+                .unwrap_or_else(|| servfail(&query)),
+        };
+        write_framed(&mut conn, &out).await?;
+    }
+    Ok(())
+}
+
+/// Asks each upstream in turn over TCP (2 s each); the first answer is relayed as it came.
+async fn forward_tcp(query: &[u8], ups: &[SocketAddr]) -> Option<Vec<u8>> {
+    for up in ups {
+        let ask = async {
+            let mut c = TcpStream::connect(up).await.ok()?;
+            write_framed(&mut c, query).await.ok()?;
+            read_framed(&mut c).await
+        };
+        if let Ok(Some(a)) = tokio::time::timeout(Duration::from_secs(2), ask).await {
+            return Some(a);
+        }
+    }
+    None
 }
 
 /// Asks each upstream in turn (2 s each); the first answer is relayed as it came.
@@ -490,5 +621,107 @@ mod tests {
             ),
             vec!["10.0.0.2:53".parse::<SocketAddr>().unwrap()]
         );
+    }
+
+    /// The view with a headless Service `many` of `n` ready endpoints.
+    fn many(n: usize) -> ClusterView {
+        let mut v = view();
+        let mut s = v.services[&("default".into(), "db".into())].clone();
+        s.metadata.name = Some("many".into());
+        v.services.insert(("default".into(), "many".into()), s);
+        let addresses = (0..n)
+            .map(|i| EndpointAddress {
+                ip: format!("10.42.{}.{}", i / 200, 2 + i % 200),
+                ..Default::default()
+            })
+            .collect();
+        v.endpoints.insert(
+            ("default".into(), "many".into()),
+            Endpoints {
+                subsets: vec![EndpointSubset {
+                    addresses,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        v
+    }
+
+    fn query(id: u16, name: &str, edns: Option<u16>) -> Message {
+        let mut q = Message::new();
+        q.set_id(id)
+            .set_recursion_desired(true)
+            .add_query(hickory_proto::op::Query::query(
+                Name::from_ascii(name).unwrap(),
+                RecordType::A,
+            ));
+        if let Some(size) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            q.set_edns(e);
+        }
+        q
+    }
+
+    #[test]
+    fn udp_answers_too_big_for_the_client_are_truncated() {
+        let v = many(60);
+        let name = "many.default.svc.cluster.local.";
+        // 60 A records do not fit in 512 bytes: TC, no records.
+        let q = query(1, name, None);
+        assert_eq!(udp_limit(&q), 512);
+        let out = udp_bytes(respond(&v, &q).unwrap(), udp_limit(&q)).unwrap();
+        assert!(out.len() <= 512);
+        let m = Message::from_vec(&out).unwrap();
+        assert!(m.truncated(), "TC sends the client to TCP");
+        assert!(m.answers().is_empty());
+        assert_eq!(m.queries().len(), 1, "the question stays");
+        // A client offering 4096 bytes over EDNS takes them all, and gets EDNS back.
+        let q = query(2, name, Some(4096));
+        assert_eq!(udp_limit(&q), 4096);
+        let out = udp_bytes(respond(&v, &q).unwrap(), udp_limit(&q)).unwrap();
+        let m = Message::from_vec(&out).unwrap();
+        assert!(!m.truncated());
+        assert_eq!(m.answers().len(), 60);
+        assert_eq!(
+            m.extensions().as_ref().map(|e| e.max_payload()),
+            Some(EDNS_PAYLOAD)
+        );
+        // An offer below 512 still gets 512; small answers are untouched.
+        let q = query(3, "web.default.svc.cluster.local.", Some(100));
+        assert_eq!(udp_limit(&q), 512);
+        let out = udp_bytes(respond(&v, &q).unwrap(), 512).unwrap();
+        assert_eq!(Message::from_vec(&out).unwrap().answers().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn tcp_answers_in_full_and_in_order() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let v = Arc::new(many(300));
+        tokio::spawn(async move {
+            let (conn, _) = l.accept().await.unwrap();
+            serve_tcp(conn, move || v.clone(), || Arc::new(Vec::new())).await
+        });
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        // Three queries on one connection: 300 records, NXDOMAIN, and an outside name
+        // with no upstream to ask (SERVFAIL).
+        for (id, name) in [
+            (7, "many.default.svc.cluster.local."),
+            (8, "nope.default.svc.cluster.local."),
+            (9, "example.org."),
+        ] {
+            write_framed(&mut c, &query(id, name, None).to_vec().unwrap())
+                .await
+                .unwrap();
+        }
+        let read = |b: Option<Vec<u8>>| Message::from_vec(&b.expect("an answer")).unwrap();
+        let m = read(read_framed(&mut c).await);
+        assert_eq!((m.id(), m.answers().len(), m.truncated()), (7, 300, false));
+        let m = read(read_framed(&mut c).await);
+        assert_eq!((m.id(), m.response_code()), (8, ResponseCode::NXDomain));
+        let m = read(read_framed(&mut c).await);
+        assert_eq!((m.id(), m.response_code()), (9, ResponseCode::ServFail));
     }
 }
