@@ -302,3 +302,61 @@ impl Lan {
         rx.recv().expect("the LAN server's port")
     }
 }
+
+impl Lan {
+    /// Asks node `i`'s cluster DNS (at `gateway`, its pod bridge's address) for the A
+    /// records of `name` over TCP, from the node's namespace: the addresses answered.
+    pub fn dns_over_tcp(&self, i: usize, gateway: &str, name: &str) -> Result<Vec<String>, String> {
+        use std::io::{Read, Write};
+        // A query: id 0x5a5a, RD, one question (name, A, IN).
+        let mut q = vec![0x5a, 0x5a, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.trim_end_matches('.').split('.') {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let ns = format!("/run/netns/{}", self.hosts[i].name);
+        let addr = format!("{gateway}:53");
+        std::thread::spawn(move || -> Result<Vec<String>, String> {
+            crate::enter_netns(std::path::Path::new(&ns));
+            let e = |x: std::io::Error| x.to_string();
+            let mut c = std::net::TcpStream::connect(&addr).map_err(e)?;
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .map_err(e)?;
+            let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&q);
+            c.write_all(&framed).map_err(e)?;
+            let mut len = [0u8; 2];
+            c.read_exact(&mut len).map_err(e)?;
+            let mut m = vec![0u8; u16::from_be_bytes(len) as usize];
+            c.read_exact(&mut m).map_err(e)?;
+            if m.len() < 12 || m[..2] != [0x5a, 0x5a] || m[3] & 0xf != 0 {
+                return Err(format!("bad answer {m:?}"));
+            }
+            // Skip the question (as sent), then read each answer's A data.
+            let count = u16::from_be_bytes([m[6], m[7]]);
+            let mut at = q.len();
+            let mut out = Vec::new();
+            for _ in 0..count {
+                // Name: a pointer (2 bytes) or labels ending in 0.
+                while at < m.len() && m[at] != 0 && m[at] & 0xc0 != 0xc0 {
+                    at += 1 + m[at] as usize;
+                }
+                at += if m.get(at).is_some_and(|b| b & 0xc0 == 0xc0) {
+                    2
+                } else {
+                    1
+                };
+                let rdlen = u16::from_be_bytes([m[at + 8], m[at + 9]]) as usize;
+                let data = &m[at + 10..at + 10 + rdlen];
+                if rdlen == 4 {
+                    out.push(format!("{}.{}.{}.{}", data[0], data[1], data[2], data[3]));
+                }
+                at += 10 + rdlen;
+            }
+            Ok(out)
+        })
+        .join()
+        .map_err(|_| "the DNS thread panicked".to_string())?
+    }
+}

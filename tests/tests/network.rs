@@ -161,6 +161,13 @@ fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
         let got = get_from_client(&l, &format!("{name}:80"), 3).unwrap();
         assert!(got.iter().all(|g| names.contains(g)), "{name}: {got:?}");
     }
+    // Over TCP too (what resolvers fall back to for a truncated answer), from the client
+    // node to its pods' nameserver.
+    let gateway = format!("{}.1", client_ip.rsplit_once('.').unwrap().0);
+    let got = l
+        .dns_over_tcp(0, &gateway, "web.default.svc.cluster.local")
+        .unwrap();
+    assert_eq!(got, std::slice::from_ref(&vip), "DNS over TCP");
 
     // Traffic leaving the cluster is masqueraded: a LAN host with no route to the pod
     // network answers the client pod, and sees the client node's address.
