@@ -64,6 +64,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         ingress_http_port: d.ingress_http_port,
         ingress_https_port: d.ingress_https_port,
         pod_network: d.pod_network,
+        helper_idle: parse_duration(&d.helper_idle)?,
     };
     std::fs::create_dir_all(&cfg.data_dir)?;
     std::fs::set_permissions(
@@ -157,6 +158,9 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         tokio::spawn(crate::proxy::run(agent.clone()));
         tokio::spawn(crate::dns::run(agent.clone()));
         tokio::spawn(crate::ingress::run(agent.clone()));
+        if !agent.cfg.helper_idle.is_zero() {
+            tokio::spawn(release_idle_helper(agent.clone()));
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => {}
@@ -167,4 +171,17 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         Ok::<_, Error>(())
     })?;
     Ok(0)
+}
+
+/// Stops the runtime helper whenever it has been idle for `--helper-idle`.
+async fn release_idle_helper(agent: Arc<Agent>) {
+    let idle = agent.cfg.helper_idle;
+    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_secs(1)));
+    loop {
+        tick.tick().await;
+        let rt = agent.rt.clone();
+        if let Ok(true) = crate::worker::blocking(move || Ok(rt.release_idle_helper(idle))).await {
+            tracing::debug!("runtime helper idle for {idle:?}: stopped");
+        }
+    }
 }

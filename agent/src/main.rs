@@ -89,6 +89,11 @@ pub struct DaemonArgs {
     /// the others). A pair of nodes uses the overlay if either end says vxlan.
     #[arg(long, value_enum, default_value_t = crate::overlay::Backend::Auto)]
     pub pod_network: crate::overlay::Backend,
+    /// Stop the runtime helper (the process that creates containers) after this long
+    /// without a request, returning its memory; the next pod start or exec starts it
+    /// again. 0 keeps it running.
+    #[arg(long, default_value = "30s")]
+    pub helper_idle: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -41,6 +41,8 @@ pub struct Config {
     pub ingress_https_port: u16,
     /// How this node reaches other nodes' pods.
     pub pod_network: crate::overlay::Backend,
+    /// The runtime helper stops after this long without a request (zero: never).
+    pub helper_idle: Duration,
 }
 
 /// What a pod worker should make true.

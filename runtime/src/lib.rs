@@ -185,13 +185,30 @@ impl ExecProcess {
 struct Helper {
     sock: OwnedFd,
     child: Child,
+    /// When it last answered a request.
+    last_used: std::time::Instant,
+}
+
+impl Helper {
+    /// Closing our end of the socket tells the helper to exit; containers keep running
+    /// (their monitors are sessions of their own). A helper whose socket broke may be
+    /// stuck: `kill` ends it first.
+    fn stop(mut self, kill: bool) {
+        let _ = rustix::net::shutdown(&self.sock, rustix::net::Shutdown::Both);
+        if kill {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
 }
 
 /// The node's container runtime.
 pub struct Runtime {
     cfg: RuntimeConfig,
     cgroup_v2: bool,
-    helper: Mutex<Helper>,
+    /// The helper, while it runs: started with the runtime, stopped when idle if the
+    /// caller asks ([`Runtime::release_idle_helper`]), started again by the next request.
+    helper: Mutex<Option<Helper>>,
     /// pidfds of the monitors this runtime knows, by container.
     monitors: Mutex<HashMap<String, OwnedFd>>,
     /// Compiled seccomp programs by profile (a handful: one per capability set).
@@ -239,7 +256,7 @@ impl Runtime {
         let helper = spawn_helper(&cfg.helper)?;
         let rt = Runtime {
             cgroup_v2: cgroups::is_v2(),
-            helper: Mutex::new(helper),
+            helper: Mutex::new(Some(helper)),
             monitors: Mutex::new(HashMap::new()),
             seccomp_cache: Mutex::new(HashMap::new()),
             bounding: spec::own_bounding_set(),
@@ -258,9 +275,27 @@ impl Runtime {
         &self.cfg
     }
 
-    /// The helper's process id (for its memory figure).
-    pub fn helper_pid(&self) -> u32 {
-        self.helper.lock().unwrap().child.id()
+    /// The helper's process id (for its memory figure), while it runs.
+    pub fn helper_pid(&self) -> Option<u32> {
+        self.helper.lock().unwrap().as_ref().map(|h| h.child.id())
+    }
+
+    /// Stops the helper if no request reached it for `idle`: between pod starts and
+    /// execs a node needs none (monitors own the running containers), and the helper's
+    /// memory is returned. The next request starts it again (a few milliseconds).
+    /// Returns whether it stopped it.
+    pub fn release_idle_helper(&self, idle: Duration) -> bool {
+        let mut guard = self.helper.lock().unwrap();
+        if guard
+            .as_ref()
+            .is_some_and(|h| h.last_used.elapsed() >= idle)
+        {
+            if let Some(h) = guard.take() {
+                h.stop(false);
+            }
+            return true;
+        }
+        false
     }
 
     fn lc_root(&self) -> PathBuf {
@@ -280,15 +315,30 @@ impl Runtime {
         req: &Request,
         fds: &[std::os::fd::BorrowedFd<'_>],
     ) -> Result<(Response, Vec<OwnedFd>), RuntimeError> {
-        let helper = self.helper.lock().unwrap();
-        protocol::send(helper.sock.as_fd(), req, fds)
-            .map_err(|e| RuntimeError::Helper(format!("sending: {e}")))?;
-        match protocol::recv::<Response>(helper.sock.as_fd()) {
-            Ok(Some((Response::Error(e), _))) => Err(RuntimeError::Helper(e)),
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(RuntimeError::Helper("helper exited".into())),
-            Err(e) => Err(RuntimeError::Helper(format!("receiving: {e}"))),
+        let mut guard = self.helper.lock().unwrap();
+        let helper = match guard.as_mut() {
+            Some(h) => h,
+            None => guard.insert(spawn_helper(&self.cfg.helper)?),
+        };
+        let r = match protocol::send(helper.sock.as_fd(), req, fds) {
+            Err(e) => Err(RuntimeError::Helper(format!("sending: {e}"))),
+            Ok(()) => match protocol::recv::<Response>(helper.sock.as_fd()) {
+                Ok(Some(r)) => {
+                    helper.last_used = std::time::Instant::now();
+                    return match r {
+                        (Response::Error(e), _) => Err(RuntimeError::Helper(e)),
+                        r => Ok(r),
+                    };
+                }
+                Ok(None) => Err(RuntimeError::Helper("helper exited".into())),
+                Err(e) => Err(RuntimeError::Helper(format!("receiving: {e}"))),
+            },
+        };
+        // The helper is gone or its socket broke: the next request starts a new one.
+        if let Some(h) = guard.take() {
+            h.stop(true);
         }
+        r
     }
 
     /// Finds the monitors of containers that are still running after a restart.
@@ -956,10 +1006,8 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        // Closing our end of the socket tells the helper to exit; containers keep running.
-        if let Ok(h) = self.helper.get_mut() {
-            let _ = rustix::net::shutdown(&h.sock, rustix::net::Shutdown::Both);
-            let _ = h.child.wait();
+        if let Some(h) = self.helper.get_mut().ok().and_then(Option::take) {
+            h.stop(false);
         }
     }
 }
@@ -982,7 +1030,11 @@ fn spawn_helper(cmd: &[OsString]) -> Result<Helper, RuntimeError> {
     let child = sys::spawn_with_fd3(&mut command, theirs.as_raw_fd())
         .map_err(io_err(format!("starting helper {program:?}")))?;
     drop(theirs);
-    Ok(Helper { sock: ours, child })
+    Ok(Helper {
+        sock: ours,
+        child,
+        last_used: std::time::Instant::now(),
+    })
 }
 
 /// Opens a pidfd for `pid` and keeps it only if the process is the one that started at
