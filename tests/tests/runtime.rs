@@ -383,7 +383,7 @@ fn containers_survive_a_runtime_restart_and_are_readopted() {
     );
     node.wait_log("long", "before");
     let pid = rt.status("long").unwrap().pid.unwrap();
-    let helper = rt.helper_pid();
+    let helper = rt.helper_pid().expect("the helper runs");
     drop(rt);
     assert!(
         !std::path::Path::new(&format!("/proc/{helper}")).exists()
@@ -405,6 +405,45 @@ fn containers_survive_a_runtime_restart_and_are_readopted() {
     let (_, out) = exec_output(&rt, "long", &["sh", "-c", "echo adopted"]);
     assert_eq!(out, "adopted\n");
     let exit = rt.stop("long", Duration::from_millis(200)).unwrap();
+    assert_eq!(exit.exit_code, 137);
+    rt.remove_sandbox("p").unwrap();
+}
+
+/// An idle helper is stopped on request, containers keep running, and the next request
+/// starts a new helper.
+#[test]
+fn an_idle_helper_stops_and_the_next_request_starts_another() {
+    let node = Node::new("idle-helper");
+    let rt = node.runtime();
+    node.start(
+        &rt,
+        "p",
+        "c",
+        "echo up; while true; do sleep 0.1; done",
+        |_| {},
+    );
+    node.wait_log("c", "up");
+    let pid = rt.status("c").unwrap().pid.unwrap();
+    let first = rt.helper_pid().expect("the helper runs");
+    assert!(
+        !rt.release_idle_helper(Duration::from_secs(3600)),
+        "not idle that long"
+    );
+    assert_eq!(rt.helper_pid(), Some(first));
+    assert!(rt.release_idle_helper(Duration::ZERO), "stopped");
+    assert_eq!(rt.helper_pid(), None);
+    let gone = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| s.contains(") Z"))
+    };
+    assert!(gone(first), "the helper process ended");
+    assert!(!gone(pid as u32), "the container kept running");
+    assert_eq!(rt.status("c").unwrap().state, ContainerState::Running);
+    // An exec needs the helper: a new one starts.
+    let (_, out) = exec_output(&rt, "c", &["sh", "-c", "echo again"]);
+    assert_eq!(out, "again\n");
+    let second = rt.helper_pid().expect("a new helper");
+    assert_ne!(second, first);
+    let exit = rt.stop("c", Duration::from_millis(200)).unwrap();
     assert_eq!(exit.exit_code, 137);
     rt.remove_sandbox("p").unwrap();
 }

@@ -53,7 +53,7 @@ fn a_thousand_cycles_leak_nothing() {
     let node = Node::new("cycles");
     let rt = node.runtime();
     let store = node.store();
-    let helper = rt.helper_pid();
+    let helper = rt.helper_pid().expect("the helper runs");
     // One warm-up cycle, then the baseline.
     let cycle = |i: usize| {
         let pod = format!("p{i}");

@@ -205,7 +205,7 @@ pub fn run() -> anyhow::Result<()> {
         rt.remove_sandbox(&p)?;
         let _ = std::fs::remove_file(node.log_path(&c));
     }
-    let helper_rss = crate::rss_bytes(rt.helper_pid()).unwrap_or(0);
+    let helper_rss = rt.helper_pid().and_then(crate::rss_bytes).unwrap_or(0);
     println!("runtime benchmark: create → start → exit → delete of /bin/true, {n} runs each, interleaved, same rootfs and spec");
     let s = stats("skiff (helper + libcontainer)", skiff);
     let c = stats("crun run", crun);
