@@ -324,10 +324,11 @@ pub async fn run(agent: Arc<Agent>) {
         addr,
         proto: crate::proxy::Proto::Tcp,
     };
+    // The node's resolvers, one cache for both transports.
+    let upstreams = Arc::new(std::sync::Mutex::new(Upstreams::default()));
     match crate::proxy::tcp_listener(tcp_front) {
         Ok(l) => {
-            let agent = agent.clone();
-            let ups = Arc::new(std::sync::Mutex::new(Upstreams::default()));
+            let (agent, ups) = (agent.clone(), upstreams.clone());
             tokio::spawn(crate::proxy::accept_each(l, "dns", move |conn, _| {
                 let (agent, ups) = (agent.clone(), ups.clone());
                 async move {
@@ -342,7 +343,6 @@ pub async fn run(agent: Arc<Agent>) {
         }
         Err(e) => tracing::warn!(%addr, "cluster DNS over TCP: {e}"),
     }
-    let mut upstreams = Upstreams::default();
     let mut buf = vec![0u8; 4096];
     loop {
         let Ok((n, client)) = sock.recv_from(&mut buf).await else {
@@ -362,10 +362,10 @@ pub async fn run(agent: Arc<Agent>) {
                 let (sock, bytes, ups) = (
                     sock.clone(),
                     buf[..n].to_vec(),
-                    upstreams.current(addr.ip()),
+                    upstreams.lock().unwrap().current(addr.ip()),
                 );
                 tokio::spawn(async move {
-                    let out = forward(&bytes, &ups)
+                    let out = forward(&bytes, &ups, false)
                         .await
                         .unwrap_or_else(|| servfail(&query));
                     let _ = sock.send_to(&out, client).await;
@@ -425,7 +425,7 @@ pub async fn serve_tcp(
         };
         let out = match respond(&view(), &query) {
             Some(m) => m.to_vec().unwrap_or_else(|_| servfail(&query)),
-            None => forward_tcp(&bytes, &upstreams())
+            None => forward(&bytes, &upstreams(), true)
                 .await
                 .unwrap_or_else(|| servfail(&query)),
         };
@@ -434,34 +434,26 @@ pub async fn serve_tcp(
     Ok(())
 }
 
-/// Asks each upstream in turn over TCP (2 s each); the first answer is relayed as it came.
-async fn forward_tcp(query: &[u8], ups: &[SocketAddr]) -> Option<Vec<u8>> {
-    for up in ups {
+/// Asks each upstream in turn (2 s each), over TCP or UDP; the first answer is relayed
+/// as it came.
+async fn forward(query: &[u8], ups: &[SocketAddr], tcp: bool) -> Option<Vec<u8>> {
+    for &up in ups {
         let ask = async {
-            let mut c = TcpStream::connect(up).await.ok()?;
-            write_framed(&mut c, query).await.ok()?;
-            read_framed(&mut c).await
+            if tcp {
+                let mut c = TcpStream::connect(up).await.ok()?;
+                write_framed(&mut c, query).await.ok()?;
+                read_framed(&mut c).await
+            } else {
+                let s = crate::proxy::udp_to(up).await.ok()?;
+                s.send(query).await.ok()?;
+                let mut buf = vec![0u8; 4096];
+                let n = s.recv(&mut buf).await.ok()?;
+                buf.truncate(n);
+                Some(buf)
+            }
         };
         if let Ok(Some(a)) = tokio::time::timeout(Duration::from_secs(2), ask).await {
             return Some(a);
-        }
-    }
-    None
-}
-
-/// Asks each upstream in turn (2 s each); the first answer is relayed as it came.
-async fn forward(query: &[u8], ups: &[SocketAddr]) -> Option<Vec<u8>> {
-    for up in ups {
-        let Ok(s) = crate::proxy::udp_to(*up).await else {
-            continue;
-        };
-        if s.send(query).await.is_err() {
-            continue;
-        }
-        let mut buf = vec![0u8; 4096];
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), s.recv(&mut buf)).await {
-            buf.truncate(n);
-            return Some(buf);
         }
     }
     None

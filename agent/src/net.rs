@@ -6,7 +6,7 @@
 //! Inside a pod: `eth0` with the pod's address, the node's MTU, and a default route
 //! through the bridge. Between nodes, one route per other node to its pod CIDR, as
 //! `overlay.rs` plans it: via its InternalIP when they share a link (host-gw), or through
-//! the node's VXLAN device to its VTEP address. [`PodNetwork::sync_routes`] keeps them,
+//! the node's VXLAN device to its VTEP address. [`PodNetwork::sync_peers`] keeps them,
 //! marked with skiff's route protocol number so stale ones are found and removed, and
 //! keeps the VXLAN device with its neighbour and forwarding entries (the device goes when
 //! no peer needs it). The node forwards IPv4.
@@ -139,6 +139,17 @@ impl Nl {
         self.request(RouteNetlinkMessage::DelLink(m), 0).map(|_| ())
     }
 
+    /// Removes the link named `name`; one that is not there (or went meanwhile) is fine.
+    fn del_link_named(&mut self, name: &str) -> io::Result<()> {
+        match self.link_index(name)? {
+            Some(i) => match self.del_link(i) {
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+                r => r,
+            },
+            None => Ok(()),
+        }
+    }
+
     fn add_address(&mut self, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
         let mut m = AddressMessage::default();
         m.header.family = AddressFamily::Inet;
@@ -153,6 +164,19 @@ impl Nl {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             r => r.map(|_| ()),
         }
+    }
+
+    /// The link holding address `ip` among `addrs` (as [`Nl::addresses`] lists them) and
+    /// its MTU.
+    fn link_of(
+        &mut self,
+        addrs: &[(u32, Ipv4Addr, u8)],
+        ip: Ipv4Addr,
+    ) -> io::Result<Option<(u32, u32)>> {
+        let Some(&(index, _, _)) = addrs.iter().find(|(_, a, _)| *a == ip) else {
+            return Ok(None);
+        };
+        Ok(self.link_mtu(index)?.map(|mtu| (index, mtu)))
     }
 
     fn link_mtu(&mut self, index: u32) -> io::Result<Option<u32>> {
@@ -383,17 +407,6 @@ impl Nl {
     }
 }
 
-/// The IPv4 subnets of this network namespace's links: (address, prefix).
-pub fn local_subnets() -> Result<Vec<(Ipv4Addr, u8)>, String> {
-    let mut nl = Nl::new().map_err(|e| format!("netlink: {e}"))?;
-    Ok(nl
-        .addresses()
-        .map_err(|e| format!("listing addresses: {e}"))?
-        .into_iter()
-        .map(|(_, ip, prefix)| (ip, prefix))
-        .collect())
-}
-
 /// The protocol of a route set by hand (`proto static`): a pod's default route.
 const RTPROT_STATIC: u8 = 4;
 
@@ -407,14 +420,12 @@ pub fn mtu_of(ip: Ipv4Addr) -> u32 {
     if ip.is_loopback() {
         return 1500;
     }
-    let find = || -> io::Result<Option<u32>> {
+    let find = || -> io::Result<Option<(u32, u32)>> {
         let mut nl = Nl::new()?;
-        let Some((index, _, _)) = nl.addresses()?.into_iter().find(|(_, a, _)| *a == ip) else {
-            return Ok(None);
-        };
-        nl.link_mtu(index)
+        let addrs = nl.addresses()?;
+        nl.link_of(&addrs, ip)
     };
-    find().ok().flatten().unwrap_or(1500)
+    find().ok().flatten().map_or(1500, |(_, mtu)| mtu)
 }
 
 /// Lets the node forward IPv4 between pods and the network.
@@ -474,6 +485,17 @@ pub fn sync_service_ips(vips: &std::collections::BTreeSet<Ipv4Addr>) -> Result<(
 
 const LOCAL_TABLE: u8 = 255;
 
+/// A request for a veth pair: `name` here, the other end as `peer` describes it.
+fn veth_pair(name: &str, peer: LinkMessage) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+    ]));
+    m
+}
+
 /// The name of the node's VXLAN device.
 fn vxlan_name(node: &str) -> String {
     format!("skx{:08x}", fnv(node))
@@ -484,14 +506,9 @@ fn vxlan_name(node: &str) -> String {
 pub fn remove_overlay(node: &str) -> Result<(), String> {
     let name = vxlan_name(node);
     let e = |err: io::Error| format!("removing {name}: {err}");
-    let mut nl = Nl::new().map_err(e)?;
-    if let Some(i) = nl.link_index(&name).map_err(e)? {
-        match nl.del_link(i) {
-            Err(err) if err.raw_os_error() != Some(libc::ENODEV) => return Err(e(err)),
-            _ => {}
-        }
-    }
-    Ok(())
+    Nl::new()
+        .and_then(|mut nl| nl.del_link_named(&name))
+        .map_err(e)
 }
 
 fn fnv(s: &str) -> u32 {
@@ -664,9 +681,7 @@ impl PodNetwork {
         let e = |what: &'static str| move |err: io::Error| format!("pod network: {what}: {err}");
         let mut nl = Nl::new().map_err(e("netlink"))?;
         // A pair left by an interrupted attach starts over.
-        if let Some(i) = nl.link_index(&host).map_err(e("finding veth"))? {
-            nl.del_link(i).map_err(e("removing stale veth"))?;
-        }
+        nl.del_link_named(&host).map_err(e("removing stale veth"))?;
         let ns = std::fs::File::open(netns).map_err(e("opening the pod's netns"))?;
         let mut peer_msg = LinkMessage::default();
         peer_msg
@@ -675,13 +690,8 @@ impl PodNetwork {
         peer_msg
             .attributes
             .push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
-        let mut m = LinkMessage::default();
-        m.attributes.push(LinkAttribute::IfName(host.clone()));
-        m.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Veth),
-            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
-        ]));
-        nl.new_link(m).map_err(e("creating veth"))?;
+        nl.new_link(veth_pair(&host, peer_msg))
+            .map_err(e("creating veth"))?;
         let bridge = nl
             .link_index(&self.bridge)
             .map_err(e("finding bridge"))?
@@ -750,13 +760,43 @@ impl PodNetwork {
         Ok(ip)
     }
 
-    /// Routes to the other nodes' pods as `overlay.rs` planned them, for a node whose
-    /// address is `node_ip`. Routes skiff added for nodes that left are removed; the VXLAN
-    /// device is made (or kept) when some peer is reached through it, and removed when
-    /// none is.
-    pub fn sync_routes(&self, routes: &[PeerRoute], node_ip: Ipv4Addr) -> Result<(), String> {
+    /// Routes to `peers`' pods for a node running `backend` whose address is `node_ip`,
+    /// as `overlay::plan` chooses them from the subnets of this namespace's links.
+    pub fn sync_peers(
+        &self,
+        backend: overlay::Backend,
+        peers: &[crate::cluster::Peer],
+        node_ip: Ipv4Addr,
+    ) -> Result<(), String> {
+        let mut nl = Nl::new().map_err(|e| format!("node routes: netlink: {e}"))?;
+        let addrs = nl
+            .addresses()
+            .map_err(|e| format!("node routes: listing addresses: {e}"))?;
+        let subnets: Vec<(Ipv4Addr, u8)> = addrs.iter().map(|&(_, ip, p)| (ip, p)).collect();
+        let routes = overlay::plan(backend, self.network(), &subnets, peers);
+        self.apply_routes(&mut nl, &addrs, &routes, node_ip)
+    }
+
+    /// Routes to the other nodes' pods as planned in `routes`, for a node whose address
+    /// is `node_ip` (what [`PodNetwork::sync_peers`] does once it has planned).
+    #[cfg(test)]
+    fn sync_routes(&self, routes: &[PeerRoute], node_ip: Ipv4Addr) -> Result<(), String> {
+        let mut nl = Nl::new().map_err(|e| format!("netlink: {e}"))?;
+        let addrs = nl.addresses().map_err(|e| format!("addresses: {e}"))?;
+        self.apply_routes(&mut nl, &addrs, routes, node_ip)
+    }
+
+    /// Makes the routes skiff keeps what `routes` says: those of nodes that left are
+    /// removed; the VXLAN device is made (or kept) when some peer is reached through it,
+    /// and removed when none is. `addrs` are this namespace's addresses.
+    fn apply_routes(
+        &self,
+        nl: &mut Nl,
+        addrs: &[(u32, Ipv4Addr, u8)],
+        routes: &[PeerRoute],
+        node_ip: Ipv4Addr,
+    ) -> Result<(), String> {
         let e = |what: &'static str| move |err: io::Error| format!("node routes: {what}: {err}");
-        let mut nl = Nl::new().map_err(e("netlink"))?;
         let overlay: Vec<(Ipv4Addr, Ipv4Addr)> = routes
             .iter()
             .filter_map(|r| match r.via {
@@ -765,13 +805,12 @@ impl PodNetwork {
             })
             .collect();
         let vx = if overlay.is_empty() {
-            if let Some(i) = nl.link_index(&self.vxlan).map_err(e("finding vxlan"))? {
-                nl.del_link(i).map_err(e("removing the vxlan device"))?;
-            }
+            nl.del_link_named(&self.vxlan)
+                .map_err(e("removing the vxlan device"))?;
             None
         } else {
-            let i = self.ensure_vxlan(&mut nl, node_ip)?;
-            Self::sync_vteps(&mut nl, i, &overlay).map_err(e("vxlan neighbours"))?;
+            let i = self.ensure_vxlan(nl, addrs, node_ip)?;
+            Self::sync_vteps(nl, i, &overlay).map_err(e("vxlan neighbours"))?;
             Some(i)
         };
         let have: Vec<RouteEntry> = nl
@@ -810,18 +849,21 @@ impl PodNetwork {
     /// Makes sure the node's VXLAN device exists with `node_ip` as its source, the
     /// node's VTEP address and MAC, the MTU of the link under it less the overlay's
     /// headers, and is up. Returns its index.
-    fn ensure_vxlan(&self, nl: &mut Nl, node_ip: Ipv4Addr) -> Result<u32, String> {
+    fn ensure_vxlan(
+        &self,
+        nl: &mut Nl,
+        addrs: &[(u32, Ipv4Addr, u8)],
+        node_ip: Ipv4Addr,
+    ) -> Result<u32, String> {
         let name = &self.vxlan;
         let e = |what: &'static str| move |err: io::Error| format!("{what} {name}: {err}");
         let vtep = overlay::vtep((self.base, self.prefix));
         let mac = overlay::vtep_mac(vtep).to_vec();
-        let addrs = nl.addresses().map_err(e("addresses for"))?;
-        let underlay = addrs.iter().find(|(_, a, _)| *a == node_ip).map(|x| x.0);
-        let mtu = match underlay {
-            Some(u) => nl.link_mtu(u).map_err(e("link MTU for"))?.unwrap_or(1500),
-            None => 1500,
-        }
-        .saturating_sub(overlay::OVERHEAD);
+        let link = nl.link_of(addrs, node_ip).map_err(e("link MTU for"))?;
+        let underlay = link.map(|(index, _)| index);
+        let mtu = link
+            .map_or(1500, |(_, mtu)| mtu)
+            .saturating_sub(overlay::OVERHEAD);
         if let Some(i) = nl.link_index(name).map_err(e("finding"))? {
             // Kept if it still has the node's address as source and only its VTEP
             // address; made anew otherwise (the node's address or pod CIDR changed).
@@ -899,17 +941,8 @@ impl PodNetwork {
     pub fn detach(&self, uid: &str) -> Result<(), String> {
         let (host, _) = Self::veth_names(uid);
         let mut nl = Nl::new().map_err(|e| format!("netlink: {e}"))?;
-        if let Some(i) = nl
-            .link_index(&host)
-            .map_err(|e| format!("finding {host}: {e}"))?
-        {
-            match nl.del_link(i) {
-                Err(e) if e.raw_os_error() != Some(libc::ENODEV) => {
-                    return Err(format!("removing {host}: {e}"))
-                }
-                _ => {}
-            }
-        }
+        nl.del_link_named(&host)
+            .map_err(|e| format!("removing {host}: {e}"))?;
         self.release(uid)
     }
 }
@@ -965,13 +998,7 @@ mod tests {
             // The node's link: one end of a veth pair, 192.168.77.1/24.
             let mut peer = LinkMessage::default();
             peer.attributes.push(LinkAttribute::IfName("u1".into()));
-            let mut m = LinkMessage::default();
-            m.attributes.push(LinkAttribute::IfName("u0".into()));
-            m.attributes.push(LinkAttribute::LinkInfo(vec![
-                LinkInfo::Kind(InfoKind::Veth),
-                LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
-            ]));
-            nl.new_link(m).unwrap();
+            nl.new_link(veth_pair("u0", peer)).unwrap();
             let u0 = nl.link_index("u0").unwrap().unwrap();
             let u1 = nl.link_index("u1").unwrap().unwrap();
             nl.set_link(u0, vec![LinkAttribute::Mtu(1400)], true)

@@ -128,7 +128,7 @@ fn expr(name: &str, data: Vec<Attr>) -> Attr {
     Attr::Nested(1, vec![str_attr(1, name), Attr::Nested(2, data)])
 }
 
-fn data_value(t: u16, v: [u8; 4]) -> Attr {
+fn data_value(t: u16, v: &[u8]) -> Attr {
     // { NFTA_DATA_VALUE }.
     Attr::Nested(t, vec![Attr::Bytes(1, v.to_vec())])
 }
@@ -155,8 +155,8 @@ fn masked_cmp(mask: [u8; 4], value: [u8; 4], equal: bool) -> [Attr; 2] {
                 u32_attr(1, NFT_REG_1),
                 u32_attr(2, NFT_REG_1),
                 u32_attr(3, 4),
-                data_value(4, mask),
-                data_value(5, [0; 4]),
+                data_value(4, &mask),
+                data_value(5, &[0; 4]),
             ],
         ),
         expr(
@@ -164,7 +164,7 @@ fn masked_cmp(mask: [u8; 4], value: [u8; 4], equal: bool) -> [Attr; 2] {
             vec![
                 u32_attr(1, NFT_REG_1),
                 u32_attr(2, if equal { NFT_CMP_EQ } else { NFT_CMP_NEQ }),
-                data_value(3, value),
+                data_value(3, &value),
             ],
         ),
     ]
@@ -225,6 +225,45 @@ impl Batch {
             bytes,
             seqs: Vec::new(),
         }
+    }
+
+    /// A batch that starts by rewriting the node's nat chain `chain` (on `hook` at
+    /// `priority`): the table and chain are created if missing and the chain emptied.
+    fn rewrite_chain(node: &str, chain: &'static str, hook: u32, priority: i32) -> Batch {
+        let table = table_name(node);
+        let mut b = Batch::new();
+        b.cmd(NFT_MSG_NEWTABLE, NLM_F_CREATE, &[str_attr(1, &table)]);
+        b.cmd(
+            NFT_MSG_NEWCHAIN,
+            NLM_F_CREATE,
+            &[
+                str_attr(1, &table),
+                str_attr(3, chain),
+                Attr::Nested(4, vec![u32_attr(1, hook), u32_attr(2, priority as u32)]),
+                u32_attr(5, NF_ACCEPT),
+                str_attr(7, "nat"),
+            ],
+        );
+        // Without a handle: every rule of the chain goes.
+        b.cmd(
+            NFT_MSG_DELRULE,
+            0,
+            &[str_attr(1, &table), str_attr(2, chain)],
+        );
+        b
+    }
+
+    /// Appends a rule of `exprs` to the node's `chain`.
+    fn rule(&mut self, node: &str, chain: &str, exprs: Vec<Attr>) {
+        self.cmd(
+            NFT_MSG_NEWRULE,
+            NLM_F_CREATE | NLM_F_APPEND,
+            &[
+                str_attr(1, &table_name(node)),
+                str_attr(2, chain),
+                Attr::Nested(4, exprs),
+            ],
+        );
     }
 
     fn cmd(&mut self, ty: u16, flags: u16, attrs: &[Attr]) {
@@ -289,26 +328,7 @@ impl Batch {
 
 /// The batch that makes the node's masquerade table what it should be. Pure.
 pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Batch {
-    let table = table_name(node);
-    let mut b = Batch::new();
-    b.cmd(NFT_MSG_NEWTABLE, NLM_F_CREATE, &[str_attr(1, &table)]);
-    b.cmd(
-        NFT_MSG_NEWCHAIN,
-        NLM_F_CREATE,
-        &[
-            str_attr(1, &table),
-            str_attr(3, CHAIN),
-            Attr::Nested(4, vec![u32_attr(1, NF_INET_POST_ROUTING), u32_attr(2, 100)]),
-            u32_attr(5, NF_ACCEPT),
-            str_attr(7, "nat"),
-        ],
-    );
-    // Without a handle: every rule of the chain goes.
-    b.cmd(
-        NFT_MSG_DELRULE,
-        0,
-        &[str_attr(1, &table), str_attr(2, CHAIN)],
-    );
+    let mut b = Batch::rewrite_chain(node, CHAIN, NF_INET_POST_ROUTING, 100);
     // A pod's connection to a Service that the services chain sent to a pod on this node
     // leaves through the bridge, and the answer would come straight back over it,
     // bypassing the translation: it goes out with the bridge's address instead.
@@ -316,15 +336,7 @@ pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Batch
     hairpin.extend(match_net(SADDR, own, true));
     hairpin.extend(match_net(DADDR, own, true));
     hairpin.push(expr("masq", Vec::new()));
-    b.cmd(
-        NFT_MSG_NEWRULE,
-        NLM_F_CREATE | NLM_F_APPEND,
-        &[
-            str_attr(1, &table),
-            str_attr(2, CHAIN),
-            Attr::Nested(4, hairpin),
-        ],
-    );
+    b.rule(node, CHAIN, hairpin);
     let returns = [match_net(SADDR, own, false), match_net(DADDR, own, true)]
         .into_iter()
         .chain(peers.iter().map(|p| match_net(DADDR, *p, true)))
@@ -334,15 +346,7 @@ pub fn batch(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Batch
             exprs
         });
     for exprs in returns.chain([vec![expr("masq", Vec::new())]]) {
-        b.cmd(
-            NFT_MSG_NEWRULE,
-            NLM_F_CREATE | NLM_F_APPEND,
-            &[
-                str_attr(1, &table),
-                str_attr(2, CHAIN),
-                Attr::Nested(4, exprs),
-            ],
-        );
+        b.rule(node, CHAIN, exprs);
     }
     b.end()
 }
@@ -369,19 +373,13 @@ fn cmp_eq(value: &[u8]) -> Attr {
         vec![
             u32_attr(1, NFT_REG_1),
             u32_attr(2, NFT_CMP_EQ),
-            Attr::Nested(3, vec![Attr::Bytes(1, value.to_vec())]),
+            data_value(3, value),
         ],
     )
 }
 
 fn immediate(reg: u32, value: &[u8]) -> Attr {
-    expr(
-        "immediate",
-        vec![
-            u32_attr(1, reg),
-            Attr::Nested(2, vec![Attr::Bytes(1, value.to_vec())]),
-        ],
-    )
+    expr("immediate", vec![u32_attr(1, reg), data_value(2, value)])
 }
 
 /// One Service port translated in the kernel: packets to `vip:port` (`proto`: 6 TCP,
@@ -400,31 +398,7 @@ pub struct Dnat {
 /// always), which spreads connections evenly as kube-proxy's iptables rules do;
 /// conntrack keeps a connection on its endpoint. Pure.
 pub fn services_batch(node: &str, dnats: &[Dnat]) -> Batch {
-    let table = table_name(node);
-    let mut b = Batch::new();
-    b.cmd(NFT_MSG_NEWTABLE, NLM_F_CREATE, &[str_attr(1, &table)]);
-    b.cmd(
-        NFT_MSG_NEWCHAIN,
-        NLM_F_CREATE,
-        &[
-            str_attr(1, &table),
-            str_attr(3, SERVICES),
-            Attr::Nested(
-                4,
-                vec![
-                    u32_attr(1, NF_INET_PRE_ROUTING),
-                    u32_attr(2, (-100i32) as u32),
-                ],
-            ),
-            u32_attr(5, NF_ACCEPT),
-            str_attr(7, "nat"),
-        ],
-    );
-    b.cmd(
-        NFT_MSG_DELRULE,
-        0,
-        &[str_attr(1, &table), str_attr(2, SERVICES)],
-    );
+    let mut b = Batch::rewrite_chain(node, SERVICES, NF_INET_PRE_ROUTING, -100);
     for d in dnats {
         let n = d.endpoints.len();
         for (i, (ip, port)) in d.endpoints.iter().enumerate() {
@@ -461,15 +435,7 @@ pub fn services_batch(node: &str, dnats: &[Dnat]) -> Batch {
                     u32_attr(5, NFT_REG_2),
                 ],
             ));
-            b.cmd(
-                NFT_MSG_NEWRULE,
-                NLM_F_CREATE | NLM_F_APPEND,
-                &[
-                    str_attr(1, &table),
-                    str_attr(2, SERVICES),
-                    Attr::Nested(4, exprs),
-                ],
-            );
+            b.rule(node, SERVICES, exprs);
         }
     }
     b.end()

@@ -244,14 +244,13 @@ pub async fn run(agent: Arc<Agent>) {
             // leaves the pod network (nft.rs), from the node's CIDR, address and peers.
             let node_ip: Option<Ipv4Addr> = agent.host_ip.lock().unwrap().parse().ok();
             let peers = (net.network(), node_ip, view.peers(&agent.cfg.name));
-            if let (Some(node_ip), false) = (node_ip, last_peers.as_ref() == Some(&peers)) {
+            let changed = last_peers.as_ref() != Some(&peers);
+            if let Some(node_ip) = node_ip.filter(|_| changed) {
                 let (name, p) = (agent.cfg.name.clone(), peers.clone());
                 let backend = agent.cfg.pod_network;
                 let r = crate::worker::blocking(move || {
                     crate::net::enable_forwarding()?;
-                    let subnets = crate::net::local_subnets()?;
-                    let routes = crate::overlay::plan(backend, p.0, &subnets, &p.2);
-                    net.sync_routes(&routes, node_ip)?;
+                    net.sync_peers(backend, &p.2, node_ip)?;
                     let cidrs: Vec<(Ipv4Addr, u8)> = p.2.iter().map(|x| x.cidr).collect();
                     crate::nft::apply(&name, p.0, &cidrs)
                 })

@@ -25,18 +25,26 @@ pub fn is_v2() -> bool {
     })
 }
 
+/// A cgroup's `file` of `controller` under `root`: in the controller's hierarchy on v1,
+/// in the one directory on v2.
+fn file(root: &Path, controller: &str, cgroup_path: &str, file: &str, v2: bool) -> PathBuf {
+    let rel = cgroup_path.trim_start_matches('/');
+    if v2 {
+        root.join(rel).join(file)
+    } else {
+        root.join(controller).join(rel).join(file)
+    }
+}
+
 /// OOM kills in a cgroup so far (0 when unknown).
 pub fn oom_kills(cgroup_path: &str, v2: bool) -> u64 {
-    let rel = cgroup_path.trim_start_matches('/');
-    let file: PathBuf = if v2 {
-        Path::new(ROOT).join(rel).join("memory.events")
+    let name = if v2 {
+        "memory.events"
     } else {
-        Path::new(ROOT)
-            .join("memory")
-            .join(rel)
-            .join("memory.oom_control")
+        "memory.oom_control"
     };
-    parse_oom_kill(&std::fs::read_to_string(file).unwrap_or_default())
+    let path = file(Path::new(ROOT), "memory", cgroup_path, name, v2);
+    parse_oom_kill(&std::fs::read_to_string(path).unwrap_or_default())
 }
 
 /// The `oom_kill N` line of `memory.events` (v2) or `memory.oom_control` (v1).
@@ -81,14 +89,8 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
 /// from the cpuacct, cpu, memory and pids hierarchies, on v2 from the one directory.
 /// None if a file is missing or unreadable.
 pub fn stats_from(root: &Path, cgroup_path: &str, v2: bool) -> Option<Stats> {
-    let rel = cgroup_path.trim_start_matches('/');
-    let read = |controller: &str, file: &str| {
-        let dir = if v2 {
-            root.join(rel)
-        } else {
-            root.join(controller).join(rel)
-        };
-        std::fs::read_to_string(dir.join(file)).ok()
+    let read = |controller: &str, name: &str| {
+        std::fs::read_to_string(file(root, controller, cgroup_path, name, v2)).ok()
     };
     let number = |text: String| text.trim().parse::<u64>().ok();
     let cpu_stat = read("cpu", "cpu.stat")?;

@@ -285,17 +285,12 @@ impl Runtime {
     /// memory is returned. The next request starts it again (a few milliseconds).
     /// Returns whether it stopped it.
     pub fn release_idle_helper(&self, idle: Duration) -> bool {
-        let mut guard = self.helper.lock().unwrap();
-        if guard
-            .as_ref()
-            .is_some_and(|h| h.last_used.elapsed() >= idle)
-        {
-            if let Some(h) = guard.take() {
-                h.stop(false);
-            }
-            return true;
-        }
-        false
+        let idle_one = self
+            .helper
+            .lock()
+            .unwrap()
+            .take_if(|h| h.last_used.elapsed() >= idle);
+        idle_one.map(|h| h.stop(false)).is_some()
     }
 
     fn lc_root(&self) -> PathBuf {

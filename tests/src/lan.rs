@@ -301,9 +301,7 @@ impl Lan {
         });
         rx.recv().expect("the LAN server's port")
     }
-}
 
-impl Lan {
     /// Asks node `i`'s cluster DNS (at `gateway`, its pod bridge's address) for the A
     /// records of `name` over TCP, from the node's namespace: the addresses answered.
     pub fn dns_over_tcp(&self, i: usize, gateway: &str, name: &str) -> Result<Vec<String>, String> {
