@@ -44,6 +44,9 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    if let Err(e) = skiff_runtime::shed_code_pages() {
+        tracing::debug!("keeping code pages as they are: {e}");
+    }
     let cfg = Config {
         name: ops::node_name(args),
         data_dir: args.data_dir.clone(),
@@ -182,6 +185,11 @@ async fn release_idle_helper(agent: Arc<Agent>) {
         let rt = agent.rt.clone();
         if let Ok(true) = crate::worker::blocking(move || Ok(rt.release_idle_helper(idle))).await {
             tracing::debug!("runtime helper idle for {idle:?}: stopped");
+            // The work that needed the helper (starting containers, mostly) ran code a
+            // quiet node does not: let those pages go too.
+            if let Err(e) = skiff_runtime::shed_code_pages() {
+                tracing::debug!("keeping code pages as they are: {e}");
+            }
         }
     }
 }

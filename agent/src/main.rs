@@ -201,6 +201,8 @@ fn main() {
         .nth(1)
         .is_some_and(|a| a == "runtime-helper")
     {
+        // Its code pages are the agent's: keep resident only those the helper runs.
+        let _ = skiff_runtime::shed_code_pages();
         match skiff_runtime::helper::helper_main() {
             Ok(()) => std::process::exit(0),
             Err(e) => {

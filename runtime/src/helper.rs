@@ -313,6 +313,9 @@ fn monitor(job: ContainerJob, report: OwnedFd) -> ! {
     let init_start = state::start_time(init_pid).unwrap_or(0);
     let _ = report.write_all(format!("ok {init_pid} {init_start}\n").as_bytes());
     drop(report);
+    // From here on the monitor only copies output and waits: it needs little of the code
+    // it inherited from the helper.
+    let _ = sys::shed_code_pages();
     let exit = supervise(&job, init_pid, out_r, err_r);
     let _ = state::write_json(&job.state_dir.join("exit.json"), &exit);
     std::process::exit(0);

@@ -192,3 +192,182 @@ pub fn single_malloc_arena() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
+
+/// A read-only mapping of this process's own executable (see [`shed_code_pages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CodeMapping {
+    start: usize,
+    end: usize,
+    /// Whether any page of it was copied on write (relocated data): those must stay.
+    modified: bool,
+}
+
+/// Picks, out of `/proc/self/smaps`, the mappings of the file with inode `ino` that are
+/// not writable, and whether any of their pages is private (copied on write).
+fn code_mappings(smaps: &str, ino: u64) -> Vec<CodeMapping> {
+    let mut out: Vec<CodeMapping> = Vec::new();
+    let mut current: Option<usize> = None;
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            // A mapping's header: range perms offset dev inode [path].
+            let perms = f.next().unwrap_or("");
+            let inode = f.nth(2).and_then(|i| i.parse::<u64>().ok());
+            let range = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16));
+            current = None;
+            if let ((Ok(start), Ok(end)), Some(i)) = (range, inode) {
+                if i == ino && !perms.contains('w') {
+                    out.push(CodeMapping {
+                        start,
+                        end,
+                        modified: false,
+                    });
+                    current = Some(out.len() - 1);
+                }
+            }
+        } else if let (Some(i), "Anonymous:") = (current, first) {
+            if f.next().is_some_and(|kb| kb != "0") {
+                out[i].modified = true;
+            }
+        }
+    }
+    out
+}
+
+/// Keeps only the pages of the agent's own code that it runs resident.
+///
+/// A page fault on a file mapping maps the 64 KB around it when those pages are in the
+/// page cache, and reads 128 KB ahead to get there: a daemon that runs a few hundred
+/// scattered functions ends up with most of its multi-megabyte text resident. This marks
+/// the executable's read-only mappings for random access (a fault reads its own page and
+/// no more), drops their pages from this process, and drops the file's pages no process
+/// maps from the page cache, so what comes back is what the process touches from now on.
+/// Mappings with copied-on-write pages (relocated data) are left alone. Returns the
+/// bytes of mappings shed.
+pub fn shed_code_pages() -> io::Result<usize> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::File::open("/proc/self/exe")?;
+    let ino = exe.metadata()?.ino();
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut shed = 0;
+    for m in code_mappings(&smaps, ino)
+        .into_iter()
+        .filter(|m| !m.modified)
+    {
+        let (addr, len) = (m.start as *mut libc::c_void, m.end - m.start);
+        // SAFETY: the range is a whole mapping of this process's executable, read-only and
+        // with no private (copied) page, so every page equals the file's contents: dropping
+        // them only makes the next access fault them in again from the file. The advice
+        // concerns this process's page tables only; no Rust reference is invalidated.
+        let r = unsafe {
+            if libc::madvise(addr, len, libc::MADV_RANDOM) == 0 {
+                libc::madvise(addr, len, libc::MADV_DONTNEED)
+            } else {
+                -1
+            }
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        shed += len;
+    }
+    rustix::fs::fadvise(&exe, 0, None, rustix::fs::Advice::DontNeed)?;
+    Ok(shed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMAPS: &str = "\
+55d0a0000000-55d0a0100000 r--p 00000000 fe:01 4242 /usr/bin/skiff-agent
+Size:               1024 kB
+Rss:                 640 kB
+Anonymous:             0 kB
+VmFlags: rd mr mw me
+55d0a0100000-55d0a0900000 r-xp 00100000 fe:01 4242 /usr/bin/skiff-agent
+Rss:                9396 kB
+Anonymous:             0 kB
+55d0a0900000-55d0a0940000 r--p 00900000 fe:01 4242 /usr/bin/skiff-agent
+Anonymous:           256 kB
+55d0a0940000-55d0a0950000 rw-p 00940000 fe:01 4242 /usr/bin/skiff-agent
+Anonymous:            64 kB
+55d0a1000000-55d0a1200000 rw-p 00000000 00:00 0 [heap]
+Anonymous:          1600 kB
+7f0000000000-7f0000100000 r-xp 00028000 fe:01 777 /usr/lib/x86_64-linux-gnu/libc.so.6
+Anonymous:             0 kB
+";
+
+    #[test]
+    fn code_mappings_are_the_executables_read_only_ones() {
+        let m = code_mappings(SMAPS, 4242);
+        assert_eq!(
+            m,
+            vec![
+                CodeMapping {
+                    start: 0x55d0a0000000,
+                    end: 0x55d0a0100000,
+                    modified: false
+                },
+                CodeMapping {
+                    start: 0x55d0a0100000,
+                    end: 0x55d0a0900000,
+                    modified: false
+                },
+                // Relocated data made read-only after start: it has private pages.
+                CodeMapping {
+                    start: 0x55d0a0900000,
+                    end: 0x55d0a0940000,
+                    modified: true
+                },
+            ]
+        );
+        assert!(code_mappings(SMAPS, 1).is_empty());
+    }
+
+    /// Resident kB and whether every clean mapping of this test binary reads at random.
+    fn own_code() -> (u64, bool) {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata("/proc/self/exe").unwrap().ino();
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mine = code_mappings(&smaps, ino);
+        assert!(!mine.is_empty(), "no mapping of the test binary found");
+        let (mut rss, mut random) = (0, true);
+        let mut clean = false;
+        for line in smaps.lines() {
+            if let Some((lo, _)) = line.split_once('-').filter(|(lo, _)| !lo.contains(' ')) {
+                let start = usize::from_str_radix(lo, 16).ok();
+                clean = mine.iter().any(|m| Some(m.start) == start && !m.modified);
+            } else if !clean {
+            } else if let Some(kb) = line.strip_prefix("Rss:") {
+                rss += kb
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap();
+            } else if let Some(flags) = line.strip_prefix("VmFlags:") {
+                random &= flags.split_whitespace().any(|f| f == "rr");
+            }
+        }
+        (rss, random)
+    }
+
+    #[test]
+    fn shedding_keeps_only_the_code_run_afterwards() {
+        let (before, random_before) = own_code();
+        assert!(!random_before, "a fresh process reads its code ahead");
+        let shed = shed_code_pages().unwrap();
+        assert!(shed > 0, "nothing shed");
+        let (after, random_after) = own_code();
+        assert!(
+            random_after,
+            "the code mappings are not marked for random access"
+        );
+        assert!(
+            after < before,
+            "resident code {after} kB after shedding, {before} kB before"
+        );
+    }
+}
