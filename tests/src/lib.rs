@@ -211,7 +211,11 @@ impl Coordinator {
             .expect("listen ADDR:PORT");
         let log = std::fs::File::create(data_dir.join(format!("coordinator-{port}.log")))
             .expect("log file");
-        let child = command_in(netns, binary("skiff-coordinator"))
+        // SKIFF_COORDINATOR_BIN: another build, or a wrapper (a profiler around it).
+        let bin = std::env::var_os("SKIFF_COORDINATOR_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| binary("skiff-coordinator"));
+        let child = command_in(netns, bin)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
