@@ -8,7 +8,7 @@
 //! history up to the hub's position, then takes the hub's events after it.
 
 use crate::store::{StoreError, StoreEvent, WatchFilter, WatchStream};
-use std::collections::HashMap;
+use crate::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 

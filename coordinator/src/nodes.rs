@@ -2,8 +2,8 @@
 //! heartbeats, never written to disk), their usage reports (for `top`), and the QUIC
 //! connection each one keeps open, through which logs and exec reach the node.
 
+use crate::HashMap;
 use skiff_api::wire::{NodeUsageReport, PodUsage, Usage};
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

@@ -12,12 +12,13 @@
 //! its labels against affinity rules) so a batch schedules as if bound one by one.
 //! No I/O: the shell in `controllers::runner` builds the snapshot and binds.
 
+use crate::HashMap;
 use skiff_api::core::{Node, Taint};
 use skiff_api::pod::{
     NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, PodSpec, Toleration,
 };
 use skiff_api::selector::Selector;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// How nodes are preferred by their resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -460,7 +461,7 @@ impl TermIndex {
     fn new(term: Term) -> TermIndex {
         TermIndex {
             term,
-            per_domain: HashMap::new(),
+            per_domain: HashMap::default(),
             total: 0,
         }
     }
@@ -526,9 +527,9 @@ impl Scheduler {
             nodes,
             by_name,
             placed: Vec::new(),
-            term_index: HashMap::new(),
-            existing_anti: HashMap::new(),
-            owners: HashMap::new(),
+            term_index: HashMap::default(),
+            existing_anti: HashMap::default(),
+            owners: HashMap::default(),
             strategy,
             next_start: 0,
             nodes_to_score: None,

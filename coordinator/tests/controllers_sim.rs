@@ -1137,3 +1137,34 @@ spec:
         .await;
     assert!(sim.now >= start + 39);
 }
+
+#[tokio::test]
+async fn events_about_one_object_are_limited_as_kubernetes_limits_them() {
+    let mut sim = Sim::new(&["n1", "n2", "n3"], 300).await;
+    // Scaled up and down 40 times: each change is an Event about the Deployment (scaling
+    // its ReplicaSet) and one about the ReplicaSet (creating or deleting a pod).
+    for i in 0..40 {
+        sim.apply(&deployment_yaml("web", 1 + i % 2, "web:1", ""))
+            .await;
+        sim.step().await;
+        sim.step().await;
+    }
+    let events: Vec<skiff_api::core::Event> = sim
+        .list(Kind::Event)
+        .into_iter()
+        .map(|o| match o {
+            Object::Event(e) => e,
+            _ => unreachable!(),
+        })
+        .collect();
+    let about = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e.involved_object.kind.as_deref() == Some(kind))
+            .count()
+    };
+    // 25 about each object, then one per 5 minutes (none in this test's few real
+    // seconds); each object has an allowance of its own.
+    assert_eq!(about("Deployment"), 25);
+    assert_eq!(about("ReplicaSet"), 25);
+}

@@ -9,9 +9,10 @@
 //! the earliest (Kubernetes' pod GC and its quarantine).
 
 use super::{key_of, Action, Cache, Propagation, FOREGROUND, ORPHAN};
+use crate::HashMap;
 use skiff_api::meta::ObjectMeta;
 use skiff_api::{Kind, Object, ObjectKey};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 fn owner_key(dep: &ObjectMeta, o: &skiff_api::meta::OwnerReference) -> Option<ObjectKey> {
     let kind = Kind::ALL.iter().copied().find(|k| k.name() == o.kind)?;
@@ -52,7 +53,7 @@ pub fn reconcile(cache: &Cache, now: u64) -> Vec<Action> {
         .collect();
     if !waiting.is_empty() {
         // Dependents by owner uid (only needed now).
-        let mut dependents: HashMap<&str, Vec<&Object>> = HashMap::new();
+        let mut dependents: HashMap<&str, Vec<&Object>> = HashMap::default();
         for o in cache.all() {
             for r in &o.meta().owner_references {
                 dependents.entry(r.uid.as_str()).or_default().push(o);

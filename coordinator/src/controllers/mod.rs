@@ -14,14 +14,16 @@ pub mod job;
 pub mod nodes;
 pub mod replicaset;
 pub mod runner;
+pub mod spam;
 pub mod statefulset;
 
+use crate::HashMap;
 use skiff_api::meta::{Condition, ObjectMeta, OwnerReference};
 use skiff_api::pod::Pod;
 use skiff_api::util::{parse_rfc3339, rfc3339};
 use skiff_api::workloads::PodTemplateSpec;
 use skiff_api::{Kind, Object, ObjectKey};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A node whose lease expired.
@@ -277,7 +279,7 @@ pub type PodsByOwner<'a> = ByController<'a, Pod>;
 impl<'a, T> ByController<'a, T> {
     /// Groups objects (with their metadata) by their controller's uid.
     pub fn index(items: impl Iterator<Item = (&'a ObjectMeta, &'a T)>) -> Self {
-        let mut map: HashMap<&str, Vec<&T>> = HashMap::new();
+        let mut map: HashMap<&str, Vec<&T>> = HashMap::default();
         for (m, x) in items {
             if let Some(o) = m.controller() {
                 map.entry(o.uid.as_str()).or_default().push(x);

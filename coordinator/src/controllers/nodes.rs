@@ -7,11 +7,11 @@
 
 use super::{delete_pod, set_condition, Action, TAINT_NOT_READY, TAINT_UNREACHABLE};
 use crate::sched::tolerates;
+use crate::HashMap;
 use skiff_api::core::{Node, Taint};
 use skiff_api::pod::Pod;
 use skiff_api::util::{parse_rfc3339, rfc3339};
 use skiff_api::Object;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// How the lifecycle is configured.

@@ -13,7 +13,7 @@ use crate::store::{EventType, Store, Stored, WatchFilter, WatchStream};
 use skiff_api::meta::ObjectReference;
 use skiff_api::util::rfc3339;
 use skiff_api::wire::ErrorCode;
-use skiff_api::{Kind, Object};
+use skiff_api::{Kind, Object, ObjectKey};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -70,6 +70,8 @@ pub struct Manager<S: Store> {
     pub lease_override: Option<HashMap<String, Option<Duration>>>,
     /// How long the last pass took to decide (not to write).
     last_compute: Duration,
+    /// Events per object, as Kubernetes' event recorder limits them.
+    spam: super::spam::SpamFilter<(ObjectKey, String)>,
 }
 
 fn parse(s: &Stored) -> Option<Object> {
@@ -88,6 +90,7 @@ impl<S: Store> Manager<S> {
             unschedulable: HashMap::new(),
             lease_override: None,
             last_compute: Duration::ZERO,
+            spam: Default::default(),
         }
     }
 
@@ -374,17 +377,19 @@ impl<S: Store> Manager<S> {
     /// Performs actions (deletions first; each rank's concurrently) and puts what they
     /// wrote into the cache. Returns how many writes succeeded.
     pub async fn execute(&mut self, mut actions: Vec<Action>) -> usize {
+        let now = Instant::now();
+        actions.retain(|a| match a {
+            Action::Event { about, uid, .. } => self.spam.allow(&(about.clone(), uid.clone()), now),
+            _ => true,
+        });
         actions.sort_by_key(Action::rank);
         let mut done = 0;
-        let mut i = 0;
-        while i < actions.len() {
-            let rank = actions[i].rank();
+        let mut actions = actions.into_iter().peekable();
+        while let Some(rank) = actions.peek().map(Action::rank) {
             let mut set = tokio::task::JoinSet::new();
-            while i < actions.len() && actions[i].rank() == rank {
-                let a = actions[i].clone();
+            while let Some(a) = actions.next_if(|a| a.rank() == rank) {
                 let api = self.api.clone();
                 set.spawn(async move { perform(&api, a).await });
-                i += 1;
                 // Bound how many writes are in flight at once.
                 if set.len() >= 256 {
                     if let Some(Ok(r)) = set.join_next().await {
