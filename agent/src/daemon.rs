@@ -44,9 +44,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = skiff_runtime::shed_code_pages() {
-        tracing::debug!("keeping code pages as they are: {e}");
-    }
+    shed_code_pages();
     let cfg = Config {
         name: ops::node_name(args),
         data_dir: args.data_dir.clone(),
@@ -187,9 +185,14 @@ async fn release_idle_helper(agent: Arc<Agent>) {
             tracing::debug!("runtime helper idle for {idle:?}: stopped");
             // The work that needed the helper (starting containers, mostly) ran code a
             // quiet node does not: let those pages go too.
-            if let Err(e) = skiff_runtime::shed_code_pages() {
-                tracing::debug!("keeping code pages as they are: {e}");
-            }
+            shed_code_pages();
         }
+    }
+}
+
+/// Keeps resident only the agent's code it runs from now on (`skiff_runtime::shed_code_pages`).
+fn shed_code_pages() {
+    if let Err(e) = skiff_runtime::shed_code_pages() {
+        tracing::debug!("keeping code pages as they are: {e}");
     }
 }

@@ -2,11 +2,6 @@
 //! and the controllers.
 
 pub mod api;
-
-/// The hash map of the coordinator's hot paths: seeded per process like std's, several
-/// times faster to hash short keys (names, uids) than std's SipHash.
-pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
 pub mod controllers;
 pub mod hub;
 pub mod nodes;
@@ -15,3 +10,7 @@ pub mod sched;
 pub mod server;
 pub mod services;
 pub mod store;
+
+/// The hash map of the coordinator's hot paths: seeded per process like std's, several
+/// times faster to hash short keys (names, uids) than std's SipHash.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -193,6 +193,58 @@ pub fn single_malloc_arena() {
     }
 }
 
+/// One mapping of a `/proc/PID/smaps` listing, with the fields read here.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Mapping {
+    start: usize,
+    end: usize,
+    writable: bool,
+    inode: u64,
+    /// kB of it copied on write (private to this process).
+    anonymous_kb: u64,
+    /// kB of it resident.
+    rss_kb: u64,
+    /// Marked for random access (`rr` in VmFlags).
+    random: bool,
+}
+
+/// The mappings of an smaps listing, in order.
+fn mappings(smaps: &str) -> Vec<Mapping> {
+    let mut out: Vec<Mapping> = Vec::new();
+    let kb = |v: &str| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok();
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            // A mapping's header: range perms offset dev inode [path].
+            let perms = f.next().unwrap_or("");
+            let inode = f.nth(2).and_then(|i| i.parse::<u64>().ok());
+            if let (Ok(start), Ok(end), Some(inode)) = (
+                usize::from_str_radix(lo, 16),
+                usize::from_str_radix(hi, 16),
+                inode,
+            ) {
+                out.push(Mapping {
+                    start,
+                    end,
+                    writable: perms.contains('w'),
+                    inode,
+                    ..Mapping::default()
+                });
+            }
+        } else if let Some(m) = out.last_mut() {
+            if let Some(v) = line.strip_prefix("Anonymous:") {
+                m.anonymous_kb = kb(v).unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("Rss:") {
+                m.rss_kb = kb(v).unwrap_or(0);
+            } else if let Some(flags) = line.strip_prefix("VmFlags:") {
+                m.random = flags.split_whitespace().any(|f| f == "rr");
+            }
+        }
+    }
+    out
+}
+
 /// A read-only mapping of this process's own executable (see [`shed_code_pages`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct CodeMapping {
@@ -205,34 +257,15 @@ struct CodeMapping {
 /// Picks, out of `/proc/self/smaps`, the mappings of the file with inode `ino` that are
 /// not writable, and whether any of their pages is private (copied on write).
 fn code_mappings(smaps: &str, ino: u64) -> Vec<CodeMapping> {
-    let mut out: Vec<CodeMapping> = Vec::new();
-    let mut current: Option<usize> = None;
-    for line in smaps.lines() {
-        let mut f = line.split_whitespace();
-        let first = f.next().unwrap_or("");
-        if let Some((lo, hi)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
-            // A mapping's header: range perms offset dev inode [path].
-            let perms = f.next().unwrap_or("");
-            let inode = f.nth(2).and_then(|i| i.parse::<u64>().ok());
-            let range = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16));
-            current = None;
-            if let ((Ok(start), Ok(end)), Some(i)) = (range, inode) {
-                if i == ino && !perms.contains('w') {
-                    out.push(CodeMapping {
-                        start,
-                        end,
-                        modified: false,
-                    });
-                    current = Some(out.len() - 1);
-                }
-            }
-        } else if let (Some(i), "Anonymous:") = (current, first) {
-            if f.next().is_some_and(|kb| kb != "0") {
-                out[i].modified = true;
-            }
-        }
-    }
-    out
+    mappings(smaps)
+        .into_iter()
+        .filter(|m| m.inode == ino && !m.writable)
+        .map(|m| CodeMapping {
+            start: m.start,
+            end: m.end,
+            modified: m.anonymous_kb > 0,
+        })
+        .collect()
 }
 
 /// Keeps only the pages of the agent's own code that it runs resident.
@@ -331,27 +364,16 @@ Anonymous:             0 kB
         use std::os::unix::fs::MetadataExt;
         let ino = std::fs::metadata("/proc/self/exe").unwrap().ino();
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let mine = code_mappings(&smaps, ino);
-        assert!(!mine.is_empty(), "no mapping of the test binary found");
-        let (mut rss, mut random) = (0, true);
-        let mut clean = false;
-        for line in smaps.lines() {
-            if let Some((lo, _)) = line.split_once('-').filter(|(lo, _)| !lo.contains(' ')) {
-                let start = usize::from_str_radix(lo, 16).ok();
-                clean = mine.iter().any(|m| Some(m.start) == start && !m.modified);
-            } else if !clean {
-            } else if let Some(kb) = line.strip_prefix("Rss:") {
-                rss += kb
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap();
-            } else if let Some(flags) = line.strip_prefix("VmFlags:") {
-                random &= flags.split_whitespace().any(|f| f == "rr");
-            }
-        }
-        (rss, random)
+        assert!(
+            !code_mappings(&smaps, ino).is_empty(),
+            "no mapping of the test binary found"
+        );
+        mappings(&smaps)
+            .iter()
+            .filter(|m| m.inode == ino && !m.writable && m.anonymous_kb == 0)
+            .fold((0, true), |(rss, random), m| {
+                (rss + m.rss_kb, random && m.random)
+            })
     }
 
     #[test]

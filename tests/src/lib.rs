@@ -15,6 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary `var` names if it is set (another build, or a wrapper such as a profiler
+/// around one), else the workspace's `name` ([`binary`]).
+pub fn binary_or_env(name: &str, var: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| binary(name))
+}
+
 /// Path of a workspace binary built beside the running test or bench executable.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -211,10 +219,7 @@ impl Coordinator {
             .expect("listen ADDR:PORT");
         let log = std::fs::File::create(data_dir.join(format!("coordinator-{port}.log")))
             .expect("log file");
-        // SKIFF_COORDINATOR_BIN: another build, or a wrapper (a profiler around it).
-        let bin = std::env::var_os("SKIFF_COORDINATOR_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| binary("skiff-coordinator"));
+        let bin = binary_or_env("skiff-coordinator", "SKIFF_COORDINATOR_BIN");
         let child = command_in(netns, bin)
             .arg("--data-dir")
             .arg(data_dir)

@@ -250,9 +250,7 @@ impl AgentProc {
         self.runs += 1;
         let log = std::fs::File::create(self.log_path(self.runs)).expect("agent log");
         // SKIFF_AGENT_BIN: another build of the agent (the benchmark's board profile).
-        let bin = std::env::var_os("SKIFF_AGENT_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| binary("skiff-agent"));
+        let bin = crate::binary_or_env("skiff-agent", "SKIFF_AGENT_BIN");
         let child = crate::command_in(self.netns.as_deref(), bin)
             .arg("--data-dir")
             .arg(&self.data_dir)

@@ -20,6 +20,14 @@ struct Bucket {
     at: Instant,
 }
 
+impl Bucket {
+    /// Its tokens at `now`, refilled since it was last used (at most [`BURST`]).
+    fn tokens_at(&self, now: Instant) -> f64 {
+        let refilled = now.saturating_duration_since(self.at).as_secs_f64() / REFILL.as_secs_f64();
+        (self.tokens + refilled).min(BURST)
+    }
+}
+
 /// Token buckets by source and object (`K`: whatever names both).
 #[derive(Debug)]
 pub struct SpamFilter<K> {
@@ -44,8 +52,7 @@ impl<K: std::hash::Hash + Eq + Clone> SpamFilter<K> {
             tokens: BURST,
             at: now,
         });
-        let refilled = now.saturating_duration_since(b.at).as_secs_f64() / REFILL.as_secs_f64();
-        b.tokens = (b.tokens + refilled).min(BURST);
+        b.tokens = b.tokens_at(now);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -55,24 +62,16 @@ impl<K: std::hash::Hash + Eq + Clone> SpamFilter<K> {
         }
     }
 
-    /// Objects remembered (tests).
-    pub fn len(&self) -> usize {
+    /// Objects remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.buckets.len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
     }
 
     /// Drops the buckets that refilled (they would allow as much as a new one), then, if
     /// that freed less than a quarter, the least recently used ones down to three quarters.
     fn forget_oldest(&mut self, now: Instant) {
-        let full = |b: &Bucket| {
-            b.tokens + now.saturating_duration_since(b.at).as_secs_f64() / REFILL.as_secs_f64()
-                >= BURST
-        };
-        self.buckets.retain(|_, b| !full(b));
+        self.buckets.retain(|_, b| b.tokens_at(now) < BURST);
         let keep = CAPACITY * 3 / 4;
         if self.buckets.len() > keep {
             let mut ages: Vec<Instant> = self.buckets.values().map(|b| b.at).collect();
