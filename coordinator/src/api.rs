@@ -269,6 +269,9 @@ impl<S: Store> Api<S> {
         }
     }
 
+    /// Each request's work is boxed by its arm, so this future (spawned per request
+    /// stream) stays small: one arm's state is allocated, not the largest of them all,
+    /// and nothing moves kilobytes of future on every request.
     async fn dispatch(&self, id: &Identity, req: Request) -> Result<Response, ApiError> {
         if *id == Identity::Anonymous && !matches!(req, Request::Join { .. }) {
             return Err(err(ErrorCode::Unauthorized, "Unauthorized: no client certificate; use a config with credentials (admin.config) or join with a node token"));
@@ -302,29 +305,38 @@ impl<S: Store> Api<S> {
                 self.list_page(id, kind, namespace.as_deref(), &sel, limit, continue_token)
             }
             Request::Create { object } => {
-                let o = decode(&object)?;
-                self.authorize_write(id, &o, false).await?;
-                let s = self.create(o).await?;
-                Ok(Response::Object {
-                    object: s.json.to_string(),
+                Box::pin(async {
+                    let o = decode(&object)?;
+                    self.authorize_write(id, &o, false).await?;
+                    let s = self.create(o).await?;
+                    Ok(Response::Object {
+                        object: s.json.to_string(),
+                    })
                 })
+                .await
             }
             Request::Apply { object } => {
-                let o = decode(&object)?;
-                self.authorize_write(id, &o, false).await?;
-                let (outcome, s) = self.apply(o).await?;
-                Ok(Response::Applied {
-                    outcome,
-                    object: s.json.to_string(),
+                Box::pin(async {
+                    let o = decode(&object)?;
+                    self.authorize_write(id, &o, false).await?;
+                    let (outcome, s) = self.apply(o).await?;
+                    Ok(Response::Applied {
+                        outcome,
+                        object: s.json.to_string(),
+                    })
                 })
+                .await
             }
             Request::Update { object, status } => {
-                let o = decode(&object)?;
-                self.authorize_write(id, &o, status).await?;
-                let s = self.update(o, status).await?;
-                Ok(Response::Object {
-                    object: s.json.to_string(),
+                Box::pin(async {
+                    let o = decode(&object)?;
+                    self.authorize_write(id, &o, status).await?;
+                    let s = self.update(o, status).await?;
+                    Ok(Response::Object {
+                        object: s.json.to_string(),
+                    })
                 })
+                .await
             }
             Request::Delete {
                 key,
@@ -351,7 +363,7 @@ impl<S: Store> Api<S> {
                     by_node: matches!(id, Identity::Node(_)),
                     ..Default::default()
                 };
-                let s = self.delete_object(&key, opts).await?;
+                let s = Box::pin(self.delete_object(&key, opts)).await?;
                 Ok(Response::Object {
                     object: s.stored().json.to_string(),
                 })
@@ -391,7 +403,7 @@ impl<S: Store> Api<S> {
                 description,
             } => {
                 self.admin_only(id)?;
-                self.token_create(ttl_seconds, description).await
+                Box::pin(self.token_create(ttl_seconds, description)).await
             }
             Request::TokenList => {
                 self.admin_only(id)?;

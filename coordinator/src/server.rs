@@ -202,7 +202,7 @@ async fn stream<S: Store>(
         }
     };
     if matches!(req, Request::Logs(_) | Request::Exec(_)) {
-        to_node(&api, id, &mut send, &mut recv, req).await;
+        Box::pin(to_node(&api, id, &mut send, &mut recv, req)).await;
         let _ = send.finish();
         return;
     }
@@ -213,7 +213,7 @@ async fn stream<S: Store>(
         since,
     } = req
     {
-        watch(&api, id, &mut send, kind, namespace, selector, since).await;
+        Box::pin(watch(&api, id, &mut send, kind, namespace, selector, since)).await;
         let _ = send.finish();
         return;
     }
