@@ -41,6 +41,13 @@ struct Args {
     /// Revisions of history a watch may resume from.
     #[arg(long, default_value_t = 10_000)]
     history: u64,
+    /// The store checkpoints (a durable commit of its database, which empties its
+    /// write-ahead log) once the log holds this many MiB...
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    checkpoint_wal_mib: u64,
+    /// ...or has held any write for this long (10s, 1m).
+    #[arg(long, default_value = "30s", value_parser = skiff_api::util::parse_duration)]
+    checkpoint_interval: std::time::Duration,
     /// Pod addresses of the cluster; each node gets a /24 of it (its podCIDR).
     #[arg(long, default_value = "10.42.0.0/16")]
     cluster_cidr: String,
@@ -114,6 +121,8 @@ async fn main() -> anyhow::Result<()> {
         &args.data_dir.join("store"),
         RedbOptions {
             history: args.history,
+            wal_limit: args.checkpoint_wal_mib << 20,
+            checkpoint_every: args.checkpoint_interval,
             ..Default::default()
         },
     )

@@ -10,6 +10,7 @@
 
 pub mod crypt;
 pub mod redb_store;
+pub mod wal;
 
 use serde_json::Value;
 use skiff_api::selector::Selector;

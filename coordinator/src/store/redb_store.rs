@@ -1,18 +1,26 @@
 //! The embedded default backend: one redb file, written by one thread that commits in
 //! groups (every write waiting when a commit starts shares its fsync).
+//!
+//! Durability comes from a write-ahead log ([`super::wal`]): each group is appended to
+//! `store.wal` and synced before redb commits it without a sync of its own; a checkpoint
+//! (a durable redb commit) empties the log once it holds
+//! [`RedbOptions::wal_limit`] bytes or has held anything for
+//! [`RedbOptions::checkpoint_every`], and when the store closes.
 
 use super::crypt::{CryptError, SecretBox};
+use super::wal::{self, Wal};
 use super::{
     labels_of, precondition, EventType, Page, Store, StoreError, StoreEvent, Stored, WatchFilter,
     WatchStream, WriteOp,
 };
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 use skiff_api::{Kind, ObjectKey};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
@@ -28,6 +36,10 @@ pub struct RedbOptions {
     pub cache_bytes: usize,
     /// The most writes one commit takes.
     pub max_batch: usize,
+    /// A checkpoint is taken once the write-ahead log holds this many bytes...
+    pub wal_limit: u64,
+    /// ...or has held anything for this long.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for RedbOptions {
@@ -36,6 +48,8 @@ impl Default for RedbOptions {
             history: 10_000,
             cache_bytes: 32 << 20,
             max_batch: 4096,
+            wal_limit: 32 << 20,
+            checkpoint_every: Duration::from_secs(30),
         }
     }
 }
@@ -86,7 +100,7 @@ impl Drop for RedbStore {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -186,6 +200,7 @@ impl Inner {
         op: &WriteOp,
         rev: &mut u64,
         events: &mut Vec<Arc<StoreEvent>>,
+        records: &mut Vec<(u64, Vec<u8>)>,
     ) -> Result<Vec<Stored>, StoreError> {
         let (key, put, expected) = match op {
             WriteOp::Create(p) => (p.key.clone(), Some(p), None),
@@ -211,7 +226,7 @@ impl Inner {
                         key,
                         expected: None,
                     };
-                    match self.apply_op(objects, log, &del, rev, events) {
+                    match self.apply_op(objects, log, &del, rev, events, records) {
                         Ok(mut s) => out.append(&mut s),
                         Err(StoreError::NotFound(_)) => {}
                         Err(e) => return Err(e),
@@ -270,6 +285,7 @@ impl Inner {
         })
         .map_err(backend)?;
         log.insert(*rev, rec.as_slice()).map_err(backend)?;
+        records.push((*rev, rec));
         events.push(Arc::new(StoreEvent {
             revision: *rev,
             kind: etype,
@@ -280,17 +296,36 @@ impl Inner {
         Ok(vec![stored])
     }
 
-    fn commit_batch(&self, batch: &[Pending]) -> Result<Committed, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+    /// Applies a batch in one redb transaction, logs it durably, then commits it (durably
+    /// only at a checkpoint). Nothing of the batch is visible to readers before its frame
+    /// is on disk.
+    fn commit_batch(&self, batch: &[Pending], wal: &mut Wal) -> Result<Committed, StoreError> {
+        wal.check()?;
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        let checkpoint = wal.due(self.opts.wal_limit, self.opts.checkpoint_every);
+        txn.set_durability(if checkpoint {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(backend)?;
         let mut rev = self.revision.load(Ordering::Acquire);
         let mut results = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
+        let mut records = Vec::new();
         let mut compacted = self.compacted.load(Ordering::Acquire);
         {
             let mut objects = txn.open_table(OBJECTS).map_err(backend)?;
             let mut log = txn.open_table(LOG).map_err(backend)?;
             for p in batch {
-                results.push(self.apply_op(&mut objects, &mut log, &p.op, &mut rev, &mut events));
+                results.push(self.apply_op(
+                    &mut objects,
+                    &mut log,
+                    &p.op,
+                    &mut rev,
+                    &mut events,
+                    &mut records,
+                ));
             }
             // Compact the history in steps of a tenth of its length.
             let keep = self.opts.history.max(1);
@@ -305,7 +340,27 @@ impl Inner {
             meta.insert("revision", rev).map_err(backend)?;
             meta.insert("compacted", compacted).map_err(backend)?;
         }
-        txn.commit().map_err(backend)?;
+        if records.is_empty() && !checkpoint {
+            // Every write of the batch was refused: nothing to log or commit.
+            txn.abort().map_err(backend)?;
+            return Ok(Committed {
+                results,
+                events,
+                revision: rev,
+            });
+        }
+        if !records.is_empty() {
+            wal.append(&wal::Frame { compacted, records })?;
+        }
+        // From here the log holds the batch: a failure leaves redb behind it, so the log
+        // takes no further writes (the next start replays it).
+        if let Err(e) = txn.commit().map_err(backend) {
+            wal.fail(&e);
+            return Err(e);
+        }
+        if checkpoint {
+            wal.truncate()?;
+        }
         self.compacted.store(compacted, Ordering::Release);
         Ok(Committed {
             results,
@@ -330,7 +385,7 @@ fn stored_revision(bytes: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(head))
 }
 
-fn writer(inner: Arc<Inner>, rx: mpsc::Receiver<Pending>) {
+fn writer(inner: Arc<Inner>, rx: mpsc::Receiver<Pending>, mut wal: Wal) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < inner.opts.max_batch {
@@ -339,7 +394,7 @@ fn writer(inner: Arc<Inner>, rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        match inner.commit_batch(&batch) {
+        match inner.commit_batch(&batch, &mut wal) {
             Ok(Committed {
                 results,
                 events,
@@ -362,10 +417,64 @@ fn writer(inner: Arc<Inner>, rx: mpsc::Receiver<Pending>) {
             }
         }
     }
+    // Closing: a last checkpoint leaves the log empty, so the next start replays nothing.
+    if wal.check().is_ok() && !wal.is_empty() {
+        let done = inner
+            .db
+            .begin_write()
+            .map_err(backend)
+            .and_then(|t| t.commit().map_err(backend))
+            .and_then(|()| wal.truncate());
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "closing checkpoint failed; the next start replays the log");
+        }
+    }
+}
+
+/// Replays the log's frames that follow the checkpoint's revision into `txn`, as the
+/// writer applied them, and returns the revision and history floor reached.
+fn replay(
+    txn: &redb::WriteTransaction,
+    frames: Vec<wal::Frame>,
+    mut revision: u64,
+    mut compacted: u64,
+) -> Result<(u64, u64), StoreError> {
+    let frames = wal::to_replay(frames, revision);
+    if frames.is_empty() {
+        return Ok((revision, compacted));
+    }
+    let mut objects = txn.open_table(OBJECTS).map_err(backend)?;
+    let mut log = txn.open_table(LOG).map_err(backend)?;
+    for f in frames {
+        for (rev, bytes) in &f.records {
+            let rec: LogRecord = postcard::from_bytes(bytes).map_err(backend)?;
+            match rec.kind {
+                EventType::Added | EventType::Modified => {
+                    objects
+                        .insert(rec.key.as_str(), rec.value.as_slice())
+                        .map_err(backend)?;
+                }
+                EventType::Deleted => {
+                    objects.remove(rec.key.as_str()).map_err(backend)?;
+                }
+            }
+            log.insert(*rev, bytes.as_slice()).map_err(backend)?;
+            revision = *rev;
+        }
+        for r in compacted + 1..=f.compacted {
+            log.remove(r).map_err(backend)?;
+        }
+        compacted = compacted.max(f.compacted);
+    }
+    let mut meta = txn.open_table(META).map_err(backend)?;
+    meta.insert("revision", revision).map_err(backend)?;
+    meta.insert("compacted", compacted).map_err(backend)?;
+    Ok((revision, compacted))
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store in `dir`: `dir/store.redb` and `dir/secrets.key`.
+    /// Opens (or creates) the store in `dir`: `dir/store.redb`, its write-ahead log
+    /// `dir/store.wal` (replayed here) and `dir/secrets.key`.
     pub fn open(dir: &Path, opts: RedbOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(backend)?;
         let crypt = SecretBox::open(&dir.join("secrets.key")).map_err(backend)?;
@@ -373,6 +482,7 @@ impl RedbStore {
             .set_cache_size(opts.cache_bytes)
             .create(dir.join("store.redb"))
             .map_err(backend)?;
+        let (mut wal, frames) = Wal::open(&dir.join("store.wal"))?;
         let (revision, compacted) = {
             let txn = db.begin_write().map_err(backend)?;
             let r;
@@ -392,9 +502,12 @@ impl RedbStore {
                     .map(|g| g.value())
                     .unwrap_or(0);
             }
+            // What the log holds beyond the last checkpoint joins it, durably.
+            let (r, c) = replay(&txn, frames, r, c)?;
             txn.commit().map_err(backend)?;
             (r, c)
         };
+        wal.truncate()?;
         // Watchers that fall further behind than this catch up from the log.
         let (events, _) = broadcast::channel(2048);
         let inner = Arc::new(Inner {
@@ -409,7 +522,7 @@ impl RedbStore {
         let w = inner.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer(w, rx))
+            .spawn(move || writer(w, rx, wal))
             .map_err(backend)?;
         Ok(RedbStore {
             inner,
