@@ -81,6 +81,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             &dir,
             RedbOptions {
                 history: HISTORY,
+                // Checkpoints every few batches: the log is emptied between writes.
+                wal_limit: 512,
                 ..Default::default()
             },
         )
@@ -303,15 +305,29 @@ fn secrets_are_not_plaintext_on_disk() {
         store.write(WriteOp::create(v).unwrap()).await.unwrap();
         let got = store.get(&ObjectKey { kind: Kind::Secret, namespace: "default".into(), name: "s".into() }).unwrap().unwrap();
         assert!(got.json.contains("c3VwZXJzZWNyZXRwYXNzd29yZA=="));
+        // While the store is open the write is in its write-ahead log...
+        assert!(std::fs::metadata(dir.join("store.wal")).unwrap().len() > 0);
+        assert_no_plaintext(&dir);
     });
-    let bytes = std::fs::read(dir.join("store.redb")).unwrap();
-    for needle in [&b"c3VwZXJzZWNyZXRwYXNzd29yZA=="[..], b"plainsecretvalue"] {
-        assert!(
-            !bytes.windows(needle.len()).any(|w| w == needle),
-            "secret value found in plain text"
-        );
-    }
+    // ...and after closing, in the checkpointed file.
+    assert_eq!(std::fs::metadata(dir.join("store.wal")).unwrap().len(), 0);
+    assert_no_plaintext(&dir);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// No file of the store holds the test secret's value in plain text.
+fn assert_no_plaintext(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        for needle in [&b"c3VwZXJzZWNyZXRwYXNzd29yZA=="[..], b"plainsecretvalue"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "secret value found in plain text in {}",
+                path.display()
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Helper for the crash test: opens the store in `DIR` and writes with many concurrent
 //! clients until killed, printing each write once it is acknowledged (durable):
 //! `c NAME` for a create, `u NAME GEN` for an update that set data.gen to GEN.
+//! `WAL_LIMIT` (bytes) sets how full the write-ahead log gets before a checkpoint.
 
 use serde_json::json;
 use skiff_coordinator::store::redb_store::{RedbOptions, RedbStore};
@@ -13,15 +14,21 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let dir = args
         .next()
-        .expect("usage: skiff-store-crasher DIR RUN CLIENTS");
+        .expect("usage: skiff-store-crasher DIR RUN CLIENTS [WAL_LIMIT]");
     let run = args.next().expect("RUN");
     let clients: usize = args.next().and_then(|c| c.parse().ok()).unwrap_or(64);
+    let defaults = RedbOptions::default();
+    let wal_limit = args
+        .next()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(defaults.wal_limit);
     let store = Arc::new(
         RedbStore::open(
             std::path::Path::new(&dir),
             RedbOptions {
                 history: 1000,
-                ..Default::default()
+                wal_limit,
+                ..defaults
             },
         )
         .expect("open store"),
