@@ -330,15 +330,9 @@ impl Inner {
             // Compact the history in steps of a tenth of its length.
             let keep = self.opts.history.max(1);
             if rev > compacted + keep + keep / 10 {
-                let new_floor = rev - keep;
-                for r in compacted + 1..=new_floor {
-                    log.remove(r).map_err(backend)?;
-                }
-                compacted = new_floor;
+                compacted = drop_history(&mut log, compacted, rev - keep)?;
             }
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            meta.insert("revision", rev).map_err(backend)?;
-            meta.insert("compacted", compacted).map_err(backend)?;
+            write_position(&txn, rev, compacted)?;
         }
         if records.is_empty() && !checkpoint {
             // Every write of the batch was refused: nothing to log or commit.
@@ -372,9 +366,33 @@ impl Inner {
 
 /// A counter from the `meta` table of a read transaction (0 when never written).
 fn read_meta(txn: &redb::ReadTransaction, name: &str) -> Result<u64, StoreError> {
-    let meta = txn.open_table(META).map_err(backend)?;
+    meta_value(&txn.open_table(META).map_err(backend)?, name)
+}
+
+/// A counter from an open `meta` table (0 when never written).
+fn meta_value(meta: &impl ReadableTable<&'static str, u64>, name: &str) -> Result<u64, StoreError> {
     let value = meta.get(name).map_err(backend)?.map(|g| g.value());
     Ok(value.unwrap_or(0))
+}
+
+/// Records the latest revision and the history floor.
+fn write_position(
+    txn: &redb::WriteTransaction,
+    revision: u64,
+    compacted: u64,
+) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META).map_err(backend)?;
+    meta.insert("revision", revision).map_err(backend)?;
+    meta.insert("compacted", compacted).map_err(backend)?;
+    Ok(())
+}
+
+/// Drops the history after `from` up to `to` and returns the new floor.
+fn drop_history(log: &mut Table<u64, &[u8]>, from: u64, to: u64) -> Result<u64, StoreError> {
+    for r in from + 1..=to {
+        log.remove(r).map_err(backend)?;
+    }
+    Ok(from.max(to))
 }
 
 fn stored_revision(bytes: &[u8]) -> Result<u64, StoreError> {
@@ -433,12 +451,14 @@ fn writer(inner: Arc<Inner>, rx: mpsc::Receiver<Pending>, mut wal: Wal) {
 
 /// Replays the log's frames that follow the checkpoint's revision into `txn`, as the
 /// writer applied them, and returns the revision and history floor reached.
-fn replay(
-    txn: &redb::WriteTransaction,
-    frames: Vec<wal::Frame>,
-    mut revision: u64,
-    mut compacted: u64,
-) -> Result<(u64, u64), StoreError> {
+fn replay(txn: &redb::WriteTransaction, frames: Vec<wal::Frame>) -> Result<(u64, u64), StoreError> {
+    let (mut revision, mut compacted) = {
+        let meta = txn.open_table(META).map_err(backend)?;
+        (
+            meta_value(&meta, "revision")?,
+            meta_value(&meta, "compacted")?,
+        )
+    };
     let frames = wal::to_replay(frames, revision);
     if frames.is_empty() {
         return Ok((revision, compacted));
@@ -461,14 +481,9 @@ fn replay(
             log.insert(*rev, bytes.as_slice()).map_err(backend)?;
             revision = *rev;
         }
-        for r in compacted + 1..=f.compacted {
-            log.remove(r).map_err(backend)?;
-        }
-        compacted = compacted.max(f.compacted);
+        compacted = drop_history(&mut log, compacted, f.compacted)?;
     }
-    let mut meta = txn.open_table(META).map_err(backend)?;
-    meta.insert("revision", revision).map_err(backend)?;
-    meta.insert("compacted", compacted).map_err(backend)?;
+    write_position(txn, revision, compacted)?;
     Ok((revision, compacted))
 }
 
@@ -485,27 +500,12 @@ impl RedbStore {
         let (mut wal, frames) = Wal::open(&dir.join("store.wal"))?;
         let (revision, compacted) = {
             let txn = db.begin_write().map_err(backend)?;
-            let r;
-            let c;
-            {
-                txn.open_table(OBJECTS).map_err(backend)?;
-                txn.open_table(LOG).map_err(backend)?;
-                let meta = txn.open_table(META).map_err(backend)?;
-                r = meta
-                    .get("revision")
-                    .map_err(backend)?
-                    .map(|g| g.value())
-                    .unwrap_or(0);
-                c = meta
-                    .get("compacted")
-                    .map_err(backend)?
-                    .map(|g| g.value())
-                    .unwrap_or(0);
-            }
+            txn.open_table(OBJECTS).map_err(backend)?;
+            txn.open_table(LOG).map_err(backend)?;
             // What the log holds beyond the last checkpoint joins it, durably.
-            let (r, c) = replay(&txn, frames, r, c)?;
+            let position = replay(&txn, frames)?;
             txn.commit().map_err(backend)?;
-            (r, c)
+            position
         };
         wal.truncate()?;
         // Watchers that fall further behind than this catch up from the log.

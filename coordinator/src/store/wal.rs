@@ -40,17 +40,18 @@ impl Frame {
     }
 }
 
-/// Encodes a frame for the log.
+/// Encodes a frame for the log: the payload is serialized behind room for its header,
+/// so the batch is not copied again.
 pub fn encode(frame: &Frame) -> Result<Vec<u8>, StoreError> {
-    let payload = postcard::to_allocvec(frame).map_err(super::redb_store::backend)?;
+    let mut out = postcard::to_extend(frame, vec![0u8; 8]).map_err(super::redb_store::backend)?;
+    let payload = &out[8..];
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|&l| l as usize <= MAX_FRAME)
         .ok_or_else(|| StoreError::Backend(format!("batch of {} bytes", payload.len())))?;
-    let mut out = Vec::with_capacity(8 + payload.len());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let crc = crc32fast::hash(payload);
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
     Ok(out)
 }
 
@@ -157,6 +158,15 @@ impl Wal {
         self.failed.get_or_insert_with(|| e.to_string());
     }
 
+    /// An I/O failure of the log: reported, and the log takes nothing more.
+    fn io(&mut self, r: std::io::Result<()>) -> Result<(), StoreError> {
+        r.map_err(|e| {
+            let e = StoreError::Backend(format!("write-ahead log: {e}"));
+            self.fail(&e);
+            e
+        })
+    }
+
     /// Appends a frame and waits until it is on disk.
     pub fn append(&mut self, frame: &Frame) -> Result<(), StoreError> {
         self.check()?;
@@ -165,11 +175,7 @@ impl Wal {
             .file
             .write_all(&bytes)
             .and_then(|()| self.file.sync_data());
-        if let Err(e) = r {
-            let e = StoreError::Backend(format!("write-ahead log: {e}"));
-            self.fail(&e);
-            return Err(e);
-        }
+        self.io(r)?;
         self.len += bytes.len() as u64;
         Ok(())
     }
@@ -179,14 +185,14 @@ impl Wal {
         self.len >= limit || (self.len > 0 && self.since_checkpoint.elapsed() >= every)
     }
 
-    /// Empties the log once its frames are in a durable checkpoint.
+    /// Empties the log once its frames are in a durable checkpoint (an empty log is left
+    /// alone: no sync at every start).
     pub fn truncate(&mut self) -> Result<(), StoreError> {
-        let r = self.file.set_len(0).and_then(|()| self.file.sync_all());
-        if let Err(e) = r {
-            let e = StoreError::Backend(format!("write-ahead log: {e}"));
-            self.fail(&e);
-            return Err(e);
+        if self.len == 0 {
+            return Ok(());
         }
+        let r = self.file.set_len(0).and_then(|()| self.file.sync_all());
+        self.io(r)?;
         self.len = 0;
         self.since_checkpoint = Instant::now();
         Ok(())

@@ -246,7 +246,6 @@ fn client_counts() -> anyhow::Result<Vec<usize>> {
         .ok_or_else(|| {
             anyhow::anyhow!("SKIFF_BENCH_CLIENTS={spec:?}: want counts like 1,16,256")
         })?;
-    anyhow::ensure!(!points.is_empty(), "SKIFF_BENCH_CLIENTS is empty");
     Ok(points)
 }
 
