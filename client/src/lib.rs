@@ -8,6 +8,7 @@ pub mod config;
 pub mod files;
 pub mod frames;
 pub mod tls;
+pub mod udp;
 
 use config::ClientConfig;
 use skiff_api::wire::{ApiError, ErrorCode, Request, Response, WatchEvent, MAX_FRAME_LEN};
@@ -128,7 +129,7 @@ impl Client {
         } else {
             "0.0.0.0:0".parse().expect("valid")
         };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect {
+        let mut endpoint = udp::client_endpoint(bind).map_err(|e| ClientError::Connect {
             server: server.into(),
             message: e.to_string(),
         })?;

@@ -45,7 +45,7 @@ pub fn endpoint<S: Store>(api: &Api<S>, listen: SocketAddr) -> anyhow::Result<qu
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
     cfg.transport_config(Arc::new(skiff_client::transport()));
-    Ok(quinn::Endpoint::server(cfg, listen)?)
+    Ok(skiff_client::udp::server_endpoint(listen, cfg)?)
 }
 
 /// Serves until the endpoint closes.
