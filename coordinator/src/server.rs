@@ -44,7 +44,13 @@ pub fn endpoint<S: Store>(api: &Api<S>, listen: SocketAddr) -> anyhow::Result<qu
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    cfg.transport_config(Arc::new(skiff_client::transport()));
+    let mut transport = skiff_client::transport();
+    // Each connection keeps a send buffer as large as the largest transmit it made: with
+    // segmentation offload up to ten packets (about 14 KB), which heaptrack measured as
+    // 13 MB for a thousand nodes. Nearly every answer and watch event is one packet; a
+    // large list costs one send call per packet instead.
+    transport.enable_segmentation_offload(false);
+    cfg.transport_config(Arc::new(transport));
     Ok(skiff_client::udp::server_endpoint(listen, cfg)?)
 }
 
