@@ -235,6 +235,40 @@ fn stored_object(s: &Stored) -> Result<Object, ApiError> {
         .map_err(|e| err(ErrorCode::Internal, format!("stored {}: {e}", s.key)))
 }
 
+/// A pod bound to `node`, if it still has `uid` and is neither bound nor being deleted.
+fn bound_pod(
+    key: &ObjectKey,
+    mut pod: skiff_api::pod::Pod,
+    uid: &str,
+    node: &str,
+) -> Result<skiff_api::pod::Pod, ApiError> {
+    if pod.metadata.uid.as_deref() != Some(uid) {
+        return Err(store_err(StoreError::NotFound(key.clone())));
+    }
+    if pod.spec.node_name.is_some() || pod.metadata.deletion_timestamp.is_some() {
+        return Err(err(
+            ErrorCode::Conflict,
+            format!("pod {:?} is already bound or being deleted", key.name),
+        ));
+    }
+    pod.spec.node_name = Some(node.to_string());
+    let st = pod.status.get_or_insert_with(Default::default);
+    crate::controllers::set_condition(
+        &mut st.conditions,
+        "PodScheduled",
+        "True",
+        "Scheduled",
+        "",
+        now(),
+    );
+    if let Some(c) = st.conditions.iter_mut().find(|c| c.type_ == "PodScheduled") {
+        c.reason = None;
+        c.message = None;
+        c.last_update_time = None;
+    }
+    Ok(pod)
+}
+
 /// Annotations the system writes; apply keeps them.
 fn system_annotation(k: &str) -> bool {
     k.starts_with("deployment.kubernetes.io/")
@@ -1097,39 +1131,38 @@ impl<S: Store> Api<S> {
         .await
     }
 
-    /// Binds a pending pod to a node (`spec.nodeName`, PodScheduled=True), only if it is
-    /// still the pod `uid`, unbound and not being deleted.
-    pub async fn bind(&self, key: &ObjectKey, uid: &str, node: &str) -> Result<Stored, ApiError> {
+    /// Binds a pod to a node (the scheduler's `pods/binding`): sets `spec.nodeName` and
+    /// PodScheduled=True, only if the pod still has `uid` and is neither bound nor being
+    /// deleted. `seen` is the pod as the caller last saw it and the revision that wrote
+    /// it: it is bound from that without reading the store, the revision as precondition;
+    /// if the pod changed since, it is read again.
+    pub async fn bind(
+        &self,
+        key: &ObjectKey,
+        uid: &str,
+        node: &str,
+        seen: Option<(u64, &Object)>,
+    ) -> Result<Stored, ApiError> {
+        if let Some((revision, Object::Pod(pod))) = seen {
+            let next = bound_pod(key, pod.clone(), uid, node)?;
+            let op = WriteOp::Update {
+                put: Put::from_object(&mut Object::Pod(next)).map_err(store_err)?,
+                expected: Some(revision),
+            };
+            match self.store.write(op).await {
+                Ok(mut s) => return Ok(s.remove(0)),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(store_err(e)),
+            }
+        }
         let d = self
             .rewrite(key, None, |_, obj| {
-                let Object::Pod(mut pod) = obj else {
+                let Object::Pod(pod) = obj else {
                     return Err(err(ErrorCode::BadRequest, "only pods are bound"));
                 };
-                if pod.metadata.uid.as_deref() != Some(uid) {
-                    return Err(store_err(StoreError::NotFound(key.clone())));
-                }
-                if pod.spec.node_name.is_some() || pod.metadata.deletion_timestamp.is_some() {
-                    return Err(err(
-                        ErrorCode::Conflict,
-                        format!("pod {:?} is already bound or being deleted", key.name),
-                    ));
-                }
-                pod.spec.node_name = Some(node.to_string());
-                let st = pod.status.get_or_insert_with(Default::default);
-                crate::controllers::set_condition(
-                    &mut st.conditions,
-                    "PodScheduled",
-                    "True",
-                    "Scheduled",
-                    "",
-                    now(),
-                );
-                if let Some(c) = st.conditions.iter_mut().find(|c| c.type_ == "PodScheduled") {
-                    c.reason = None;
-                    c.message = None;
-                    c.last_update_time = None;
-                }
-                Ok(Step::Put(Box::new(Object::Pod(pod))))
+                Ok(Step::Put(Box::new(Object::Pod(bound_pod(
+                    key, pod, uid, node,
+                )?))))
             })
             .await?;
         Ok(d.stored().clone())

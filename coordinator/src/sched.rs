@@ -674,7 +674,9 @@ impl Scheduler {
         Ok(())
     }
 
-    fn raw_scores(&self, pod: &PodInfo, i: usize) -> Raw {
+    /// `siblings`: how many pods of the pod's owner each node holds (looked up once per
+    /// pod, not once per node).
+    fn raw_scores(&self, pod: &PodInfo, i: usize, siblings: Option<&HashMap<usize, u32>>) -> Raw {
         let n = &self.nodes[i];
         let req = &self.requested[i];
         let a = &n.allocatable;
@@ -702,13 +704,7 @@ impl Scheduler {
             .iter()
             .map(|(w, t)| *w as i64 * self.count_in_domain(t, i) as i64)
             .sum();
-        let spread = pod
-            .owner
-            .as_ref()
-            .and_then(|o| self.owners.get(o))
-            .and_then(|m| m.get(&i))
-            .copied()
-            .unwrap_or(0) as i64;
+        let spread = siblings.and_then(|m| m.get(&i)).copied().unwrap_or(0) as i64;
         let taints = n
             .taints
             .iter()
@@ -742,11 +738,12 @@ impl Scheduler {
         let mut feasible = Vec::with_capacity(want.min(all));
         let mut reasons: BTreeMap<Reason, usize> = BTreeMap::new();
         let mut looked = 0;
+        let siblings = pod.owner.as_ref().and_then(|o| self.owners.get(o));
         while looked < all && feasible.len() < want {
             let i = (self.next_start + looked) % all;
             looked += 1;
             match self.filter(pod, i, &self_affine) {
-                Ok(()) => feasible.push(self.raw_scores(pod, i)),
+                Ok(()) => feasible.push(self.raw_scores(pod, i, siblings)),
                 Err(rs) => {
                     for r in rs {
                         *reasons.entry(r).or_default() += 1;

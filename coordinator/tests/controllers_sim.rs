@@ -1168,3 +1168,55 @@ async fn events_about_one_object_are_limited_as_kubernetes_limits_them() {
     assert_eq!(about("Deployment"), 25);
     assert_eq!(about("ReplicaSet"), 25);
 }
+
+/// The scheduler binds from its cached view of a pod; a view the pod has moved past is
+/// never written back: the bind reads the pod again and keeps what changed.
+#[tokio::test]
+async fn bind_from_a_stale_view_keeps_later_changes() {
+    let sim = Sim::new(&["n1"], 300).await;
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"default"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#;
+    let o = Object::from_json(Kind::Pod, pod).unwrap();
+    let created = sim.api.create(o).await.unwrap();
+    let seen = Object::from_json(Kind::Pod, &created.json).unwrap();
+    let uid = seen.meta().uid.clone().unwrap();
+    // Someone labels the pod after the scheduler saw it.
+    let mut later = seen.clone();
+    later.meta_mut().labels.insert("tier".into(), "web".into());
+    sim.api.update(later, false).await.unwrap();
+    let k = key(Kind::Pod, "p");
+    let bound = sim
+        .api
+        .bind(&k, &uid, "n1", Some((created.revision, &seen)))
+        .await
+        .unwrap();
+    let Object::Pod(p) = Object::from_json(Kind::Pod, &bound.json).unwrap() else {
+        panic!("not a pod")
+    };
+    assert_eq!(p.spec.node_name.as_deref(), Some("n1"));
+    assert_eq!(
+        p.metadata.labels.get("tier").map(String::as_str),
+        Some("web")
+    );
+    // A current view binds directly; a second bind, or another pod's uid, is refused.
+    let again = sim
+        .api
+        .bind(
+            &k,
+            &uid,
+            "n1",
+            Some((bound.revision, &Object::Pod(p.clone()))),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.code,
+        skiff_api::wire::ErrorCode::Conflict,
+        "{again:?}"
+    );
+    let other = sim.api.bind(&k, "other-uid", "n1", None).await.unwrap_err();
+    assert_eq!(
+        other.code,
+        skiff_api::wire::ErrorCode::NotFound,
+        "{other:?}"
+    );
+}

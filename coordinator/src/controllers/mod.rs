@@ -108,6 +108,8 @@ pub enum Action {
         uid: String,
         /// The node.
         node: String,
+        /// The pod as the cache holds it: bound from it unless it changed since.
+        seen: Option<Entry>,
     },
     /// Record an Event about an object.
     Event {
@@ -143,7 +145,7 @@ impl Action {
 }
 
 /// One cached object and the revision that wrote it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// The revision.
     pub revision: u64,

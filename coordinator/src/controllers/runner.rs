@@ -72,6 +72,10 @@ pub struct Manager<S: Store> {
     last_compute: Duration,
     /// Events per object, as Kubernetes' event recorder limits them.
     spam: super::spam::SpamFilter<(ObjectKey, String)>,
+    /// The watches' changes, once `run` started them.
+    changes: Option<mpsc::Receiver<Msg>>,
+    /// Changes were taken in while a pass wrote: the next pass should not wait for more.
+    changed_while_writing: bool,
 }
 
 fn parse(s: &Stored) -> Option<Object> {
@@ -91,6 +95,8 @@ impl<S: Store> Manager<S> {
             lease_override: None,
             last_compute: Duration::ZERO,
             spam: Default::default(),
+            changes: None,
+            changed_while_writing: false,
         }
     }
 
@@ -328,10 +334,13 @@ impl<S: Store> Manager<S> {
             match sched.schedule(&PodInfo::from_pod(p)) {
                 crate::sched::Decision::Bind(node) => {
                     self.unschedulable.remove(&uid);
+                    let key = super::key_of(Kind::Pod, &p.metadata);
+                    let seen = self.cache.get(&key).cloned();
                     out.push(Action::Bind {
-                        key: super::key_of(Kind::Pod, &p.metadata),
+                        key,
                         uid,
                         node,
+                        seen,
                     });
                 }
                 crate::sched::Decision::Unschedulable { message, .. } => {
@@ -395,22 +404,45 @@ impl<S: Store> Manager<S> {
                     if let Some(Ok(r)) = set.join_next().await {
                         done += self.absorb(r);
                     }
+                    self.take_changes();
                 }
             }
             while let Some(r) = set.join_next().await {
                 if let Ok(r) = r {
                     done += self.absorb(r);
                 }
+                self.take_changes();
             }
         }
         done
     }
 
+    /// Applies the changes the watches have delivered so far. Called while a pass's writes
+    /// are in flight too: in a burst those writes' own events arrive by the thousand, and
+    /// left in the queue until the pass ends each would hold its object's text.
+    fn take_changes(&mut self) {
+        let Some(mut rx) = self.changes.take() else {
+            return;
+        };
+        while let Ok(m) = rx.try_recv() {
+            self.take(m);
+            self.changed_while_writing = true;
+        }
+        self.changes = Some(rx);
+    }
+
     fn absorb(&mut self, r: Result<Option<Change>, skiff_api::wire::ApiError>) -> usize {
         match r {
             Ok(Some(Change::Put(s))) => {
-                if let Some(o) = parse(&s) {
-                    self.cache.put(s.revision, o);
+                // The write's own watch event may have been taken in already.
+                let known = self
+                    .cache
+                    .get(&s.key)
+                    .is_some_and(|c| c.revision >= s.revision);
+                if !known {
+                    if let Some(o) = parse(&s) {
+                        self.cache.put(s.revision, o);
+                    }
                 }
                 1
             }
@@ -453,6 +485,7 @@ impl<S: Store> Manager<S> {
                 None => return,
             }
         }
+        self.changes = Some(rx);
         tracing::info!("controllers and scheduler running");
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -460,20 +493,28 @@ impl<S: Store> Manager<S> {
         let mut lease_tick = tokio::time::interval(Duration::from_millis(250));
         lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let full = tokio::select! {
-                m = rx.recv() => {
+            let changes = self.changes.as_mut().expect("set above");
+            let full = if std::mem::take(&mut self.changed_while_writing) {
+                // What arrived while the last writes were in flight was taken in then;
+                // gather a little more and pass again, as for a change that just came.
+                tokio::time::sleep(last_pass.max(Duration::from_millis(5))).await;
+                self.take_changes();
+                self.changed_while_writing = false;
+                true
+            } else {
+                tokio::select! {
+                m = changes.recv() => {
                     let Some(m) = m else { return };
                     self.take(m);
                     // Gather what arrives together into one pass; in a burst, for as long
                     // as the last pass computed, so computing takes at most about half a core.
                     tokio::time::sleep(last_pass.max(Duration::from_millis(5))).await;
-                    while let Ok(m) = rx.try_recv() {
-                        self.take(m);
-                    }
+                    self.take_changes();
                     true
                 }
-                _ = tick.tick() => true,
-                _ = lease_tick.tick() => false,
+                    _ = tick.tick() => true,
+                    _ = lease_tick.tick() => false,
+                }
             };
             let now = now_secs();
             if full {
@@ -623,8 +664,18 @@ async fn perform<S: Store>(
             .remove_finalizer(&key, &uid, &finalizer)
             .await
             .map(|d| Some(d.into())),
-        Action::Bind { key, uid, node } => api
-            .bind(&key, &uid, &node)
+        Action::Bind {
+            key,
+            uid,
+            node,
+            seen,
+        } => api
+            .bind(
+                &key,
+                &uid,
+                &node,
+                seen.as_ref().map(|e| (e.revision, &*e.object)),
+            )
             .await
             .map(|s| Some(Change::Put(s))),
         Action::Event {
