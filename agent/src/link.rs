@@ -691,11 +691,15 @@ async fn rebind_on_signal(client: &Client) {
     while sig.recv().await.is_some() {
         let ep = client.endpoint();
         let old = ep.local_addr().ok();
-        let bind = match old {
+        let bind: std::net::SocketAddr = match old {
             Some(a) if a.is_ipv6() => "[::]:0",
             _ => "0.0.0.0:0",
-        };
-        match UdpSocket::bind(bind).and_then(|s| ep.rebind(s).map(|_| ())) {
+        }
+        .parse()
+        .expect("valid");
+        // The new socket gets the same raised buffers as the first.
+        let socket = skiff_client::udp::bind(bind, skiff_client::udp::CLIENT_BUFFER);
+        match socket.and_then(|(s, _)| ep.rebind(s).map(|_| ())) {
             Ok(()) => tracing::info!(
                 from = ?old,
                 to = ?ep.local_addr().ok(),
