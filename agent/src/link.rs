@@ -57,12 +57,7 @@ async fn credentials(agent: &Agent) -> std::result::Result<ClientConfig, String>
 fn local_ip_towards(server: &str) -> Option<IpAddr> {
     use std::net::ToSocketAddrs;
     let addr = server.to_socket_addrs().ok()?.next()?;
-    let bind = if addr.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
-    };
-    let s = UdpSocket::bind(bind).ok()?;
+    let s = UdpSocket::bind(skiff_client::udp::any_local_for(addr)).ok()?;
     s.connect(addr).ok()?;
     Some(s.local_addr().ok()?.ip())
 }
@@ -691,12 +686,7 @@ async fn rebind_on_signal(client: &Client) {
     while sig.recv().await.is_some() {
         let ep = client.endpoint();
         let old = ep.local_addr().ok();
-        let bind: std::net::SocketAddr = match old {
-            Some(a) if a.is_ipv6() => "[::]:0",
-            _ => "0.0.0.0:0",
-        }
-        .parse()
-        .expect("valid");
+        let bind = skiff_client::udp::any_local_for(old.unwrap_or(([0, 0, 0, 0], 0).into()));
         // The new socket gets the same raised buffers as the first.
         let socket = skiff_client::udp::bind(bind, skiff_client::udp::CLIENT_BUFFER);
         match socket.and_then(|(s, _)| ep.rebind(s).map(|_| ())) {

@@ -124,12 +124,7 @@ impl Client {
         tls: rustls::ClientConfig,
     ) -> Result<Client, ClientError> {
         let addr = resolve(server)?;
-        let bind: SocketAddr = if addr.is_ipv6() {
-            "[::]:0".parse().expect("valid")
-        } else {
-            "0.0.0.0:0".parse().expect("valid")
-        };
-        let mut endpoint = udp::client_endpoint(bind).map_err(|e| ClientError::Connect {
+        let mut endpoint = udp::client_endpoint(addr).map_err(|e| ClientError::Connect {
             server: server.into(),
             message: e.to_string(),
         })?;

@@ -10,9 +10,8 @@
 //! usually are) past `net.core.rmem_max`, otherwise up to it.
 
 use nix::sys::socket::{getsockopt, setsockopt, sockopt};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
-use std::sync::Arc;
 
 /// The buffers a coordinator's socket asks for.
 pub const SERVER_BUFFER: usize = 8 << 20;
@@ -33,6 +32,16 @@ pub fn grow_buffers<F: AsFd>(socket: &F, bytes: usize) -> usize {
     getsockopt(socket, sockopt::RcvBuf).unwrap_or(0)
 }
 
+/// Any local address, any port, of `peer`'s family: where a socket talking to it binds.
+pub fn any_local_for(peer: SocketAddr) -> SocketAddr {
+    let ip = if peer.is_ipv6() {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    SocketAddr::new(ip, 0)
+}
+
 /// A bound UDP socket with buffers raised towards `bytes`, and the receive buffer granted.
 pub fn bind(addr: SocketAddr, bytes: usize) -> std::io::Result<(UdpSocket, usize)> {
     let socket = UdpSocket::bind(addr)?;
@@ -40,16 +49,20 @@ pub fn bind(addr: SocketAddr, bytes: usize) -> std::io::Result<(UdpSocket, usize
     Ok((socket, granted))
 }
 
-fn runtime() -> std::io::Result<Arc<dyn quinn::Runtime>> {
-    quinn::default_runtime()
-        .ok_or_else(|| std::io::Error::other("QUIC needs to run inside a tokio runtime"))
+fn endpoint(
+    socket: UdpSocket,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("QUIC needs to run inside a tokio runtime"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)
 }
 
-/// A client endpoint on a socket with raised buffers.
-pub fn client_endpoint(addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
-    let (socket, granted) = bind(addr, CLIENT_BUFFER)?;
+/// A client endpoint for talking to `peer`, on a socket with raised buffers.
+pub fn client_endpoint(peer: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let (socket, granted) = bind(any_local_for(peer), CLIENT_BUFFER)?;
     tracing::debug!(receive_buffer = granted, "client socket");
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime()?)
+    endpoint(socket, None)
 }
 
 /// A server endpoint on a socket with raised buffers; warns when the kernel granted
@@ -69,12 +82,7 @@ pub fn server_endpoint(
     } else {
         tracing::debug!(receive_buffer = granted, "server socket");
     }
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(config),
-        socket,
-        runtime()?,
-    )
+    endpoint(socket, Some(config))
 }
 
 #[cfg(test)]

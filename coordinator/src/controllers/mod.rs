@@ -218,6 +218,11 @@ impl Cache {
         );
     }
 
+    /// Whether the cache already holds `key` as of `revision` or later.
+    pub fn holds(&self, key: &ObjectKey, revision: u64) -> bool {
+        self.get(key).is_some_and(|e| e.revision >= revision)
+    }
+
     /// Takes an object out (deleted at `revision`).
     pub fn remove(&mut self, key: &ObjectKey, revision: u64) {
         if let Some(m) = self.kinds.get_mut(&key.kind) {

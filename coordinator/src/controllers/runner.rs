@@ -126,11 +126,7 @@ impl<S: Store> Manager<S> {
         match e.kind {
             EventType::Deleted => self.cache.remove(key, e.revision),
             _ => {
-                if self
-                    .cache
-                    .get(key)
-                    .is_some_and(|c| c.revision >= e.revision)
-                {
+                if self.cache.holds(key, e.revision) {
                     return;
                 }
                 if let Some(o) = parse(&e.object) {
@@ -404,42 +400,41 @@ impl<S: Store> Manager<S> {
                     if let Some(Ok(r)) = set.join_next().await {
                         done += self.absorb(r);
                     }
-                    self.take_changes();
+                    self.changed_while_writing |= self.take_changes();
                 }
             }
             while let Some(r) = set.join_next().await {
                 if let Ok(r) = r {
                     done += self.absorb(r);
                 }
-                self.take_changes();
+                self.changed_while_writing |= self.take_changes();
             }
         }
         done
     }
 
-    /// Applies the changes the watches have delivered so far. Called while a pass's writes
-    /// are in flight too: in a burst those writes' own events arrive by the thousand, and
-    /// left in the queue until the pass ends each would hold its object's text.
-    fn take_changes(&mut self) {
+    /// Applies the changes the watches have delivered so far; whether there were any.
+    /// Called while a pass's writes are in flight too: in a burst those writes' own events
+    /// arrive by the thousand, and left in the queue until the pass ends each would hold
+    /// its object's text.
+    fn take_changes(&mut self) -> bool {
         let Some(mut rx) = self.changes.take() else {
-            return;
+            return false;
         };
+        let mut any = false;
         while let Ok(m) = rx.try_recv() {
             self.take(m);
-            self.changed_while_writing = true;
+            any = true;
         }
         self.changes = Some(rx);
+        any
     }
 
     fn absorb(&mut self, r: Result<Option<Change>, skiff_api::wire::ApiError>) -> usize {
         match r {
             Ok(Some(Change::Put(s))) => {
                 // The write's own watch event may have been taken in already.
-                let known = self
-                    .cache
-                    .get(&s.key)
-                    .is_some_and(|c| c.revision >= s.revision);
-                if !known {
+                if !self.cache.holds(&s.key, s.revision) {
                     if let Some(o) = parse(&s) {
                         self.cache.put(s.revision, o);
                     }
@@ -493,29 +488,27 @@ impl<S: Store> Manager<S> {
         let mut lease_tick = tokio::time::interval(Duration::from_millis(250));
         lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // What arrived while the last writes were in flight was taken in then: that
+            // counts as a change that just came.
+            let mut changed = std::mem::take(&mut self.changed_while_writing);
             let changes = self.changes.as_mut().expect("set above");
-            let full = if std::mem::take(&mut self.changed_while_writing) {
-                // What arrived while the last writes were in flight was taken in then;
-                // gather a little more and pass again, as for a change that just came.
-                tokio::time::sleep(last_pass.max(Duration::from_millis(5))).await;
-                self.take_changes();
-                self.changed_while_writing = false;
-                true
-            } else {
-                tokio::select! {
-                m = changes.recv() => {
-                    let Some(m) = m else { return };
-                    self.take(m);
-                    // Gather what arrives together into one pass; in a burst, for as long
-                    // as the last pass computed, so computing takes at most about half a core.
-                    tokio::time::sleep(last_pass.max(Duration::from_millis(5))).await;
-                    self.take_changes();
-                    true
-                }
+            let full = changed
+                || tokio::select! {
+                    m = changes.recv() => {
+                        let Some(m) = m else { return };
+                        self.take(m);
+                        changed = true;
+                        true
+                    }
                     _ = tick.tick() => true,
                     _ = lease_tick.tick() => false,
-                }
-            };
+                };
+            if changed {
+                // Gather what arrives together into one pass; in a burst, for as long as
+                // the last pass computed, so computing takes at most about half a core.
+                tokio::time::sleep(last_pass.max(Duration::from_millis(5))).await;
+                self.take_changes();
+            }
             let now = now_secs();
             if full {
                 self.pass(now).await;
