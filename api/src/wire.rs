@@ -351,6 +351,34 @@ pub enum WatchEvent {
     Error(ApiError),
 }
 
+/// A change event that borrows its object's text: it encodes exactly as the
+/// [`WatchEvent`] variant of the same name (postcard is positional), without a copy of
+/// the text. The coordinator sends these.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum WatchEventRef<'a> {
+    /// As [`WatchEvent::Added`].
+    Added {
+        /// Store revision.
+        revision: u64,
+        /// Object JSON.
+        object: &'a str,
+    },
+    /// As [`WatchEvent::Modified`].
+    Modified {
+        /// Store revision.
+        revision: u64,
+        /// Object JSON.
+        object: &'a str,
+    },
+    /// As [`WatchEvent::Deleted`].
+    Deleted {
+        /// Store revision.
+        revision: u64,
+        /// Object JSON.
+        object: &'a str,
+    },
+}
+
 impl WatchEvent {
     /// The revision of a change event.
     pub fn revision(&self) -> Option<u64> {
@@ -568,6 +596,49 @@ mod tests {
         }
         assert_eq!(got, vec![sample(), Request::Version]);
         d.finish().unwrap();
+    }
+
+    #[test]
+    fn borrowed_events_encode_as_owned_ones() {
+        let text = r#"{"kind":"Pod","metadata":{"name":"p"}}"#;
+        let pairs = [
+            (
+                WatchEventRef::Added {
+                    revision: 7,
+                    object: text,
+                },
+                WatchEvent::Added {
+                    revision: 7,
+                    object: text.into(),
+                },
+            ),
+            (
+                WatchEventRef::Modified {
+                    revision: 300,
+                    object: text,
+                },
+                WatchEvent::Modified {
+                    revision: 300,
+                    object: text.into(),
+                },
+            ),
+            (
+                WatchEventRef::Deleted {
+                    revision: u64::MAX,
+                    object: "",
+                },
+                WatchEvent::Deleted {
+                    revision: u64::MAX,
+                    object: String::new(),
+                },
+            ),
+        ];
+        for (borrowed, owned) in pairs {
+            assert_eq!(
+                encode_frame(&borrowed).unwrap(),
+                encode_frame(&owned).unwrap()
+            );
+        }
     }
 
     #[test]

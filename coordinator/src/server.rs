@@ -10,8 +10,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use skiff_api::selector::Selector;
 use skiff_api::wire::{
-    ApiError, ErrorCode, FrameError, Request, Response, StreamFrame, WatchEvent, ALPN,
-    MAX_FRAME_LEN,
+    ApiError, ErrorCode, FrameError, Request, Response, StreamFrame, WatchEvent, WatchEventRef,
+    ALPN, MAX_FRAME_LEN,
 };
 use skiff_client::frames::{read_frame, write_frame, ReadError};
 use skiff_client::tls::{certs_from_pem, key_from_pem, provider};
@@ -303,30 +303,28 @@ async fn watch<S: Store>(
             ev = w.next() => ev,
             _ = send.stopped() => return,
         };
-        let msg = match ev {
-            Ok(e) => {
-                if !api.event_visible_to(id, &e) {
-                    continue;
-                }
-                watch_event(&e)
-            }
+        let e = match ev {
+            Ok(e) => e,
             Err(e) => {
                 let _ = write_frame(send, &watch_ended(e)).await;
                 return;
             }
         };
-        if write_frame(send, &msg).await.is_err() {
+        if !api.event_visible_to(id, &e) {
+            continue;
+        }
+        if write_frame(send, &watch_event(&e)).await.is_err() {
             return;
         }
     }
 }
 
-fn watch_event(e: &crate::store::StoreEvent) -> WatchEvent {
-    let (revision, object) = (e.revision, e.object.json.to_string());
+fn watch_event(e: &crate::store::StoreEvent) -> WatchEventRef<'_> {
+    let (revision, object) = (e.revision, &*e.object.json);
     match e.kind {
-        EventType::Added => WatchEvent::Added { revision, object },
-        EventType::Modified => WatchEvent::Modified { revision, object },
-        EventType::Deleted => WatchEvent::Deleted { revision, object },
+        EventType::Added => WatchEventRef::Added { revision, object },
+        EventType::Modified => WatchEventRef::Modified { revision, object },
+        EventType::Deleted => WatchEventRef::Deleted { revision, object },
     }
 }
 
