@@ -305,6 +305,10 @@ pub trait Store: Send + Sync + 'static {
     fn write(&self, op: WriteOp) -> impl Future<Output = Result<Vec<Stored>, StoreError>> + Send;
     /// Reads one object.
     fn get(&self, key: &ObjectKey) -> Result<Option<Stored>, StoreError>;
+    /// Whether an object exists (without reading it out).
+    fn contains(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        self.get(key).map(|s| s.is_some())
+    }
     /// A page of a kind (optionally in one namespace), in key order, starting after
     /// `after` (`namespace/name`), with the revision it reflects.
     fn list_page(

@@ -145,14 +145,16 @@ impl Inner {
         let key = parse_key(key_str).ok_or_else(|| backend(format!("bad key {key_str:?}")))?;
         let revision = stored_revision(bytes)?;
         let payload = &bytes[8..];
-        let plain = if key.kind == Kind::Secret {
-            self.crypt
+        let json: Arc<str> = if key.kind == Kind::Secret {
+            let plain = self
+                .crypt
                 .open_sealed(key_str.as_bytes(), payload)
-                .map_err(|e: CryptError| backend(e))?
+                .map_err(|e: CryptError| backend(e))?;
+            String::from_utf8(plain).map_err(backend)?.into()
         } else {
-            payload.to_vec()
+            // One copy, straight from the page into the shared text.
+            std::str::from_utf8(payload).map_err(backend)?.into()
         };
-        let json = String::from_utf8(plain).map(Arc::from).map_err(backend)?;
         Ok(Stored {
             key,
             revision,
@@ -599,6 +601,13 @@ impl Store for RedbStore {
             Some(g) => Ok(Some(self.inner.stored(&ks, g.value())?)),
             None => Ok(None),
         }
+    }
+
+    fn contains(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(OBJECTS).map_err(backend)?;
+        let found = t.get(key_string(key).as_str()).map_err(backend)?;
+        Ok(found.is_some())
     }
 
     fn list_page(
