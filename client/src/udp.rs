@@ -20,7 +20,7 @@ pub const CLIENT_BUFFER: usize = 1 << 20;
 
 /// Raises a socket's receive and send buffers towards `bytes`; returns the receive
 /// buffer the kernel granted (Linux reports twice the usable size asked for).
-pub fn grow_buffers<F: AsFd>(socket: &F, bytes: usize) -> usize {
+fn grow_buffers<F: AsFd>(socket: &F, bytes: usize) -> usize {
     // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it the plain option is capped at
     // net.core.rmem_max, which is still better than the default.
     if setsockopt(socket, sockopt::RcvBufForce, &bytes).is_err() {

@@ -142,20 +142,10 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn random_string(n: usize, alphabet: &[u8]) -> String {
-    use ring::rand::SecureRandom;
-    let rng = ring::rand::SystemRandom::new();
-    let mut buf = vec![0u8; n];
-    rng.fill(&mut buf).expect("system randomness");
-    buf.iter()
-        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
-        .collect()
-}
-
-/// Random text for uids and generated names. The bytes come from the same system source
-/// as [`random_string`]'s, fetched 4 KiB at a time: every create needs one or two, and a
-/// `getrandom` call each showed in profiles of creates. Tokens use [`random_string`].
-fn pooled_random_string(n: usize, alphabet: &[u8]) -> String {
+/// Fills `out` with bytes from the system's random source, fetched 4 KiB at a time into
+/// a per-thread pool: every create needs uid and name bytes, and a `getrandom` call each
+/// showed in profiles of creates.
+fn fill_random(out: &mut [u8]) {
     use ring::rand::SecureRandom;
     use std::cell::RefCell;
     const POOL: usize = 4096;
@@ -163,8 +153,7 @@ fn pooled_random_string(n: usize, alphabet: &[u8]) -> String {
         static BYTES: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
     }
     BYTES.with_borrow_mut(|(buf, used)| {
-        let mut out = String::with_capacity(n);
-        for _ in 0..n {
+        for b in out {
             if *used == buf.len() {
                 buf.resize(POOL, 0);
                 ring::rand::SystemRandom::new()
@@ -172,11 +161,18 @@ fn pooled_random_string(n: usize, alphabet: &[u8]) -> String {
                     .expect("system randomness");
                 *used = 0;
             }
-            out.push(alphabet[buf[*used] as usize % alphabet.len()] as char);
+            *b = buf[*used];
             *used += 1;
         }
-        out
     })
+}
+
+fn random_string(n: usize, alphabet: &[u8]) -> String {
+    let mut buf = vec![0u8; n];
+    fill_random(&mut buf);
+    buf.iter()
+        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
+        .collect()
 }
 
 /// Notes what a Service holds after its write was acknowledged.
@@ -187,16 +183,13 @@ fn record_service(held: Option<&mut Option<Held>>, key: &ObjectKey, o: &Object) 
 }
 
 fn random_bytes4() -> [u8; 4] {
-    use ring::rand::SecureRandom;
     let mut b = [0u8; 4];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .expect("system randomness");
+    fill_random(&mut b);
     b
 }
 
 fn uid() -> String {
-    let h = pooled_random_string(32, b"0123456789abcdef");
+    let h = random_string(32, b"0123456789abcdef");
     format!(
         "{}-{}-4{}-a{}-{}",
         &h[..8],
@@ -848,7 +841,7 @@ impl<S: Store> Api<S> {
                 let prefix = o.meta().generate_name.clone().unwrap_or_default();
                 o.meta_mut().name = Some(format!(
                     "{prefix}{}",
-                    pooled_random_string(5, b"bcdfghjklmnpqrstvwxz2456789")
+                    random_string(5, b"bcdfghjklmnpqrstvwxz2456789")
                 ));
             }
             set_generation(None, &mut o);
@@ -1504,9 +1497,8 @@ mod tests {
     #[test]
     fn pooled_strings_use_only_the_alphabet_and_vary() {
         let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
-        let names: std::collections::HashSet<String> = (0..2_000)
-            .map(|_| pooled_random_string(5, alphabet))
-            .collect();
+        let names: std::collections::HashSet<String> =
+            (0..2_000).map(|_| random_string(5, alphabet)).collect();
         assert!(names
             .iter()
             .all(|n| n.len() == 5 && n.bytes().all(|b| alphabet.contains(&b))));

@@ -533,6 +533,19 @@ impl RedbStore {
         })
     }
 
+    /// Reads one object's stored bytes (with its key string) into `read`.
+    fn read_object<T>(
+        &self,
+        key: &ObjectKey,
+        read: impl FnOnce(&str, &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(OBJECTS).map_err(backend)?;
+        let ks = key_string(key);
+        let found = t.get(ks.as_str()).map_err(backend)?;
+        found.map(|g| read(&ks, g.value())).transpose()
+    }
+
     /// The oldest revision a watch may start after.
     pub fn compacted(&self) -> u64 {
         self.inner.compacted.load(Ordering::Acquire)
@@ -594,20 +607,12 @@ impl Store for RedbStore {
     }
 
     fn get(&self, key: &ObjectKey) -> Result<Option<Stored>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(backend)?;
-        let t = txn.open_table(OBJECTS).map_err(backend)?;
-        let ks = key_string(key);
-        match t.get(ks.as_str()).map_err(backend)? {
-            Some(g) => Ok(Some(self.inner.stored(&ks, g.value())?)),
-            None => Ok(None),
-        }
+        self.read_object(key, |ks, value| self.inner.stored(ks, value))
     }
 
     fn contains(&self, key: &ObjectKey) -> Result<bool, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(backend)?;
-        let t = txn.open_table(OBJECTS).map_err(backend)?;
-        let found = t.get(key_string(key).as_str()).map_err(backend)?;
-        Ok(found.is_some())
+        self.read_object(key, |_, _| Ok(()))
+            .map(|found| found.is_some())
     }
 
     fn list_page(
