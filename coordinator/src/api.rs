@@ -769,7 +769,13 @@ impl<S: Store> Api<S> {
     }
 
     /// Fills in what the server owns on a new object and stores it.
-    pub async fn create(&self, mut o: Object) -> Result<Stored, ApiError> {
+    pub async fn create(&self, o: Object) -> Result<Stored, ApiError> {
+        self.create_object(o).await.map(|(s, _)| s)
+    }
+
+    /// [`Api::create`], also handing back the object as stored (its `resourceVersion`
+    /// set), so a caller that keeps objects need not parse the stored text again.
+    pub async fn create_object(&self, mut o: Object) -> Result<(Stored, Object), ApiError> {
         // A new node gets its pod CIDR: one /24 of the cluster CIDR no other node holds.
         let mut _cidr_guard = match &mut o {
             Object::Node(n) if n.spec.pod_cidr.is_none() => {
@@ -857,7 +863,9 @@ impl<S: Store> Api<S> {
                             set.insert(c.clone());
                         }
                     }
-                    return Ok(s.remove(0));
+                    let s = s.remove(0);
+                    o.meta_mut().resource_version = Some(s.revision.to_string());
+                    return Ok((s, o));
                 }
                 Err(StoreError::AlreadyExists(_)) if generated => continue,
                 Err(e) => return Err(store_err(e)),
@@ -924,7 +932,17 @@ impl<S: Store> Api<S> {
     }
 
     /// Replaces an object (or only its status). A `resourceVersion` in it is a precondition.
-    pub async fn update(&self, mut o: Object, status_only: bool) -> Result<Stored, ApiError> {
+    pub async fn update(&self, o: Object, status_only: bool) -> Result<Stored, ApiError> {
+        self.update_object(o, status_only).await.map(|(s, _)| s)
+    }
+
+    /// [`Api::update`], also handing back the object as stored (its `resourceVersion`
+    /// set).
+    pub async fn update_object(
+        &self,
+        mut o: Object,
+        status_only: bool,
+    ) -> Result<(Stored, Object), ApiError> {
         if o.kind().namespaced() && o.meta().namespace.is_none() {
             o.meta_mut().namespace = Some("default".into());
         }
@@ -967,7 +985,9 @@ impl<S: Store> Api<S> {
             match self.store.write(op).await {
                 Ok(mut s) => {
                     record_service(svc_held.as_deref_mut(), &key, &next);
-                    return Ok(s.remove(0));
+                    let s = s.remove(0);
+                    next.meta_mut().resource_version = Some(s.revision.to_string());
+                    return Ok((s, next));
                 }
                 Err(StoreError::Conflict { .. }) if given.is_none() => continue,
                 Err(StoreError::Conflict { .. }) => {
@@ -1163,14 +1183,29 @@ impl<S: Store> Api<S> {
         node: &str,
         seen: Option<(u64, &Object)>,
     ) -> Result<Stored, ApiError> {
+        self.bind_object(key, uid, node, seen).await.map(|(s, _)| s)
+    }
+
+    /// [`Api::bind`], also handing back the pod as stored when it was bound from `seen`.
+    pub async fn bind_object(
+        &self,
+        key: &ObjectKey,
+        uid: &str,
+        node: &str,
+        seen: Option<(u64, &Object)>,
+    ) -> Result<(Stored, Option<Object>), ApiError> {
         if let Some((revision, Object::Pod(pod))) = seen {
-            let next = bound_pod(key, pod.clone(), uid, node)?;
+            let mut next = Object::Pod(bound_pod(key, pod.clone(), uid, node)?);
             let op = WriteOp::Update {
-                put: Put::from_object(&mut Object::Pod(next)).map_err(store_err)?,
+                put: Put::from_object(&mut next).map_err(store_err)?,
                 expected: Some(revision),
             };
             match self.store.write(op).await {
-                Ok(mut s) => return Ok(s.remove(0)),
+                Ok(mut s) => {
+                    let s = s.remove(0);
+                    next.meta_mut().resource_version = Some(s.revision.to_string());
+                    return Ok((s, Some(next)));
+                }
                 Err(StoreError::Conflict { .. }) => {}
                 Err(e) => return Err(store_err(e)),
             }
@@ -1185,7 +1220,7 @@ impl<S: Store> Api<S> {
                 )?))))
             })
             .await?;
-        Ok(d.stored().clone())
+        Ok((d.stored().clone(), None))
     }
 
     async fn token_create(

@@ -400,6 +400,7 @@ impl<S: Store> Manager<S> {
                     if let Some(Ok(r)) = set.join_next().await {
                         done += self.absorb(r);
                     }
+                    done += self.absorb_ready(&mut set);
                     self.changed_while_writing |= self.take_changes();
                 }
             }
@@ -407,6 +408,7 @@ impl<S: Store> Manager<S> {
                 if let Ok(r) = r {
                     done += self.absorb(r);
                 }
+                done += self.absorb_ready(&mut set);
                 self.changed_while_writing |= self.take_changes();
             }
         }
@@ -430,12 +432,28 @@ impl<S: Store> Manager<S> {
         any
     }
 
-    fn absorb(&mut self, r: Result<Option<Change>, skiff_api::wire::ApiError>) -> usize {
+    /// Absorbs the writes that finished, before their watch events are taken in: a write
+    /// hands back its object, an event would have it parsed from its text.
+    fn absorb_ready(&mut self, set: &mut tokio::task::JoinSet<WriteResult>) -> usize {
+        let mut done = 0;
+        while let Some(r) = set.try_join_next() {
+            if let Ok(r) = r {
+                done += self.absorb(r);
+            }
+        }
+        done
+    }
+
+    fn absorb(&mut self, r: WriteResult) -> usize {
         match r {
-            Ok(Some(Change::Put(s))) => {
+            Ok(Some(Change::Put(s, written))) => {
                 // The write's own watch event may have been taken in already.
                 if !self.cache.holds(&s.key, s.revision) {
-                    if let Some(o) = parse(&s) {
+                    debug_assert!(
+                        written.is_none() || written.as_deref() == parse(&s).as_ref(),
+                        "the object written is the object stored"
+                    );
+                    if let Some(o) = written.map(|o| *o).or_else(|| parse(&s)) {
                         self.cache.put(s.revision, o);
                     }
                 }
@@ -577,10 +595,14 @@ async fn watch_kind<S: Store>(api: Arc<Api<S>>, kind: Kind, tx: mpsc::Sender<Msg
     }
 }
 
+/// What one performed action did.
+type WriteResult = Result<Option<Change>, skiff_api::wire::ApiError>;
+
 /// What a write left in the store.
 pub enum Change {
-    /// The object's new state.
-    Put(Stored),
+    /// The object's new state, and the object itself when the write had it at hand (its
+    /// text need not be parsed again).
+    Put(Stored, Option<Box<Object>>),
     /// The object is gone (its last state).
     Gone(Stored),
 }
@@ -588,21 +610,27 @@ pub enum Change {
 impl From<Deleted> for Change {
     fn from(d: Deleted) -> Change {
         match d {
-            Deleted::Marked(s) => Change::Put(s),
+            Deleted::Marked(s) => Change::Put(s, None),
             Deleted::Gone(s) => Change::Gone(s),
         }
     }
 }
 
 /// Performs one action against the API.
-async fn perform<S: Store>(
-    api: &Api<S>,
-    a: Action,
-) -> Result<Option<Change>, skiff_api::wire::ApiError> {
+async fn perform<S: Store>(api: &Api<S>, a: Action) -> WriteResult {
     let r = match a {
-        Action::Create(o) => api.create(o).await.map(|s| Some(Change::Put(s))),
-        Action::Update(o) => api.update(o, false).await.map(|s| Some(Change::Put(s))),
-        Action::Status(o) => api.update(o, true).await.map(|s| Some(Change::Put(s))),
+        Action::Create(o) => api
+            .create_object(o)
+            .await
+            .map(|(s, o)| Some(Change::Put(s, Some(Box::new(o))))),
+        Action::Update(o) => api
+            .update_object(o, false)
+            .await
+            .map(|(s, o)| Some(Change::Put(s, Some(Box::new(o))))),
+        Action::Status(o) => api
+            .update_object(o, true)
+            .await
+            .map(|(s, o)| Some(Change::Put(s, Some(Box::new(o))))),
         Action::Delete {
             key,
             uid,
@@ -663,14 +691,14 @@ async fn perform<S: Store>(
             node,
             seen,
         } => api
-            .bind(
+            .bind_object(
                 &key,
                 &uid,
                 &node,
                 seen.as_ref().map(|e| (e.revision, &*e.object)),
             )
             .await
-            .map(|s| Some(Change::Put(s))),
+            .map(|(s, o)| Some(Change::Put(s, o.map(Box::new)))),
         Action::Event {
             about,
             uid,
