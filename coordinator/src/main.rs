@@ -69,6 +69,20 @@ struct Args {
     /// MostAllocated (bin packing).
     #[arg(long, default_value = "LeastAllocated")]
     scheduler_scoring: skiff_coordinator::sched::Strategy,
+    /// Cores of CPU time the coordinator may use while its controllers write in bulk
+    /// (a large scale-up or rollout): their writes wait beyond it, so the board keeps
+    /// its other cores for workloads. 0: no limit.
+    #[arg(long, default_value_t = skiff_coordinator::controllers::runner::DEFAULT_CPU_BUDGET, value_parser = parse_cores)]
+    controller_cpu: f64,
+}
+
+fn parse_cores(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(c) if c.is_finite() && c >= 0.0 => Ok(c),
+        _ => Err(format!(
+            "{s:?} is not a number of cores (0.5, 1, 2; 0 for no limit)"
+        )),
+    }
 }
 
 fn hostname() -> Option<String> {
@@ -181,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
                     eviction_timeout: args.pod_eviction_timeout.as_secs() as i64,
                 },
                 strategy: args.scheduler_scoring,
+                cpu_budget: args.controller_cpu,
             },
         )
         .run(),
@@ -204,5 +219,19 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn controller_cpu_takes_a_number_of_cores() {
+        assert_eq!(super::parse_cores("0.8"), Ok(0.8));
+        assert_eq!(super::parse_cores("2"), Ok(2.0));
+        assert_eq!(super::parse_cores("0"), Ok(0.0));
+        for bad in ["-1", "one", "", "inf", "NaN"] {
+            let e = super::parse_cores(bad).unwrap_err();
+            assert!(e.contains("not a number of cores"), "{bad}: {e}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! Every controller is level-triggered: it looks at the whole state each time, not at
 //! the change that woke it, so a missed or repeated wake-up changes nothing.
 
+pub mod budget;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;

@@ -3,6 +3,7 @@
 //! (performed concurrently, deletions first, their results put back into the cache at
 //! once so the next pass never repeats them).
 
+use super::budget::{self, CpuBudget};
 use super::{
     daemonset, deployment, endpoints, gc, ingress, job, nodes, replicaset, statefulset, Action,
     ByController, Cache, PodsByOwner, WATCHED,
@@ -26,7 +27,15 @@ pub struct Config {
     pub lifecycle: nodes::Lifecycle,
     /// The scheduler's resource scoring.
     pub strategy: Strategy,
+    /// Cores of CPU time the coordinator may use while the controllers write
+    /// ([`budget`]); zero: no limit.
+    pub cpu_budget: f64,
 }
+
+/// The default [`Config::cpu_budget`]: the budget paces the writes the controllers
+/// start, and the work those writes cause afterwards (their delivery to nodes, the
+/// replies) trails them, so the process as a whole stays under one core.
+pub const DEFAULT_CPU_BUDGET: f64 = 0.8;
 
 impl Default for Config {
     fn default() -> Self {
@@ -36,6 +45,7 @@ impl Default for Config {
                 eviction_timeout: 300,
             },
             strategy: Strategy::LeastAllocated,
+            cpu_budget: DEFAULT_CPU_BUDGET,
         }
     }
 }
@@ -76,6 +86,8 @@ pub struct Manager<S: Store> {
     changes: Option<mpsc::Receiver<Msg>>,
     /// Changes were taken in while a pass wrote: the next pass should not wait for more.
     changed_while_writing: bool,
+    /// Paces the writes.
+    budget: CpuBudget,
 }
 
 fn parse(s: &Stored) -> Option<Object> {
@@ -97,6 +109,7 @@ impl<S: Store> Manager<S> {
             spam: Default::default(),
             changes: None,
             changed_while_writing: false,
+            budget: CpuBudget::new(cfg.cpu_budget),
         }
     }
 
@@ -393,6 +406,7 @@ impl<S: Store> Manager<S> {
         while let Some(rank) = actions.peek().map(Action::rank) {
             let mut set = tokio::task::JoinSet::new();
             while let Some(a) = actions.next_if(|a| a.rank() == rank) {
+                self.pace().await;
                 let api = self.api.clone();
                 set.spawn(async move { perform(&api, a).await });
                 // Bound how many writes are in flight at once.
@@ -413,6 +427,19 @@ impl<S: Store> Manager<S> {
             }
         }
         done
+    }
+
+    /// Waits while the process spent more CPU time than its budget allows.
+    async fn pace(&mut self) {
+        loop {
+            let wait = self
+                .budget
+                .observe(Instant::now(), budget::process_cpu_time());
+            if wait.is_zero() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// Applies the changes the watches have delivered so far; whether there were any.
