@@ -613,6 +613,16 @@ spec:
         )
         .unwrap_err();
         assert_eq!(e.errors, vec!["pod \"p\": spec.containers: Required value"]);
+        // A type error is found without the path and decoded again to name it.
+        let e = parse_json(&text.replace("\"replicas\":3", "\"replicas\":\"three\"")).unwrap_err();
+        assert!(
+            e.errors[0].contains(": spec.replicas: invalid type: string \"three\""),
+            "{e}"
+        );
+        // Fields the model does not hold are heard once each.
+        let mut heard = Vec::new();
+        Object::decode_json(Kind::Deployment, &bad, &mut |p| heard.push(p)).unwrap();
+        assert_eq!(heard, ["spec.template.spec.containers[0].imagePullPolcy"]);
     }
 
     #[test]

@@ -85,6 +85,15 @@ macro_rules! kinds {
                 text: &str,
                 ignored: &mut dyn FnMut(String),
             ) -> Result<Object, DecodeError> {
+                // Most text decodes: first without keeping the path (which records every
+                // key as it goes); only text that fails is decoded again to say where.
+                let mut found = Vec::new();
+                let mut de = serde_json::Deserializer::from_str(text);
+                let fast = match kind { $(Kind::$variant => decode_untracked::<$ty, _>(&mut de, &mut |p| found.push(p)).map(Object::$variant)),* };
+                if let (Ok(o), Ok(())) = (fast, de.end()) {
+                    found.into_iter().for_each(ignored);
+                    return Ok(o);
+                }
                 let mut de = serde_json::Deserializer::from_str(text);
                 let o = match kind { $(Kind::$variant => decode_typed::<$ty, _>(&mut de, ignored).map(Object::$variant)),* }?;
                 de.end().map_err(|e| DecodeError { path: "<root>".into(), message: e.to_string() })?;
@@ -132,6 +141,15 @@ pub struct DecodeError {
     pub path: String,
     /// What (`invalid type: string "x", expected i32`).
     pub message: String,
+}
+
+/// Decodes reporting ignored fields, without tracking where an error is.
+fn decode_untracked<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+    de: D,
+    ignored: &mut dyn FnMut(String),
+) -> Result<T, D::Error> {
+    let mut cb = |p: serde_ignored::Path<'_>| ignored(ignored_path(&p));
+    T::deserialize(serde_ignored::Deserializer::new(de, &mut cb))
 }
 
 fn decode_typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
