@@ -182,6 +182,14 @@ fn record_service(held: Option<&mut Option<Held>>, key: &ObjectKey, o: &Object) 
     }
 }
 
+/// A one-object write's result and the object written, its `resourceVersion` the
+/// revision the store gave it.
+fn written(mut stored: Vec<Stored>, mut o: Object) -> (Stored, Object) {
+    let s = stored.remove(0);
+    o.meta_mut().resource_version = Some(s.revision.to_string());
+    (s, o)
+}
+
 fn random_bytes4() -> [u8; 4] {
     let mut b = [0u8; 4];
     fill_random(&mut b);
@@ -856,16 +864,14 @@ impl<S: Store> Api<S> {
             }
             let op = WriteOp::Create(Put::from_object(&mut o).map_err(store_err)?);
             match self.store.write(op).await {
-                Ok(mut s) => {
+                Ok(s) => {
                     record_service(svc_held.as_deref_mut(), &o.key(), &o);
                     if let (Some(guard), Object::Node(n)) = (_cidr_guard.as_mut(), &o) {
                         if let (Some(set), Some(c)) = (guard.as_mut(), &n.spec.pod_cidr) {
                             set.insert(c.clone());
                         }
                     }
-                    let s = s.remove(0);
-                    o.meta_mut().resource_version = Some(s.revision.to_string());
-                    return Ok((s, o));
+                    return Ok(written(s, o));
                 }
                 Err(StoreError::AlreadyExists(_)) if generated => continue,
                 Err(e) => return Err(store_err(e)),
@@ -983,11 +989,9 @@ impl<S: Store> Api<S> {
                 expected: Some(cur.revision),
             };
             match self.store.write(op).await {
-                Ok(mut s) => {
+                Ok(s) => {
                     record_service(svc_held.as_deref_mut(), &key, &next);
-                    let s = s.remove(0);
-                    next.meta_mut().resource_version = Some(s.revision.to_string());
-                    return Ok((s, next));
+                    return Ok(written(s, next));
                 }
                 Err(StoreError::Conflict { .. }) if given.is_none() => continue,
                 Err(StoreError::Conflict { .. }) => {
@@ -1201,9 +1205,8 @@ impl<S: Store> Api<S> {
                 expected: Some(revision),
             };
             match self.store.write(op).await {
-                Ok(mut s) => {
-                    let s = s.remove(0);
-                    next.meta_mut().resource_version = Some(s.revision.to_string());
+                Ok(s) => {
+                    let (s, next) = written(s, next);
                     return Ok((s, Some(next)));
                 }
                 Err(StoreError::Conflict { .. }) => {}

@@ -411,19 +411,11 @@ impl<S: Store> Manager<S> {
                 set.spawn(async move { perform(&api, a).await });
                 // Bound how many writes are in flight at once.
                 if set.len() >= 256 {
-                    if let Some(Ok(r)) = set.join_next().await {
-                        done += self.absorb(r);
-                    }
-                    done += self.absorb_ready(&mut set);
-                    self.changed_while_writing |= self.take_changes();
+                    done += self.absorb_next(&mut set).await.unwrap_or(0);
                 }
             }
-            while let Some(r) = set.join_next().await {
-                if let Ok(r) = r {
-                    done += self.absorb(r);
-                }
-                done += self.absorb_ready(&mut set);
-                self.changed_while_writing |= self.take_changes();
+            while let Some(n) = self.absorb_next(&mut set).await {
+                done += n;
             }
         }
         done
@@ -459,16 +451,19 @@ impl<S: Store> Manager<S> {
         any
     }
 
-    /// Absorbs the writes that finished, before their watch events are taken in: a write
-    /// hands back its object, an event would have it parsed from its text.
-    fn absorb_ready(&mut self, set: &mut tokio::task::JoinSet<WriteResult>) -> usize {
+    /// Waits for a write to finish, absorbs it and every other finished one, then takes
+    /// in the watch events: in that order, because a write hands back its object and an
+    /// event would have it parsed from its text. How many writes succeeded; `None` when
+    /// none was in flight.
+    async fn absorb_next(&mut self, set: &mut tokio::task::JoinSet<WriteResult>) -> Option<usize> {
+        let first = set.join_next().await?;
         let mut done = 0;
-        while let Some(r) = set.try_join_next() {
-            if let Ok(r) = r {
-                done += self.absorb(r);
-            }
+        let finished = std::iter::once(first).chain(std::iter::from_fn(|| set.try_join_next()));
+        for r in finished.flatten() {
+            done += self.absorb(r);
         }
-        done
+        self.changed_while_writing |= self.take_changes();
+        Some(done)
     }
 
     fn absorb(&mut self, r: WriteResult) -> usize {
