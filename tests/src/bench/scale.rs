@@ -8,6 +8,7 @@
 //! The reference measured in the same run is the same coordinator before any node
 //! joined (its idle RSS); the targets are 250 MB and one core.
 
+use crate::cpu_seconds;
 use anyhow::Context;
 use skiff_api::wire::{Request, Response, WatchEvent};
 use skiff_api::Kind;
@@ -20,16 +21,6 @@ use std::time::{Duration, Instant};
 const NODES: usize = 1_000;
 const DEPLOYMENTS: usize = 10;
 const REPLICAS: usize = 1_000;
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime is the 14th field.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    // USER_HZ is 100 on every Linux architecture skiff targets.
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -5,7 +5,7 @@
 
 use super::etcd::{Etcd, EtcdProcess};
 use super::percentile;
-use crate::{rss_bytes, Coordinator, TempDir};
+use crate::{cpu_seconds, machine_busy_seconds, rss_bytes, Coordinator, TempDir};
 use skiff_api::wire::{Request, WatchEvent};
 use skiff_api::Kind;
 use skiff_client::config::ClientConfig;
@@ -25,14 +25,63 @@ fn secs() -> Duration {
     Duration::from_secs(super::env_number("SKIFF_BENCH_SECS", 5))
 }
 
-async fn skiff_rate(cfg: &ClientConfig, clients: usize, tag: &str) -> anyhow::Result<(f64, u64)> {
+/// Where the CPU of one timed point went: the server's process, this process (the load
+/// generator's clients) and the machine as a whole.
+struct Meter {
+    server_pid: u32,
+    server: f64,
+    client: f64,
+    machine: f64,
+    start: Instant,
+}
+
+/// One timed point: writes/s and its CPU per acknowledged write.
+struct Point {
+    rate: f64,
+    /// Server CPU per write, µs.
+    server_us: f64,
+    /// Load-generator (client) CPU per write, µs.
+    client_us: f64,
+    /// Cores the machine kept busy on average.
+    busy_cores: f64,
+}
+
+impl Meter {
+    fn start(server_pid: u32) -> Meter {
+        Meter {
+            server_pid,
+            server: cpu_seconds(server_pid),
+            client: cpu_seconds(std::process::id()),
+            machine: machine_busy_seconds(),
+            start: Instant::now(),
+        }
+    }
+
+    fn stop(self, writes: u64) -> Point {
+        let secs = self.start.elapsed().as_secs_f64();
+        let per_write = |cpu: f64| cpu / writes.max(1) as f64 * 1e6;
+        Point {
+            rate: writes as f64 / secs,
+            server_us: per_write(cpu_seconds(self.server_pid) - self.server),
+            client_us: per_write(cpu_seconds(std::process::id()) - self.client),
+            busy_cores: (machine_busy_seconds() - self.machine) / secs,
+        }
+    }
+}
+
+async fn skiff_rate(
+    cfg: &ClientConfig,
+    server_pid: u32,
+    clients: usize,
+    tag: &str,
+) -> anyhow::Result<Point> {
     let mut conns = Vec::new();
     for _ in 0..clients {
         conns.push(Client::connect(cfg).await?);
     }
     let done = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + secs();
-    let start = Instant::now();
+    let meter = Meter::start(server_pid);
     let mut tasks = Vec::new();
     for (i, c) in conns.into_iter().enumerate() {
         let done = done.clone();
@@ -53,15 +102,15 @@ async fn skiff_rate(cfg: &ClientConfig, clients: usize, tag: &str) -> anyhow::Re
     for t in tasks {
         t.await??;
     }
-    let n = done.load(Ordering::Relaxed);
-    Ok((n as f64 / start.elapsed().as_secs_f64(), n))
+    Ok(meter.stop(done.load(Ordering::Relaxed)))
 }
 
 async fn etcd_rate(
     addr: std::net::SocketAddr,
+    server_pid: u32,
     clients: usize,
     tag: &str,
-) -> anyhow::Result<(f64, u64)> {
+) -> anyhow::Result<Point> {
     let mut conns = Vec::new();
     for _ in 0..clients {
         conns.push(Etcd::connect(addr).await?);
@@ -69,7 +118,7 @@ async fn etcd_rate(
     let value = object("x");
     let done = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + secs();
-    let start = Instant::now();
+    let meter = Meter::start(server_pid);
     let mut tasks = Vec::new();
     for (i, c) in conns.into_iter().enumerate() {
         let done = done.clone();
@@ -92,8 +141,7 @@ async fn etcd_rate(
     for t in tasks {
         t.await??;
     }
-    let n = done.load(Ordering::Relaxed);
-    Ok((n as f64 / start.elapsed().as_secs_f64(), n))
+    Ok(meter.stop(done.load(Ordering::Relaxed)))
 }
 
 async fn skiff_latency(cfg: &ClientConfig, samples: usize) -> anyhow::Result<Vec<f64>> {
@@ -280,12 +328,25 @@ pub fn run() -> anyhow::Result<()> {
         println!("{:>8}  {:>16}  {:>16}  {:>6}", "clients", "skiff writes/s", "etcd writes/s", "ratio");
         let mut last_ratio = 0.0;
         let points = client_counts()?;
+        let mut cpu = Vec::new();
         for &clients in &points {
             // Interleave the two systems so drift on a shared machine hits both alike.
-            let (s, _) = skiff_rate(&cfg, clients, &format!("w{clients}")).await?;
-            let (e, _) = etcd_rate(etcd.addr, clients, &format!("w{clients}")).await?;
-            last_ratio = s / e;
-            println!("{clients:>8}  {s:>16.0}  {e:>16.0}  {last_ratio:>6.2}");
+            let tag = format!("w{clients}");
+            let s = skiff_rate(&cfg, coordinator.pid(), clients, &tag).await?;
+            let e = etcd_rate(etcd.addr, etcd.pid(), clients, &tag).await?;
+            last_ratio = s.rate / e.rate;
+            println!("{clients:>8}  {:>16.0}  {:>16.0}  {last_ratio:>6.2}", s.rate, e.rate);
+            cpu.push((clients, s, e));
+        }
+        // Both servers and this process share the machine's cores: where a point is
+        // CPU-bound, writes/s follow the CPU each write costs, on both sides of the wire.
+        println!("CPU per acknowledged write (µs), same points: server | this process's clients | machine's busy cores");
+        println!("{:>8}  {:>28}  {:>28}", "clients", "skiff-coordinator", "etcd");
+        for (clients, s, e) in &cpu {
+            println!(
+                "{clients:>8}  {:>7.0} | {:>5.0} | {:>4.2} cores  {:>7.0} | {:>5.0} | {:>4.2} cores",
+                s.server_us, s.client_us, s.busy_cores, e.server_us, e.client_us, e.busy_cores
+            );
         }
         let samples = 300;
         let sl = skiff_latency(&cfg, samples).await?;
