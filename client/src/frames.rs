@@ -2,7 +2,9 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 use skiff_api::wire::{decode_body, encode_frame, frame_len, FrameError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Waker};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Reading a frame failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,16 @@ pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(
         got += n;
     }
     Ok(Some(decode_body(&body)?))
+}
+
+/// Takes the end of a stream that the peer has already finished, without waiting for it.
+/// A QUIC receive stream dropped before its end is read sends the peer a STOP_SENDING
+/// frame: one per request for nothing. A peer that has not finished yet (or sent more
+/// after the frame) is not waited for: that stream is then stopped as before.
+pub fn take_end<R: AsyncRead + Unpin>(r: &mut R) {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    let _ = Pin::new(r).poll_read(&mut Context::from_waker(Waker::noop()), &mut buf);
 }
 
 /// Writes one frame.

@@ -194,6 +194,7 @@ impl Client {
                         "the coordinator closed the stream without answering".into(),
                     )
                 })?;
+            frames::take_end(&mut recv);
             match resp {
                 Response::Error(e) => Err(ClientError::Api(e)),
                 r => Ok(r),

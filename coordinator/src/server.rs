@@ -13,7 +13,7 @@ use skiff_api::wire::{
     ApiError, ErrorCode, FrameError, Request, Response, StreamFrame, WatchEvent, WatchEventRef,
     ALPN, MAX_FRAME_LEN,
 };
-use skiff_client::frames::{read_frame, write_frame, ReadError};
+use skiff_client::frames::{read_frame, take_end, write_frame, ReadError};
 use skiff_client::tls::{certs_from_pem, key_from_pem, provider};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -223,6 +223,9 @@ async fn stream<S: Store>(
         let _ = send.finish();
         return;
     }
+    // A plain request is the whole stream (logs, exec and watches go on past their first
+    // frame): its end has usually come with it.
+    take_end(&mut recv);
     let resp = match tokio::time::timeout(REQUEST_DEADLINE, api.handle(id, req)).await {
         Ok(r) => r,
         Err(_) => Response::Error(ApiError::new(

@@ -559,6 +559,32 @@ fn watch_delivers_changes_in_order_and_resumes_from_a_revision() {
 }
 
 #[test]
+fn answered_requests_end_their_streams_without_stop_or_reset() {
+    // A request stream read to its end closes quietly; one dropped before its end sends
+    // the peer a STOP_SENDING frame (and a peer may answer that with a reset).
+    let dir = TempDir::new("e2e-streams");
+    let c = Coordinator::start(dir.path());
+    rt().block_on(async {
+        let client = admin(&c).await;
+        let cm = |n: usize| format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"s{n}","namespace":"default"}},"data":{{"v":"{n}"}}}}"#);
+        for n in 0..20 {
+            client.call(&Request::Create { object: cm(n) }).await.unwrap();
+            client.call(&Request::list(Kind::ConfigMap, None, None)).await.unwrap();
+        }
+        // Let the last answers' acknowledgements and any late frames arrive.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let s = client.connection().stats();
+        // A stream's end can come a moment after its frame (when the peer's connection
+        // task sends between the peer's write and its finish): that stream is stopped as
+        // before. Without take_end, every one of the 40 was.
+        let frames = |f: &quinn::FrameStats| (f.stop_sending, f.reset_stream);
+        let quiet = |f: &quinn::FrameStats| f.stop_sending <= 4 && f.reset_stream <= 4;
+        assert!(quiet(&s.frame_tx), "sent (STOP_SENDING, RESET_STREAM): {:?}", frames(&s.frame_tx));
+        assert!(quiet(&s.frame_rx), "received (STOP_SENDING, RESET_STREAM): {:?}", frames(&s.frame_rx));
+    });
+}
+
+#[test]
 fn large_lists_come_in_pages() {
     let dir = TempDir::new("e2e-pages");
     let c = Coordinator::start(dir.path());
