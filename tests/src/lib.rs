@@ -72,23 +72,18 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 /// seconds summed over its CPUs.
 pub fn machine_busy_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // user nice system idle iowait irq softirq steal ...; guest time is inside user.
     let f: Vec<f64> = stat
         .lines()
         .next()
         .unwrap_or("")
         .split_whitespace()
         .skip(1)
+        .take(8)
         .filter_map(|x| x.parse().ok())
         .collect();
-    // user nice system idle iowait irq softirq steal ...; guest time is inside user.
-    let busy: f64 = f
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v)
-        .sum();
-    busy / 100.0
+    let idle = f.get(3).unwrap_or(&0.0) + f.get(4).unwrap_or(&0.0);
+    (f.iter().sum::<f64>() - idle) / 100.0
 }
 
 /// Resident memory of a process in bytes (VmRSS).

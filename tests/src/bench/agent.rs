@@ -16,7 +16,7 @@ use skiff_api::Kind;
 
 use super::percentile;
 use crate::node::{eventually, AgentProc, Node, IMAGE};
-use crate::{binary, Coordinator, NetNs, TempDir};
+use crate::{binary, cpu_seconds, Coordinator, NetNs, TempDir};
 
 const PODS: usize = 10;
 
@@ -26,16 +26,6 @@ fn quiet_secs() -> u64 {
 
 fn start_runs() -> usize {
     super::env_number("SKIFF_BENCH_RUNS", 40).max(30)
-}
-
-/// utime + stime in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let get = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    // Fields after the comm: utime is field 14, stime 15 (index 11 and 12 here).
-    get(11) + get(12)
 }
 
 /// Proportional set size in bytes: private pages plus each shared page divided by its
@@ -174,17 +164,17 @@ pub fn run() -> anyhow::Result<()> {
         quiet.as_secs()
     );
     let t0 = Instant::now();
-    let (a_cpu0, a_w0, c_w0) = (cpu_ticks(apid), write_bytes(apid), write_bytes(cpid));
+    let (a_cpu0, a_w0, c_w0) = (cpu_seconds(apid), write_bytes(apid), write_bytes(cpid));
     // A helper that runs during the window (one the agent started again) counts with the
     // agent: its CPU and writes from when it was first seen to when it was last seen.
-    let mut helpers: std::collections::HashMap<u32, [(u64, u64); 2]> = Default::default();
+    let mut helpers: std::collections::HashMap<u32, [(f64, u64); 2]> = Default::default();
     let mut rss = Vec::new();
     let mut pss = Vec::new();
     let mut last_helper = None;
     while t0.elapsed() < quiet {
         let h = helper_of(apid);
         if let Some(h) = h {
-            let now = (cpu_ticks(h), write_bytes(h));
+            let now = (cpu_seconds(h), write_bytes(h));
             helpers.entry(h).or_insert([now, now])[1] = now;
         }
         last_helper = h;
@@ -194,12 +184,11 @@ pub fn run() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs(2));
     }
     let secs = t0.elapsed().as_secs_f64();
-    let (h_ticks, h_writes) = helpers
-        .values()
-        .fold((0, 0), |(t, w), [a, b]| (t + (b.0 - a.0), w + (b.1 - a.1)));
-    let ticks = (cpu_ticks(apid) - a_cpu0) + h_ticks;
-    let hz = 100.0; // USER_HZ on Linux
-    let cpu_pct = ticks as f64 / hz / secs * 100.0;
+    let (h_cpu, h_writes) = helpers.values().fold((0.0, 0), |(t, w), [a, b]| {
+        (t + (b.0 - a.0), w + (b.1 - a.1))
+    });
+    let cpu = (cpu_seconds(apid) - a_cpu0) + h_cpu;
+    let cpu_pct = cpu / secs * 100.0;
     let agent_writes = (write_bytes(apid) - a_w0) + h_writes;
     let coord_writes = write_bytes(cpid) - c_w0;
     rss.sort_by(|a, b| a.total_cmp(b));
