@@ -79,7 +79,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
     // What already runs, by pod: the workers adopt it.
     let mut adopt: HashMap<String, Vec<ContainerStatus>> = HashMap::new();
     for c in runtime.list()? {
-        if let Some(uid) = c.labels.get(crate::worker::LABEL_UID) {
+        if let Some(uid) = c.labels.get(crate::pods::worker::LABEL_UID) {
             adopt.entry(uid.clone()).or_default().push(c);
         }
     }
@@ -107,8 +107,8 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         }
     }
     // The pod network as the node last knew it (a restart while cut off keeps it).
-    let net = crate::net::PodNetwork::stored_cidr(&cfg.data_dir)
-        .map(|cidr| crate::net::PodNetwork::new(&cfg.name, &cidr, &cfg.data_dir))
+    let net = crate::network::pod_net::PodNetwork::stored_cidr(&cfg.data_dir)
+        .map(|cidr| crate::network::pod_net::PodNetwork::new(&cfg.name, &cidr, &cfg.data_dir))
         .transpose()?
         .map(Arc::new);
     if let Some(net) = &net {
@@ -153,12 +153,12 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         // The pods kept on disk run before the coordinator answers (or if it never does).
         for pod in agent.local.pods() {
             tracing::info!(pod = %format!("{}/{}", pod.metadata.namespace(), pod.metadata.name()), "resuming from local state");
-            link::start_or_update(&agent, pod);
+            crate::pods::manage::start_or_update(&agent, pod);
         }
         tokio::spawn(link::run(agent.clone()));
-        tokio::spawn(crate::proxy::run(agent.clone()));
-        tokio::spawn(crate::dns::run(agent.clone()));
-        tokio::spawn(crate::ingress::run(agent.clone()));
+        tokio::spawn(crate::services::proxy::run(agent.clone()));
+        tokio::spawn(crate::services::dns::run(agent.clone()));
+        tokio::spawn(crate::services::ingress::run(agent.clone()));
         if !agent.cfg.helper_idle.is_zero() {
             tokio::spawn(release_idle_helper(agent.clone()));
         }
@@ -181,7 +181,7 @@ async fn release_idle_helper(agent: Arc<Agent>) {
     loop {
         tick.tick().await;
         let rt = agent.rt.clone();
-        if let Ok(true) = crate::worker::blocking(move || Ok(rt.release_idle_helper(idle))).await {
+        if let Ok(true) = crate::util::blocking(move || Ok(rt.release_idle_helper(idle))).await {
             tracing::debug!("runtime helper idle for {idle:?}: stopped");
             // The work that needed the helper (starting containers, mostly) ran code a
             // quiet node does not: let those pages go too.

@@ -2,25 +2,15 @@
 //! the pods bound to the node; the subcommands are the node operator's tools (images and
 //! one-off containers, as containerd's `ctr` gives) and the runtime helper.
 
-mod cluster;
 mod daemon;
-mod dns;
-mod ingress;
 mod link;
 mod local;
-mod net;
-mod nft;
-mod node;
+mod network;
 mod ops;
-mod overlay;
-mod podspec;
-mod probe;
-mod proxy;
-mod serve;
+mod pods;
+mod services;
 mod state;
-mod status;
-mod usage;
-mod worker;
+mod util;
 
 use std::path::PathBuf;
 
@@ -87,8 +77,8 @@ pub struct DaemonArgs {
     /// How pods reach other nodes' pods: host-gw (routes; the nodes share a link), vxlan
     /// (an overlay, UDP 8472) or auto (routes to nodes on a shared subnet, the overlay to
     /// the others). A pair of nodes uses the overlay if either end says vxlan.
-    #[arg(long, value_enum, default_value_t = crate::overlay::Backend::Auto)]
-    pub pod_network: crate::overlay::Backend,
+    #[arg(long, value_enum, default_value_t = crate::network::overlay::Backend::Auto)]
+    pub pod_network: crate::network::overlay::Backend,
     /// Stop the runtime helper (the process that creates containers) after this long
     /// without a request, returning its memory; the next pod start or exec starts it
     /// again. 0 keeps it running.
@@ -169,29 +159,6 @@ pub struct RunArgs {
     /// Command and arguments (replace the image's cmd, as with docker run).
     #[arg(last = true)]
     pub command: Vec<String>,
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Random bytes from the kernel.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    b
-}
-
-/// `n` random hex digits.
-pub fn random_hex(n: usize) -> String {
-    let b = random_bytes::<16>();
-    b.iter().map(|x| format!("{x:02x}")).collect::<String>()[..n.min(32)].to_string()
 }
 
 fn main() {

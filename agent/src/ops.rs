@@ -23,8 +23,8 @@ pub fn run(args: &Args, cmd: &Command) -> Result<i32, Error> {
         Command::Rm { ids } => rm(args, ids),
         Command::CleanNetwork => {
             let node = node_name(args);
-            crate::nft::remove(&node)?;
-            crate::net::remove_overlay(&node)?;
+            crate::network::nft::remove(&node)?;
+            crate::network::pod_net::remove_overlay(&node)?;
             Ok(0)
         }
         Command::RuntimeHelper => Ok(0),
@@ -262,7 +262,7 @@ pub fn defaults(store: &ImageStore, rec: &ImageRecord) -> Result<ImageDefaults, 
 }
 
 fn random_id() -> String {
-    crate::random_hex(12)
+    crate::util::random_hex(12)
 }
 
 fn run_container(args: &Args, r: &RunArgs) -> Result<i32, Error> {

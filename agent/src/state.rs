@@ -3,7 +3,7 @@
 //! waiting for the coordinator.
 
 use crate::local::Local;
-use crate::podspec::Sources;
+use crate::pods::podspec::Sources;
 use serde_json::Value;
 use skiff_api::core::Event;
 use skiff_api::meta::ObjectReference;
@@ -40,7 +40,7 @@ pub struct Config {
     pub ingress_http_port: u16,
     pub ingress_https_port: u16,
     /// How this node reaches other nodes' pods.
-    pub pod_network: crate::overlay::Backend,
+    pub pod_network: crate::network::overlay::Backend,
     /// The runtime helper stops after this long without a request (zero: never).
     pub helper_idle: Duration,
 }
@@ -95,14 +95,14 @@ pub struct Agent {
     pub adopt: Mutex<HashMap<String, Vec<skiff_runtime::ContainerStatus>>>,
     pub adopt_sandboxes: Mutex<std::collections::HashSet<String>>,
     /// The pod network, once the node knows its pod CIDR.
-    pub net: Mutex<Option<Arc<crate::net::PodNetwork>>>,
+    pub net: Mutex<Option<Arc<crate::network::pod_net::PodNetwork>>>,
     /// Nodes, Services and Endpoints as last heard from the coordinator.
-    pub cluster: watch::Sender<Arc<crate::cluster::ClusterView>>,
+    pub cluster: watch::Sender<Arc<crate::services::cluster::ClusterView>>,
 }
 
 impl Agent {
     /// The pod network, if the node has its pod CIDR.
-    pub fn net(&self) -> Option<Arc<crate::net::PodNetwork>> {
+    pub fn net(&self) -> Option<Arc<crate::network::pod_net::PodNetwork>> {
         self.net.lock().unwrap().clone()
     }
 
@@ -166,7 +166,7 @@ impl Agent {
             type_: type_.to_string(),
             reason: reason.to_string(),
             message,
-            at: skiff_api::util::rfc3339(crate::now_secs()),
+            at: skiff_api::util::rfc3339(crate::util::now_secs()),
         });
     }
 }
@@ -379,7 +379,7 @@ impl EventQueue {
                 host: Some(node.to_string()),
             },
         );
-        ev.metadata.name = Some(format!("{pod}.{}", crate::random_hex(8)));
+        ev.metadata.name = Some(format!("{pod}.{}", crate::util::random_hex(8)));
         ev.reporting_component = Some("skiff-agent".into());
         ev.reporting_instance = Some(node.to_string());
         sent.insert(key, ev.clone());

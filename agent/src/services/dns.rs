@@ -19,7 +19,7 @@
 //! resolves in full. Queries over TCP that are not the cluster's go upstream over TCP.
 //! Messages are parsed and written with hickory-proto.
 
-use crate::cluster::ClusterView;
+use crate::services::cluster::ClusterView;
 use crate::state::Agent;
 use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, SOA, SRV};
@@ -79,7 +79,7 @@ pub fn answer(view: &ClusterView, qname: &str, qtype: RecordType) -> Answer {
             if !want_a {
                 return Answer::Records(vec![]);
             }
-            if let Some(ip) = crate::proxy::cluster_ip(s) {
+            if let Some(ip) = crate::services::proxy::cluster_ip(s) {
                 return Answer::Records(vec![(fqdn(&name), a(ip))]);
             }
             let ep = view.endpoints.get(&(ns.to_string(), svc.to_string()));
@@ -113,7 +113,7 @@ pub fn answer(view: &ClusterView, qname: &str, qtype: RecordType) -> Answer {
                     .ok()
                     .map(|t| (fqdn(&name), RData::SRV(SRV::new(0, 100, port, t))))
             };
-            if crate::proxy::cluster_ip(s).is_some() {
+            if crate::services::proxy::cluster_ip(s).is_some() {
                 let p = sp.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
                 return Answer::Records(srv(&base, p).into_iter().collect());
             }
@@ -306,12 +306,12 @@ pub async fn run(agent: Arc<Agent>) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let addr = SocketAddr::new(IpAddr::V4(net.gateway()), 53);
-    let frontend = crate::proxy::Frontend {
+    let frontend = crate::services::proxy::Frontend {
         addr,
-        proto: crate::proxy::Proto::Udp,
+        proto: crate::services::proxy::Proto::Udp,
     };
     let sock = loop {
-        match crate::proxy::socket(frontend).and_then(|s| UdpSocket::from_std(s.into())) {
+        match crate::services::proxy::socket(frontend).and_then(|s| UdpSocket::from_std(s.into())) {
             Ok(s) => break Arc::new(s),
             Err(e) => {
                 tracing::warn!(%addr, "cluster DNS cannot listen yet: {e}");
@@ -320,26 +320,30 @@ pub async fn run(agent: Arc<Agent>) {
         }
     };
     tracing::info!(%addr, "cluster DNS serving");
-    let tcp_front = crate::proxy::Frontend {
+    let tcp_front = crate::services::proxy::Frontend {
         addr,
-        proto: crate::proxy::Proto::Tcp,
+        proto: crate::services::proxy::Proto::Tcp,
     };
     // The node's resolvers, one cache for both transports.
     let upstreams = Arc::new(std::sync::Mutex::new(Upstreams::default()));
-    match crate::proxy::tcp_listener(tcp_front) {
+    match crate::services::proxy::tcp_listener(tcp_front) {
         Ok(l) => {
             let (agent, ups) = (agent.clone(), upstreams.clone());
-            tokio::spawn(crate::proxy::accept_each(l, "dns", move |conn, _| {
-                let (agent, ups) = (agent.clone(), ups.clone());
-                async move {
-                    serve_tcp(
-                        conn,
-                        || agent.cluster.borrow().clone(),
-                        || ups.lock().unwrap().current(addr.ip()),
-                    )
-                    .await
-                }
-            }));
+            tokio::spawn(crate::services::proxy::accept_each(
+                l,
+                "dns",
+                move |conn, _| {
+                    let (agent, ups) = (agent.clone(), ups.clone());
+                    async move {
+                        serve_tcp(
+                            conn,
+                            || agent.cluster.borrow().clone(),
+                            || ups.lock().unwrap().current(addr.ip()),
+                        )
+                        .await
+                    }
+                },
+            ));
         }
         Err(e) => tracing::warn!(%addr, "cluster DNS over TCP: {e}"),
     }
@@ -444,7 +448,7 @@ async fn forward(query: &[u8], ups: &[SocketAddr], tcp: bool) -> Option<Vec<u8>>
                 write_framed(&mut c, query).await.ok()?;
                 read_framed(&mut c).await
             } else {
-                let s = crate::proxy::udp_to(up).await.ok()?;
+                let s = crate::services::proxy::udp_to(up).await.ok()?;
                 s.send(query).await.ok()?;
                 let mut buf = vec![0u8; 4096];
                 let n = s.recv(&mut buf).await.ok()?;

@@ -20,7 +20,7 @@
 //! It also keeps the node's routes to other nodes' pods up to date (host-gw or the VXLAN
 //! overlay, see `overlay.rs`), from the same cluster view.
 
-use crate::cluster::ClusterView;
+use crate::services::cluster::ClusterView;
 use crate::state::Agent;
 use skiff_api::core::{Endpoints, Service, ServicePort};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -137,7 +137,7 @@ pub fn frontends(view: &ClusterView) -> BTreeMap<Frontend, Backends> {
 
 /// The ClusterIP ports the kernel translates (nft.rs): those with ready IPv4 endpoints
 /// and no ClientIP affinity. Pure.
-pub fn dnats(want: &BTreeMap<Frontend, Backends>) -> Vec<crate::nft::Dnat> {
+pub fn dnats(want: &BTreeMap<Frontend, Backends>) -> Vec<crate::network::nft::Dnat> {
     want.iter()
         .filter_map(|(f, b)| {
             let IpAddr::V4(vip) = f.addr.ip() else {
@@ -154,7 +154,7 @@ pub fn dnats(want: &BTreeMap<Frontend, Backends>) -> Vec<crate::nft::Dnat> {
                     IpAddr::V6(_) => None,
                 })
                 .collect();
-            (!endpoints.is_empty()).then_some(crate::nft::Dnat {
+            (!endpoints.is_empty()).then_some(crate::network::nft::Dnat {
                 vip,
                 port: f.addr.port(),
                 proto: match f.proto {
@@ -229,7 +229,7 @@ struct Running {
 
 /// Follows the cluster view: routes, virtual IPs, listeners.
 pub async fn run(agent: Arc<Agent>) {
-    if let Err(e) = crate::worker::blocking(crate::net::reuse_time_wait).await {
+    if let Err(e) = crate::util::blocking(crate::network::pod_net::reuse_time_wait).await {
         tracing::warn!("{e}");
     }
     let mut rx = agent.cluster.subscribe();
@@ -248,11 +248,11 @@ pub async fn run(agent: Arc<Agent>) {
             if let Some(node_ip) = node_ip.filter(|_| changed) {
                 let (name, p) = (agent.cfg.name.clone(), peers.clone());
                 let backend = agent.cfg.pod_network;
-                let r = crate::worker::blocking(move || {
-                    crate::net::enable_forwarding()?;
+                let r = crate::util::blocking(move || {
+                    crate::network::pod_net::enable_forwarding()?;
                     net.sync_peers(backend, &p.2, node_ip)?;
                     let cidrs: Vec<(Ipv4Addr, u8)> = p.2.iter().map(|x| x.cidr).collect();
-                    crate::nft::apply(&name, p.0, &cidrs)
+                    crate::network::nft::apply(&name, p.0, &cidrs)
                 })
                 .await;
                 match r {
@@ -272,7 +272,9 @@ pub async fn run(agent: Arc<Agent>) {
         let d = dnats(&want);
         if last_dnats.as_ref() != Some(&d) {
             let (name, d2) = (agent.cfg.name.clone(), d.clone());
-            match crate::worker::blocking(move || crate::nft::apply_services(&name, &d2)).await {
+            match crate::util::blocking(move || crate::network::nft::apply_services(&name, &d2))
+                .await
+            {
                 Ok(()) => last_dnats = Some(d),
                 // The proxy still listens on every ClusterIP port: slower, not broken.
                 Err(e) => tracing::warn!("{e}; pods' Service traffic goes through the proxy"),
@@ -280,7 +282,8 @@ pub async fn run(agent: Arc<Agent>) {
         }
         if last_vips.as_ref() != Some(&vips) {
             let v = vips.clone();
-            match crate::worker::blocking(move || crate::net::sync_service_ips(&v)).await {
+            match crate::util::blocking(move || crate::network::pod_net::sync_service_ips(&v)).await
+            {
                 Ok(()) => last_vips = Some(vips),
                 Err(e) => tracing::warn!("service addresses: {e}"),
             }
@@ -671,13 +674,13 @@ mod tests {
         assert_eq!(
             d,
             [
-                crate::nft::Dnat {
+                crate::network::nft::Dnat {
                     vip: Ipv4Addr::new(10, 43, 0, 10),
                     port: 53,
                     proto: 17,
                     endpoints: vec![ep(2, 5353), ep(13, 5353)],
                 },
-                crate::nft::Dnat {
+                crate::network::nft::Dnat {
                     vip: Ipv4Addr::new(10, 43, 0, 10),
                     port: 80,
                     proto: 6,

@@ -4,8 +4,14 @@
 //! and serve the log and exec streams the coordinator opens. Reconnects with jittered
 //! backoff; the pods keep running meanwhile.
 
-use crate::state::{Agent, Desired};
-use crate::{serve, worker};
+pub mod follow;
+pub mod node;
+pub mod serve;
+pub mod usage;
+
+use crate::pods::manage;
+
+use crate::state::Agent;
 use serde_json::Value;
 use skiff_api::core::Node;
 use skiff_api::pod::Pod;
@@ -64,7 +70,7 @@ fn local_ip_towards(server: &str) -> Option<IpAddr> {
 
 /// Random fraction in [0, 1) for jitter.
 fn jitter() -> f64 {
-    let b = crate::random_bytes::<4>();
+    let b = crate::util::random_bytes::<4>();
     u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
 }
 
@@ -145,7 +151,7 @@ async fn session(agent: &Arc<Agent>, client: &Client, since: &mut Option<u64>) -
     tokio::select! {
         r = pods => r,
         r = watch_configs(agent, client, cfg_rev) => r,
-        r = crate::cluster::follow(agent, client) => r,
+        r = follow::follow(agent, client) => r,
         r = heartbeat(agent, client) => r,
         r = send_status(agent, client) => r,
         r = send_events(agent, client) => r,
@@ -167,7 +173,7 @@ async fn register(agent: &Agent, client: &Client) -> Result<()> {
         Err(e) if e.code() == Some(ErrorCode::NotFound) => None,
         Err(e) => return Err(e),
     };
-    let mut want = crate::node::desired(agent, current.as_ref());
+    let mut want = crate::link::node::desired(agent, current.as_ref());
     let mut pod_cidr = current.as_ref().and_then(|n| n.spec.pod_cidr.clone());
     match &current {
         None => {
@@ -213,12 +219,12 @@ async fn set_pod_network(agent: &Agent, cidr: &str) {
         cidr.to_string(),
     );
     let backend = agent.cfg.pod_network;
-    let r = crate::worker::blocking(move || {
-        let mtu = backend.pod_mtu(host_ip.map_or(1500, crate::net::mtu_of));
+    let r = crate::util::blocking(move || {
+        let mtu = backend.pod_mtu(host_ip.map_or(1500, crate::network::pod_net::mtu_of));
         let net = match kept {
             Some(n) => n,
             None => {
-                let n = crate::net::PodNetwork::new(&name, &cidr, &dir)?;
+                let n = crate::network::pod_net::PodNetwork::new(&name, &cidr, &dir)?;
                 n.ensure_bridge()?;
                 Arc::new(n)
             }
@@ -261,7 +267,7 @@ async fn relist(agent: &Arc<Agent>, client: &Client) -> Result<u64> {
         .cloned()
         .collect();
     for uid in gone {
-        stop_pod(agent, &uid);
+        manage::stop(agent, &uid);
     }
     Ok(rev)
 }
@@ -303,14 +309,6 @@ async fn watch_pods(agent: &Arc<Agent>, client: &Client, since: &mut Option<u64>
     }
 }
 
-/// The pod without what changes while nothing should change in what runs.
-fn spec_view(p: &Pod) -> Pod {
-    let mut p = p.clone();
-    p.status = None;
-    p.metadata.resource_version = None;
-    p
-}
-
 /// Brings one pod's worker up to date with the coordinator's object.
 pub async fn apply_pod(agent: &Arc<Agent>, client: &Client, pod: Pod, deleted: bool) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -318,67 +316,14 @@ pub async fn apply_pod(agent: &Arc<Agent>, client: &Client, pod: Pod, deleted: b
         return;
     }
     if deleted {
-        stop_pod(agent, &uid);
+        manage::stop(agent, &uid);
         return;
     }
-    agent.status.observed(&pod);
-    // Most events are the pod's own status updates: nothing to keep or to hand on then.
-    let unchanged = agent
-        .pods
-        .lock()
-        .unwrap()
-        .get(&uid)
-        .is_some_and(|e| spec_view(&e.desired.borrow().pod) == spec_view(&pod));
-    if unchanged {
+    if !manage::take(agent, &pod) {
         return;
-    }
-    if let Err(e) = agent.local.save_pod(&pod) {
-        tracing::warn!(pod = %pod.metadata.name(), error = %e, "keeping the pod on disk");
     }
     fetch_sources(agent, client, &pod).await;
-    start_or_update(agent, pod);
-}
-
-/// Starts a worker for a pod, or hands an existing one the pod's newest spec.
-pub fn start_or_update(agent: &Arc<Agent>, pod: Pod) {
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let sources = Arc::new(agent.sources_for(&pod));
-    let mut pods = agent.pods.lock().unwrap();
-    if let Some(e) = pods.get(&uid) {
-        let cur = e.desired.borrow().clone();
-        let changed = spec_view(&cur.pod) != spec_view(&pod) || *cur.sources != *sources;
-        if changed {
-            let _ = e.desired.send(Desired {
-                pod: Arc::new(pod),
-                sources,
-                gone: false,
-            });
-        }
-        return;
-    }
-    let (existing, sandbox) = agent.adoptable(&uid);
-    let entry = worker::spawn(
-        agent.clone(),
-        Desired {
-            pod: Arc::new(pod),
-            sources,
-            gone: false,
-        },
-        &existing,
-        sandbox,
-    );
-    pods.insert(uid, entry);
-}
-
-fn stop_pod(agent: &Agent, uid: &str) {
-    let _ = agent.local.remove_pod(uid);
-    if let Some(e) = agent.pods.lock().unwrap().get(uid) {
-        let mut d = e.desired.borrow().clone();
-        if !d.gone {
-            d.gone = true;
-            let _ = e.desired.send(d);
-        }
-    }
+    manage::start_or_update(agent, pod);
 }
 
 /// Fetches the ConfigMaps and Secrets a pod reads that the agent does not hold yet.
@@ -477,7 +422,7 @@ fn refresh_all(agent: &Arc<Agent>) {
         .map(|e| (*e.desired.borrow().pod).clone())
         .collect();
     for p in pods {
-        start_or_update(agent, p);
+        manage::start_or_update(agent, p);
     }
 }
 
@@ -613,7 +558,7 @@ async fn send_events(agent: &Agent, client: &Client) -> Result<()> {
 }
 
 async fn report_usage(agent: &Agent, client: &Client) -> Result<()> {
-    let mut sampler = crate::usage::Sampler::default();
+    let mut sampler = crate::link::usage::Sampler::default();
     let mut t = tokio::time::interval(agent.cfg.usage_interval);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

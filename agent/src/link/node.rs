@@ -1,8 +1,8 @@
 //! The Node object the agent registers: capacity and allocatable, system info, addresses,
 //! labels, and the Ready condition.
 
+use crate::link::usage;
 use crate::state::Agent;
-use crate::usage;
 use skiff_api::core::{Node, NodeAddress, NodeStatus, NodeSystemInfo};
 use skiff_api::meta::Condition;
 use skiff_api::quantity::Quantity;
@@ -69,7 +69,7 @@ pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
     }
     // How peers reach this node's pods (overlay.rs).
     annotations.insert(
-        crate::overlay::ANNOTATION.into(),
+        crate::network::overlay::ANNOTATION.into(),
         agent.cfg.pod_network.as_str().into(),
     );
     let cpus = usage::cpus();
@@ -108,7 +108,7 @@ pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
             reason: Some("KubeletReady".into()),
             message: Some("skiff-agent is posting ready status".into()),
             last_transition_time: Some(
-                prev_ready.unwrap_or_else(|| skiff_api::util::rfc3339(crate::now_secs())),
+                prev_ready.unwrap_or_else(|| skiff_api::util::rfc3339(crate::util::now_secs())),
             ),
             ..Default::default()
         }],

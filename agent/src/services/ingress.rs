@@ -14,8 +14,8 @@
 //! The listeners exist only while some Ingress is served, so a node without Ingresses
 //! holds neither port. The routing ([`Router`]) is a pure function of the cluster view.
 
-use crate::cluster::{ClusterView, Name, TlsPair};
-use crate::proxy::{endpoints_for, rotated, Frontend, Proto};
+use crate::services::cluster::{ClusterView, Name, TlsPair};
+use crate::services::proxy::{endpoints_for, rotated, Frontend, Proto};
 use crate::state::Agent;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -385,7 +385,7 @@ pub async fn run(agent: Arc<Agent>) {
                     addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
                     proto: Proto::Tcp,
                 };
-                match crate::proxy::tcp_listener(f) {
+                match crate::services::proxy::tcp_listener(f) {
                     Ok(l) => listeners.push(tokio::spawn(accept(l, shared.clone(), tls))),
                     Err(e) => tracing::warn!(port, "ingress: cannot listen: {e}"),
                 }
@@ -399,7 +399,7 @@ pub async fn run(agent: Arc<Agent>) {
 
 /// Serves one ingress port: HTTP, or HTTPS with `tls`.
 async fn accept(l: TcpListener, shared: Arc<Shared>, tls: Option<tokio_rustls::TlsAcceptor>) {
-    crate::proxy::accept_each(l, "ingress", move |conn, peer| {
+    crate::services::proxy::accept_each(l, "ingress", move |conn, peer| {
         let (shared, tls) = (shared.clone(), tls.clone());
         async move {
             match tls {
@@ -586,7 +586,7 @@ async fn handle(
     }
 
     // The endpoint in turn, then the next.
-    let stream = match crate::proxy::connect_any(rotated(&addrs, first)).await {
+    let stream = match crate::services::proxy::connect_any(rotated(&addrs, first)).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!("ingress: no endpoint answered: {e}");

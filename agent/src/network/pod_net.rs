@@ -12,7 +12,7 @@
 //! no peer needs it). The node forwards IPv4.
 //!
 //! Services' virtual IPs are made local by `local` routes on the loopback: packets to them
-//! are delivered to the node itself, where the agent's proxy listens (see `proxy.rs`).
+//! are delivered to the node itself, where the agent's proxy listens (see `services/proxy.rs`).
 //!
 //! Netlink directly (netlink-packet-route over a netlink socket), no `ip` commands.
 //! Everything here blocks: callers run it on the blocking pool.
@@ -43,7 +43,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::overlay::{self, PeerRoute, Via};
+use crate::network::overlay::{self, parse_cidr, PeerRoute, Via};
 
 /// A netlink route socket in the calling thread's network namespace.
 struct Nl {
@@ -520,11 +520,6 @@ fn fnv(s: &str) -> u32 {
     h
 }
 
-/// A /24 (or any IPv4 prefix) as `10.42.3.0/24`.
-pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    skiff_api::util::parse_ipv4_cidr("pod CIDR", s, 8..=30)
-}
-
 #[derive(Default, Serialize, Deserialize, PartialEq)]
 struct Leases {
     cidr: String,
@@ -765,7 +760,7 @@ impl PodNetwork {
     pub fn sync_peers(
         &self,
         backend: overlay::Backend,
-        peers: &[crate::cluster::Peer],
+        peers: &[super::overlay::Peer],
         node_ip: Ipv4Addr,
     ) -> Result<(), String> {
         let mut nl = Nl::new().map_err(|e| format!("node routes: netlink: {e}"))?;

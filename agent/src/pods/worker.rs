@@ -4,10 +4,12 @@
 //! kubelet's backoff, stop them gracefully when the pod is deleted. Then it publishes the
 //! pod's status.
 
-use crate::podspec::{self, Sources};
-use crate::probe;
+use super::plan::{self, AfterKill, Seen, Step};
+use super::podspec::{self, Sources};
+use super::probe;
+use super::status;
 use crate::state::{Agent, Desired, PodEntry, PodView};
-use crate::status;
+use crate::util::blocking;
 use skiff_api::pod::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, Pod, PodIp, PodStatus,
@@ -16,7 +18,7 @@ use skiff_api::wire::Request;
 use skiff_api::{Kind, ObjectKey};
 use skiff_images::ImageRecord;
 use skiff_runtime::{ContainerState as RtState, ContainerStatus as RtStatus, ExitInfo};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -58,16 +60,7 @@ fn seconds(ts: &str) -> String {
 }
 
 fn now_ts() -> String {
-    skiff_api::util::rfc3339(crate::now_secs())
-}
-
-/// Runs a blocking runtime or image-store call off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("blocking task: {e}"))?
+    skiff_api::util::rfc3339(crate::util::now_secs())
 }
 
 #[derive(Default)]
@@ -260,38 +253,99 @@ impl Worker {
                     .unwrap_or_else(now_ts),
             );
         }
-        if let Err((reason, msg)) = self.ensure_sandbox(&pod, &d.sources).await {
-            for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
-                self.cs.entry(c.name.clone()).or_default().waiting =
-                    Some((reason.clone(), msg.clone()));
+        let observed = self.observe().await;
+        let sandbox = plan::Sandbox {
+            ready: self.sandbox_ready,
+            net_ready: self.net_ready,
+        };
+        let base = self.agent.cfg.backoff_base;
+        let seen = self.seen(&pod, &observed);
+        let mut steps: VecDeque<Step> =
+            plan::plan(&pod, sandbox, &seen, base, Instant::now()).into();
+        let mut next: Option<Instant> = None;
+        while let Some(step) = steps.pop_front() {
+            match self.execute(&pod, &d.sources, last.as_ref(), step).await {
+                Ok(Done::Next) => {}
+                Ok(Done::At(t)) => next = Some(next.map_or(t, |n: Instant| n.min(t))),
+                Ok(Done::Then(more)) => {
+                    for s in more.into_iter().rev() {
+                        steps.push_front(s);
+                    }
+                }
+                Err((reason, msg)) => {
+                    // Without its sandbox nothing of the pod runs: every container waits.
+                    for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
+                        self.cs.entry(c.name.clone()).or_default().waiting =
+                            Some((reason.clone(), msg.clone()));
+                    }
+                    self.publish(&pod, &HashMap::new());
+                    return Some(Instant::now() + base);
+                }
             }
-            self.publish(&pod, &HashMap::new());
-            return Some(Instant::now() + self.agent.cfg.backoff_base);
         }
-        let mut observed = self.observe().await;
-        // Containers found running (adopted after an agent restart) get their exit
-        // watcher and probes; readiness starts as the pod's status last said.
+        let observed = self.observe().await;
+        self.publish(&pod, &observed);
+        next
+    }
+
+    /// What the plan needs to know of each container: its newest attempt, back-off, exit
+    /// watcher and probes' verdict.
+    fn seen(&self, pod: &Pod, observed: &HashMap<String, RtStatus>) -> HashMap<String, Seen> {
+        let mut seen = HashMap::new();
         for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
-            let Some(st) = observed.get(&c.name) else {
-                continue;
+            let s = self.cs.get(&c.name);
+            let attempt = observed.get(&c.name).map(|st| plan::Attempt {
+                id: st.id.clone(),
+                state: st.state.clone(),
+                spec_changed: st.labels.get(LABEL_HASH) != Some(&spec_hash(c)),
+                running_for: matches!(st.state, RtState::Running)
+                    .then(|| running_for(st))
+                    .flatten(),
+            });
+            let watched = match (&attempt, s.and_then(|s| s.exit_watch.as_ref())) {
+                (Some(a), Some((id, _))) => *id == a.id,
+                _ => false,
             };
-            if !matches!(st.state, RtState::Running) {
-                continue;
-            }
-            let watched = self
-                .cs
-                .get(&c.name)
-                .and_then(|s| s.exit_watch.as_ref())
-                .is_some_and(|(id, _)| *id == st.id);
-            if !watched {
-                let id = st.id.clone();
-                self.watch_container(&pod, c, &id);
+            seen.insert(
+                c.name.clone(),
+                Seen {
+                    attempt,
+                    backoff: s.and_then(|s| s.backoff),
+                    not_before: s.and_then(|s| s.not_before),
+                    watched,
+                    probe_failure: s
+                        .and_then(|s| s.probes.as_ref())
+                        .and_then(|p| p.flags.failed.lock().unwrap().clone()),
+                },
+            );
+        }
+        seen
+    }
+
+    /// Takes one step of the plan. `Err((reason, message))`: the sandbox or its network
+    /// could not be made, and the containers wait for it.
+    async fn execute(
+        &mut self,
+        pod: &Arc<Pod>,
+        sources: &Sources,
+        last: Option<&PodStatus>,
+        step: Step,
+    ) -> Result<Done, (String, String)> {
+        match step {
+            Step::CreateSandbox => self.create_sandbox(pod, sources).await?,
+            Step::RefreshVolumes => self.refresh_volumes(pod, sources).await?,
+            Step::AttachNetwork => self.attach_network(pod).await?,
+            Step::Watch { container, id } => {
+                let Some(c) = spec_of(pod, &container) else {
+                    return Ok(Done::Next);
+                };
+                self.watch_container(pod, c, &id);
+                // Readiness of an adopted container starts as the pod's status last said.
                 let was = last
-                    .as_ref()
-                    .and_then(|s| s.container_statuses.iter().find(|x| x.name == c.name))
+                    .and_then(|s| s.container_statuses.iter().find(|x| x.name == container))
                     .filter(|x| x.container_id.as_deref() == Some(&format!("skiff://{id}")));
                 if let (Some(was), Some(p)) =
-                    (was, self.cs.get(&c.name).and_then(|s| s.probes.as_ref()))
+                    (was, self.cs.get(&container).and_then(|s| s.probes.as_ref()))
                 {
                     if was.started == Some(true) {
                         p.flags.started.store(true, Ordering::SeqCst);
@@ -301,118 +355,93 @@ impl Worker {
                     }
                 }
             }
-        }
-        let policy = pod
-            .spec
-            .restart_policy
-            .as_deref()
-            .unwrap_or("Always")
-            .to_string();
-        let mut next: Option<Instant> = None;
-        let mut soonest = |t: Instant| {
-            next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        };
-        // Init containers, in order, each to completion.
-        let mut init_done = true;
-        for c in &pod.spec.init_containers {
-            match observed.get(&c.name).map(|s| s.state.clone()) {
-                Some(RtState::Exited(e)) if e.exit_code == 0 => continue,
-                Some(RtState::Running) | Some(RtState::Created) => {
-                    init_done = false;
-                    break;
+            Step::Start { container } => {
+                let Some(c) = spec_of(pod, &container) else {
+                    return Ok(Done::Next);
+                };
+                if let Some(s) = self.cs.get_mut(&container) {
+                    s.not_before = None;
                 }
-                None => {
-                    init_done = false;
-                    if let Some(t) = self.start(&pod, c, &d.sources).await {
-                        soonest(t);
-                    }
-                    break;
-                }
-                Some(state) => {
-                    init_done = false;
-                    if policy != "Never" {
-                        let exit = exit_of(&state);
-                        if let Some(t) = self.restart_due(&pod, c, &exit).await {
-                            soonest(t);
-                        }
-                    }
-                    break;
+                if let Some(t) = self.start(pod, c, sources).await {
+                    return Ok(Done::At(t));
                 }
             }
-        }
-        if init_done {
-            for c in &pod.spec.containers {
-                let cur = observed.get(&c.name).cloned();
-                match cur.as_ref().map(|s| &s.state) {
-                    None => {
-                        if let Some(t) = self.start(&pod, c, &d.sources).await {
-                            soonest(t);
-                        }
-                    }
-                    Some(RtState::Running) | Some(RtState::Created) => {
-                        let cur = cur.expect("matched Some");
-                        let failed = self
-                            .cs
-                            .get(&c.name)
-                            .and_then(|s| s.probes.as_ref())
-                            .and_then(|p| p.flags.failed.lock().unwrap().clone());
-                        let changed = cur.labels.get(LABEL_HASH) != Some(&spec_hash(c));
-                        if failed.is_some() || changed {
-                            let (why, probe_grace) = failed.unwrap_or_else(|| {
-                                let m = format!(
-                                    "Container {} definition changed, will be restarted",
-                                    c.name
-                                );
-                                (m, None)
-                            });
-                            self.agent.event(&pod, "Normal", "Killing", why);
-                            let grace = match probe_grace {
-                                Some(g) => Duration::from_secs(g.max(0) as u64),
-                                None => grace_period(&pod, false),
-                            };
-                            self.stop_container(&pod, c, &cur.id, grace).await;
-                            observed = self.observe().await;
-                            if let Some(s) = observed.get(&c.name) {
-                                let exit = exit_of(&s.state);
-                                if changed {
-                                    // A new definition starts at once.
-                                    self.forget_backoff(&c.name);
-                                    if let Some(t) = self.start(&pod, c, &d.sources).await {
-                                        soonest(t);
-                                    }
-                                } else if let Some(t) = self.restart_due(&pod, c, &exit).await {
-                                    soonest(t);
-                                }
-                            }
-                        } else if let Some(s) = self.cs.get_mut(&c.name) {
-                            // Running long enough resets the backoff.
-                            let reset = self.agent.cfg.backoff_base * 60;
-                            if s.backoff.is_some() && running_for(&cur).is_some_and(|r| r >= reset)
-                            {
-                                s.backoff = None;
-                            }
-                            s.waiting = None;
-                        }
-                    }
-                    Some(state) => {
-                        let exit = exit_of(state);
-                        let restart = match policy.as_str() {
-                            "Always" => true,
-                            "OnFailure" => exit.exit_code != 0,
-                            _ => false,
-                        };
-                        if restart {
-                            if let Some(t) = self.restart_due(&pod, c, &exit).await {
-                                soonest(t);
-                            }
-                        }
-                    }
+            Step::DropProbes { container } => {
+                if let Some(s) = self.cs.get_mut(&container) {
+                    s.probes = None;
                 }
             }
+            Step::BackOff {
+                container,
+                delay,
+                oom_killed,
+            } => {
+                let s = self.cs.entry(container.clone()).or_default();
+                s.backoff = Some(delay);
+                s.not_before = Some(Instant::now() + delay);
+                if oom_killed {
+                    self.agent.event(
+                        pod,
+                        "Warning",
+                        "OOMKilling",
+                        format!("Memory cgroup out of memory: killed container {container}"),
+                    );
+                }
+                self.agent.event(
+                    pod,
+                    "Warning",
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {container} in pod {}",
+                        pod.metadata.name()
+                    ),
+                );
+            }
+            Step::Kill {
+                container,
+                id,
+                grace,
+                reason,
+                then,
+            } => {
+                let Some(c) = spec_of(pod, &container) else {
+                    return Ok(Done::Next);
+                };
+                self.agent.event(pod, "Normal", "Killing", reason);
+                self.stop_container(pod, c, &id, grace).await;
+                let observed = self.observe().await;
+                let Some(st) = observed.get(&container) else {
+                    return Ok(Done::Next);
+                };
+                return Ok(Done::Then(match then {
+                    AfterKill::Replace => {
+                        self.forget_backoff(&container);
+                        vec![Step::Start { container }]
+                    }
+                    AfterKill::Restart => {
+                        let seen = self
+                            .seen(pod, &observed)
+                            .remove(&container)
+                            .unwrap_or_default();
+                        let exit = plan::exit_of(&st.state);
+                        let base = self.agent.cfg.backoff_base;
+                        plan::restart(&container, &seen, &exit, base, Instant::now())
+                    }
+                }));
+            }
+            Step::ResetBackoff { container } => {
+                if let Some(s) = self.cs.get_mut(&container) {
+                    s.backoff = None;
+                }
+            }
+            Step::ClearWaiting { container } => {
+                if let Some(s) = self.cs.get_mut(&container) {
+                    s.waiting = None;
+                }
+            }
+            Step::Recheck(t) => return Ok(Done::At(t)),
         }
-        let observed = self.observe().await;
-        self.publish(&pod, &observed);
-        next
+        Ok(Done::Next)
     }
 
     fn forget_backoff(&mut self, name: &str) {
@@ -422,111 +451,64 @@ impl Worker {
         }
     }
 
-    /// A container that exited and should run again: start it once its backoff has
-    /// passed; returns when to look again.
-    async fn restart_due(
-        &mut self,
-        pod: &Arc<Pod>,
-        c: &Container,
-        exit: &ExitInfo,
-    ) -> Option<Instant> {
-        let base = self.agent.cfg.backoff_base;
-        let s = self.cs.entry(c.name.clone()).or_default();
-        s.probes = None;
-        let not_before = match s.not_before {
-            Some(t) => t,
-            None => {
-                let delay = status::backoff(base, s.backoff);
-                s.backoff = Some(delay);
-                let t = Instant::now() + delay;
-                s.not_before = Some(t);
-                let reason = if exit.oom_killed {
-                    "OOMKilling"
-                } else {
-                    "BackOff"
-                };
-                if exit.oom_killed {
-                    self.agent.event(
-                        pod,
-                        "Warning",
-                        reason,
-                        format!("Memory cgroup out of memory: killed container {}", c.name),
-                    );
-                }
-                self.agent.event(
-                    pod,
-                    "Warning",
-                    "BackOff",
-                    format!(
-                        "Back-off restarting failed container {} in pod {}",
-                        c.name,
-                        pod.metadata.name()
-                    ),
-                );
-                t
-            }
-        };
-        if Instant::now() < not_before {
-            return Some(not_before);
-        }
-        self.cs.get_mut(&c.name).expect("present").not_before = None;
-        let sources = self.rx.borrow().sources.clone();
-        self.start(pod, c, &sources).await
-    }
-
-    /// The sandbox, its volumes and its network; `Err((reason, message))` says why the
-    /// containers wait.
-    async fn ensure_sandbox(
+    /// ConfigMap and Secret volumes follow their sources while the pod runs.
+    async fn refresh_volumes(
         &mut self,
         pod: &Pod,
         sources: &Sources,
     ) -> Result<(), (String, String)> {
-        let config_err = |e: podspec::ConfigError| ("CreateContainerConfigError".to_string(), e.0);
-        if self.sandbox_ready {
-            // ConfigMap/Secret volumes follow their sources while the pod runs.
-            let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
-            if self.files.is_empty() {
-                self.files = files;
-            } else if files != self.files {
-                let rt = self.agent.rt.clone();
-                let uid = self.uid.clone();
-                let changed: Vec<_> = files
-                    .iter()
-                    .filter(|f| !self.files.contains(f))
-                    .cloned()
-                    .collect();
-                blocking(move || {
-                    for (vol, f, mode) in changed {
-                        rt.update_files(&uid, &vol, &f, mode)
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
-                self.files = files;
-            }
-        } else {
-            let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
-            let gateway = self.agent.net().map(|n| n.gateway());
-            let cfg =
-                podspec::sandbox(pod, &self.uid, &files, dns(pod, gateway)).map_err(config_err)?;
+        let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
+        if self.files.is_empty() {
             self.files = files;
+        } else if files != self.files {
             let rt = self.agent.rt.clone();
-            blocking(move || rt.create_sandbox(&cfg).map_err(|e| e.to_string()))
-                .await
-                .map_err(|e| {
-                    let msg = format!("Failed to create pod sandbox: {e}");
-                    self.agent
-                        .event(pod, "Warning", "FailedCreatePodSandBox", msg.clone());
-                    ("ContainerCreating".to_string(), msg)
-                })?;
-            self.sandbox_ready = true;
-            self.net_ready = false;
+            let uid = self.uid.clone();
+            let changed: Vec<_> = files
+                .iter()
+                .filter(|f| !self.files.contains(f))
+                .cloned()
+                .collect();
+            blocking(move || {
+                for (vol, f, mode) in changed {
+                    rt.update_files(&uid, &vol, &f, mode)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
+            self.files = files;
         }
-        if pod.spec.host_network == Some(true) || self.net_ready {
-            return Ok(());
-        }
+        Ok(())
+    }
+
+    /// The sandbox: namespaces, volumes, hostname and DNS.
+    async fn create_sandbox(
+        &mut self,
+        pod: &Pod,
+        sources: &Sources,
+    ) -> Result<(), (String, String)> {
+        let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
+        let gateway = self.agent.net().map(|n| n.gateway());
+        let cfg =
+            podspec::sandbox(pod, &self.uid, &files, dns(pod, gateway)).map_err(config_err)?;
+        self.files = files;
+        let rt = self.agent.rt.clone();
+        blocking(move || rt.create_sandbox(&cfg).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| {
+                let msg = format!("Failed to create pod sandbox: {e}");
+                self.agent
+                    .event(pod, "Warning", "FailedCreatePodSandBox", msg.clone());
+                ("ContainerCreating".to_string(), msg)
+            })?;
+        self.sandbox_ready = true;
+        self.net_ready = false;
+        Ok(())
+    }
+
+    /// The pod's address and veth on the pod network.
+    async fn attach_network(&mut self, pod: &Pod) -> Result<(), (String, String)> {
         let Some(net) = self.agent.net() else {
             return Err((
                 "ContainerCreating".into(),
@@ -641,13 +623,6 @@ impl Worker {
     /// failure.
     async fn start(&mut self, pod: &Arc<Pod>, c: &Container, sources: &Sources) -> Option<Instant> {
         let base = self.agent.cfg.backoff_base;
-        // A failed pull or create waits out its backoff, whatever else wakes the worker.
-        if let Some(t) = self.cs.get(&c.name).and_then(|s| s.not_before) {
-            if Instant::now() < t {
-                return Some(t);
-            }
-            self.cs.get_mut(&c.name).expect("present").not_before = None;
-        }
         let rec = match self.image(pod, c).await {
             Ok(r) => r,
             Err((reason, msg)) => {
@@ -812,21 +787,17 @@ impl Worker {
         let pod = d.pod.clone();
         if !self.stopped {
             let observed = self.observe().await;
-            let mut running = Vec::new();
-            for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
-                if let Some(s) = observed.get(&c.name) {
-                    if matches!(s.state, RtState::Running | RtState::Created) {
-                        running.push((c.clone(), s.id.clone()));
-                    }
-                }
-            }
+            let running = plan::teardown(&pod, &self.seen(&pod, &observed));
             for s in self.cs.values_mut() {
                 s.probes = None;
             }
             // Containers stop in parallel, each with the whole grace period.
-            let grace = grace_period(&pod, true);
+            let grace = plan::grace_period(&pod, true);
             let mut set = tokio::task::JoinSet::new();
-            for (c, id) in running {
+            for (name, id) in running {
+                let Some(c) = spec_of(&pod, &name).cloned() else {
+                    continue;
+                };
                 self.agent.event(
                     &pod,
                     "Normal",
@@ -1109,12 +1080,12 @@ async fn stop(agent: &Agent, pod: &Pod, c: &Container, target: probe::Target, gr
 /// bridge, the cluster search path before the node's, `ndots:5`. Pods on the host's
 /// network, or on a node without a pod network yet, get the node's resolvers.
 fn dns(pod: &Pod, gateway: Option<std::net::Ipv4Addr>) -> skiff_runtime::DnsConfig {
-    let host = crate::dns::host_config();
+    let host = crate::services::dns::host_config();
     let Some(gw) = gateway.filter(|_| pod.spec.host_network != Some(true)) else {
         return host;
     };
     let ns = pod.metadata.namespace();
-    let d = crate::dns::DOMAIN;
+    let d = crate::services::dns::DOMAIN;
     let mut searches = vec![format!("{ns}.svc.{d}"), format!("svc.{d}"), d.to_string()];
     for s in host.searches {
         if !searches.contains(&s) {
@@ -1128,35 +1099,32 @@ fn dns(pod: &Pod, gateway: Option<std::net::Ipv4Addr>) -> skiff_runtime::DnsConf
     }
 }
 
-fn exit_of(state: &RtState) -> ExitInfo {
-    match state {
-        RtState::Exited(e) => e.clone(),
-        _ => ExitInfo {
-            exit_code: 255,
-            signal: None,
-            oom_killed: false,
-            finished_at: skiff_runtime::logs::timestamp(std::time::SystemTime::now()),
-        },
-    }
-}
-
 fn running_for(st: &RtStatus) -> Option<Duration> {
     let started = skiff_api::util::parse_rfc3339(&seconds(st.started_at.as_deref()?))?;
     Some(Duration::from_secs(
-        crate::now_secs().saturating_sub(started),
+        crate::util::now_secs().saturating_sub(started),
     ))
 }
 
-/// The grace period: the deletion's (when deleting), else the pod's
-/// terminationGracePeriodSeconds (30 s by default).
-fn grace_period(pod: &Pod, deleting: bool) -> Duration {
-    let secs = if deleting {
-        pod.metadata.deletion_grace_period_seconds
-    } else {
-        None
-    }
-    .or(pod.spec.termination_grace_period_seconds)
-    .unwrap_or(30)
-    .max(0);
-    Duration::from_secs(secs as u64)
+/// A container of the pod by name (init containers first).
+fn spec_of<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    pod.spec
+        .init_containers
+        .iter()
+        .chain(&pod.spec.containers)
+        .find(|c| c.name == name)
+}
+
+fn config_err(e: podspec::ConfigError) -> (String, String) {
+    ("CreateContainerConfigError".to_string(), e.0)
+}
+
+/// What a step left for the worker.
+enum Done {
+    /// Go on with the next step.
+    Next,
+    /// Go on, and look again at this time.
+    At(Instant),
+    /// Take these steps first.
+    Then(Vec<Step>),
 }

@@ -1,5 +1,5 @@
 //! How this node reaches each other node's pods: a plain route when the two nodes share a
-//! link (host-gw), a VXLAN overlay when they don't. Pure: `net.rs` applies the plan.
+//! link (host-gw), a VXLAN overlay when they don't. Pure: `pod_net.rs` applies the plan.
 //!
 //! Each node says in its Node's `skiff.dev/pod-network` annotation which it was started
 //! with (`--pod-network`):
@@ -20,7 +20,6 @@
 //! it: a route `podCIDR(B) via vtep(B) dev <vxlan> onlink`, a permanent neighbour entry
 //! `vtep(B) → mac(B)`, and a forwarding entry `mac(B) → B's address`.
 
-use crate::cluster::Peer;
 use std::net::Ipv4Addr;
 
 /// The node annotation naming the backend the node's agent runs.
@@ -139,6 +138,45 @@ pub fn plan(
         .collect();
     out.sort();
     out
+}
+
+/// A /24 (or any IPv4 prefix) as `10.42.3.0/24`.
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    skiff_api::util::parse_ipv4_cidr("pod CIDR", s, 8..=30)
+}
+
+/// A peer node for routing: its pod CIDR and its address.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Peer {
+    pub name: String,
+    pub cidr: (Ipv4Addr, u8),
+    pub ip: Ipv4Addr,
+    /// The pod network backend its agent runs (see `overlay.rs`).
+    pub backend: Backend,
+}
+
+impl Peer {
+    /// What routing needs of a Node, if it has it yet.
+    pub fn of(n: &skiff_api::core::Node) -> Option<Peer> {
+        let cidr = parse_cidr(n.spec.pod_cidr.as_deref()?).ok()?;
+        let ip = n
+            .status
+            .as_ref()?
+            .addresses
+            .iter()
+            .find(|a| a.type_ == "InternalIP")?
+            .address
+            .parse()
+            .ok()?;
+        Some(Peer {
+            name: n.metadata.name().to_string(),
+            cidr,
+            ip,
+            backend: Backend::of_annotation(
+                n.metadata.annotations.get(ANNOTATION).map(String::as_str),
+            ),
+        })
+    }
 }
 
 #[cfg(test)]

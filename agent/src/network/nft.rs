@@ -1,6 +1,6 @@
 //! The node's nftables table (`skiff-<node>`, family ip), two nat chains:
 //! - `services` (prerouting, priority -100, dstnat): pods' connections to ClusterIP ports
-//!   are translated to a ready endpoint ([`services_batch`]; `proxy.rs` decides which).
+//!   are translated to a ready endpoint ([`services_batch`]; `services/proxy.rs` decides which).
 //! - `postrouting` (priority 100, srcnat): masquerading of traffic that leaves the
 //!   cluster, as flannel does for k3s: a pod's packet to an address outside the pod
 //!   network goes out with the node's address, so the answer finds its way back.

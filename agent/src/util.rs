@@ -1,0 +1,34 @@
+//! Small helpers every part of the agent uses: blocking calls off the async threads, the
+//! clock, randomness.
+
+/// Runs a blocking runtime or image-store call off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("blocking task: {e}"))?
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Random bytes from the kernel.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b
+}
+
+/// `n` random hex digits.
+pub fn random_hex(n: usize) -> String {
+    let b = random_bytes::<16>();
+    b.iter().map(|x| format!("{x:02x}")).collect::<String>()[..n.min(32)].to_string()
+}
