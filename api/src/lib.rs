@@ -4,6 +4,7 @@
 //! with Kubernetes' field names), so manifests from the Kubernetes documentation apply
 //! as they are.
 
+pub mod conditions;
 pub mod core;
 pub mod defaults;
 pub mod intstr;
@@ -16,6 +17,7 @@ pub mod quantity;
 pub mod selector;
 pub mod util;
 pub mod validate;
+pub mod well_known;
 pub mod wire;
 pub mod workloads;
 pub mod yaml;

@@ -281,7 +281,7 @@ fn bound_pod(
     }
     pod.spec.node_name = Some(node.to_string());
     let st = pod.status.get_or_insert_with(Default::default);
-    crate::controllers::set_condition(
+    skiff_api::conditions::set_condition(
         &mut st.conditions,
         "PodScheduled",
         "True",
@@ -1103,8 +1103,8 @@ impl<S: Store> Api<S> {
             return self.delete(key.clone(), opts.rv).await.map(Deleted::Gone);
         }
         let finalizer = match opts.propagation {
-            Propagation::Foreground => Some(crate::controllers::FOREGROUND),
-            Propagation::Orphan => Some(crate::controllers::ORPHAN),
+            Propagation::Foreground => Some(skiff_api::well_known::FOREGROUND),
+            Propagation::Orphan => Some(skiff_api::well_known::ORPHAN),
             Propagation::Background => None,
         };
         let d = self

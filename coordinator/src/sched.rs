@@ -13,6 +13,7 @@
 //! No I/O: the shell in `controllers::runner` builds the snapshot and binds.
 
 use crate::HashMap;
+use skiff_api::conditions::tolerates;
 use skiff_api::core::{Node, Taint};
 use skiff_api::pod::{
     NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, PodSpec, Toleration,
@@ -115,10 +116,10 @@ impl NodeInfo {
             pods: get("pods").map_or(0, |q| q.value()),
         };
         let mut taints = n.spec.taints.clone();
-        let implied = match crate::controllers::nodes::ready_status(n) {
+        let implied = match skiff_api::conditions::node_ready_status(n) {
             Some("True") => None,
-            Some("Unknown") => Some(crate::controllers::TAINT_UNREACHABLE),
-            _ => Some(crate::controllers::TAINT_NOT_READY),
+            Some("Unknown") => Some(skiff_api::well_known::TAINT_UNREACHABLE),
+            _ => Some(skiff_api::well_known::TAINT_NOT_READY),
         };
         if let Some(key) = implied {
             if !taints
@@ -287,27 +288,6 @@ fn required(a: Option<&skiff_api::pod::PodAffinity>, ns: &str) -> Vec<Term> {
     .unwrap_or_default()
 }
 
-/// Does a toleration tolerate a taint? (Kubernetes' `ToleratesTaint`.)
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
-        if e != taint.effect {
-            return false;
-        }
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        _ => {
-            // An empty key with Equal tolerates nothing (validation refuses it anyway).
-            !key.is_empty()
-                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-    }
-}
-
 /// Do these tolerations let a pod onto a cordoned node (Kubernetes' NodeUnschedulable:
 /// a toleration of `node.kubernetes.io/unschedulable:NoSchedule`)?
 pub fn tolerates_cordon(tolerations: &[Toleration]) -> bool {
@@ -315,7 +295,7 @@ pub fn tolerates_cordon(tolerations: &[Toleration]) -> bool {
         return false;
     }
     let cordon = Taint {
-        key: crate::controllers::TAINT_UNSCHEDULABLE.into(),
+        key: skiff_api::well_known::TAINT_UNSCHEDULABLE.into(),
         effect: "NoSchedule".into(),
         ..Default::default()
     };

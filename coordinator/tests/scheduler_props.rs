@@ -3,6 +3,7 @@
 //! unschedulable message counts each node under the reason a reference filter finds.
 
 use proptest::prelude::*;
+use skiff_api::conditions::tolerates;
 use skiff_api::core::{Node, NodeStatus, Taint};
 use skiff_api::meta::{Condition, ObjectMeta, OwnerReference};
 use skiff_api::pod::{
@@ -12,7 +13,7 @@ use skiff_api::pod::{
 use skiff_api::quantity::Quantity;
 use skiff_api::selector::LabelSelector;
 use skiff_coordinator::sched::{
-    node_admits, tolerates, untolerated, Decision, NodeInfo, PodInfo, Reason, Resources, Scheduler,
+    node_admits, untolerated, Decision, NodeInfo, PodInfo, Reason, Resources, Scheduler,
     Strategy as Scoring,
 };
 use std::collections::BTreeMap;

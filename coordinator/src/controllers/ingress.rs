@@ -14,7 +14,7 @@ use skiff_api::Object;
 /// A Ready node serving Ingresses: its class and InternalIP.
 pub fn server(n: &Node) -> Option<(&str, &str)> {
     let class = n.metadata.annotations.get(NODE_INGRESS_CLASS)?;
-    if super::nodes::ready_status(n) != Some("True") {
+    if skiff_api::conditions::node_ready_status(n) != Some("True") {
         return None;
     }
     let ip = n

@@ -19,30 +19,21 @@ pub mod spam;
 pub mod statefulset;
 
 use crate::HashMap;
-use skiff_api::meta::{Condition, ObjectMeta, OwnerReference};
+use skiff_api::meta::{ObjectMeta, OwnerReference};
 use skiff_api::pod::Pod;
-use skiff_api::util::{parse_rfc3339, rfc3339};
+use skiff_api::util::parse_rfc3339;
 use skiff_api::workloads::PodTemplateSpec;
 use skiff_api::{Kind, Object, ObjectKey};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A node whose lease expired.
-pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
-/// A node reporting not ready.
-pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
-/// A cordoned node.
-pub const TAINT_UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
-/// Deployments and ReplicaSets: the revision.
-pub const REVISION: &str = skiff_api::workloads::REVISION_ANNOTATION;
-/// The hash of a Deployment's pod template, on its ReplicaSets and their pods.
-pub const POD_TEMPLATE_HASH: &str = skiff_api::workloads::POD_TEMPLATE_HASH_LABEL;
-/// The revision of a DaemonSet's or StatefulSet's template, on their pods.
-pub const REVISION_HASH: &str = "controller-revision-hash";
-/// Finalizer of an owner deleted with foreground propagation.
-pub const FOREGROUND: &str = "foregroundDeletion";
-/// Finalizer of an owner deleted with orphan propagation.
-pub const ORPHAN: &str = "orphan";
+pub use skiff_api::conditions::{
+    is_active, is_available, is_finished, is_pending_schedule, is_ready, phase, set_condition,
+};
+pub use skiff_api::well_known::{
+    FOREGROUND, ORPHAN, POD_TEMPLATE_HASH, REVISION, REVISION_HASH, TAINT_NOT_READY,
+    TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE,
+};
 
 /// The kinds the controllers read.
 pub const WATCHED: [Kind; 10] = [
@@ -331,56 +322,6 @@ pub fn controller_ref(kind: Kind, m: &ObjectMeta) -> OwnerReference {
     }
 }
 
-/// Is the pod still doing (or about to do) work: not deleted, not finished?
-pub fn is_active(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_none() && !is_finished(p)
-}
-
-/// Did the pod end (Succeeded or Failed)?
-pub fn is_finished(p: &Pod) -> bool {
-    matches!(phase(p), "Succeeded" | "Failed")
-}
-
-/// Is the pod waiting for the scheduler: active and bound to no node?
-pub fn is_pending_schedule(p: &Pod) -> bool {
-    p.spec.node_name.is_none() && is_active(p)
-}
-
-/// The pod's phase ("Pending" when none was reported).
-pub fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("Pending")
-}
-
-fn ready_condition(p: &Pod) -> Option<&Condition> {
-    p.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-}
-
-/// Is the pod Running and Ready?
-pub fn is_ready(p: &Pod) -> bool {
-    phase(p) == "Running" && ready_condition(p).is_some_and(|c| c.status == "True")
-}
-
-/// Ready for at least `min_ready` seconds.
-pub fn is_available(p: &Pod, min_ready: i64, now: u64) -> bool {
-    if !is_ready(p) || p.metadata.deletion_timestamp.is_some() {
-        return false;
-    }
-    if min_ready <= 0 {
-        return true;
-    }
-    ready_condition(p)
-        .and_then(|c| c.last_transition_time.as_deref())
-        .and_then(parse_rfc3339)
-        .is_some_and(|t| t + min_ready as u64 <= now)
-}
-
 /// A short, stable hash of a pod template (Kubernetes' `pod-template-hash` shape: safe
 /// characters only).
 pub fn template_hash(t: &PodTemplateSpec) -> String {
@@ -430,51 +371,6 @@ pub fn pod_from_template(
     }
 }
 
-/// Sets a condition, keeping its transition time when its status did not change.
-/// Returns whether anything changed.
-pub fn set_condition(
-    conds: &mut Vec<Condition>,
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    now: u64,
-) -> bool {
-    let t = rfc3339(now);
-    match conds.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) if c.status == status && c.reason.as_deref() == Some(reason) => {
-            if c.message.as_deref() != Some(message) {
-                c.message = Some(message.into());
-                c.last_update_time = Some(t);
-                return true;
-            }
-            false
-        }
-        Some(c) => {
-            if c.status != status {
-                c.last_transition_time = Some(t.clone());
-            }
-            c.status = status.into();
-            c.reason = Some(reason.into());
-            c.message = Some(message.into());
-            c.last_update_time = Some(t);
-            true
-        }
-        None => {
-            conds.push(Condition {
-                type_: type_.into(),
-                status: status.into(),
-                reason: Some(reason.into()),
-                message: Some(message.into()),
-                last_update_time: Some(t.clone()),
-                last_transition_time: Some(t),
-                ..Default::default()
-            });
-            true
-        }
-    }
-}
-
 /// Orders pods the way Kubernetes picks which to remove first when scaling down:
 /// unscheduled, then pending, then not ready, then ready for less time, then more
 /// restarts, then newer.
@@ -495,7 +391,7 @@ pub fn deletion_rank(
         _ => 2,
     };
     let ready = u8::from(is_ready(p));
-    let ready_since = ready_condition(p)
+    let ready_since = skiff_api::conditions::ready_condition(p)
         .and_then(|c| c.last_transition_time.as_deref())
         .and_then(parse_rfc3339)
         .unwrap_or(0);

@@ -6,8 +6,8 @@
 //! coordinator's `--pod-eviction-timeout`, as Kubernetes' DefaultTolerationSeconds adds).
 
 use super::{delete_pod, set_condition, Action, TAINT_NOT_READY, TAINT_UNREACHABLE};
-use crate::sched::tolerates;
 use crate::HashMap;
+use skiff_api::conditions::{node_ready_status as ready_status, tolerates};
 use skiff_api::core::{Node, Taint};
 use skiff_api::pod::Pod;
 use skiff_api::util::{parse_rfc3339, rfc3339};
@@ -21,16 +21,6 @@ pub struct Lifecycle {
     pub grace: Duration,
     /// How long pods tolerate not-ready/unreachable by default (seconds).
     pub eviction_timeout: i64,
-}
-
-/// The status of a node's Ready condition (`True`, `False`, `Unknown`), if it has one.
-pub fn ready_status(n: &Node) -> Option<&str> {
-    n.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.as_str())
 }
 
 /// Node conditions and taints from lease ages (`None`: never renewed).

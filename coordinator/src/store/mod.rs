@@ -252,6 +252,11 @@ impl WatchFilter {
     }
 }
 
+/// A backend's failure (I/O, encoding, a damaged file) as a [`StoreError`].
+pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
 /// Store failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {

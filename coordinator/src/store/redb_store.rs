@@ -7,6 +7,7 @@
 //! [`RedbOptions::wal_limit`] bytes or has held anything for
 //! [`RedbOptions::checkpoint_every`], and when the store closes.
 
+use super::backend;
 use super::crypt::{CryptError, SecretBox};
 use super::wal::{self, Wal};
 use super::{
@@ -98,10 +99,6 @@ impl Drop for RedbStore {
             let _ = w.join();
         }
     }
-}
-
-pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 fn key_string(k: &ObjectKey) -> String {

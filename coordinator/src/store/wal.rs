@@ -43,7 +43,7 @@ impl Frame {
 /// Encodes a frame for the log: the payload is serialized behind room for its header,
 /// so the batch is not copied again.
 pub fn encode(frame: &Frame) -> Result<Vec<u8>, StoreError> {
-    let mut out = postcard::to_extend(frame, vec![0u8; 8]).map_err(super::redb_store::backend)?;
+    let mut out = postcard::to_extend(frame, vec![0u8; 8]).map_err(super::backend)?;
     let payload = &out[8..];
     let len = u32::try_from(payload.len())
         .ok()
@@ -116,7 +116,7 @@ pub struct Wal {
 impl Wal {
     /// Opens (creating) the log at `path` and returns it with the frames it holds.
     pub fn open(path: &Path) -> Result<(Wal, Vec<Frame>), StoreError> {
-        let be = super::redb_store::backend;
+        let be = super::backend;
         let existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
