@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 use skiff_client::config::ClientConfig;
-use skiff_coordinator::api::Api;
 use skiff_coordinator::pki::Pki;
+use skiff_coordinator::requests::Api;
 use skiff_coordinator::server;
 use skiff_coordinator::store::redb_store::{RedbOptions, RedbStore};
 use std::net::{IpAddr, SocketAddr};
@@ -190,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
         skiff_coordinator::controllers::runner::Manager::new(
             api.clone(),
             skiff_coordinator::controllers::runner::Config {
-                lifecycle: skiff_coordinator::controllers::nodes::Lifecycle {
+                lifecycle: skiff_coordinator::controllers::node_lifecycle::Lifecycle {
                     grace: args.node_monitor_grace_period,
                     eviction_timeout: args.pod_eviction_timeout.as_secs() as i64,
                 },

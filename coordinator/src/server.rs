@@ -2,8 +2,8 @@
 //! their own streams. A malformed or oversized frame gets an error on its stream, which is
 //! then closed; the connection and every other client carry on.
 
-use crate::api::{store_err, Api};
 use crate::pki::Identity;
+use crate::requests::{store_err, Api};
 use crate::store::{EventType, Store, WatchFilter, WatchStream};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;

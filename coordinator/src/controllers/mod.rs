@@ -12,7 +12,7 @@ pub mod endpoints;
 pub mod gc;
 pub mod ingress;
 pub mod job;
-pub mod nodes;
+pub mod node_lifecycle;
 pub mod replicaset;
 pub mod runner;
 pub mod spam;

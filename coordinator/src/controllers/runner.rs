@@ -5,10 +5,10 @@
 
 use super::budget::{self, CpuBudget};
 use super::{
-    daemonset, deployment, endpoints, gc, ingress, job, nodes, replicaset, statefulset, Action,
-    ByController, Cache, PodsByOwner, WATCHED,
+    daemonset, deployment, endpoints, gc, ingress, job, node_lifecycle, replicaset, statefulset,
+    Action, ByController, Cache, PodsByOwner, WATCHED,
 };
-use crate::api::{Api, DeleteOptions, Deleted};
+use crate::requests::{Api, DeleteOptions, Deleted};
 use crate::sched::{NodeInfo, PodInfo, Scheduler, Strategy};
 use crate::store::{EventType, Store, Stored, WatchFilter, WatchStream};
 use skiff_api::meta::ObjectReference;
@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
     /// Node lifecycle.
-    pub lifecycle: nodes::Lifecycle,
+    pub lifecycle: node_lifecycle::Lifecycle,
     /// The scheduler's resource scoring.
     pub strategy: Strategy,
     /// Cores of CPU time the coordinator may use while the controllers write
@@ -40,7 +40,7 @@ pub const DEFAULT_CPU_BUDGET: f64 = 0.8;
 impl Default for Config {
     fn default() -> Self {
         Config {
-            lifecycle: nodes::Lifecycle {
+            lifecycle: node_lifecycle::Lifecycle {
                 grace: Duration::from_secs(40),
                 eviction_timeout: 300,
             },
@@ -167,20 +167,20 @@ impl<S: Store> Manager<S> {
     pub fn node_actions(&self, now: u64) -> Vec<Action> {
         let mut out = Vec::new();
         for n in self.cache.nodes() {
-            out.extend(nodes::reconcile_node(
+            out.extend(node_lifecycle::reconcile_node(
                 n,
                 self.lease_age(n.metadata.name()),
                 &self.cfg.lifecycle,
                 now,
             ));
         }
-        out.extend(nodes::evictions(
+        out.extend(node_lifecycle::evictions(
             self.cache.nodes(),
             self.cache.pods(),
             &self.cfg.lifecycle,
             now,
         ));
-        out.extend(nodes::mark_lost_pods_not_ready(
+        out.extend(node_lifecycle::mark_lost_pods_not_ready(
             self.cache.nodes(),
             self.cache.pods(),
             now,

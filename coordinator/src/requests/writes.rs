@@ -1,0 +1,325 @@
+//! Create, apply, update and bind: admission, then the store write.
+
+use super::*;
+
+/// A one-object write's result and the object written, its `resourceVersion` the
+/// revision the store gave it.
+pub(super) fn written(mut stored: Vec<Stored>, mut o: Object) -> (Stored, Object) {
+    let s = stored.remove(0);
+    o.meta_mut().resource_version = Some(s.revision.to_string());
+    (s, o)
+}
+
+/// A pod bound to `node`, if it still has `uid` and is neither bound nor being deleted.
+pub(super) fn bound_pod(
+    key: &ObjectKey,
+    mut pod: skiff_api::pod::Pod,
+    uid: &str,
+    node: &str,
+) -> Result<skiff_api::pod::Pod, ApiError> {
+    if pod.metadata.uid.as_deref() != Some(uid) {
+        return Err(store_err(StoreError::NotFound(key.clone())));
+    }
+    if pod.spec.node_name.is_some() || pod.metadata.deletion_timestamp.is_some() {
+        return Err(err(
+            ErrorCode::Conflict,
+            format!("pod {:?} is already bound or being deleted", key.name),
+        ));
+    }
+    pod.spec.node_name = Some(node.to_string());
+    let st = pod.status.get_or_insert_with(Default::default);
+    skiff_api::conditions::set_condition(
+        &mut st.conditions,
+        "PodScheduled",
+        "True",
+        "Scheduled",
+        "",
+        now(),
+    );
+    if let Some(c) = st.conditions.iter_mut().find(|c| c.type_ == "PodScheduled") {
+        c.reason = None;
+        c.message = None;
+        c.last_update_time = None;
+    }
+    Ok(pod)
+}
+
+impl<S: Store> Api<S> {
+    /// Fills in what the server owns on a new object and stores it.
+    pub async fn create(&self, o: Object) -> Result<Stored, ApiError> {
+        self.create_object(o).await.map(|(s, _)| s)
+    }
+
+    /// [`Api::create`], also handing back the object as stored (its `resourceVersion`
+    /// set), so a caller that keeps objects need not parse the stored text again.
+    pub async fn create_object(&self, mut o: Object) -> Result<(Stored, Object), ApiError> {
+        // A new node gets its pod CIDR: one /24 of the cluster CIDR no other node holds.
+        let mut _cidr_guard = match &mut o {
+            Object::Node(n) if n.spec.pod_cidr.is_none() => {
+                let mut guard = self.nodes.cidr_lock.lock().await;
+                if guard.is_none() {
+                    let (_, nodes) = self.store.list(Kind::Node, None).map_err(store_err)?;
+                    *guard = Some(
+                        nodes
+                            .iter()
+                            .filter_map(|s| {
+                                s.value()
+                                    .pointer("/spec/podCIDR")
+                                    .and_then(Value::as_str)
+                                    .map(String::from)
+                            })
+                            .collect(),
+                    );
+                }
+                let taken = guard.as_ref().expect("filled above");
+                let cidr = crate::nodes::free_node_cidr(self.nodes.cluster_cidr, taken)
+                    .ok_or_else(|| {
+                        err(
+                            ErrorCode::Invalid,
+                            "the cluster CIDR has no /24 left for another node",
+                        )
+                    })?;
+                n.spec.pod_cidrs = vec![cidr.clone()];
+                n.spec.pod_cidr = Some(cidr);
+                // Forget what is known of taken CIDRs if this create fails; it is rebuilt.
+                Some(guard)
+            }
+            _ => None,
+        };
+        let kind = o.kind();
+        {
+            let m = o.meta_mut();
+            if m.resource_version.is_some() {
+                return Err(err(ErrorCode::BadRequest, "metadata.resourceVersion: Invalid value: resourceVersion should not be set on objects to be created"));
+            }
+            if kind.namespaced() && m.namespace.is_none() {
+                m.namespace = Some("default".into());
+            }
+            m.uid = Some(uid());
+            m.creation_timestamp = Some(rfc3339(now()));
+            m.generation = None;
+            m.deletion_timestamp = None;
+        }
+        // Status is the system's to write, except a Node's (its agent reports it) and Events.
+        clear_status(&mut o);
+        apply_defaults(&mut o);
+        let mut svc_held = self.service_lock(kind).await?;
+        if kind.namespaced() {
+            let ns = o.meta().namespace().to_string();
+            let key = ObjectKey {
+                kind: Kind::Namespace,
+                namespace: String::new(),
+                name: ns.clone(),
+            };
+            if !self.store.contains(&key).map_err(store_err)? {
+                return Err(err(
+                    ErrorCode::NotFound,
+                    format!("namespaces {ns:?} not found"),
+                ));
+            }
+        }
+        let generated = o.meta().name.is_none();
+        for _ in 0..8 {
+            if generated {
+                let prefix = o.meta().generate_name.clone().unwrap_or_default();
+                o.meta_mut().name = Some(format!(
+                    "{prefix}{}",
+                    random_string(5, b"bcdfghjklmnpqrstvwxz2456789")
+                ));
+            }
+            set_generation(None, &mut o);
+            if let Some(held) = &svc_held {
+                self.assign_service(held, &o.key(), &mut o, None)?;
+            }
+            let op = WriteOp::Create(Put::from_object(&mut o).map_err(store_err)?);
+            match self.store.write(op).await {
+                Ok(s) => {
+                    record_service(svc_held.as_deref_mut(), &o.key(), &o);
+                    if let (Some(guard), Object::Node(n)) = (_cidr_guard.as_mut(), &o) {
+                        if let (Some(set), Some(c)) = (guard.as_mut(), &n.spec.pod_cidr) {
+                            set.insert(c.clone());
+                        }
+                    }
+                    return Ok(written(s, o));
+                }
+                Err(StoreError::AlreadyExists(_)) if generated => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(
+            ErrorCode::AlreadyExists,
+            "could not generate a unique name; try again",
+        ))
+    }
+
+    /// Creates, or replaces the user-owned parts of, an object.
+    pub async fn apply(&self, mut o: Object) -> Result<(ApplyOutcome, Stored), ApiError> {
+        let kind = o.kind();
+        if kind.namespaced() && o.meta().namespace.is_none() {
+            o.meta_mut().namespace = Some("default".into());
+        }
+        let key = o.key();
+        for _ in 0..5 {
+            let Some(cur) = self.store.get(&key).map_err(store_err)? else {
+                o.meta_mut().resource_version = None;
+                match self.create(o.clone()).await {
+                    Ok(s) => return Ok((ApplyOutcome::Created, s)),
+                    Err(e) if e.code == ErrorCode::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            let current = stored_object(&cur)?;
+            let mut next = o.clone();
+            carry_system_fields(&current, &mut next, true);
+            let mut svc_held = self.service_lock(kind).await?;
+            // Annotations the system wrote survive an apply.
+            for (k, v) in &current.meta().annotations {
+                if system_annotation(k) {
+                    next.meta_mut()
+                        .annotations
+                        .entry(k.clone())
+                        .or_insert_with(|| v.clone());
+                }
+            }
+            apply_defaults(&mut next);
+            check_update(&current, &next)?;
+            if let Some(held) = &svc_held {
+                self.assign_service(held, &key, &mut next, Some(&current))?;
+            }
+            if next == current {
+                return Ok((ApplyOutcome::Unchanged, cur));
+            }
+            set_generation(Some(&current), &mut next);
+            let op = WriteOp::Update {
+                put: Put::from_object(&mut next).map_err(store_err)?,
+                expected: Some(cur.revision),
+            };
+            match self.store.write(op).await {
+                Ok(mut s) => {
+                    record_service(svc_held.as_deref_mut(), &key, &next);
+                    return Ok((ApplyOutcome::Configured, s.remove(0)));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(ErrorCode::Conflict, conflict_msg(&key)))
+    }
+
+    /// Replaces an object (or only its status). A `resourceVersion` in it is a precondition.
+    pub async fn update(&self, o: Object, status_only: bool) -> Result<Stored, ApiError> {
+        self.update_object(o, status_only).await.map(|(s, _)| s)
+    }
+
+    /// [`Api::update`], also handing back the object as stored (its `resourceVersion`
+    /// set).
+    pub async fn update_object(
+        &self,
+        mut o: Object,
+        status_only: bool,
+    ) -> Result<(Stored, Object), ApiError> {
+        if o.kind().namespaced() && o.meta().namespace.is_none() {
+            o.meta_mut().namespace = Some("default".into());
+        }
+        let key = o.key();
+        let given = match &o.meta().resource_version {
+            None => None,
+            Some(rv) => Some(rv.parse::<u64>().map_err(|_| err(ErrorCode::BadRequest, format!("metadata.resourceVersion: Invalid value: {rv:?}: must be a revision number")))?),
+        };
+        for _ in 0..5 {
+            let cur = self.current(&key)?;
+            if let Some(g) = given {
+                if g != cur.revision {
+                    return Err(err(ErrorCode::Conflict, conflict_msg(&key)));
+                }
+            }
+            let current = stored_object(&cur)?;
+            let mut next = if status_only {
+                let mut n = current.clone();
+                copy_status(&o, &mut n);
+                n
+            } else {
+                let mut n = o.clone();
+                carry_system_fields(&current, &mut n, false);
+                apply_defaults(&mut n);
+                check_update(&current, &n)?;
+                set_generation(Some(&current), &mut n);
+                n
+            };
+            let mut svc_held = match status_only {
+                true => None,
+                false => self.service_lock(key.kind).await?,
+            };
+            if let Some(held) = &svc_held {
+                self.assign_service(held, &key, &mut next, Some(&current))?;
+            }
+            let op = WriteOp::Update {
+                put: Put::from_object(&mut next).map_err(store_err)?,
+                expected: Some(cur.revision),
+            };
+            match self.store.write(op).await {
+                Ok(s) => {
+                    record_service(svc_held.as_deref_mut(), &key, &next);
+                    return Ok(written(s, next));
+                }
+                Err(StoreError::Conflict { .. }) if given.is_none() => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(err(ErrorCode::Conflict, conflict_msg(&key)))
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(err(ErrorCode::Conflict, conflict_msg(&key)))
+    }
+
+    /// Binds a pod to a node (the scheduler's `pods/binding`): sets `spec.nodeName` and
+    /// PodScheduled=True, only if the pod still has `uid` and is neither bound nor being
+    /// deleted. `seen` is the pod as the caller last saw it and the revision that wrote
+    /// it: it is bound from that without reading the store, the revision as precondition;
+    /// if the pod changed since, it is read again.
+    pub async fn bind(
+        &self,
+        key: &ObjectKey,
+        uid: &str,
+        node: &str,
+        seen: Option<(u64, &Object)>,
+    ) -> Result<Stored, ApiError> {
+        self.bind_object(key, uid, node, seen).await.map(|(s, _)| s)
+    }
+
+    /// [`Api::bind`], also handing back the pod as stored when it was bound from `seen`.
+    pub async fn bind_object(
+        &self,
+        key: &ObjectKey,
+        uid: &str,
+        node: &str,
+        seen: Option<(u64, &Object)>,
+    ) -> Result<(Stored, Option<Object>), ApiError> {
+        if let Some((revision, Object::Pod(pod))) = seen {
+            let mut next = Object::Pod(bound_pod(key, pod.clone(), uid, node)?);
+            let op = WriteOp::Update {
+                put: Put::from_object(&mut next).map_err(store_err)?,
+                expected: Some(revision),
+            };
+            match self.store.write(op).await {
+                Ok(s) => {
+                    let (s, next) = written(s, next);
+                    return Ok((s, Some(next)));
+                }
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        let d = self
+            .rewrite(key, None, |_, obj| {
+                let Object::Pod(pod) = obj else {
+                    return Err(err(ErrorCode::BadRequest, "only pods are bound"));
+                };
+                Ok(Step::Put(Box::new(Object::Pod(bound_pod(
+                    key, pod, uid, node,
+                )?))))
+            })
+            .await?;
+        Ok((d.stored().clone(), None))
+    }
+}
