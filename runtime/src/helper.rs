@@ -315,7 +315,9 @@ fn monitor(job: ContainerJob, report: OwnedFd) -> ! {
     drop(report);
     // From here on the monitor only copies output and waits: it needs little of the code
     // it inherited from the helper.
-    let _ = sys::shed_code_pages();
+    // Its own mappings only: evicting the file's cached pages would make the helper read
+    // its code back from disk for every container it creates next.
+    let _ = sys::shed_own_code_pages(false);
     let exit = supervise(&job, init_pid, out_r, err_r);
     let _ = state::write_json(&job.state_dir.join("exit.json"), &exit);
     std::process::exit(0);

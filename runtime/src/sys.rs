@@ -279,6 +279,14 @@ fn code_mappings(smaps: &str, ino: u64) -> Vec<CodeMapping> {
 /// Mappings with copied-on-write pages (relocated data) are left alone. Returns the
 /// bytes of mappings shed.
 pub fn shed_code_pages() -> io::Result<usize> {
+    shed_own_code_pages(true)
+}
+
+/// [`shed_code_pages`], leaving the page cache alone unless `evict` says otherwise: a
+/// container's monitor drops only its own mappings, since evicting the file's cached
+/// pages would make the helper, which goes on creating containers, read its code back
+/// from disk one page at a time.
+pub fn shed_own_code_pages(evict: bool) -> io::Result<usize> {
     use std::os::unix::fs::MetadataExt;
     let exe = std::fs::File::open("/proc/self/exe")?;
     let ino = exe.metadata()?.ino();
@@ -305,7 +313,9 @@ pub fn shed_code_pages() -> io::Result<usize> {
         }
         shed += len;
     }
-    rustix::fs::fadvise(&exe, 0, None, rustix::fs::Advice::DontNeed)?;
+    if evict {
+        rustix::fs::fadvise(&exe, 0, None, rustix::fs::Advice::DontNeed)?;
+    }
     Ok(shed)
 }
 
