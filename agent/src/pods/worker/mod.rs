@@ -25,6 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+mod image;
+mod report;
+mod teardown;
+
 /// Labels the agent puts on its containers.
 pub const LABEL_UID: &str = "skiff.pod.uid";
 const LABEL_NAME: &str = "skiff.container.name";
@@ -403,32 +407,7 @@ impl Worker {
                 grace,
                 reason,
                 then,
-            } => {
-                let Some(c) = spec_of(pod, &container) else {
-                    return Ok(Done::Next);
-                };
-                self.agent.event(pod, "Normal", "Killing", reason);
-                self.stop_container(pod, c, &id, grace).await;
-                let observed = self.observe().await;
-                let Some(st) = observed.get(&container) else {
-                    return Ok(Done::Next);
-                };
-                return Ok(Done::Then(match then {
-                    AfterKill::Replace => {
-                        self.forget_backoff(&container);
-                        vec![Step::Start { container }]
-                    }
-                    AfterKill::Restart => {
-                        let seen = self
-                            .seen(pod, &observed)
-                            .remove(&container)
-                            .unwrap_or_default();
-                        let exit = plan::exit_of(&st.state);
-                        let base = self.agent.cfg.backoff_base;
-                        plan::restart(&container, &seen, &exit, base, Instant::now())
-                    }
-                }));
-            }
+            } => return Ok(self.kill(pod, container, id, grace, reason, then).await),
             Step::ResetBackoff { container } => {
                 if let Some(s) = self.cs.get_mut(&container) {
                     s.backoff = None;
@@ -442,6 +421,43 @@ impl Worker {
             Step::Recheck(t) => return Ok(Done::At(t)),
         }
         Ok(Done::Next)
+    }
+
+    /// Stops a running attempt gracefully, then replaces it or restarts it through its
+    /// back-off, as the plan said.
+    async fn kill(
+        &mut self,
+        pod: &Arc<Pod>,
+        container: String,
+        id: String,
+        grace: Duration,
+        reason: String,
+        then: AfterKill,
+    ) -> Done {
+        let Some(c) = spec_of(pod, &container) else {
+            return Done::Next;
+        };
+        self.agent.event(pod, "Normal", "Killing", reason);
+        self.stop_container(pod, c, &id, grace).await;
+        let observed = self.observe().await;
+        let Some(st) = observed.get(&container) else {
+            return Done::Next;
+        };
+        Done::Then(match then {
+            AfterKill::Replace => {
+                self.forget_backoff(&container);
+                vec![Step::Start { container }]
+            }
+            AfterKill::Restart => {
+                let seen = self
+                    .seen(pod, &observed)
+                    .remove(&container)
+                    .unwrap_or_default();
+                let exit = plan::exit_of(&st.state);
+                let base = self.agent.cfg.backoff_base;
+                plan::restart(&container, &seen, &exit, base, Instant::now())
+            }
+        })
     }
 
     fn forget_backoff(&mut self, name: &str) {
@@ -550,73 +566,6 @@ impl Worker {
         })
         .await
         .unwrap_or_default()
-    }
-
-    async fn image(&mut self, pod: &Pod, c: &Container) -> Result<ImageRecord, (String, String)> {
-        let image = c.image.clone().unwrap_or_default();
-        // The server fills the policy in from the tag, as Kubernetes does.
-        let policy = c
-            .image_pull_policy
-            .clone()
-            .unwrap_or_else(|| "IfNotPresent".into());
-        let present = self.agent.images.get(&image);
-        match (policy.as_str(), present) {
-            ("Never", Some(r)) | ("IfNotPresent", Some(r)) => {
-                self.agent.event(
-                    pod,
-                    "Normal",
-                    "Pulled",
-                    format!("Container image {image:?} already present on machine"),
-                );
-                return Ok(r);
-            }
-            ("Never", None) => {
-                let msg =
-                    format!("Container image {image:?} is not present with pull policy of Never");
-                self.agent
-                    .event(pod, "Warning", "ErrImageNeverPull", msg.clone());
-                return Err(("ErrImageNeverPull".into(), msg));
-            }
-            _ => {}
-        }
-        self.agent
-            .event(pod, "Normal", "Pulling", format!("Pulling image {image:?}"));
-        let started = Instant::now();
-        let report = |_: skiff_images::Progress| {};
-        match self
-            .agent
-            .images
-            .pull(&image, &self.agent.registries, &report)
-            .await
-        {
-            Ok(r) => {
-                self.agent.event(
-                    pod,
-                    "Normal",
-                    "Pulled",
-                    format!(
-                        "Successfully pulled image {image:?} in {:.3}s",
-                        started.elapsed().as_secs_f64()
-                    ),
-                );
-                Ok(r)
-            }
-            Err(e) => {
-                // A node cut off from its registry keeps running what it has.
-                if let Some(r) = self.agent.images.get(&image) {
-                    self.agent.event(
-                        pod,
-                        "Warning",
-                        "Failed",
-                        format!("Failed to pull image {image:?}: {e}; using the image present on the node"),
-                    );
-                    return Ok(r);
-                }
-                let msg = format!("Failed to pull image {image:?}: {e}");
-                self.agent.event(pod, "Warning", "Failed", msg.clone());
-                Err(("ErrImagePull".into(), msg))
-            }
-        }
     }
 
     /// Creates and starts the next attempt of a container; returns when to retry after a
@@ -772,274 +721,6 @@ impl Worker {
         });
         s.probes = Some(probe::start(c, target, wake_probe, report));
     }
-
-    /// Stops one container (its probes first): see [`stop`].
-    async fn stop_container(&mut self, pod: &Arc<Pod>, c: &Container, id: &str, grace: Duration) {
-        if let Some(s) = self.cs.get_mut(&c.name) {
-            s.probes = None;
-        }
-        stop(&self.agent, pod, c, self.target(pod, c, id), grace).await;
-    }
-
-    /// Stops everything, removes the sandbox, and confirms the deletion to the
-    /// coordinator. True when the worker is done.
-    async fn terminate(&mut self, d: &Desired) -> bool {
-        let pod = d.pod.clone();
-        if !self.stopped {
-            let observed = self.observe().await;
-            let running = plan::teardown(&pod, &self.seen(&pod, &observed));
-            for s in self.cs.values_mut() {
-                s.probes = None;
-            }
-            // Containers stop in parallel, each with the whole grace period.
-            let grace = plan::grace_period(&pod, true);
-            let mut set = tokio::task::JoinSet::new();
-            for (name, id) in running {
-                let Some(c) = spec_of(&pod, &name).cloned() else {
-                    continue;
-                };
-                self.agent.event(
-                    &pod,
-                    "Normal",
-                    "Killing",
-                    format!("Stopping container {}", c.name),
-                );
-                let target = self.target(&pod, &c, &id);
-                let (agent, p) = (self.agent.clone(), pod.clone());
-                set.spawn(async move { stop(&agent, &p, &c, target, grace).await });
-            }
-            while set.join_next().await.is_some() {}
-            for s in self.cs.values_mut() {
-                if let Some((_, h)) = s.exit_watch.take() {
-                    h.abort();
-                }
-            }
-            let rt = self.agent.rt.clone();
-            let images = self.agent.images.clone();
-            let uid = self.uid.clone();
-            let ids: Vec<String> = self
-                .cs
-                .values()
-                .flat_map(|s| s.attempts.iter().map(|(_, id)| id.clone()))
-                .collect();
-            let logs = podspec::log_path(&self.agent.cfg.data_dir.join("logs"), &pod, "x", 0)
-                .parent()
-                .and_then(|p| p.parent())
-                .map(|p| p.to_path_buf());
-            let net = self.agent.net();
-            let r = blocking(move || {
-                rt.remove_sandbox(&uid).map_err(|e| e.to_string())?;
-                if let Some(net) = net {
-                    net.detach(&uid)?;
-                }
-                for id in ids {
-                    let _ = images.remove_rootfs(&id);
-                }
-                if let Some(l) = logs {
-                    let _ = std::fs::remove_dir_all(l);
-                }
-                Ok(())
-            })
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(pod = %pod.metadata.name(), error = %e, "removing the pod's sandbox");
-                return false;
-            }
-            self.cs.clear();
-            self.stopped = true;
-        }
-        if !d.gone {
-            // Confirm: the pod object goes once the node says its containers are gone.
-            let Some(client) = self.agent.client() else {
-                return false;
-            };
-            let key = ObjectKey {
-                kind: Kind::Pod,
-                namespace: pod.metadata.namespace().to_string(),
-                name: pod.metadata.name().to_string(),
-            };
-            let r = client
-                .call(&Request::Delete {
-                    key,
-                    resource_version: None,
-                    grace_period_seconds: Some(0),
-                    force: false,
-                    propagation: Default::default(),
-                })
-                .await;
-            match r {
-                Ok(_) => {}
-                Err(e) if e.code() == Some(skiff_api::wire::ErrorCode::NotFound) => {}
-                Err(e) => {
-                    tracing::warn!(pod = %pod.metadata.name(), error = %e, "confirming deletion");
-                    return false;
-                }
-            }
-        }
-        let _ = self.agent.local.remove_pod(&self.uid);
-        self.agent.status.forget(&self.uid);
-        true
-    }
-
-    fn container_status(
-        &self,
-        c: &Container,
-        cur: Option<&RtStatus>,
-        init_pending: bool,
-    ) -> ContainerStatus {
-        let s = self.cs.get(&c.name);
-        let attempt = s.and_then(|s| s.attempts.last()).map_or(0, |(a, _)| *a);
-        let restart_count = attempt as i32;
-        let waiting = |reason: &str, message: Option<String>| ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some(reason.into()),
-                message,
-            }),
-            ..Default::default()
-        };
-        let terminated = |st: &RtStatus, e: &ExitInfo| ContainerState {
-            terminated: Some(ContainerStateTerminated {
-                exit_code: Some(e.exit_code),
-                signal: e.signal,
-                reason: Some(
-                    if e.oom_killed {
-                        "OOMKilled"
-                    } else if e.exit_code == 0 {
-                        "Completed"
-                    } else {
-                        "Error"
-                    }
-                    .into(),
-                ),
-                message: None,
-                started_at: st.started_at.as_deref().map(seconds),
-                finished_at: Some(seconds(&e.finished_at)),
-                container_id: Some(format!("skiff://{}", st.id)),
-            }),
-            ..Default::default()
-        };
-        let flags = s.and_then(|s| s.probes.as_ref()).map(|p| p.flags.clone());
-        let mut last_state = None;
-        let mut ready = false;
-        let mut started = false;
-        let state = match (s.and_then(|s| s.waiting.clone()), cur) {
-            (Some((reason, msg)), cur) => {
-                if let Some((st, RtState::Exited(e))) = cur.map(|c| (c, &c.state)) {
-                    last_state = Some(terminated(st, e));
-                }
-                waiting(&reason, Some(msg))
-            }
-            (None, None) => waiting(
-                if init_pending {
-                    "PodInitializing"
-                } else {
-                    "ContainerCreating"
-                },
-                None,
-            ),
-            (None, Some(st)) => match &st.state {
-                RtState::Running => {
-                    started = flags
-                        .as_ref()
-                        .is_none_or(|f| f.started.load(Ordering::SeqCst));
-                    ready = flags
-                        .as_ref()
-                        .is_some_and(|f| f.ready.load(Ordering::SeqCst));
-                    ContainerState {
-                        running: Some(ContainerStateRunning {
-                            started_at: st.started_at.as_deref().map(seconds),
-                        }),
-                        ..Default::default()
-                    }
-                }
-                RtState::Created => waiting("ContainerCreating", None),
-                RtState::Exited(e) => {
-                    if s.and_then(|s| s.not_before).is_some() {
-                        last_state = Some(terminated(st, e));
-                        let delay = s.and_then(|s| s.backoff).unwrap_or_default();
-                        waiting(
-                            "CrashLoopBackOff",
-                            Some(format!(
-                                "back-off {}s restarting failed container={} pod={}",
-                                delay.as_secs(),
-                                c.name,
-                                self.rx.borrow().pod.metadata.name()
-                            )),
-                        )
-                    } else {
-                        terminated(st, e)
-                    }
-                }
-                RtState::Unknown => {
-                    let e = ExitInfo {
-                        exit_code: 255,
-                        signal: None,
-                        oom_killed: false,
-                        finished_at: st.created_at.clone(),
-                    };
-                    terminated(st, &e)
-                }
-            },
-        };
-        if last_state.is_none() {
-            if let Some(st) = s.and_then(|s| s.previous.as_ref()) {
-                if let RtState::Exited(e) = &st.state {
-                    last_state = Some(terminated(st, e));
-                }
-            }
-        }
-        ContainerStatus {
-            name: c.name.clone(),
-            state: Some(state),
-            last_state,
-            ready: Some(ready),
-            started: Some(started),
-            restart_count: Some(restart_count),
-            image: c.image.clone(),
-            image_id: s.and_then(|s| s.image_id.clone()),
-            container_id: cur.map(|st| format!("skiff://{}", st.id)),
-        }
-    }
-
-    fn publish(&self, pod: &Arc<Pod>, observed: &HashMap<String, RtStatus>) {
-        let init: Vec<ContainerStatus> = pod
-            .spec
-            .init_containers
-            .iter()
-            .map(|c| self.container_status(c, observed.get(&c.name), false))
-            .collect();
-        let init_done = status::initialized(&init, pod.spec.init_containers.len());
-        let containers: Vec<ContainerStatus> = pod
-            .spec
-            .containers
-            .iter()
-            .map(|c| self.container_status(c, observed.get(&c.name), !init_done))
-            .collect();
-        let policy = pod.spec.restart_policy.as_deref().unwrap_or("Always");
-        let phase = status::phase(policy, &init, pod.spec.init_containers.len(), &containers);
-        let prev = self.last_status(pod);
-        let conditions = status::conditions(
-            prev.as_ref(),
-            &init,
-            pod.spec.init_containers.len(),
-            &containers,
-            phase,
-            &now_ts(),
-        );
-        let pod_ip = self.pod_ip(pod);
-        let st = PodStatus {
-            phase: Some(phase.into()),
-            conditions,
-            host_ip: Some(self.host_ip()),
-            pod_ips: pod_ip.iter().map(|ip| PodIp { ip: ip.clone() }).collect(),
-            pod_ip,
-            start_time: self.start_time.clone(),
-            init_container_statuses: init,
-            container_statuses: containers,
-            ..Default::default()
-        };
-        self.agent.status.publish(pod, st);
-    }
 }
 
 /// Creates and starts one container attempt on a fresh root filesystem (blocking).
@@ -1056,24 +737,6 @@ fn start_attempt(
     rt.create_container(sandbox, id, cfg, &image, &rootfs.path)
         .map_err(|e| e.to_string())?;
     rt.start_container(id).map_err(|e| e.to_string())
-}
-
-/// Stops one container: preStop hook, stop signal, SIGKILL when `grace` is over.
-async fn stop(agent: &Agent, pod: &Pod, c: &Container, target: probe::Target, grace: Duration) {
-    let deadline = Instant::now() + grace;
-    if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
-        if let Err(e) = probe::run_action(h, &target, grace).await {
-            agent.event(
-                pod,
-                "Warning",
-                "FailedPreStopHook",
-                format!("PreStopHook failed: {e}"),
-            );
-        }
-    }
-    let left = deadline.saturating_duration_since(Instant::now());
-    let (rt, id) = (target.rt, target.id);
-    let _ = blocking(move || rt.stop(&id, left).map(|_| ()).map_err(|e| e.to_string())).await;
 }
 
 /// The pod's resolv.conf (dnsPolicy ClusterFirst): the agent's cluster DNS on the pod

@@ -1,0 +1,145 @@
+//! A deleted pod's end: its containers stopped in parallel (preStop hook, stop signal,
+//! SIGKILL after the grace period), its sandbox, network, root filesystems and logs
+//! removed, and the deletion confirmed to the coordinator.
+
+use super::*;
+
+/// Stops one container: preStop hook, stop signal, SIGKILL when `grace` is over.
+pub(super) async fn stop(
+    agent: &Agent,
+    pod: &Pod,
+    c: &Container,
+    target: probe::Target,
+    grace: Duration,
+) {
+    let deadline = Instant::now() + grace;
+    if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+        if let Err(e) = probe::run_action(h, &target, grace).await {
+            agent.event(
+                pod,
+                "Warning",
+                "FailedPreStopHook",
+                format!("PreStopHook failed: {e}"),
+            );
+        }
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    let (rt, id) = (target.rt, target.id);
+    let _ = blocking(move || rt.stop(&id, left).map(|_| ()).map_err(|e| e.to_string())).await;
+}
+
+impl Worker {
+    /// Stops one container (its probes first): see [`stop`].
+    pub(super) async fn stop_container(
+        &mut self,
+        pod: &Arc<Pod>,
+        c: &Container,
+        id: &str,
+        grace: Duration,
+    ) {
+        if let Some(s) = self.cs.get_mut(&c.name) {
+            s.probes = None;
+        }
+        stop(&self.agent, pod, c, self.target(pod, c, id), grace).await;
+    }
+
+    /// Stops everything, removes the sandbox, and confirms the deletion to the
+    /// coordinator. True when the worker is done.
+    pub(super) async fn terminate(&mut self, d: &Desired) -> bool {
+        let pod = d.pod.clone();
+        if !self.stopped {
+            let observed = self.observe().await;
+            let running = plan::teardown(&pod, &self.seen(&pod, &observed));
+            for s in self.cs.values_mut() {
+                s.probes = None;
+            }
+            // Containers stop in parallel, each with the whole grace period.
+            let grace = plan::grace_period(&pod, true);
+            let mut set = tokio::task::JoinSet::new();
+            for (name, id) in running {
+                let Some(c) = spec_of(&pod, &name).cloned() else {
+                    continue;
+                };
+                self.agent.event(
+                    &pod,
+                    "Normal",
+                    "Killing",
+                    format!("Stopping container {}", c.name),
+                );
+                let target = self.target(&pod, &c, &id);
+                let (agent, p) = (self.agent.clone(), pod.clone());
+                set.spawn(async move { stop(&agent, &p, &c, target, grace).await });
+            }
+            while set.join_next().await.is_some() {}
+            for s in self.cs.values_mut() {
+                if let Some((_, h)) = s.exit_watch.take() {
+                    h.abort();
+                }
+            }
+            let rt = self.agent.rt.clone();
+            let images = self.agent.images.clone();
+            let uid = self.uid.clone();
+            let ids: Vec<String> = self
+                .cs
+                .values()
+                .flat_map(|s| s.attempts.iter().map(|(_, id)| id.clone()))
+                .collect();
+            let logs = podspec::log_path(&self.agent.cfg.data_dir.join("logs"), &pod, "x", 0)
+                .parent()
+                .and_then(|p| p.parent())
+                .map(|p| p.to_path_buf());
+            let net = self.agent.net();
+            let r = blocking(move || {
+                rt.remove_sandbox(&uid).map_err(|e| e.to_string())?;
+                if let Some(net) = net {
+                    net.detach(&uid)?;
+                }
+                for id in ids {
+                    let _ = images.remove_rootfs(&id);
+                }
+                if let Some(l) = logs {
+                    let _ = std::fs::remove_dir_all(l);
+                }
+                Ok(())
+            })
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(pod = %pod.metadata.name(), error = %e, "removing the pod's sandbox");
+                return false;
+            }
+            self.cs.clear();
+            self.stopped = true;
+        }
+        if !d.gone {
+            // Confirm: the pod object goes once the node says its containers are gone.
+            let Some(client) = self.agent.client() else {
+                return false;
+            };
+            let key = ObjectKey {
+                kind: Kind::Pod,
+                namespace: pod.metadata.namespace().to_string(),
+                name: pod.metadata.name().to_string(),
+            };
+            let r = client
+                .call(&Request::Delete {
+                    key,
+                    resource_version: None,
+                    grace_period_seconds: Some(0),
+                    force: false,
+                    propagation: Default::default(),
+                })
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(skiff_api::wire::ErrorCode::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(pod = %pod.metadata.name(), error = %e, "confirming deletion");
+                    return false;
+                }
+            }
+        }
+        let _ = self.agent.local.remove_pod(&self.uid);
+        self.agent.status.forget(&self.uid);
+        true
+    }
+}
