@@ -6,7 +6,7 @@
 use serde_json::Value;
 use skiff_api::pod::Pod;
 use skiff_api::Kind;
-use skiff_client::files::write_private;
+use skiff_transport::files::write_private;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};

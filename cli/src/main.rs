@@ -12,8 +12,8 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use skiff_api::wire::{ApplyOutcome, ErrorCode, Request, Response, WatchEvent};
 use skiff_api::{Kind, Object, ObjectKey};
-use skiff_client::config::ClientConfig;
-use skiff_client::{Client, ClientError};
+use skiff_transport::config::ClientConfig;
+use skiff_transport::{Client, ClientError};
 use std::path::PathBuf;
 
 /// skiff: a small orchestrator for edge hardware, driven like kubectl.

@@ -556,7 +556,7 @@ fn mib(bytes: u64) -> String {
 
 /// `skiff top nodes`: usage against allocatable, as kubectl shows it.
 pub async fn top_nodes(
-    c: &skiff_client::Client,
+    c: &skiff_transport::Client,
     reports: &[skiff_api::wire::NodeUsageReport],
 ) -> anyhow::Result<()> {
     let header: Vec<String> = ["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]

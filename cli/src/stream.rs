@@ -2,8 +2,8 @@
 
 use anyhow::{anyhow, bail};
 use skiff_api::wire::{ExecRequest, LogsRequest, Request, StreamFrame, MAX_FRAME_LEN};
-use skiff_client::frames::{read_frame, write_frame};
-use skiff_client::{Client, ClientError};
+use skiff_transport::frames::{read_frame, write_frame};
+use skiff_transport::{Client, ClientError};
 use std::io::{IsTerminal, Write};
 use tokio::io::AsyncReadExt;
 

@@ -8,7 +8,7 @@ use skiff_api::util::rfc3339;
 use skiff_api::wire::{ErrorCode, Request, Response};
 use skiff_api::workloads::{rollback_template, ReplicaSet};
 use skiff_api::{Kind, Object, ObjectKey};
-use skiff_client::Client;
+use skiff_transport::Client;
 use std::time::{Duration, Instant};
 
 fn now_secs() -> u64 {

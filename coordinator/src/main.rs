@@ -2,11 +2,11 @@
 
 use anyhow::Context;
 use clap::Parser;
-use skiff_client::config::ClientConfig;
 use skiff_coordinator::pki::Pki;
 use skiff_coordinator::requests::Api;
 use skiff_coordinator::server;
 use skiff_coordinator::store::redb_store::{RedbOptions, RedbStore};
+use skiff_transport::config::ClientConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -180,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
         let skiff_api::wire::Response::Token { token, .. } = resp else {
             anyhow::bail!("creating the default node token: {resp:?}");
         };
-        skiff_client::files::write_private(&token_path, format!("{token}\n").as_bytes())?;
+        skiff_transport::files::write_private(&token_path, format!("{token}\n").as_bytes())?;
     }
 
     let endpoint = server::endpoint(&api, args.listen)?;

@@ -47,7 +47,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
-    skiff_client::files::write_private(path, text.as_bytes()).map_err(io_err(path))
+    skiff_transport::files::write_private(path, text.as_bytes()).map_err(io_err(path))
 }
 
 fn validity(params: &mut CertificateParams, days: i64) {
@@ -108,7 +108,7 @@ impl Pki {
 
     /// SHA-256 of the CA certificate (hex), as join tokens carry it.
     pub fn ca_fingerprint(&self) -> String {
-        skiff_client::tls::fingerprint(&self.ca_der)
+        skiff_transport::tls::fingerprint(&self.ca_der)
     }
 
     /// The CA certificate (DER).
@@ -154,7 +154,7 @@ impl Pki {
 }
 
 fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
-    let certs = skiff_client::tls::certs_from_pem("ca", pem).ok()?;
+    let certs = skiff_transport::tls::certs_from_pem("ca", pem).ok()?;
     certs.into_iter().next().map(|c| c.to_vec())
 }
 
@@ -215,7 +215,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("skiff-pki-{}", std::process::id()));
         let pki = Pki::load_or_create(&dir, &["localhost".into(), "127.0.0.1".into()]).unwrap();
         let (cert, _) = pki.issue_client("admin", "system:masters", 30).unwrap();
-        let der = skiff_client::tls::certs_from_pem("c", &cert)
+        let der = skiff_transport::tls::certs_from_pem("c", &cert)
             .unwrap()
             .remove(0);
         assert_eq!(Identity::from_cert(&der), Identity::Admin("admin".into()));
@@ -227,7 +227,7 @@ mod tests {
             .push(DnType::OrganizationName, "system:masters");
         let csr = p.serialize_request(&key).unwrap().pem().unwrap();
         let node = pki.sign_node_csr(&csr, "pi-1").unwrap();
-        let der = skiff_client::tls::certs_from_pem("n", &node)
+        let der = skiff_transport::tls::certs_from_pem("n", &node)
             .unwrap()
             .remove(0);
         assert_eq!(Identity::from_cert(&der), Identity::Node("pi-1".into()));

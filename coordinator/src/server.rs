@@ -13,8 +13,8 @@ use skiff_api::wire::{
     ApiError, ErrorCode, FrameError, Request, Response, StreamFrame, WatchEvent, WatchEventRef,
     ALPN, MAX_FRAME_LEN,
 };
-use skiff_client::frames::{read_frame, take_end, write_frame, ReadError};
-use skiff_client::tls::{certs_from_pem, key_from_pem, provider};
+use skiff_transport::frames::{read_frame, take_end, write_frame, ReadError};
+use skiff_transport::tls::{certs_from_pem, key_from_pem, provider};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,14 +44,14 @@ pub fn endpoint<S: Store>(api: &Api<S>, listen: SocketAddr) -> anyhow::Result<qu
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    let mut transport = skiff_client::transport();
+    let mut transport = skiff_transport::transport();
     // Each connection keeps a send buffer as large as the largest transmit it made: with
     // segmentation offload up to ten packets (about 14 KB), which heaptrack measured as
     // 13 MB for a thousand nodes. Nearly every answer and watch event is one packet; a
     // large list costs one send call per packet instead.
     transport.enable_segmentation_offload(false);
     cfg.transport_config(Arc::new(transport));
-    Ok(skiff_client::udp::server_endpoint(listen, cfg)?)
+    Ok(skiff_transport::udp::server_endpoint(listen, cfg)?)
 }
 
 /// Serves until the endpoint closes.

@@ -4,9 +4,9 @@
 use serde_json::Value;
 use skiff_api::wire::{ErrorCode, Request, Response};
 use skiff_api::{Kind, ObjectKey};
-use skiff_client::config::ClientConfig;
-use skiff_client::Client;
 use skiff_tests::{err, fails, ok, out, Coordinator, TempDir};
+use skiff_transport::config::ClientConfig;
+use skiff_transport::Client;
 use std::path::PathBuf;
 
 fn manifests() -> PathBuf {
@@ -309,7 +309,7 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
 
     rt().block_on(async {
         // No client certificate: the handshake works (joining needs it), every request is refused.
-        let tls = skiff_client::tls::client_tls(&cfg.certificate_authority, None, None).unwrap();
+        let tls = skiff_transport::tls::client_tls(&cfg.certificate_authority, None, None).unwrap();
         let anon = Client::connect_with(&server, "127.0.0.1", tls)
             .await
             .unwrap();
@@ -334,7 +334,7 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
         cp.distinguished_name
             .push(rcgen::DnType::OrganizationName, "system:masters");
         let forged = cp.signed_by(&ck, &issuer).unwrap();
-        let tls = skiff_client::tls::client_tls(
+        let tls = skiff_transport::tls::client_tls(
             &cfg.certificate_authority,
             Some(&forged.pem()),
             Some(&ck.serialize_pem()),
@@ -352,8 +352,12 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
         // A wrong token is refused; the real one enrols a node.
         let token = c.node_token();
         let bad = token.replace(&token[token.len() - 4..], "zzzz");
-        assert!(skiff_client::join(&server, &bad, "edge-1").await.is_err());
-        let node_cfg = skiff_client::join(&server, &token, "edge-1").await.unwrap();
+        assert!(skiff_transport::join(&server, &bad, "edge-1")
+            .await
+            .is_err());
+        let node_cfg = skiff_transport::join(&server, &token, "edge-1")
+            .await
+            .unwrap();
         let node = Client::connect(&node_cfg).await.unwrap();
         match node.call(&Request::WhoAmI).await.unwrap() {
             Response::Identity { name } => assert_eq!(name, "node:edge-1"),
@@ -455,7 +459,7 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
         })
         .await
         .unwrap();
-        assert!(skiff_client::join(&server, &t2, "edge-3").await.is_err());
+        assert!(skiff_transport::join(&server, &t2, "edge-3").await.is_err());
     });
     // The CLI's token verbs.
     let t = ok(c.skiff(&["token", "create", "--ttl", "1h", "--description", "cli"]));
@@ -479,7 +483,7 @@ fn bad_frames_are_refused_and_the_server_keeps_serving() {
             // The server may stop reading early (oversized frames): ignore write errors.
             let _ = send.write_all(bytes).await;
             let _ = send.finish();
-            skiff_client::frames::read_frame(&mut recv, skiff_api::wire::MAX_FRAME_LEN)
+            skiff_transport::frames::read_frame(&mut recv, skiff_api::wire::MAX_FRAME_LEN)
                 .await
                 .unwrap()
                 .expect("an answer")

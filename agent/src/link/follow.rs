@@ -6,7 +6,7 @@ use crate::services::cluster::{put, ClusterView, Name};
 use crate::state::Agent;
 use skiff_api::wire::{Request, Response, WatchEvent};
 use skiff_api::Kind;
-use skiff_client::{Client, ClientError};
+use skiff_transport::{Client, ClientError};
 use std::sync::Arc;
 
 /// Gets the named TLS Secrets the view lacks: one named by an Ingress after the Secret

@@ -17,8 +17,8 @@ use skiff_api::core::Node;
 use skiff_api::pod::Pod;
 use skiff_api::wire::{ErrorCode, Request, Response, WatchEvent};
 use skiff_api::{Kind, ObjectKey};
-use skiff_client::config::ClientConfig;
-use skiff_client::{Client, ClientError};
+use skiff_transport::config::ClientConfig;
+use skiff_transport::{Client, ClientError};
 use std::collections::HashSet;
 use std::net::{IpAddr, UdpSocket};
 use std::sync::Arc;
@@ -50,7 +50,7 @@ async fn credentials(agent: &Agent) -> std::result::Result<ClientConfig, String>
         .token
         .as_deref()
         .ok_or("no credentials yet: give --token to join")?;
-    let cfg = skiff_client::join(server, token, &agent.cfg.name)
+    let cfg = skiff_transport::join(server, token, &agent.cfg.name)
         .await
         .map_err(|e| format!("joining {server}: {e}"))?;
     cfg.save(&path)
@@ -63,7 +63,7 @@ async fn credentials(agent: &Agent) -> std::result::Result<ClientConfig, String>
 fn local_ip_towards(server: &str) -> Option<IpAddr> {
     use std::net::ToSocketAddrs;
     let addr = server.to_socket_addrs().ok()?.next()?;
-    let s = UdpSocket::bind(skiff_client::udp::any_local_for(addr)).ok()?;
+    let s = UdpSocket::bind(skiff_transport::udp::any_local_for(addr)).ok()?;
     s.connect(addr).ok()?;
     Some(s.local_addr().ok()?.ip())
 }
@@ -631,9 +631,9 @@ async fn rebind_on_signal(client: &Client) {
     while sig.recv().await.is_some() {
         let ep = client.endpoint();
         let old = ep.local_addr().ok();
-        let bind = skiff_client::udp::any_local_for(old.unwrap_or(([0, 0, 0, 0], 0).into()));
+        let bind = skiff_transport::udp::any_local_for(old.unwrap_or(([0, 0, 0, 0], 0).into()));
         // The new socket gets the same raised buffers as the first.
-        let socket = skiff_client::udp::bind(bind, skiff_client::udp::CLIENT_BUFFER);
+        let socket = skiff_transport::udp::bind(bind, skiff_transport::udp::CLIENT_BUFFER);
         match socket.and_then(|(s, _)| ep.rebind(s).map(|_| ())) {
             Ok(()) => tracing::info!(
                 from = ?old,

@@ -5,9 +5,9 @@ use crate::state::{Agent, PodView};
 use skiff_api::wire::{
     ApiError, ErrorCode, ExecRequest, LogsRequest, Request, StreamFrame, MAX_FRAME_LEN,
 };
-use skiff_client::frames::{read_frame, write_frame};
 use skiff_runtime::logs::{Follower, LogEntry};
 use skiff_runtime::{ContainerState, ExecConfig};
+use skiff_transport::frames::{read_frame, write_frame};
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;

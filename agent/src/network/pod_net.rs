@@ -590,7 +590,7 @@ impl PodNetwork {
         if std::fs::read(&self.path).is_ok_and(|old| old == bytes) {
             return Ok(());
         }
-        skiff_client::files::write_private(&self.path, &bytes)
+        skiff_transport::files::write_private(&self.path, &bytes)
             .map_err(|e| format!("{}: {e}", self.path.display()))
     }
 

@@ -116,7 +116,7 @@ impl<S: Store> Api<S> {
     /// Checks a join token; returns its id when valid.
     pub fn check_token(&self, token: &str) -> Result<String, ApiError> {
         let bad = || err(ErrorCode::Unauthorized, "invalid or expired join token");
-        let (fp, cred) = skiff_client::parse_token(token).ok_or_else(bad)?;
+        let (fp, cred) = skiff_transport::parse_token(token).ok_or_else(bad)?;
         if fp != self.pki.ca_fingerprint() {
             return Err(bad());
         }

@@ -47,7 +47,7 @@ impl SecretBox {
                 let mut k = [0u8; 32];
                 rng.fill(&mut k)
                     .map_err(|_| err(std::io::Error::other("no randomness")))?;
-                skiff_client::files::write_private(path, &k).map_err(err)?;
+                skiff_transport::files::write_private(path, &k).map_err(err)?;
                 k.to_vec()
             }
             Err(e) => return Err(err(e)),

@@ -217,8 +217,8 @@ pub fn run() -> anyhow::Result<()> {
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let cfg = skiff_client::config::ClientConfig::load(&c.config())?;
-    let client = tokio.block_on(skiff_client::Client::connect(&cfg))?;
+    let cfg = skiff_transport::config::ClientConfig::load(&c.config())?;
+    let client = tokio.block_on(skiff_transport::Client::connect(&cfg))?;
     let runs = start_runs();
     let mut through = Vec::new();
     for i in 0..runs {

@@ -12,7 +12,7 @@ use crate::cpu_seconds;
 use anyhow::Context;
 use skiff_api::wire::{Request, Response, WatchEvent};
 use skiff_api::Kind;
-use skiff_client::Client;
+use skiff_transport::Client;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -72,7 +72,7 @@ async fn node(
     seen: Arc<AtomicUsize>,
     ready: Arc<AtomicUsize>,
 ) -> anyhow::Result<()> {
-    let cfg = skiff_client::join(&server, &token, &name).await?;
+    let cfg = skiff_transport::join(&server, &token, &name).await?;
     let c = Client::connect(&cfg).await?;
     c.call(&Request::Create {
         object: node_json(&name),
@@ -183,7 +183,8 @@ pub fn run() -> anyhow::Result<()> {
         let join_secs = joined.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss_nodes = status_kb(pid, "VmRSS:");
-        let admin = Client::connect(&skiff_client::config::ClientConfig::load(&cfg_path)?).await?;
+        let admin =
+            Client::connect(&skiff_transport::config::ClientConfig::load(&cfg_path)?).await?;
         let cpu0 = cpu_seconds(pid);
         let t0 = Instant::now();
         for i in 0..DEPLOYMENTS {

@@ -1,15 +1,10 @@
-//! The QUIC + mTLS client for the skiff API, shared by the CLI, the agent and the tests.
+//! The QUIC + mTLS client for the skiff API.
 //!
 //! One QUIC connection per client; each request opens a bidirectional stream, writes one
 //! request frame and reads one response frame. A watch keeps its stream open and reads
 //! event frames until either side closes it.
 
-pub mod config;
-pub mod files;
-pub mod frames;
-pub mod tls;
-pub mod udp;
-
+use crate::{config, frames, tls, udp};
 use config::ClientConfig;
 use skiff_api::wire::{ApiError, ErrorCode, Request, Response, WatchEvent, MAX_FRAME_LEN};
 use std::net::{SocketAddr, ToSocketAddrs};
