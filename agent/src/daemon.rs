@@ -192,7 +192,7 @@ async fn release_idle_helper(agent: Arc<Agent>) {
 
 /// Keeps resident only the agent's code it runs from now on (`skiff_runtime::shed_code_pages`).
 fn shed_code_pages() {
-    if let Err(e) = skiff_runtime::shed_code_pages() {
+    if let Err(e) = skiff_runtime::shed_code_pages(skiff_runtime::PageCache::Evict) {
         tracing::debug!("keeping code pages as they are: {e}");
     }
 }

@@ -169,7 +169,7 @@ fn main() {
         .is_some_and(|a| a == "runtime-helper")
     {
         // Its code pages are the agent's: keep resident only those the helper runs.
-        let _ = skiff_runtime::shed_code_pages();
+        let _ = skiff_runtime::shed_code_pages(skiff_runtime::PageCache::Evict);
         match skiff_runtime::helper::helper_main() {
             Ok(()) => std::process::exit(0),
             Err(e) => {

@@ -315,9 +315,8 @@ fn monitor(job: ContainerJob, report: OwnedFd) -> ! {
     drop(report);
     // From here on the monitor only copies output and waits: it needs little of the code
     // it inherited from the helper.
-    // Its own mappings only: evicting the file's cached pages would make the helper read
-    // its code back from disk for every container it creates next.
-    let _ = sys::shed_own_code_pages(false);
+    // Its own mappings only (see `PageCache::Keep`).
+    let _ = sys::shed_code_pages(sys::PageCache::Keep);
     let exit = supervise(&job, init_pid, out_r, err_r);
     let _ = state::write_json(&job.state_dir.join("exit.json"), &exit);
     std::process::exit(0);

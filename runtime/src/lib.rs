@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 pub use cgroups::Stats;
 pub use config::*;
 pub use state::ExitInfo;
-pub use sys::{exited, shed_code_pages, single_malloc_arena};
+pub use sys::{exited, shed_code_pages, single_malloc_arena, PageCache};
 
 use protocol::{Request, Response};
 use spec::{SandboxPaths, SpecInput};

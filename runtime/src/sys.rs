@@ -268,6 +268,15 @@ fn code_mappings(smaps: &str, ino: u64) -> Vec<CodeMapping> {
         .collect()
 }
 
+/// What [`shed_code_pages`] does with the executable's pages in the page cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageCache {
+    /// Drop those no process maps, so fault-around has nothing to map in.
+    Evict,
+    /// Leave the page cache alone; only this process's mappings are dropped.
+    Keep,
+}
+
 /// Keeps only the pages of the agent's own code that it runs resident.
 ///
 /// A page fault on a file mapping maps the 64 KB around it when those pages are in the
@@ -278,15 +287,11 @@ fn code_mappings(smaps: &str, ino: u64) -> Vec<CodeMapping> {
 /// maps from the page cache, so what comes back is what the process touches from now on.
 /// Mappings with copied-on-write pages (relocated data) are left alone. Returns the
 /// bytes of mappings shed.
-pub fn shed_code_pages() -> io::Result<usize> {
-    shed_own_code_pages(true)
-}
-
-/// [`shed_code_pages`], leaving the page cache alone unless `evict` says otherwise: a
-/// container's monitor drops only its own mappings, since evicting the file's cached
-/// pages would make the helper, which goes on creating containers, read its code back
-/// from disk one page at a time.
-pub fn shed_own_code_pages(evict: bool) -> io::Result<usize> {
+///
+/// `cache` says whether the file's unmapped pages leave the page cache too. A container's
+/// monitor keeps them: evicting them made the helper, which goes on creating containers,
+/// read its code back from disk one page at a time.
+pub fn shed_code_pages(cache: PageCache) -> io::Result<usize> {
     use std::os::unix::fs::MetadataExt;
     let exe = std::fs::File::open("/proc/self/exe")?;
     let ino = exe.metadata()?.ino();
@@ -313,7 +318,7 @@ pub fn shed_own_code_pages(evict: bool) -> io::Result<usize> {
         }
         shed += len;
     }
-    if evict {
+    if cache == PageCache::Evict {
         rustix::fs::fadvise(&exe, 0, None, rustix::fs::Advice::DontNeed)?;
     }
     Ok(shed)
@@ -390,7 +395,7 @@ Anonymous:             0 kB
     fn shedding_keeps_only_the_code_run_afterwards() {
         let (before, random_before) = own_code();
         assert!(!random_before, "a fresh process reads its code ahead");
-        let shed = shed_code_pages().unwrap();
+        let shed = shed_code_pages(PageCache::Evict).unwrap();
         assert!(shed > 0, "nothing shed");
         let (after, random_after) = own_code();
         assert!(

@@ -512,12 +512,7 @@ impl Worker {
         let rt = self.agent.rt.clone();
         blocking(move || rt.create_sandbox(&cfg).map_err(|e| e.to_string()))
             .await
-            .map_err(|e| {
-                let msg = format!("Failed to create pod sandbox: {e}");
-                self.agent
-                    .event(pod, "Warning", "FailedCreatePodSandBox", msg.clone());
-                ("ContainerCreating".to_string(), msg)
-            })?;
+            .map_err(|e| self.sandbox_failed(pod, format!("Failed to create pod sandbox: {e}")))?;
         self.sandbox_ready = true;
         self.net_ready = false;
         Ok(())
@@ -541,13 +536,17 @@ impl Worker {
         blocking(move || net.attach(&uid, &netns).map(|_| ()))
             .await
             .map_err(|e| {
-                let msg = format!("Failed to set up the pod's network: {e}");
-                self.agent
-                    .event(pod, "Warning", "FailedCreatePodSandBox", msg.clone());
-                ("ContainerCreating".to_string(), msg)
+                self.sandbox_failed(pod, format!("Failed to set up the pod's network: {e}"))
             })?;
         self.net_ready = true;
         Ok(())
+    }
+
+    /// A sandbox or network failure: said in an Event, and the reason the containers wait.
+    fn sandbox_failed(&self, pod: &Pod, msg: String) -> (String, String) {
+        self.agent
+            .event(pod, "Warning", "FailedCreatePodSandBox", msg.clone());
+        ("ContainerCreating".to_string(), msg)
     }
 
     /// The newest attempt of each container as the runtime sees it.
