@@ -1,121 +1,144 @@
 //! Defaults the server fills in, as Kubernetes' defaulting does.
 
+use crate::core::{Endpoints, Namespace, Secret, Service};
 use crate::object::Object;
-use crate::pod::{PodSpec, Probe};
-use crate::workloads::{DeploymentStrategy, RollingUpdate};
+use crate::pod::{Pod, PodSpec, Probe};
+use crate::workloads::{
+    DaemonSet, Deployment, DeploymentStrategy, Job, ReplicaSet, RollingUpdate, StatefulSet,
+};
 use crate::IntOrString;
 use base64::Engine;
 
-/// Fills in what Kubernetes defaults. Idempotent.
-pub fn apply_defaults(obj: &mut Object) {
-    match obj {
-        Object::Pod(p) => pod_spec(&mut p.spec, "Always"),
-        Object::ReplicaSet(r) => {
-            r.spec.replicas.get_or_insert(1);
-            pod_spec(&mut r.spec.template.spec, "Always");
-        }
-        Object::Deployment(d) => {
-            let s = &mut d.spec;
-            s.replicas.get_or_insert(1);
-            s.revision_history_limit.get_or_insert(10);
-            s.progress_deadline_seconds.get_or_insert(600);
-            let st = s.strategy.get_or_insert_with(DeploymentStrategy::default);
-            let t = st.type_.get_or_insert_with(|| "RollingUpdate".into());
-            if t == "RollingUpdate" {
-                let ru = st.rolling_update.get_or_insert_with(RollingUpdate::default);
-                ru.max_surge
-                    .get_or_insert(IntOrString::String("25%".into()));
-                ru.max_unavailable
-                    .get_or_insert(IntOrString::String("25%".into()));
-            }
-            pod_spec(&mut s.template.spec, "Always");
-        }
-        Object::DaemonSet(d) => {
-            d.spec.revision_history_limit.get_or_insert(10);
-            let u = d.spec.update_strategy.get_or_insert_with(Default::default);
-            let t = u.type_.get_or_insert_with(|| "RollingUpdate".into());
-            if t == "RollingUpdate" {
-                let ru = u.rolling_update.get_or_insert_with(RollingUpdate::default);
-                ru.max_unavailable.get_or_insert(IntOrString::Int(1));
-                ru.max_surge.get_or_insert(IntOrString::Int(0));
-            }
-            pod_spec(&mut d.spec.template.spec, "Always");
-        }
-        Object::StatefulSet(s) => {
-            s.spec.replicas.get_or_insert(1);
-            s.spec.revision_history_limit.get_or_insert(10);
-            s.spec
-                .pod_management_policy
-                .get_or_insert_with(|| "OrderedReady".into());
-            let u = s.spec.update_strategy.get_or_insert_with(Default::default);
-            let t = u.type_.get_or_insert_with(|| "RollingUpdate".into());
-            if t == "RollingUpdate" {
-                u.rolling_update
-                    .get_or_insert_with(Default::default)
-                    .partition
-                    .get_or_insert(0);
-            }
-            pod_spec(&mut s.spec.template.spec, "Always");
-        }
-        Object::Job(j) => {
-            let s = &mut j.spec;
-            if s.completions.is_none() && s.parallelism.is_none() {
-                s.completions = Some(1);
-            }
-            s.parallelism.get_or_insert(1);
-            s.backoff_limit.get_or_insert(6);
-            s.suspend.get_or_insert(false);
-            // Kubernetes selects a Job's pods by a label carrying the Job's uid.
-            if s.manual_selector != Some(true) {
-                if let Some(uid) = j.metadata.uid.clone() {
-                    let key = "batch.kubernetes.io/controller-uid";
-                    let sel = s.selector.get_or_insert_with(Default::default);
-                    sel.match_labels.insert(key.into(), uid.clone());
-                    s.template.metadata.labels.insert(key.into(), uid.clone());
-                    s.template.metadata.labels.insert(
-                        "batch.kubernetes.io/job-name".into(),
-                        j.metadata.name().to_string(),
-                    );
-                }
-            }
-            let rp = s
-                .template
-                .spec
-                .restart_policy
-                .clone()
-                .unwrap_or_else(|| "Never".into());
-            pod_spec(&mut s.template.spec, &rp);
-        }
-        Object::Service(s) => {
-            s.spec.type_.get_or_insert_with(|| "ClusterIP".into());
-            s.spec.session_affinity.get_or_insert_with(|| "None".into());
-            for p in &mut s.spec.ports {
-                p.protocol.get_or_insert_with(|| "TCP".into());
-                if p.target_port.is_none() {
-                    p.target_port = p.port.map(IntOrString::Int);
-                }
-            }
-        }
-        Object::Endpoints(e) => {
-            for p in e.subsets.iter_mut().flat_map(|s| s.ports.iter_mut()) {
-                p.protocol.get_or_insert_with(|| "TCP".into());
-            }
-        }
-        Object::Secret(s) => {
-            s.type_.get_or_insert_with(|| "Opaque".into());
-            let b64 = base64::engine::general_purpose::STANDARD;
-            for (k, v) in std::mem::take(&mut s.string_data) {
-                s.data.insert(k, b64.encode(v.as_bytes()));
-            }
-        }
-        Object::Namespace(n) => {
-            n.status
-                .get_or_insert_with(Default::default)
-                .phase
-                .get_or_insert_with(|| "Active".into());
-        }
-        Object::Node(_) | Object::ConfigMap(_) | Object::Event(_) | Object::Ingress(_) => {}
+/// Defaults of a Pod.
+pub(crate) fn pod(p: &mut Pod) {
+    pod_spec(&mut p.spec, "Always");
+}
+
+/// Defaults of a ReplicaSet.
+pub(crate) fn replica_set(r: &mut ReplicaSet) {
+    r.spec.replicas.get_or_insert(1);
+    pod_spec(&mut r.spec.template.spec, "Always");
+}
+
+/// Defaults of a Deployment.
+pub(crate) fn deployment(d: &mut Deployment) {
+    let s = &mut d.spec;
+    s.replicas.get_or_insert(1);
+    s.revision_history_limit.get_or_insert(10);
+    s.progress_deadline_seconds.get_or_insert(600);
+    let st = s.strategy.get_or_insert_with(DeploymentStrategy::default);
+    let t = st.type_.get_or_insert_with(|| "RollingUpdate".into());
+    if t == "RollingUpdate" {
+        let ru = st.rolling_update.get_or_insert_with(RollingUpdate::default);
+        ru.max_surge
+            .get_or_insert(IntOrString::String("25%".into()));
+        ru.max_unavailable
+            .get_or_insert(IntOrString::String("25%".into()));
     }
+    pod_spec(&mut s.template.spec, "Always");
+}
+
+/// Defaults of a DaemonSet.
+pub(crate) fn daemon_set(d: &mut DaemonSet) {
+    d.spec.revision_history_limit.get_or_insert(10);
+    let u = d.spec.update_strategy.get_or_insert_with(Default::default);
+    let t = u.type_.get_or_insert_with(|| "RollingUpdate".into());
+    if t == "RollingUpdate" {
+        let ru = u.rolling_update.get_or_insert_with(RollingUpdate::default);
+        ru.max_unavailable.get_or_insert(IntOrString::Int(1));
+        ru.max_surge.get_or_insert(IntOrString::Int(0));
+    }
+    pod_spec(&mut d.spec.template.spec, "Always");
+}
+
+/// Defaults of a StatefulSet.
+pub(crate) fn stateful_set(s: &mut StatefulSet) {
+    s.spec.replicas.get_or_insert(1);
+    s.spec.revision_history_limit.get_or_insert(10);
+    s.spec
+        .pod_management_policy
+        .get_or_insert_with(|| "OrderedReady".into());
+    let u = s.spec.update_strategy.get_or_insert_with(Default::default);
+    let t = u.type_.get_or_insert_with(|| "RollingUpdate".into());
+    if t == "RollingUpdate" {
+        u.rolling_update
+            .get_or_insert_with(Default::default)
+            .partition
+            .get_or_insert(0);
+    }
+    pod_spec(&mut s.spec.template.spec, "Always");
+}
+
+/// Defaults of a Job.
+pub(crate) fn job(j: &mut Job) {
+    let s = &mut j.spec;
+    if s.completions.is_none() && s.parallelism.is_none() {
+        s.completions = Some(1);
+    }
+    s.parallelism.get_or_insert(1);
+    s.backoff_limit.get_or_insert(6);
+    s.suspend.get_or_insert(false);
+    // Kubernetes selects a Job's pods by a label carrying the Job's uid.
+    if s.manual_selector != Some(true) {
+        if let Some(uid) = j.metadata.uid.clone() {
+            let key = "batch.kubernetes.io/controller-uid";
+            let sel = s.selector.get_or_insert_with(Default::default);
+            sel.match_labels.insert(key.into(), uid.clone());
+            s.template.metadata.labels.insert(key.into(), uid.clone());
+            s.template.metadata.labels.insert(
+                "batch.kubernetes.io/job-name".into(),
+                j.metadata.name().to_string(),
+            );
+        }
+    }
+    let rp = s
+        .template
+        .spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Never".into());
+    pod_spec(&mut s.template.spec, &rp);
+}
+
+/// Defaults of a Service.
+pub(crate) fn service(s: &mut Service) {
+    s.spec.type_.get_or_insert_with(|| "ClusterIP".into());
+    s.spec.session_affinity.get_or_insert_with(|| "None".into());
+    for p in &mut s.spec.ports {
+        p.protocol.get_or_insert_with(|| "TCP".into());
+        if p.target_port.is_none() {
+            p.target_port = p.port.map(IntOrString::Int);
+        }
+    }
+}
+
+/// Defaults of a Endpoints.
+pub(crate) fn endpoints(e: &mut Endpoints) {
+    for p in e.subsets.iter_mut().flat_map(|s| s.ports.iter_mut()) {
+        p.protocol.get_or_insert_with(|| "TCP".into());
+    }
+}
+
+/// Defaults of a Secret.
+pub(crate) fn secret(s: &mut Secret) {
+    s.type_.get_or_insert_with(|| "Opaque".into());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (k, v) in std::mem::take(&mut s.string_data) {
+        s.data.insert(k, b64.encode(v.as_bytes()));
+    }
+}
+
+/// Defaults of a Namespace.
+pub(crate) fn namespace(n: &mut Namespace) {
+    n.status
+        .get_or_insert_with(Default::default)
+        .phase
+        .get_or_insert_with(|| "Active".into());
+}
+
+/// Fills in what Kubernetes defaults (each kind's [`crate::resource::Resource`]). Idempotent.
+pub fn apply_defaults(obj: &mut Object) {
+    obj.default_fields();
 }
 
 fn probe(p: &mut Option<Probe>) {

@@ -13,7 +13,9 @@ pub mod meta;
 pub mod networking;
 pub mod object;
 pub mod pod;
+pub mod print;
 pub mod quantity;
+pub mod resource;
 pub mod selector;
 pub mod util;
 pub mod validate;
@@ -24,7 +26,7 @@ pub mod yaml;
 
 pub use intstr::IntOrString;
 pub use meta::ObjectMeta;
-pub use object::{Kind, Object, ObjectKey};
+pub use object::{Kind, Object, ObjectKey, Typed};
 pub use quantity::Quantity;
 
 /// The version of every skiff binary.

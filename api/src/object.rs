@@ -4,6 +4,9 @@ use crate::core::{ConfigMap, Endpoints, Event, Namespace, Node, Secret, Service}
 use crate::meta::ObjectMeta;
 use crate::networking::Ingress;
 use crate::pod::Pod;
+use crate::print::{Page, Print};
+use crate::resource::{NameRule, Resource};
+use crate::validate::Problems;
 use crate::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -22,10 +25,81 @@ pub struct KindInfo {
     pub short: &'static [&'static str],
     /// Lives in a namespace.
     pub namespaced: bool,
+    /// Has a `spec`: `metadata.generation` counts its changes.
+    pub has_spec: bool,
+    /// Has a `status`, written apart from the spec (`update --status`).
+    pub has_status: bool,
+    /// A create may set the status (Kubernetes keeps a Node's; other kinds' is cleared).
+    pub status_on_create: bool,
+    /// What a node's identity may read of the kind.
+    pub node_reads: NodeReads,
+}
+
+/// What a node may read of a kind (admins read everything; nobody else reads anything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeReads {
+    /// Every object: every node routes to every other node's pods and serves every
+    /// Service and Ingress (as the kubelet, kube-proxy and an ingress controller read them).
+    All,
+    /// The pods bound to it.
+    BoundPods,
+    /// The ConfigMaps and Secrets its pods use, and the TLS Secrets of Ingresses.
+    UsedByItsPods,
+    /// Nothing.
+    Nothing,
+}
+
+/// Per-kind facts the row states: `spec` or `no_spec`.
+macro_rules! has_spec {
+    (spec) => {
+        true
+    };
+    (no_spec) => {
+        false
+    };
+}
+
+/// Whether two objects of one kind have the same spec (`None` for kinds without one).
+macro_rules! same_spec {
+    (spec, $a:expr, $b:expr) => {
+        Some($a.spec == $b.spec)
+    };
+    (no_spec, $a:expr, $b:expr) => {{
+        let _ = ($a, $b);
+        None
+    }};
+}
+
+/// Per-kind facts the row states: `status`, `status_on_create` or `no_status`.
+macro_rules! status {
+    (has, no_status) => {
+        false
+    };
+    (has, $s:ident) => {
+        true
+    };
+    (on_create, status_on_create) => {
+        true
+    };
+    (on_create, $s:ident) => {
+        false
+    };
+    (copy, no_status, $from:expr, $to:expr) => {{
+        let _ = ($from, $to);
+    }};
+    (copy, $s:ident, $from:expr, $to:expr) => {
+        $to.status = $from.status.clone()
+    };
+    (clear, status, $o:expr) => {
+        $o.status = None
+    };
+    (clear, $s:ident, $o:expr) => {{
+        let _ = $o;
+    }};
 }
 
 macro_rules! kinds {
-    ($( $variant:ident : $ty:ty = ($api:expr, $plural:expr, [$($short:expr),*], $ns:expr) ),* $(,)?) => {
+    ($( $variant:ident : $ty:ty = ($api:expr, $plural:expr, [$($short:expr),*], $ns:expr, $spec:ident, $status:ident, $reads:ident) ),* $(,)?) => {
         /// A kind of object skiff serves.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum Kind { $(
@@ -45,7 +119,21 @@ macro_rules! kinds {
                     plural: $plural,
                     short: &[$($short),*],
                     namespaced: $ns,
+                    has_spec: has_spec!($spec),
+                    has_status: status!(has, $status),
+                    status_on_create: status!(on_create, $status),
+                    node_reads: NodeReads::$reads,
                 }),* }
+            }
+
+            /// The rule the kind's names follow.
+            pub fn name_rule(self) -> NameRule {
+                match self { $(Kind::$variant => <$ty as Resource>::NAME),* }
+            }
+
+            /// `get`'s column headers for the kind.
+            pub fn columns(self, wide: bool) -> Vec<&'static str> {
+                match self { $(Kind::$variant => <$ty as Print>::columns(wide)),* }
             }
         }
 
@@ -56,6 +144,21 @@ macro_rules! kinds {
             #[doc = stringify!($variant)]
             $variant($ty)
         ),* }
+
+        $(
+            impl Typed for $ty {
+                const KIND: Kind = Kind::$variant;
+                fn of(o: &Object) -> Option<&Self> {
+                    match o {
+                        Object::$variant(x) => Some(x),
+                        _ => None,
+                    }
+                }
+                fn into_object(self) -> Object {
+                    Object::$variant(self)
+                }
+            }
+        )*
 
         impl Object {
             /// Its kind.
@@ -69,6 +172,49 @@ macro_rules! kinds {
             /// Its metadata, to change.
             pub fn meta_mut(&mut self) -> &mut ObjectMeta {
                 match self { $(Object::$variant(o) => &mut o.metadata),* }
+            }
+            /// Whether `other` has the same spec: `None` for kinds without a spec, and
+            /// `Some(false)` for an object of another kind.
+            pub fn same_spec(&self, other: &Object) -> Option<bool> {
+                match (self, other) {
+                    $((Object::$variant(a), Object::$variant(b)) => same_spec!($spec, a, b),)*
+                    _ if !self.kind().info().has_spec => None,
+                    _ => Some(false),
+                }
+            }
+            /// Takes the status of `from` (an object of the same kind; others are ignored).
+            pub fn copy_status_from(&mut self, from: &Object) {
+                match (from, self) {
+                    $((Object::$variant(a), Object::$variant(b)) => status!(copy, $status, a, b),)*
+                    _ => {}
+                }
+            }
+            /// Drops a status a create may not set (see [`KindInfo::status_on_create`]).
+            pub fn clear_status_on_create(&mut self) {
+                match self { $(Object::$variant(o) => status!(clear, $status, o)),* }
+            }
+            /// Fills in what the kind defaults. Idempotent.
+            pub fn default_fields(&mut self) {
+                match self { $(Object::$variant(o) => Resource::default_fields(o)),* }
+            }
+            /// The kind's own checks of its fields (metadata is checked for every kind).
+            pub(crate) fn validate_fields(&self, v: &mut Problems) {
+                match self { $(Object::$variant(o) => Resource::validate(o, v)),* }
+            }
+            /// The kind's checks of a change from `old` (what may not change).
+            pub(crate) fn validate_change(&self, old: &Object, v: &mut Problems) {
+                match (old, self) {
+                    $((Object::$variant(a), Object::$variant(b)) => Resource::validate_update(b, a, v),)*
+                    _ => v.forbidden("kind", "may not change"),
+                }
+            }
+            /// `get`'s row for the object, as [`Kind::columns`] heads it.
+            pub fn row(&self, wide: bool, now: u64) -> Vec<String> {
+                match self { $(Object::$variant(o) => Print::row(o, wide, now)),* }
+            }
+            /// `describe`'s sections for the kind (after the metadata every kind shows).
+            pub fn describe_sections(&self, page: &mut Page) {
+                match self { $(Object::$variant(o) => Print::describe(o, page)),* }
             }
             /// Decodes a JSON object of the given kind. `ignored` hears the path of every
             /// field the model does not hold.
@@ -116,21 +262,36 @@ macro_rules! kinds {
     };
 }
 
+// One row per kind: everything that lists kinds is generated from or driven by these
+// rows, and each kind's type implements `Resource` (defaults, validation) and `Print`
+// (columns, row, describe) where it is declared. A kind missing any of it does not compile.
+//
+// Variant: type = (apiVersion, plural, short names, namespaced, spec, status, node reads)
 kinds! {
-    Namespace: Namespace = ("v1", "namespaces", ["ns"], false),
-    Node: Node = ("v1", "nodes", ["no"], false),
-    Pod: Pod = ("v1", "pods", ["po"], true),
-    ReplicaSet: ReplicaSet = ("apps/v1", "replicasets", ["rs"], true),
-    Deployment: Deployment = ("apps/v1", "deployments", ["deploy"], true),
-    DaemonSet: DaemonSet = ("apps/v1", "daemonsets", ["ds"], true),
-    StatefulSet: StatefulSet = ("apps/v1", "statefulsets", ["sts"], true),
-    Job: Job = ("batch/v1", "jobs", [], true),
-    Service: Service = ("v1", "services", ["svc"], true),
-    Endpoints: Endpoints = ("v1", "endpoints", ["ep"], true),
-    ConfigMap: ConfigMap = ("v1", "configmaps", ["cm"], true),
-    Secret: Secret = ("v1", "secrets", [], true),
-    Event: Event = ("v1", "events", ["ev"], true),
-    Ingress: Ingress = ("networking.k8s.io/v1", "ingresses", ["ing"], true),
+    Namespace: Namespace = ("v1", "namespaces", ["ns"], false, spec, status, Nothing),
+    Node: Node = ("v1", "nodes", ["no"], false, spec, status_on_create, All),
+    Pod: Pod = ("v1", "pods", ["po"], true, spec, status, BoundPods),
+    ReplicaSet: ReplicaSet = ("apps/v1", "replicasets", ["rs"], true, spec, status, Nothing),
+    Deployment: Deployment = ("apps/v1", "deployments", ["deploy"], true, spec, status, Nothing),
+    DaemonSet: DaemonSet = ("apps/v1", "daemonsets", ["ds"], true, spec, status, Nothing),
+    StatefulSet: StatefulSet = ("apps/v1", "statefulsets", ["sts"], true, spec, status, Nothing),
+    Job: Job = ("batch/v1", "jobs", [], true, spec, status, Nothing),
+    Service: Service = ("v1", "services", ["svc"], true, spec, status, All),
+    Endpoints: Endpoints = ("v1", "endpoints", ["ep"], true, no_spec, no_status, All),
+    ConfigMap: ConfigMap = ("v1", "configmaps", ["cm"], true, no_spec, no_status, UsedByItsPods),
+    Secret: Secret = ("v1", "secrets", [], true, no_spec, no_status, UsedByItsPods),
+    Event: Event = ("v1", "events", ["ev"], true, no_spec, no_status, Nothing),
+    Ingress: Ingress = ("networking.k8s.io/v1", "ingresses", ["ing"], true, spec, status, All),
+}
+
+/// A Rust type that is one kind's object.
+pub trait Typed: Sized + 'static {
+    /// Its kind.
+    const KIND: Kind;
+    /// The object as this type, if it is of this kind.
+    fn of(o: &Object) -> Option<&Self>;
+    /// Wraps it as an `Object`.
+    fn into_object(self) -> Object;
 }
 
 /// A decoding failure at a field path.

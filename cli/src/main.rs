@@ -722,7 +722,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!();
                 }
                 first = false;
-                print!("{}", describe::describe(kind, &obj, &events));
+                print!("{}", describe::describe(kind, &obj, &events)?);
             }
             Ok(())
         }
@@ -817,10 +817,7 @@ fn print_objects(
         _ => {
             let wide = output == Some(Output::Wide);
             let ns_col = all_ns && kind.namespaced();
-            let mut h: Vec<String> = print::headers(kind, wide)
-                .into_iter()
-                .map(String::from)
-                .collect();
+            let mut h: Vec<String> = kind.columns(wide).into_iter().map(String::from).collect();
             if ns_col {
                 h.insert(0, "NAMESPACE".into());
             }

@@ -287,6 +287,29 @@ fn invalid_manifests_write_nothing() {
         ok(c.skiff(&["get", "deploy", "-o", "name"])),
         "deployment.apps/nginx-deployment\n"
     );
+
+    // A status update of a kind without a status is refused, not a silent no-op.
+    ok(c.skiff(&["apply", "-f", &m("game-demo-configmap.yaml")]));
+    rt().block_on(async {
+        let a = admin(&c).await;
+        let cm = a
+            .get_json(skiff_api::ObjectKey {
+                kind: Kind::ConfigMap,
+                namespace: "default".into(),
+                name: "game-demo".into(),
+            })
+            .await
+            .unwrap();
+        let e = a
+            .call(&Request::Update {
+                object: cm.to_string(),
+                status: true,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::NotFound), "{e}");
+        assert!(e.to_string().contains("configmaps have no status"), "{e}");
+    });
 }
 
 async fn admin(c: &Coordinator) -> Client {

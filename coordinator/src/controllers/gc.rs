@@ -10,7 +10,9 @@
 
 use super::{key_of, Action, Cache, Propagation, FOREGROUND, ORPHAN};
 use crate::HashMap;
+use skiff_api::core::Node;
 use skiff_api::meta::ObjectMeta;
+use skiff_api::pod::Pod;
 use skiff_api::{Kind, Object, ObjectKey};
 use std::collections::HashSet;
 
@@ -109,8 +111,8 @@ pub fn reconcile(cache: &Cache, now: u64) -> Vec<Action> {
     }
     // Pods bound to nodes that are gone, once they are older than the quarantine (a
     // node may register just after a pod names it).
-    let nodes: HashSet<&str> = cache.nodes().map(|n| n.metadata.name()).collect();
-    for p in cache.pods() {
+    let nodes: HashSet<&str> = cache.typed::<Node>().map(|n| n.metadata.name()).collect();
+    for p in cache.typed::<Pod>() {
         let age = p
             .metadata
             .creation_timestamp

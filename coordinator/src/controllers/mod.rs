@@ -23,7 +23,7 @@ use skiff_api::meta::{ObjectMeta, OwnerReference};
 use skiff_api::pod::Pod;
 use skiff_api::util::parse_rfc3339;
 use skiff_api::workloads::PodTemplateSpec;
-use skiff_api::{Kind, Object, ObjectKey};
+use skiff_api::{Kind, Object, ObjectKey, Typed};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -153,33 +153,11 @@ pub struct Cache {
     tombstones: HashMap<ObjectKey, u64>,
 }
 
-macro_rules! typed {
-    ($fn:ident, $kind:ident, $ty:ty) => {
-        /// Every cached object of this kind.
-        pub fn $fn(&self) -> impl Iterator<Item = &$ty> + '_ {
-            self.objects(Kind::$kind).filter_map(|o| match &**o {
-                Object::$kind(x) => Some(x),
-                _ => None,
-            })
-        }
-    };
-}
-
 impl Cache {
-    typed!(nodes, Node, skiff_api::core::Node);
-    typed!(pods, Pod, Pod);
-    typed!(replica_sets, ReplicaSet, skiff_api::workloads::ReplicaSet);
-    typed!(deployments, Deployment, skiff_api::workloads::Deployment);
-    typed!(daemon_sets, DaemonSet, skiff_api::workloads::DaemonSet);
-    typed!(
-        stateful_sets,
-        StatefulSet,
-        skiff_api::workloads::StatefulSet
-    );
-    typed!(jobs, Job, skiff_api::workloads::Job);
-    typed!(services, Service, skiff_api::core::Service);
-    typed!(endpoints, Endpoints, skiff_api::core::Endpoints);
-    typed!(ingresses, Ingress, skiff_api::networking::Ingress);
+    /// Every cached object of `T`'s kind, as `T` (`cache.typed::<Pod>()`).
+    pub fn typed<T: Typed>(&self) -> impl Iterator<Item = &T> + '_ {
+        self.objects(T::KIND).filter_map(|o| T::of(o))
+    }
 
     /// Every cached object of a kind, shared.
     pub fn objects(&self, kind: Kind) -> impl Iterator<Item = &Arc<Object>> + '_ {
@@ -297,7 +275,7 @@ impl<'a, T> ByController<'a, T> {
 impl<'a> ByController<'a, Pod> {
     /// Indexes the cache's pods.
     pub fn new(cache: &'a Cache) -> PodsByOwner<'a> {
-        Self::index(cache.pods().map(|p| (&p.metadata, p)))
+        Self::index(cache.typed::<Pod>().map(|p| (&p.metadata, p)))
     }
 }
 

@@ -11,9 +11,13 @@ use super::{
 use crate::requests::{Api, DeleteOptions, Deleted};
 use crate::sched::{NodeInfo, PodInfo, Scheduler, Strategy};
 use crate::store::{EventType, Store, Stored, WatchFilter, WatchStream};
+use skiff_api::core::{Endpoints, Node, Service};
 use skiff_api::meta::ObjectReference;
+use skiff_api::networking::Ingress;
+use skiff_api::pod::Pod;
 use skiff_api::util::rfc3339;
 use skiff_api::wire::ErrorCode;
+use skiff_api::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
 use skiff_api::{Kind, Object, ObjectKey};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -166,7 +170,7 @@ impl<S: Store> Manager<S> {
     /// Node lifecycle alone (cheap; run often so leases are noticed within the grace).
     pub fn node_actions(&self, now: u64) -> Vec<Action> {
         let mut out = Vec::new();
-        for n in self.cache.nodes() {
+        for n in self.cache.typed::<Node>() {
             out.extend(node_lifecycle::reconcile_node(
                 n,
                 self.lease_age(n.metadata.name()),
@@ -175,14 +179,14 @@ impl<S: Store> Manager<S> {
             ));
         }
         out.extend(node_lifecycle::evictions(
-            self.cache.nodes(),
-            self.cache.pods(),
+            self.cache.typed::<Node>(),
+            self.cache.typed::<Pod>(),
             &self.cfg.lifecycle,
             now,
         ));
         out.extend(node_lifecycle::mark_lost_pods_not_ready(
-            self.cache.nodes(),
-            self.cache.pods(),
+            self.cache.typed::<Node>(),
+            self.cache.typed::<Pod>(),
             now,
         ));
         out
@@ -195,14 +199,14 @@ impl<S: Store> Manager<S> {
             return out;
         }
         let mut pods: HashMap<&str, Vec<&skiff_api::pod::Pod>> = HashMap::new();
-        for p in cache.pods() {
+        for p in cache.typed::<Pod>() {
             pods.entry(p.metadata.namespace()).or_default().push(p);
         }
         let eps: HashMap<(&str, &str), &skiff_api::core::Endpoints> = cache
-            .endpoints()
+            .typed::<Endpoints>()
             .map(|e| ((e.metadata.namespace(), e.metadata.name()), e))
             .collect();
-        for svc in cache.services() {
+        for svc in cache.typed::<Service>() {
             let m = &svc.metadata;
             let current = eps.get(&(m.namespace(), m.name())).copied();
             let in_ns = pods.get(m.namespace()).map(Vec::as_slice).unwrap_or(&[]);
@@ -216,29 +220,30 @@ impl<S: Store> Manager<S> {
         let cache = &self.cache;
         let pods = PodsByOwner::new(cache);
         let mut out = self.node_actions(now);
-        for rs in cache.replica_sets() {
+        for rs in cache.typed::<ReplicaSet>() {
             out.extend(replicaset::reconcile(rs, &pods, now));
         }
-        let rs_by_owner = ByController::index(cache.replica_sets().map(|r| (&r.metadata, r)));
-        for d in cache.deployments() {
+        let rs_by_owner =
+            ByController::index(cache.typed::<ReplicaSet>().map(|r| (&r.metadata, r)));
+        for d in cache.typed::<Deployment>() {
             let rss = rs_by_owner.of(d.metadata.uid.as_deref());
             out.extend(deployment::reconcile(d, rss, &pods, now));
         }
         // Node views for the DaemonSets and the scheduler, only when either needs them.
-        let needed =
-            cache.count(Kind::DaemonSet) > 0 || cache.pods().any(super::is_pending_schedule);
+        let needed = cache.count(Kind::DaemonSet) > 0
+            || cache.typed::<Pod>().any(super::is_pending_schedule);
         let node_infos: Vec<NodeInfo> = if needed {
-            cache.nodes().map(NodeInfo::from_node).collect()
+            cache.typed::<Node>().map(NodeInfo::from_node).collect()
         } else {
             Vec::new()
         };
-        for ds in cache.daemon_sets() {
+        for ds in cache.typed::<DaemonSet>() {
             out.extend(daemonset::reconcile(ds, &node_infos, &pods, now));
         }
-        for s in cache.stateful_sets() {
+        for s in cache.typed::<StatefulSet>() {
             out.extend(statefulset::reconcile(s, &pods, now));
         }
-        for j in cache.jobs() {
+        for j in cache.typed::<Job>() {
             out.extend(job::reconcile(j, &pods, now));
         }
         // Orphans (after an orphaning delete) are adopted by a matching owner.
@@ -256,7 +261,7 @@ impl<S: Store> Manager<S> {
         };
         let orphan_rs = orphans(Kind::ReplicaSet);
         if !orphan_rs.is_empty() {
-            for d in cache.deployments() {
+            for d in cache.typed::<Deployment>() {
                 out.extend(super::adopt(
                     Kind::Deployment,
                     &d.metadata,
@@ -267,7 +272,7 @@ impl<S: Store> Manager<S> {
         }
         let orphan_pods = orphans(Kind::Pod);
         if !orphan_pods.is_empty() {
-            for rs in cache.replica_sets() {
+            for rs in cache.typed::<ReplicaSet>() {
                 out.extend(super::adopt(
                     Kind::ReplicaSet,
                     &rs.metadata,
@@ -278,10 +283,11 @@ impl<S: Store> Manager<S> {
         }
         out.extend(Self::endpoint_actions(cache));
         if cache.count(Kind::Ingress) > 0 {
-            let servers: Vec<(&str, &str)> = cache.nodes().filter_map(ingress::server).collect();
+            let servers: Vec<(&str, &str)> =
+                cache.typed::<Node>().filter_map(ingress::server).collect();
             out.extend(
                 cache
-                    .ingresses()
+                    .typed::<Ingress>()
                     .filter_map(|i| ingress::reconcile(i, &servers)),
             );
         }
@@ -297,7 +303,7 @@ impl<S: Store> Manager<S> {
         let retry = self.sched_dirty;
         let all_pending: Vec<&skiff_api::pod::Pod> = self
             .cache
-            .pods()
+            .typed::<Pod>()
             .filter(|p| super::is_pending_schedule(p))
             .collect();
         // Pods that are gone or were bound leave the unschedulable list.
@@ -331,7 +337,7 @@ impl<S: Store> Manager<S> {
         });
         let bound: Vec<PodInfo> = self
             .cache
-            .pods()
+            .typed::<Pod>()
             .filter(|p| p.spec.node_name.is_some() && !super::is_finished(p))
             .map(PodInfo::from_pod)
             .collect();

@@ -56,38 +56,13 @@ pub(super) fn carry_system_fields(current: &Object, next: &mut Object, keep_refs
     if keep_refs && m.finalizers.is_empty() {
         m.finalizers = cm.finalizers;
     }
-    copy_status(current, next);
-}
-
-macro_rules! same_spec {
-    ($a:expr, $b:expr, $($variant:ident),*) => {
-        match ($a, $b) {
-            $((Object::$variant(x), Object::$variant(y)) => Some(x.spec == y.spec),)*
-            _ => None,
-        }
-    };
+    next.copy_status_from(current);
 }
 
 /// `metadata.generation`: 1 on create, one more whenever `spec` changes; absent for
 /// kinds without a spec (as in Kubernetes).
 pub(super) fn set_generation(current: Option<&Object>, next: &mut Object) {
-    let kinds_spec = |a: &Object, b: &Object| {
-        same_spec!(
-            a,
-            b,
-            Pod,
-            ReplicaSet,
-            Deployment,
-            DaemonSet,
-            StatefulSet,
-            Job,
-            Service,
-            Node,
-            Namespace,
-            Ingress
-        )
-    };
-    if kinds_spec(next, next).is_none() {
+    if !next.kind().info().has_spec {
         next.meta_mut().generation = None;
         return;
     }
@@ -95,7 +70,7 @@ pub(super) fn set_generation(current: Option<&Object>, next: &mut Object) {
         None => 1,
         Some(c) => {
             let g = c.meta().generation.unwrap_or(1);
-            if kinds_spec(c, next) == Some(true) {
+            if c.same_spec(next) == Some(true) {
                 g
             } else {
                 g + 1
@@ -103,51 +78,6 @@ pub(super) fn set_generation(current: Option<&Object>, next: &mut Object) {
         }
     };
     next.meta_mut().generation = Some(generation);
-}
-
-macro_rules! with_status {
-    ($from:expr, $to:expr, $($variant:ident),*) => {
-        match ($from, $to) {
-            $((Object::$variant(a), Object::$variant(b)) => b.status = a.status.clone(),)*
-            _ => {}
-        }
-    };
-}
-
-pub(super) fn copy_status(from: &Object, to: &mut Object) {
-    with_status!(
-        from,
-        to,
-        Pod,
-        ReplicaSet,
-        Deployment,
-        DaemonSet,
-        StatefulSet,
-        Job,
-        Service,
-        Namespace,
-        Node,
-        Ingress
-    );
-}
-
-pub(super) fn clear_status(o: &mut Object) {
-    match o {
-        Object::Pod(x) => x.status = None,
-        Object::ReplicaSet(x) => x.status = None,
-        Object::Deployment(x) => x.status = None,
-        Object::DaemonSet(x) => x.status = None,
-        Object::StatefulSet(x) => x.status = None,
-        Object::Job(x) => x.status = None,
-        Object::Service(x) => x.status = None,
-        Object::Namespace(x) => x.status = None,
-        Object::Ingress(x) => x.status = None,
-        Object::Node(_)
-        | Object::Endpoints(_)
-        | Object::ConfigMap(_)
-        | Object::Secret(_)
-        | Object::Event(_) => {}
-    }
 }
 
 impl<S: Store> Api<S> {

@@ -5,6 +5,7 @@
 //! status of its pods; it deletes only its own pods (confirming their deletion).
 
 use super::*;
+use skiff_api::object::NodeReads;
 
 pub(super) fn forbidden_verb(id: &Identity, what: &str) -> ApiError {
     err(
@@ -25,26 +26,9 @@ pub(super) fn forbidden(id: &Identity, verb: &str, key: &ObjectKey) -> ApiError 
     )
 }
 
-/// What a node may read of a kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NodeReads {
-    /// Every object: every node routes to every other node's pods and serves every
-    /// Service and Ingress (as the kubelet, kube-proxy and an ingress controller read them).
-    All,
-    /// The pods bound to it.
-    BoundPods,
-    /// The ConfigMaps and Secrets its pods use, and the TLS Secrets of Ingresses.
-    UsedByItsPods,
-    Nothing,
-}
-
+/// What a node may read of a kind: the kind's row in `skiff_api::object` says.
 fn node_reads(kind: Kind) -> NodeReads {
-    match kind {
-        Kind::Node | Kind::Service | Kind::Endpoints | Kind::Ingress => NodeReads::All,
-        Kind::Pod => NodeReads::BoundPods,
-        Kind::ConfigMap | Kind::Secret => NodeReads::UsedByItsPods,
-        _ => NodeReads::Nothing,
-    }
+    kind.info().node_reads
 }
 
 impl<S: Store> Api<S> {

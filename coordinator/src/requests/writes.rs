@@ -100,8 +100,8 @@ impl<S: Store> Api<S> {
             m.generation = None;
             m.deletion_timestamp = None;
         }
-        // Status is the system's to write, except a Node's (its agent reports it) and Events.
-        clear_status(&mut o);
+        // Status is the system's to write, except a Node's (its agent reports it).
+        o.clear_status_on_create();
         apply_defaults(&mut o);
         let mut svc_held = self.service_lock(kind).await?;
         if kind.namespaced() {
@@ -221,6 +221,13 @@ impl<S: Store> Api<S> {
         if o.kind().namespaced() && o.meta().namespace.is_none() {
             o.meta_mut().namespace = Some("default".into());
         }
+        if status_only && !o.kind().info().has_status {
+            // As Kubernetes answers for a kind without a status subresource.
+            return Err(err(
+                ErrorCode::NotFound,
+                format!("{} have no status to update", resource(o.kind())),
+            ));
+        }
         let key = o.key();
         let given = match &o.meta().resource_version {
             None => None,
@@ -236,7 +243,7 @@ impl<S: Store> Api<S> {
             let current = stored_object(&cur)?;
             let mut next = if status_only {
                 let mut n = current.clone();
-                copy_status(&o, &mut n);
+                n.copy_status_from(&o);
                 n
             } else {
                 let mut n = o.clone();

@@ -288,7 +288,7 @@ fn end_to_end() -> anyhow::Result<f64> {
             mgr.pass(now_secs()).await;
             let pending = mgr
                 .cache
-                .pods()
+                .typed::<skiff_api::pod::Pod>()
                 .filter(|p| p.spec.node_name.is_none())
                 .count();
             if pending == 0 {

@@ -1,0 +1,257 @@
+//! ReplicaSets, Deployments, DaemonSets, StatefulSets and Jobs.
+
+use super::pod::validate_pod_spec;
+use super::*;
+use crate::defaults;
+use crate::resource::Resource;
+use crate::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
+
+pub(super) fn validate_template(v: &mut Problems, t: &PodTemplateSpec, restart: &[&str]) {
+    validate_labels(v, "spec.template.metadata.labels", &t.metadata.labels);
+    validate_pod_spec(v, "spec.template.spec", &t.spec, Some(restart));
+}
+
+pub(super) fn validate_replica_set(v: &mut Problems, r: &ReplicaSet) {
+    v.non_negative("spec.replicas", r.spec.replicas);
+    v.non_negative("spec.minReadySeconds", r.spec.min_ready_seconds);
+    validate_workload_selector(v, &r.spec.selector, &r.spec.template);
+    validate_template(v, &r.spec.template, &["Always"]);
+}
+
+pub(super) fn validate_intstr_percent(
+    v: &mut Problems,
+    path: &str,
+    x: &Option<IntOrString>,
+) -> Option<i64> {
+    match x {
+        None => None,
+        Some(IntOrString::Int(i)) => {
+            if *i < 0 {
+                v.invalid(path, i, "must be greater than or equal to 0");
+            }
+            Some(i64::from(*i))
+        }
+        Some(s @ IntOrString::String(raw)) => match s.percent() {
+            Some(Ok(p)) if (0..=100).contains(&p) => Some(p),
+            Some(Ok(p)) => {
+                v.invalid(path, q(raw), "must not be greater than 100%");
+                Some(p)
+            }
+            _ => {
+                v.invalid(path, q(raw), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')");
+                None
+            }
+        },
+    }
+}
+
+pub(super) fn validate_deployment(v: &mut Problems, d: &Deployment) {
+    let s = &d.spec;
+    v.non_negative("spec.replicas", s.replicas);
+    v.non_negative("spec.minReadySeconds", s.min_ready_seconds);
+    v.non_negative("spec.revisionHistoryLimit", s.revision_history_limit);
+    validate_workload_selector(v, &s.selector, &s.template);
+    validate_template(v, &s.template, &["Always"]);
+    if let (Some(p), Some(m)) = (s.progress_deadline_seconds, s.min_ready_seconds) {
+        if p <= m {
+            v.invalid(
+                "spec.progressDeadlineSeconds",
+                p,
+                "must be greater than minReadySeconds",
+            );
+        }
+    }
+    v.positive("spec.progressDeadlineSeconds", s.progress_deadline_seconds);
+    if let Some(st) = &s.strategy {
+        v.one_of(
+            "spec.strategy.type",
+            &st.type_,
+            &["Recreate", "RollingUpdate"],
+        );
+        if let Some(ru) = &st.rolling_update {
+            if st.type_.as_deref() == Some("Recreate") {
+                v.forbidden(
+                    "spec.strategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'Recreate'",
+                );
+            }
+            let surge =
+                validate_intstr_percent(v, "spec.strategy.rollingUpdate.maxSurge", &ru.max_surge);
+            let unavail = validate_intstr_percent(
+                v,
+                "spec.strategy.rollingUpdate.maxUnavailable",
+                &ru.max_unavailable,
+            );
+            if surge == Some(0) && unavail == Some(0) {
+                v.invalid(
+                    "spec.strategy.rollingUpdate.maxUnavailable",
+                    0,
+                    "may not be 0 when `maxSurge` is 0",
+                );
+            }
+        }
+    }
+}
+
+pub(super) fn validate_daemon_set(v: &mut Problems, d: &DaemonSet) {
+    validate_workload_selector(v, &d.spec.selector, &d.spec.template);
+    validate_template(v, &d.spec.template, &["Always"]);
+    v.non_negative("spec.minReadySeconds", d.spec.min_ready_seconds);
+    if let Some(u) = &d.spec.update_strategy {
+        v.one_of(
+            "spec.updateStrategy.type",
+            &u.type_,
+            &["OnDelete", "RollingUpdate"],
+        );
+        if let Some(ru) = &u.rolling_update {
+            validate_intstr_percent(
+                v,
+                "spec.updateStrategy.rollingUpdate.maxSurge",
+                &ru.max_surge,
+            );
+            validate_intstr_percent(
+                v,
+                "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                &ru.max_unavailable,
+            );
+        }
+    }
+}
+
+pub(super) fn validate_stateful_set(v: &mut Problems, s: &StatefulSet) {
+    v.non_negative("spec.replicas", s.spec.replicas);
+    validate_workload_selector(v, &s.spec.selector, &s.spec.template);
+    validate_template(v, &s.spec.template, &["Always"]);
+    v.one_of(
+        "spec.podManagementPolicy",
+        &s.spec.pod_management_policy,
+        &["OrderedReady", "Parallel"],
+    );
+    if let Some(u) = &s.spec.update_strategy {
+        v.one_of(
+            "spec.updateStrategy.type",
+            &u.type_,
+            &["OnDelete", "RollingUpdate"],
+        );
+        if let Some(ru) = &u.rolling_update {
+            v.non_negative("spec.updateStrategy.rollingUpdate.partition", ru.partition);
+        }
+    }
+    if let Some(n) = &s.spec.service_name {
+        if let Some(why) = dns1123_label_problem(n) {
+            v.invalid("spec.serviceName", q(n), &why);
+        }
+    }
+}
+
+pub(super) fn validate_job(v: &mut Problems, j: &Job) {
+    let s = &j.spec;
+    v.non_negative("spec.completions", s.completions);
+    v.non_negative("spec.parallelism", s.parallelism);
+    v.non_negative("spec.backoffLimit", s.backoff_limit);
+    v.positive("spec.activeDeadlineSeconds", s.active_deadline_seconds);
+    v.non_negative("spec.ttlSecondsAfterFinished", s.ttl_seconds_after_finished);
+    if s.manual_selector == Some(true) {
+        validate_workload_selector(v, &s.selector, &s.template);
+    } else if let Some(sel) = &s.selector {
+        validate_selector(v, "spec.selector", sel);
+    }
+    match s.template.spec.restart_policy.as_deref() {
+        Some("OnFailure") | Some("Never") => {}
+        None => v.required("spec.template.spec.restartPolicy"),
+        Some(other) => v.unsupported(
+            "spec.template.spec.restartPolicy",
+            other,
+            &["OnFailure", "Never"],
+        ),
+    }
+    validate_labels(
+        v,
+        "spec.template.metadata.labels",
+        &s.template.metadata.labels,
+    );
+    validate_pod_spec(
+        v,
+        "spec.template.spec",
+        &s.template.spec,
+        Some(&["OnFailure", "Never"]),
+    );
+}
+
+impl Resource for ReplicaSet {
+    const NAME: NameRule = NameRule::Subdomain;
+    fn default_fields(&mut self) {
+        defaults::replica_set(self)
+    }
+    fn validate(&self, v: &mut Problems) {
+        validate_replica_set(v, self)
+    }
+    fn validate_update(&self, old: &Self, v: &mut Problems) {
+        if old.spec.selector != self.spec.selector {
+            v.invalid("spec.selector", "...", IMMUTABLE)
+        }
+    }
+}
+
+impl Resource for Deployment {
+    const NAME: NameRule = NameRule::Subdomain;
+    fn default_fields(&mut self) {
+        defaults::deployment(self)
+    }
+    fn validate(&self, v: &mut Problems) {
+        validate_deployment(v, self)
+    }
+    fn validate_update(&self, old: &Self, v: &mut Problems) {
+        if old.spec.selector != self.spec.selector {
+            v.invalid("spec.selector", "...", IMMUTABLE)
+        }
+    }
+}
+
+impl Resource for DaemonSet {
+    const NAME: NameRule = NameRule::Subdomain;
+    fn default_fields(&mut self) {
+        defaults::daemon_set(self)
+    }
+    fn validate(&self, v: &mut Problems) {
+        validate_daemon_set(v, self)
+    }
+    fn validate_update(&self, old: &Self, v: &mut Problems) {
+        if old.spec.selector != self.spec.selector {
+            v.invalid("spec.selector", "...", IMMUTABLE)
+        }
+    }
+}
+
+impl Resource for StatefulSet {
+    const NAME: NameRule = NameRule::Subdomain;
+    fn default_fields(&mut self) {
+        defaults::stateful_set(self)
+    }
+    fn validate(&self, v: &mut Problems) {
+        validate_stateful_set(v, self)
+    }
+    fn validate_update(&self, old: &Self, v: &mut Problems) {
+        if old.spec.selector != self.spec.selector {
+            v.invalid("spec.selector", "...", IMMUTABLE)
+        }
+        if old.spec.service_name != self.spec.service_name {
+            v.forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
+        }
+    }
+}
+
+impl Resource for Job {
+    const NAME: NameRule = NameRule::Subdomain;
+    fn default_fields(&mut self) {
+        defaults::job(self)
+    }
+    fn validate(&self, v: &mut Problems) {
+        validate_job(v, self)
+    }
+    fn validate_update(&self, old: &Self, v: &mut Problems) {
+        if old.spec.template != self.spec.template {
+            v.invalid("spec.template", "...", IMMUTABLE)
+        }
+    }
+}
