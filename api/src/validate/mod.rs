@@ -87,6 +87,14 @@ impl Problems {
             }
         }
     }
+    /// A label selector's keys, values and operators, at `path`.
+    pub fn selector(&mut self, path: &str, sel: &LabelSelector) {
+        validate_selector(self, path, sel)
+    }
+    /// A count or a percentage (`2`, `25%`): not negative, at most 100%. Gives the value.
+    pub fn int_or_percent(&mut self, path: &str, x: &Option<IntOrString>) -> Option<i64> {
+        validate_intstr_percent(self, path, x)
+    }
     /// `must be greater than 0`.
     pub fn positive<T: PartialOrd + Default + Display + Copy>(&mut self, path: &str, v: Option<T>) {
         if let Some(v) = v {
@@ -369,6 +377,29 @@ fn validate_named_or_numbered_port(v: &mut Problems, path: &str, p: &Option<IntO
                 v.invalid(path, q(s), &why);
             }
         }
+    }
+}
+
+fn validate_intstr_percent(v: &mut Problems, path: &str, x: &Option<IntOrString>) -> Option<i64> {
+    match x {
+        None => None,
+        Some(IntOrString::Int(i)) => {
+            if *i < 0 {
+                v.invalid(path, i, "must be greater than or equal to 0");
+            }
+            Some(i64::from(*i))
+        }
+        Some(s @ IntOrString::String(raw)) => match s.percent() {
+            Some(Ok(p)) if (0..=100).contains(&p) => Some(p),
+            Some(Ok(p)) => {
+                v.invalid(path, q(raw), "must not be greater than 100%");
+                Some(p)
+            }
+            _ => {
+                v.invalid(path, q(raw), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')");
+                None
+            }
+        },
     }
 }
 

@@ -18,33 +18,6 @@ pub(super) fn validate_replica_set(v: &mut Problems, r: &ReplicaSet) {
     validate_template(v, &r.spec.template, &["Always"]);
 }
 
-pub(super) fn validate_intstr_percent(
-    v: &mut Problems,
-    path: &str,
-    x: &Option<IntOrString>,
-) -> Option<i64> {
-    match x {
-        None => None,
-        Some(IntOrString::Int(i)) => {
-            if *i < 0 {
-                v.invalid(path, i, "must be greater than or equal to 0");
-            }
-            Some(i64::from(*i))
-        }
-        Some(s @ IntOrString::String(raw)) => match s.percent() {
-            Some(Ok(p)) if (0..=100).contains(&p) => Some(p),
-            Some(Ok(p)) => {
-                v.invalid(path, q(raw), "must not be greater than 100%");
-                Some(p)
-            }
-            _ => {
-                v.invalid(path, q(raw), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')");
-                None
-            }
-        },
-    }
-}
-
 pub(super) fn validate_deployment(v: &mut Problems, d: &Deployment) {
     let s = &d.spec;
     v.non_negative("spec.replicas", s.replicas);
