@@ -13,6 +13,7 @@ pub mod meta;
 pub mod networking;
 pub mod object;
 pub mod pod;
+pub mod policy;
 pub mod print;
 pub mod quantity;
 pub mod resource;

@@ -4,6 +4,7 @@ use crate::core::{ConfigMap, Endpoints, Event, Namespace, Node, Secret, Service}
 use crate::meta::ObjectMeta;
 use crate::networking::Ingress;
 use crate::pod::Pod;
+use crate::policy::PodDisruptionBudget;
 use crate::print::{Page, Print};
 use crate::resource::{NameRule, Resource};
 use crate::validate::Problems;
@@ -282,6 +283,7 @@ kinds! {
     Secret: Secret = ("v1", "secrets", [], true, no_spec, no_status, UsedByItsPods),
     Event: Event = ("v1", "events", ["ev"], true, no_spec, no_status, Nothing),
     Ingress: Ingress = ("networking.k8s.io/v1", "ingresses", ["ing"], true, spec, status, All),
+    PodDisruptionBudget: PodDisruptionBudget = ("policy/v1", "poddisruptionbudgets", ["pdb"], true, spec, status, Nothing),
 }
 
 /// A Rust type that is one kind's object.

@@ -704,3 +704,44 @@ fn several_kinds_print_aligned_tables() {
         );
     }
 }
+
+#[test]
+fn a_kind_without_a_controller_is_stored_listed_and_described() {
+    // PodDisruptionBudget, as the Kubernetes documentation's ZooKeeper tutorial writes it.
+    let dir = TempDir::new("e2e-pdb");
+    let c = Coordinator::start(dir.path());
+    let pdb = dir.path().join("pdb.yaml");
+    std::fs::write(&pdb, "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: zk-pdb\nspec:\n  minAvailable: 2\n  selector:\n    matchLabels:\n      app: zookeeper\n").unwrap();
+    assert_eq!(
+        ok(c.skiff(&["apply", "-f", pdb.to_str().unwrap()])),
+        "poddisruptionbudget.policy/zk-pdb created\n"
+    );
+    let table = ok(c.skiff(&["get", "pdb"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0]
+            .starts_with("NAME     MIN AVAILABLE   MAX UNAVAILABLE   ALLOWED DISRUPTIONS   AGE"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("zk-pdb   2               N/A               0 "),
+        "{table}"
+    );
+    let page = ok(c.skiff(&["describe", "poddisruptionbudget", "zk-pdb"]));
+    assert!(page.contains("Min available:      2\n"), "{page}");
+    assert!(
+        page.contains("Selector:           app=zookeeper\n"),
+        "{page}"
+    );
+    let o = json(&ok(c.skiff(&["get", "pdb", "zk-pdb", "-o", "json"])));
+    assert_eq!(o["metadata"]["generation"], 1, "{o}");
+    // Invalid budgets are refused with the field's path.
+    std::fs::write(&pdb, "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: both\nspec:\n  minAvailable: 1\n  maxUnavailable: 1\n").unwrap();
+    let e = fails(c.skiff(&["apply", "-f", pdb.to_str().unwrap()]));
+    assert!(
+        e.contains("minAvailable and maxUnavailable cannot be both set"),
+        "{e}"
+    );
+    ok(c.skiff(&["delete", "pdb", "zk-pdb"]));
+    assert_eq!(ok(c.skiff(&["get", "pdb", "-o", "name"])), "");
+}
