@@ -304,6 +304,7 @@ pub fn parse_json(text: &str) -> Result<Manifest, ManifestError> {
 
 /// Kubernetes fields of the supported kinds that skiff reads but does not act on.
 fn known_unimplemented(kind: Kind, path: &str) -> bool {
+    // A data table: the names below are most of its length.
     // Segments without indices: `spec.template.spec.containers[0].tty` → [spec, template, spec, containers, tty].
     let segs: Vec<&str> = path
         .split('.')
