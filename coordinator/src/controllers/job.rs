@@ -77,21 +77,9 @@ pub fn reconcile(j: &Job, pods: &PodsByOwner<'_>, now: u64) -> Vec<Action> {
     if deleting(&j.metadata) {
         return out;
     }
-    let on_failure = j.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
     let succeeded = owned.iter().filter(|p| phase(p) == "Succeeded").count() as i32;
     let failed_pods: Vec<&&Pod> = owned.iter().filter(|p| phase(p) == "Failed").collect();
-    // With OnFailure the kubelet restarts containers in place: each restart is a failure.
-    let restarts: i32 = if on_failure {
-        owned
-            .iter()
-            .filter_map(|p| p.status.as_ref())
-            .flat_map(|s| &s.container_statuses)
-            .filter_map(|c| c.restart_count)
-            .sum()
-    } else {
-        0
-    };
-    let failed = failed_pods.len() as i32 + restarts;
+    let failed = failed_pods.len() as i32 + restarts(j, owned);
     let prev = j.status.clone().unwrap_or_default();
     let start = prev.start_time.clone().unwrap_or_else(|| rfc3339(now));
     let mut status = JobStatus {
@@ -105,7 +93,6 @@ pub fn reconcile(j: &Job, pods: &PodsByOwner<'_>, now: u64) -> Vec<Action> {
     let suspended = j.spec.suspend == Some(true);
     let backoff_limit = j.spec.backoff_limit.unwrap_or(6);
     let started = parse_rfc3339(&start).unwrap_or(now);
-    let parallelism = j.spec.parallelism.unwrap_or(1).max(0);
     let done = match j.spec.completions {
         Some(c) => succeeded >= c,
         // A work queue: done when one succeeded and none is left running.
@@ -167,55 +154,13 @@ pub fn reconcile(j: &Job, pods: &PodsByOwner<'_>, now: u64) -> Vec<Action> {
         );
         out.extend(active.iter().map(|p| delete_pod(p)));
     } else {
-        if status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Suspended" && c.status == "True")
-        {
-            set_condition(
-                &mut status.conditions,
-                "Suspended",
-                "False",
-                "JobResumed",
-                "Job resumed",
-                now,
-            );
-        }
-        let wanted = match j.spec.completions {
-            Some(c) => parallelism.min(c - succeeded),
-            None if succeeded > 0 => 0,
-            None => parallelism,
-        }
-        .max(0) as usize;
-        if active.len() < wanted {
-            let last_failure = failed_pods
-                .iter()
-                .map(|p| finished_at(p))
-                .max()
-                .unwrap_or(0);
-            if failed == 0 || last_failure + backoff_secs(failed) <= now {
-                for _ in active.len()..wanted {
-                    let pod = pod_from_template(
-                        &j.spec.template,
-                        Kind::Job,
-                        &j.metadata,
-                        None,
-                        Some(format!("{}-", j.metadata.name())),
-                        &[
-                            ("job-name", j.metadata.name()),
-                            ("controller-uid", j.metadata.uid.as_deref().unwrap_or("")),
-                        ],
-                    );
-                    out.push(Action::Create(Object::Pod(pod)));
-                }
-            }
-        } else if active.len() > wanted {
-            let mut extra = active.clone();
-            extra.sort_by_key(|p| super::deletion_rank(p));
-            for p in &extra[..active.len() - wanted] {
-                out.push(delete_pod(p));
-            }
-        }
+        let running = Running {
+            active: &active,
+            failed_pods: &failed_pods,
+            failed,
+            succeeded,
+        };
+        run(j, &running, &mut status, now, &mut out);
     }
     if j.status.as_ref() != Some(&status) {
         let mut next = j.clone();
@@ -223,4 +168,82 @@ pub fn reconcile(j: &Job, pods: &PodsByOwner<'_>, now: u64) -> Vec<Action> {
         out.push(Action::Status(Object::Job(next)));
     }
     out
+}
+
+/// With OnFailure the kubelet restarts containers in place: each restart is a failure.
+fn restarts(j: &Job, owned: &[&Pod]) -> i32 {
+    if j.spec.template.spec.restart_policy.as_deref() != Some("OnFailure") {
+        return 0;
+    }
+    owned
+        .iter()
+        .filter_map(|p| p.status.as_ref())
+        .flat_map(|s| &s.container_statuses)
+        .filter_map(|c| c.restart_count)
+        .sum()
+}
+
+/// What a running Job's pods say.
+struct Running<'a, 'p> {
+    active: &'a [&'a &'p Pod],
+    failed_pods: &'a [&'a &'p Pod],
+    /// Failed pods, and container restarts under OnFailure.
+    failed: i32,
+    succeeded: i32,
+}
+
+/// A Job neither finished nor suspended: resumed if it was, pods started up to
+/// parallelism (after the back-off of its last failure) or the extra ones deleted.
+fn run(j: &Job, r: &Running<'_, '_>, status: &mut JobStatus, now: u64, out: &mut Vec<Action>) {
+    let parallelism = j.spec.parallelism.unwrap_or(1).max(0);
+    if status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Suspended" && c.status == "True")
+    {
+        set_condition(
+            &mut status.conditions,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now,
+        );
+    }
+    let wanted = match j.spec.completions {
+        Some(c) => parallelism.min(c - r.succeeded),
+        None if r.succeeded > 0 => 0,
+        None => parallelism,
+    }
+    .max(0) as usize;
+    if r.active.len() < wanted {
+        let last_failure = r
+            .failed_pods
+            .iter()
+            .map(|p| finished_at(p))
+            .max()
+            .unwrap_or(0);
+        if r.failed == 0 || last_failure + backoff_secs(r.failed) <= now {
+            for _ in r.active.len()..wanted {
+                let pod = pod_from_template(
+                    &j.spec.template,
+                    Kind::Job,
+                    &j.metadata,
+                    None,
+                    Some(format!("{}-", j.metadata.name())),
+                    &[
+                        ("job-name", j.metadata.name()),
+                        ("controller-uid", j.metadata.uid.as_deref().unwrap_or("")),
+                    ],
+                );
+                out.push(Action::Create(Object::Pod(pod)));
+            }
+        }
+    } else if r.active.len() > wanted {
+        let mut extra = r.active.to_vec();
+        extra.sort_by_key(|p| super::deletion_rank(p));
+        for p in &extra[..r.active.len() - wanted] {
+            out.push(delete_pod(p));
+        }
+    }
 }

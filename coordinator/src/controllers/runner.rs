@@ -644,6 +644,42 @@ impl From<Deleted> for Change {
     }
 }
 
+/// The Event a controller's [`Action::Event`] writes.
+fn event_object(
+    about: &ObjectKey,
+    uid: String,
+    warning: bool,
+    reason: String,
+    message: String,
+) -> skiff_api::core::Event {
+    let involved = ObjectReference {
+        api_version: Some(about.kind.info().api_version.into()),
+        kind: Some(about.kind.name().into()),
+        namespace: (!about.namespace.is_empty()).then(|| about.namespace.clone()),
+        name: Some(about.name.clone()),
+        uid: Some(uid),
+        ..Default::default()
+    };
+    let component = if about.kind == Kind::Pod {
+        "default-scheduler"
+    } else {
+        "skiff-controller-manager"
+    };
+    let mut ev = skiff_api::core::Event::new(
+        involved,
+        if warning { "Warning" } else { "Normal" },
+        reason,
+        message,
+        rfc3339(now_secs()),
+        skiff_api::core::EventSource {
+            component: Some(component.into()),
+            host: None,
+        },
+    );
+    ev.metadata.generate_name = Some(format!("{}.", about.name));
+    ev
+}
+
 /// Performs one action against the API.
 async fn perform<S: Store>(api: &Api<S>, a: Action) -> WriteResult {
     let r = match a {
@@ -734,31 +770,7 @@ async fn perform<S: Store>(api: &Api<S>, a: Action) -> WriteResult {
             reason,
             message,
         } => {
-            let involved = ObjectReference {
-                api_version: Some(about.kind.info().api_version.into()),
-                kind: Some(about.kind.name().into()),
-                namespace: (!about.namespace.is_empty()).then(|| about.namespace.clone()),
-                name: Some(about.name.clone()),
-                uid: Some(uid),
-                ..Default::default()
-            };
-            let component = if about.kind == Kind::Pod {
-                "default-scheduler"
-            } else {
-                "skiff-controller-manager"
-            };
-            let mut ev = skiff_api::core::Event::new(
-                involved,
-                if warning { "Warning" } else { "Normal" },
-                reason,
-                message,
-                rfc3339(now_secs()),
-                skiff_api::core::EventSource {
-                    component: Some(component.into()),
-                    host: None,
-                },
-            );
-            ev.metadata.generate_name = Some(format!("{}.", about.name));
+            let ev = event_object(&about, uid, warning, reason, message);
             // Events are not cached: nothing reads them back.
             api.create(Object::Event(ev)).await.map(|_| None)
         }
