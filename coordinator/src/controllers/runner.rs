@@ -9,6 +9,7 @@ use super::{
     Action, ByController, Cache, PodsByOwner, WATCHED,
 };
 use crate::requests::{Api, DeleteOptions, Deleted};
+use crate::sched::queue::{self, Queue};
 use crate::sched::{NodeInfo, PodInfo, Scheduler, Strategy};
 use crate::store::{EventType, Store, Stored, WatchFilter, WatchStream};
 use skiff_api::core::{Endpoints, Node, Service};
@@ -78,8 +79,8 @@ pub struct Manager<S: Store> {
     started: Instant,
     /// The scheduler should look again at pods it could not place (the cluster changed).
     sched_dirty: bool,
-    /// Unschedulable pods and when they were last tried.
-    unschedulable: HashMap<String, Instant>,
+    /// Pending pods: which to try, in what order, when to retry (next to the scheduler).
+    queue: Queue,
     /// Lease ages to use instead of the coordinator's (tests).
     pub lease_override: Option<HashMap<String, Option<Duration>>>,
     /// How long the last pass took to decide (not to write).
@@ -107,7 +108,7 @@ impl<S: Store> Manager<S> {
             cfg,
             started: Instant::now(),
             sched_dirty: true,
-            unschedulable: HashMap::new(),
+            queue: Queue::default(),
             lease_override: None,
             last_compute: Duration::ZERO,
             spam: Default::default(),
@@ -300,41 +301,16 @@ impl<S: Store> Manager<S> {
     /// The scheduler's part: bindings for pending pods, PodScheduled=False for those that
     /// fit nowhere.
     fn schedule(&mut self, nodes: Vec<NodeInfo>, now: u64) -> Vec<Action> {
-        let retry = self.sched_dirty;
-        let all_pending: Vec<&skiff_api::pod::Pod> = self
+        let pending: Vec<&Pod> = self
             .cache
             .typed::<Pod>()
             .filter(|p| super::is_pending_schedule(p))
             .collect();
-        // Pods that are gone or were bound leave the unschedulable list.
-        let pending_uids: std::collections::HashSet<&str> = all_pending
-            .iter()
-            .filter_map(|p| p.metadata.uid.as_deref())
-            .collect();
-        self.unschedulable
-            .retain(|uid, _| pending_uids.contains(uid.as_str()));
-        let mut pending: Vec<&skiff_api::pod::Pod> = all_pending
-            .into_iter()
-            .filter(|p| {
-                retry
-                    || p.metadata.uid.as_deref().is_none_or(|u| {
-                        self.unschedulable
-                            .get(u)
-                            .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
-                    })
-            })
-            .collect();
+        let retry = std::mem::take(&mut self.sched_dirty);
+        let pending = self.queue.take(pending, retry, Instant::now());
         if pending.is_empty() {
-            self.sched_dirty = false;
             return Vec::new();
         }
-        pending.sort_by_key(|p| {
-            (
-                std::cmp::Reverse(p.spec.priority.unwrap_or(0)),
-                p.metadata.creation_timestamp.clone(),
-                p.metadata.name.clone(),
-            )
-        });
         let bound: Vec<PodInfo> = self
             .cache
             .typed::<Pod>()
@@ -343,12 +319,12 @@ impl<S: Store> Manager<S> {
             .collect();
         let mut sched = Scheduler::new(nodes, bound, self.cfg.strategy);
         let mut out = Vec::new();
-        let mut failed = Vec::new();
+        let tried = Instant::now();
         for p in pending {
             let uid = p.metadata.uid.clone().unwrap_or_default();
             match sched.schedule(&PodInfo::from_pod(p)) {
                 crate::sched::Decision::Bind(node) => {
-                    self.unschedulable.remove(&uid);
+                    self.queue.bound(&uid);
                     let key = super::key_of(Kind::Pod, &p.metadata);
                     let seen = self.cache.get(&key).cloned();
                     out.push(Action::Bind {
@@ -359,25 +335,8 @@ impl<S: Store> Manager<S> {
                     });
                 }
                 crate::sched::Decision::Unschedulable { message, .. } => {
-                    failed.push(uid.clone());
-                    let cond = p
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "PodScheduled"));
-                    if cond.is_none_or(|c| {
-                        c.status != "False" || c.message.as_deref() != Some(&message)
-                    }) {
-                        let mut next = p.clone();
-                        let st = next.status.get_or_insert_with(Default::default);
-                        st.phase.get_or_insert_with(|| "Pending".into());
-                        super::set_condition(
-                            &mut st.conditions,
-                            "PodScheduled",
-                            "False",
-                            "Unschedulable",
-                            &message,
-                            now,
-                        );
+                    self.queue.unschedulable(uid, tried);
+                    if let Some(next) = queue::unschedulable_status(p, &message, now) {
                         out.push(Action::Status(Object::Pod(next)));
                         out.push(super::event(
                             Kind::Pod,
@@ -390,11 +349,6 @@ impl<S: Store> Manager<S> {
                 }
             }
         }
-        let t = Instant::now();
-        for u in failed {
-            self.unschedulable.insert(u, t);
-        }
-        self.sched_dirty = false;
         out
     }
 

@@ -12,6 +12,8 @@
 //! its labels against affinity rules) so a batch schedules as if bound one by one.
 //! No I/O: the shell in `controllers::runner` builds the snapshot and binds.
 
+pub mod queue;
+
 use crate::HashMap;
 use skiff_api::conditions::tolerates;
 use skiff_api::core::{Node, Taint};
