@@ -240,76 +240,10 @@ pub async fn rollout(
         Ok(())
     };
     match action {
-        "status" => {
-            let started = Instant::now();
-            let mut last = String::new();
-            loop {
-                let o = get(c, key).await?;
-                match rollout_state(&o)? {
-                    None => {
-                        let what = match key.kind {
-                            Kind::Deployment => "deployment",
-                            Kind::DaemonSet => "daemon set",
-                            _ => "statefulset",
-                        };
-                        if key.kind == Kind::StatefulSet {
-                            println!(
-                                "partitioned roll out complete: {} new pods have been updated...",
-                                match &o {
-                                    Object::StatefulSet(s) => s
-                                        .status
-                                        .as_ref()
-                                        .and_then(|s| s.updated_replicas)
-                                        .unwrap_or(0),
-                                    _ => 0,
-                                }
-                            );
-                        } else {
-                            println!("{what} {:?} successfully rolled out", key.name);
-                        }
-                        return Ok(());
-                    }
-                    Some(m) => {
-                        if m != last {
-                            println!("{m}");
-                            last = m;
-                        }
-                    }
-                }
-                if timeout.is_some_and(|t| started.elapsed() > t) {
-                    bail!("timed out waiting for the condition");
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
+        "status" => rollout_status(c, key, timeout).await,
         "history" => {
             deployment_only("history")?;
-            let Object::Deployment(d) = get(c, key).await? else {
-                unreachable!()
-            };
-            let mut rss =
-                owned_replica_sets(c, key, d.metadata.uid.as_deref().unwrap_or("")).await?;
-            rss.sort_by_key(|r| r.revision());
-            println!("{shown}");
-            let rows: Vec<Vec<String>> = rss
-                .iter()
-                .filter(|r| r.revision() > 0)
-                .map(|r| {
-                    vec![
-                        r.revision().to_string(),
-                        r.metadata
-                            .annotations
-                            .get("kubernetes.io/change-cause")
-                            .cloned()
-                            .unwrap_or_else(|| "<none>".into()),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                crate::print::table(&["REVISION".into(), "CHANGE-CAUSE".into()], &rows)
-            );
-            Ok(())
+            rollout_history(c, key, &shown).await
         }
         "undo" => {
             deployment_only("undo")?;
@@ -380,6 +314,84 @@ pub async fn rollout(
             "unknown rollout action {other:?}: use status, history, undo, restart, pause or resume"
         ),
     }
+}
+
+/// `rollout status`: the rollout's progress as it changes, until it is complete (or the
+/// timeout passes).
+async fn rollout_status(
+    c: &Client,
+    key: &ObjectKey,
+    timeout: Option<Duration>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let o = get(c, key).await?;
+        match rollout_state(&o)? {
+            None => {
+                let what = match key.kind {
+                    Kind::Deployment => "deployment",
+                    Kind::DaemonSet => "daemon set",
+                    _ => "statefulset",
+                };
+                if key.kind == Kind::StatefulSet {
+                    println!(
+                        "partitioned roll out complete: {} new pods have been updated...",
+                        match &o {
+                            Object::StatefulSet(s) => s
+                                .status
+                                .as_ref()
+                                .and_then(|s| s.updated_replicas)
+                                .unwrap_or(0),
+                            _ => 0,
+                        }
+                    );
+                } else {
+                    println!("{what} {:?} successfully rolled out", key.name);
+                }
+                return Ok(());
+            }
+            Some(m) => {
+                if m != last {
+                    println!("{m}");
+                    last = m;
+                }
+            }
+        }
+        if timeout.is_some_and(|t| started.elapsed() > t) {
+            bail!("timed out waiting for the condition");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `rollout history`: a Deployment's revisions and their change causes.
+async fn rollout_history(c: &Client, key: &ObjectKey, shown: &str) -> anyhow::Result<()> {
+    let Object::Deployment(d) = get(c, key).await? else {
+        unreachable!()
+    };
+    let mut rss = owned_replica_sets(c, key, d.metadata.uid.as_deref().unwrap_or("")).await?;
+    rss.sort_by_key(|r| r.revision());
+    println!("{shown}");
+    let rows: Vec<Vec<String>> = rss
+        .iter()
+        .filter(|r| r.revision() > 0)
+        .map(|r| {
+            vec![
+                r.revision().to_string(),
+                r.metadata
+                    .annotations
+                    .get("kubernetes.io/change-cause")
+                    .cloned()
+                    .unwrap_or_else(|| "<none>".into()),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::print::table(&["REVISION".into(), "CHANGE-CAUSE".into()], &rows)
+    );
+    Ok(())
 }
 
 /// `skiff cordon|uncordon NODE`.
