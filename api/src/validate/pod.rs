@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::defaults;
-use crate::pod::{Container, Pod, PodSpec, Probe};
+use crate::pod::{
+    Affinity, Container, Pod, PodSpec, Probe, ResourceRequirements, Toleration, Volume,
+};
 use crate::resource::Resource;
 use std::collections::BTreeSet;
 
@@ -56,9 +58,38 @@ pub(super) fn validate_pod_spec(
         }
     }
 
-    // Volumes.
+    let volume_names = validate_volumes(v, base, &spec.volumes);
+
+    // Containers.
+    let mut names = BTreeSet::new();
+    let groups: [(&str, &Vec<Container>); 2] = [
+        ("initContainers", &spec.init_containers),
+        ("containers", &spec.containers),
+    ];
+    for (field, list) in groups {
+        for (i, c) in list.iter().enumerate() {
+            let p = format!("{base}.{field}[{i}]");
+            validate_container(v, &p, c, &volume_names, field == "initContainers");
+            if !c.name.is_empty() && !names.insert(c.name.clone()) {
+                v.push(
+                    &format!("{p}.name"),
+                    format!("Duplicate value: {:?}", c.name),
+                );
+            }
+        }
+    }
+
+    validate_tolerations(v, base, &spec.tolerations);
+    if let Some(a) = &spec.affinity {
+        validate_affinity(v, base, a);
+    }
+}
+
+/// `volumes`: names unique DNS labels, exactly one source each, and each source's own
+/// fields. Returns the names, for the containers' mounts.
+fn validate_volumes(v: &mut Problems, base: &str, volumes: &[Volume]) -> BTreeSet<String> {
     let mut volume_names = BTreeSet::new();
-    for (i, vol) in spec.volumes.iter().enumerate() {
+    for (i, vol) in volumes.iter().enumerate() {
         let p = format!("{base}.volumes[{i}]");
         if vol.name.is_empty() {
             v.required(&format!("{p}.name"));
@@ -130,28 +161,12 @@ pub(super) fn validate_pod_spec(
             }
         }
     }
+    volume_names
+}
 
-    // Containers.
-    let mut names = BTreeSet::new();
-    let groups: [(&str, &Vec<Container>); 2] = [
-        ("initContainers", &spec.init_containers),
-        ("containers", &spec.containers),
-    ];
-    for (field, list) in groups {
-        for (i, c) in list.iter().enumerate() {
-            let p = format!("{base}.{field}[{i}]");
-            validate_container(v, &p, c, &volume_names, field == "initContainers");
-            if !c.name.is_empty() && !names.insert(c.name.clone()) {
-                v.push(
-                    &format!("{p}.name"),
-                    format!("Duplicate value: {:?}", c.name),
-                );
-            }
-        }
-    }
-
-    // Tolerations.
-    for (i, t) in spec.tolerations.iter().enumerate() {
+/// `tolerations`: operators, effects, and the combinations Kubernetes refuses.
+fn validate_tolerations(v: &mut Problems, base: &str, tolerations: &[Toleration]) {
+    for (i, t) in tolerations.iter().enumerate() {
         let p = format!("{base}.tolerations[{i}]");
         v.one_of(&format!("{p}.operator"), &t.operator, &["Equal", "Exists"]);
         v.one_of(
@@ -179,46 +194,24 @@ pub(super) fn validate_pod_spec(
             );
         }
     }
+}
 
-    // Affinity.
-    if let Some(a) = &spec.affinity {
-        if let Some(na) = &a.node_affinity {
-            if let Some(req) = &na.required_during_scheduling_ignored_during_execution {
-                let p = format!(
-                    "{base}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-                );
-                if req.node_selector_terms.is_empty() {
-                    v.required(&format!("{p}.nodeSelectorTerms"));
-                }
-                for (i, t) in req.node_selector_terms.iter().enumerate() {
-                    for (j, e) in t.match_expressions.iter().enumerate() {
-                        validate_node_req(
-                            v,
-                            &format!("{p}.nodeSelectorTerms[{i}].matchExpressions[{j}]"),
-                            &e.operator,
-                            &e.values,
-                            &e.key,
-                        );
-                    }
-                }
+/// `affinity`: node affinity's terms and weights, pod (anti-)affinity's topology keys and
+/// selectors.
+fn validate_affinity(v: &mut Problems, base: &str, a: &Affinity) {
+    if let Some(na) = &a.node_affinity {
+        if let Some(req) = &na.required_during_scheduling_ignored_during_execution {
+            let p = format!(
+                "{base}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+            );
+            if req.node_selector_terms.is_empty() {
+                v.required(&format!("{p}.nodeSelectorTerms"));
             }
-            for (i, t) in na
-                .preferred_during_scheduling_ignored_during_execution
-                .iter()
-                .enumerate()
-            {
-                let p = format!("{base}.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
-                if !(1..=100).contains(&t.weight) {
-                    v.invalid(
-                        &format!("{p}.weight"),
-                        t.weight,
-                        "must be in the range 1-100",
-                    );
-                }
-                for (j, e) in t.preference.match_expressions.iter().enumerate() {
+            for (i, t) in req.node_selector_terms.iter().enumerate() {
+                for (j, e) in t.match_expressions.iter().enumerate() {
                     validate_node_req(
                         v,
-                        &format!("{p}.preference.matchExpressions[{j}]"),
+                        &format!("{p}.nodeSelectorTerms[{i}].matchExpressions[{j}]"),
                         &e.operator,
                         &e.values,
                         &e.key,
@@ -226,49 +219,74 @@ pub(super) fn validate_pod_spec(
                 }
             }
         }
-        for (name, pa) in [
-            ("podAffinity", &a.pod_affinity),
-            ("podAntiAffinity", &a.pod_anti_affinity),
-        ] {
-            let Some(pa) = pa else { continue };
-            let p = format!("{base}.affinity.{name}");
-            for (i, t) in pa
-                .required_during_scheduling_ignored_during_execution
-                .iter()
-                .enumerate()
-            {
-                let tp = format!("{p}.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
-                if t.topology_key.is_empty() {
-                    v.push(
-                        &format!("{tp}.topologyKey"),
-                        "Required value: can not be empty".into(),
-                    );
-                } else if let Some(why) = qualified_name_problem(&t.topology_key) {
-                    v.invalid(&format!("{tp}.topologyKey"), q(&t.topology_key), &why);
-                }
-                if let Some(s) = &t.label_selector {
-                    validate_selector(v, &format!("{tp}.labelSelector"), s);
-                }
+        for (i, t) in na
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let p = format!(
+                "{base}.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}]"
+            );
+            if !(1..=100).contains(&t.weight) {
+                v.invalid(
+                    &format!("{p}.weight"),
+                    t.weight,
+                    "must be in the range 1-100",
+                );
             }
-            for (i, w) in pa
-                .preferred_during_scheduling_ignored_during_execution
-                .iter()
-                .enumerate()
-            {
-                let tp = format!("{p}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
-                if !(1..=100).contains(&w.weight) {
-                    v.invalid(
-                        &format!("{tp}.weight"),
-                        w.weight,
-                        "must be in the range 1-100",
-                    );
-                }
-                if w.pod_affinity_term.topology_key.is_empty() {
-                    v.push(
-                        &format!("{tp}.podAffinityTerm.topologyKey"),
-                        "Required value: can not be empty".into(),
-                    );
-                }
+            for (j, e) in t.preference.match_expressions.iter().enumerate() {
+                validate_node_req(
+                    v,
+                    &format!("{p}.preference.matchExpressions[{j}]"),
+                    &e.operator,
+                    &e.values,
+                    &e.key,
+                );
+            }
+        }
+    }
+    for (name, pa) in [
+        ("podAffinity", &a.pod_affinity),
+        ("podAntiAffinity", &a.pod_anti_affinity),
+    ] {
+        let Some(pa) = pa else { continue };
+        let p = format!("{base}.affinity.{name}");
+        for (i, t) in pa
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let tp = format!("{p}.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
+            if t.topology_key.is_empty() {
+                v.push(
+                    &format!("{tp}.topologyKey"),
+                    "Required value: can not be empty".into(),
+                );
+            } else if let Some(why) = qualified_name_problem(&t.topology_key) {
+                v.invalid(&format!("{tp}.topologyKey"), q(&t.topology_key), &why);
+            }
+            if let Some(s) = &t.label_selector {
+                validate_selector(v, &format!("{tp}.labelSelector"), s);
+            }
+        }
+        for (i, w) in pa
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let tp = format!("{p}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
+            if !(1..=100).contains(&w.weight) {
+                v.invalid(
+                    &format!("{tp}.weight"),
+                    w.weight,
+                    "must be in the range 1-100",
+                );
+            }
+            if w.pod_affinity_term.topology_key.is_empty() {
+                v.push(
+                    &format!("{tp}.podAffinityTerm.topologyKey"),
+                    "Required value: can not be empty".into(),
+                );
             }
         }
     }
@@ -342,6 +360,54 @@ pub(super) fn validate_container(
             }
         }
     }
+    validate_env(v, p, c);
+    if let Some(r) = &c.resources {
+        validate_resources(v, p, r);
+    }
+    validate_mounts(v, p, c, volumes);
+    for (name, probe) in [
+        ("livenessProbe", &c.liveness_probe),
+        ("readinessProbe", &c.readiness_probe),
+        ("startupProbe", &c.startup_probe),
+    ] {
+        if let Some(pr) = probe {
+            if init {
+                v.forbidden(&format!("{p}.{name}"), "may not be set for init containers");
+            }
+            validate_probe(v, &format!("{p}.{name}"), pr, name != "readinessProbe");
+        }
+    }
+    if let Some(l) = &c.lifecycle {
+        if let Some(h) = &l.pre_stop {
+            let n = [
+                h.exec.is_some(),
+                h.http_get.is_some(),
+                h.tcp_socket.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
+            if n != 1 {
+                v.required(&format!("{p}.lifecycle.preStop: must specify exactly one handler type (exec, httpGet or tcpSocket)"));
+            }
+        }
+    }
+    if let Some(sc) = &c.security_context {
+        if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
+            v.invalid(
+                &format!("{p}.securityContext"),
+                "",
+                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            );
+        }
+        v.non_negative(&format!("{p}.securityContext.runAsUser"), sc.run_as_user);
+        v.non_negative(&format!("{p}.securityContext.runAsGroup"), sc.run_as_group);
+    }
+}
+
+/// A container's `env` (names, one `valueFrom` source, the fields a `fieldRef` may name)
+/// and `envFrom` (one source, named).
+fn validate_env(v: &mut Problems, p: &str, c: &Container) {
     for (i, e) in c.env.iter().enumerate() {
         let ep = format!("{p}.env[{i}]");
         if e.name.is_empty() {
@@ -441,31 +507,37 @@ pub(super) fn validate_container(
             }
         }
     }
-    if let Some(r) = &c.resources {
-        const RES: &[&str] = &["cpu", "memory", "ephemeral-storage", "pods"];
-        for (what, map) in [("limits", &r.limits), ("requests", &r.requests)] {
-            for (k, qty) in map {
-                let rp = format!("{p}.resources.{what}[{k}]");
-                if !RES.contains(&k.as_str()) && !k.starts_with("hugepages-") && !k.contains('/') {
-                    v.unsupported(&rp, k, RES);
-                }
-                if qty.is_negative() {
-                    v.invalid(&rp, q(qty.as_str()), "must be greater than or equal to 0");
-                }
+}
+
+/// A container's `resources`: known names, no negative quantities, requests within limits.
+fn validate_resources(v: &mut Problems, p: &str, r: &ResourceRequirements) {
+    const RES: &[&str] = &["cpu", "memory", "ephemeral-storage", "pods"];
+    for (what, map) in [("limits", &r.limits), ("requests", &r.requests)] {
+        for (k, qty) in map {
+            let rp = format!("{p}.resources.{what}[{k}]");
+            if !RES.contains(&k.as_str()) && !k.starts_with("hugepages-") && !k.contains('/') {
+                v.unsupported(&rp, k, RES);
             }
-        }
-        for (k, req) in &r.requests {
-            if let Some(lim) = r.limits.get(k) {
-                if req > lim {
-                    v.invalid(
-                        &format!("{p}.resources.requests[{k}]"),
-                        q(req.as_str()),
-                        &format!("must be less than or equal to {k} limit of {lim}"),
-                    );
-                }
+            if qty.is_negative() {
+                v.invalid(&rp, q(qty.as_str()), "must be greater than or equal to 0");
             }
         }
     }
+    for (k, req) in &r.requests {
+        if let Some(lim) = r.limits.get(k) {
+            if req > lim {
+                v.invalid(
+                    &format!("{p}.resources.requests[{k}]"),
+                    q(req.as_str()),
+                    &format!("must be less than or equal to {k} limit of {lim}"),
+                );
+            }
+        }
+    }
+}
+
+/// A container's `volumeMounts`: declared volumes, unique mount paths, relative subPaths.
+fn validate_mounts(v: &mut Problems, p: &str, c: &Container, volumes: &BTreeSet<String>) {
     let mut mount_paths = BTreeSet::new();
     for (i, m) in c.volume_mounts.iter().enumerate() {
         let mp = format!("{p}.volumeMounts[{i}]");
@@ -493,44 +565,6 @@ pub(super) fn validate_container(
                 "must be a relative path without '..'",
             );
         }
-    }
-    for (name, probe) in [
-        ("livenessProbe", &c.liveness_probe),
-        ("readinessProbe", &c.readiness_probe),
-        ("startupProbe", &c.startup_probe),
-    ] {
-        if let Some(pr) = probe {
-            if init {
-                v.forbidden(&format!("{p}.{name}"), "may not be set for init containers");
-            }
-            validate_probe(v, &format!("{p}.{name}"), pr, name != "readinessProbe");
-        }
-    }
-    if let Some(l) = &c.lifecycle {
-        if let Some(h) = &l.pre_stop {
-            let n = [
-                h.exec.is_some(),
-                h.http_get.is_some(),
-                h.tcp_socket.is_some(),
-            ]
-            .iter()
-            .filter(|x| **x)
-            .count();
-            if n != 1 {
-                v.required(&format!("{p}.lifecycle.preStop: must specify exactly one handler type (exec, httpGet or tcpSocket)"));
-            }
-        }
-    }
-    if let Some(sc) = &c.security_context {
-        if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
-            v.invalid(
-                &format!("{p}.securityContext"),
-                "",
-                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
-            );
-        }
-        v.non_negative(&format!("{p}.securityContext.runAsUser"), sc.run_as_user);
-        v.non_negative(&format!("{p}.securityContext.runAsGroup"), sc.run_as_group);
     }
 }
 
