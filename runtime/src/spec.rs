@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, Mount, MountBuilder,
+    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 
-use crate::config::{ContainerConfig, ImageDefaults, SandboxConfig};
+use crate::config::{ContainerConfig, ImageDefaults, Resources, SandboxConfig};
 use crate::seccomp;
 
 /// A spec that cannot be built, with the reason in the user's terms.
@@ -320,6 +321,59 @@ pub fn check_sub_path(sub: &str) -> Result<(), String> {
 
 /// The OCI spec.
 pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
+    let sec = &input.container.security;
+    let (process, caps) = process(input)?;
+    let mounts = mounts(input)?;
+    let namespaces = namespaces(input)?;
+    let resources = resources(&input.container.resources)?;
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources)
+        .cgroups_path(PathBuf::from(input.cgroups_path));
+    if sec.privileged {
+        linux = linux
+            .masked_paths(Vec::<String>::new())
+            .readonly_paths(Vec::<String>::new());
+    } else {
+        linux = linux
+            .masked_paths(
+                MASKED_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .readonly_paths(
+                READONLY_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .seccomp(seccomp::default_profile(&caps));
+    }
+    // The builders start from oci-spec's example spec; nothing of it may leak through.
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(input.rootfs)
+                .readonly(sec.read_only_root_filesystem)
+                .build()
+                .map_err(oci)?,
+        )
+        .process(process)
+        .mounts(mounts)
+        .linux(linux.build().map_err(oci)?)
+        .build()
+        .map_err(oci)?;
+    spec.set_hostname(None);
+    spec.set_annotations(None);
+    Ok(spec)
+}
+
+/// The container's process: argv, environment, working directory, user and groups,
+/// capabilities (none effective for a non-root user), no_new_privs, the open-file limit;
+/// with the capabilities granted, which the seccomp profile follows.
+fn process(input: &SpecInput<'_>) -> Result<(Process, Vec<String>), SpecError> {
     let c = input.container;
     let sec = &c.security;
     let args = argv(c, input.image)?;
@@ -376,7 +430,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
             .map_err(oci)?])
         .build()
         .map_err(oci)?;
+    Ok((process, caps))
+}
 
+/// The container's mounts: /proc, /dev, /sys and the cgroup tree (read-only unless
+/// privileged), the sandbox's shm, hosts, hostname and resolv.conf, then its volumes.
+fn mounts(input: &SpecInput<'_>) -> Result<Vec<Mount>, SpecError> {
+    let c = input.container;
+    let sec = &c.security;
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
@@ -454,9 +515,12 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         };
         mounts.push(bind(&m.container_path, &source, m.read_only)?);
     }
+    Ok(mounts)
+}
 
-    // New PID and mount namespaces; the sandbox's IPC, network and UTS (the host's with
-    // hostNetwork); a new cgroup namespace on v2.
+/// New PID and mount namespaces; the sandbox's IPC, network and UTS (the host's with
+/// hostNetwork); a new cgroup namespace on v2.
+fn namespaces(input: &SpecInput<'_>) -> Result<Vec<LinuxNamespace>, SpecError> {
     let ns = |typ, file: Option<&str>| {
         let mut b = LinuxNamespaceBuilder::default().typ(typ);
         if let Some(f) = file {
@@ -476,8 +540,12 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if input.cgroup_v2 {
         namespaces.push(ns(LinuxNamespaceType::Cgroup, None)?);
     }
+    Ok(namespaces)
+}
 
-    let r = &c.resources;
+/// The cgroup limits: no devices, CPU shares from the request and quota from the limit,
+/// memory and pids limits.
+fn resources(r: &Resources) -> Result<LinuxResources, SpecError> {
     let mut resources =
         LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
             .allow(false)
@@ -508,49 +576,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if let Some(p) = r.pids_limit {
         resources = resources.pids(LinuxPidsBuilder::default().limit(p).build().map_err(oci)?);
     }
-
-    let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .resources(resources.build().map_err(oci)?)
-        .cgroups_path(PathBuf::from(input.cgroups_path));
-    if sec.privileged {
-        linux = linux
-            .masked_paths(Vec::<String>::new())
-            .readonly_paths(Vec::<String>::new());
-    } else {
-        linux = linux
-            .masked_paths(
-                MASKED_PATHS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .readonly_paths(
-                READONLY_PATHS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .seccomp(seccomp::default_profile(&caps));
-    }
-    // The builders start from oci-spec's example spec; nothing of it may leak through.
-    let mut spec = SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(input.rootfs)
-                .readonly(sec.read_only_root_filesystem)
-                .build()
-                .map_err(oci)?,
-        )
-        .process(process)
-        .mounts(mounts)
-        .linux(linux.build().map_err(oci)?)
-        .build()
-        .map_err(oci)?;
-    spec.set_hostname(None);
-    spec.set_annotations(None);
-    Ok(spec)
+    resources.build().map_err(oci)
 }
 
 /// Looks the user up the way Docker does: `uid`, `uid:gid`, `name`, `name:group`; the
