@@ -320,46 +320,12 @@ fn apply_entry<R: Read>(
         entry: name_str.clone(),
         reason,
     };
-    let mode = header.mode().map_err(|e| fmt(e.to_string()))? & 0o7777;
-    let uid = header.uid().map_err(|e| fmt(e.to_string()))?;
-    let gid = header.gid().map_err(|e| fmt(e.to_string()))?;
+    let (mode, owner) = mode_and_owner(&header).map_err(fmt)?;
     let mtime = header.mtime().unwrap_or(0);
-    let owner = (
-        Some(rfs::Uid::from_raw(
-            u32::try_from(uid).map_err(|_| fmt("uid out of range".into()))?,
-        )),
-        Some(rfs::Gid::from_raw(
-            u32::try_from(gid).map_err(|_| fmt("gid out of range".into()))?,
-        )),
-    );
     let parent = walk(root, parent_comps, true, &name_str)?;
     let name_bytes = name.as_bytes();
 
-    // Whiteouts.
-    if name_bytes == b".wh..wh..opq" {
-        rfs::fsetxattr(
-            &parent,
-            "trusted.overlay.opaque",
-            b"y",
-            rfs::XattrFlags::empty(),
-        )
-        .map_err(errno_ctx(format!("marking {name_str} opaque")))?;
-        return Ok(());
-    }
-    if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
-        if hidden.is_empty() {
-            return Err(fmt("empty whiteout name".into()));
-        }
-        let hidden = OsStr::from_bytes(hidden);
-        remove_existing(&parent, hidden, false)?;
-        rfs::mknodat(
-            &parent,
-            hidden,
-            FileType::CharacterDevice,
-            Mode::empty(),
-            rfs::makedev(0, 0),
-        )
-        .map_err(errno_ctx(format!("whiteout {name_str}")))?;
+    if whiteout(&parent, name_bytes, &name_str)? {
         return Ok(());
     }
 
@@ -424,44 +390,13 @@ fn apply_entry<R: Read>(
                 .link_name_bytes()
                 .ok_or_else(|| fmt("hard link without a target".into()))?
                 .into_owned();
-            let tcomps = clean_path(&target).map_err(refuse)?;
-            let Some((tname, tparent)) = tcomps.split_last() else {
-                return Err(refuse("hard link to the layer root"));
-            };
-            let tdir = walk(root, tparent, false, &name_str)?;
-            let st =
-                rfs::statat(&tdir, tname.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| {
-                    if e == Errno::NOENT {
-                        fmt("hard link target is not in this layer".into())
-                    } else {
-                        errno_ctx(format!("hard link {name_str}"))(e)
-                    }
-                })?;
-            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                return Err(refuse("hard link to a directory"));
-            }
-            rfs::linkat(
-                &tdir,
-                tname.as_os_str(),
-                &parent,
-                name.as_os_str(),
-                AtFlags::empty(),
-            )
-            .map_err(errno_ctx(format!("hard link {name_str}")))?;
+            hard_link(root, &parent, name, &target, &name_str)?;
         }
         tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
             let (ft, dev) = match kind {
                 tar::EntryType::Fifo => (FileType::Fifo, 0),
-                k => {
-                    let major = header.device_major().ok().flatten().unwrap_or(0);
-                    let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                    let t = if k == tar::EntryType::Char {
-                        FileType::CharacterDevice
-                    } else {
-                        FileType::BlockDevice
-                    };
-                    (t, rfs::makedev(major, minor))
-                }
+                tar::EntryType::Char => (FileType::CharacterDevice, device(&header)),
+                _ => (FileType::BlockDevice, device(&header)),
             };
             rfs::mknodat(
                 &parent,
@@ -477,6 +412,102 @@ fn apply_entry<R: Read>(
     }
     Ok(())
 }
+
+/// A whiteout entry: `.wh..wh..opq` marks its directory opaque, `.wh.NAME` hides NAME
+/// from the layers below (a 0/0 character device, as overlayfs reads it). True if the
+/// entry was one.
+fn whiteout(parent: &OwnedFd, name_bytes: &[u8], name_str: &str) -> Result<bool, UnpackError> {
+    if name_bytes == b".wh..wh..opq" {
+        rfs::fsetxattr(
+            parent,
+            "trusted.overlay.opaque",
+            b"y",
+            rfs::XattrFlags::empty(),
+        )
+        .map_err(errno_ctx(format!("marking {name_str} opaque")))?;
+        return Ok(true);
+    }
+    if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
+        if hidden.is_empty() {
+            return Err(UnpackError::Format {
+                entry: name_str.to_string(),
+                reason: "empty whiteout name".into(),
+            });
+        }
+        let hidden = OsStr::from_bytes(hidden);
+        remove_existing(parent, hidden, false)?;
+        rfs::mknodat(
+            parent,
+            hidden,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rfs::makedev(0, 0),
+        )
+        .map_err(errno_ctx(format!("whiteout {name_str}")))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// A hard link to `target`, which an earlier entry of this layer made (never a directory,
+/// never outside the root).
+fn hard_link(
+    root: &OwnedFd,
+    parent: &OwnedFd,
+    name: &OsStr,
+    target: &[u8],
+    name_str: &str,
+) -> Result<(), UnpackError> {
+    let refuse = |reason| UnpackError::Unsafe {
+        entry: name_str.to_string(),
+        reason,
+    };
+    let fmt = |reason: String| UnpackError::Format {
+        entry: name_str.to_string(),
+        reason,
+    };
+    let tcomps = clean_path(target).map_err(refuse)?;
+    let Some((tname, tparent)) = tcomps.split_last() else {
+        return Err(refuse("hard link to the layer root"));
+    };
+    let tdir = walk(root, tparent, false, name_str)?;
+    let st = rfs::statat(&tdir, tname.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| {
+        if e == Errno::NOENT {
+            fmt("hard link target is not in this layer".into())
+        } else {
+            errno_ctx(format!("hard link {name_str}"))(e)
+        }
+    })?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        return Err(refuse("hard link to a directory"));
+    }
+    rfs::linkat(&tdir, tname.as_os_str(), parent, name, AtFlags::empty())
+        .map_err(errno_ctx(format!("hard link {name_str}")))?;
+    Ok(())
+}
+
+/// A device entry's number (0:0 where the header has none).
+fn device(header: &tar::Header) -> u64 {
+    let major = header.device_major().ok().flatten().unwrap_or(0);
+    let minor = header.device_minor().ok().flatten().unwrap_or(0);
+    rfs::makedev(major, minor)
+}
+
+/// An entry's permission bits and owner, as its header gives them.
+fn mode_and_owner(header: &tar::Header) -> Result<(u32, Owner), String> {
+    let mode = header.mode().map_err(|e| e.to_string())? & 0o7777;
+    let uid = header.uid().map_err(|e| e.to_string())?;
+    let gid = header.gid().map_err(|e| e.to_string())?;
+    let uid = u32::try_from(uid).map_err(|_| "uid out of range".to_string())?;
+    let gid = u32::try_from(gid).map_err(|_| "gid out of range".to_string())?;
+    Ok((
+        mode,
+        (Some(rfs::Uid::from_raw(uid)), Some(rfs::Gid::from_raw(gid))),
+    ))
+}
+
+/// Who an entry belongs to, as `fchown` takes it.
+type Owner = (Option<rfs::Uid>, Option<rfs::Gid>);
 
 fn lchown(
     parent: &OwnedFd,
