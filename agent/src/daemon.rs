@@ -31,42 +31,9 @@ pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
 }
 
 pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
-    // libcgroups reports at info/warn on every stats read (and about controllers this
-    // kernel lacks): kept quiet unless SKIFF_LOG names it, so a quiet node writes no logs.
-    let spec = std::env::var("SKIFF_LOG").unwrap_or_else(|_| "info".into());
-    let spec = if spec.contains("libcgroups") {
-        spec
-    } else {
-        format!("{spec},libcgroups=error")
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(spec))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     shed_code_pages();
-    let cfg = Config {
-        name: ops::node_name(args),
-        data_dir: args.data_dir.clone(),
-        server: d.server.clone(),
-        token: d.token.clone(),
-        labels: d
-            .labels
-            .as_deref()
-            .map(parse_labels)
-            .transpose()?
-            .unwrap_or_default(),
-        node_ip: d.node_ip,
-        backoff_base: parse_duration(&d.restart_backoff)?,
-        heartbeat: parse_duration(&d.heartbeat_interval)?,
-        usage_interval: parse_duration(&d.usage_interval)?,
-        max_pods: d.max_pods,
-        ingress_class: d.ingress_class.clone(),
-        ingress_http_port: d.ingress_http_port,
-        ingress_https_port: d.ingress_https_port,
-        pod_network: d.pod_network,
-        helper_idle: parse_duration(&d.helper_idle)?,
-    };
+    let cfg = config(args, d)?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     std::fs::set_permissions(
         &cfg.data_dir,
@@ -86,26 +53,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
     let sandboxes: HashSet<String> = runtime.sandboxes()?.into_iter().collect();
     let kept = local.pods();
     let known: HashSet<String> = kept.iter().filter_map(|p| p.metadata.uid.clone()).collect();
-    // Sandboxes of pods this node no longer holds (deleted while the agent was down and
-    // its state already forgotten) are removed. Pod sandboxes are named by the pod's uid;
-    // others (`skiff-agent run`'s `run-…`) are the operator's.
-    let pod_sandbox = |s: &str| {
-        s.len() == 36
-            && s.char_indices().all(|(i, c)| {
-                if [8, 13, 18, 23].contains(&i) {
-                    c == '-'
-                } else {
-                    c.is_ascii_hexdigit()
-                }
-            })
-    };
-    for s in sandboxes.iter().filter(|s| !known.contains(*s)) {
-        if adopt.contains_key(s) || pod_sandbox(s) {
-            tracing::info!(sandbox = %s, "removing a sandbox no pod owns");
-            runtime.remove_sandbox(s)?;
-            adopt.remove(s);
-        }
-    }
+    remove_orphan_sandboxes(&runtime, &sandboxes, &known, &mut adopt)?;
     // The pod network as the node last knew it (a restart while cut off keeps it).
     let net = crate::network::pod_net::PodNetwork::stored_cidr(&cfg.data_dir)
         .map(|cidr| crate::network::pod_net::PodNetwork::new(&cfg.name, &cidr, &cfg.data_dir))
@@ -172,6 +120,79 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         Ok::<_, Error>(())
     })?;
     Ok(0)
+}
+
+/// The node's settings from the command line.
+fn config(args: &Args, d: &crate::DaemonArgs) -> Result<Config, Error> {
+    Ok(Config {
+        name: ops::node_name(args),
+        data_dir: args.data_dir.clone(),
+        server: d.server.clone(),
+        token: d.token.clone(),
+        labels: d
+            .labels
+            .as_deref()
+            .map(parse_labels)
+            .transpose()?
+            .unwrap_or_default(),
+        node_ip: d.node_ip,
+        backoff_base: parse_duration(&d.restart_backoff)?,
+        heartbeat: parse_duration(&d.heartbeat_interval)?,
+        usage_interval: parse_duration(&d.usage_interval)?,
+        max_pods: d.max_pods,
+        ingress_class: d.ingress_class.clone(),
+        ingress_http_port: d.ingress_http_port,
+        ingress_https_port: d.ingress_https_port,
+        pod_network: d.pod_network,
+        helper_idle: parse_duration(&d.helper_idle)?,
+    })
+}
+
+/// Removes the sandboxes of pods this node no longer holds.
+fn remove_orphan_sandboxes(
+    runtime: &skiff_runtime::Runtime,
+    sandboxes: &HashSet<String>,
+    known: &HashSet<String>,
+    adopt: &mut HashMap<String, Vec<ContainerStatus>>,
+) -> Result<(), Error> {
+    // Sandboxes of pods this node no longer holds (deleted while the agent was down and
+    // its state already forgotten) are removed. Pod sandboxes are named by the pod's uid;
+    // others (`skiff-agent run`'s `run-…`) are the operator's.
+    let pod_sandbox = |s: &str| {
+        s.len() == 36
+            && s.char_indices().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
+    };
+    for s in sandboxes.iter().filter(|s| !known.contains(*s)) {
+        if adopt.contains_key(s) || pod_sandbox(s) {
+            tracing::info!(sandbox = %s, "removing a sandbox no pod owns");
+            runtime.remove_sandbox(s)?;
+            adopt.remove(s);
+        }
+    }
+    Ok(())
+}
+
+/// Logs to stderr, filtered by `SKIFF_LOG`.
+fn init_logging() {
+    // libcgroups reports at info/warn on every stats read (and about controllers this
+    // kernel lacks): kept quiet unless SKIFF_LOG names it, so a quiet node writes no logs.
+    let spec = std::env::var("SKIFF_LOG").unwrap_or_else(|_| "info".into());
+    let spec = if spec.contains("libcgroups") {
+        spec
+    } else {
+        format!("{spec},libcgroups=error")
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(spec))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Stops the runtime helper whenever it has been idle for `--helper-idle`.

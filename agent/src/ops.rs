@@ -265,19 +265,9 @@ fn random_id() -> String {
     crate::util::random_hex(12)
 }
 
-fn run_container(args: &Args, r: &RunArgs) -> Result<i32, Error> {
-    // Signals go to a thread that stops the container; block them before threads exist.
-    let mut sigs = nix::sys::signal::SigSet::empty();
-    sigs.add(nix::sys::signal::Signal::SIGINT);
-    sigs.add(nix::sys::signal::Signal::SIGTERM);
-    sigs.thread_block()?;
-
-    let store = store(args)?;
-    let rec = match store.get(&r.image) {
-        Some(rec) => rec,
-        None => pull(&store, &registries(args)?, &r.image)?,
-    };
-    let image = defaults(&store, &rec)?;
+/// `skiff-agent run`'s container: its command, `--user`, `--memory`, `--cpus`,
+/// `--pids-limit` and `-e` flags, logging to `log_path`.
+fn run_config(r: &RunArgs, id: &str, log_path: &std::path::Path) -> Result<ContainerConfig, Error> {
     let mut security = Security::default();
     if let Some(u) = &r.user {
         let (uid, gid) = u
@@ -313,10 +303,8 @@ fn run_container(args: &Args, r: &RunArgs) -> Result<i32, Error> {
             .ok_or_else(|| format!("-e {e:?}: want KEY=VALUE"))?;
         env.push((k.to_string(), v.to_string()));
     }
-    let id = format!("run-{}", random_id());
-    let log_path = args.data_dir.join("logs/run").join(format!("{id}.log"));
-    let config = ContainerConfig {
-        name: id.clone(),
+    Ok(ContainerConfig {
+        name: id.to_string(),
         args: if r.command.is_empty() {
             None
         } else {
@@ -330,9 +318,27 @@ fn run_container(args: &Args, r: &RunArgs) -> Result<i32, Error> {
             pids_limit: r.pids_limit,
         },
         security,
-        log_path: log_path.clone(),
+        log_path: log_path.to_path_buf(),
         ..Default::default()
+    })
+}
+
+fn run_container(args: &Args, r: &RunArgs) -> Result<i32, Error> {
+    // Signals go to a thread that stops the container; block them before threads exist.
+    let mut sigs = nix::sys::signal::SigSet::empty();
+    sigs.add(nix::sys::signal::Signal::SIGINT);
+    sigs.add(nix::sys::signal::Signal::SIGTERM);
+    sigs.thread_block()?;
+
+    let store = store(args)?;
+    let rec = match store.get(&r.image) {
+        Some(rec) => rec,
+        None => pull(&store, &registries(args)?, &r.image)?,
     };
+    let image = defaults(&store, &rec)?;
+    let id = format!("run-{}", random_id());
+    let log_path = args.data_dir.join("logs/run").join(format!("{id}.log"));
+    let config = run_config(r, &id, &log_path)?;
     let runtime = Arc::new(runtime(args)?);
     runtime.create_sandbox(&SandboxConfig {
         id: id.clone(),

@@ -191,7 +191,7 @@ async fn exec(
     agent: &Agent,
     e: ExecRequest,
     send: &mut quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    recv: quinn::RecvStream,
 ) -> Result<(), StreamFrame> {
     let v = view(agent, &e.namespace, &e.pod)?;
     let c = pick_container(&v, &e.pod, &e.container)?;
@@ -220,27 +220,6 @@ async fn exec(
     };
     // Output readers: blocking threads feeding one channel.
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<StreamFrame>(16);
-    let pump = |mut f: std::fs::File, stderr: bool, tx: tokio::sync::mpsc::Sender<StreamFrame>| {
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 32 << 10];
-            loop {
-                match f.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let b = buf[..n].to_vec();
-                        let frame = if stderr {
-                            StreamFrame::Stderr(b)
-                        } else {
-                            StreamFrame::Stdout(b)
-                        };
-                        if tx.blocking_send(frame).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        })
-    };
     let mut input: Option<std::fs::File> = None;
     let mut tty_ctl: Option<std::fs::File> = None;
     let mut readers = Vec::new();
@@ -270,42 +249,7 @@ async fn exec(
     let pid = p.pid;
     let waiter = tokio::task::spawn_blocking(move || p.wait());
     // Input: stdin frames and resizes from the client.
-    let input_task = tokio::spawn(async move {
-        let mut input = input;
-        while let Ok(Some(f)) = read_frame::<StreamFrame, _>(&mut recv, MAX_FRAME_LEN).await {
-            match f {
-                StreamFrame::Stdin(b) => {
-                    if let Some(i) = input.as_mut() {
-                        let mut file = i.try_clone().ok();
-                        let ok = tokio::task::spawn_blocking(move || {
-                            file.as_mut().is_some_and(|f| f.write_all(&b).is_ok())
-                        })
-                        .await
-                        .unwrap_or(false);
-                        if !ok {
-                            input = None;
-                        }
-                    }
-                }
-                StreamFrame::CloseStdin => {
-                    // With a terminal, the end of input is ^D, as a terminal would send.
-                    if let Some(t) = &tty_ctl {
-                        let mut t = t;
-                        if input.is_some() {
-                            let _ = t.write_all(&[4]);
-                        }
-                    }
-                    input = None;
-                }
-                StreamFrame::Resize { cols, rows } => {
-                    if let Some(t) = &tty_ctl {
-                        let _ = skiff_runtime::set_winsize(t, cols, rows);
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
+    let input_task = tokio::spawn(forward_input(recv, input, tty_ctl));
     while let Some(frame) = out_rx.recv().await {
         if write_frame(send, &frame).await.is_err() {
             let _ = nix::sys::signal::kill(
@@ -324,4 +268,73 @@ async fn exec(
         .await
         .map_err(|err| error(ErrorCode::Internal, err.to_string()))?;
     Ok(())
+}
+
+/// A thread copying `f` (an exec'd process's stdout, stderr or terminal) into frames.
+fn pump(
+    mut f: std::fs::File,
+    stderr: bool,
+    tx: tokio::sync::mpsc::Sender<StreamFrame>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 << 10];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let b = buf[..n].to_vec();
+                    let frame = if stderr {
+                        StreamFrame::Stderr(b)
+                    } else {
+                        StreamFrame::Stdout(b)
+                    };
+                    if tx.blocking_send(frame).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// An exec's input from the client: stdin frames into `input`, its close (as ^D on a
+/// terminal) and terminal resizes.
+async fn forward_input(
+    mut recv: quinn::RecvStream,
+    mut input: Option<std::fs::File>,
+    tty_ctl: Option<std::fs::File>,
+) {
+    while let Ok(Some(f)) = read_frame::<StreamFrame, _>(&mut recv, MAX_FRAME_LEN).await {
+        match f {
+            StreamFrame::Stdin(b) => {
+                if let Some(i) = input.as_mut() {
+                    let mut file = i.try_clone().ok();
+                    let ok = tokio::task::spawn_blocking(move || {
+                        file.as_mut().is_some_and(|f| f.write_all(&b).is_ok())
+                    })
+                    .await
+                    .unwrap_or(false);
+                    if !ok {
+                        input = None;
+                    }
+                }
+            }
+            StreamFrame::CloseStdin => {
+                // With a terminal, the end of input is ^D, as a terminal would send.
+                if let Some(t) = &tty_ctl {
+                    let mut t = t;
+                    if input.is_some() {
+                        let _ = t.write_all(&[4]);
+                    }
+                }
+                input = None;
+            }
+            StreamFrame::Resize { cols, rows } => {
+                if let Some(t) = &tty_ctl {
+                    let _ = skiff_runtime::set_winsize(t, cols, rows);
+                }
+            }
+            _ => {}
+        }
+    }
 }
