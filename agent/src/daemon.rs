@@ -8,22 +8,22 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
 
 pub use skiff_api::util::parse_duration;
 
 /// `k=v,k2=v2`.
-pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, Error> {
     let mut out = BTreeMap::new();
     for kv in s.split(',').filter(|x| !x.is_empty()) {
         let (k, v) = kv
             .split_once('=')
-            .ok_or_else(|| format!("--labels {kv:?}: want key=value"))?;
+            .ok_or_else(|| Error::flag(format!("--labels {kv:?}: want key=value")))?;
         if let Some(why) = skiff_api::validate::qualified_name_problem(k) {
-            return Err(format!("--labels {k:?}: {why}"));
+            return Err(Error::flag(format!("--labels {k:?}: {why}")));
         }
         if let Some(why) = skiff_api::validate::label_value_problem(v) {
-            return Err(format!("--labels {kv:?}: {why}"));
+            return Err(Error::flag(format!("--labels {kv:?}: {why}")));
         }
         out.insert(k.to_string(), v.to_string());
     }
@@ -136,15 +136,15 @@ fn config(args: &Args, d: &crate::DaemonArgs) -> Result<Config, Error> {
             .transpose()?
             .unwrap_or_default(),
         node_ip: d.node_ip,
-        backoff_base: parse_duration(&d.restart_backoff)?,
-        heartbeat: parse_duration(&d.heartbeat_interval)?,
-        usage_interval: parse_duration(&d.usage_interval)?,
+        backoff_base: parse_duration(&d.restart_backoff).map_err(Error::Flag)?,
+        heartbeat: parse_duration(&d.heartbeat_interval).map_err(Error::Flag)?,
+        usage_interval: parse_duration(&d.usage_interval).map_err(Error::Flag)?,
         max_pods: d.max_pods,
         ingress_class: d.ingress_class.clone(),
         ingress_http_port: d.ingress_http_port,
         ingress_https_port: d.ingress_https_port,
         pod_network: d.pod_network,
-        helper_idle: parse_duration(&d.helper_idle)?,
+        helper_idle: parse_duration(&d.helper_idle).map_err(Error::Flag)?,
     })
 }
 
@@ -202,7 +202,11 @@ async fn release_idle_helper(agent: Arc<Agent>) {
     loop {
         tick.tick().await;
         let rt = agent.rt.clone();
-        if let Ok(true) = crate::util::blocking(move || Ok(rt.release_idle_helper(idle))).await {
+        if let Ok(true) = crate::util::blocking(move || {
+            Ok::<_, crate::util::TaskFailed>(rt.release_idle_helper(idle))
+        })
+        .await
+        {
             tracing::debug!("runtime helper idle for {idle:?}: stopped");
             // The work that needed the helper (starting containers, mostly) ran code a
             // quiet node does not: let those pages go too.

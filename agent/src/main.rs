@@ -3,6 +3,7 @@
 //! one-off containers, as containerd's `ctr` gives) and the runtime helper.
 
 mod daemon;
+mod error;
 mod link;
 mod local;
 mod network;

@@ -13,7 +13,7 @@ use skiff_runtime::{
 
 use crate::{Args, Command, ImageCmd, RunArgs};
 
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
 
 pub fn run(args: &Args, cmd: &Command) -> Result<i32, Error> {
     match cmd {
@@ -58,15 +58,23 @@ pub fn registries(args: &Args) -> Result<RegistryConfig, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.registries.is_none() => {
             return Ok(RegistryConfig::default())
         }
-        Err(e) => return Err(format!("{}: {e}", path.display()).into()),
+        Err(e) => {
+            return Err(Error::File {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
+        }
     };
-    let docs =
-        skiff_api::yaml::parse_documents(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let docs = skiff_api::yaml::parse_documents(&text).map_err(|e| Error::File {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     match docs.into_iter().next() {
         None => Ok(RegistryConfig::default()),
-        Some(d) => {
-            Ok(serde_json::from_value(d.value).map_err(|e| format!("{}: {e}", path.display()))?)
-        }
+        Some(d) => Ok(serde_json::from_value(d.value).map_err(|e| Error::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?),
     }
 }
 
@@ -276,12 +284,12 @@ fn run_config(r: &RunArgs, id: &str, log_path: &std::path::Path) -> Result<Conta
             .unwrap_or((u, None));
         security.run_as_user = Some(
             uid.parse()
-                .map_err(|_| format!("--user {u:?}: want uid or uid:gid"))?,
+                .map_err(|_| Error::flag(format!("--user {u:?}: want uid or uid:gid")))?,
         );
         if let Some(g) = gid {
             security.run_as_group = Some(
                 g.parse()
-                    .map_err(|_| format!("--user {u:?}: want uid or uid:gid"))?,
+                    .map_err(|_| Error::flag(format!("--user {u:?}: want uid or uid:gid")))?,
             );
         }
     }
@@ -290,7 +298,7 @@ fn run_config(r: &RunArgs, id: &str, log_path: &std::path::Path) -> Result<Conta
             v.as_deref()
                 .map(|s| {
                     skiff_api::quantity::Quantity::parse(s)
-                        .map_err(|e| format!("--{flag} {s:?}: {}", e.0).into())
+                        .map_err(|e| Error::flag(format!("--{flag} {s:?}: {}", e.0)))
                 })
                 .transpose()
         };
@@ -300,7 +308,7 @@ fn run_config(r: &RunArgs, id: &str, log_path: &std::path::Path) -> Result<Conta
     for e in &r.env {
         let (k, v) = e
             .split_once('=')
-            .ok_or_else(|| format!("-e {e:?}: want KEY=VALUE"))?;
+            .ok_or_else(|| Error::flag(format!("-e {e:?}: want KEY=VALUE")))?;
         env.push((k.to_string(), v.to_string()));
     }
     Ok(ContainerConfig {

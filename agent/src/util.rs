@@ -2,12 +2,23 @@
 //! clock, randomness.
 
 /// Runs a blocking runtime or image-store call off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("blocking task: {e}"))?
+pub(crate) async fn blocking<T: Send + 'static, E: From<TaskFailed> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
+    tokio::task::spawn_blocking(f).await.map_err(TaskFailed)?
+}
+
+/// A blocking task that panicked or was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("blocking task: {0}")]
+pub struct TaskFailed(#[from] tokio::task::JoinError);
+
+/// The pod worker's steps report failures as the messages their Events and container
+/// statuses carry.
+impl From<TaskFailed> for String {
+    fn from(e: TaskFailed) -> String {
+        e.to_string()
+    }
 }
 
 /// Seconds since the Unix epoch.

@@ -31,10 +31,11 @@ fn credentials_path(agent: &Agent) -> std::path::PathBuf {
 }
 
 /// Loads the node's credentials, joining the cluster first if there are none.
-async fn credentials(agent: &Agent) -> std::result::Result<ClientConfig, String> {
+async fn credentials(agent: &Agent) -> std::result::Result<ClientConfig, crate::error::Error> {
+    use crate::error::Error;
     let path = credentials_path(agent);
     if path.exists() {
-        let mut cfg = ClientConfig::load(&path).map_err(|e| e.to_string())?;
+        let mut cfg = ClientConfig::load(&path)?;
         if let Some(s) = &agent.cfg.server {
             cfg.server = s.clone();
         }
@@ -44,17 +45,22 @@ async fn credentials(agent: &Agent) -> std::result::Result<ClientConfig, String>
         .cfg
         .server
         .as_deref()
-        .ok_or("no credentials yet: give --server and --token to join")?;
+        .ok_or_else(|| Error::flag("no credentials yet: give --server and --token to join"))?;
     let token = agent
         .cfg
         .token
         .as_deref()
-        .ok_or("no credentials yet: give --token to join")?;
+        .ok_or_else(|| Error::flag("no credentials yet: give --token to join"))?;
     let cfg = skiff_transport::join(server, token, &agent.cfg.name)
         .await
-        .map_err(|e| format!("joining {server}: {e}"))?;
-    cfg.save(&path)
-        .map_err(|e| format!("saving {}: {e}", path.display()))?;
+        .map_err(|source| Error::Join {
+            server: server.to_string(),
+            source,
+        })?;
+    cfg.save(&path).map_err(|source| Error::Save {
+        path: path.display().to_string(),
+        source,
+    })?;
     tracing::info!(server, node = %agent.cfg.name, "joined the cluster");
     Ok(cfg)
 }
@@ -230,7 +236,7 @@ async fn set_pod_network(agent: &Agent, cidr: &str) {
             }
         };
         net.mtu.store(mtu, std::sync::atomic::Ordering::Relaxed);
-        Ok(net)
+        Ok::<_, crate::network::NetError>(net)
     })
     .await;
     match r {

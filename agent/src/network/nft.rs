@@ -14,6 +14,7 @@
 //! the rules, so a restart or a changed set of nodes converges on the same state. The
 //! message building is pure; [`apply`] only sends and reads the acknowledgements.
 
+use super::NetError;
 use std::io::{self, Read};
 use std::net::Ipv4Addr;
 
@@ -443,30 +444,30 @@ pub fn services_batch(node: &str, dnats: &[Dnat]) -> Batch {
 
 /// Writes the node's Service translations in the calling thread's network namespace.
 /// Blocking.
-pub fn apply_services(node: &str, dnats: &[Dnat]) -> Result<(), String> {
+pub fn apply_services(node: &str, dnats: &[Dnat]) -> Result<(), NetError> {
     services_batch(node, dnats)
         .send()
-        .map_err(|e| format!("service rules: {e}"))
+        .map_err(|e| NetError::os("service rules", e))
 }
 
 /// Writes the node's masquerade rules in the calling thread's network namespace.
 /// Blocking.
-pub fn apply(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Result<(), String> {
+pub fn apply(node: &str, own: (Ipv4Addr, u8), peers: &[(Ipv4Addr, u8)]) -> Result<(), NetError> {
     batch(node, own, peers)
         .send()
-        .map_err(|e| format!("masquerade rules: {e}"))
+        .map_err(|e| NetError::os("masquerade rules", e))
 }
 
 /// Removes the node's masquerade table (`skiff-agent clean-network`): the rules outlive
 /// the agent, as its pods do. Blocking.
-pub fn remove(node: &str) -> Result<(), String> {
+pub fn remove(node: &str) -> Result<(), NetError> {
     let table = table_name(node);
     let mut b = Batch::new();
     b.cmd(NFT_MSG_DELTABLE, 0, &[str_attr(1, &table)]);
     match b.end().send() {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(format!("removing nftables table {table}: {e}")),
+        Err(e) => Err(NetError::os(format!("removing nftables table {table}"), e)),
     }
 }
 

@@ -20,6 +20,7 @@
 //! it: a route `podCIDR(B) via vtep(B) dev <vxlan> onlink`, a permanent neighbour entry
 //! `vtep(B) → mac(B)`, and a forwarding entry `mac(B) → B's address`.
 
+use super::NetError;
 use std::net::Ipv4Addr;
 
 /// The node annotation naming the backend the node's agent runs.
@@ -141,8 +142,8 @@ pub fn plan(
 }
 
 /// A /24 (or any IPv4 prefix) as `10.42.3.0/24`.
-pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    skiff_api::util::parse_ipv4_cidr("pod CIDR", s, 8..=30)
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), NetError> {
+    skiff_api::util::parse_ipv4_cidr("pod CIDR", s, 8..=30).map_err(NetError::Cidr)
 }
 
 /// A peer node for routing: its pod CIDR and its address.

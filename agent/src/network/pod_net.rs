@@ -31,6 +31,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::error::NetError;
 pub use super::netlink::ROUTE_PROTO;
 use super::netlink::{Nl, RouteEntry, LOCAL_TABLE};
 use crate::network::overlay::{self, parse_cidr, PeerRoute, Via};
@@ -54,7 +55,7 @@ pub fn mtu_of(ip: Ipv4Addr) -> u32 {
 }
 
 /// Lets the node forward IPv4 between pods and the network.
-pub fn enable_forwarding() -> Result<(), String> {
+pub fn enable_forwarding() -> Result<(), NetError> {
     sysctl_on("/proc/sys/net/ipv4/ip_forward", "enabling IPv4 forwarding")
 }
 
@@ -62,7 +63,7 @@ pub fn enable_forwarding() -> Result<(), String> {
 /// timestamps, Linux's default). The Service proxy opens a connection to an endpoint per
 /// client connection and often closes first, so without it short connections at a few
 /// hundred per second use up the ephemeral ports within a minute.
-pub fn reuse_time_wait() -> Result<(), String> {
+pub fn reuse_time_wait() -> Result<(), NetError> {
     sysctl_on(
         "/proc/sys/net/ipv4/tcp_tw_reuse",
         "letting connections reuse TIME_WAIT ports",
@@ -70,24 +71,26 @@ pub fn reuse_time_wait() -> Result<(), String> {
 }
 
 /// Sets a sysctl (of the agent's network namespace) to 1 unless it already is.
-fn sysctl_on(path: &str, what: &str) -> Result<(), String> {
+fn sysctl_on(path: &str, what: &str) -> Result<(), NetError> {
     if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "1") {
         return Ok(());
     }
-    std::fs::write(path, "1").map_err(|e| format!("{what}: {e}"))
+    std::fs::write(path, "1").map_err(|e| NetError::os(what, e))
 }
 
 /// Makes exactly `vips` local to the node: one `local VIP/32 dev lo` route each in the
 /// local table (marked with [`ROUTE_PROTO`]), so packets to a Service's virtual IP are
 /// delivered to the node, where the proxy listens. (Routes, not addresses on a dummy
 /// interface: boards' kernels often lack the dummy driver.)
-pub fn sync_service_ips(vips: &std::collections::BTreeSet<Ipv4Addr>) -> Result<(), String> {
-    let e = |what: &'static str| move |err: io::Error| format!("service routes: {what}: {err}");
+pub fn sync_service_ips(vips: &std::collections::BTreeSet<Ipv4Addr>) -> Result<(), NetError> {
+    let e = |what: &'static str| {
+        move |err: io::Error| NetError::os(format!("service routes: {what}"), err)
+    };
     let mut nl = Nl::new().map_err(e("netlink"))?;
     let lo = nl
         .link_index("lo")
         .map_err(e("finding lo"))?
-        .ok_or("service routes: no loopback interface")?;
+        .ok_or_else(|| NetError::Missing("service routes: no loopback interface".into()))?;
     let have: Vec<Ipv4Addr> = nl
         .routes(LOCAL_TABLE, ROUTE_PROTO)
         .map_err(e("listing"))?
@@ -97,13 +100,13 @@ pub fn sync_service_ips(vips: &std::collections::BTreeSet<Ipv4Addr>) -> Result<(
         .collect();
     for ip in have.iter().filter(|ip| !vips.contains(ip)) {
         nl.del_route(Nl::local_route_msg(*ip))
-            .map_err(|err| format!("service routes: removing {ip}: {err}"))?;
+            .map_err(|err| NetError::os(format!("service routes: removing {ip}"), err))?;
     }
     for ip in vips.iter().filter(|ip| !have.contains(ip)) {
         let mut m = Nl::local_route_msg(*ip);
         m.attributes.push(RouteAttribute::Oif(lo));
         nl.replace_route(m)
-            .map_err(|err| format!("service routes: adding {ip}: {err}"))?;
+            .map_err(|err| NetError::os(format!("service routes: adding {ip}"), err))?;
     }
     Ok(())
 }
@@ -126,9 +129,9 @@ fn vxlan_name(node: &str) -> String {
 
 /// Removes the node's VXLAN device, and with it the routes through it
 /// (`skiff-agent clean-network`). Blocking.
-pub fn remove_overlay(node: &str) -> Result<(), String> {
+pub fn remove_overlay(node: &str) -> Result<(), NetError> {
     let name = vxlan_name(node);
-    let e = |err: io::Error| format!("removing {name}: {err}");
+    let e = |err: io::Error| NetError::os(format!("removing {name}"), err);
     Nl::new()
         .and_then(|mut nl| nl.del_link_named(&name))
         .map_err(e)
@@ -165,7 +168,7 @@ pub struct PodNetwork {
 
 impl PodNetwork {
     /// The network of a node with `cidr`, leases in `<data-dir>/state/ipam.json`.
-    pub fn new(node: &str, cidr: &str, data_dir: &Path) -> Result<PodNetwork, String> {
+    pub fn new(node: &str, cidr: &str, data_dir: &Path) -> Result<PodNetwork, NetError> {
         let (base, prefix) = parse_cidr(cidr)?;
         let path = data_dir.join("state/ipam.json");
         let mut leases: Leases = std::fs::read(&path)
@@ -208,13 +211,13 @@ impl PodNetwork {
         format!("{}/{}", self.base, self.prefix)
     }
 
-    fn save(&self, l: &Leases) -> Result<(), String> {
-        let bytes = serde_json::to_vec(l).map_err(|e| e.to_string())?;
+    fn save(&self, l: &Leases) -> Result<(), NetError> {
+        let bytes = serde_json::to_vec(l).expect("leases serialize");
         if std::fs::read(&self.path).is_ok_and(|old| old == bytes) {
             return Ok(());
         }
         skiff_transport::files::write_private(&self.path, &bytes)
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+            .map_err(|e| NetError::os(self.path.display().to_string(), e))
     }
 
     /// The bridge's address: pods' gateway, and where the node's DNS answers them.
@@ -232,7 +235,7 @@ impl PodNetwork {
         self.leases.lock().unwrap().pods.keys().cloned().collect()
     }
 
-    fn lease(&self, uid: &str) -> Result<Ipv4Addr, String> {
+    fn lease(&self, uid: &str) -> Result<Ipv4Addr, NetError> {
         let mut l = self.leases.lock().unwrap();
         if let Some(ip) = l.pods.get(uid) {
             return Ok(*ip);
@@ -242,13 +245,13 @@ impl PodNetwork {
         let ip = (2..size - 1)
             .map(|i| Ipv4Addr::from(u32::from(self.base) + i))
             .find(|ip| !used.contains(ip))
-            .ok_or_else(|| format!("pod CIDR {} is full", self.cidr()))?;
+            .ok_or_else(|| NetError::Full(self.cidr()))?;
         l.pods.insert(uid.to_string(), ip);
         self.save(&l)?;
         Ok(ip)
     }
 
-    fn release(&self, uid: &str) -> Result<(), String> {
+    fn release(&self, uid: &str) -> Result<(), NetError> {
         let mut l = self.leases.lock().unwrap();
         if l.pods.remove(uid).is_some() {
             self.save(&l)?;
@@ -257,10 +260,10 @@ impl PodNetwork {
     }
 
     /// Makes sure the bridge exists, is up and holds the gateway address.
-    pub fn ensure_bridge(&self) -> Result<(), String> {
+    pub fn ensure_bridge(&self) -> Result<(), NetError> {
         let err = |what: &'static str| {
             let b = self.bridge.clone();
-            move |e: io::Error| format!("{what} bridge {b}: {e}")
+            move |e: io::Error| NetError::os(format!("{what} bridge {b}"), e)
         };
         let mut nl = Nl::new().map_err(err("netlink for"))?;
         let index = match nl.link_index(&self.bridge).map_err(err("finding"))? {
@@ -276,7 +279,7 @@ impl PodNetwork {
                 nl.new_link(m).map_err(err("creating"))?;
                 nl.link_index(&self.bridge)
                     .map_err(err("finding"))?
-                    .ok_or_else(|| format!("bridge {} vanished", self.bridge))?
+                    .ok_or_else(|| NetError::Missing(format!("bridge {} vanished", self.bridge)))?
             }
         };
         nl.add_address(index, self.gateway(), self.prefix)
@@ -292,11 +295,13 @@ impl PodNetwork {
 
     /// Connects a pod's network namespace: a veth pair, `eth0` with the pod's address
     /// inside, the host end on the bridge. Returns the pod's address.
-    pub fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr, String> {
+    pub fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr, NetError> {
         self.ensure_bridge()?;
         let ip = self.lease(uid)?;
         let (host, peer) = Self::veth_names(uid);
-        let e = |what: &'static str| move |err: io::Error| format!("pod network: {what}: {err}");
+        let e = |what: &'static str| {
+            move |err: io::Error| NetError::os(format!("pod network: {what}"), err)
+        };
         let mut nl = Nl::new().map_err(e("netlink"))?;
         // A pair left by an interrupted attach starts over.
         nl.del_link_named(&host).map_err(e("removing stale veth"))?;
@@ -313,11 +318,11 @@ impl PodNetwork {
         let bridge = nl
             .link_index(&self.bridge)
             .map_err(e("finding bridge"))?
-            .ok_or_else(|| format!("bridge {} is gone", self.bridge))?;
+            .ok_or_else(|| NetError::Missing(format!("bridge {} is gone", self.bridge)))?;
         let hi = nl
             .link_index(&host)
             .map_err(e("finding veth"))?
-            .ok_or("pod network: the veth vanished")?;
+            .ok_or_else(|| NetError::Missing("pod network: the veth vanished".into()))?;
         let mtu = self.mtu.load(std::sync::atomic::Ordering::Relaxed);
         nl.set_link(
             hi,
@@ -344,14 +349,17 @@ impl PodNetwork {
         let prefix = self.prefix;
         let gateway = self.gateway();
         std::thread::scope(|s| {
-            s.spawn(|| -> Result<(), String> {
-                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|err| format!("pod network: entering the pod's netns: {err}"))?;
+            s.spawn(|| -> Result<(), NetError> {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|err| {
+                    NetError::os("pod network: entering the pod's netns", err.into())
+                })?;
                 let mut nl = Nl::new().map_err(e("netlink in the pod"))?;
                 let pi = nl
                     .link_index(&peer)
                     .map_err(e("finding the pod's veth"))?
-                    .ok_or("pod network: the pod's veth is missing")?;
+                    .ok_or_else(|| {
+                        NetError::Missing("pod network: the pod's veth is missing".into())
+                    })?;
                 nl.set_link(
                     pi,
                     vec![
@@ -373,7 +381,7 @@ impl PodNetwork {
                 .map_err(e("default route"))
             })
             .join()
-            .map_err(|_| "pod network: setup thread panicked".to_string())?
+            .map_err(|_| NetError::SetupPanicked)?
         })?;
         Ok(ip)
     }
@@ -385,11 +393,11 @@ impl PodNetwork {
         backend: overlay::Backend,
         peers: &[super::overlay::Peer],
         node_ip: Ipv4Addr,
-    ) -> Result<(), String> {
-        let mut nl = Nl::new().map_err(|e| format!("node routes: netlink: {e}"))?;
+    ) -> Result<(), NetError> {
+        let mut nl = Nl::new().map_err(|e| NetError::os("node routes: netlink", e))?;
         let addrs = nl
             .addresses()
-            .map_err(|e| format!("node routes: listing addresses: {e}"))?;
+            .map_err(|e| NetError::os("node routes: listing addresses", e))?;
         let subnets: Vec<(Ipv4Addr, u8)> = addrs.iter().map(|&(_, ip, p)| (ip, p)).collect();
         let routes = overlay::plan(backend, self.network(), &subnets, peers);
         self.apply_routes(&mut nl, &addrs, &routes, node_ip)
@@ -398,9 +406,9 @@ impl PodNetwork {
     /// Routes to the other nodes' pods as planned in `routes`, for a node whose address
     /// is `node_ip` (what [`PodNetwork::sync_peers`] does once it has planned).
     #[cfg(test)]
-    fn sync_routes(&self, routes: &[PeerRoute], node_ip: Ipv4Addr) -> Result<(), String> {
-        let mut nl = Nl::new().map_err(|e| format!("netlink: {e}"))?;
-        let addrs = nl.addresses().map_err(|e| format!("addresses: {e}"))?;
+    fn sync_routes(&self, routes: &[PeerRoute], node_ip: Ipv4Addr) -> Result<(), NetError> {
+        let mut nl = Nl::new().map_err(|e| NetError::os("netlink", e))?;
+        let addrs = nl.addresses().map_err(|e| NetError::os("addresses", e))?;
         self.apply_routes(&mut nl, &addrs, routes, node_ip)
     }
 
@@ -413,8 +421,10 @@ impl PodNetwork {
         addrs: &[(u32, Ipv4Addr, u8)],
         routes: &[PeerRoute],
         node_ip: Ipv4Addr,
-    ) -> Result<(), String> {
-        let e = |what: &'static str| move |err: io::Error| format!("node routes: {what}: {err}");
+    ) -> Result<(), NetError> {
+        let e = |what: &'static str| {
+            move |err: io::Error| NetError::os(format!("node routes: {what}"), err)
+        };
         let overlay: Vec<(Ipv4Addr, Ipv4Addr)> = routes
             .iter()
             .filter_map(|r| match r.via {
@@ -458,8 +468,9 @@ impl PodNetwork {
                 m.attributes.push(RouteAttribute::Oif(oif));
                 m.header.flags = RouteFlags::Onlink;
             }
-            nl.replace_route(m)
-                .map_err(|err| format!("node routes: {dst}/{prefix} via {gw:?}: {err}"))?;
+            nl.replace_route(m).map_err(|err| {
+                NetError::os(format!("node routes: {dst}/{prefix} via {gw:?}"), err)
+            })?;
         }
         Ok(())
     }
@@ -472,9 +483,10 @@ impl PodNetwork {
         nl: &mut Nl,
         addrs: &[(u32, Ipv4Addr, u8)],
         node_ip: Ipv4Addr,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, NetError> {
         let name = &self.vxlan;
-        let e = |what: &'static str| move |err: io::Error| format!("{what} {name}: {err}");
+        let e =
+            |what: &'static str| move |err: io::Error| NetError::os(format!("{what} {name}"), err);
         let vtep = overlay::vtep((self.base, self.prefix));
         let mac = overlay::vtep_mac(vtep).to_vec();
         let link = nl.link_of(addrs, node_ip).map_err(e("link MTU for"))?;
@@ -520,7 +532,7 @@ impl PodNetwork {
         let i = nl
             .link_index(name)
             .map_err(e("finding"))?
-            .ok_or_else(|| format!("{name} vanished"))?;
+            .ok_or_else(|| NetError::Missing(format!("{name} vanished")))?;
         nl.add_address(i, vtep, 32).map_err(e("addressing"))?;
         nl.set_link(i, vec![], true).map_err(e("raising"))?;
         Ok(i)
@@ -556,11 +568,11 @@ impl PodNetwork {
     }
 
     /// Disconnects a pod (its veth pair goes) and releases its address.
-    pub fn detach(&self, uid: &str) -> Result<(), String> {
+    pub fn detach(&self, uid: &str) -> Result<(), NetError> {
         let (host, _) = Self::veth_names(uid);
-        let mut nl = Nl::new().map_err(|e| format!("netlink: {e}"))?;
+        let mut nl = Nl::new().map_err(|e| NetError::os("netlink", e))?;
         nl.del_link_named(&host)
-            .map_err(|e| format!("removing {host}: {e}"))?;
+            .map_err(|e| NetError::os(format!("removing {host}"), e))?;
         self.release(uid)
     }
 }
@@ -572,8 +584,8 @@ mod tests {
     #[test]
     fn cidrs_parse_and_normalize() {
         assert_eq!(
-            parse_cidr("10.42.3.7/24"),
-            Ok((Ipv4Addr::new(10, 42, 3, 0), 24))
+            parse_cidr("10.42.3.7/24").unwrap(),
+            (Ipv4Addr::new(10, 42, 3, 0), 24)
         );
         assert!(parse_cidr("10.42.3.0").is_err());
         assert!(parse_cidr("10.42.3.0/31").is_err());

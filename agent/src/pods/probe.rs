@@ -178,9 +178,62 @@ fn c_name(id: &str) -> &str {
     id.split('.').nth(1).unwrap_or(id)
 }
 
-fn port(p: &Option<IntOrString>, ports: &[ContainerPort]) -> Result<u16, String> {
+/// Why a probe (or a preStop hook) failed, in the kubelet's words where it has them: the
+/// text goes into the container's `Unhealthy` Events.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeFailure {
+    #[error("invalid port {0}")]
+    InvalidPort(i32),
+    #[error("port {0:?} not found in the container's ports")]
+    NoSuchPort(String),
+    #[error("no port")]
+    NoPort,
+    #[error("the probe has no action")]
+    NoAction,
+    #[error("host {0:?}: only IP addresses are supported")]
+    HostName(String),
+    #[error("HTTPS probes are not supported by this node")]
+    Https,
+    #[error("dial tcp {addr}: {source}")]
+    Dial {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("Get \"{url}\": dial tcp {addr}: {source}")]
+    HttpDial {
+        url: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("Get \"{url}\": {source}")]
+    Http { url: String, source: std::io::Error },
+    #[error("Get \"{url}\": malformed HTTP response")]
+    Malformed { url: String },
+    #[error("HTTP probe failed with statuscode: {0}")]
+    Status(u16),
+    #[error("command exited with {code}: {output}")]
+    Exit { code: i32, output: String },
+    #[error("command timed out after {0:?}")]
+    Timeout(Duration),
+    /// The runtime could not start the command.
+    #[error(transparent)]
+    Runtime(#[from] skiff_runtime::RuntimeError),
+    /// Waiting for the command failed.
+    #[error(transparent)]
+    Wait(#[from] std::io::Error),
+    #[error("{what}: {source}")]
+    Os {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("probe thread ended")]
+    ThreadEnded,
+}
+
+fn port(p: &Option<IntOrString>, ports: &[ContainerPort]) -> Result<u16, ProbeFailure> {
     match p {
-        Some(IntOrString::Int(n)) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
+        Some(IntOrString::Int(n)) => u16::try_from(*n).map_err(|_| ProbeFailure::InvalidPort(*n)),
         Some(IntOrString::String(name)) => {
             if let Ok(n) = name.parse::<u16>() {
                 return Ok(n);
@@ -190,14 +243,14 @@ fn port(p: &Option<IntOrString>, ports: &[ContainerPort]) -> Result<u16, String>
                 .find(|cp| cp.name.as_deref() == Some(name))
                 .and_then(|cp| cp.container_port)
                 .and_then(|n| u16::try_from(n).ok())
-                .ok_or_else(|| format!("port {name:?} not found in the container's ports"))
+                .ok_or_else(|| ProbeFailure::NoSuchPort(name.clone()))
         }
-        None => Err("no port".into()),
+        None => Err(ProbeFailure::NoPort),
     }
 }
 
 /// Runs one probe (or a preStop hook: the same actions).
-pub async fn run(p: &Probe, t: &Target, timeout: Duration) -> Result<(), String> {
+pub async fn run(p: &Probe, t: &Target, timeout: Duration) -> Result<(), ProbeFailure> {
     let handler = skiff_api::pod::LifecycleHandler {
         exec: p.exec.clone(),
         http_get: p.http_get.clone(),
@@ -211,14 +264,14 @@ pub async fn run_action(
     h: &skiff_api::pod::LifecycleHandler,
     t: &Target,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeFailure> {
     if let Some(e) = &h.exec {
         let rt = t.rt.clone();
         let id = t.id.clone();
         let args = e.command.clone();
         return tokio::task::spawn_blocking(move || exec(&rt, &id, args, timeout))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| ProbeFailure::ThreadEnded)?;
     }
     if let Some(g) = &h.http_get {
         let port = port(&g.port, &t.ports)?;
@@ -235,32 +288,31 @@ pub async fn run_action(
         return in_netns(t.netns.clone(), move || {
             TcpStream::connect_timeout(&SocketAddr::new(host, port), timeout)
                 .map(|_| ())
-                .map_err(|e| format!("dial tcp {host}:{port}: {e}"))
+                .map_err(|source| ProbeFailure::Dial {
+                    addr: SocketAddr::new(host, port),
+                    source,
+                })
         })
         .await;
     }
-    Err("the probe has no action".into())
+    Err(ProbeFailure::NoAction)
 }
 
-fn host_ip(host: &Option<String>, pod_ip: IpAddr) -> Result<IpAddr, String> {
+fn host_ip(host: &Option<String>, pod_ip: IpAddr) -> Result<IpAddr, ProbeFailure> {
     match host.as_deref() {
         None | Some("") => Ok(pod_ip),
-        Some(h) => h
-            .parse()
-            .map_err(|_| format!("host {h:?}: only IP addresses are supported")),
+        Some(h) => h.parse().map_err(|_| ProbeFailure::HostName(h.to_string())),
     }
 }
 
-fn exec(rt: &Runtime, id: &str, args: Vec<String>, timeout: Duration) -> Result<(), String> {
-    let mut p = rt
-        .exec(
-            id,
-            &ExecConfig {
-                args,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| e.to_string())?;
+fn exec(rt: &Runtime, id: &str, args: Vec<String>, timeout: Duration) -> Result<(), ProbeFailure> {
+    let mut p = rt.exec(
+        id,
+        &ExecConfig {
+            args,
+            ..Default::default()
+        },
+    )?;
     drop(p.stdin.take());
     let pid = p.pid;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -294,26 +346,26 @@ fn exec(rt: &Runtime, id: &str, args: Vec<String>, timeout: Duration) -> Result<
     });
     match rx.recv_timeout(timeout) {
         Ok((Ok(0), _)) => Ok(()),
-        Ok((Ok(code), out)) => Err(format!(
-            "command exited with {code}: {}",
-            String::from_utf8_lossy(&out).trim()
-        )),
-        Ok((Err(e), _)) => Err(e.to_string()),
+        Ok((Ok(code), out)) => Err(ProbeFailure::Exit {
+            code,
+            output: String::from_utf8_lossy(&out).trim().to_string(),
+        }),
+        Ok((Err(e), _)) => Err(e.into()),
         Err(_) => {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            Err(format!("command timed out after {timeout:?}"))
+            Err(ProbeFailure::Timeout(timeout))
         }
     }
 }
 
 /// Runs `f` on a thread that has entered the pod's network namespace (sockets it makes
 /// belong to that namespace); the thread ends with `f`.
-async fn in_netns<F>(netns: Option<PathBuf>, f: F) -> Result<(), String>
+async fn in_netns<F>(netns: Option<PathBuf>, f: F) -> Result<(), ProbeFailure>
 where
-    F: FnOnce() -> Result<(), String> + Send + 'static,
+    F: FnOnce() -> Result<(), ProbeFailure> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -322,30 +374,43 @@ where
         .spawn(move || {
             let r = (|| {
                 if let Some(ns) = netns {
-                    let fd =
-                        std::fs::File::open(&ns).map_err(|e| format!("{}: {e}", ns.display()))?;
-                    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| format!("entering the pod's network: {e}"))?;
+                    let fd = std::fs::File::open(&ns).map_err(|source| ProbeFailure::Os {
+                        what: ns.display().to_string(),
+                        source,
+                    })?;
+                    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                        ProbeFailure::Os {
+                            what: "entering the pod's network".into(),
+                            source: e.into(),
+                        }
+                    })?;
                 }
                 f()
             })();
             let _ = tx.send(r);
         })
-        .map_err(|e| e.to_string())?;
-    rx.await.map_err(|_| "probe thread ended".to_string())?
+        .map_err(|source| ProbeFailure::Os {
+            what: "starting the probe's thread".into(),
+            source,
+        })?;
+    rx.await.map_err(|_| ProbeFailure::ThreadEnded)?
 }
 
-fn http_get(g: &HttpGetAction, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+fn http_get(g: &HttpGetAction, addr: SocketAddr, timeout: Duration) -> Result<(), ProbeFailure> {
     if g.scheme
         .as_deref()
         .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"))
     {
-        return Err("HTTPS probes are not supported by this node".into());
+        return Err(ProbeFailure::Https);
     }
     let path = g.path.clone().unwrap_or_else(|| "/".into());
     let url = format!("http://{addr}{path}");
-    let mut s = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("Get \"{url}\": dial tcp {addr}: {e}"))?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|source| ProbeFailure::HttpDial {
+            url: url.clone(),
+            addr,
+            source,
+        })?;
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
     let mut req = format!("GET {path} HTTP/1.1\r\n");
@@ -364,14 +429,17 @@ fn http_get(g: &HttpGetAction, addr: SocketAddr, timeout: Duration) -> Result<()
     }
     req.push_str("Accept: */*\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes())
-        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+        .map_err(|source| ProbeFailure::Http {
+            url: url.clone(),
+            source,
+        })?;
     let mut head = [0u8; 64];
     let mut n = 0;
     while n < 12 {
         match s.read(&mut head[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(e) => return Err(format!("Get \"{url}\": {e}")),
+            Err(source) => return Err(ProbeFailure::Http { url, source }),
         }
     }
     let line = String::from_utf8_lossy(&head[..n]);
@@ -379,10 +447,10 @@ fn http_get(g: &HttpGetAction, addr: SocketAddr, timeout: Duration) -> Result<()
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("Get \"{url}\": malformed HTTP response"))?;
+        .ok_or(ProbeFailure::Malformed { url })?;
     if (200..400).contains(&code) {
         Ok(())
     } else {
-        Err(format!("HTTP probe failed with statuscode: {code}"))
+        Err(ProbeFailure::Status(code))
     }
 }

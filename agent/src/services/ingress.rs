@@ -273,19 +273,34 @@ impl Shared {
     }
 }
 
+/// Why a TLS Secret cannot serve.
+#[derive(Debug, thiserror::Error)]
+enum BadTlsSecret {
+    #[error("tls.crt: {0}")]
+    Cert(std::io::Error),
+    #[error("tls.crt: no PEM certificate")]
+    NoCert,
+    #[error("tls.key: {0}")]
+    Key(std::io::Error),
+    #[error("tls.key: no PEM private key")]
+    NoKey,
+    #[error("tls.key: {0}")]
+    KeyType(rustls::Error),
+}
+
 /// Parses a TLS Secret's PEM certificate chain and key.
-fn certified_key(pair: &TlsPair) -> Result<rustls::sign::CertifiedKey, String> {
+fn certified_key(pair: &TlsPair) -> Result<rustls::sign::CertifiedKey, BadTlsSecret> {
     let certs = rustls_pemfile::certs(&mut pair.cert.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("tls.crt: {e}"))?;
+        .map_err(BadTlsSecret::Cert)?;
     if certs.is_empty() {
-        return Err("tls.crt: no PEM certificate".into());
+        return Err(BadTlsSecret::NoCert);
     }
     let key = rustls_pemfile::private_key(&mut pair.key.as_slice())
-        .map_err(|e| format!("tls.key: {e}"))?
-        .ok_or("tls.key: no PEM private key")?;
-    let key = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| format!("tls.key: {e}"))?;
+        .map_err(BadTlsSecret::Key)?
+        .ok_or(BadTlsSecret::NoKey)?;
+    let key =
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(BadTlsSecret::KeyType)?;
     Ok(rustls::sign::CertifiedKey::new(certs, key))
 }
 
@@ -406,8 +421,8 @@ async fn accept(l: TcpListener, shared: Arc<Shared>, tls: Option<tokio_rustls::T
                 None => serve_conn(conn, peer, shared, false).await,
                 Some(acc) => match tokio::time::timeout(HEAD_TIMEOUT, acc.accept(conn)).await {
                     Ok(Ok(s)) => serve_conn(s, peer, shared, true).await,
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("TLS handshake timed out".into()),
+                    Ok(Err(e)) => Err(ConnError::Tls(e)),
+                    Err(_) => Err(ConnError::TlsTimeout),
                 },
             }
         }
@@ -422,7 +437,7 @@ async fn serve_conn<S>(
     peer: SocketAddr,
     shared: Arc<Shared>,
     https: bool,
-) -> Result<(), String>
+) -> Result<(), ConnError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -436,7 +451,18 @@ where
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(ConnError::Http)
+}
+
+/// Why an ingress connection ended badly (logged, at debug).
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
+    #[error("TLS handshake timed out")]
+    TlsTimeout,
+    #[error(transparent)]
+    Http(hyper::Error),
 }
 
 type Body = BoxBody<Bytes, hyper::Error>;

@@ -558,10 +558,11 @@ impl Worker {
             .collect();
         let rt = self.agent.rt.clone();
         blocking(move || {
-            Ok(ids
-                .into_iter()
-                .filter_map(|(n, id)| Some((n, rt.status(&id).ok()?)))
-                .collect())
+            Ok::<_, crate::util::TaskFailed>(
+                ids.into_iter()
+                    .filter_map(|(n, id)| Some((n, rt.status(&id).ok()?)))
+                    .collect(),
+            )
         })
         .await
         .unwrap_or_default()
@@ -634,7 +635,8 @@ impl Worker {
             }
             // The attempt that now becomes the previous one ended: read its end once.
             let prev = prev_id.and_then(|p| rt.status(&p).ok());
-            Ok((prev, start_attempt(&rt, &images, &rec, &uid, &cid, &cfg)))
+            let started = start_attempt(&rt, &images, &rec, &uid, &cid, &cfg);
+            Ok((prev, started.map_err(|e| e.to_string())))
         })
         .await
         .and_then(|(prev, started)| {
@@ -730,12 +732,12 @@ fn start_attempt(
     sandbox: &str,
     id: &str,
     cfg: &skiff_runtime::ContainerConfig,
-) -> Result<(), String> {
-    let image = crate::ops::defaults(images, rec).map_err(|e| e.to_string())?;
-    let rootfs = images.prepare_rootfs(id, rec).map_err(|e| e.to_string())?;
-    rt.create_container(sandbox, id, cfg, &image, &rootfs.path)
-        .map_err(|e| e.to_string())?;
-    rt.start_container(id).map_err(|e| e.to_string())
+) -> Result<(), crate::error::Error> {
+    let image = crate::ops::defaults(images, rec)?;
+    let rootfs = images.prepare_rootfs(id, rec)?;
+    rt.create_container(sandbox, id, cfg, &image, &rootfs.path)?;
+    rt.start_container(id)?;
+    Ok(())
 }
 
 /// The pod's resolv.conf (dnsPolicy ClusterFirst): the agent's cluster DNS on the pod

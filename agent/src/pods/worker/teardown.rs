@@ -92,7 +92,7 @@ impl Worker {
             let r = blocking(move || {
                 rt.remove_sandbox(&uid).map_err(|e| e.to_string())?;
                 if let Some(net) = net {
-                    net.detach(&uid)?;
+                    net.detach(&uid).map_err(|e| e.to_string())?;
                 }
                 for id in ids {
                     let _ = images.remove_rootfs(&id);
@@ -100,7 +100,7 @@ impl Worker {
                 if let Some(l) = logs {
                     let _ = std::fs::remove_dir_all(l);
                 }
-                Ok(())
+                Ok::<_, String>(())
             })
             .await;
             if let Err(e) = r {
