@@ -202,11 +202,7 @@ async fn release_idle_helper(agent: Arc<Agent>) {
     loop {
         tick.tick().await;
         let rt = agent.rt.clone();
-        if let Ok(true) = crate::util::blocking(move || {
-            Ok::<_, crate::util::TaskFailed>(rt.release_idle_helper(idle))
-        })
-        .await
-        {
+        if let Ok(true) = tokio::task::spawn_blocking(move || rt.release_idle_helper(idle)).await {
             tracing::debug!("runtime helper idle for {idle:?}: stopped");
             // The work that needed the helper (starting containers, mostly) ran code a
             // quiet node does not: let those pages go too.

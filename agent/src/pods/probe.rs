@@ -215,12 +215,9 @@ pub enum ProbeFailure {
     Exit { code: i32, output: String },
     #[error("command timed out after {0:?}")]
     Timeout(Duration),
-    /// The runtime could not start the command.
+    /// The runtime could not start the command, or wait for it.
     #[error(transparent)]
     Runtime(#[from] skiff_runtime::RuntimeError),
-    /// Waiting for the command failed.
-    #[error(transparent)]
-    Wait(#[from] std::io::Error),
     #[error("{what}: {source}")]
     Os {
         what: String,

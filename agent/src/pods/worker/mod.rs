@@ -557,12 +557,10 @@ impl Worker {
             .filter_map(|(n, s)| Some((n.clone(), s.attempts.last()?.1.clone())))
             .collect();
         let rt = self.agent.rt.clone();
-        blocking(move || {
-            Ok::<_, crate::util::TaskFailed>(
-                ids.into_iter()
-                    .filter_map(|(n, id)| Some((n, rt.status(&id).ok()?)))
-                    .collect(),
-            )
+        tokio::task::spawn_blocking(move || {
+            ids.into_iter()
+                .filter_map(|(n, id)| Some((n, rt.status(&id).ok()?)))
+                .collect()
         })
         .await
         .unwrap_or_default()
