@@ -39,6 +39,22 @@ pub enum UnpackError {
     },
 }
 
+/// `Unsafe` for `entry`, given its reason.
+fn refused(entry: &str) -> impl Fn(&'static str) -> UnpackError + Copy + '_ {
+    move |reason| UnpackError::Unsafe {
+        entry: entry.to_string(),
+        reason,
+    }
+}
+
+/// `Format` for `entry`, given its reason.
+fn malformed(entry: &str) -> impl Fn(String) -> UnpackError + Copy + '_ {
+    move |reason| UnpackError::Format {
+        entry: entry.to_string(),
+        reason,
+    }
+}
+
 fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> UnpackError {
     let context = context.into();
     move |source| UnpackError::Io { context, source }
@@ -238,15 +254,9 @@ fn refuse_or_io(dir: &OwnedFd, name: &OsStr, e: Errno, entry: &str) -> UnpackErr
             .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
             .unwrap_or(false);
         if is_link {
-            return UnpackError::Unsafe {
-                entry: entry.to_string(),
-                reason: "path goes through a symlink",
-            };
+            return refused(entry)("path goes through a symlink");
         }
-        return UnpackError::Format {
-            entry: entry.to_string(),
-            reason: format!("{:?} is not a directory", name),
-        };
+        return malformed(entry)(format!("{:?} is not a directory", name));
     }
     errno_ctx(format!("resolving {entry}"))(e)
 }
@@ -303,10 +313,7 @@ fn apply_entry<R: Read>(
 ) -> Result<(), UnpackError> {
     let raw = entry.path_bytes().into_owned();
     let name_str = String::from_utf8_lossy(&raw).into_owned();
-    let refuse = |reason| UnpackError::Unsafe {
-        entry: name_str.clone(),
-        reason,
-    };
+    let refuse = refused(&name_str);
     let header = entry.header().clone();
     let kind = header.entry_type();
     if matches!(kind, tar::EntryType::XGlobalHeader) {
@@ -316,10 +323,7 @@ fn apply_entry<R: Read>(
     let Some((name, parent_comps)) = comps.split_last() else {
         return Ok(()); // the layer root itself
     };
-    let fmt = |reason: String| UnpackError::Format {
-        entry: name_str.clone(),
-        reason,
-    };
+    let fmt = malformed(&name_str);
     let (mode, owner) = mode_and_owner(&header).map_err(fmt)?;
     let mtime = header.mtime().unwrap_or(0);
     let parent = walk(root, parent_comps, true, &name_str)?;
@@ -429,10 +433,7 @@ fn whiteout(parent: &OwnedFd, name_bytes: &[u8], name_str: &str) -> Result<bool,
     }
     if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
         if hidden.is_empty() {
-            return Err(UnpackError::Format {
-                entry: name_str.to_string(),
-                reason: "empty whiteout name".into(),
-            });
+            return Err(malformed(name_str)("empty whiteout name".into()));
         }
         let hidden = OsStr::from_bytes(hidden);
         remove_existing(parent, hidden, false)?;
@@ -458,14 +459,7 @@ fn hard_link(
     target: &[u8],
     name_str: &str,
 ) -> Result<(), UnpackError> {
-    let refuse = |reason| UnpackError::Unsafe {
-        entry: name_str.to_string(),
-        reason,
-    };
-    let fmt = |reason: String| UnpackError::Format {
-        entry: name_str.to_string(),
-        reason,
-    };
+    let (refuse, fmt) = (refused(name_str), malformed(name_str));
     let tcomps = clean_path(target).map_err(refuse)?;
     let Some((tname, tparent)) = tcomps.split_last() else {
         return Err(refuse("hard link to the layer root"));
@@ -537,10 +531,7 @@ fn pax_xattrs<R: Read>(
         let Ok(key) = ext.key() else { continue };
         if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
             if attr.starts_with("trusted.overlay.") {
-                return Err(UnpackError::Unsafe {
-                    entry: name.to_string(),
-                    reason: "layer sets an overlayfs attribute",
-                });
+                return Err(refused(name)("layer sets an overlayfs attribute"));
             }
             out.push((attr.to_string(), ext.value_bytes().to_vec()));
         }
