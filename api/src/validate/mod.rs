@@ -216,6 +216,12 @@ fn config_key_problem(s: &str) -> Option<String> {
     .then(|| "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')".to_string())
 }
 
+/// How many of the mutually exclusive fields (a volume's sources, a handler's actions...)
+/// are set.
+fn how_many_set(set: &[bool]) -> usize {
+    set.iter().filter(|x| **x).count()
+}
+
 fn q(s: &str) -> String {
     format!("{s:?}")
 }

@@ -101,16 +101,13 @@ fn validate_volumes(v: &mut Problems, base: &str, volumes: &[Volume]) -> BTreeSe
                 format!("Duplicate value: {:?}", vol.name),
             );
         }
-        let sources = [
+        let sources = how_many_set(&[
             vol.empty_dir.is_some(),
             vol.host_path.is_some(),
             vol.config_map.is_some(),
             vol.secret.is_some(),
             vol.persistent_volume_claim.is_some(),
-        ]
-        .iter()
-        .filter(|x| **x)
-        .count();
+        ]);
         match sources {
             0 => v.required(&format!("{p}: must specify a volume type (skiff supports emptyDir, hostPath, configMap, secret, persistentVolumeClaim)")),
             1 => {}
@@ -379,14 +376,11 @@ pub(super) fn validate_container(
     }
     if let Some(l) = &c.lifecycle {
         if let Some(h) = &l.pre_stop {
-            let n = [
+            let n = how_many_set(&[
                 h.exec.is_some(),
                 h.http_get.is_some(),
                 h.tcp_socket.is_some(),
-            ]
-            .iter()
-            .filter(|x| **x)
-            .count();
+            ]);
             if n != 1 {
                 v.required(&format!("{p}.lifecycle.preStop: must specify exactly one handler type (exec, httpGet or tcpSocket)"));
             }
@@ -423,14 +417,11 @@ fn validate_env(v: &mut Problems, p: &str, c: &Container) {
                     "may not be specified when `value` is not empty",
                 );
             }
-            let n = [
+            let n = how_many_set(&[
                 src.config_map_key_ref.is_some(),
                 src.secret_key_ref.is_some(),
                 src.field_ref.is_some(),
-            ]
-            .iter()
-            .filter(|x| **x)
-            .count();
+            ]);
             if n == 0 {
                 v.invalid(
                     &format!("{ep}.valueFrom"),
@@ -569,14 +560,11 @@ fn validate_mounts(v: &mut Problems, p: &str, c: &Container, volumes: &BTreeSet<
 }
 
 pub(super) fn validate_probe(v: &mut Problems, p: &str, pr: &Probe, success_must_be_one: bool) {
-    let n = [
+    let n = how_many_set(&[
         pr.exec.is_some(),
         pr.http_get.is_some(),
         pr.tcp_socket.is_some(),
-    ]
-    .iter()
-    .filter(|x| **x)
-    .count();
+    ]);
     if n == 0 {
         v.required(&format!(
             "{p}: must specify a handler type (exec, httpGet or tcpSocket)"
