@@ -64,17 +64,16 @@ pub(crate) async fn delete(cli: &Cli, ns: &str, args: &DeleteArgs) -> anyhow::Re
     if !args.files.is_empty() && (!args.resources.is_empty() || args.all) {
         bail!("when using -f, do not name resources or pass --all");
     }
-    let mut keys: Vec<ObjectKey> = Vec::new();
-    if !args.files.is_empty() {
-        keys = manifests_for(cli, &args.files)?
-            .iter()
-            .map(|m| m.object.key())
-            .collect();
-    }
+    // Files are read (and refused) before connecting; names need the server for --all.
+    let from_files: Option<Vec<ObjectKey>> = (!args.files.is_empty())
+        .then(|| manifests_for(cli, &args.files))
+        .transpose()?
+        .map(|ms| ms.iter().map(|m| m.object.key()).collect());
     let c = crate::connect(cli).await?;
-    if args.files.is_empty() {
-        keys = delete_targets(&c, ns, args).await?;
-    }
+    let keys = match from_files {
+        Some(keys) => keys,
+        None => delete_targets(&c, ns, args).await?,
+    };
     if args.force && args.grace_period.is_some_and(|g| g > 0) {
         bail!("--force deletes at once: give --grace-period=0 or none");
     }
