@@ -42,6 +42,14 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
     let images = Arc::new(ops::store(args)?);
     let runtime = Arc::new(ops::runtime(args)?);
     let registries = ops::registries(args)?;
+    if runtime.booted() {
+        // Nothing of the node's sandboxes survived: each pod's worker finds its sandbox
+        // broken on its first pass and makes it anew (the same check catches a power cut
+        // that did not change the boot id, as the tests simulate it).
+        tracing::info!(
+            "the node booted since the agent last ran: every pod's sandbox is made anew"
+        );
+    }
     let local = Local::open(&cfg.data_dir)?;
     // What already runs, by pod: the workers adopt it.
     let mut adopt: HashMap<String, Vec<ContainerStatus>> = HashMap::new();
@@ -70,6 +78,8 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
     for (kind, ns, name, v) in local.configs() {
         configs.insert((kind, ns, name), v);
     }
+    // The cluster as last heard of (routes, Services, DNS work before the coordinator answers).
+    let cluster = Arc::new(crate::services::cluster::load(&cfg.data_dir));
     let (client_tx, _) = tokio::sync::watch::channel(None);
     let agent = Arc::new(Agent {
         host_ip: Mutex::new(
@@ -90,7 +100,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         adopt: Mutex::new(adopt),
         adopt_sandboxes: Mutex::new(sandboxes),
         net: Mutex::new(net),
-        cluster: tokio::sync::watch::channel(Arc::default()).0,
+        cluster: tokio::sync::watch::channel(cluster).0,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -104,6 +114,8 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
             crate::pods::manage::start_or_update(&agent, pod);
         }
         tokio::spawn(link::run(agent.clone()));
+        tokio::spawn(crate::services::cluster::keep(agent.clone()));
+        tokio::spawn(crate::pods::manage::watch_ports(agent.clone()));
         tokio::spawn(crate::services::proxy::run(agent.clone()));
         tokio::spawn(crate::services::dns::run(agent.clone()));
         tokio::spawn(crate::services::ingress::run(agent.clone()));

@@ -11,6 +11,37 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Reads a JSON state file; `None` when it is absent or unreadable. A file that is empty,
+/// truncated or garbage (a crash or a power cut mid-write on a file system that lost the
+/// write, a bad SD card) never stops the agent: it is set aside as `<name>.corrupt` with a
+/// warning naming it, and what it described is rebuilt from the rest and the coordinator.
+pub fn read_or_set_aside<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read agent state");
+            return None;
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".corrupt");
+            let moved = fs::rename(path, &aside);
+            tracing::warn!(
+                file = %path.display(),
+                error = %e,
+                set_aside = moved.is_ok(),
+                "unreadable agent state: set aside as {}; rebuilding what it held",
+                PathBuf::from(&aside).display()
+            );
+            None
+        }
+    }
+}
+
 /// The on-disk state.
 pub struct Local {
     pods: PathBuf,
@@ -43,7 +74,8 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-fn read_dir_json(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// The `.json` files of `dir`, sorted.
+fn json_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -51,7 +83,6 @@ fn read_dir_json(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter_map(|p| Some((p.clone(), fs::read(&p).ok()?)))
         .collect();
     out.sort();
     out
@@ -96,17 +127,11 @@ impl Local {
         }
     }
 
-    /// Every kept pod (unreadable files are reported and skipped).
+    /// Every kept pod (unreadable files are set aside: the coordinator hands the pods back).
     pub fn pods(&self) -> Vec<Pod> {
-        read_dir_json(&self.pods)
-            .into_iter()
-            .filter_map(|(p, b)| match serde_json::from_slice(&b) {
-                Ok(pod) => Some(pod),
-                Err(e) => {
-                    tracing::warn!(file = %p.display(), error = %e, "skipping unreadable pod state");
-                    None
-                }
-            })
+        json_files(&self.pods)
+            .iter()
+            .filter_map(|p| read_or_set_aside(p))
             .collect()
     }
 
@@ -130,10 +155,10 @@ impl Local {
 
     /// Every kept ConfigMap and Secret: (kind, namespace, name, JSON).
     pub fn configs(&self) -> Vec<(Kind, String, String, Value)> {
-        read_dir_json(&self.configs)
+        json_files(&self.configs)
             .into_iter()
-            .filter_map(|(p, b)| {
-                let v: Value = serde_json::from_slice(&b).ok()?;
+            .filter_map(|p| {
+                let v: Value = read_or_set_aside(&p)?;
                 let kind = match p.file_name()?.to_str()?.split('.').next()? {
                     "ConfigMap" => Kind::ConfigMap,
                     "Secret" => Kind::Secret,

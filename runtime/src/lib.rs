@@ -182,6 +182,9 @@ pub struct Runtime {
     /// open-file limit (read once; they do not change).
     bounding: u64,
     nofile: u64,
+    /// The kernel booted since this run directory was last used (its recorded boot id
+    /// differs): no container or sandbox namespace of before survived.
+    booted: bool,
 }
 
 fn valid_id(what: &str, id: &str) -> Result<(), RuntimeError> {
@@ -201,6 +204,23 @@ fn valid_id(what: &str, id: &str) -> Result<(), RuntimeError> {
     }
 }
 
+/// Compares the kernel's boot id with the one `run_dir` recorded, and records the current
+/// one; true when they differ (a boot since the last run).
+fn note_boot(run_dir: &Path) -> Result<bool, RuntimeError> {
+    let current = fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map_err(io_err("reading the kernel's boot id"))?;
+    let current = current.trim();
+    let path = run_dir.join("boot_id");
+    let recorded = fs::read_to_string(&path).ok();
+    let booted = recorded
+        .as_deref()
+        .is_some_and(|r| !r.trim().is_empty() && r.trim() != current);
+    if recorded.as_deref().map(str::trim) != Some(current) {
+        state::write_atomic(&path, current.as_bytes()).map_err(io_err("recording the boot id"))?;
+    }
+    Ok(booted)
+}
+
 fn now() -> String {
     logs::timestamp(SystemTime::now())
 }
@@ -218,6 +238,7 @@ impl Runtime {
             fs::create_dir_all(cfg.run_dir.join(d))
                 .map_err(io_err(format!("creating {}", cfg.run_dir.display())))?;
         }
+        let booted = note_boot(&cfg.run_dir)?;
         let helper = spawn_helper(&cfg.helper)?;
         let rt = Runtime {
             cgroup_v2: cgroups::is_v2(),
@@ -230,6 +251,7 @@ impl Runtime {
                 .unwrap_or(1 << 20)
                 .min(1 << 20),
             cfg,
+            booted,
         };
         rt.readopt()?;
         Ok(rt)
@@ -238,6 +260,13 @@ impl Runtime {
     /// The configuration.
     pub fn config(&self) -> &RuntimeConfig {
         &self.cfg
+    }
+
+    /// Whether the kernel booted since this run directory was last used (the kernel's boot
+    /// id differs from the one recorded there): every sandbox of before is gone, and a
+    /// caller rebuilds them. A directory used for the first time counts as no boot.
+    pub fn booted(&self) -> bool {
+        self.booted
     }
 
     /// The helper's process id (for its memory figure), while it runs.

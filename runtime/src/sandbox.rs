@@ -99,6 +99,68 @@ impl Runtime {
         Ok(())
     }
 
+    /// Why a sandbox is not whole, if it is not: a namespace no longer held by its bind
+    /// mount (after a boot, every one), or its `/dev/shm` or a memory volume no longer
+    /// mounted. `Ok(None)`: whole. `Err(NotFound)`: there is no such sandbox.
+    pub fn sandbox_problem(&self, id: &str) -> Result<Option<String>, RuntimeError> {
+        valid_id("sandbox", id)?;
+        let (rec, paths) = self.sandbox_paths(id)?;
+        let kinds: &[&str] = if rec.host_network {
+            &["ipc"]
+        } else {
+            &["ipc", "net", "uts"]
+        };
+        for k in kinds {
+            if let Some(why) = not_mounted(&paths.ns_dir.join(k), NSFS_MAGIC) {
+                return Ok(Some(format!("its {k} namespace {why}")));
+            }
+        }
+        if let Some(why) = not_mounted(&paths.shm, TMPFS_MAGIC) {
+            return Ok(Some(format!("its /dev/shm {why}")));
+        }
+        for (name, (dir, tmpfs)) in &rec.volumes {
+            if *tmpfs {
+                if let Some(why) = not_mounted(dir, TMPFS_MAGIC) {
+                    return Ok(Some(format!("its volume {name} {why}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Makes a broken sandbox anew in place: new namespaces, `/dev/shm`, hosts files,
+    /// projected and memory volumes. Its containers must be stopped first. What
+    /// Kubernetes keeps across a new sandbox of the same pod stays: emptyDir volumes on
+    /// disk (and the containers' records and logs, which are not the sandbox's).
+    pub fn recreate_sandbox(&self, cfg: &SandboxConfig) -> Result<(), RuntimeError> {
+        valid_id("sandbox", &cfg.id)?;
+        let dir = self.sandbox_dir(&cfg.id);
+        let volumes = dir.join("volumes");
+        let keep: Vec<PathBuf> = cfg
+            .volumes
+            .iter()
+            .filter(|v| matches!(v.source, VolumeSource::EmptyDir { memory: false, .. }))
+            .map(|v| volumes.join(&v.name))
+            .collect();
+        unmount_below(&dir)?;
+        if dir.exists() {
+            for e in fs::read_dir(&dir).map_err(io_err("listing the sandbox"))? {
+                let path = e.map_err(io_err("listing the sandbox"))?.path();
+                if path == volumes {
+                    for v in fs::read_dir(&volumes).map_err(io_err("listing volumes"))? {
+                        let v = v.map_err(io_err("listing volumes"))?.path();
+                        if !keep.contains(&v) {
+                            remove_path(&v)?;
+                        }
+                    }
+                } else {
+                    remove_path(&path)?;
+                }
+            }
+        }
+        self.create_sandbox_inner(cfg, &dir)
+    }
+
     /// Replaces the files of a sandbox's projected (ConfigMap/Secret) volume while its
     /// containers run: they see the old set or the new one, never a mix (as Kubernetes'
     /// atomic writer: a new generation directory, then one rename of the `..data` link).
@@ -158,14 +220,7 @@ impl Runtime {
         if !dir.exists() {
             return Ok(());
         }
-        // Everything mounted below the sandbox: namespaces, shm, tmpfs volumes.
-        let mounts = mounts_below(&dir);
-        for m in mounts.iter().rev() {
-            match rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH) {
-                Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
-                Err(e) => return Err(errno(format!("unmounting {}", m.display()))(e)),
-            }
-        }
+        unmount_below(&dir)?;
         fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
     }
 
@@ -207,6 +262,41 @@ fn mount_tmpfs(dir: &Path, size: u64, mode: u32) -> Result<(), RuntimeError> {
         data.as_c_str(),
     )
     .map_err(errno(format!("mounting tmpfs on {}", dir.display())))
+}
+
+/// `statfs` magic numbers: a namespace file (held by a bind mount) and tmpfs.
+const NSFS_MAGIC: u32 = 0x6e73_6673;
+const TMPFS_MAGIC: u32 = 0x0102_1994;
+
+/// Why `path` is not a mount of the file system with `magic`, if it is not.
+fn not_mounted(path: &Path, magic: u32) -> Option<String> {
+    match rustix::fs::statfs(path) {
+        // f_type's width differs between targets; the magic numbers fit in 32 bits.
+        Ok(s) if s.f_type as u32 == magic => None,
+        Ok(_) => Some("is no longer mounted".into()),
+        Err(e) => Some(format!("cannot be checked: {e}")),
+    }
+}
+
+/// Unmounts everything mounted at or below `dir` (namespaces, shm, tmpfs volumes), deepest
+/// first.
+fn unmount_below(dir: &Path) -> Result<(), RuntimeError> {
+    for m in mounts_below(dir).iter().rev() {
+        match rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH) {
+            Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(errno(format!("unmounting {}", m.display()))(e)),
+        }
+    }
+    Ok(())
+}
+
+fn remove_path(path: &Path) -> Result<(), RuntimeError> {
+    let r = if path.is_dir() && !path.is_symlink() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    r.map_err(io_err(format!("removing {}", path.display())))
 }
 
 /// Mount points at or below `dir`, shallowest first (from /proc/self/mountinfo).

@@ -30,8 +30,13 @@ pub struct ExitInfo {
 /// which must survive the agent's process (the page cache does) but not a reboot, after
 /// which no container is left to describe.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
     let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` as [`write_json`] does.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

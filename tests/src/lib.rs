@@ -157,6 +157,30 @@ impl NetNs {
         NetNs { name }
     }
 
+    /// Replaces the namespace by an empty one of the same name (only `lo`, up): every
+    /// link, route and nftables rule of the old one is gone once nothing holds it (a power
+    /// cut, for what ran in it).
+    pub fn renew(&self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+        let ok = |o: std::io::Result<Output>| o.is_ok_and(|o| o.status.success());
+        assert!(
+            ok(Command::new("ip")
+                .args(["netns", "add", &self.name])
+                .output()),
+            "ip netns add {}",
+            self.name
+        );
+        assert!(
+            ok(Command::new("ip")
+                .args(["-n", &self.name, "link", "set", "lo", "up"])
+                .output()),
+            "lo up in {}",
+            self.name
+        );
+    }
+
     /// The namespace's file, for setns.
     pub fn path(&self) -> PathBuf {
         PathBuf::from("/run/netns").join(&self.name)

@@ -327,3 +327,93 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, Str
     }
     panic!("{what}: not within {secs}s; last seen: {last}");
 }
+
+/// Simulates a power cut of `node`, whose agent runs in `netns` (as the tests' clusters do;
+/// the agent is killed first, and anything else sharing the namespace goes with it): every
+/// process of the node is killed (those in the namespace: agent, runtime helper, monitors;
+/// those in the node's cgroups: the containers), everything mounted under its data
+/// directory is unmounted, its network namespace (links, routes, nftables rules) is
+/// replaced by an empty one and its cgroups are removed. The data directory's files stay,
+/// as a reboot leaves them.
+pub fn power_cut(node: &Node, netns: &crate::NetNs) {
+    use std::os::unix::fs::MetadataExt;
+    let ns_ino = std::fs::metadata(netns.path()).expect("netns").ino();
+    let cgroup_dirs = || -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let mut stack = vec![h.path().join("skiff").join(&node.name)];
+            while let Some(d) = stack.pop() {
+                if !d.is_dir() {
+                    continue;
+                }
+                for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(e.path());
+                    }
+                }
+                dirs.push(d);
+            }
+        }
+        dirs
+    };
+    // Kill until nothing is left (a process may fork while the others die).
+    for _ in 0..100 {
+        let mut pids: Vec<i32> = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            // Zombies wait for their parent to reap them: nothing left to kill.
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+                .unwrap_or(true);
+            if pid != std::process::id() as i32
+                && !zombie
+                && std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == ns_ino)
+            {
+                pids.push(pid);
+            }
+        }
+        for d in cgroup_dirs() {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            crate::send_signal(pid as u32, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every mount under the data directory, deepest first.
+    let data = node.data().display().to_string();
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(|m| m.replace("\\040", " ")))
+        .filter(|m| m.starts_with(&format!("{data}/")))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.matches('/').count()));
+    for m in mounts {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    netns.renew();
+    // Cgroups, deepest first (their processes may take a moment to be reaped).
+    for _ in 0..100 {
+        let mut dirs = cgroup_dirs();
+        if dirs.is_empty() {
+            break;
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -842,3 +842,229 @@ spec:
     let all = out(&cl.skiff(&["get", "pods", "-o", "name"]));
     assert_eq!(all.trim(), "pod/keep");
 }
+
+/// The newest log (`<n>.log`, highest n) of a pod's container, read from the node's disk
+/// (the coordinator may be down): its attempt number and text.
+fn log_on_disk(node: &skiff_tests::node::Node, pod: &str, container: &str) -> (u32, String) {
+    let logs = node.data().join("logs");
+    let dir = std::fs::read_dir(&logs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("default_{pod}_")))
+        })
+        .map(|p| p.join(container));
+    let newest = dir
+        .into_iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_string_lossy()
+                .strip_suffix(".log")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .max();
+    newest.map_or((0, String::new()), |(n, p)| {
+        (n, std::fs::read_to_string(p).unwrap_or_default())
+    })
+}
+
+/// Links of the node's namespace whose names start with `prefix` (skiff's veths `skv…`,
+/// bridge `skb…`).
+fn links(netns: &skiff_tests::NetNs, prefix: &str) -> Vec<String> {
+    let o = std::process::Command::new("ip")
+        .args(["-n", &netns.name, "-o", "link", "show"])
+        .output()
+        .unwrap();
+    out(&o)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// What the client's log shows when `probe get web:80` reached the pod behind the Service
+/// (`probe serve` answers with its hostname).
+const REACHED: &str = "stdout F web";
+
+#[test]
+fn a_node_comes_back_whole_from_power_cuts_and_broken_sandboxes() {
+    let mut cl = cluster("e2e-power", &[]);
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {name: data, emptyDir: {}}
+  - {name: scratch, emptyDir: {medium: Memory}}
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "[ -f /data/born ] || date +%s%N > /data/born; echo born $(cat /data/born) scratch [$(ls /scratch)]; touch /scratch/mark; exec probe serve 8080"]
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+    volumeMounts:
+    - {name: data, mountPath: /data}
+    - {name: scratch, mountPath: /scratch}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "while true; do probe get web:80; sleep 0.5; done"]
+"#,
+    );
+    let web = cl.wait_running("web");
+    let client = cl.wait_running("client");
+    let uids = [&web, &client].map(|p| p["metadata"]["uid"].as_str().unwrap().to_string());
+    let (_, first) = log_on_disk(&cl.node, "web", "main");
+    let born = first
+        .split_whitespace()
+        .skip_while(|w| *w != "born")
+        .nth(1)
+        .expect("born line")
+        .to_string();
+    eventually(
+        30,
+        "the client reaches web through its Service",
+        || match log_on_disk(&cl.node, "client", "main") {
+            (0, l) if l.contains(REACHED) => Ok(()),
+            (_, l) => Err(l),
+        },
+    );
+
+    // The node has heard of the Service and its endpoint (it keeps them on disk).
+    let web_ip = cl.pod("web")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(10, "the cluster view kept on disk", || {
+        let v =
+            std::fs::read_to_string(cl.node.data().join("state/cluster.json")).unwrap_or_default();
+        if v.contains(&web_ip) {
+            Ok(())
+        } else {
+            Err(v)
+        }
+    });
+
+    // Two power cuts in a row, the coordinator down: each time the pods come back from the
+    // node's own disk, in new sandboxes, the Service and DNS working from the kept view.
+    let port = cl.c.port;
+    cl.c.kill();
+    for cut in 1..=2u32 {
+        cl.agent.kill();
+        skiff_tests::node::power_cut(&cl.node, &cl.netns);
+        cl.agent.restart();
+        eventually(60, &format!("pods back after power cut {cut}"), || {
+            let (n, l) = log_on_disk(&cl.node, "client", "main");
+            if n == cut && l.contains(REACHED) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "client attempt {n}: {l}\nagent logs:\n{}\ncluster view: {}",
+                    cl.agent.all_logs(),
+                    std::fs::read_to_string(cl.node.data().join("state/cluster.json"))
+                        .unwrap_or_default()
+                ))
+            }
+        });
+        let (n, l) = log_on_disk(&cl.node, "web", "main");
+        assert_eq!(n, cut, "{l}");
+        // emptyDir on disk survives (the pod is the same), memory emptyDir does not.
+        assert!(l.contains(&format!("born {born} scratch []")), "{l}");
+    }
+    assert!(
+        cl.agent.log().contains("sandbox broken: making it anew"),
+        "{}",
+        cl.agent.log()
+    );
+
+    // The coordinator returns: the same pods, Running and Ready, each restarted once per
+    // power cut, nothing duplicated; the log from before the cut is still there.
+    cl.c = Coordinator::start_in(&cl.c.data_dir.clone(), port, Some(&cl.netns.name));
+    let restarted = |cl: &Cluster, count: i64| {
+        for (name, uid) in ["web", "client"].iter().zip(&uids) {
+            let p = cl.wait_running(name);
+            assert_eq!(p["metadata"]["uid"], uid.as_str(), "{name} is the same pod");
+            eventually(30, &format!("{name} restartCount {count}"), || {
+                let cs = cl.container(name);
+                if cs["restartCount"] == count && cs["ready"] == true {
+                    Ok(())
+                } else {
+                    Err(cs.to_string())
+                }
+            });
+        }
+        let all = out(&cl.skiff(&["get", "pods", "-o", "name"]));
+        assert_eq!(
+            all.trim(),
+            "pod/client\npod/web",
+            "no pod duplicated or recreated"
+        );
+    };
+    restarted(&cl, 2);
+    let previous = ok(cl.skiff(&["logs", "web", "--previous"]));
+    assert!(previous.contains(&format!("born {born}")), "{previous}");
+    let events = ok(cl.skiff(&["describe", "pod", "web"]));
+    assert!(events.contains("SandboxChanged"), "{events}");
+
+    // Pods' veths deleted under them, then the node's bridge: the sandboxes are made anew
+    // and the pods are Ready again without anyone deleting them.
+    let reached_again = |cl: &Cluster, attempt: u32| {
+        eventually(60, "the client reaches web again", || {
+            let (n, l) = log_on_disk(&cl.node, "client", "main");
+            if n == attempt && l.contains(REACHED) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "client attempt {n}: {l}\nagent log:\n{}",
+                    cl.agent.log()
+                ))
+            }
+        });
+    };
+    let veths = links(&cl.netns, "skv");
+    assert_eq!(veths.len(), 2, "{veths:?}");
+    for v in &veths {
+        ok(std::process::Command::new("ip")
+            .args(["-n", &cl.netns.name, "link", "del", v])
+            .output()
+            .unwrap());
+    }
+    reached_again(&cl, 3);
+    restarted(&cl, 3);
+    let bridge = links(&cl.netns, "skb");
+    assert_eq!(bridge.len(), 1, "{bridge:?}");
+    ok(std::process::Command::new("ip")
+        .args(["-n", &cl.netns.name, "link", "del", &bridge[0]])
+        .output()
+        .unwrap());
+    reached_again(&cl, 4);
+    restarted(&cl, 4);
+    assert_eq!(links(&cl.netns, "skb"), bridge, "the bridge is rebuilt");
+}

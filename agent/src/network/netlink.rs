@@ -26,6 +26,29 @@ pub const ROUTE_PROTO: u8 = 157;
 /// The kernel's local routing table (`ip route show table local`).
 pub(super) const LOCAL_TABLE: u8 = 255;
 
+/// A link as [`Nl::link`] reports it.
+pub(super) struct Link {
+    pub index: u32,
+    pub up: bool,
+    pub controller: Option<u32>,
+}
+
+impl Link {
+    fn of(r: &RouteNetlinkMessage) -> Option<Link> {
+        let RouteNetlinkMessage::NewLink(l) = r else {
+            return None;
+        };
+        Some(Link {
+            index: l.header.index,
+            up: l.header.flags.contains(LinkFlags::Up),
+            controller: l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Controller(i) => Some(*i),
+                _ => None,
+            }),
+        })
+    }
+}
+
 /// A netlink route socket in the calling thread's network namespace.
 pub(super) struct Nl {
     sock: Socket,
@@ -86,16 +109,40 @@ impl Nl {
     }
 
     pub(super) fn link_index(&mut self, name: &str) -> io::Result<Option<u32>> {
+        Ok(self.link(name)?.map(|l| l.index))
+    }
+
+    /// The link named `name`: its index, whether it is up, and its controller (the bridge
+    /// a port is on).
+    pub(super) fn link(&mut self, name: &str) -> io::Result<Option<Link>> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
         match self.request(RouteNetlinkMessage::GetLink(m), 0) {
-            Ok(msgs) => Ok(msgs.iter().find_map(|r| match r {
-                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
-                _ => None,
-            })),
+            Ok(msgs) => Ok(msgs.iter().find_map(Link::of)),
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every link of the namespace, by name (one dump).
+    pub(super) fn links(&mut self) -> io::Result<std::collections::HashMap<String, Link>> {
+        let msgs = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            netlink_packet_core::NLM_F_DUMP,
+        )?;
+        Ok(msgs
+            .iter()
+            .filter_map(|r| {
+                let RouteNetlinkMessage::NewLink(l) = r else {
+                    return None;
+                };
+                let name = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })?;
+                Some((name, Link::of(r)?))
+            })
+            .collect())
     }
 
     pub(super) fn new_link(&mut self, m: LinkMessage) -> io::Result<()> {

@@ -34,7 +34,19 @@ pub const PORT: u16 = 8472;
 pub const OVERHEAD: u32 = 50;
 
 /// The pod network backend (`--pod-network`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum Backend {
     /// Routes via the other nodes' addresses: every node must share a link.
     HostGw,
@@ -147,7 +159,7 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), NetError> {
 }
 
 /// A peer node for routing: its pod CIDR and its address.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Peer {
     pub name: String,
     pub cidr: (Ipv4Addr, u8),

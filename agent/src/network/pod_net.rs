@@ -171,10 +171,7 @@ impl PodNetwork {
     pub fn new(node: &str, cidr: &str, data_dir: &Path) -> Result<PodNetwork, NetError> {
         let (base, prefix) = parse_cidr(cidr)?;
         let path = data_dir.join("state/ipam.json");
-        let mut leases: Leases = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let mut leases: Leases = crate::local::read_or_set_aside(&path).unwrap_or_default();
         if leases.cidr != cidr {
             // A new CIDR (the node was registered anew): old leases mean nothing.
             leases = Leases {
@@ -197,8 +194,7 @@ impl PodNetwork {
 
     /// The CIDR this network serves (read back from its lease file at a restart).
     pub fn stored_cidr(data_dir: &Path) -> Option<String> {
-        let b = std::fs::read(data_dir.join("state/ipam.json")).ok()?;
-        let l: Leases = serde_json::from_slice(&b).ok()?;
+        let l: Leases = crate::local::read_or_set_aside(&data_dir.join("state/ipam.json"))?;
         (!l.cidr.is_empty()).then_some(l.cidr)
     }
 
@@ -276,7 +272,11 @@ impl PodNetwork {
                     .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                         InfoKind::Bridge,
                     )]));
-                nl.new_link(m).map_err(err("creating"))?;
+                // Another pod's attach may create it at the same moment.
+                match nl.new_link(m) {
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    r => r.map_err(err("creating"))?,
+                }
                 nl.link_index(&self.bridge)
                     .map_err(err("finding"))?
                     .ok_or_else(|| NetError::Missing(format!("bridge {} vanished", self.bridge)))?
@@ -565,6 +565,93 @@ impl PodNetwork {
             nl.set_neighbour(Nl::neighbour_msg(Bridge, index, *ip, mac))?;
         }
         Ok(())
+    }
+
+    /// The pods among `uids` whose veth is missing, down or off the bridge (every one with
+    /// a lease if the bridge itself is gone or down), from one dump of the node's links:
+    /// cheap enough to run every few seconds, so a sandbox broken under a quiet pod is
+    /// found without waiting for the pod's next pass.
+    pub fn broken_ports(&self, uids: &[String]) -> Result<Vec<String>, NetError> {
+        let links = Nl::new()
+            .and_then(|mut nl| nl.links())
+            .map_err(|e| NetError::os("checking the pod network: listing links", e))?;
+        let bridge = links.get(&self.bridge).filter(|b| b.up).map(|b| b.index);
+        Ok(uids
+            .iter()
+            .filter(|uid| self.ip_of(uid).is_some())
+            .filter(|uid| {
+                let (host, _) = Self::veth_names(uid);
+                let port = links.get(&host);
+                bridge.is_none() || !port.is_some_and(|p| p.up && p.controller == bridge)
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// Why a pod's network is not whole, if it is not: the node's bridge missing, down or
+    /// without the gateway address; the pod's veth missing, down or off the bridge; inside
+    /// the pod, `eth0` missing or down, without its address, or without the default route
+    /// through the bridge. `Ok(None)`: whole (or the pod has no lease, so nothing to check).
+    pub fn problem(&self, uid: &str, netns: &Path) -> Result<Option<String>, NetError> {
+        let Some(ip) = self.ip_of(uid) else {
+            return Ok(None);
+        };
+        let e = |what: &'static str| {
+            move |err: io::Error| NetError::os(format!("checking the pod network: {what}"), err)
+        };
+        let mut nl = Nl::new().map_err(e("netlink"))?;
+        let Some(bridge) = nl.link(&self.bridge).map_err(e("the bridge"))? else {
+            return Ok(Some(format!("the node's bridge {} is gone", self.bridge)));
+        };
+        if !bridge.up {
+            return Ok(Some(format!("the node's bridge {} is down", self.bridge)));
+        }
+        let addrs = nl.addresses().map_err(e("addresses"))?;
+        if !addrs.contains(&(bridge.index, self.gateway(), self.prefix)) {
+            return Ok(Some(format!(
+                "the node's bridge {} lost its address {}",
+                self.bridge,
+                self.gateway()
+            )));
+        }
+        let (host, _) = Self::veth_names(uid);
+        let Some(veth) = nl.link(&host).map_err(e("the veth"))? else {
+            return Ok(Some(format!("its veth {host} is gone")));
+        };
+        if !veth.up || veth.controller != Some(bridge.index) {
+            return Ok(Some(format!("its veth {host} is down or off the bridge")));
+        }
+        let ns = std::fs::File::open(netns).map_err(e("opening the pod's netns"))?;
+        let (prefix, gateway) = (self.prefix, self.gateway());
+        std::thread::scope(|s| {
+            s.spawn(|| -> Result<Option<String>, NetError> {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|err| {
+                    NetError::os("checking the pod network: entering its netns", err.into())
+                })?;
+                let mut nl = Nl::new().map_err(e("netlink in the pod"))?;
+                let Some(eth0) = nl.link("eth0").map_err(e("eth0"))? else {
+                    return Ok(Some("its eth0 is gone".into()));
+                };
+                if !eth0.up {
+                    return Ok(Some("its eth0 is down".into()));
+                }
+                let addrs = nl.addresses().map_err(e("the pod's addresses"))?;
+                if !addrs.contains(&(eth0.index, ip, prefix)) {
+                    return Ok(Some(format!("its eth0 lost its address {ip}")));
+                }
+                let routes = nl
+                    .routes(RouteHeader::RT_TABLE_MAIN, RTPROT_STATIC)
+                    .map_err(e("the pod's routes"))?;
+                if !routes.iter().any(|(dst, len, gw, _)| {
+                    dst.is_unspecified() && *len == 0 && *gw == Some(gateway)
+                }) {
+                    return Ok(Some(format!("its default route via {gateway} is gone")));
+                }
+                Ok(None)
+            })
+            .join()
+            .map_err(|_| NetError::SetupPanicked)?
+        })
     }
 
     /// Disconnects a pod (its veth pair goes) and releases its address.

@@ -78,3 +78,40 @@ pub fn stop(agent: &Agent, uid: &str) {
         }
     }
 }
+
+/// How often the node's links are checked for pods' broken networks.
+const PORT_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Wakes the worker of every pod whose veth or the node's bridge went (`PodNetwork::
+/// broken_ports`, one link dump every 5 s): its pass then finds the sandbox broken and
+/// makes it anew, even if nothing else would wake a quiet pod for a minute. Namespaces,
+/// mounts and what is inside the pod are checked by the worker on each pass.
+pub async fn watch_ports(agent: Arc<Agent>) {
+    let mut tick = tokio::time::interval(PORT_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(net) = agent.net() else { continue };
+        let uids: Vec<String> = agent.pods.lock().unwrap().keys().cloned().collect();
+        if uids.is_empty() {
+            continue;
+        }
+        let broken =
+            match crate::util::blocking(move || net.broken_ports(&uids).map_err(|e| e.to_string()))
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!("checking pods' links: {e}");
+                    continue;
+                }
+            };
+        let pods = agent.pods.lock().unwrap();
+        for uid in broken {
+            if let Some(e) = pods.get(&uid) {
+                tracing::debug!(pod = %uid, "its link to the bridge is broken: waking its worker");
+                e.desired.send_modify(|_| {});
+            }
+        }
+    }
+}

@@ -14,7 +14,12 @@
 //! - a running container whose liveness or startup probe failed, or whose definition
 //!   changed, is stopped gracefully: a changed one starts again at once with its back-off
 //!   forgotten, a failed one goes through its back-off;
-//! - a container that ran long enough (60 × the back-off base) has its back-off reset.
+//! - a container that ran long enough (60 × the back-off base) has its back-off reset;
+//! - a sandbox that broke (its namespaces gone after a power cut, its network torn down
+//!   under it) is not left to crash-loop: whatever still runs in it is stopped, the
+//!   sandbox is made anew (`SandboxChanged`), and every container starts again in it, init
+//!   containers first, with no back-off; unless the pod's restartPolicy is `Never` and a
+//!   container already ran, when the pod ends as it is.
 
 use skiff_api::pod::Pod;
 use skiff_runtime::{ContainerState as RtState, ExitInfo};
@@ -22,12 +27,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// The sandbox as the worker knows it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sandbox {
     /// The sandbox exists (created by this worker, or found at start).
     pub ready: bool,
     /// The pod's network is set up (always true in effect with host networking).
     pub net_ready: bool,
+    /// It exists but is not whole: why (a namespace no longer held, the veth gone...).
+    pub broken: Option<String>,
 }
 
 /// The newest attempt of a container as the runtime reports it.
@@ -55,6 +62,16 @@ pub struct Seen {
     pub watched: bool,
     /// A liveness or startup probe failed: the message, and the probe's own grace period.
     pub probe_failure: Option<(String, Option<i64>)>,
+    /// The newest attempt ran in a sandbox since replaced: in this one, the container has
+    /// not run yet.
+    pub before_sandbox: bool,
+}
+
+impl Seen {
+    /// The newest attempt in the current sandbox.
+    fn current(&self) -> Option<&Attempt> {
+        self.attempt.as_ref().filter(|_| !self.before_sandbox)
+    }
 }
 
 /// What happens to a container once it was stopped by a [`Step::Kill`].
@@ -64,6 +81,8 @@ pub enum AfterKill {
     Replace,
     /// A probe failed: it restarts through its back-off ([`restart`]).
     Restart,
+    /// Its sandbox is being replaced: nothing follows here.
+    Leave,
 }
 
 /// One thing for the worker to do.
@@ -71,6 +90,8 @@ pub enum AfterKill {
 pub enum Step {
     /// Create the pod's sandbox (namespaces, volumes, hostname, DNS).
     CreateSandbox,
+    /// The sandbox broke (`reason`): make it anew; what ran in it counts as history.
+    RecreateSandbox { reason: String },
     /// Bring the ConfigMap and Secret volumes in line with their sources.
     RefreshVolumes,
     /// Give the pod its address on the pod network (or keep an adopted one).
@@ -145,6 +166,9 @@ pub fn plan(
     base: Duration,
     now: Instant,
 ) -> Vec<Step> {
+    if let (true, Some(why)) = (sandbox.ready, &sandbox.broken) {
+        return sandbox_changed(pod, seen, why);
+    }
     let mut steps = Vec::new();
     let host_network = pod.spec.host_network == Some(true);
     if sandbox.ready {
@@ -160,7 +184,7 @@ pub fn plan(
     // Running attempts nobody follows yet get their exit watcher and probes first.
     for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
         let s = seen_of(&c.name);
-        if let Some(a) = &s.attempt {
+        if let Some(a) = s.current() {
             if matches!(a.state, RtState::Running) && !s.watched {
                 steps.push(Step::Watch {
                     container: c.name.clone(),
@@ -174,7 +198,7 @@ pub fn plan(
     let mut init_done = true;
     for c in &pod.spec.init_containers {
         let s = seen_of(&c.name);
-        match s.attempt.as_ref().map(|a| &a.state) {
+        match s.current().map(|a| &a.state) {
             Some(RtState::Exited(e)) if e.exit_code == 0 => continue,
             Some(RtState::Running) | Some(RtState::Created) => {}
             None => steps.extend(start(&c.name, s, now)),
@@ -190,7 +214,7 @@ pub fn plan(
     if init_done {
         for c in &pod.spec.containers {
             let s = seen_of(&c.name);
-            let Some(a) = &s.attempt else {
+            let Some(a) = s.current() else {
                 steps.extend(start(&c.name, s, now));
                 continue;
             };
@@ -243,6 +267,29 @@ pub fn plan(
                 }
             }
         }
+    }
+    steps
+}
+
+/// The kubelet's answer to a sandbox that broke (`computePodActions` when the sandbox
+/// changed): stop what still runs in it, then make it anew, unless the pod's restartPolicy
+/// is `Never` and a container already ran in it (the pod then ends as it is).
+fn sandbox_changed(pod: &Pod, seen: &HashMap<String, Seen>, why: &str) -> Vec<Step> {
+    let mut steps: Vec<Step> = teardown(pod, seen)
+        .into_iter()
+        .map(|(container, id)| Step::Kill {
+            reason: format!("Stopping container {container}: its pod's sandbox is broken ({why})"),
+            container,
+            id,
+            grace: grace_period(pod, false),
+            then: AfterKill::Leave,
+        })
+        .collect();
+    let ran = seen.values().any(|s| s.current().is_some());
+    if restart_policy(pod) != "Never" || !ran {
+        steps.push(Step::RecreateSandbox {
+            reason: why.to_string(),
+        });
     }
     steps
 }
@@ -337,6 +384,7 @@ mod tests {
         Sandbox {
             ready: true,
             net_ready: true,
+            broken: None,
         }
     }
 
@@ -412,6 +460,7 @@ mod tests {
         let sb = Sandbox {
             ready: true,
             net_ready: false,
+            broken: None,
         };
         let steps = plan(&p, sb, &s, BASE, Instant::now());
         assert_eq!(steps[..2], [Step::RefreshVolumes, Step::AttachNetwork]);
@@ -681,6 +730,69 @@ mod tests {
         );
     }
 
+    fn broken() -> Sandbox {
+        Sandbox {
+            broken: Some("its net namespace is no longer mounted".into()),
+            ..ready()
+        }
+    }
+
+    #[test]
+    fn a_broken_sandbox_stops_what_runs_in_it_then_is_made_anew() {
+        let p = pod(&["init"], &["app", "side"], None);
+        let s = seen(&[
+            ("init", with(exited(0))),
+            ("app", with(RtState::Running)),
+            ("side", with(RtState::Unknown)),
+        ]);
+        let steps = plan(&p, broken(), &s, BASE, Instant::now());
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert!(matches!(
+            &steps[0],
+            Step::Kill { container, then: AfterKill::Leave, .. } if container == "app"
+        ));
+        assert_eq!(
+            steps[1],
+            Step::RecreateSandbox {
+                reason: "its net namespace is no longer mounted".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_broken_sandbox_of_a_never_pod_that_ran_is_not_made_anew() {
+        let p = pod(&[], &["app"], Some("Never"));
+        let ran = seen(&[("app", with(RtState::Unknown))]);
+        assert!(plan(&p, broken(), &ran, BASE, Instant::now()).is_empty());
+        // One that never ran in it gets a new one.
+        let steps = plan(&p, broken(), &HashMap::new(), BASE, Instant::now());
+        assert!(matches!(steps[..], [Step::RecreateSandbox { .. }]));
+    }
+
+    #[test]
+    fn in_a_new_sandbox_everything_starts_again_init_first_without_back_off() {
+        let now = Instant::now();
+        let p = pod(&["init"], &["app"], None);
+        let old = |state| Seen {
+            before_sandbox: true,
+            backoff: Some(BASE * 4),
+            ..with(state)
+        };
+        let s = seen(&[("init", old(exited(0))), ("app", old(RtState::Unknown))]);
+        let sb = Sandbox {
+            net_ready: false,
+            ..ready()
+        };
+        assert_eq!(
+            plan(&p, sb, &s, BASE, now),
+            vec![Step::RefreshVolumes, Step::AttachNetwork, start("init")]
+        );
+        // With the init container done in the new sandbox, the app starts at once.
+        let mut s = s;
+        s.insert("init".into(), with(exited(0)));
+        assert_eq!(acts(plan(&p, ready(), &s, BASE, now)), vec![start("app")]);
+    }
+
     #[test]
     fn teardown_stops_what_runs_or_was_created_in_spec_order() {
         let p = pod(&["init"], &["a", "b", "c"], None);
@@ -748,6 +860,7 @@ mod tests {
                 }),
                 watched: true,
                 probe_failure: probe.map(|own| ("probe failed".into(), own.then_some(1))),
+                before_sandbox: false,
             })
     }
 

@@ -3,7 +3,10 @@
 //! and DNS), every Ingress and the certificates of the TLS Secrets they name (for the
 //! ingress server). Listed and then watched over the agent's connection; each change publishes a
 //! new [`ClusterView`] that the network parts read. Cut off from the coordinator, the last
-//! view stays: Services keep working on what was known.
+//! view stays: Services keep working on what was known. It is also kept on disk
+//! (`<data-dir>/state/cluster.json`, [`keep`]), so that an agent started while cut off (after
+//! a power cut) routes to other nodes and serves Services and DNS as before; the TLS
+//! Secrets' keys are not written there (an HTTPS Ingress waits for the coordinator).
 
 use crate::network::overlay::Peer;
 use base64::Engine;
@@ -82,6 +85,86 @@ fn set<K: Ord, V: PartialEq>(map: &mut BTreeMap<K, V>, k: K, v: Option<V>) -> bo
             true
         }
         None => map.remove(&k).is_some(),
+    }
+}
+
+/// What `cluster.json` holds: the view without the TLS keys.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Stored {
+    nodes: Vec<Peer>,
+    services: Vec<Service>,
+    endpoints: Vec<Endpoints>,
+    ingresses: Vec<Ingress>,
+}
+
+fn stored_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("state/cluster.json")
+}
+
+/// The view last kept on disk (empty if none; an unreadable file is set aside).
+pub fn load(data_dir: &std::path::Path) -> ClusterView {
+    let path = stored_path(data_dir);
+    let Some(s) = crate::local::read_or_set_aside::<Stored>(&path) else {
+        return ClusterView::default();
+    };
+    let key = |m: &skiff_api::meta::ObjectMeta| name_of(m);
+    ClusterView {
+        nodes: s.nodes.into_iter().map(|p| (p.name.clone(), p)).collect(),
+        services: s
+            .services
+            .into_iter()
+            .map(|x| (key(&x.metadata), x))
+            .collect(),
+        endpoints: s
+            .endpoints
+            .into_iter()
+            .map(|x| (key(&x.metadata), x))
+            .collect(),
+        ingresses: s
+            .ingresses
+            .into_iter()
+            .map(|x| (key(&x.metadata), x))
+            .collect(),
+        tls: BTreeMap::new(),
+    }
+}
+
+/// Keeps the view on disk as it changes: a change is written at once, but at most one
+/// write every 2 s (a burst of Endpoints changes makes one or two writes). A failed write (a
+/// full disk) is logged and tried again with the next change.
+pub async fn keep(agent: std::sync::Arc<crate::state::Agent>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+    let path = stored_path(&agent.cfg.data_dir);
+    let mut rx = agent.cluster.subscribe();
+    let mut last: Vec<u8> = std::fs::read(&path).unwrap_or_default();
+    let mut written: Option<tokio::time::Instant> = None;
+    while rx.changed().await.is_ok() {
+        if let Some(t) = written {
+            tokio::time::sleep_until(t + EVERY).await;
+        }
+        let bytes = {
+            let v = rx.borrow_and_update();
+            let s = Stored {
+                nodes: v.nodes.values().cloned().collect(),
+                services: v.services.values().cloned().collect(),
+                endpoints: v.endpoints.values().cloned().collect(),
+                ingresses: v.ingresses.values().cloned().collect(),
+            };
+            serde_json::to_vec(&s).unwrap_or_default()
+        };
+        if bytes == last {
+            continue;
+        }
+        let (p, b) = (path.clone(), bytes.clone());
+        let write =
+            move || skiff_transport::files::write_private(&p, &b).map_err(|e| e.to_string());
+        match crate::util::blocking(write).await {
+            Ok(()) => last = bytes,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot keep the cluster view on disk")
+            }
+        }
+        written = Some(tokio::time::Instant::now());
     }
 }
 

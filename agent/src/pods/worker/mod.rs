@@ -110,6 +110,9 @@ struct Worker {
     start_time: Option<String>,
     files: Vec<podspec::ProjectedVolume>,
     cs: HashMap<String, CState>,
+    /// Per container, the first attempt in the current sandbox (set when a broken sandbox
+    /// is made anew: earlier attempts ran in the old one).
+    first_in_sandbox: HashMap<String, u32>,
     /// Containers already stopped for the pod's deletion.
     stopped: bool,
 }
@@ -160,6 +163,7 @@ pub fn spawn(
         start_time: None,
         files: Vec::new(),
         cs,
+        first_in_sandbox: HashMap::new(),
         stopped: false,
     };
     w.update_view(&pod);
@@ -258,9 +262,14 @@ impl Worker {
             );
         }
         let observed = self.observe().await;
+        let broken = match self.sandbox_ready {
+            true => self.sandbox_problem(&pod).await,
+            false => None,
+        };
         let sandbox = plan::Sandbox {
             ready: self.sandbox_ready,
             net_ready: self.net_ready,
+            broken,
         };
         let base = self.agent.cfg.backoff_base;
         let seen = self.seen(&pod, &observed);
@@ -320,6 +329,9 @@ impl Worker {
                     probe_failure: s
                         .and_then(|s| s.probes.as_ref())
                         .and_then(|p| p.flags.failed.lock().unwrap().clone()),
+                    before_sandbox: s.and_then(|s| s.attempts.last()).is_some_and(|(n, _)| {
+                        self.first_in_sandbox.get(&c.name).is_some_and(|f| n < f)
+                    }),
                 },
             );
         }
@@ -337,6 +349,11 @@ impl Worker {
     ) -> Result<Done, (String, String)> {
         match step {
             Step::CreateSandbox => self.create_sandbox(pod, sources).await?,
+            Step::RecreateSandbox { reason } => {
+                self.recreate_sandbox(pod, sources, reason).await?;
+                // Plan again in the new sandbox.
+                return Ok(Done::At(Instant::now()));
+            }
             Step::RefreshVolumes => self.refresh_volumes(pod, sources).await?,
             Step::AttachNetwork => self.attach_network(pod).await?,
             Step::Watch { container, id } => {
@@ -444,6 +461,7 @@ impl Worker {
             return Done::Next;
         };
         Done::Then(match then {
+            AfterKill::Leave => Vec::new(),
             AfterKill::Replace => {
                 self.forget_backoff(&container);
                 vec![Step::Start { container }]
@@ -515,6 +533,88 @@ impl Worker {
             .map_err(|e| self.sandbox_failed(pod, format!("Failed to create pod sandbox: {e}")))?;
         self.sandbox_ready = true;
         self.net_ready = false;
+        Ok(())
+    }
+
+    /// Why the sandbox is not whole, if it is not (checked on every pass): its namespaces
+    /// and mounts (`Runtime::sandbox_problem`), and once the pod is on the pod network, its
+    /// veth, address and routes and the node's bridge (`PodNetwork::problem`). A sandbox
+    /// gone altogether is created again; a check that cannot run breaks nothing.
+    async fn sandbox_problem(&mut self, pod: &Pod) -> Option<String> {
+        let rt = self.agent.rt.clone();
+        let uid = self.uid.clone();
+        let net = (pod.spec.host_network != Some(true) && (self.net_ready || self.adopted))
+            .then(|| self.agent.net())
+            .flatten();
+        let checked = tokio::task::spawn_blocking(move || {
+            match rt.sandbox_problem(&uid) {
+                Ok(None) => {}
+                Ok(Some(why)) => return Ok(Some(why)),
+                Err(skiff_runtime::RuntimeError::NotFound(_)) => return Err(None),
+                Err(e) => return Err(Some(e.to_string())),
+            }
+            match net.map(|n| n.problem(&uid, &rt.sandbox_netns(&uid))) {
+                Some(Err(e)) => Err(Some(e.to_string())),
+                Some(Ok(why)) => Ok(why),
+                None => Ok(None),
+            }
+        })
+        .await
+        .unwrap_or(Ok(None));
+        match checked {
+            Ok(why) => why,
+            Err(None) => {
+                self.sandbox_ready = false;
+                self.net_ready = false;
+                None
+            }
+            Err(Some(e)) => {
+                tracing::warn!(pod = %self.uid, error = %e, "cannot check the pod's sandbox");
+                None
+            }
+        }
+    }
+
+    /// A sandbox that broke is made anew (the kubelet's `SandboxChanged`): what ran in it
+    /// becomes history (restartCount goes on from it, `logs --previous` shows it), every
+    /// container starts again without back-off, the pod keeps its address.
+    async fn recreate_sandbox(
+        &mut self,
+        pod: &Pod,
+        sources: &Sources,
+        reason: String,
+    ) -> Result<(), (String, String)> {
+        tracing::info!(pod = %format!("{}/{}", pod.metadata.namespace(), pod.metadata.name()), %reason, "sandbox broken: making it anew");
+        self.agent.event(
+            pod,
+            "Normal",
+            "SandboxChanged",
+            format!("Pod sandbox changed, it will be killed and re-created: {reason}"),
+        );
+        for c in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
+            let s = self.cs.entry(c.name.clone()).or_default();
+            let first = s.attempts.last().map_or(0, |(a, _)| a + 1);
+            s.backoff = None;
+            s.not_before = None;
+            s.probes = None;
+            if let Some((_, h)) = s.exit_watch.take() {
+                h.abort();
+            }
+            self.first_in_sandbox.insert(c.name.clone(), first);
+        }
+        let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
+        let gateway = self.agent.net().map(|n| n.gateway());
+        let cfg =
+            podspec::sandbox(pod, &self.uid, &files, dns(pod, gateway)).map_err(config_err)?;
+        self.files = files;
+        // Whatever happens below, the network is to be attached anew; a sandbox left broken
+        // by a failure is found broken again on the next pass.
+        self.net_ready = false;
+        self.adopted = false;
+        let rt = self.agent.rt.clone();
+        blocking(move || rt.recreate_sandbox(&cfg).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| self.sandbox_failed(pod, format!("Failed to create pod sandbox: {e}")))?;
         Ok(())
     }
 
