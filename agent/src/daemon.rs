@@ -114,7 +114,10 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
             crate::pods::manage::start_or_update(&agent, pod);
         }
         tokio::spawn(link::run(agent.clone()));
-        tokio::spawn(crate::services::cluster::keep(agent.clone()));
+        tokio::spawn(crate::services::cluster::keep(
+            agent.cluster.subscribe(),
+            agent.cfg.data_dir.clone(),
+        ));
         tokio::spawn(crate::pods::manage::watch_ports(agent.clone()));
         tokio::spawn(crate::services::proxy::run(agent.clone()));
         tokio::spawn(crate::services::dns::run(agent.clone()));

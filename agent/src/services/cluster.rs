@@ -132,10 +132,12 @@ pub fn load(data_dir: &std::path::Path) -> ClusterView {
 /// Keeps the view on disk as it changes: a change is written at once, but at most one
 /// write every 2 s (a burst of Endpoints changes makes one or two writes). A failed write (a
 /// full disk) is logged and tried again with the next change.
-pub async fn keep(agent: std::sync::Arc<crate::state::Agent>) {
+pub async fn keep(
+    mut rx: tokio::sync::watch::Receiver<std::sync::Arc<ClusterView>>,
+    data_dir: std::path::PathBuf,
+) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
-    let path = stored_path(&agent.cfg.data_dir);
-    let mut rx = agent.cluster.subscribe();
+    let path = stored_path(&data_dir);
     let mut last: Vec<u8> = std::fs::read(&path).unwrap_or_default();
     let mut written: Option<tokio::time::Instant> = None;
     while rx.changed().await.is_ok() {
