@@ -1068,3 +1068,105 @@ spec:
     restarted(&cl, 4);
     assert_eq!(links(&cl.netns, "skb"), bridge, "the bridge is rebuilt");
 }
+
+#[test]
+fn a_corrupt_state_file_never_stops_the_agent() {
+    let mut cl = cluster("e2e-corrupt", &[]);
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: keep}
+spec:
+  selector: {app: keep}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: keep, labels: {app: keep}}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {name: settings, configMap: {name: settings}}
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "cat /etc/settings/greeting; exec probe serve 8080"]
+    readinessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+    volumeMounts: [{name: settings, mountPath: /etc/settings}]
+"#,
+    );
+    let p = cl.wait_running("keep");
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    let state = cl.node.data().join("state");
+    // Not yet here: `configs/ConfigMap.default.settings.json`. Mangled, the agent starts and
+    // sets it aside, but the pod that mounts it stays ContainerCreating after the
+    // coordinator hands the ConfigMap back (issue 22, open).
+    let files = [
+        state.join(format!("pods/{uid}.json")),
+        state.join("ipam.json"),
+        state.join("cluster.json"),
+    ];
+    eventually(10, "every state file written", || {
+        match files.iter().find(|f| !f.exists()) {
+            None => Ok(()),
+            Some(f) => Err(format!("{} missing", f.display())),
+        }
+    });
+    for file in &files {
+        for (how, mangle) in [
+            ("truncated", 0u8),
+            ("emptied", 1),
+            ("filled with garbage", 2),
+        ] {
+            cl.agent.kill();
+            let bytes = std::fs::read(file).unwrap();
+            let new = match mangle {
+                0 => bytes[..bytes.len() / 2].to_vec(),
+                1 => Vec::new(),
+                _ => b"\x00\xffnot json at all {{{".to_vec(),
+            };
+            std::fs::write(file, new).unwrap();
+            cl.agent.restart();
+            let what = format!("{} {how}", file.display());
+            eventually(30, &format!("the agent set aside {what}"), || {
+                let l = cl.agent.log();
+                if l.contains("unreadable agent state") && l.contains(&*file.to_string_lossy()) {
+                    Ok(())
+                } else {
+                    Err(l)
+                }
+            });
+            cl.wait_connected();
+            // It converges: the pod is the same, Running and Ready, the file rebuilt.
+            eventually(60, &format!("converged after {what}"), || {
+                let p = cl.pod("keep");
+                let ready = p["status"]["containerStatuses"][0]["ready"] == true;
+                if p["metadata"]["uid"] == uid.as_str()
+                    && p["status"]["phase"] == "Running"
+                    && ready
+                    && file.exists()
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{}\nagent log:\n{}", p["status"], cl.agent.log()))
+                }
+            });
+            let mut aside = file.as_os_str().to_owned();
+            aside.push(".corrupt");
+            std::fs::remove_file(&aside).unwrap_or_else(|e| panic!("{aside:?}: {e}"));
+        }
+    }
+    assert_eq!(
+        out(&cl.skiff(&["get", "pods", "-o", "name"])).trim(),
+        "pod/keep"
+    );
+}

@@ -591,10 +591,11 @@ impl PodNetwork {
     /// Why a pod's network is not whole, if it is not: the node's bridge missing, down or
     /// without the gateway address; the pod's veth missing, down or off the bridge; inside
     /// the pod, `eth0` missing or down, without its address, or without the default route
-    /// through the bridge. `Ok(None)`: whole (or the pod has no lease, so nothing to check).
+    /// through the bridge; or its address lease gone (a lease file set aside as unreadable:
+    /// the veth in the pod cannot be told apart from a stale one). `Ok(None)`: whole.
     pub fn problem(&self, uid: &str, netns: &Path) -> Result<Option<String>, NetError> {
         let Some(ip) = self.ip_of(uid) else {
-            return Ok(None);
+            return Ok(Some("its address lease is gone".into()));
         };
         let e = |what: &'static str| {
             move |err: io::Error| NetError::os(format!("checking the pod network: {what}"), err)
