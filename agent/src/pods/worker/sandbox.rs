@@ -35,17 +35,28 @@ impl Worker {
         Ok(())
     }
 
+    /// What the runtime needs to make the pod's sandbox (its projected files kept as the
+    /// volumes' current content).
+    fn sandbox_config(
+        &mut self,
+        pod: &Pod,
+        sources: &Sources,
+    ) -> Result<skiff_runtime::SandboxConfig, (String, String)> {
+        let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
+        let gateway = self.agent.net().map(|n| n.gateway());
+        let cfg =
+            podspec::sandbox(pod, &self.uid, &files, dns(pod, gateway)).map_err(config_err)?;
+        self.files = files;
+        Ok(cfg)
+    }
+
     /// The sandbox: namespaces, volumes, hostname and DNS.
     pub(super) async fn create_sandbox(
         &mut self,
         pod: &Pod,
         sources: &Sources,
     ) -> Result<(), (String, String)> {
-        let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
-        let gateway = self.agent.net().map(|n| n.gateway());
-        let cfg =
-            podspec::sandbox(pod, &self.uid, &files, dns(pod, gateway)).map_err(config_err)?;
-        self.files = files;
+        let cfg = self.sandbox_config(pod, sources)?;
         let rt = self.agent.rt.clone();
         blocking(move || rt.create_sandbox(&cfg).map_err(|e| e.to_string()))
             .await
@@ -121,11 +132,7 @@ impl Worker {
             }
             self.first_in_sandbox.insert(c.name.clone(), first);
         }
-        let files = podspec::projected_volumes(pod, sources).map_err(config_err)?;
-        let gateway = self.agent.net().map(|n| n.gateway());
-        let cfg =
-            podspec::sandbox(pod, &self.uid, &files, dns(pod, gateway)).map_err(config_err)?;
-        self.files = files;
+        let cfg = self.sandbox_config(pod, sources)?;
         // Whatever happens below, the network is to be attached anew; a sandbox left broken
         // by a failure is found broken again on the next pass.
         self.net_ready = false;
