@@ -94,6 +94,9 @@ pub struct Agent {
     /// worker, not restarted.
     pub adopt: Mutex<HashMap<String, Vec<skiff_runtime::ContainerStatus>>>,
     pub adopt_sandboxes: Mutex<std::collections::HashSet<String>>,
+    /// Pods whose state files were unreadable at start: their sandboxes, containers and
+    /// addresses are kept until the coordinator's first list says whether they still exist.
+    pub unclaimed: Mutex<std::collections::HashSet<String>>,
     /// The pod network, once the node knows its pod CIDR.
     pub net: Mutex<Option<Arc<crate::network::pod_net::PodNetwork>>>,
     /// Nodes, Services and Endpoints as last heard from the coordinator.
@@ -186,6 +189,11 @@ struct StatusInner {
     /// The last few statuses this agent sent, newest last, by pod uid: echoes of its own
     /// writes are told apart from others' writes by them.
     sent: HashMap<String, std::collections::VecDeque<PodStatus>>,
+    /// Pods with a status on its way: until it lands, what the coordinator holds says
+    /// nothing of what it will hold, so a newer status is sent even if it equals that.
+    /// (A session that ends mid-send leaves them here: [`StatusQueue::resume`] sends them
+    /// again.)
+    inflight: HashMap<String, (Arc<Pod>, PodStatus)>,
 }
 
 impl StatusQueue {
@@ -193,13 +201,19 @@ impl StatusQueue {
     pub fn publish(&self, pod: &Arc<Pod>, status: PodStatus) {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let mut g = self.inner.lock().unwrap();
-        if g.known.get(&uid) == Some(&status) {
+        if g.known.get(&uid) == Some(&status) && !g.inflight.contains_key(&uid) {
             g.pending.remove(&uid);
             return;
         }
         g.pending.insert(uid, (pod.clone(), status));
         drop(g);
         self.notify.notify_one();
+    }
+
+    /// What the coordinator holds after this agent's write landed.
+    pub fn stored(&self, uid: &str, status: Option<PodStatus>) {
+        self.inner.lock().unwrap().inflight.remove(uid);
+        self.known(uid, status);
     }
 
     /// What the coordinator holds (from a list or a watch event).
@@ -229,7 +243,7 @@ impl StatusQueue {
             return;
         };
         let mut g = self.inner.lock().unwrap();
-        if g.pending.get(&uid).is_some_and(|(_, p)| *p == s) {
+        if !g.inflight.contains_key(&uid) && g.pending.get(&uid).is_some_and(|(_, p)| *p == s) {
             g.pending.remove(&uid);
         }
         g.known.insert(uid.clone(), s.clone());
@@ -274,6 +288,7 @@ impl StatusQueue {
         g.pending.remove(uid);
         g.known.remove(uid);
         g.sent.remove(uid);
+        g.inflight.remove(uid);
     }
 
     /// Takes every pending update (remembered as sent).
@@ -281,6 +296,10 @@ impl StatusQueue {
         let mut g = self.inner.lock().unwrap();
         let out: Vec<(Arc<Pod>, PodStatus)> = g.pending.drain().map(|(_, v)| v).collect();
         for (pod, status) in &out {
+            g.inflight.insert(
+                pod.metadata.uid.clone().unwrap_or_default(),
+                (pod.clone(), status.clone()),
+            );
             let sent = g
                 .sent
                 .entry(pod.metadata.uid.clone().unwrap_or_default())
@@ -296,12 +315,18 @@ impl StatusQueue {
     /// Puts an update back after a failed send (unless a newer one arrived).
     pub fn retry(&self, pod: Arc<Pod>, status: PodStatus) {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        self.inner
-            .lock()
-            .unwrap()
-            .pending
-            .entry(uid)
-            .or_insert((pod, status));
+        let mut g = self.inner.lock().unwrap();
+        g.inflight.remove(&uid);
+        g.pending.entry(uid).or_insert((pod, status));
+    }
+
+    /// A new session: what the last one took and did not see land goes again (unless a
+    /// newer status waits).
+    pub fn resume(&self) {
+        let mut g = self.inner.lock().unwrap();
+        for (uid, v) in std::mem::take(&mut g.inflight) {
+            g.pending.entry(uid).or_insert(v);
+        }
     }
 
     /// Whether anything waits.
@@ -384,5 +409,59 @@ impl EventQueue {
         ev.reporting_instance = Some(node.to_string());
         sent.insert(key, ev.clone());
         (ev, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Arc<Pod> {
+        let mut p = Pod::default();
+        p.metadata.uid = Some("u1".into());
+        Arc::new(p)
+    }
+
+    fn status(phase: &str) -> PodStatus {
+        PodStatus {
+            phase: Some(phase.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_status_equal_to_the_stored_one_still_goes_while_another_is_on_its_way() {
+        let q = StatusQueue::default();
+        let p = pod();
+        q.known("u1", Some(status("Running")));
+        // Equal to what the coordinator holds, nothing in flight: nothing to send.
+        q.publish(&p, status("Running"));
+        assert!(q.is_empty());
+        q.publish(&p, status("Pending"));
+        let sent = q.take();
+        assert_eq!(sent.len(), 1);
+        // While "Pending" is on its way the pod runs again: that must follow it, although
+        // the coordinator (still) holds "Running".
+        q.publish(&p, status("Running"));
+        assert!(!q.is_empty());
+        q.stored("u1", Some(status("Pending")));
+        let next = q.take();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].1, status("Running"));
+    }
+
+    #[test]
+    fn a_session_lost_mid_send_sends_again() {
+        let q = StatusQueue::default();
+        let p = pod();
+        q.publish(&p, status("Running"));
+        assert_eq!(q.take().len(), 1);
+        // The session ended before the write was confirmed.
+        assert!(q.is_empty());
+        q.resume();
+        assert_eq!(q.take()[0].1, status("Running"));
+        q.stored("u1", Some(status("Running")));
+        q.resume();
+        assert!(q.is_empty(), "a status that landed is not sent again");
     }
 }

@@ -140,6 +140,7 @@ async fn session(agent: &Arc<Agent>, client: &Client, since: &mut Option<u64>) -
     *since = Some(rev);
     let cfg_rev = sync_configs(agent, client).await?;
     // The status and events gathered while cut off go first.
+    agent.status.resume();
     agent.status.notify.notify_one();
     agent.events.notify.notify_one();
     let pods = async {
@@ -275,7 +276,38 @@ async fn relist(agent: &Arc<Agent>, client: &Client) -> Result<u64> {
     for uid in gone {
         manage::stop(agent, &uid);
     }
+    forget_unclaimed(agent, &seen).await;
     Ok(rev)
+}
+
+/// Pods whose state files were unreadable at start and that the coordinator no longer
+/// binds here: their sandboxes (with any containers) and addresses are removed. Those it
+/// does bind were handed to workers, which adopted what they run.
+async fn forget_unclaimed(agent: &Arc<Agent>, seen: &HashSet<String>) {
+    let gone: Vec<String> = std::mem::take(&mut *agent.unclaimed.lock().unwrap())
+        .into_iter()
+        .filter(|u| !seen.contains(u))
+        .collect();
+    for uid in gone {
+        agent.adopt.lock().unwrap().remove(&uid);
+        let had_sandbox = agent.adopt_sandboxes.lock().unwrap().remove(&uid);
+        let (rt, net) = (agent.rt.clone(), agent.net());
+        let u = uid.clone();
+        let r = crate::util::blocking(move || {
+            if had_sandbox {
+                rt.remove_sandbox(&u).map_err(|e| e.to_string())?;
+            }
+            if let Some(net) = net {
+                net.detach(&u).map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        })
+        .await;
+        match r {
+            Ok(()) => tracing::info!(pod_uid = %uid, "removed what a pod no longer bound here ran"),
+            Err(e) => tracing::warn!(pod_uid = %uid, error = %e, "removing what a gone pod ran"),
+        }
+    }
 }
 
 /// Watches the node's pods from `since`. `Ok(true)`: the watch ended and may resume;
@@ -503,7 +535,8 @@ async fn send_status(agent: &Agent, client: &Client) -> Result<()> {
         if agent.status.is_empty() {
             agent.status.notify.notified().await;
         }
-        for (pod, status) in agent.status.take() {
+        let mut batch = agent.status.take().into_iter();
+        while let Some((pod, status)) = batch.next() {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             let mut p = (*pod).clone();
             p.metadata.resource_version = None;
@@ -518,14 +551,18 @@ async fn send_status(agent: &Agent, client: &Client) -> Result<()> {
             {
                 Ok(Response::Object { object }) => {
                     let stored = pod_of(&object).and_then(|p| p.status);
-                    agent.status.known(&uid, stored);
+                    agent.status.stored(&uid, stored);
                 }
-                Ok(_) => agent.status.known(&uid, Some(status)),
+                Ok(_) => agent.status.stored(&uid, Some(status)),
                 Err(e) if matches!(e.code(), Some(ErrorCode::NotFound | ErrorCode::Forbidden)) => {
                     agent.status.forget(&uid)
                 }
                 Err(e) => {
+                    // This one and the rest of the batch go again on the next session.
                     agent.status.retry(pod, status);
+                    for (pod, status) in batch {
+                        agent.status.retry(pod, status);
+                    }
                     return Err(e);
                 }
             }
