@@ -119,6 +119,10 @@ pub struct ContainerStatus {
     pub pid: Option<i32>,
     pub created_at: String,
     pub started_at: Option<String>,
+    /// How long its init has run, while running, by the kernel's clock since boot: unlike
+    /// `started_at`, unmoved when the wall clock jumps (a board without a real-time clock
+    /// that boots in 1970 until NTP answers).
+    pub running_for: Option<Duration>,
     pub log_path: PathBuf,
     pub labels: BTreeMap<String, String>,
 }
@@ -530,6 +534,10 @@ impl Runtime {
             },
             (None, None) => (ContainerState::Unknown, None),
         };
+        let running_for = match (&state, &info) {
+            (ContainerState::Running, Some(i)) => state::running_for(i.init_start),
+            _ => None,
+        };
         Ok(ContainerStatus {
             id: rec.id,
             sandbox: rec.sandbox,
@@ -538,6 +546,7 @@ impl Runtime {
             pid,
             created_at: rec.created_at,
             started_at,
+            running_for,
             log_path: rec.log_path,
             labels: rec.labels,
         })
@@ -551,10 +560,34 @@ impl Runtime {
                 Ok(s) => out.push(s),
                 // A record half-written by a crash mid-create: not a container.
                 Err(RuntimeError::NotFound(_)) => {}
+                // A state file garbled (a power cut on a file system that lost the write):
+                // the container is let go, so its pod's worker makes a new one.
+                Err(RuntimeError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    self.let_go(&id, &source);
+                }
                 Err(e) => return Err(e),
             }
         }
         Ok(out)
+    }
+
+    /// Forgets a container whose state cannot be read: its init is killed if the monitor's
+    /// file still names it, and its state directory is removed (the log stays).
+    fn let_go(&self, id: &str, why: &std::io::Error) {
+        let dir = self.container_dir(id);
+        tracing::warn!(container = %id, dir = %dir.display(), error = %why,
+            "unreadable container state: the container is let go and made anew");
+        if let Ok(Some(info)) = state::read_json::<MonitorInfo>(&dir.join("monitor.json")) {
+            if let Some(fd) = open_verified(info.init_pid, info.init_start) {
+                let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+            }
+        }
+        self.monitors.lock().unwrap().remove(id);
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing unreadable container state");
+        }
     }
 
     /// Sends a signal to the container's init. A container that already exited is left alone.
@@ -605,12 +638,25 @@ impl Runtime {
         self.record(id)?;
         let exit_path = self.container_dir(id).join("exit.json");
         let deadline = timeout.map(|t| Instant::now() + t);
-        let fd = self
+        let mut fd = self
             .monitors
             .lock()
             .unwrap()
             .get(id)
             .and_then(|f| f.try_clone().ok());
+        if fd.is_none() && !exit_path.exists() {
+            // Not one of this process's monitors (started before a restart or a reboot): a
+            // monitor that no longer runs, and wrote no exit, is never going to.
+            let info: Option<MonitorInfo> =
+                state::read_json(&self.container_dir(id).join("monitor.json"))
+                    .map_err(io_err("reading monitor"))?;
+            if let Some(i) = info {
+                fd = open_verified(i.monitor_pid, i.monitor_start);
+                if fd.is_none() && !exit_path.exists() {
+                    return Ok(Some(ExitInfo::monitor_lost()));
+                }
+            }
+        }
         loop {
             if let Some(e) =
                 state::read_json::<ExitInfo>(&exit_path).map_err(io_err("reading exit"))?
@@ -636,12 +682,7 @@ impl Runtime {
                     );
                     if readable(fd) && !exit_path.exists() {
                         // The monitor is gone and wrote nothing: it was killed.
-                        return Ok(Some(ExitInfo {
-                            exit_code: 255,
-                            signal: None,
-                            oom_killed: false,
-                            finished_at: now(),
-                        }));
+                        return Ok(Some(ExitInfo::monitor_lost()));
                     }
                 }
                 None => std::thread::sleep(Duration::from_millis(20)),

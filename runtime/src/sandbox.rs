@@ -104,7 +104,16 @@ impl Runtime {
     /// mounted. `Ok(None)`: whole. `Err(NotFound)`: there is no such sandbox.
     pub fn sandbox_problem(&self, id: &str) -> Result<Option<String>, RuntimeError> {
         valid_id("sandbox", id)?;
-        let (rec, paths) = self.sandbox_paths(id)?;
+        let (rec, paths) = match self.sandbox_paths(id) {
+            Ok(r) => r,
+            // Garbled by a power cut: made anew like any other broken sandbox.
+            Err(RuntimeError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                return Ok(Some(format!("its record is unreadable ({source})")));
+            }
+            Err(e) => return Err(e),
+        };
         let kinds: &[&str] = if rec.host_network {
             &["ipc"]
         } else {

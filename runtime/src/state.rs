@@ -26,6 +26,19 @@ pub struct ExitInfo {
     pub finished_at: String,
 }
 
+impl ExitInfo {
+    /// The exit of a container whose monitor died without writing one (killed, or the node
+    /// lost power): code 255, as Kubernetes reports a container whose runtime lost it.
+    pub fn monitor_lost() -> ExitInfo {
+        ExitInfo {
+            exit_code: 255,
+            signal: None,
+            oom_killed: false,
+            finished_at: crate::now(),
+        }
+    }
+}
+
 /// Writes a small file atomically (temp file, rename). No fsync: this is run-time state,
 /// which must survive the agent's process (the page cache does) but not a reboot, after
 /// which no container is left to describe.
@@ -50,6 +63,22 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// How long ago a process that started `start` clock ticks after boot did, by the
+/// kernel's boot-time clock (`/proc/uptime`), which wall-clock jumps do not move.
+pub fn running_for(start: u64) -> Option<std::time::Duration> {
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz <= 0 {
+        return None;
+    }
+    let started = start as f64 / hz as f64;
+    Some(std::time::Duration::from_secs_f64(
+        (secs - started).max(0.0),
+    ))
 }
 
 /// A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
