@@ -70,9 +70,8 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option
 pub fn running_for(start: u64) -> Option<std::time::Duration> {
     let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
     let secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz <= 0 {
+    let hz = rustix::param::clock_ticks_per_second();
+    if hz == 0 {
         return None;
     }
     let started = start as f64 / hz as f64;
