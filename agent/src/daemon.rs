@@ -59,8 +59,13 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         }
     }
     let sandboxes: HashSet<String> = runtime.sandboxes()?.into_iter().collect();
-    let kept = local.pods();
-    let known: HashSet<String> = kept.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    let (kept, lost) = local.pods();
+    // A pod whose file was unreadable is known too: what it runs waits for the coordinator.
+    let known: HashSet<String> = kept
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .chain(lost.iter().cloned())
+        .collect();
     remove_orphan_sandboxes(&runtime, &sandboxes, &known, &mut adopt)?;
     // The pod network as the node last knew it (a restart while cut off keeps it).
     let net = crate::network::pod_net::PodNetwork::stored_cidr(&cfg.data_dir)
@@ -99,6 +104,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         events: EventQueue::default(),
         adopt: Mutex::new(adopt),
         adopt_sandboxes: Mutex::new(sandboxes),
+        unclaimed: Mutex::new(lost.into_iter().collect()),
         net: Mutex::new(net),
         cluster: tokio::sync::watch::channel(cluster).0,
     });
@@ -109,7 +115,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         .build()?;
     rt.block_on(async move {
         // The pods kept on disk run before the coordinator answers (or if it never does).
-        for pod in agent.local.pods() {
+        for pod in kept {
             tracing::info!(pod = %format!("{}/{}", pod.metadata.namespace(), pod.metadata.name()), "resuming from local state");
             crate::pods::manage::start_or_update(&agent, pod);
         }

@@ -127,12 +127,18 @@ impl Local {
         }
     }
 
-    /// Every kept pod (unreadable files are set aside: the coordinator hands the pods back).
-    pub fn pods(&self) -> Vec<Pod> {
-        json_files(&self.pods)
-            .iter()
-            .filter_map(|p| read_or_set_aside(p))
-            .collect()
+    /// Every kept pod, and the uids of those whose files were unreadable (set aside: the
+    /// coordinator hands those pods back, and what they run is kept for them until it has).
+    pub fn pods(&self) -> (Vec<Pod>, Vec<String>) {
+        let mut lost = Vec::new();
+        let mut pods = Vec::new();
+        for p in json_files(&self.pods) {
+            match read_or_set_aside(&p) {
+                Some(pod) => pods.push(pod),
+                None => lost.extend(p.file_stem().and_then(|s| s.to_str()).map(String::from)),
+            }
+        }
+        (pods, lost)
     }
 
     fn config_path(&self, kind: Kind, ns: &str, name: &str) -> PathBuf {
@@ -190,13 +196,13 @@ mod tests {
         assert!(!l.save_pod(&pod).unwrap(), "a status change writes nothing");
         pod.metadata.labels.insert("x".into(), "y".into());
         assert!(l.save_pod(&pod).unwrap());
-        assert_eq!(l.pods().len(), 1);
+        assert_eq!(l.pods().0.len(), 1);
         assert_eq!(
-            l.pods()[0].metadata.labels.get("x").map(String::as_str),
+            l.pods().0[0].metadata.labels.get("x").map(String::as_str),
             Some("y")
         );
         l.remove_pod("u1").unwrap();
-        assert!(l.pods().is_empty());
+        assert!(l.pods().0.is_empty());
         let _ = fs::remove_dir_all(&dir);
     }
 }
