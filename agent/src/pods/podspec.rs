@@ -421,6 +421,24 @@ pub fn log_path(logs: &Path, pod: &Pod, container: &str, attempt: u32) -> PathBu
     .join(format!("{attempt}.log"))
 }
 
+/// The newest attempt of a container that left a log (`<attempt>.log`): attempts are
+/// numbered on from it, so the restart count never goes back and no log is overwritten,
+/// even when the runtime's record of the attempt was lost (a garbled file set aside).
+pub fn last_logged_attempt(logs: &Path, pod: &Pod, container: &str) -> Option<u32> {
+    let dir = log_path(logs, pod, container, 0);
+    std::fs::read_dir(dir.parent()?)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".log")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+}
+
 /// One container's runtime config.
 pub fn container(
     pod: &Pod,

@@ -312,9 +312,7 @@ impl Worker {
                 id: st.id.clone(),
                 state: st.state.clone(),
                 spec_changed: st.labels.get(LABEL_HASH) != Some(&spec_hash(c)),
-                running_for: matches!(st.state, RtState::Running)
-                    .then(|| running_for(st))
-                    .flatten(),
+                running_for: st.running_for,
             });
             let watched = match (&attempt, s.and_then(|s| s.exit_watch.as_ref())) {
                 (Some(a), Some((id, _))) => *id == a.id,
@@ -530,14 +528,20 @@ impl Worker {
         let s = self.cs.entry(c.name.clone()).or_default();
         s.pull_failed = false;
         s.image_id = Some(format!("{}@{}", rec.name, rec.manifest));
-        let attempt = s.attempts.last().map_or(0, |(a, _)| a + 1);
+        let logs = self.agent.cfg.data_dir.join("logs");
+        let attempt = s
+            .attempts
+            .last()
+            .map(|(a, _)| a + 1)
+            .max(podspec::last_logged_attempt(&logs, pod, &c.name).map(|a| a + 1))
+            .unwrap_or(0);
         let id = container_id(&self.uid, &c.name, attempt);
         let mut labels = BTreeMap::new();
         labels.insert(LABEL_UID.to_string(), self.uid.clone());
         labels.insert(LABEL_NAME.to_string(), c.name.clone());
         labels.insert(LABEL_ATTEMPT.to_string(), attempt.to_string());
         labels.insert(LABEL_HASH.to_string(), spec_hash(c));
-        let log = podspec::log_path(&self.agent.cfg.data_dir.join("logs"), pod, &c.name, attempt);
+        let log = podspec::log_path(&logs, pod, &c.name, attempt);
         let cfg = match podspec::container(pod, c, sources, &host_ip, &pod_ip, log, labels) {
             Ok(cfg) => cfg,
             Err(e) => {
@@ -548,11 +552,11 @@ impl Worker {
             }
         };
         s.waiting = None;
-        // Keep the previous attempt (for `logs --previous`); older ones go.
-        let old: Vec<String> = if s.attempts.len() >= 2 {
+        // Keep the previous attempt (for `logs --previous`); older ones go, logs too.
+        let old: Vec<(String, std::path::PathBuf)> = if s.attempts.len() >= 2 {
             s.attempts
                 .drain(..s.attempts.len() - 1)
-                .map(|(_, id)| id)
+                .map(|(a, id)| (id, podspec::log_path(&logs, pod, &c.name, a)))
                 .collect()
         } else {
             Vec::new()
@@ -564,9 +568,10 @@ impl Worker {
         let uid = self.uid.clone();
         let cid = id.clone();
         let result = blocking(move || {
-            for o in old {
+            for (o, log) in old {
                 let _ = rt.remove_container(&o);
                 let _ = images.remove_rootfs(&o);
+                let _ = std::fs::remove_file(log);
             }
             // The attempt that now becomes the previous one ended: read its end once.
             let prev = prev_id.and_then(|p| rt.status(&p).ok());
@@ -673,13 +678,6 @@ fn start_attempt(
     rt.create_container(sandbox, id, cfg, &image, &rootfs.path)?;
     rt.start_container(id)?;
     Ok(())
-}
-
-fn running_for(st: &RtStatus) -> Option<Duration> {
-    let started = skiff_api::util::parse_rfc3339(&seconds(st.started_at.as_deref()?))?;
-    Some(Duration::from_secs(
-        crate::util::now_secs().saturating_sub(started),
-    ))
 }
 
 /// A container of the pod by name (init containers first).
