@@ -1107,62 +1107,142 @@ spec:
     let p = cl.wait_running("keep");
     let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
     let state = cl.node.data().join("state");
-    // Not yet here: `configs/ConfigMap.default.settings.json`. Mangled, the agent starts and
-    // sets it aside, but the pod that mounts it stays ContainerCreating after the
-    // coordinator hands the ConfigMap back (issue 22, open).
-    let files = [
-        state.join(format!("pods/{uid}.json")),
-        state.join("ipam.json"),
-        state.join("cluster.json"),
+    let run = cl.node.data().join("run");
+    // The pod's newest container (its id ends in the attempt number).
+    let container_record = || {
+        let mut ids: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir(run.join("containers"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let n = name.strip_prefix(&format!("{uid}.main."))?.parse().ok()?;
+                Some((n, e.path().join("record.json")))
+            })
+            .collect();
+        ids.sort();
+        ids.pop().expect("the pod's container").1
+    };
+    // Each file: how the agent says it found it unreadable, and whether that alone costs the
+    // pod's container a restart (the runtime's own records and the address leases do: the
+    // container, resp. the sandbox, is made anew; the agent's other files do not, the pod is
+    // adopted as it runs).
+    let files: [(&str, Box<dyn Fn() -> std::path::PathBuf>, &str, bool); 6] = [
+        (
+            "ConfigMap",
+            Box::new(|| state.join("configs/ConfigMap.default.settings.json")),
+            "unreadable agent state",
+            false,
+        ),
+        (
+            "pod",
+            Box::new(|| state.join(format!("pods/{uid}.json"))),
+            "unreadable agent state",
+            false,
+        ),
+        (
+            "leases",
+            Box::new(|| state.join("ipam.json")),
+            "unreadable agent state",
+            true,
+        ),
+        (
+            "cluster view",
+            Box::new(|| state.join("cluster.json")),
+            "unreadable agent state",
+            false,
+        ),
+        (
+            "container record",
+            Box::new(container_record),
+            "unreadable container state",
+            true,
+        ),
+        (
+            "sandbox record",
+            Box::new(|| run.join(format!("sandboxes/{uid}/record.json"))),
+            "its record is unreadable",
+            true,
+        ),
     ];
     eventually(10, "every state file written", || {
-        match files.iter().find(|f| !f.exists()) {
+        match files.iter().map(|f| f.1()).find(|f| !f.exists()) {
             None => Ok(()),
             Some(f) => Err(format!("{} missing", f.display())),
         }
     });
-    for file in &files {
+    // Each power cut restarts the pod's container once (a new sandbox), as does a runtime
+    // record lost: the count tells a status reported after the event from the one the
+    // coordinator kept from before it.
+    let mut restarts = 0;
+    for (what_file, path, says, restarts_pod) in &files {
         for (how, mangle) in [
             ("truncated", 0u8),
             ("emptied", 1),
             ("filled with garbage", 2),
         ] {
+            let file = path();
             cl.agent.kill();
-            let bytes = std::fs::read(file).unwrap();
+            let bytes = std::fs::read(&file).unwrap();
             let new = match mangle {
                 0 => bytes[..bytes.len() / 2].to_vec(),
                 1 => Vec::new(),
                 _ => b"\x00\xffnot json at all {{{".to_vec(),
             };
-            std::fs::write(file, new).unwrap();
-            cl.agent.restart();
-            let what = format!("{} {how}", file.display());
-            eventually(30, &format!("the agent set aside {what}"), || {
+            std::fs::write(&file, new).unwrap();
+            if mangle == 2 {
+                // The likelier way to garble a file: a power cut (the coordinator shares the
+                // node's namespace, so it goes too), so the pod is made anew from what is
+                // left, and from the coordinator once it is back.
+                let port = cl.c.port;
+                cl.c.kill();
+                skiff_tests::node::power_cut(&cl.node, &cl.netns);
+                cl.agent.restart();
+                cl.c = Coordinator::start_in(&cl.c.data_dir.clone(), port, Some(&cl.netns.name));
+                restarts += 1;
+            } else {
+                cl.agent.restart();
+                restarts += i64::from(*restarts_pod);
+            }
+            let what = format!("the {what_file} file {how} ({})", file.display());
+            eventually(30, &format!("the agent noticed {what}"), || {
                 let l = cl.agent.log();
-                if l.contains("unreadable agent state") && l.contains(&*file.to_string_lossy()) {
+                if l.contains(says)
+                    && (!says.contains("agent") || l.contains(&*file.to_string_lossy()))
+                {
                     Ok(())
                 } else {
                     Err(l)
                 }
             });
             cl.wait_connected();
-            // It converges: the pod is the same, Running and Ready, the file rebuilt.
+            // It converges: the pod is the same, Running and Ready, restarted only as
+            // expected, the file rebuilt.
             eventually(60, &format!("converged after {what}"), || {
                 let p = cl.pod("keep");
-                let ready = p["status"]["containerStatuses"][0]["ready"] == true;
+                let cs = &p["status"]["containerStatuses"][0];
                 if p["metadata"]["uid"] == uid.as_str()
                     && p["status"]["phase"] == "Running"
-                    && ready
-                    && file.exists()
+                    && cs["ready"] == true
+                    && cs["restartCount"] == restarts
+                    && path().exists()
                 {
                     Ok(())
                 } else {
-                    Err(format!("{}\nagent log:\n{}", p["status"], cl.agent.log()))
+                    Err(format!(
+                        "{} want restarts {restarts} uid {uid} got {}\n{} exists: {}\ncontainers: {:?}\nagent log:\n{}",
+                        p["status"], p["metadata"]["uid"],
+                        file.display(),
+                        path().exists(),
+                        std::fs::read_dir(run.join("containers")).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+                        cl.agent.log()
+                    ))
                 }
             });
             let mut aside = file.as_os_str().to_owned();
             aside.push(".corrupt");
-            std::fs::remove_file(&aside).unwrap_or_else(|e| panic!("{aside:?}: {e}"));
+            if says.contains("agent") {
+                std::fs::remove_file(&aside).unwrap_or_else(|e| panic!("{aside:?}: {e}"));
+            }
         }
     }
     assert_eq!(
