@@ -214,6 +214,8 @@ pub struct AgentProc {
     token: String,
     extra: Vec<String>,
     netns: Option<String>,
+    /// Extra environment for the next start (e.g. libfaketime's, to move its wall clock).
+    pub env: Vec<(String, String)>,
     child: Option<std::process::Child>,
     /// How many times it was started (each run logs to `agent-<n>.log`).
     pub runs: u32,
@@ -237,6 +239,7 @@ impl AgentProc {
             token: token.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             netns: netns.map(String::from),
+            env: Vec::new(),
             child: None,
             runs: 0,
         };
@@ -262,6 +265,7 @@ impl AgentProc {
             .arg(&self.token)
             .args(&self.extra)
             .env("SKIFF_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()

@@ -1250,3 +1250,147 @@ spec:
         "pod/keep"
     );
 }
+
+/// The back-off of the crashing container's newest restart, from its waiting message
+/// ("back-off 4s restarting failed container=…"), when it waits.
+fn back_off(cs: &Value) -> Option<u64> {
+    let m = cs["state"]["waiting"]["message"].as_str()?;
+    m.strip_prefix("back-off ")?.split('s').next()?.parse().ok()
+}
+
+#[test]
+fn a_wall_clock_jump_moves_nothing_on_the_node() {
+    // The node's wall clock (not its monotonic one, as when NTP steps the clock of a board
+    // without a real-time clock) moved by libfaketime, for the agent and all it starts.
+    let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+    assert!(
+        std::path::Path::new(lib).exists(),
+        "{lib} missing: scripts/deps installs faketime"
+    );
+    let mut cl = cluster("e2e-clock", &[]);
+    let clock = cl.node.data().join("faketime");
+    std::fs::write(&clock, "+0d\n").unwrap();
+    cl.agent.kill();
+    cl.agent.env = [
+        ("LD_PRELOAD", lib),
+        ("FAKETIME_TIMESTAMP_FILE", clock.to_str().unwrap()),
+        ("FAKETIME_NO_CACHE", "1"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec();
+    cl.agent.restart();
+    cl.wait_connected();
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: steady}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "while true; do echo tick; sleep 1; done & exec probe serve 8080"]
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+    livenessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+      failureThreshold: 2
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "sleep 1; exit 1"]
+"#,
+    );
+    let steady = cl.wait_running("steady");
+    let uids = [
+        steady["metadata"]["uid"].clone(),
+        cl.pod("crash")["metadata"]["uid"].clone(),
+    ];
+    // The crashing container backs off, doubling: wait until it waits 2 s.
+    let before = eventually(60, "crash backs off 2s", || {
+        let cs = cl.container("crash");
+        match back_off(&cs) {
+            Some(b) if b >= 2 => Ok(cs["restartCount"].as_i64().unwrap()),
+            _ => Err(cs.to_string()),
+        }
+    });
+    let healthy = |cl: &Cluster, when: &str| {
+        let p = cl.pod("steady");
+        let cs = &p["status"]["containerStatuses"][0];
+        assert_eq!(cs["restartCount"], 0, "steady restarted {when}: {cs}");
+        assert_eq!(cs["ready"], true, "steady not ready {when}: {cs}");
+        let nodes = out(&cl.skiff(&["get", "nodes"]));
+        assert!(
+            nodes.contains(" Ready"),
+            "the node is not Ready {when}: {nodes}"
+        );
+        let names = out(&cl.skiff(&["get", "pods", "-o", "name"]));
+        assert_eq!(names.trim(), "pod/crash\npod/steady", "{when}");
+        assert_eq!(cl.pod("steady")["metadata"]["uid"], uids[0], "{when}");
+        assert_eq!(cl.pod("crash")["metadata"]["uid"], uids[1], "{when}");
+    };
+
+    // A year forward. Two more restarts of the crashing container, each seen running: its
+    // back-off keeps doubling (a wall-clock "running for a year" would reset it to 1 s, a
+    // restart storm), nothing else restarts, nothing is evicted, the node stays Ready.
+    std::fs::write(&clock, "+365d\n").unwrap();
+    // (The crashing pod's events keep the agent logging.)
+    eventually(10, "the agent's clock a year ahead", || {
+        let year = (time_year() + 1).to_string();
+        let l = cl.agent.log();
+        match l.lines().last() {
+            Some(last) if last.starts_with(&year) => Ok(()),
+            _ => Err(l),
+        }
+    });
+    let after = eventually(60, "two restarts after the jump", || {
+        let cs = cl.container("crash");
+        match (cs["restartCount"].as_i64(), back_off(&cs)) {
+            (Some(n), Some(b)) if n >= before + 2 => Ok(b),
+            _ => Err(cs.to_string()),
+        }
+    });
+    assert!(after >= 8, "the back-off was reset by the jump: {after}s");
+    healthy(&cl, "a year ahead");
+
+    // And back: the same, and the container's log goes on (its lines stamped by the node's
+    // clock, now a year earlier than the ones before them).
+    std::fs::write(&clock, "+0d\n").unwrap();
+    let now = time_year().to_string();
+    eventually(15, "log lines after the jump back", || {
+        let l = out(&cl.skiff(&["logs", "steady", "--timestamps", "--tail", "2"]));
+        if l.lines().count() == 2 && l.lines().all(|x| x.starts_with(&now)) {
+            Ok(())
+        } else {
+            Err(l)
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    healthy(&cl, "after the jump back");
+    let cs = cl.container("crash");
+    assert!(
+        cs["restartCount"].as_i64().unwrap() <= before + 3,
+        "restart storm after the jump back: {cs}"
+    );
+}
+
+/// The current year (UTC), by the test's own (unfaked) clock.
+fn time_year() -> i64 {
+    let o = std::process::Command::new("date")
+        .args(["-u", "+%Y"])
+        .output()
+        .unwrap();
+    out(&o).trim().parse().unwrap()
+}
