@@ -125,6 +125,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
             agent.cfg.data_dir.clone(),
         ));
         tokio::spawn(crate::pods::manage::watch_ports(agent.clone()));
+        tokio::spawn(retry_state_writes(agent.clone()));
         tokio::spawn(crate::services::proxy::run(agent.clone()));
         tokio::spawn(crate::services::dns::run(agent.clone()));
         tokio::spawn(crate::services::ingress::run(agent.clone()));
@@ -197,6 +198,18 @@ fn remove_orphan_sandboxes(
         }
     }
     Ok(())
+}
+
+/// Makes again, every few seconds, the state writes that failed (a full disk), so the
+/// node's copy of its pods catches up once space is freed, without a restart.
+async fn retry_state_writes(agent: Arc<Agent>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let a = agent.clone();
+        let _ = tokio::task::spawn_blocking(move || a.local.retry()).await;
+    }
 }
 
 /// Logs to stderr, filtered by `SKIFF_LOG`.

@@ -46,6 +46,9 @@ pub fn read_or_set_aside<T: serde::de::DeserializeOwned>(path: &Path) -> Option<
 pub struct Local {
     pods: PathBuf,
     configs: PathBuf,
+    /// Writes that failed (a full disk), newest content by file: [`Local::retry`] makes
+    /// them once space is back. The file on disk keeps its previous content meanwhile.
+    unwritten: std::sync::Mutex<std::collections::BTreeMap<PathBuf, Vec<u8>>>,
 }
 
 /// What a pod is stored as: its identity and spec, without the parts that change
@@ -95,6 +98,7 @@ impl Local {
         let l = Local {
             pods: root.join("pods"),
             configs: root.join("configs"),
+            unwritten: Default::default(),
         };
         for d in [&root, &l.pods, &l.configs] {
             fs::create_dir_all(d)?;
@@ -116,11 +120,45 @@ impl Local {
                 "pod without a uid",
             ));
         }
-        write_if_changed(&self.pod_path(uid), &stored_pod(pod))
+        self.write(self.pod_path(uid), stored_pod(pod))
+    }
+
+    /// Writes a state file unless it holds `bytes` already; a failed write is kept to be
+    /// made again by [`Local::retry`] (and a newer one replaces it).
+    fn write(&self, path: PathBuf, bytes: Vec<u8>) -> io::Result<bool> {
+        let r = write_if_changed(&path, &bytes);
+        let mut unwritten = self.unwritten.lock().unwrap();
+        match r {
+            Ok(_) => {
+                unwritten.remove(&path);
+            }
+            Err(_) => {
+                unwritten.insert(path, bytes);
+            }
+        }
+        r
+    }
+
+    /// Makes the writes that failed; returns how many are still waiting.
+    pub fn retry(&self) -> usize {
+        let mut unwritten = self.unwritten.lock().unwrap();
+        unwritten.retain(|path, bytes| match write_if_changed(path, bytes) {
+            Ok(_) => {
+                tracing::info!(file = %path.display(), "agent state written after an earlier failure");
+                false
+            }
+            Err(_) => true,
+        });
+        unwritten.len()
+    }
+
+    fn forget_unwritten(&self, path: &Path) {
+        self.unwritten.lock().unwrap().remove(path);
     }
 
     /// Forgets a pod.
     pub fn remove_pod(&self, uid: &str) -> io::Result<()> {
+        self.forget_unwritten(&self.pod_path(uid));
         match fs::remove_file(self.pod_path(uid)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -148,11 +186,12 @@ impl Local {
 
     /// Keeps a ConfigMap or Secret (JSON); true when it changed.
     pub fn save_config(&self, kind: Kind, ns: &str, name: &str, v: &Value) -> io::Result<bool> {
-        write_if_changed(&self.config_path(kind, ns, name), &stored_config(v))
+        self.write(self.config_path(kind, ns, name), stored_config(v))
     }
 
     /// Forgets a ConfigMap or Secret.
     pub fn remove_config(&self, kind: Kind, ns: &str, name: &str) -> io::Result<()> {
+        self.forget_unwritten(&self.config_path(kind, ns, name));
         match fs::remove_file(self.config_path(kind, ns, name)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
