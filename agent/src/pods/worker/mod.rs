@@ -277,8 +277,26 @@ impl Worker {
         let mut steps: VecDeque<Step> =
             plan::plan(&pod, sandbox, &seen, base, Instant::now()).into();
         let mut next: Option<Instant> = None;
+        // The pod's containers all run: a volume that cannot be brought up to date (its
+        // source gone, a full disk) leaves them running, as the kubelet does (FailedMount).
+        let all_running = pod.spec.containers.iter().all(|c| {
+            observed
+                .get(&c.name)
+                .is_some_and(|st| matches!(st.state, RtState::Running))
+        });
         while let Some(step) = steps.pop_front() {
+            let refresh = matches!(step, Step::RefreshVolumes);
             match self.execute(&pod, &d.sources, last.as_ref(), step).await {
+                Err((_, msg)) if refresh && all_running => {
+                    self.agent.event(
+                        &pod,
+                        "Warning",
+                        "FailedMount",
+                        format!("updating the pod's volumes: {msg}"),
+                    );
+                    let t = Instant::now() + base;
+                    next = Some(next.map_or(t, |n: Instant| n.min(t)));
+                }
                 Ok(Done::Next) => {}
                 Ok(Done::At(t)) => next = Some(next.map_or(t, |n: Instant| n.min(t))),
                 Ok(Done::Then(more)) => {
