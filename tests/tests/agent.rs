@@ -17,7 +17,11 @@ struct Cluster {
 /// A coordinator and an agent in a network namespace of their own (pods get addresses on
 /// the agent's bridge; nothing can leave the machine).
 fn cluster(tag: &str, extra: &[&str]) -> Cluster {
-    let node = Node::new(tag);
+    cluster_on(Node::new(tag), tag, extra)
+}
+
+/// A cluster whose node is `node` (prepared by the caller).
+fn cluster_on(node: Node, tag: &str, extra: &[&str]) -> Cluster {
     let netns = NetNs::new(tag);
     let dir = TempDir::new(&format!("{tag}-coord"));
     let c = Coordinator::start_in(dir.path(), skiff_tests::free_port(), Some(&netns.name));
@@ -66,7 +70,8 @@ impl Cluster {
 
     /// Applies a manifest given as YAML text.
     fn apply(&self, yaml: &str) {
-        let path = self.node.data().join(format!("m-{}.yaml", rand_suffix()));
+        // Beside the coordinator's data (the node's disk may be full on purpose).
+        let path = self._dir.path().join(format!("m-{}.yaml", rand_suffix()));
         std::fs::write(
             &path,
             yaml.replace("NODE", &self.node.name)
@@ -1126,7 +1131,8 @@ spec:
     // pod's container a restart (the runtime's own records and the address leases do: the
     // container, resp. the sandbox, is made anew; the agent's other files do not, the pod is
     // adopted as it runs).
-    let files: [(&str, Box<dyn Fn() -> std::path::PathBuf>, &str, bool); 6] = [
+    type Where<'a> = Box<dyn Fn() -> std::path::PathBuf + 'a>;
+    let files: [(&str, Where, &str, bool); 6] = [
         (
             "ConfigMap",
             Box::new(|| state.join("configs/ConfigMap.default.settings.json")),
@@ -1393,4 +1399,202 @@ fn time_year() -> i64 {
         .output()
         .unwrap();
     out(&o).trim().parse().unwrap()
+}
+
+/// A small tmpfs mounted over a node's data directory (what the node holds is copied onto
+/// it first); unmounted when dropped, after the cluster on it.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn over(node: &Node, size: &str) -> SmallDisk {
+        let data = node.data().to_path_buf();
+        let keep = data.with_extension("keep");
+        let sh = |cmd: String| {
+            let o = std::process::Command::new("sh")
+                .args(["-c", &cmd])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{cmd}: {}", err(&o));
+        };
+        sh(format!(
+            "mkdir -p {k} && cp -a {d}/. {k}/ && mount -t tmpfs -o size={size},mode=0700 skiff-small {d} && cp -a {k}/. {d}/ && rm -rf {k}",
+            k = keep.display(),
+            d = data.display()
+        ));
+        SmallDisk(data)
+    }
+
+    /// Fills it with one file, until the kernel says no.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 1 << 16];
+        loop {
+            if let Err(e) = f.write_all(&chunk).and_then(|_| f.sync_all()) {
+                assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                break;
+            }
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_full_disk_loses_no_state_and_recovers_without_a_restart() {
+    let node = Node::new("e2e-full");
+    let disk = SmallDisk::over(&node, "96m");
+    let cl = cluster_on(node, "e2e-full", &[]);
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: before}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {name: settings, configMap: {name: settings}}
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "exec probe serve 8080"]
+    volumeMounts: [{name: settings, mountPath: /etc/settings}]
+"#,
+    );
+    let before = cl.wait_running("before");
+    let state = cl.node.data().join("state");
+    let before_file = state.join(format!(
+        "pods/{}.json",
+        before["metadata"]["uid"].as_str().unwrap()
+    ));
+    let cm_file = state.join("configs/ConfigMap.default.settings.json");
+    assert!(before_file.exists() && cm_file.exists());
+
+    let filler = disk.fill();
+    // While the disk is full: a new pod, a changed ConfigMap, a changed pod.
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: changed}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: during}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "exec probe serve 8080"]
+    readinessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+"#,
+    );
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: before, labels: {changed: "yes"}}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {name: settings, configMap: {name: settings}}
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "exec probe serve 8080"]
+    volumeMounts: [{name: settings, mountPath: /etc/settings}]
+"#,
+    );
+    // Clear errors: the agent says which file it could not write and why; the new pod
+    // waits with the reason.
+    eventually(30, "the agent reports the full disk", || {
+        let l = cl.agent.log();
+        if l.contains("No space left on device") && l.contains("keeping the pod on disk") {
+            Ok(())
+        } else {
+            Err(l)
+        }
+    });
+    eventually(30, "the new pod waits, saying why", || {
+        let p = cl.pod("during");
+        let s = p["status"].to_string();
+        if s.contains("No space left on device") {
+            Ok(())
+        } else {
+            Err(format!("{s}\nagent log:\n{}", cl.agent.log()))
+        }
+    });
+    // The state on disk is the previous one, whole: every file reads, none half-written.
+    for dir in ["pods", "configs"] {
+        for e in std::fs::read_dir(state.join(dir)).unwrap().flatten() {
+            let p = e.path();
+            assert_eq!(
+                p.extension().and_then(|x| x.to_str()),
+                Some("json"),
+                "a leftover: {}",
+                p.display()
+            );
+            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert!(v["metadata"]["name"].is_string(), "{}", p.display());
+        }
+    }
+    assert!(std::fs::read_to_string(&cm_file).unwrap().contains("hello"));
+    assert!(!std::fs::read_to_string(&before_file)
+        .unwrap()
+        .contains("changed"));
+    let before_again = cl.pod("before");
+    assert_eq!(
+        before_again["status"]["phase"],
+        "Running",
+        "{}\nagent log:\n{}",
+        before_again["status"],
+        cl.agent.log()
+    );
+
+    // Space comes back: everything catches up, the agent never restarted.
+    std::fs::remove_file(&filler).unwrap();
+    let during = cl.wait_running("during");
+    let during_file = state.join(format!(
+        "pods/{}.json",
+        during["metadata"]["uid"].as_str().unwrap()
+    ));
+    eventually(30, "the state written once space is back", || {
+        let cm = std::fs::read_to_string(&cm_file).unwrap_or_default();
+        let b = std::fs::read_to_string(&before_file).unwrap_or_default();
+        if cm.contains("changed") && b.contains("changed") && during_file.exists() {
+            Ok(())
+        } else {
+            Err(format!("{cm}\n{b}\nagent log:\n{}", cl.agent.log()))
+        }
+    });
+    assert!(
+        cl.agent
+            .log()
+            .contains("agent state written after an earlier failure"),
+        "{}",
+        cl.agent.log()
+    );
+    assert_eq!(cl.agent.runs, 1, "the agent was not restarted");
+    assert_eq!(cl.container("before")["restartCount"], 0);
+    drop(cl);
+    drop(disk);
 }
