@@ -237,6 +237,9 @@ pub async fn run(agent: Arc<Agent>) {
     let mut last_peers = None;
     let mut last_vips = None;
     let mut last_dnats = None;
+    let mut again = tokio::time::interval(REASSERT);
+    again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    again.tick().await;
     loop {
         let view = rx.borrow_and_update().clone();
         if let Some(net) = agent.net() {
@@ -317,11 +320,24 @@ pub async fn run(agent: Arc<Agent>) {
                 Err(e) => tracing::warn!(frontend = %f.addr, "cannot serve a Service port: {e}"),
             }
         }
-        if rx.changed().await.is_err() {
-            return;
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = again.tick() => {
+                // Level-triggered: the rules, routes, overlay device and Service
+                // addresses are written again whether or not someone removed them (each
+                // write is one idempotent netlink batch).
+                last_peers = None;
+                last_dnats = None;
+                last_vips = None;
+            }
         }
     }
 }
+
+/// How often the node's rules, routes, overlay device and Service addresses are written
+/// again, so a node whose nftables table, VXLAN device or routes were removed under it
+/// (an operator's `nft flush ruleset`, a network manager) has them back within this time.
+const REASSERT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A socket bound to a frontend's address (listening is the caller's): also cluster DNS's.
 pub fn socket(f: Frontend) -> std::io::Result<socket2::Socket> {
