@@ -1072,6 +1072,31 @@ spec:
     reached_again(&cl, 4);
     restarted(&cl, 4);
     assert_eq!(links(&cl.netns, "skb"), bridge, "the bridge is rebuilt");
+
+    // The node's nftables table (Service translations, masquerading) flushed away: written
+    // again, with the Service's translation, and nothing restarts for it.
+    let nft = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &cl.netns.name, "nft"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    ok(nft(&["flush", "ruleset"]));
+    let table = format!("skiff-{}", cl.node.name);
+    eventually(30, "the node's rules written again", || {
+        let o = nft(&["list", "table", "ip", &table]);
+        let t = out(&o);
+        if o.status.success()
+            && t.contains("masquerade")
+            && t.contains(&format!("dnat to {web_ip}"))
+        {
+            Ok(())
+        } else {
+            Err(format!("{t}{}", err(&o)))
+        }
+    });
+    restarted(&cl, 4);
 }
 
 #[test]

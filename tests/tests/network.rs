@@ -507,4 +507,47 @@ spec:
     let o =
         l.c.skiff(&["exec", "client", "--", "cat", "/sys/class/net/eth0/mtu"]);
     assert_eq!(out(&o).trim(), "1450", "{}", err(&o));
+
+    // Node 0's overlay device and nftables table removed under it (an operator's `nft
+    // flush ruleset`, a network manager): both come back, the overlay carries pods again.
+    let ns0 = &l.hosts[0].name;
+    let table = format!("skiff-{}", l.nodes[0].name);
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new("ip")
+            .args(["netns", "exec", ns0])
+            .args(args)
+            .output()
+            .unwrap();
+        (o.status.success(), format!("{}{}", out(&o), err(&o)))
+    };
+    let links = out(&std::process::Command::new("ip")
+        .args(["-n", ns0, "-o", "link", "show"])
+        .output()
+        .unwrap());
+    let skx: Vec<&str> = links
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n))
+        .filter(|n| n.starts_with("skx"))
+        .collect();
+    assert_eq!(skx.len(), 1, "{links}");
+    let (done, msg) = run(&["ip", "link", "del", skx[0]]);
+    assert!(done, "{msg}");
+    let (done, msg) = run(&["nft", "delete", "table", "ip", &table]);
+    assert!(done, "{msg}");
+    eventually(30, "node 0's table and overlay back", || {
+        let (table_back, t) = run(&["nft", "list", "table", "ip", &table]);
+        let (_, links) = run(&["ip", "-o", "link", "show", skx[0]]);
+        if table_back && t.contains("masquerade") && links.contains(skx[0]) {
+            Ok(())
+        } else {
+            Err(format!("{t}\n{links}"))
+        }
+    });
+    for (ip, name, node) in endpoints(&l) {
+        let got = eventually(30, "the client reaches the pod again", || {
+            get_from_client(&l, &format!("{ip}:8080"), 1)
+        });
+        assert_eq!(got, [name], "the pod on {node}");
+    }
 }
