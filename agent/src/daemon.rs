@@ -32,7 +32,12 @@ pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, Error> {
 
 pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
     init_logging();
-    shed_code_pages();
+    // At start, only this process's own pages go: the file's stay in the page cache, where
+    // the runtime helper (this executable) and the pods' first start find them; the idle
+    // helper's release (below) evicts them once the node is quiet.
+    if let Err(e) = skiff_runtime::shed_code_pages(skiff_runtime::PageCache::Keep) {
+        tracing::debug!("keeping code pages as they are: {e}");
+    }
     let cfg = config(args, d)?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     std::fs::set_permissions(

@@ -169,8 +169,9 @@ fn main() {
         .nth(1)
         .is_some_and(|a| a == "runtime-helper")
     {
-        // Its code pages are the agent's: keep resident only those the helper runs.
-        let _ = skiff_runtime::shed_code_pages(skiff_runtime::PageCache::Evict);
+        // Its code pages are the agent's: keep resident only those the helper runs (the
+        // file's pages stay cached for the agent, which evicts them once quiet).
+        let _ = skiff_runtime::shed_code_pages(skiff_runtime::PageCache::Keep);
         match skiff_runtime::helper::helper_main() {
             Ok(()) => std::process::exit(0),
             Err(e) => {
