@@ -212,6 +212,9 @@ async fn retry_state_writes(agent: Arc<Agent>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if !agent.local.has_unwritten() {
+            continue;
+        }
         let a = agent.clone();
         let _ = tokio::task::spawn_blocking(move || a.local.retry()).await;
     }

@@ -139,6 +139,11 @@ impl Local {
         r
     }
 
+    /// Whether writes that failed wait to be made again.
+    pub fn has_unwritten(&self) -> bool {
+        !self.unwritten.lock().unwrap().is_empty()
+    }
+
     /// Makes the writes that failed; returns how many are still waiting.
     pub fn retry(&self) -> usize {
         let mut unwritten = self.unwritten.lock().unwrap();
