@@ -1476,17 +1476,11 @@ fn a_full_disk_loses_no_state_and_recovers_without_a_restart() {
     let node = Node::new("e2e-full");
     let disk = SmallDisk::over(&node, "96m");
     let cl = cluster_on(node, "e2e-full", &[]);
-    cl.apply(
-        r#"
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: settings}
-data: {greeting: hello}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: before}
-spec:
+    // The pod that runs throughout; the labels change while the disk is full.
+    let before_pod = |labels: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: before, labels: {{{labels}}}}}\n{}",
+            r#"spec:
   nodeName: NODE
   terminationGracePeriodSeconds: 1
   volumes:
@@ -1496,8 +1490,13 @@ spec:
     image: IMAGE
     command: ["sh", "-c", "exec probe serve 8080"]
     volumeMounts: [{name: settings, mountPath: /etc/settings}]
-"#,
-    );
+"#
+        )
+    };
+    cl.apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{greeting: hello}}\n---\n{}",
+        before_pod("")
+    ));
     let before = cl.wait_running("before");
     let state = cl.node.data().join("state");
     let before_file = state.join(format!(
@@ -1531,23 +1530,7 @@ spec:
       periodSeconds: 1
 "#,
     );
-    cl.apply(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: before, labels: {changed: "yes"}}
-spec:
-  nodeName: NODE
-  terminationGracePeriodSeconds: 1
-  volumes:
-  - {name: settings, configMap: {name: settings}}
-  containers:
-  - name: main
-    image: IMAGE
-    command: ["sh", "-c", "exec probe serve 8080"]
-    volumeMounts: [{name: settings, mountPath: /etc/settings}]
-"#,
-    );
+    cl.apply(&before_pod("changed: \"yes\""));
     // Clear errors: the agent says which file it could not write and why; the new pod
     // waits with the reason.
     eventually(30, "the agent reports the full disk", || {
