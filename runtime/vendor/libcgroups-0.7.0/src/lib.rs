@@ -19,9 +19,6 @@ pub mod systemd;
 #[cfg(not(feature = "systemd"))]
 #[path = "stub/systemd/mod.rs"]
 pub mod systemd;
-// skiff: a test double whose methods are `unimplemented!()`; only tests use it.
-#[cfg(test)]
-pub mod test_manager;
 #[cfg(feature = "v1")]
 pub mod v1;
 #[cfg(not(feature = "v1"))]
