@@ -16,6 +16,15 @@ struct Cluster {
 
 /// A coordinator and an agent in a network namespace of their own (pods get addresses on
 /// the agent's bridge; nothing can leave the machine).
+/// A pod on the test's node whose one container runs `script` (a 1 s grace period).
+fn pod_running(name: &str, script: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: NODE\n  \
+         terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: IMAGE\n    \
+         command: [\"sh\", \"-c\", {script:?}]\n"
+    )
+}
+
 fn cluster(tag: &str, extra: &[&str]) -> Cluster {
     cluster_on(Node::new(tag), tag, extra)
 }
@@ -694,19 +703,9 @@ spec:
   - name: main
     image: IMAGE
     command: ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: doomed}
-spec:
-  nodeName: NODE
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: IMAGE
-    command: ["sh", "-c", "exec sleep 1000"]
 "#,
     );
+    cl.apply(&pod_running("doomed", "exec sleep 1000"));
     let p = cl.wait_running("keep");
     cl.wait_running("doomed");
     let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
@@ -1331,19 +1330,9 @@ spec:
       httpGet: {path: /, port: 8080}
       periodSeconds: 1
       failureThreshold: 2
----
-apiVersion: v1
-kind: Pod
-metadata: {name: crash}
-spec:
-  nodeName: NODE
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: IMAGE
-    command: ["sh", "-c", "sleep 1; exit 1"]
 "#,
     );
+    cl.apply(&pod_running("crash", "sleep 1; exit 1"));
     let steady = cl.wait_running("steady");
     let uids = [
         steady["metadata"]["uid"].clone(),
