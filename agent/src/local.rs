@@ -144,8 +144,8 @@ impl Local {
         !self.unwritten.lock().unwrap().is_empty()
     }
 
-    /// Makes the writes that failed; returns how many are still waiting.
-    pub fn retry(&self) -> usize {
+    /// Makes the writes that failed (those that fail again wait for the next try).
+    pub fn retry(&self) {
         let mut unwritten = self.unwritten.lock().unwrap();
         unwritten.retain(|path, bytes| match write_if_changed(path, bytes) {
             Ok(_) => {
@@ -154,7 +154,6 @@ impl Local {
             }
             Err(_) => true,
         });
-        unwritten.len()
     }
 
     fn forget_unwritten(&self, path: &Path) {

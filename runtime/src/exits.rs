@@ -7,7 +7,7 @@ use super::*;
 impl Runtime {
     /// Forgets a container whose state cannot be read: its init is killed if the monitor's
     /// file still names it, and its state directory is removed (the log stays).
-    pub(crate) fn let_go(&self, id: &str, why: &std::io::Error) {
+    pub(crate) fn let_go(&self, id: &str, why: &RuntimeError) {
         let dir = self.container_dir(id);
         tracing::warn!(container = %id, dir = %dir.display(), error = %why,
             "unreadable container state: the container is let go and made anew");

@@ -73,6 +73,19 @@ pub enum RuntimeError {
     },
 }
 
+impl RuntimeError {
+    /// A state file that reads but does not parse (garbled by a power cut on a file system
+    /// that lost the write): what it described is made anew rather than failing on.
+    pub fn garbled(&self) -> Option<&io::Error> {
+        match self {
+            RuntimeError::Io { source, .. } if source.kind() == io::ErrorKind::InvalidData => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
+
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> RuntimeError {
     let context = context.into();
     move |source| RuntimeError::Io { context, source }
@@ -121,12 +134,20 @@ pub struct ContainerStatus {
     pub pid: Option<i32>,
     pub created_at: String,
     pub started_at: Option<String>,
-    /// How long its init has run, while running, by the kernel's clock since boot: unlike
-    /// `started_at`, unmoved when the wall clock jumps (a board without a real-time clock
-    /// that boots in 1970 until NTP answers).
-    pub running_for: Option<Duration>,
+    /// When its init started, while running, in clock ticks since boot (see
+    /// [`ContainerStatus::running_for`]).
+    pub init_start: Option<u64>,
     pub log_path: PathBuf,
     pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerStatus {
+    /// How long its init has run, while running, by the kernel's clock since boot: unlike
+    /// `started_at`, unmoved when the wall clock jumps (a board without a real-time clock
+    /// that boots in 1970 until NTP answers). Reads `/proc/uptime`: asked only when needed.
+    pub fn running_for(&self) -> Option<Duration> {
+        state::running_for(self.init_start?)
+    }
 }
 
 /// What the runtime records per container.
@@ -536,8 +557,8 @@ impl Runtime {
             },
             (None, None) => (ContainerState::Unknown, None),
         };
-        let running_for = match (&state, &info) {
-            (ContainerState::Running, Some(i)) => state::running_for(i.init_start),
+        let init_start = match (&state, &info) {
+            (ContainerState::Running, Some(i)) => Some(i.init_start),
             _ => None,
         };
         Ok(ContainerStatus {
@@ -548,7 +569,7 @@ impl Runtime {
             pid,
             created_at: rec.created_at,
             started_at,
-            running_for,
+            init_start,
             log_path: rec.log_path,
             labels: rec.labels,
         })
@@ -562,13 +583,8 @@ impl Runtime {
                 Ok(s) => out.push(s),
                 // A record half-written by a crash mid-create: not a container.
                 Err(RuntimeError::NotFound(_)) => {}
-                // A state file garbled (a power cut on a file system that lost the write):
-                // the container is let go, so its pod's worker makes a new one.
-                Err(RuntimeError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::InvalidData =>
-                {
-                    self.let_go(&id, &source);
-                }
+                // Garbled: the container is let go, so its pod's worker makes a new one.
+                Err(e) if e.garbled().is_some() => self.let_go(&id, &e),
                 Err(e) => return Err(e),
             }
         }

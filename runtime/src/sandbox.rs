@@ -106,11 +106,9 @@ impl Runtime {
         valid_id("sandbox", id)?;
         let (rec, paths) = match self.sandbox_paths(id) {
             Ok(r) => r,
-            // Garbled by a power cut: made anew like any other broken sandbox.
-            Err(RuntimeError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                return Ok(Some(format!("its record is unreadable ({source})")));
+            // Garbled: made anew like any other broken sandbox.
+            Err(e) if e.garbled().is_some() => {
+                return Ok(Some(format!("its record is unreadable ({e})")));
             }
             Err(e) => return Err(e),
         };

@@ -330,7 +330,11 @@ impl Worker {
                 id: st.id.clone(),
                 state: st.state.clone(),
                 spec_changed: st.labels.get(LABEL_HASH) != Some(&spec_hash(c)),
-                running_for: st.running_for,
+                // Only a back-off can be reset by a long run: asked only then.
+                running_for: s
+                    .is_some_and(|s| s.backoff.is_some())
+                    .then(|| st.running_for())
+                    .flatten(),
             });
             let watched = match (&attempt, s.and_then(|s| s.exit_watch.as_ref())) {
                 (Some(a), Some((id, _))) => *id == a.id,
