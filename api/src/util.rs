@@ -164,7 +164,12 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration {s:?} (use 500ms, 10s, 2m)")),
+        "d" => n * 86_400.0,
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?} (use 500ms, 10s, 2m, 24h, 7d)"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {s:?}"));

@@ -12,8 +12,17 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// ALPN of the protocol: the version lives here, so a mismatched peer fails the handshake.
 pub const ALPN: &[u8] = b"skiff/1";
 
+/// The QUIC application close code of a connection whose client certificate the
+/// coordinator refuses (expired, revoked, replaced): the close reason says why and how an
+/// admin readmits the node.
+pub const CREDENTIAL_REFUSED: u32 = 0x5c01;
+
 /// The largest frame either side accepts (16 MiB).
 pub const MAX_FRAME_LEN: usize = 16 << 20;
+
+/// The largest frame a peer without a client certificate may send: a join request (a
+/// token, a node name and a CSR of a few hundred bytes) with room to spare.
+pub const MAX_JOIN_FRAME_LEN: usize = 8 << 10;
 
 /// What a client asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +95,8 @@ pub enum Request {
     TokenCreate {
         /// Lifetime in seconds; none for a token that does not expire.
         ttl_seconds: Option<u64>,
+        /// How many joins it allows; none for any number while it lives.
+        uses: Option<u32>,
         /// A note for `token list`.
         description: String,
     },
@@ -102,6 +113,12 @@ pub enum Request {
         token: String,
         /// The node's name.
         node_name: String,
+        /// PEM certificate signing request.
+        csr_pem: String,
+    },
+    /// A node renews its certificate over its session (before it expires): a CSR for a
+    /// new key; the answer is [`Response::Joined`].
+    Renew {
         /// PEM certificate signing request.
         csr_pem: String,
     },
@@ -248,6 +265,8 @@ pub struct TokenInfo {
     pub id: String,
     /// Unix seconds when it stops working, if it does.
     pub expires: Option<u64>,
+    /// Joins it still allows, if it was given a number.
+    pub uses_left: Option<u32>,
     /// The note given at creation.
     pub description: String,
 }

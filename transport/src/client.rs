@@ -6,7 +6,9 @@
 
 use crate::{config, frames, tls, udp};
 use config::ClientConfig;
-use skiff_api::wire::{ApiError, ErrorCode, Request, Response, WatchEvent, MAX_FRAME_LEN};
+use skiff_api::wire::{
+    ApiError, ErrorCode, Request, Response, WatchEvent, CREDENTIAL_REFUSED, MAX_FRAME_LEN,
+};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,10 @@ pub enum ClientError {
     /// No answer in time.
     #[error("no answer from the coordinator within {0:?}")]
     Timeout(Duration),
+    /// The coordinator refused the client's certificate (expired, revoked or replaced);
+    /// the reason says how an admin readmits the node.
+    #[error("the coordinator refused this credential: {0}")]
+    Refused(String),
 }
 
 impl ClientError {
@@ -198,6 +204,28 @@ impl Client {
         tokio::time::timeout(self.timeout, fut)
             .await
             .map_err(|_| ClientError::Timeout(self.timeout))?
+            .map_err(|e| self.refined(e))
+    }
+
+    /// Why the coordinator refused this connection's credential, if it closed the
+    /// connection for that.
+    pub fn refusal(&self) -> Option<String> {
+        match self.conn.close_reason()? {
+            quinn::ConnectionError::ApplicationClosed(c)
+                if c.error_code == CREDENTIAL_REFUSED.into() =>
+            {
+                Some(String::from_utf8_lossy(&c.reason).into_owned())
+            }
+            _ => None,
+        }
+    }
+
+    /// A stream failure on a connection the coordinator closed for its credential says so.
+    fn refined(&self, e: ClientError) -> ClientError {
+        match (&e, self.refusal()) {
+            (ClientError::Stream(_), Some(why)) => ClientError::Refused(why),
+            _ => e,
+        }
     }
 
     /// Starts a watch (a `Request::Watch`).
@@ -206,8 +234,10 @@ impl Client {
             .conn
             .open_bi()
             .await
-            .map_err(|e| ClientError::Stream(e.to_string()))?;
-        frames::write_frame(&mut send, req).await?;
+            .map_err(|e| self.refined(ClientError::Stream(e.to_string())))?;
+        frames::write_frame(&mut send, req)
+            .await
+            .map_err(|e| self.refined(e.into()))?;
         Ok(Watch { _send: send, recv })
     }
 
@@ -286,17 +316,7 @@ pub async fn join(server: &str, token: &str, node_name: &str) -> Result<ClientCo
     })?;
     let tls = tls::join_tls(&fp)?;
     let client = Client::connect_with(server, &host_of(server), tls).await?;
-    let key = rcgen::KeyPair::generate().map_err(|e| ClientError::Unexpected(e.to_string()))?;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| ClientError::Unexpected(e.to_string()))?;
-    params.distinguished_name.push(
-        rcgen::DnType::CommonName,
-        format!("system:node:{node_name}"),
-    );
-    let csr = params
-        .serialize_request(&key)
-        .and_then(|c| c.pem())
-        .map_err(|e| ClientError::Unexpected(e.to_string()))?;
+    let (key, csr) = node_csr(node_name)?;
     match client
         .call(&Request::Join {
             token: token.to_string(),
@@ -305,12 +325,46 @@ pub async fn join(server: &str, token: &str, node_name: &str) -> Result<ClientCo
         })
         .await?
     {
-        Response::Joined { cert_pem, ca_pem } => Ok(ClientConfig::new(
-            server.to_string(),
-            ca_pem,
-            cert_pem,
-            key.serialize_pem(),
-        )),
+        Response::Joined { cert_pem, ca_pem } => {
+            Ok(ClientConfig::new(server.to_string(), ca_pem, cert_pem, key))
+        }
+        other => Err(ClientError::Unexpected(format!("{other:?}"))),
+    }
+}
+
+/// A new key for node `node_name` and a CSR for it (PEM key, PEM CSR).
+fn node_csr(node_name: &str) -> Result<(String, String), ClientError> {
+    let unexpected = |e: rcgen::Error| ClientError::Unexpected(e.to_string());
+    let key = rcgen::KeyPair::generate().map_err(unexpected)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(unexpected)?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("system:node:{node_name}"),
+    );
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|c| c.pem())
+        .map_err(unexpected)?;
+    Ok((key.serialize_pem(), csr))
+}
+
+/// Renews a node's certificate over its session: a new key, signed by the coordinator;
+/// returns `cfg` with the new certificate and key (the connection carries on with the old
+/// one, which stays valid until it expires).
+pub async fn renew(
+    client: &Client,
+    cfg: &ClientConfig,
+    node_name: &str,
+) -> Result<ClientConfig, ClientError> {
+    let (key, csr_pem) = node_csr(node_name)?;
+    match client.call(&Request::Renew { csr_pem }).await? {
+        Response::Joined { cert_pem, ca_pem } => {
+            let mut new = cfg.clone();
+            new.client_certificate = cert_pem;
+            new.client_key = key;
+            new.certificate_authority = ca_pem;
+            Ok(new)
+        }
         other => Err(ClientError::Unexpected(format!("{other:?}"))),
     }
 }

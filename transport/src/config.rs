@@ -106,6 +106,17 @@ impl ClientConfig {
         }
     }
 
+    /// When the client certificate became valid and when it expires (unix seconds).
+    pub fn certificate_validity(&self) -> Option<(u64, u64)> {
+        let der = crate::tls::certs_from_pem("client", &self.client_certificate).ok()?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der.first()?).ok()?;
+        let v = cert.validity();
+        Some((
+            u64::try_from(v.not_before.timestamp()).ok()?,
+            u64::try_from(v.not_after.timestamp()).ok()?,
+        ))
+    }
+
     /// Writes the config as YAML with mode 0600.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let v = serde_json::to_value(self).expect("configs serialize");
