@@ -4,6 +4,7 @@
 //! Events and then 12 an hour, not one per pass; objects are remembered in a bounded cache
 //! (4,096, as client-go's LRU), and one forgotten starts again with a full allowance.
 
+use crate::bucket::Bucket;
 use crate::HashMap;
 use std::time::{Duration, Instant};
 
@@ -14,18 +15,9 @@ pub const REFILL: Duration = Duration::from_secs(300);
 /// Objects remembered.
 pub const CAPACITY: usize = 4096;
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    /// Its tokens at `now`, refilled since it was last used (at most [`BURST`]).
-    fn tokens_at(&self, now: Instant) -> f64 {
-        let refilled = now.saturating_duration_since(self.at).as_secs_f64() / REFILL.as_secs_f64();
-        (self.tokens + refilled).min(BURST)
-    }
+/// Tokens a second.
+fn rate() -> f64 {
+    1.0 / REFILL.as_secs_f64()
 }
 
 /// Token buckets by source and object (`K`: whatever names both).
@@ -48,18 +40,10 @@ impl<K: std::hash::Hash + Eq + Clone> SpamFilter<K> {
         if !self.buckets.contains_key(key) && self.buckets.len() >= CAPACITY {
             self.forget_oldest(now);
         }
-        let b = self.buckets.entry(key.clone()).or_insert(Bucket {
-            tokens: BURST,
-            at: now,
-        });
-        b.tokens = b.tokens_at(now);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.buckets
+            .entry(key.clone())
+            .or_insert(Bucket::full(BURST, now))
+            .take(now, rate(), BURST)
     }
 
     /// Objects remembered.
@@ -71,7 +55,8 @@ impl<K: std::hash::Hash + Eq + Clone> SpamFilter<K> {
     /// Drops the buckets that refilled (they would allow as much as a new one), then, if
     /// that freed less than a quarter, the least recently used ones down to three quarters.
     fn forget_oldest(&mut self, now: Instant) {
-        self.buckets.retain(|_, b| b.tokens_at(now) < BURST);
+        self.buckets
+            .retain(|_, b| b.tokens_at(now, rate(), BURST) < BURST);
         let keep = CAPACITY * 3 / 4;
         if self.buckets.len() > keep {
             let mut ages: Vec<Instant> = self.buckets.values().map(|b| b.at).collect();
