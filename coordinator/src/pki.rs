@@ -10,6 +10,7 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// PKI failures.
 #[derive(Debug, thiserror::Error)]
@@ -33,10 +34,12 @@ pub struct Pki {
     pub ca_pem: String,
     ca_der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
-    /// Serving certificate (PEM).
-    pub server_cert_pem: String,
-    /// Serving key (PEM).
-    pub server_key_pem: String,
+    /// Serving certificate and key (PEM), reissued before they expire.
+    serving: std::sync::RwLock<Serving>,
+    /// The names and addresses the serving certificate is for.
+    sans: Vec<String>,
+    /// How long the node certificates it signs live (`--node-cert-ttl`).
+    pub node_cert_ttl: Duration,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
@@ -50,10 +53,20 @@ fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
     skiff_transport::files::write_private(path, text.as_bytes()).map_err(io_err(path))
 }
 
-fn validity(params: &mut CertificateParams, days: i64) {
+/// A day.
+pub const DAY: Duration = Duration::from_secs(86_400);
+
+/// How long node certificates live unless `--node-cert-ttl` says (Kubernetes' default
+/// for kubelet client certificates); nodes renew theirs at 70–90 % of it.
+pub const DEFAULT_NODE_CERT_TTL: Duration = Duration::from_secs(365 * 86_400);
+
+/// Valid from a little before now (clocks differ: five minutes, or a tenth of a short
+/// lifetime) until `ttl` from now.
+fn validity(params: &mut CertificateParams, ttl: Duration) {
     let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(days);
+    let back = (ttl / 10).min(Duration::from_secs(300));
+    params.not_before = now - back;
+    params.not_after = now + ttl;
 }
 
 impl Pki {
@@ -80,7 +93,7 @@ impl Pki {
                 KeyUsagePurpose::CrlSign,
                 KeyUsagePurpose::DigitalSignature,
             ];
-            validity(&mut params, 3650);
+            validity(&mut params, 3650 * DAY);
             let cert = params.self_signed(&key)?;
             write_private(&ca_key, &key.serialize_pem())?;
             write_private(&ca_crt, &cert.pem())?;
@@ -89,21 +102,36 @@ impl Pki {
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, key)?;
         let ca_der = pem_to_der(&ca_pem).ok_or(rcgen::Error::CouldNotParseCertificate)?;
 
-        let server_key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(sans.to_vec())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "skiff-coordinator");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        validity(&mut params, 365);
-        let server = params.signed_by(&server_key, &issuer)?;
+        let serving = issue_serving(&issuer, sans, DEFAULT_SERVING_CERT_TTL)?;
         Ok(Pki {
             ca_pem,
             ca_der,
             issuer,
-            server_cert_pem: server.pem(),
-            server_key_pem: server_key.serialize_pem(),
+            serving: std::sync::RwLock::new(serving),
+            sans: sans.to_vec(),
+            node_cert_ttl: DEFAULT_NODE_CERT_TTL,
         })
+    }
+
+    /// The serving certificate and key (PEM).
+    pub fn serving(&self) -> (String, String) {
+        let s = self.serving.read().unwrap();
+        (s.cert_pem.clone(), s.key_pem.clone())
+    }
+
+    /// When the serving certificate should be reissued: at 80 % of its lifetime.
+    pub fn serving_renew_at(&self) -> std::time::SystemTime {
+        let s = self.serving.read().unwrap();
+        s.not_before + (s.not_after.duration_since(s.not_before).unwrap_or_default()).mul_f64(0.8)
+    }
+
+    /// Issues a new serving certificate (new key) living `ttl`; the endpoint serves it
+    /// once given a new server config (`server::server_config`).
+    pub fn reissue_serving(&self, ttl: Duration) -> Result<std::time::SystemTime, PkiError> {
+        let new = issue_serving(&self.issuer, &self.sans, ttl)?;
+        let until = new.not_after;
+        *self.serving.write().unwrap() = new;
+        Ok(until)
     }
 
     /// SHA-256 of the CA certificate (hex), as join tokens carry it.
@@ -121,7 +149,7 @@ impl Pki {
         &self,
         cn: &str,
         org: &str,
-        days: i64,
+        ttl: Duration,
     ) -> Result<(String, String), PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
@@ -130,14 +158,19 @@ impl Pki {
             .distinguished_name
             .push(DnType::OrganizationName, org);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        validity(&mut params, days);
+        validity(&mut params, ttl);
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
 
     /// Signs a node's CSR. The subject is set here, never taken from the CSR: a node
     /// cannot ask for another identity.
-    pub fn sign_node_csr(&self, csr_pem: &str, node: &str) -> Result<String, PkiError> {
+    pub fn sign_node_csr(
+        &self,
+        csr_pem: &str,
+        node: &str,
+        ttl: Duration,
+    ) -> Result<String, PkiError> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params
@@ -147,10 +180,43 @@ impl Pki {
             .distinguished_name
             .push(DnType::OrganizationName, "system:nodes");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        validity(&mut params, 365);
+        validity(&mut params, ttl);
         csr.params = params;
         Ok(csr.signed_by(&self.issuer)?.pem())
     }
+}
+
+/// How long a serving certificate lives unless `--serving-cert-ttl` says; it is reissued
+/// at 80 % of that and at every start.
+pub const DEFAULT_SERVING_CERT_TTL: Duration = Duration::from_secs(365 * 86_400);
+
+/// A serving certificate and its key.
+struct Serving {
+    cert_pem: String,
+    key_pem: String,
+    not_before: std::time::SystemTime,
+    not_after: std::time::SystemTime,
+}
+
+fn issue_serving(
+    issuer: &Issuer<'static, KeyPair>,
+    sans: &[String],
+    ttl: Duration,
+) -> Result<Serving, PkiError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(sans.to_vec())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "skiff-coordinator");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    validity(&mut params, ttl);
+    let cert = params.signed_by(&key, issuer)?;
+    Ok(Serving {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        not_before: params.not_before.into(),
+        not_after: params.not_after.into(),
+    })
 }
 
 fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
@@ -214,7 +280,9 @@ mod tests {
     fn identities_and_persistence() {
         let dir = std::env::temp_dir().join(format!("skiff-pki-{}", std::process::id()));
         let pki = Pki::load_or_create(&dir, &["localhost".into(), "127.0.0.1".into()]).unwrap();
-        let (cert, _) = pki.issue_client("admin", "system:masters", 30).unwrap();
+        let (cert, _) = pki
+            .issue_client("admin", "system:masters", 30 * DAY)
+            .unwrap();
         let der = skiff_transport::tls::certs_from_pem("c", &cert)
             .unwrap()
             .remove(0);
@@ -226,7 +294,7 @@ mod tests {
         p.distinguished_name
             .push(DnType::OrganizationName, "system:masters");
         let csr = p.serialize_request(&key).unwrap().pem().unwrap();
-        let node = pki.sign_node_csr(&csr, "pi-1").unwrap();
+        let node = pki.sign_node_csr(&csr, "pi-1", DAY).unwrap();
         let der = skiff_transport::tls::certs_from_pem("n", &node)
             .unwrap()
             .remove(0);

@@ -1,11 +1,16 @@
 //! Who may do what: one place decides what each identity may read, list, watch, write
 //! and delete. Admins may do anything; a node sees the pods bound to it, the ConfigMaps and
 //! Secrets those pods use (and the TLS Secrets of Ingresses, which every node serves),
-//! every Node, Service, Endpoints and Ingress; it writes its own Node, Events, and the
-//! status of its pods; it deletes only its own pods (confirming their deletion).
+//! every Node, Service, Endpoints and Ingress; it writes its own Node's status and the
+//! metadata a kubelet may set (`node_restriction.rs`), Events about itself and its pods,
+//! and the status of its pods; it deletes only its own pods (confirming their deletion).
 
+use super::node_restriction::node_write_problem;
 use super::*;
 use skiff_api::object::NodeReads;
+
+/// The rule a refused Event names.
+const EVENT_RULE: &str = "NodeRestriction: a node reports Events only about itself and the pods bound to it, in their namespace";
 
 pub(super) fn forbidden_verb(id: &Identity, what: &str) -> ApiError {
     err(
@@ -173,30 +178,84 @@ impl<S: Store> Api<S> {
         status: bool,
     ) -> Result<(), ApiError> {
         let Identity::Node(n) = id else { return Ok(()) };
-        let key = o.key();
-        let allowed = match o.kind() {
-            Kind::Node => key.name == *n,
-            Kind::Event => true,
-            Kind::Pod if status => {
-                let mut k = key.clone();
-                if k.namespace.is_empty() {
-                    k.namespace = "default".into();
-                }
-                match self.store.get(&k).map_err(store_err)? {
-                    Some(s) => self.pod_on_node(id, &s),
-                    None => false,
+        let mut key = o.key();
+        if key.kind.namespaced() && key.namespace.is_empty() {
+            key.namespace = "default".into();
+        }
+        let refuse = |why: String| err(ErrorCode::Forbidden, why);
+        match o {
+            Object::Node(new) => {
+                let old = match self.store.get(&key).map_err(store_err)? {
+                    Some(s) => match stored_object(&s)? {
+                        Object::Node(old) => Some(old),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                match node_write_problem(n, old.as_ref(), new, status) {
+                    Some(why) => Err(refuse(why)),
+                    None => Ok(()),
                 }
             }
-            _ => false,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(forbidden(
+            Object::Event(ev) => {
+                if let Some(s) = self.store.get(&key).map_err(store_err)? {
+                    let same = matches!(stored_object(&s)?, Object::Event(old) if old.involved_object == ev.involved_object);
+                    if !same {
+                        return Err(refuse(format!(
+                            "node {n:?} may not change what Event {:?} is about ({EVENT_RULE})",
+                            key.name
+                        )));
+                    }
+                }
+                if self.event_about_own(n, &key.namespace, &ev.involved_object)? {
+                    Ok(())
+                } else {
+                    let r = &ev.involved_object;
+                    Err(refuse(format!(
+                        "node {n:?} may not report an Event about {} {:?} in namespace {:?} ({EVENT_RULE})",
+                        r.kind.as_deref().unwrap_or("<no kind>"),
+                        r.name.as_deref().unwrap_or_default(),
+                        key.namespace
+                    )))
+                }
+            }
+            Object::Pod(_) if status => match self.store.get(&key).map_err(store_err)? {
+                Some(s) if self.pod_on_node(id, &s) => Ok(()),
+                _ => Err(refuse(format!(
+                    "node {n:?} may not update the status of pod {:?} in namespace {:?} (a node writes the status of the pods bound to it only)",
+                    key.name, key.namespace
+                ))),
+            },
+            _ => Err(forbidden(
                 id,
                 if status { "update status of" } else { "write" },
                 &key,
-            ))
+            )),
+        }
+    }
+
+    /// Whether an Event in `namespace` about `r` is one node `n` may report: about its own
+    /// Node, or about a pod bound to it in the Event's namespace.
+    fn event_about_own(
+        &self,
+        n: &str,
+        namespace: &str,
+        r: &skiff_api::meta::ObjectReference,
+    ) -> Result<bool, ApiError> {
+        let name = r.name.as_deref().unwrap_or_default();
+        match r.kind.as_deref() {
+            Some("Node") => Ok(name == n),
+            Some("Pod") if r.namespace.as_deref().unwrap_or(namespace) == namespace => {
+                let key = ObjectKey {
+                    kind: Kind::Pod,
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                };
+                Ok(self.store.get(&key).map_err(store_err)?.is_some_and(|s| {
+                    s.value().pointer("/spec/nodeName").and_then(Value::as_str) == Some(n)
+                }))
+            }
+            _ => Ok(false),
         }
     }
 }

@@ -241,6 +241,9 @@ impl<S: Store> Api<S> {
         if key.kind == Kind::Node && matches!(d, Deleted::Gone(_)) {
             // Its pod CIDR is free again: read the taken ones anew next time.
             *self.nodes.cidr_lock.lock().await = None;
+            // Its certificates speak for nobody any more: the name is free to join again
+            // (with a token), and the old node is refused from now on.
+            self.revoke_credential(&key.name).await?;
         }
         Ok(d)
     }

@@ -21,7 +21,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod admission;
 mod authz;
+pub mod credentials;
 mod delete;
+mod node_restriction;
 mod tokens;
 mod writes;
 
@@ -295,7 +297,8 @@ impl<S: Store> Api<S> {
                 token,
                 node_name,
                 csr_pem,
-            } => self.join(&token, &node_name, &csr_pem),
+            } => Box::pin(self.join(&token, &node_name, &csr_pem)).await,
+            Request::Renew { csr_pem } => Box::pin(self.renew(id, &csr_pem)).await,
         }
     }
 
