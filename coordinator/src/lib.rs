@@ -1,7 +1,10 @@
 //! skiff's control plane: the store, the PKI, the API server over QUIC, the scheduler
 //! and the controllers.
 
+pub mod bucket;
 pub mod controllers;
+pub mod expiry;
+pub mod front_door;
 pub mod hub;
 pub mod nodes;
 pub mod pki;

@@ -74,6 +74,56 @@ struct Args {
     /// its other cores for workloads. 0: no limit.
     #[arg(long, default_value_t = skiff_coordinator::controllers::runner::DEFAULT_CPU_BUDGET, value_parser = parse_cores)]
     controller_cpu: f64,
+    /// Lifetime of the node-token written at first start (`24h`, `7d`); `0` never expires,
+    /// and anyone who ever reads that file can then add nodes for good.
+    #[arg(long, default_value = "24h", value_parser = skiff_api::util::parse_duration)]
+    node_token_ttl: std::time::Duration,
+    /// Lifetime of the certificates nodes get (`365d`, `30d`, `10s`); each node renews
+    /// its own over its session at 70–90 % of it.
+    #[arg(long, default_value = "365d", value_parser = parse_cert_ttl)]
+    node_cert_ttl: std::time::Duration,
+    /// Events are deleted this long after they last happened (`1h`, as Kubernetes).
+    #[arg(long, default_value = "1h", value_parser = parse_event_ttl)]
+    event_ttl: std::time::Duration,
+    /// Lifetime of the coordinator's serving certificate; it is reissued at 80 % of it
+    /// (and at every start), with no restart.
+    #[arg(long, default_value = "365d", value_parser = parse_cert_ttl)]
+    serving_cert_ttl: std::time::Duration,
+    /// Connections without a client certificate (joining, or strangers), handshaking or
+    /// open, at once; past half of it, new ones must first prove their address.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=65536))]
+    max_unauthenticated_connections: u64,
+    /// Of those, how many one source address may hold (a site behind one NAT counts as
+    /// one address).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    max_unauthenticated_per_source: u64,
+    /// New connections a second one source address may start (bursts of three times
+    /// as many).
+    #[arg(long, default_value_t = 20.0, value_parser = parse_rate)]
+    handshakes_per_second: f64,
+}
+
+fn parse_event_ttl(s: &str) -> Result<std::time::Duration, String> {
+    match skiff_api::util::parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: Events must live a while (1h, 10m)")),
+        d => Ok(d),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.1 => Ok(r),
+        _ => Err(format!("{s:?} is not a rate of at least 0.1 a second")),
+    }
+}
+
+fn parse_cert_ttl(s: &str) -> Result<std::time::Duration, String> {
+    match skiff_api::util::parse_duration(s)? {
+        d if d < std::time::Duration::from_secs(2) => Err(format!(
+            "{s:?}: a certificate must live at least 2s (nodes renew at 70-90 % of it)"
+        )),
+        d => Ok(d),
+    }
 }
 
 fn parse_cores(s: &str) -> Result<f64, String> {
@@ -114,23 +164,16 @@ async fn main() -> anyhow::Result<()> {
             args.listen.ip()
         }
     });
-    let mut sans = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "skiff-coordinator".to_string(),
-        advertise.to_string(),
-    ];
-    if !args.listen.ip().is_unspecified() {
-        sans.push(args.listen.ip().to_string());
-    }
-    sans.extend(hostname());
-    sans.extend(args.tls_san.iter().cloned());
-    sans.sort();
-    sans.dedup();
+    let sans = serving_names(&args, advertise);
 
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let pki = Pki::load_or_create(&args.data_dir.join("pki"), &sans).context("loading the PKI")?;
+    let mut pki =
+        Pki::load_or_create(&args.data_dir.join("pki"), &sans).context("loading the PKI")?;
+    pki.node_cert_ttl = args.node_cert_ttl;
+    if args.serving_cert_ttl != skiff_coordinator::pki::DEFAULT_SERVING_CERT_TTL {
+        pki.reissue_serving(args.serving_cert_ttl)?;
+    }
     let store = RedbStore::open(
         &args.data_dir.join("store"),
         RedbOptions {
@@ -157,35 +200,30 @@ async fn main() -> anyhow::Result<()> {
     api.bootstrap()
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+    api.adopt_legacy_nodes()
+        .await
+        .map_err(|e| anyhow::anyhow!("recording the credentials of existing nodes: {e}"))?;
 
     let server_addr = SocketAddr::new(advertise, args.listen.port()).to_string();
-    let admin_path = args.data_dir.join("admin.config");
-    if !admin_path.exists() {
-        let (cert, key) = api.pki.issue_client("admin", "system:masters", 3650)?;
-        ClientConfig::new(server_addr.clone(), api.pki.ca_pem.clone(), cert, key)
-            .save(&admin_path)
-            .with_context(|| format!("writing {}", admin_path.display()))?;
-    }
-    let token_path = args.data_dir.join("node-token");
-    if !token_path.exists() {
-        let resp = api
-            .handle(
-                &skiff_coordinator::pki::Identity::Admin("bootstrap".into()),
-                skiff_api::wire::Request::TokenCreate {
-                    ttl_seconds: None,
-                    description: "default node token".into(),
-                },
-            )
-            .await;
-        let skiff_api::wire::Response::Token { token, .. } = resp else {
-            anyhow::bail!("creating the default node token: {resp:?}");
-        };
-        skiff_transport::files::write_private(&token_path, format!("{token}\n").as_bytes())?;
-    }
+    let (admin_path, token_path) = first_start_files(&api, &args, &server_addr).await?;
 
     let endpoint = server::endpoint(&api, args.listen)?;
     tracing::info!(listen = %endpoint.local_addr()?, admin_config = %admin_path.display(), node_token = %token_path.display(), "skiff-coordinator serving");
-    let serving = tokio::spawn(server::serve(api.clone(), endpoint.clone()));
+    let door = Arc::new(skiff_coordinator::front_door::FrontDoor::new(
+        skiff_coordinator::front_door::Limits {
+            max_unauthenticated: args.max_unauthenticated_connections as usize,
+            max_unauthenticated_per_source: args.max_unauthenticated_per_source as usize,
+            handshakes_per_second: args.handshakes_per_second,
+            handshake_burst: 3.0 * args.handshakes_per_second,
+        },
+    ));
+    let serving = tokio::spawn(server::serve(api.clone(), endpoint.clone(), door));
+    let expiry = tokio::spawn(skiff_coordinator::expiry::run(api.clone(), args.event_ttl));
+    let rotation = tokio::spawn(rotate_serving_certificate(
+        api.clone(),
+        endpoint.clone(),
+        args.serving_cert_ttl,
+    ));
     let controllers = tokio::spawn(
         skiff_coordinator::controllers::runner::Manager::new(
             api.clone(),
@@ -205,12 +243,108 @@ async fn main() -> anyhow::Result<()> {
     endpoint.close(0u32.into(), b"coordinator shutting down");
     serving.abort();
     controllers.abort();
+    expiry.abort();
+    rotation.abort();
     let _ = serving.await;
     let _ = controllers.await;
     endpoint.wait_idle().await;
     // Dropping the last handle on the store joins its writer: every acknowledged write is durable.
     drop(api);
     Ok(())
+}
+
+/// The names the serving certificate is for.
+fn serving_names(args: &Args, advertise: IpAddr) -> Vec<String> {
+    let mut sans = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "skiff-coordinator".to_string(),
+        advertise.to_string(),
+    ];
+    if !args.listen.ip().is_unspecified() {
+        sans.push(args.listen.ip().to_string());
+    }
+    sans.extend(hostname());
+    sans.extend(args.tls_san.iter().cloned());
+    sans.sort();
+    sans.dedup();
+    sans
+}
+
+/// Writes what the first start leaves for the operator, unless there: `admin.config` and
+/// the default `node-token` (valid `--node-token-ttl`).
+async fn first_start_files(
+    api: &Api<skiff_coordinator::store::redb_store::RedbStore>,
+    args: &Args,
+    server_addr: &str,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let admin_path = args.data_dir.join("admin.config");
+    if !admin_path.exists() {
+        let (cert, key) = api.pki.issue_client(
+            "admin",
+            "system:masters",
+            3650 * skiff_coordinator::pki::DAY,
+        )?;
+        ClientConfig::new(server_addr.to_string(), api.pki.ca_pem.clone(), cert, key)
+            .save(&admin_path)
+            .with_context(|| format!("writing {}", admin_path.display()))?;
+    }
+    let token_path = args.data_dir.join("node-token");
+    if !token_path.exists() {
+        let resp = api
+            .handle(
+                &skiff_coordinator::pki::Identity::Admin("bootstrap".into()),
+                skiff_api::wire::Request::TokenCreate {
+                    ttl_seconds: (!args.node_token_ttl.is_zero())
+                        .then(|| args.node_token_ttl.as_secs().max(1)),
+                    uses: None,
+                    description: "default node token".into(),
+                },
+            )
+            .await;
+        let skiff_api::wire::Response::Token { token, .. } = resp else {
+            anyhow::bail!("creating the default node token: {resp:?}");
+        };
+        skiff_transport::files::write_private(&token_path, format!("{token}\n").as_bytes())?;
+    }
+    Ok((admin_path, token_path))
+}
+
+/// Reissues the serving certificate at 80 % of its lifetime and serves it from then on
+/// (connections made with the old one carry on).
+async fn rotate_serving_certificate(
+    api: Arc<Api<skiff_coordinator::store::redb_store::RedbStore>>,
+    endpoint: quinn::Endpoint,
+    ttl: std::time::Duration,
+) {
+    loop {
+        let wait = api
+            .pki
+            .serving_renew_at()
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        let r = api
+            .pki
+            .reissue_serving(ttl)
+            .map_err(anyhow::Error::from)
+            .and_then(|until| {
+                endpoint.set_server_config(Some(server::server_config(&api)?));
+                Ok(until)
+            });
+        match r {
+            Ok(until) => tracing::info!(
+                until = %skiff_api::util::rfc3339(
+                    until.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+                ),
+                "serving certificate renewed"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the serving certificate; trying again in a minute");
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

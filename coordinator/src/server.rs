@@ -1,30 +1,47 @@
-//! The QUIC listener: mutual TLS, one task per stream, a deadline per request, watches on
-//! their own streams. A malformed or oversized frame gets an error on its stream, which is
-//! then closed; the connection and every other client carry on.
+//! The QUIC listener: mutual TLS, the front door's limits (`front_door.rs`), one task per
+//! stream, a deadline on reading each request and on answering it, watches on their own
+//! streams. A malformed or oversized frame gets an error on its stream, which is then
+//! closed; the connection and every other client carry on. A certificate that no longer
+//! speaks for its holder (expired, revoked, replaced) gets the connection closed with
+//! `CREDENTIAL_REFUSED` and a reason that says how to readmit the node.
 
+use crate::front_door::{
+    Admission, ExpiryTolerant, FrontDoor, Unauthenticated, ANON_LIFETIME, ANON_RECEIVE_WINDOW,
+    ANON_STREAMS, AUTH_RECEIVE_WINDOW, BODY_BUDGET, FRAME_READ_DEADLINE, STREAMS,
+};
 use crate::pki::Identity;
+use crate::requests::credentials::{readmit_hint, CertFacts};
 use crate::requests::{store_err, Api};
 use crate::store::{EventType, Store, WatchFilter, WatchStream};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use skiff_api::selector::Selector;
+use skiff_api::util::rfc3339;
 use skiff_api::wire::{
     ApiError, ErrorCode, FrameError, Request, Response, StreamFrame, WatchEvent, WatchEventRef,
-    ALPN, MAX_FRAME_LEN,
+    ALPN, CREDENTIAL_REFUSED, MAX_FRAME_LEN, MAX_JOIN_FRAME_LEN,
 };
-use skiff_transport::frames::{read_frame, take_end, write_frame, ReadError};
+use skiff_transport::frames::{read_frame_within, take_end, write_frame, ReadError};
 use skiff_transport::tls::{certs_from_pem, key_from_pem, provider};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one request may take.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Builds the QUIC endpoint: the server presents its certificate and the CA; clients
-/// may present a certificate signed by the CA (or none, to join).
+/// may present a certificate signed by the CA (or none, to join). Every connection starts
+/// with a stranger's allowance (two streams, a 64 KiB window); `connection` raises it
+/// once the peer has shown a certificate that still speaks for it.
 pub fn endpoint<S: Store>(api: &Api<S>, listen: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let cfg = server_config(api)?;
+    Ok(skiff_transport::udp::server_endpoint(listen, cfg)?)
+}
+
+/// The QUIC server config for the PKI's current serving certificate.
+pub fn server_config<S: Store>(api: &Api<S>) -> anyhow::Result<quinn::ServerConfig> {
     let ca = certs_from_pem("ca", &api.pki.ca_pem)?;
     let mut roots = RootCertStore::empty();
     for c in &ca {
@@ -33,10 +50,11 @@ pub fn endpoint<S: Store>(api: &Api<S>, listen: SocketAddr) -> anyhow::Result<qu
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .allow_unauthenticated()
         .build()?;
-    let mut chain: Vec<CertificateDer<'static>> =
-        certs_from_pem("server", &api.pki.server_cert_pem)?;
+    let verifier = Arc::new(ExpiryTolerant(verifier));
+    let (cert, key) = api.pki.serving();
+    let mut chain: Vec<CertificateDer<'static>> = certs_from_pem("server", &cert)?;
     chain.extend(ca);
-    let key: PrivateKeyDer<'static> = key_from_pem("server", &api.pki.server_key_pem)?;
+    let key: PrivateKeyDer<'static> = key_from_pem("server", &key)?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -50,40 +68,134 @@ pub fn endpoint<S: Store>(api: &Api<S>, listen: SocketAddr) -> anyhow::Result<qu
     // 13 MB for a thousand nodes. Nearly every answer and watch event is one packet; a
     // large list costs one send call per packet instead.
     transport.enable_segmentation_offload(false);
+    // A stranger's allowance; raised per connection once it authenticates.
+    transport.max_concurrent_bidi_streams(ANON_STREAMS.into());
+    transport.receive_window(ANON_RECEIVE_WINDOW.into());
     cfg.transport_config(Arc::new(transport));
-    Ok(skiff_transport::udp::server_endpoint(listen, cfg)?)
+    Ok(cfg)
 }
 
-/// Serves until the endpoint closes.
-pub async fn serve<S: Store>(api: Arc<Api<S>>, endpoint: quinn::Endpoint) {
+/// Serves until the endpoint closes: the front door decides on each attempt first.
+pub async fn serve<S: Store>(api: Arc<Api<S>>, endpoint: quinn::Endpoint, door: Arc<FrontDoor>) {
     while let Some(incoming) = endpoint.accept().await {
-        let api = api.clone();
-        tokio::spawn(async move {
-            match incoming.await {
-                Ok(conn) => connection(api, conn).await,
-                Err(e) => tracing::debug!(error = %e, "handshake failed"),
+        let peer = incoming.remote_address();
+        match door.admit(
+            peer.ip(),
+            incoming.remote_address_validated(),
+            Instant::now(),
+        ) {
+            Admission::Accept => {}
+            Admission::Retry => {
+                if let Err(e) = incoming.retry() {
+                    // Already validated: the Retry was answered, so it may go on.
+                    spawn_handshake(&api, &door, e.into_incoming());
+                }
+                continue;
             }
-        });
+            Admission::Refuse => {
+                tracing::debug!(%peer, "connection refused at the front door");
+                incoming.refuse();
+                continue;
+            }
+        }
+        spawn_handshake(&api, &door, incoming);
     }
 }
 
-fn identity(conn: &quinn::Connection) -> Identity {
+fn spawn_handshake<S: Store>(api: &Arc<Api<S>>, door: &Arc<FrontDoor>, incoming: quinn::Incoming) {
+    let api = api.clone();
+    // Counted as a stranger from the first packet until it shows a certificate.
+    let stranger = door.count(incoming.remote_address().ip());
+    tokio::spawn(async move {
+        match incoming.await {
+            Ok(conn) => connection(api, conn, stranger).await,
+            Err(e) => tracing::debug!(error = %e, "handshake failed"),
+        }
+    });
+}
+
+fn peer_certificate(conn: &quinn::Connection) -> Option<CertificateDer<'static>> {
     conn.peer_identity()
         .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .and_then(|certs| certs.first().map(|c| Identity::from_cert(c)))
-        .unwrap_or(Identity::Anonymous)
+        .and_then(|certs| certs.first().cloned())
 }
 
-async fn connection<S: Store>(api: Arc<Api<S>>, conn: quinn::Connection) {
-    let id = Arc::new(identity(&conn));
-    tracing::debug!(peer = %conn.remote_address(), who = %id.name(), "connected");
-    if let Identity::Node(n) = &*id {
-        api.nodes.link_up(n, conn.clone());
+/// Why a presented certificate must not authenticate (expired; a node's not recorded for
+/// it any more), if it must not.
+async fn refusal<S: Store>(api: &Api<S>, id: &Identity, der: &[u8]) -> Option<String> {
+    let facts = CertFacts::of_der(der)?;
+    if facts.expired() {
+        let why = match id {
+            Identity::Node(n) => {
+                let why = format!(
+                    "the certificate of node {n:?} expired at {}; {}",
+                    rfc3339(facts.not_after),
+                    readmit_hint(n)
+                );
+                api.note_certificate_expired(n, &why).await;
+                why
+            }
+            _ => format!(
+                "the certificate of {} expired at {}; use a config with a current certificate",
+                id.name(),
+                rfc3339(facts.not_after)
+            ),
+        };
+        return Some(why);
     }
+    match id {
+        Identity::Node(n) => api.check_node_certificate(n, der).await,
+        _ => None,
+    }
+}
+
+async fn connection<S: Store>(
+    api: Arc<Api<S>>,
+    conn: quinn::Connection,
+    stranger: Unauthenticated,
+) {
+    let cert = peer_certificate(&conn);
+    let id = Arc::new(
+        cert.as_ref()
+            .map(|c| Identity::from_cert(c))
+            .unwrap_or(Identity::Anonymous),
+    );
+    if let Some(der) = &cert {
+        if let Some(why) = refusal(&api, &id, der).await {
+            tracing::warn!(peer = %conn.remote_address(), who = %id.name(), "credential refused: {why}");
+            // A close reason must fit one packet.
+            let mut why = why.into_bytes();
+            why.truncate(1000);
+            conn.close(CREDENTIAL_REFUSED.into(), &why);
+            return;
+        }
+    }
+    tracing::debug!(peer = %conn.remote_address(), who = %id.name(), "connected");
+    let _stranger = if *id == Identity::Anonymous {
+        // A join is one request: the connection goes when it is done or its time is up.
+        let c = conn.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ANON_LIFETIME).await;
+            c.close(0u32.into(), b"time to join is up");
+        });
+        Some(stranger)
+    } else {
+        drop(stranger);
+        conn.set_max_concurrent_bi_streams(STREAMS.into());
+        conn.set_receive_window(quinn::VarInt::from_u32(AUTH_RECEIVE_WINDOW));
+        None
+    };
+    // What this connection's request frames in flight may hold, in KiB.
+    let budget = Arc::new(tokio::sync::Semaphore::new(match *id {
+        Identity::Anonymous => ANON_STREAMS as usize * MAX_JOIN_FRAME_LEN / 1024,
+        _ => BODY_BUDGET / 1024,
+    }));
     while let Ok((send, recv)) = conn.accept_bi().await {
         let api = api.clone();
         let id = id.clone();
-        tokio::spawn(async move { stream(api, &id, send, recv).await });
+        let conn = conn.clone();
+        let budget = budget.clone();
+        tokio::spawn(async move { stream(api, &id, &conn, &budget, send, recv).await });
     }
     if let Identity::Node(n) = &*id {
         api.nodes.link_down(n, &conn);
@@ -185,10 +297,28 @@ async fn to_node<S: Store>(
 async fn stream<S: Store>(
     api: Arc<Api<S>>,
     id: &Identity,
+    conn: &quinn::Connection,
+    budget: &tokio::sync::Semaphore,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let req: Request = match read_frame(&mut recv, MAX_FRAME_LEN).await {
+    // A stranger may only join: a join request's size is all it may send.
+    let max = match id {
+        Identity::Anonymous => MAX_JOIN_FRAME_LEN,
+        _ => MAX_FRAME_LEN,
+    };
+    let read = tokio::time::timeout(
+        FRAME_READ_DEADLINE,
+        read_frame_within(&mut recv, max, budget),
+    )
+    .await;
+    let read = read.unwrap_or_else(|_| {
+        Err(ReadError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the request frame did not arrive within {FRAME_READ_DEADLINE:?}"),
+        )))
+    });
+    let (req, permit): (Request, _) = match read {
         Ok(Some(r)) => r,
         Ok(None) => return,
         Err(e) => {
@@ -207,7 +337,21 @@ async fn stream<S: Store>(
             return;
         }
     };
+    // The node's link (what logs and exec reach it by) is the connection its agent
+    // heartbeats on, not any connection made with its credential (a CLI using
+    // node.config must not take it from the agent).
+    if let (Request::Heartbeat, Identity::Node(n)) = (&req, id) {
+        if api
+            .nodes
+            .link(n)
+            .is_none_or(|l| l.stable_id() != conn.stable_id())
+        {
+            api.nodes.link_up(n, conn.clone());
+        }
+    }
+    // A stream that goes on (logs, exec, watch) holds no budget: its request is read.
     if matches!(req, Request::Logs(_) | Request::Exec(_)) {
+        drop(permit);
         Box::pin(to_node(&api, id, &mut send, &mut recv, req)).await;
         let _ = send.finish();
         return;
@@ -219,6 +363,7 @@ async fn stream<S: Store>(
         since,
     } = req
     {
+        drop(permit);
         Box::pin(watch(&api, id, &mut send, kind, namespace, selector, since)).await;
         let _ = send.finish();
         return;
@@ -246,6 +391,7 @@ async fn stream<S: Store>(
         Err(e) => tracing::debug!(error = %e, "client went away before its answer"),
     }
     let _ = send.finish();
+    drop(permit);
 }
 
 /// The last message of a watch the store ended: Expired (relist), or the error.
