@@ -56,6 +56,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         );
     }
     let local = Local::open(&cfg.data_dir)?;
+    local.secrets_in_memory()?;
     // What already runs, by pod: the workers adopt it.
     let mut adopt: HashMap<String, Vec<ContainerStatus>> = HashMap::new();
     for c in runtime.list()? {

@@ -46,6 +46,11 @@ pub fn read_or_set_aside<T: serde::de::DeserializeOwned>(path: &Path) -> Option<
 pub struct Local {
     pods: PathBuf,
     configs: PathBuf,
+    /// Secrets: on a tmpfs the agent mounts ([`Local::secrets_in_memory`]), never on the
+    /// disk (an SD card pulled from a board must not reveal them). They outlive the
+    /// agent's restarts, not the machine's: after a power cut or reboot, a pod that
+    /// needs a Secret waits for the coordinator (docs/threat-model.md).
+    secrets: PathBuf,
     /// Writes that failed (a full disk), newest content by file: [`Local::retry`] makes
     /// them once space is back. The file on disk keeps its previous content meanwhile.
     unwritten: std::sync::Mutex<std::collections::BTreeMap<PathBuf, Vec<u8>>>,
@@ -98,9 +103,10 @@ impl Local {
         let l = Local {
             pods: root.join("pods"),
             configs: root.join("configs"),
+            secrets: root.join("secrets"),
             unwritten: Default::default(),
         };
-        for d in [&root, &l.pods, &l.configs] {
+        for d in [&root, &l.pods, &l.configs, &l.secrets] {
             fs::create_dir_all(d)?;
             fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         }
@@ -184,8 +190,48 @@ impl Local {
     }
 
     fn config_path(&self, kind: Kind, ns: &str, name: &str) -> PathBuf {
-        self.configs
-            .join(format!("{}.{ns}.{name}.json", kind.info().name))
+        let dir = if kind == Kind::Secret {
+            &self.secrets
+        } else {
+            &self.configs
+        };
+        dir.join(format!("{}.{ns}.{name}.json", kind.info().name))
+    }
+
+    /// Mounts a tmpfs for Secrets (unless one is there: the agent restarted, the machine
+    /// did not) and moves there any Secret an earlier version kept on the disk.
+    pub fn secrets_in_memory(&self) -> io::Result<()> {
+        use nix::mount::{mount, MsFlags};
+        use std::os::unix::fs::MetadataExt;
+        let parent = self.secrets.parent().unwrap_or(&self.secrets);
+        if fs::metadata(&self.secrets)?.dev() == fs::metadata(parent)?.dev() {
+            mount(
+                Some("tmpfs"),
+                &self.secrets,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("mode=0700,size=16m"),
+            )
+            .map_err(|e| {
+                io::Error::other(format!(
+                    "mounting a tmpfs for Secrets at {}: {e} (the agent runs as root)",
+                    self.secrets.display()
+                ))
+            })?;
+        }
+        for p in json_files(&self.configs) {
+            let Some(file) = p.file_name().and_then(|f| f.to_str()) else {
+                continue;
+            };
+            if file.starts_with("Secret.") {
+                if let Ok(bytes) = fs::read(&p) {
+                    write_private(&self.secrets.join(file), &bytes)?;
+                }
+                fs::remove_file(&p)?;
+                tracing::info!(file, "moved a Secret off the disk");
+            }
+        }
+        Ok(())
     }
 
     /// Keeps a ConfigMap or Secret (JSON); true when it changed.
@@ -206,6 +252,7 @@ impl Local {
     pub fn configs(&self) -> Vec<(Kind, String, String, Value)> {
         json_files(&self.configs)
             .into_iter()
+            .chain(json_files(&self.secrets))
             .filter_map(|p| {
                 let v: Value = read_or_set_aside(&p)?;
                 let kind = match p.file_name()?.to_str()?.split('.').next()? {

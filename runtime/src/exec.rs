@@ -43,7 +43,6 @@ impl ExecProcess {
 impl Runtime {
     /// Runs a process in a running container, as the container's user with its capabilities.
     pub fn exec(&self, id: &str, e: &ExecConfig) -> Result<ExecProcess, RuntimeError> {
-        let dir = self.container_dir(id);
         self.record(id)?;
         if e.args.is_empty() {
             return Err(RuntimeError::Invalid {
@@ -51,7 +50,8 @@ impl Runtime {
                 reason: "no command".into(),
             });
         }
-        let spec = oci_spec::runtime::Spec::load(dir.join("bundle/config.json"))
+        let bundle = self.bundle_dir(id);
+        let spec = oci_spec::runtime::Spec::load(bundle.join("config.json"))
             .map_err(|err| RuntimeError::Helper(format!("reading spec: {err}")))?;
         let mut process = spec
             .process()
@@ -74,10 +74,15 @@ impl Runtime {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
-        let process_json = self.cfg.run_dir.join("exec").join(format!("{tag}.json"));
+        // The process carries the container's environment: on the tmpfs.
+        let process_json = self
+            .cfg
+            .run_dir
+            .join("mem/exec")
+            .join(format!("{tag}.json"));
         state::write_json(&process_json, &process).map_err(io_err("writing process.json"))?;
         let (status_r, status_w) = sys::pipe().map_err(io_err("pipe"))?;
-        let seccomp_bpf = Some(dir.join("bundle/seccomp.bpf")).filter(|p| p.exists());
+        let seccomp_bpf = Some(bundle.join("seccomp.bpf")).filter(|p| p.exists());
         let request = |console_socket| Request::Exec {
             id: id.to_string(),
             lc_root: self.lc_root(),

@@ -248,6 +248,33 @@ fn note_boot(run_dir: &Path) -> Result<bool, RuntimeError> {
     Ok(booted)
 }
 
+/// Mounts a tmpfs at `dir` unless one is there (the runtime ran before since the boot):
+/// what holds a container's environment (its bundle's `config.json`, an exec's process
+/// spec) lives there, so a Secret given as an environment variable never reaches the disk.
+/// After a boot its containers are gone, and so are their bundles.
+fn in_memory(dir: &Path) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = dir.parent().unwrap_or(dir);
+    let dev = |p: &Path| {
+        fs::metadata(p)
+            .map(|m| m.dev())
+            .map_err(io_err(format!("reading {}", p.display())))
+    };
+    if dev(dir)? != dev(parent)? {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        Some("mode=0700,size=64m"),
+    )
+    .map_err(|e| RuntimeError::Helper(format!("mounting a tmpfs at {}: {e}", dir.display())))
+}
+
 fn now() -> String {
     logs::timestamp(SystemTime::now())
 }
@@ -261,7 +288,12 @@ impl Runtime {
                 reason: "must be an absolute path".into(),
             });
         }
-        for d in ["containers", "sandboxes", "lc", "exec"] {
+        for d in ["containers", "sandboxes", "lc", "exec", "mem"] {
+            fs::create_dir_all(cfg.run_dir.join(d))
+                .map_err(io_err(format!("creating {}", cfg.run_dir.display())))?;
+        }
+        in_memory(&cfg.run_dir.join("mem"))?;
+        for d in ["mem/bundles", "mem/exec"] {
             fs::create_dir_all(cfg.run_dir.join(d))
                 .map_err(io_err(format!("creating {}", cfg.run_dir.display())))?;
         }
@@ -324,6 +356,16 @@ impl Runtime {
 
     fn sandbox_dir(&self, id: &str) -> PathBuf {
         self.cfg.run_dir.join("sandboxes").join(id)
+    }
+
+    /// A container's bundle, on the runtime's tmpfs ([`in_memory`]); one made by an
+    /// earlier version, in the container's directory on the disk, while it lasts.
+    fn bundle_dir(&self, id: &str) -> PathBuf {
+        let old = self.container_dir(id).join("bundle");
+        if old.exists() {
+            return old;
+        }
+        self.cfg.run_dir.join("mem/bundles").join(id)
     }
 
     fn call(
@@ -427,7 +469,8 @@ impl Runtime {
             bounding: self.bounding,
             nofile: self.nofile,
         })?;
-        let bundle = dir.join("bundle");
+        let bundle = self.cfg.run_dir.join("mem/bundles").join(id);
+        fs::create_dir_all(&dir).map_err(io_err("creating the container's directory"))?;
         fs::create_dir_all(&bundle).map_err(io_err("creating bundle"))?;
         let result = (|| {
             // With no_new_privs, the seccomp program is compiled once per profile here and
@@ -477,6 +520,7 @@ impl Runtime {
         })();
         if result.is_err() {
             let _ = fs::remove_dir_all(&dir);
+            let _ = fs::remove_dir_all(&bundle);
         }
         result
     }
@@ -614,6 +658,12 @@ impl Runtime {
             &[],
         )?;
         self.monitors.lock().unwrap().remove(id);
+        let bundle = self.bundle_dir(id);
+        if let Err(e) = fs::remove_dir_all(&bundle) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io_err(format!("removing {}", bundle.display()))(e));
+            }
+        }
         fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
     }
 

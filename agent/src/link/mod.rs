@@ -4,12 +4,14 @@
 //! and serve the log and exec streams the coordinator opens. Reconnects with jittered
 //! backoff; the pods keep running meanwhile.
 
+mod credentials;
 pub mod follow;
 pub mod node;
 pub mod serve;
 pub mod usage;
 
 use crate::pods::manage;
+use credentials::{credentials, renew_certificate, warn_if_expired};
 
 use crate::state::Agent;
 use serde_json::Value;
@@ -25,45 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type Result<T> = std::result::Result<T, ClientError>;
-
-fn credentials_path(agent: &Agent) -> std::path::PathBuf {
-    agent.cfg.data_dir.join("node.config")
-}
-
-/// Loads the node's credentials, joining the cluster first if there are none.
-async fn credentials(agent: &Agent) -> std::result::Result<ClientConfig, crate::error::Error> {
-    use crate::error::Error;
-    let path = credentials_path(agent);
-    if path.exists() {
-        let mut cfg = ClientConfig::load(&path)?;
-        if let Some(s) = &agent.cfg.server {
-            cfg.server = s.clone();
-        }
-        return Ok(cfg);
-    }
-    let server = agent
-        .cfg
-        .server
-        .as_deref()
-        .ok_or_else(|| Error::flag("no credentials yet: give --server and --token to join"))?;
-    let token = agent
-        .cfg
-        .token
-        .as_deref()
-        .ok_or_else(|| Error::flag("no credentials yet: give --token to join"))?;
-    let cfg = skiff_transport::join(server, token, &agent.cfg.name)
-        .await
-        .map_err(|source| Error::Join {
-            server: server.to_string(),
-            source,
-        })?;
-    cfg.save(&path).map_err(|source| Error::Save {
-        path: path.display().to_string(),
-        source,
-    })?;
-    tracing::info!(server, node = %agent.cfg.name, "joined the cluster");
-    Ok(cfg)
-}
 
 /// The local address that reaches `server` (the node's IP unless `--node-ip` says).
 fn local_ip_towards(server: &str) -> Option<IpAddr> {
@@ -85,15 +48,30 @@ pub async fn run(agent: Arc<Agent>) {
     let mut delay = Duration::from_millis(200);
     let mut since: Option<u64> = None;
     let mut connections = 0u64;
+    let mut refused = false;
+    let mut warned = None;
     loop {
-        let cfg = match credentials(&agent).await {
+        let cfg = match credentials(&agent, refused).await {
             Ok(c) => c,
+            Err(crate::error::Error::Join { server, source })
+                if source.code() == Some(ErrorCode::AlreadyExists) =>
+            {
+                // Another node holds the name: nothing to retry, and nothing of the
+                // other node's to take.
+                tracing::error!(%server, node = %agent.cfg.name, "cannot join: {source}");
+                eprintln!(
+                    "skiff-agent: cannot join {server} as {:?}: {source}",
+                    agent.cfg.name
+                );
+                std::process::exit(3);
+            }
             Err(e) => {
                 tracing::warn!("{e}");
                 sleep_jittered(&mut delay).await;
                 continue;
             }
         };
+        refused = warn_if_expired(&cfg, &agent.cfg.name, &mut warned);
         let client = match Client::connect(&cfg).await {
             Ok(c) => c,
             Err(e) => {
@@ -113,12 +91,19 @@ pub async fn run(agent: Arc<Agent>) {
         *agent.host_ip.lock().unwrap() = ip;
         tracing::info!(server = %cfg.server, connection = connections, "connected to the coordinator");
         agent.client.send_replace(Some(client.clone()));
-        let r = session(&agent, &client, &mut since).await;
+        let r = session(&agent, &client, &cfg, &mut since).await;
         agent.client.send_replace(None);
-        client.connection().close(0u32.into(), b"reconnecting");
-        match r {
-            Ok(()) => tracing::warn!("the coordinator closed the connection"),
-            Err(e) => tracing::warn!("lost the coordinator: {e}"),
+        if let Some(why) = client.refusal() {
+            refused = true;
+            tracing::error!(
+                "the coordinator refuses this node's credential (its pods keep running): {why}"
+            );
+        } else {
+            client.connection().close(0u32.into(), b"reconnecting");
+            match r {
+                Ok(()) => tracing::warn!("the coordinator closed the connection"),
+                Err(e) => tracing::warn!("lost the coordinator: {e}"),
+            }
         }
         sleep_jittered(&mut delay).await;
     }
@@ -130,7 +115,12 @@ async fn sleep_jittered(delay: &mut Duration) {
     *delay = (*delay * 2).min(Duration::from_secs(10));
 }
 
-async fn session(agent: &Arc<Agent>, client: &Client, since: &mut Option<u64>) -> Result<()> {
+async fn session(
+    agent: &Arc<Agent>,
+    client: &Client,
+    cfg: &ClientConfig,
+    since: &mut Option<u64>,
+) -> Result<()> {
     register(agent, client).await?;
     // Pods: resume the watch where it stopped, or list and reconcile.
     let rev = match *since {
@@ -164,6 +154,7 @@ async fn session(agent: &Arc<Agent>, client: &Client, since: &mut Option<u64>) -
         r = send_events(agent, client) => r,
         r = report_usage(agent, client) => r,
         r = serve_streams(agent, client) => r,
+        r = renew_certificate(agent, client, cfg) => r,
         _ = rebind_on_signal(client) => Ok(()),
         e = client.connection().closed() => Err(ClientError::Stream(e.to_string())),
     }
@@ -590,8 +581,16 @@ async fn send_events(agent: &Agent, client: &Client) -> Result<()> {
         };
         match r {
             Ok(_) => {}
-            // The namespace went away with its pod: nothing to report to.
-            Err(err) if matches!(err.code(), Some(ErrorCode::NotFound | ErrorCode::Invalid)) => {}
+            // The namespace went away with its pod, or the pod is gone (a node reports
+            // Events only about pods bound to it): nothing to report to.
+            Err(err)
+                if matches!(
+                    err.code(),
+                    Some(ErrorCode::NotFound | ErrorCode::Invalid | ErrorCode::Forbidden)
+                ) =>
+            {
+                tracing::debug!(error = %err, "event dropped");
+            }
             Err(err) => {
                 agent.events.push_front(e);
                 return Err(err);
