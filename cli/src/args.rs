@@ -189,6 +189,9 @@ pub(crate) enum TokenAction {
         /// Lifetime (`30m`, `24h`, `7d`); `0` never expires.
         #[arg(long, default_value = "24h")]
         ttl: String,
+        /// How many nodes may join with it (`1` for one board); any number if not given.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        uses: Option<u32>,
         /// A note shown by `token list`.
         #[arg(long, default_value = "")]
         description: String,

@@ -8,11 +8,16 @@ use skiff_transport::Client;
 
 pub(crate) async fn token(c: &Client, action: &TokenAction) -> anyhow::Result<()> {
     match action {
-        TokenAction::Create { ttl, description } => {
+        TokenAction::Create {
+            ttl,
+            uses,
+            description,
+        } => {
             let ttl_seconds = parse_duration(ttl)?;
             match c
                 .call(&Request::TokenCreate {
                     ttl_seconds,
+                    uses: *uses,
                     description: description.clone(),
                 })
                 .await?
@@ -31,6 +36,9 @@ pub(crate) async fn token(c: &Client, action: &TokenAction) -> anyhow::Result<()
                             t.expires
                                 .map(skiff_api::util::rfc3339)
                                 .unwrap_or_else(|| "<never>".into()),
+                            t.uses_left
+                                .map(|n| n.to_string())
+                                .unwrap_or_else(|| "<unlimited>".into()),
                             t.description.clone(),
                         ]
                     })
@@ -38,7 +46,12 @@ pub(crate) async fn token(c: &Client, action: &TokenAction) -> anyhow::Result<()
                 print!(
                     "{}",
                     print::table(
-                        &["ID".into(), "EXPIRES".into(), "DESCRIPTION".into()],
+                        &[
+                            "ID".into(),
+                            "EXPIRES".into(),
+                            "USES LEFT".into(),
+                            "DESCRIPTION".into()
+                        ],
                         &rows
                     )
                 );
