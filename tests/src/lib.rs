@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod flood;
 pub mod image;
 pub mod lan;
 pub mod node;
@@ -128,7 +129,24 @@ impl Drop for TempDir {
         if std::env::var_os("SKIFF_KEEP_TMP").is_some() {
             return;
         }
+        // An agent's data dir holds mounts (its Secrets' tmpfs, rootfs overlays).
+        unmount_under(&self.0);
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Unmounts (lazily) everything mounted under `dir`, deepest first.
+pub fn unmount_under(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(|m| m.replace("\\040", " ")))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.matches('/').count()));
+    for m in mounts {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 

@@ -273,6 +273,11 @@ impl AgentProc {
         self.child = Some(child);
     }
 
+    /// The join token the next start passes (`--token`).
+    pub fn set_token(&mut self, token: &str) {
+        self.token = token.to_string();
+    }
+
     fn log_path(&self, run: u32) -> PathBuf {
         self.data_dir.join(format!("agent-{run}.log"))
     }
@@ -395,18 +400,7 @@ pub fn power_cut(node: &Node, netns: &crate::NetNs) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Every mount under the data directory, deepest first.
-    let data = node.data().display().to_string();
-    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(|m| m.replace("\\040", " ")))
-        .filter(|m| m.starts_with(&format!("{data}/")))
-        .collect();
-    mounts.sort_by_key(|m| std::cmp::Reverse(m.matches('/').count()));
-    for m in mounts {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
+    crate::unmount_under(node.data());
     netns.renew();
     // Cgroups, deepest first (their processes may take a moment to be reaped).
     for _ in 0..100 {

@@ -464,6 +464,7 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
         let Response::Token { token: t2, info } = a
             .call(&Request::TokenCreate {
                 ttl_seconds: Some(3600),
+                uses: None,
                 description: "rack 2".into(),
             })
             .await
@@ -488,8 +489,12 @@ fn strangers_are_refused_and_nodes_see_only_their_own() {
     let t = ok(c.skiff(&["token", "create", "--ttl", "1h", "--description", "cli"]));
     assert!(t.starts_with("SK10"), "{t}");
     let l = ok(c.skiff(&["token", "list"]));
+    // The first-start token lives --node-token-ttl (24 h), not forever.
     assert!(
-        l.starts_with("ID ") && l.contains("cli") && l.contains("<never>"),
+        l.starts_with("ID ")
+            && l.contains("cli")
+            && l.contains("default node token")
+            && !l.contains("<never>"),
         "{l}"
     );
 }
