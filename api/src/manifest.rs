@@ -150,7 +150,7 @@ fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
     let (kind, label) = check_head(&head, n, &at)?;
     let mut ignored = Vec::new();
     let decoded = Object::decode(kind, v, &mut |p| ignored.push(p));
-    finish(kind, label, decoded, ignored, &at)
+    finish(kind, label, decoded, ignored, &at, FieldValidation::Strict)
 }
 
 /// What identifies a document before it is decoded.
@@ -236,6 +236,7 @@ fn finish(
     decoded: Result<Object, crate::object::DecodeError>,
     ignored: Vec<String>,
     at: &dyn Fn(&str) -> usize,
+    fields: FieldValidation,
 ) -> Result<Manifest, Vec<String>> {
     let object = decoded.map_err(|e| {
         vec![format!(
@@ -254,10 +255,17 @@ fn finish(
                 at(&path)
             ));
         } else {
-            errors.push(format!(
-                "{label}: {path}: unknown field (line {})",
-                at(&path)
-            ));
+            match fields {
+                FieldValidation::Strict => errors.push(format!(
+                    "{label}: {path}: unknown field (line {})",
+                    at(&path)
+                )),
+                FieldValidation::Warn => warnings.push(format!(
+                    "{label}: unknown field {path:?} (line {})",
+                    at(&path)
+                )),
+                FieldValidation::Ignore => {}
+            }
         }
     }
     for e in validate(&object) {
@@ -279,9 +287,43 @@ fn finish(
     }
 }
 
+/// What decoding does with a field the model does not hold and Kubernetes does not know
+/// either: Kubernetes' `fieldValidation` (`Strict` refuses the object, `Warn` drops the
+/// field with a warning, `Ignore` drops it). Known Kubernetes fields skiff does not
+/// implement are warnings in every mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// An error naming the field.
+    #[default]
+    Strict,
+    /// A warning naming the field; the field is dropped.
+    Warn,
+    /// The field is dropped.
+    Ignore,
+}
+
+impl FieldValidation {
+    /// Reads Kubernetes' parameter value.
+    pub fn parse(s: &str) -> Result<FieldValidation, String> {
+        match s {
+            "Strict" | "" => Ok(FieldValidation::Strict),
+            "Warn" => Ok(FieldValidation::Warn),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            other => Err(format!(
+                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Warn\", \"Strict\""
+            )),
+        }
+    }
+}
+
 /// Decodes and validates one object from JSON text (the server's path: no lines, no
 /// intermediate `Value`).
 pub fn parse_json(text: &str) -> Result<Manifest, ManifestError> {
+    parse_json_with(text, FieldValidation::Strict)
+}
+
+/// [`parse_json`] with unknown fields handled as `fields` says.
+pub fn parse_json_with(text: &str, fields: FieldValidation) -> Result<Manifest, ManifestError> {
     let one = |e: String| ManifestError { errors: vec![e] };
     let hn: HeadWithName =
         serde_json::from_str(text).map_err(|e| one(format!("invalid JSON: {e}")))?;
@@ -299,7 +341,13 @@ pub fn parse_json(text: &str) -> Result<Manifest, ManifestError> {
     let (kind, label) = check_head(&head, 1, &no_lines).map_err(strip)?;
     let mut ignored = Vec::new();
     let decoded = Object::decode_json(kind, text, &mut |p| ignored.push(p));
-    finish(kind, label, decoded, ignored, &no_lines).map_err(strip)
+    let mut m = finish(kind, label, decoded, ignored, &no_lines, fields).map_err(strip)?;
+    for w in &mut m.warnings {
+        if let Some(t) = w.strip_suffix(" (line 0)") {
+            *w = t.to_string();
+        }
+    }
+    Ok(m)
 }
 
 /// Kubernetes fields of the supported kinds that skiff reads but does not act on.
@@ -609,6 +657,22 @@ spec:
         let e = parse_json(&bad).unwrap_err();
         assert_eq!(e.errors, vec!["deployment \"nginx-deployment\": spec.template.spec.containers[0].imagePullPolcy: unknown field"]);
         assert!(parse_json("{\"kind\": \"Pod\"} trailing").is_err());
+        let unknown = text.replace("\"replicas\":3", "\"replicas\":3,\"replicaz\":1");
+        assert!(parse_json(&unknown).is_err());
+        let warned = parse_json_with(&unknown, FieldValidation::Warn).unwrap();
+        assert_eq!(warned.object, m.object, "the unknown field is dropped");
+        assert!(
+            warned
+                .warnings
+                .iter()
+                .any(|w| w.contains("unknown field \"spec.replicaz\"")),
+            "{:?}",
+            warned.warnings
+        );
+        let ignored = parse_json_with(&unknown, FieldValidation::Ignore).unwrap();
+        assert_eq!(ignored.object, m.object);
+        assert!(ignored.warnings.iter().all(|w| !w.contains("replicaz")));
+        assert!(FieldValidation::parse("Loose").is_err());
         let e = parse_json(
             r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[]}}"#,
         )

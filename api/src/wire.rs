@@ -435,6 +435,9 @@ pub enum ErrorCode {
     Timeout,
     /// 500.
     Internal,
+    /// 415: a body in a format the server does not read (last: variants keep their
+    /// number on the wire).
+    UnsupportedMediaType,
 }
 
 /// A failed request.

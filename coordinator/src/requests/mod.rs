@@ -9,7 +9,7 @@ use crate::store::{Put, Store, StoreError, Stored, WriteOp};
 use base64::Engine;
 use serde_json::Value;
 use skiff_api::defaults::apply_defaults;
-use skiff_api::manifest::parse_json;
+use skiff_api::manifest::{parse_json_with, FieldValidation};
 use skiff_api::selector::Selector;
 use skiff_api::util::{parse_rfc3339, rfc3339};
 use skiff_api::validate::{dns1123_subdomain_problem, validate_update};
@@ -148,16 +148,40 @@ fn conflict_msg(key: &ObjectKey) -> String {
     )
 }
 
+/// How a request is decoded, and what it is told besides its answer (Kubernetes'
+/// `fieldValidation` parameter and `Warning` headers; the HTTPS front end sets and reads
+/// them, QUIC requests use the defaults).
+#[derive(Debug, Default)]
+pub struct Options {
+    /// What an unknown field does.
+    pub field_validation: FieldValidation,
+    /// Warnings about the request's object (fields skiff does not implement, dropped
+    /// unknown fields).
+    pub warnings: Vec<String>,
+}
+
+/// Decodes an object the server itself wrote (strict: an unknown field is a bug).
 fn decode(json: &str) -> Result<Object, ApiError> {
-    parse_json(json).map(|m| m.object).map_err(|e| {
-        let msg = e.errors.join("; ");
-        let code = if msg.starts_with("invalid JSON") {
-            ErrorCode::BadRequest
-        } else {
-            ErrorCode::Invalid
-        };
-        err(code, msg)
-    })
+    decode_with(json, &mut Options::default())
+}
+
+/// Decodes a request's object as its options say, keeping the warnings.
+fn decode_with(json: &str, opts: &mut Options) -> Result<Object, ApiError> {
+    let fields = opts.field_validation;
+    parse_json_with(json, fields)
+        .map(|m| {
+            opts.warnings.extend(m.warnings);
+            m.object
+        })
+        .map_err(|e| {
+            let msg = e.errors.join("; ");
+            let code = if msg.starts_with("invalid JSON") {
+                ErrorCode::BadRequest
+            } else {
+                ErrorCode::Invalid
+            };
+            err(code, msg)
+        })
 }
 
 fn stored_object(s: &Stored) -> Result<Object, ApiError> {
@@ -186,7 +210,12 @@ impl<S: Store> Api<S> {
 
     /// Answers one request from `id`.
     pub async fn handle(&self, id: &Identity, req: Request) -> Response {
-        match self.dispatch(id, req).await {
+        self.handle_with(id, req, &mut Options::default()).await
+    }
+
+    /// [`Api::handle`] with options, and the warnings the request earned in them.
+    pub async fn handle_with(&self, id: &Identity, req: Request, opts: &mut Options) -> Response {
+        match self.dispatch(id, req, opts).await {
             Ok(r) => r,
             Err(e) => Response::Error(e),
         }
@@ -195,7 +224,12 @@ impl<S: Store> Api<S> {
     /// Each request's work is boxed by its arm, so this future (spawned per request
     /// stream) stays small: one arm's state is allocated, not the largest of them all,
     /// and nothing moves kilobytes of future on every request.
-    async fn dispatch(&self, id: &Identity, req: Request) -> Result<Response, ApiError> {
+    async fn dispatch(
+        &self,
+        id: &Identity,
+        req: Request,
+        opts: &mut Options,
+    ) -> Result<Response, ApiError> {
         if *id == Identity::Anonymous && !matches!(req, Request::Join { .. }) {
             return Err(err(ErrorCode::Unauthorized, "Unauthorized: no client certificate; use a config with credentials (admin.config) or join with a node token"));
         }
@@ -225,7 +259,7 @@ impl<S: Store> Api<S> {
             }
             Request::Create { object } => {
                 Box::pin(async {
-                    let o = decode(&object)?;
+                    let o = decode_with(&object, opts)?;
                     self.authorize_write(id, &o, false).await?;
                     let s = self.create(o).await?;
                     Ok(Response::Object {
@@ -236,7 +270,7 @@ impl<S: Store> Api<S> {
             }
             Request::Apply { object } => {
                 Box::pin(async {
-                    let o = decode(&object)?;
+                    let o = decode_with(&object, opts)?;
                     self.authorize_write(id, &o, false).await?;
                     let (outcome, s) = self.apply(o).await?;
                     Ok(Response::Applied {
@@ -248,7 +282,7 @@ impl<S: Store> Api<S> {
             }
             Request::Update { object, status } => {
                 Box::pin(async {
-                    let o = decode(&object)?;
+                    let o = decode_with(&object, opts)?;
                     self.authorize_write(id, &o, status).await?;
                     let s = self.update(o, status).await?;
                     Ok(Response::Object {
