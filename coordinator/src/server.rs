@@ -40,8 +40,13 @@ pub fn endpoint<S: Store>(api: &Api<S>, listen: SocketAddr) -> anyhow::Result<qu
     Ok(skiff_transport::udp::server_endpoint(listen, cfg)?)
 }
 
-/// The QUIC server config for the PKI's current serving certificate.
-pub fn server_config<S: Store>(api: &Api<S>) -> anyhow::Result<quinn::ServerConfig> {
+/// The TLS server config for the PKI's current serving certificate, offering `alpn`:
+/// the server presents its certificate and the CA; clients may present a certificate
+/// signed by the CA (or none). QUIC and the HTTPS front end share it.
+pub(crate) fn rustls_config<S: Store>(
+    api: &Api<S>,
+    alpn: Vec<Vec<u8>>,
+) -> anyhow::Result<rustls::ServerConfig> {
     let ca = certs_from_pem("ca", &api.pki.ca_pem)?;
     let mut roots = RootCertStore::empty();
     for c in &ca {
@@ -59,7 +64,13 @@ pub fn server_config<S: Store>(api: &Api<S>) -> anyhow::Result<quinn::ServerConf
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = alpn;
+    Ok(tls)
+}
+
+/// The QUIC server config for the PKI's current serving certificate.
+pub fn server_config<S: Store>(api: &Api<S>) -> anyhow::Result<quinn::ServerConfig> {
+    let tls = rustls_config(api, vec![ALPN.to_vec()])?;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
     let mut transport = skiff_transport::transport();
@@ -122,7 +133,7 @@ fn peer_certificate(conn: &quinn::Connection) -> Option<CertificateDer<'static>>
 
 /// Why a presented certificate must not authenticate (expired; a node's not recorded for
 /// it any more), if it must not.
-async fn refusal<S: Store>(api: &Api<S>, id: &Identity, der: &[u8]) -> Option<String> {
+pub(crate) async fn refusal<S: Store>(api: &Api<S>, id: &Identity, der: &[u8]) -> Option<String> {
     let facts = CertFacts::of_der(der)?;
     if facts.expired() {
         let why = match id {
@@ -202,9 +213,75 @@ async fn connection<S: Store>(
     }
 }
 
-/// Logs and exec: the coordinator finds the pod's node, opens a stream on the connection
-/// the node keeps open (nodes open no port), sends the request on and copies both
-/// directions until either side ends.
+/// Opens a stream to the node of the pod a logs or exec request is for, and sends the
+/// request on it: the coordinator finds the pod's node and opens a stream on the
+/// connection the node keeps open (nodes open no port). For admins only.
+pub(crate) async fn open_to_node<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    req: &Request,
+) -> Result<(quinn::SendStream, quinn::RecvStream), ApiError> {
+    let (ns, pod) = match req {
+        Request::Logs(l) => (l.namespace.clone(), l.pod.clone()),
+        Request::Exec(e) => (e.namespace.clone(), e.pod.clone()),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "not a logs or exec request",
+            ))
+        }
+    };
+    if !matches!(id, Identity::Admin(_)) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("{} may not read logs or exec in pods", id.name()),
+        ));
+    }
+    let key = skiff_api::ObjectKey {
+        kind: skiff_api::Kind::Pod,
+        namespace: ns.clone(),
+        name: pod.clone(),
+    };
+    let node = match api.store.get(&key).map_err(store_err)? {
+        Some(s) => s
+            .value()
+            .pointer("/spec/nodeName")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string),
+        None => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("pods {pod:?} not found"),
+            ))
+        }
+    };
+    let Some(node) = node else {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("pod {pod:?} is not scheduled to a node yet"),
+        ));
+    };
+    let Some(link) = api.nodes.link(&node) else {
+        return Err(ApiError::new(
+            ErrorCode::Timeout,
+            format!("node {node:?} of pod {pod:?} is not connected"),
+        ));
+    };
+    let (mut nsend, nrecv) = link
+        .open_bi()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Timeout, format!("node {node:?}: {e}")))?;
+    if write_frame(&mut nsend, req).await.is_err() {
+        return Err(ApiError::new(
+            ErrorCode::Timeout,
+            format!("node {node:?} went away"),
+        ));
+    }
+    Ok((nsend, nrecv))
+}
+
+/// Logs and exec over QUIC: the request goes on to the pod's node ([`open_to_node`]) and
+/// both directions are copied until either side ends.
 async fn to_node<S: Store>(
     api: &Api<S>,
     id: &Identity,
@@ -212,70 +289,13 @@ async fn to_node<S: Store>(
     recv: &mut quinn::RecvStream,
     req: Request,
 ) {
-    let (ns, pod) = match &req {
-        Request::Logs(l) => (l.namespace.clone(), l.pod.clone()),
-        Request::Exec(e) => (e.namespace.clone(), e.pod.clone()),
-        _ => return,
-    };
-    let fail = |e: ApiError| StreamFrame::Error(e);
-    if !matches!(id, Identity::Admin(_)) {
-        let e = ApiError::new(
-            ErrorCode::Forbidden,
-            format!("{} may not read logs or exec in pods", id.name()),
-        );
-        let _ = write_frame(send, &fail(e)).await;
-        return;
-    }
-    let key = skiff_api::ObjectKey {
-        kind: skiff_api::Kind::Pod,
-        namespace: ns.clone(),
-        name: pod.clone(),
-    };
-    let node = match api.store.get(&key) {
-        Ok(Some(s)) => s
-            .value()
-            .pointer("/spec/nodeName")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string),
-        Ok(None) => {
-            let e = ApiError::new(ErrorCode::NotFound, format!("pods {pod:?} not found"));
-            let _ = write_frame(send, &fail(e)).await;
-            return;
-        }
-        Err(e) => {
-            let _ = write_frame(send, &fail(store_err(e))).await;
-            return;
-        }
-    };
-    let Some(node) = node else {
-        let e = ApiError::new(
-            ErrorCode::BadRequest,
-            format!("pod {pod:?} is not scheduled to a node yet"),
-        );
-        let _ = write_frame(send, &fail(e)).await;
-        return;
-    };
-    let Some(link) = api.nodes.link(&node) else {
-        let e = ApiError::new(
-            ErrorCode::Timeout,
-            format!("node {node:?} of pod {pod:?} is not connected"),
-        );
-        let _ = write_frame(send, &fail(e)).await;
-        return;
-    };
-    let (mut nsend, mut nrecv) = match link.open_bi().await {
+    let (mut nsend, mut nrecv) = match open_to_node(api, id, &req).await {
         Ok(s) => s,
         Err(e) => {
-            let e = ApiError::new(ErrorCode::Timeout, format!("node {node:?}: {e}"));
-            let _ = write_frame(send, &fail(e)).await;
+            let _ = write_frame(send, &StreamFrame::Error(e)).await;
             return;
         }
     };
-    if write_frame(&mut nsend, &req).await.is_err() {
-        let e = ApiError::new(ErrorCode::Timeout, format!("node {node:?} went away"));
-        let _ = write_frame(send, &fail(e)).await;
-        return;
-    }
     // Client → node (stdin, resize) and node → client (output), until either ends.
     let up = async {
         let _ = tokio::io::copy(recv, &mut nsend).await;
