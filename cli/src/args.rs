@@ -180,6 +180,18 @@ pub(crate) enum Verb {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// The client config.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ConfigAction {
+    /// Print a kubeconfig with this config's server and credentials, for kubectl and
+    /// Kubernetes' clients (the Kubernetes API over HTTPS on the same address).
+    Kubeconfig,
 }
 
 #[derive(Subcommand, Debug)]

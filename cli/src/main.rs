@@ -52,6 +52,7 @@ fn code_name(c: ErrorCode) -> &'static str {
         ErrorCode::TooLarge => "RequestEntityTooLarge",
         ErrorCode::Invalid => "Invalid",
         ErrorCode::Timeout => "Timeout",
+        ErrorCode::UnsupportedMediaType => "UnsupportedMediaType",
         ErrorCode::Internal => "InternalError",
     }
 }
@@ -263,6 +264,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Verb::Token { action } => token::token(&connect(&cli).await?, action).await,
+        Verb::Config { action } => config(&cli, action),
+    }
+}
+
+/// `config kubeconfig`: this config's server and credentials for kubectl.
+fn config(cli: &Cli, action: &args::ConfigAction) -> anyhow::Result<()> {
+    match action {
+        args::ConfigAction::Kubeconfig => {
+            print!(
+                "{}",
+                ClientConfig::discover(cli.config.as_deref())?.kubeconfig()
+            );
+            Ok(())
+        }
     }
 }
 

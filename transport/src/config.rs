@@ -117,6 +117,32 @@ impl ClientConfig {
         ))
     }
 
+    /// The same credentials as a kubeconfig, for kubectl and Kubernetes' client libraries:
+    /// the Kubernetes API over HTTPS on the same address (TCP beside QUIC's UDP).
+    pub fn kubeconfig(&self) -> String {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        let mut cluster = serde_json::json!({
+            "server": format!("https://{}", self.server),
+            "certificate-authority-data": b64(&self.certificate_authority),
+        });
+        if let Some(name) = &self.server_name {
+            cluster["tls-server-name"] = name.clone().into();
+        }
+        let v = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "skiff", "cluster": cluster}],
+            "users": [{"name": "skiff", "user": {
+                "client-certificate-data": b64(&self.client_certificate),
+                "client-key-data": b64(&self.client_key),
+            }}],
+            "contexts": [{"name": "skiff", "context": {"cluster": "skiff", "user": "skiff"}}],
+            "current-context": "skiff",
+        });
+        skiff_api::yaml::to_yaml(&v)
+    }
+
     /// Writes the config as YAML with mode 0600.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let v = serde_json::to_value(self).expect("configs serialize");
