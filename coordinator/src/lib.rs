@@ -5,6 +5,7 @@ pub mod bucket;
 pub mod controllers;
 pub mod expiry;
 pub mod front_door;
+pub mod http;
 pub mod hub;
 pub mod nodes;
 pub mod pki;

@@ -101,6 +101,10 @@ struct Args {
     /// as many).
     #[arg(long, default_value_t = 20.0, value_parser = parse_rate)]
     handshakes_per_second: f64,
+    /// Serve only skiff's QUIC API: no Kubernetes API over HTTPS on the same port (TCP),
+    /// so no kubectl or Kubernetes client can reach this coordinator.
+    #[arg(long)]
+    disable_https: bool,
 }
 
 fn parse_event_ttl(s: &str) -> Result<std::time::Duration, String> {
@@ -217,11 +221,13 @@ async fn main() -> anyhow::Result<()> {
             handshake_burst: 3.0 * args.handshakes_per_second,
         },
     ));
+    let (https, serving_https) = start_https(&api, &args, &endpoint, &door).await?;
     let serving = tokio::spawn(server::serve(api.clone(), endpoint.clone(), door));
     let expiry = tokio::spawn(skiff_coordinator::expiry::run(api.clone(), args.event_ttl));
     let rotation = tokio::spawn(rotate_serving_certificate(
         api.clone(),
         endpoint.clone(),
+        https,
         args.serving_cert_ttl,
     ));
     let controllers = tokio::spawn(
@@ -242,6 +248,9 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down");
     endpoint.close(0u32.into(), b"coordinator shutting down");
     serving.abort();
+    if let Some(h) = &serving_https {
+        h.abort();
+    }
     controllers.abort();
     expiry.abort();
     rotation.abort();
@@ -251,6 +260,35 @@ async fn main() -> anyhow::Result<()> {
     // Dropping the last handle on the store joins its writer: every acknowledged write is durable.
     drop(api);
     Ok(())
+}
+
+/// The Kubernetes API over HTTPS on the QUIC port's number, over TCP, unless
+/// `--disable-https`: its TLS (renewed with the QUIC one) and its task.
+async fn start_https(
+    api: &Arc<Api<skiff_coordinator::store::redb_store::RedbStore>>,
+    args: &Args,
+    endpoint: &quinn::Endpoint,
+    door: &Arc<skiff_coordinator::front_door::FrontDoor>,
+) -> anyhow::Result<(
+    Option<Arc<skiff_coordinator::http::Https>>,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    if args.disable_https {
+        return Ok((None, None));
+    }
+    let https = Arc::new(skiff_coordinator::http::Https::new(api)?);
+    let addr = endpoint.local_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}/tcp for the Kubernetes API"))?;
+    tracing::info!(listen = %addr, kubeconfig = %args.data_dir.join("admin.kubeconfig").display(), "Kubernetes API over HTTPS");
+    let task = tokio::spawn(skiff_coordinator::http::serve(
+        api.clone(),
+        listener,
+        https.clone(),
+        door.clone(),
+    ));
+    Ok((Some(https), Some(task)))
 }
 
 /// The names the serving certificate is for.
@@ -271,8 +309,9 @@ fn serving_names(args: &Args, advertise: IpAddr) -> Vec<String> {
     sans
 }
 
-/// Writes what the first start leaves for the operator, unless there: `admin.config` and
-/// the default `node-token` (valid `--node-token-ttl`).
+/// Writes what the first start leaves for the operator, unless there: `admin.config`,
+/// `admin.kubeconfig` (the same credentials for kubectl) and the default `node-token`
+/// (valid `--node-token-ttl`).
 async fn first_start_files(
     api: &Api<skiff_coordinator::store::redb_store::RedbStore>,
     args: &Args,
@@ -288,6 +327,14 @@ async fn first_start_files(
         ClientConfig::new(server_addr.to_string(), api.pki.ca_pem.clone(), cert, key)
             .save(&admin_path)
             .with_context(|| format!("writing {}", admin_path.display()))?;
+    }
+    // kubectl's and the official clients' config, beside it (also for a data dir from
+    // before the HTTPS front end).
+    let kubeconfig_path = args.data_dir.join("admin.kubeconfig");
+    if !kubeconfig_path.exists() {
+        let admin = ClientConfig::load(&admin_path)?;
+        skiff_transport::files::write_private(&kubeconfig_path, admin.kubeconfig().as_bytes())
+            .with_context(|| format!("writing {}", kubeconfig_path.display()))?;
     }
     let token_path = args.data_dir.join("node-token");
     if !token_path.exists() {
@@ -315,6 +362,7 @@ async fn first_start_files(
 async fn rotate_serving_certificate(
     api: Arc<Api<skiff_coordinator::store::redb_store::RedbStore>>,
     endpoint: quinn::Endpoint,
+    https: Option<Arc<skiff_coordinator::http::Https>>,
     ttl: std::time::Duration,
 ) {
     loop {
@@ -330,6 +378,9 @@ async fn rotate_serving_certificate(
             .map_err(anyhow::Error::from)
             .and_then(|until| {
                 endpoint.set_server_config(Some(server::server_config(&api)?));
+                if let Some(h) = &https {
+                    h.reload(&api)?;
+                }
                 Ok(until)
             });
         match r {

@@ -1,0 +1,233 @@
+//! The little of Kubernetes' protobuf encoding skiff reads: client-go's generated clients
+//! send built-in kinds as protobuf whatever the server prefers (kubectl's `drain` posts
+//! its Evictions so), so an Eviction body is read here into the JSON the rest of the
+//! front end handles. The envelope is `k8s\0` and a `runtime.Unknown` (type meta, raw
+//! message); field numbers are those of Kubernetes' `generated.proto`. Every other
+//! protobuf body is refused as an unsupported media type. Pure; bounds-checked (a
+//! malformed body is an error, never a panic).
+
+use serde_json::{json, Map, Value};
+
+/// Kubernetes' protobuf content type.
+pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
+
+const MAGIC: &[u8] = b"k8s\0";
+
+/// One field of a message: its number and its value.
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+}
+
+/// The fields of one message, in order.
+fn fields(mut b: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b)?;
+        let (number, wire) = (key >> 3, key & 7);
+        let f = match wire {
+            0 => Field::Varint(varint(&mut b)?),
+            2 => {
+                let len = usize::try_from(varint(&mut b)?).map_err(|_| "length too large")?;
+                if len > b.len() {
+                    return Err(format!(
+                        "field {number}: {len} bytes declared, {} left",
+                        b.len()
+                    ));
+                }
+                let (v, rest) = b.split_at(len);
+                b = rest;
+                Field::Bytes(v)
+            }
+            1 | 5 => {
+                let n = if wire == 1 { 8 } else { 4 };
+                if n > b.len() {
+                    return Err(format!("field {number}: truncated"));
+                }
+                b = &b[n..];
+                continue;
+            }
+            w => return Err(format!("field {number}: unsupported wire type {w}")),
+        };
+        out.push((number, f));
+    }
+    Ok(out)
+}
+
+fn varint(b: &mut &[u8]) -> Result<u64, String> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let (&byte, rest) = b.split_first().ok_or("truncated varint")?;
+        *b = rest;
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err("varint longer than 10 bytes".into())
+}
+
+fn text(v: &[u8]) -> Result<String, String> {
+    String::from_utf8(v.to_vec()).map_err(|_| "a string field is not UTF-8".to_string())
+}
+
+/// The envelope: (apiVersion, kind, raw message).
+fn unknown(body: &[u8]) -> Result<(String, String, &[u8]), String> {
+    let rest = body
+        .strip_prefix(MAGIC)
+        .ok_or("not Kubernetes protobuf (no k8s\\0 prefix)")?;
+    let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), &[][..]);
+    for (n, f) in fields(rest)? {
+        match (n, f) {
+            (1, Field::Bytes(tm)) => {
+                for (n, f) in fields(tm)? {
+                    match (n, f) {
+                        (1, Field::Bytes(v)) => api_version = text(v)?,
+                        (2, Field::Bytes(v)) => kind = text(v)?,
+                        _ => {}
+                    }
+                }
+            }
+            (2, Field::Bytes(v)) => raw = v,
+            _ => {}
+        }
+    }
+    Ok((api_version, kind, raw))
+}
+
+/// ObjectMeta's name and namespace (what an Eviction carries).
+fn meta(b: &[u8]) -> Result<Value, String> {
+    let mut m = Map::new();
+    for (n, f) in fields(b)? {
+        match (n, f) {
+            (1, Field::Bytes(v)) => {
+                m.insert("name".into(), text(v)?.into());
+            }
+            (3, Field::Bytes(v)) => {
+                m.insert("namespace".into(), text(v)?.into());
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+fn delete_options(b: &[u8]) -> Result<Value, String> {
+    let mut m = Map::new();
+    let mut dry_run = Vec::new();
+    for (n, f) in fields(b)? {
+        match (n, f) {
+            (1, Field::Varint(v)) => {
+                m.insert("gracePeriodSeconds".into(), json!(v as i64));
+            }
+            (2, Field::Bytes(p)) => {
+                let mut pre = Map::new();
+                for (n, f) in fields(p)? {
+                    match (n, f) {
+                        (1, Field::Bytes(v)) => {
+                            pre.insert("uid".into(), text(v)?.into());
+                        }
+                        (2, Field::Bytes(v)) => {
+                            pre.insert("resourceVersion".into(), text(v)?.into());
+                        }
+                        _ => {}
+                    }
+                }
+                m.insert("preconditions".into(), Value::Object(pre));
+            }
+            (3, Field::Varint(v)) => {
+                m.insert("orphanDependents".into(), json!(v != 0));
+            }
+            (4, Field::Bytes(v)) => {
+                m.insert("propagationPolicy".into(), text(v)?.into());
+            }
+            (5, Field::Bytes(v)) => dry_run.push(Value::String(text(v)?)),
+            _ => {}
+        }
+    }
+    if !dry_run.is_empty() {
+        m.insert("dryRun".into(), Value::Array(dry_run));
+    }
+    Ok(Value::Object(m))
+}
+
+/// An Eviction (policy/v1) sent as protobuf, as its JSON.
+pub fn eviction(body: &[u8]) -> Result<Value, String> {
+    let (api_version, kind, raw) = unknown(body)?;
+    if kind != "Eviction" || api_version != "policy/v1" {
+        return Err(format!(
+            "skiff reads protobuf bodies only for policy/v1 Eviction, not {api_version}/{kind}; send JSON"
+        ));
+    }
+    let mut e = json!({"apiVersion": "policy/v1", "kind": "Eviction"});
+    for (n, f) in fields(raw)? {
+        match (n, f) {
+            (1, Field::Bytes(v)) => e["metadata"] = meta(v)?,
+            (2, Field::Bytes(v)) => e["deleteOptions"] = delete_options(v)?,
+            _ => {}
+        }
+    }
+    Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(n: u64, v: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint(&mut out, n << 3 | 2);
+        put_varint(&mut out, v.len() as u64);
+        out.extend_from_slice(v);
+        out
+    }
+
+    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    fn eviction_bytes(kind: &str) -> Vec<u8> {
+        let type_meta = [field(1, b"policy/v1"), field(2, kind.as_bytes())].concat();
+        let meta = [field(1, b"web-1"), field(3, b"default")].concat();
+        let mut opts = Vec::new();
+        put_varint(&mut opts, 1 << 3);
+        put_varint(&mut opts, 30);
+        opts.extend(field(2, &field(2, b"17")));
+        opts.extend(field(4, b"Foreground"));
+        let raw = [field(1, &meta), field(2, &opts)].concat();
+        [MAGIC.to_vec(), field(1, &type_meta), field(2, &raw)].concat()
+    }
+
+    #[test]
+    fn an_eviction_as_json() {
+        let e = eviction(&eviction_bytes("Eviction")).unwrap();
+        assert_eq!(e["metadata"]["name"], "web-1");
+        assert_eq!(e["metadata"]["namespace"], "default");
+        assert_eq!(e["deleteOptions"]["gracePeriodSeconds"], 30);
+        assert_eq!(e["deleteOptions"]["preconditions"]["resourceVersion"], "17");
+        assert_eq!(e["deleteOptions"]["propagationPolicy"], "Foreground");
+    }
+
+    #[test]
+    fn other_kinds_and_garbage_are_refused() {
+        let e = eviction(&eviction_bytes("ConfigMap")).unwrap_err();
+        assert!(e.contains("only for policy/v1 Eviction"), "{e}");
+        assert!(eviction(b"{\"kind\":\"Eviction\"}").is_err());
+        let mut truncated = eviction_bytes("Eviction");
+        truncated.truncate(truncated.len() - 3);
+        assert!(eviction(&truncated).is_err());
+        assert!(eviction(&[b'k', b'8', b's', 0, 0x0a, 0xff]).is_err());
+        assert!(eviction(&[
+            b'k', b'8', b's', 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+        ])
+        .is_err());
+    }
+}

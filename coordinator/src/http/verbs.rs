@@ -1,0 +1,710 @@
+//! Kubernetes' verbs on a kind's collection or object, each turned into the request the
+//! QUIC clients send and answered by [`Api::handle`]: get, list (label and field
+//! selectors, `limit`/`continue`, Tables), create, update (and `/status`), patch (JSON,
+//! merge, strategic merge; retried on a conflict it did not ask for), delete (grace
+//! period, propagation, preconditions). Watches and logs are in `stream.rs`.
+
+use super::fields::FieldSelector;
+use super::patch::{self, PatchKind};
+use super::route::{flag, param, query, Target};
+use super::scale;
+use super::{body, failure, json, render, Body};
+use crate::pki::Identity;
+use crate::requests::{Api, Options};
+use crate::store::Store;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use serde_json::Value;
+use skiff_api::manifest::FieldValidation;
+use skiff_api::wire::{
+    ApiError, ErrorCode, Propagation, Request as ApiRequest, Response as ApiResponse, MAX_FRAME_LEN,
+};
+use skiff_api::{Kind, ObjectKey};
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::BadRequest, msg)
+}
+
+/// A `Status` with a code the QUIC protocol has no error for (405, 415).
+fn plain_status(code: u16, reason: &str, message: &str) -> Response<Body> {
+    let s = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code});
+    json(code, s.to_string())
+}
+
+/// Answers one request on a kind's collection or object.
+pub(crate) async fn object<S: Store>(
+    api: &std::sync::Arc<Api<S>>,
+    id: &Identity,
+    t: Target,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let q = query(req.uri().query());
+    let method = req.method().clone();
+    let sub = t.subresource.clone();
+    let about = t.name.clone().unwrap_or_default();
+    let mutating = !matches!(method, Method::GET | Method::HEAD);
+    if mutating && param(&q, "dryRun").is_some() {
+        return failure(
+            &bad("dryRun is not supported by skiff yet: nothing was written"),
+            None,
+        );
+    }
+    let mut opts = match FieldValidation::parse(param(&q, "fieldValidation").unwrap_or("")) {
+        Ok(field_validation) => Options {
+            field_validation,
+            warnings: Vec::new(),
+        },
+        Err(e) => return failure(&bad(e), None),
+    };
+    let r = match (&method, t.name.is_some(), sub.as_deref()) {
+        (&Method::GET, false, None) if flag(&q, "watch") => {
+            let table = render::wants_table(accept(&req).as_deref());
+            return super::stream::watch(api, id, &t, &q, table).await;
+        }
+        (&Method::GET | &Method::POST, true, Some("exec")) if t.kind == Kind::Pod => {
+            return super::exec::exec(api, id, &t, &q, req).await
+        }
+        (&Method::GET, true, Some("log")) if t.kind == Kind::Pod => {
+            return super::stream::logs(api, id, &t, &q).await
+        }
+        (&Method::GET, false, None) => list(api, id, &t, &q, accept(&req)).await,
+        (&Method::GET, true, None | Some("status")) => get(api, id, &t, accept(&req)).await,
+        (&Method::POST, false, None) => create(api, id, &t, req, &mut opts).await,
+        (&Method::PUT, true, None | Some("status")) => update(api, id, &t, req, &mut opts).await,
+        (&Method::PATCH, true, None | Some("status")) => {
+            let ct = content_type(&req);
+            match PatchKind::of(&ct) {
+                Some(pk) => patch(api, id, &t, pk, req, &mut opts).await,
+                None if ct.starts_with("application/apply-patch") => {
+                    return plain_status(415, "UnsupportedMediaType", "server-side apply (application/apply-patch+yaml) is not supported by skiff yet; use kubectl apply without --server-side")
+                }
+                None => {
+                    return plain_status(415, "UnsupportedMediaType", &format!("the body of a patch must be application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json, not {ct:?}"))
+                }
+            }
+        }
+        (&Method::DELETE, true, None) => delete(api, id, &t, &q, req).await,
+        (&Method::POST, true, Some("eviction")) if t.kind == Kind::Pod => {
+            evict(api, id, &t, req).await
+        }
+        (&Method::GET, true, Some("scale")) if scale::scalable(t.kind) => current(api, id, &t)
+            .await
+            .map(|o| json(200, scale::scale_of(&o).to_string())),
+        (&Method::PUT | &Method::PATCH, true, Some("scale")) if scale::scalable(t.kind) => {
+            write_scale(api, id, &t, req).await
+        }
+        (_, _, Some(s)) => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!(
+                "the server could not find the requested resource ({}/{s} is not served)",
+                t.kind.info().plural
+            ),
+        )),
+        _ => {
+            return plain_status(
+                405,
+                "MethodNotAllowed",
+                &format!(
+                    "the server does not allow this method on the requested resource ({method})"
+                ),
+            )
+        }
+    };
+    let mut resp = match r {
+        Ok(resp) => resp,
+        Err(e) => failure(&e, Some((t.kind, &about))),
+    };
+    for w in &opts.warnings {
+        resp.headers_mut().append("warning", warning_header(w));
+    }
+    resp
+}
+
+/// A warning as Kubernetes sends one (`299 - "text"`): one line of visible ASCII.
+fn warning_header(w: &str) -> hyper::header::HeaderValue {
+    let text: String = w
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            c if c.is_ascii_graphic() || c == ' ' => c,
+            _ => '?',
+        })
+        .collect();
+    hyper::header::HeaderValue::from_str(&format!("299 - \"{text}\""))
+        .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("299 - \"(unprintable)\""))
+}
+
+fn accept(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get("accept")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+}
+
+fn content_type(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get("content-type")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("application/json")
+        .to_ascii_lowercase()
+}
+
+fn key(t: &Target) -> ObjectKey {
+    ObjectKey {
+        kind: t.kind,
+        namespace: t.namespace.clone().unwrap_or_default(),
+        name: t.name.clone().unwrap_or_default(),
+    }
+}
+
+fn unexpected(r: ApiResponse) -> ApiError {
+    match r {
+        ApiResponse::Error(e) => e,
+        other => ApiError::new(ErrorCode::Internal, format!("unexpected answer {other:?}")),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn get<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    accept: Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    match api.handle(id, ApiRequest::Get { key: key(t) }).await {
+        ApiResponse::Object { object } if render::wants_table(accept.as_deref()) => {
+            let v: Value = serde_json::from_str(&object)
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            Ok(json(
+                200,
+                render::table(t.kind, &[v], None, None, now()).to_string(),
+            ))
+        }
+        ApiResponse::Object { object } => Ok(json(200, object)),
+        r => Err(unexpected(r)),
+    }
+}
+
+async fn list<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    q: &[(String, String)],
+    accept: Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let fields =
+        FieldSelector::parse(t.kind, param(q, "fieldSelector").unwrap_or("")).map_err(bad)?;
+    let limit = match param(q, "limit") {
+        None | Some("0") => None,
+        Some(l) => Some(
+            l.parse::<u32>()
+                .map_err(|_| bad(format!("limit: invalid value {l:?}")))?,
+        ),
+    };
+    let selector = param(q, "labelSelector")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let mut continue_token = param(q, "continue")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let mut items: Vec<String> = Vec::new();
+    let mut revision = None;
+    // A field selector filters pages here: more pages are read until `limit` pass.
+    loop {
+        let r = api
+            .handle(
+                id,
+                ApiRequest::List {
+                    kind: t.kind,
+                    namespace: t.namespace.clone(),
+                    selector: selector.clone(),
+                    limit,
+                    continue_token: continue_token.take(),
+                },
+            )
+            .await;
+        let ApiResponse::List {
+            revision: rev,
+            items: page,
+            continue_token: next,
+        } = r
+        else {
+            return Err(unexpected(r));
+        };
+        revision.get_or_insert(rev);
+        if fields.is_empty() {
+            items = page;
+        } else {
+            for item in page {
+                let v: Value = serde_json::from_str(&item)
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+                if fields.matches(&v) {
+                    items.push(item);
+                }
+            }
+        }
+        continue_token = next;
+        let full = limit.is_some_and(|l| items.len() >= l as usize);
+        if fields.is_empty() || full || continue_token.is_none() {
+            break;
+        }
+    }
+    let revision = revision.unwrap_or_default();
+    if render::wants_table(accept.as_deref()) {
+        let values = items
+            .iter()
+            .map(|i| serde_json::from_str(i))
+            .collect::<Result<Vec<Value>, _>>()
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let table = render::table(
+            t.kind,
+            &values,
+            Some(revision),
+            continue_token.as_deref(),
+            now(),
+        );
+        return Ok(json(200, table.to_string()));
+    }
+    Ok(json(
+        200,
+        render::list(t.kind, revision, &items, continue_token.as_deref()),
+    ))
+}
+
+/// The object a create or update carries, as JSON, checked against the URL: its kind, its
+/// namespace (set from the URL when it has none) and, for an update, its name.
+async fn object_in_body(t: &Target, req: Request<Incoming>) -> Result<Value, ApiError> {
+    let ct = content_type(&req);
+    let bytes = body(req, MAX_FRAME_LEN).await?;
+    let mut v: Value = if ct.starts_with("application/json") {
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?
+    } else if ct.starts_with("application/yaml") {
+        let text = std::str::from_utf8(&bytes).map_err(|_| bad("the body is not UTF-8"))?;
+        let mut docs = skiff_api::yaml::parse_documents(text).map_err(|e| bad(e.to_string()))?;
+        if docs.len() != 1 {
+            return Err(bad("the body must be one YAML document"));
+        }
+        docs.remove(0).value
+    } else {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("the body must be application/json or application/yaml, not {ct:?}"),
+        ));
+    };
+    if !v.is_object() {
+        return Err(bad("the body must be an object"));
+    }
+    // As Kubernetes: a body without kind and apiVersion is of the URL's kind.
+    let i = t.kind.info();
+    for (field, want) in [("kind", i.name), ("apiVersion", i.api_version)] {
+        match v.get(field).and_then(Value::as_str) {
+            None | Some("") => v[field] = Value::String(want.into()),
+            Some(got) if got != want => {
+                return Err(bad(format!(
+                    "the object's {field} is {got:?}, but the request is for {}/{}",
+                    i.api_version, i.name
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(ns) = &t.namespace {
+        match v.pointer("/metadata/namespace").and_then(Value::as_str) {
+            None | Some("") => v["metadata"]["namespace"] = Value::String(ns.clone()),
+            Some(given) if given != ns => {
+                return Err(bad(format!("the namespace of the provided object ({given}) does not match the namespace sent on the request ({ns})")))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(name) = &t.name {
+        let given = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if given != name {
+            return Err(bad(format!(
+                "the name of the object ({given}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    Ok(v)
+}
+
+async fn create<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    req: Request<Incoming>,
+    opts: &mut Options,
+) -> Result<Response<Body>, ApiError> {
+    let v = object_in_body(t, req).await?;
+    let create = ApiRequest::Create {
+        object: v.to_string(),
+    };
+    match api.handle_with(id, create, opts).await {
+        ApiResponse::Object { object } => Ok(json(201, object)),
+        r => Err(unexpected(r)),
+    }
+}
+
+async fn update<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    req: Request<Incoming>,
+    opts: &mut Options,
+) -> Result<Response<Body>, ApiError> {
+    let v = object_in_body(t, req).await?;
+    let update = ApiRequest::Update {
+        object: v.to_string(),
+        status: t.subresource.as_deref() == Some("status"),
+    };
+    match api.handle_with(id, update, opts).await {
+        ApiResponse::Object { object } => Ok(json(200, object)),
+        r => Err(unexpected(r)),
+    }
+}
+
+async fn patch<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    kind: PatchKind,
+    req: Request<Incoming>,
+    opts: &mut Options,
+) -> Result<Response<Body>, ApiError> {
+    let bytes = body(req, MAX_FRAME_LEN).await?;
+    let status = t.subresource.as_deref() == Some("status");
+    // A patch that names a resourceVersion is a precondition; one that does not is
+    // applied to the current object, again if someone else wrote in between.
+    for _ in 0..5 {
+        let current: Value = match api.handle(id, ApiRequest::Get { key: key(t) }).await {
+            ApiResponse::Object { object } => serde_json::from_str(&object)
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?,
+            r => return Err(unexpected(r)),
+        };
+        let mut next = patch::apply(kind, &current, &bytes).map_err(bad)?;
+        let asked = next.pointer("/metadata/resourceVersion")
+            != current.pointer("/metadata/resourceVersion");
+        if !asked {
+            next["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+        }
+        for (field, want) in [("name", &t.name), ("namespace", &t.namespace)] {
+            let got = next
+                .pointer(&format!("/metadata/{field}"))
+                .and_then(Value::as_str);
+            if want.is_some() && got != want.as_deref() {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("metadata.{field}: Invalid value: a patch may not change it"),
+                ));
+            }
+        }
+        opts.warnings.clear();
+        let update = ApiRequest::Update {
+            object: next.to_string(),
+            status,
+        };
+        match api.handle_with(id, update, opts).await {
+            ApiResponse::Object { object } => return Ok(json(200, object)),
+            ApiResponse::Error(e) if e.code == ErrorCode::Conflict && !asked => continue,
+            r => return Err(unexpected(r)),
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::Conflict,
+        format!(
+            "{} {:?} kept changing while the patch was applied; try again",
+            t.kind.info().plural,
+            t.name.as_deref().unwrap_or("")
+        ),
+    ))
+}
+
+async fn current<S: Store>(api: &Api<S>, id: &Identity, t: &Target) -> Result<Value, ApiError> {
+    match api.handle(id, ApiRequest::Get { key: key(t) }).await {
+        ApiResponse::Object { object } => serde_json::from_str(&object)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string())),
+        r => Err(unexpected(r)),
+    }
+}
+
+/// `PUT` or `PATCH` of `.../scale`: the Scale the client sends (or the current one
+/// patched) becomes the object's `spec.replicas`.
+async fn write_scale<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let patch_kind = if req.method() == Method::PATCH {
+        let ct = content_type(&req);
+        Some(PatchKind::of(&ct).ok_or_else(|| {
+            bad(format!(
+                "a patch of a Scale must be a JSON, merge or strategic merge patch, not {ct:?}"
+            ))
+        })?)
+    } else {
+        None
+    };
+    let bytes = body(req, 64 << 10).await?;
+    for _ in 0..5 {
+        let object = current(api, id, t).await?;
+        let now = scale::scale_of(&object);
+        let wanted: Value = match patch_kind {
+            Some(k) => patch::apply(k, &now, &bytes).map_err(bad)?,
+            None => {
+                serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?
+            }
+        };
+        let asked = patch_kind.is_none()
+            || wanted["metadata"]["resourceVersion"] != now["metadata"]["resourceVersion"];
+        let next = scale::apply_scale(&object, &wanted).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "Scale.autoscaling {:?} is invalid: {e}",
+                    t.name.as_deref().unwrap_or("")
+                ),
+            )
+        })?;
+        let update = ApiRequest::Update {
+            object: next.to_string(),
+            status: false,
+        };
+        match api.handle(id, update).await {
+            ApiResponse::Object { object } => {
+                let v: Value = serde_json::from_str(&object)
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+                return Ok(json(200, scale::scale_of(&v).to_string()));
+            }
+            ApiResponse::Error(e) if e.code == ErrorCode::Conflict && !asked => continue,
+            r => return Err(unexpected(r)),
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::Conflict,
+        "the object kept changing while it was scaled; try again",
+    ))
+}
+
+/// `POST pods/{name}/eviction` (`kubectl drain`): the pod is deleted as its Eviction's
+/// delete options say, through the same path as a delete.
+async fn evict<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let ct = content_type(&req);
+    let bytes = body(req, 64 << 10).await?;
+    let e: Value = if ct.starts_with(super::proto::CONTENT_TYPE) {
+        super::proto::eviction(&bytes).map_err(bad)?
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?
+    };
+    if e["kind"] != "Eviction" {
+        return Err(bad("the body of an eviction must be an Eviction"));
+    }
+    let name = e.pointer("/metadata/name").and_then(Value::as_str);
+    if name != t.name.as_deref() {
+        return Err(bad(format!(
+            "name in URL does not match name in Eviction object ({})",
+            name.unwrap_or("")
+        )));
+    }
+    let opts = e.get("deleteOptions").cloned().unwrap_or(Value::Null);
+    if opts.get("dryRun").is_some() {
+        return Err(bad(
+            "dryRun is not supported by skiff yet: nothing was evicted",
+        ));
+    }
+    let DeleteOpts {
+        grace,
+        propagation,
+        resource_version,
+        uid,
+    } = delete_options(&[], opts.to_string().as_bytes())?;
+    if let Some(uid) = uid {
+        check_uid(api, id, t, &uid).await?;
+    }
+    let req = ApiRequest::Delete {
+        key: key(t),
+        resource_version,
+        grace_period_seconds: grace,
+        force: false,
+        propagation,
+    };
+    match api.handle(id, req).await {
+        ApiResponse::Object { .. } => {
+            let s = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Success", "code": 201});
+            Ok(json(201, s.to_string()))
+        }
+        r => Err(unexpected(r)),
+    }
+}
+
+/// A delete's `preconditions.uid`: the object must still be the one the client saw (the
+/// store's compare is by revision; a uid is compared here, just before).
+async fn check_uid<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    uid: &str,
+) -> Result<(), ApiError> {
+    let current = current(api, id, t).await?;
+    let now = current
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if now != uid {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {now}"),
+        ));
+    }
+    Ok(())
+}
+
+/// What a delete asks, from Kubernetes' DeleteOptions.
+#[derive(Debug, PartialEq)]
+struct DeleteOpts {
+    grace: Option<i64>,
+    propagation: Propagation,
+    resource_version: Option<u64>,
+    uid: Option<String>,
+}
+
+/// Kubernetes' DeleteOptions, from the body and the query (the query wins, as in
+/// Kubernetes' parameter decoding).
+fn delete_options(q: &[(String, String)], body: &[u8]) -> Result<DeleteOpts, ApiError> {
+    let b: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| bad(format!("DeleteOptions: invalid JSON: {e}")))?
+    };
+    if b.get("dryRun").is_some() {
+        return Err(bad(
+            "dryRun is not supported by skiff yet: nothing was deleted",
+        ));
+    }
+    let grace = match param(q, "gracePeriodSeconds") {
+        Some(g) => Some(
+            g.parse::<i64>()
+                .map_err(|_| bad(format!("gracePeriodSeconds: invalid value {g:?}")))?,
+        ),
+        None => b.get("gracePeriodSeconds").and_then(Value::as_i64),
+    };
+    let mut policy = param(q, "propagationPolicy")
+        .map(str::to_string)
+        .or_else(|| {
+            b.get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    if policy.is_none() && b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+        policy = Some("Orphan".into());
+    }
+    let propagation = match policy.as_deref() {
+        None | Some("Background") => Propagation::Background,
+        Some("Foreground") => Propagation::Foreground,
+        Some("Orphan") => Propagation::Orphan,
+        Some(p) => return Err(ApiError::new(ErrorCode::Invalid, format!("propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""))),
+    };
+    let rv = match b
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+    {
+        Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+            bad(format!(
+                "preconditions.resourceVersion: invalid value {rv:?}"
+            ))
+        })?),
+        None => None,
+    };
+    let uid = b
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(DeleteOpts {
+        grace,
+        propagation,
+        resource_version: rv,
+        uid,
+    })
+}
+
+async fn delete<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    q: &[(String, String)],
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let bytes = body(req, 64 << 10).await?;
+    let DeleteOpts {
+        grace,
+        propagation,
+        resource_version,
+        uid,
+    } = delete_options(q, &bytes)?;
+    if let Some(uid) = uid {
+        check_uid(api, id, t, &uid).await?;
+    }
+    let req = ApiRequest::Delete {
+        key: key(t),
+        resource_version,
+        grace_period_seconds: grace,
+        force: grace == Some(0),
+        propagation,
+    };
+    match api.handle(id, req).await {
+        ApiResponse::Object { object } => Ok(json(200, object)),
+        r => Err(unexpected(r)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_options_from_query_and_body() {
+        let q = query(Some("gracePeriodSeconds=5"));
+        let o = delete_options(
+            &q,
+            br#"{"kind":"DeleteOptions","propagationPolicy":"Foreground","preconditions":{"resourceVersion":"12","uid":"u"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            o,
+            DeleteOpts {
+                grace: Some(5),
+                propagation: Propagation::Foreground,
+                resource_version: Some(12),
+                uid: Some("u".into())
+            }
+        );
+        let o =
+            delete_options(&[], br#"{"orphanDependents":true,"gracePeriodSeconds":0}"#).unwrap();
+        assert_eq!((o.grace, o.propagation), (Some(0), Propagation::Orphan));
+        let o = delete_options(&[], b"").unwrap();
+        assert_eq!(
+            (o.grace, o.propagation, o.resource_version),
+            (None, Propagation::Background, None)
+        );
+        let e = delete_options(&query(Some("propagationPolicy=Later")), b"").unwrap_err();
+        assert_eq!(e.code, ErrorCode::Invalid);
+        assert!(delete_options(&[], b"{nope").is_err());
+        assert!(delete_options(&[], br#"{"dryRun":["All"]}"#).is_err());
+    }
+}
