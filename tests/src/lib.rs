@@ -40,13 +40,19 @@ pub fn binary(name: &str) -> PathBuf {
     p
 }
 
-/// A free UDP port on 127.0.0.1.
+/// A port free for UDP and TCP on 127.0.0.1 (QUIC and HTTPS share the number).
 pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    // Free for UDP (QUIC) and for TCP (the Kubernetes API over HTTPS on the same port).
+    loop {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A free TCP port on 127.0.0.1.

