@@ -6,8 +6,15 @@ use serde_json::{json, Value};
 use skiff_api::Kind;
 
 /// The verbs every collection and object answers.
-pub const VERBS: [&str; 7] = [
-    "create", "delete", "get", "list", "patch", "update", "watch",
+pub const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
 ];
 
 /// The groups skiff serves, core first, each once, in the rows' order.

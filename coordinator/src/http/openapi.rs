@@ -96,7 +96,11 @@ pub fn group_version(path: &str) -> Option<Value> {
         };
         paths.insert(
             base.clone(),
-            json!({"get": operation(*k, "list", list()), "post": operation(*k, "post", write())}),
+            json!({
+                "get": operation(*k, "list", list()),
+                "post": operation(*k, "post", write()),
+                "delete": operation(*k, "deletecollection", list()),
+            }),
         );
         paths.insert(
             format!("{base}/{{name}}"),

@@ -85,6 +85,7 @@ pub(crate) async fn object<S: Store>(
             }
         }
         (&Method::DELETE, true, None) => delete(api, id, &t, &q, req).await,
+        (&Method::DELETE, false, None) => delete_collection(api, id, &t, &q, req).await,
         (&Method::POST, true, Some("eviction")) if t.kind == Kind::Pod => {
             evict(api, id, &t, req).await
         }
@@ -191,31 +192,24 @@ async fn get<S: Store>(
     }
 }
 
-async fn list<S: Store>(
+/// One page of what a list asks for: label and field selectors, `limit`, from
+/// `continue_token`. A field selector filters pages here: more are read until `limit`
+/// objects pass.
+async fn page<S: Store>(
     api: &Api<S>,
     id: &Identity,
     t: &Target,
     q: &[(String, String)],
-    accept: Option<String>,
-) -> Result<Response<Body>, ApiError> {
+    limit: Option<u32>,
+    mut continue_token: Option<String>,
+) -> Result<(u64, Vec<String>, Option<String>), ApiError> {
     let fields =
         FieldSelector::parse(t.kind, param(q, "fieldSelector").unwrap_or("")).map_err(bad)?;
-    let limit = match param(q, "limit") {
-        None | Some("0") => None,
-        Some(l) => Some(
-            l.parse::<u32>()
-                .map_err(|_| bad(format!("limit: invalid value {l:?}")))?,
-        ),
-    };
     let selector = param(q, "labelSelector")
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
-    let mut continue_token = param(q, "continue")
         .filter(|s| !s.is_empty())
         .map(str::to_string);
     let mut items: Vec<String> = Vec::new();
     let mut revision = None;
-    // A field selector filters pages here: more pages are read until `limit` pass.
     loop {
         let r = api
             .handle(
@@ -252,10 +246,29 @@ async fn list<S: Store>(
         continue_token = next;
         let full = limit.is_some_and(|l| items.len() >= l as usize);
         if fields.is_empty() || full || continue_token.is_none() {
-            break;
+            return Ok((revision.unwrap_or_default(), items, continue_token));
         }
     }
-    let revision = revision.unwrap_or_default();
+}
+
+async fn list<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    q: &[(String, String)],
+    accept: Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let limit = match param(q, "limit") {
+        None | Some("0") => None,
+        Some(l) => Some(
+            l.parse::<u32>()
+                .map_err(|_| bad(format!("limit: invalid value {l:?}")))?,
+        ),
+    };
+    let from = param(q, "continue")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let (revision, items, continue_token) = page(api, id, t, q, limit, from).await?;
     if render::wants_table(accept.as_deref()) {
         let values = items
             .iter()
@@ -275,6 +288,70 @@ async fn list<S: Store>(
         200,
         render::list(t.kind, revision, &items, continue_token.as_deref()),
     ))
+}
+
+/// `DELETE` of a collection (deletecollection): every object the selectors pick is
+/// deleted as one `DELETE` of it would be; the answer lists them as they were deleted.
+async fn delete_collection<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    q: &[(String, String)],
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let bytes = body(req, 64 << 10).await?;
+    let opts = delete_options(q, &bytes)?;
+    if opts.resource_version.is_some() || opts.uid.is_some() {
+        return Err(bad("preconditions name one object; a collection has none"));
+    }
+    let mut deleted = Vec::new();
+    let mut revision = 0;
+    let mut from = None;
+    loop {
+        let (_, items, next) = page(api, id, t, q, Some(500), from).await?;
+        for item in items {
+            let v: Value = serde_json::from_str(&item)
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            let field = |f: &str| {
+                v.pointer(&format!("/metadata/{f}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let req = ApiRequest::Delete {
+                key: ObjectKey {
+                    kind: t.kind,
+                    namespace: field("namespace"),
+                    name: field("name"),
+                },
+                resource_version: None,
+                grace_period_seconds: opts.grace,
+                force: opts.grace == Some(0),
+                propagation: opts.propagation,
+            };
+            match api.handle(id, req).await {
+                ApiResponse::Object { object } => {
+                    if let Some(rv) = serde_json::from_str::<Value>(&object).ok().and_then(|o| {
+                        o.pointer("/metadata/resourceVersion")?
+                            .as_str()?
+                            .parse()
+                            .ok()
+                    }) {
+                        revision = revision.max(rv);
+                    }
+                    deleted.push(object);
+                }
+                // Gone meanwhile: nothing left to do for it.
+                ApiResponse::Error(e) if e.code == ErrorCode::NotFound => {}
+                r => return Err(unexpected(r)),
+            }
+        }
+        match next {
+            Some(n) => from = Some(n),
+            None => break,
+        }
+    }
+    Ok(json(200, render::list(t.kind, revision, &deleted, None)))
 }
 
 /// The object a create or update carries, as JSON, checked against the URL: its kind, its
