@@ -61,6 +61,13 @@ events = [
 types = [t for t, _, _ in events]
 check("watch from the create's revision", types == ["MODIFIED", "DELETED"], events)
 
+for i in range(3):
+    v1.create_namespaced_config_map(NS, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=f"bulk-{i}", labels={"from": "python-bulk"})))
+v1.delete_collection_namespaced_config_map(NS, label_selector="from=python-bulk")
+left = v1.list_namespaced_config_map(NS, label_selector="from=python-bulk").items
+check("delete a collection", left == [], [c.metadata.name for c in left])
+
 deployments = apps.list_deployment_for_all_namespaces()
 check("list deployments in all namespaces", deployments.kind is None or deployments.items is not None)
 

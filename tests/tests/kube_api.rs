@@ -178,6 +178,7 @@ fn kubectl_and_the_python_client_drive_skiff() {
     let pod = deployment(&cl);
     logs_and_exec(&cl, &pod);
     edits(&cl);
+    more_verbs(&cl);
     config_objects(&cl);
     drain(&cl);
     python_client(&cl);
@@ -346,6 +347,120 @@ fn edits(cl: &Cluster) {
         described.contains("Name:") && described.contains("web") && described.contains("Replicas:"),
         "{described}"
     );
+}
+
+const PLAIN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  k: one\n";
+
+/// create, replace, edit, get -w, wait, taint and field selectors.
+fn more_verbs(cl: &Cluster) {
+    let f = cl.file("plain.yaml", PLAIN);
+    assert_eq!(
+        ok(cl.kubectl(&["create", "-f", &f])).trim(),
+        "configmap/plain created"
+    );
+    let e = fails(cl.kubectl(&["create", "-f", &f]));
+    assert!(e.contains("AlreadyExists"), "{e}");
+    let f2 = cl.file("plain2.yaml", &PLAIN.replace("one", "two"));
+    assert_eq!(
+        ok(cl.kubectl(&["replace", "-f", &f2])).trim(),
+        "configmap/plain replaced"
+    );
+    let edited = cl
+        .kubectl_cmd(&["edit", "configmap", "plain"])
+        .env("KUBE_EDITOR", "sed -i s/two/three/")
+        .output()
+        .unwrap();
+    assert_eq!(ok(edited).trim(), "configmap/plain edited");
+    let k =
+        |cl: &Cluster| ok(cl.kubectl(&["get", "configmap", "plain", "-o", "jsonpath={.data.k}"]));
+    assert_eq!(k(cl), "three");
+    // A watch sees a change made while it watches.
+    let mut watcher = cl
+        .kubectl_cmd(&[
+            "get",
+            "configmap",
+            "plain",
+            "-w",
+            "-o",
+            "jsonpath={.data.k}{\"\\n\"}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap(),
+        "three"
+    );
+    ok(cl.kubectl(&[
+        "patch",
+        "configmap",
+        "plain",
+        "-p",
+        r#"{"data":{"k":"four"}}"#,
+    ]));
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap(),
+        "four"
+    );
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    // wait --for=delete returns once the object is gone.
+    let waiter = cl
+        .kubectl_cmd(&["wait", "--for=delete", "configmap/plain", "--timeout=60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    ok(cl.kubectl(&["delete", "configmap", "plain"]));
+    let waited = waiter.wait_with_output().unwrap();
+    assert!(
+        out(&waited).contains("condition met"),
+        "{}{}",
+        out(&waited),
+        err(&waited)
+    );
+    let cond = ok(cl.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=60s",
+    ]));
+    assert!(cond.contains("condition met"), "{cond}");
+    let node = cl.node.name.clone();
+    ok(cl.kubectl(&["taint", "node", &node, "dedicated=edge:NoSchedule"]));
+    let taints = cl.json(&["get", "node", &node])["spec"]["taints"].clone();
+    assert!(taints.to_string().contains("dedicated"), "{taints}");
+    ok(cl.kubectl(&["taint", "node", &node, "dedicated=edge:NoSchedule-"]));
+    let taints = cl.json(&["get", "node", &node])["spec"]["taints"].clone();
+    assert!(!taints.to_string().contains("dedicated"), "{taints}");
+    let on_node = ok(cl.kubectl(&[
+        "get",
+        "pods",
+        "--field-selector",
+        &format!("spec.nodeName={node}"),
+        "-o",
+        "name",
+    ]));
+    assert_eq!(
+        on_node.lines().count(),
+        cl.pods("app=web").len(),
+        "{on_node}"
+    );
+    let e = fails(cl.kubectl(&["get", "pods", "--field-selector", "spec.replicas=1"]));
+    assert!(e.contains("field label not supported"), "{e}");
 }
 
 fn config_objects(cl: &Cluster) {
