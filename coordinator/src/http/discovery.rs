@@ -134,9 +134,136 @@ pub fn resource_list(group: &str, version: &str) -> Value {
     })
 }
 
+/// The content type of aggregated discovery (`apidiscovery.k8s.io/v2`).
+pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Does an `Accept` header offer aggregated discovery v2 (what kubectl asks for first)?
+pub fn wants_aggregated(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',').any(|t| {
+            let parts: Vec<&str> = t.split(';').map(str::trim).collect();
+            parts.contains(&"g=apidiscovery.k8s.io")
+                && parts.contains(&"v=v2")
+                && parts.contains(&"as=APIGroupDiscoveryList")
+        })
+    })
+}
+
+/// Aggregated discovery: `/api` (`core`) or `/apis` as one `APIGroupDiscoveryList`, each
+/// group's versions with their resources and subresources, from the same lists as the
+/// per-version documents.
+pub fn aggregated(core: bool) -> Value {
+    let items: Vec<Value> = groups()
+        .into_iter()
+        .filter(|g| g.is_empty() == core)
+        .map(|g| {
+            let mut versions: Vec<&str> = Kind::ALL
+                .iter()
+                .filter(|k| k.group() == g)
+                .map(|k| version_of(*k))
+                .collect();
+            versions.dedup();
+            let versions: Vec<Value> = versions
+                .into_iter()
+                .map(|v| json!({"version": v, "resources": aggregated_resources(g, v), "freshness": "Current"}))
+                .collect();
+            json!({"metadata": {"name": g}, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+fn aggregated_resources(group: &str, version: &str) -> Vec<Value> {
+    let list = resource_list(group, version);
+    let all = list["resources"].as_array().cloned().unwrap_or_default();
+    let kind_of = |r: &Value| {
+        json!({
+            "group": r.get("group").and_then(Value::as_str).unwrap_or(group),
+            "version": r.get("version").and_then(Value::as_str).unwrap_or(version),
+            "kind": r["kind"],
+        })
+    };
+    all.iter()
+        .filter(|r| !r["name"].as_str().unwrap_or("").contains('/'))
+        .map(|r| {
+            let name = r["name"].as_str().unwrap_or("");
+            let subresources: Vec<Value> = all
+                .iter()
+                .filter_map(|s| {
+                    let sub = s["name"].as_str()?.strip_prefix(name)?.strip_prefix('/')?;
+                    Some(json!({"subresource": sub, "responseKind": kind_of(s), "verbs": s["verbs"]}))
+                })
+                .collect();
+            json!({
+                "resource": name,
+                "responseKind": kind_of(r),
+                "scope": if r["namespaced"] == true { "Namespaced" } else { "Cluster" },
+                "singularResource": r["singularName"],
+                "verbs": r["verbs"],
+                "shortNames": r["shortNames"],
+                "subresources": subresources,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aggregated_discovery_carries_every_kind_and_its_subresources() {
+        let core = aggregated(true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        assert_eq!(core["items"][0]["metadata"]["name"], "");
+        let pods = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap()
+            .clone();
+        assert_eq!(pods["scope"], "Namespaced");
+        assert_eq!(pods["responseKind"]["kind"], "Pod");
+        let subs: Vec<&str> = pods["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["subresource"].as_str().unwrap())
+            .collect();
+        assert!(
+            subs.contains(&"eviction") && subs.contains(&"status"),
+            "{subs:?}"
+        );
+        let eviction = pods["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["subresource"] == "eviction")
+            .unwrap();
+        assert_eq!(eviction["responseKind"]["group"], "policy");
+        let apis = aggregated(false);
+        let total: usize = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["versions"][0]["resources"].as_array().unwrap().len())
+            .sum::<usize>()
+            + core["items"][0]["versions"][0]["resources"]
+                .as_array()
+                .unwrap()
+                .len();
+        assert_eq!(total, Kind::ALL.len());
+        assert!(wants_aggregated(Some(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        )));
+        assert!(!wants_aggregated(Some("application/json")));
+    }
 
     #[test]
     fn every_kind_is_listed_once_under_its_group_version() {

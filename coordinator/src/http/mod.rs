@@ -181,10 +181,22 @@ async fn handle<S: Store>(
         Err(route::NotServed(m)) => return failure(&ApiError::new(ErrorCode::NotFound, m), None),
     };
     // Health and version are public, as Kubernetes' system:public-info-viewer makes them.
+    let core = matches!(r, route::Route::CoreVersions);
     match (r, denied(caller)) {
         (route::Route::Health, _) => text(200, "ok"),
         (route::Route::Version, _) => json(200, version().to_string()),
         (_, Some(e)) => failure(&e, None),
+        (route::Route::CoreVersions | route::Route::Groups, None)
+            if discovery::wants_aggregated(header(&req, "accept")) =>
+        {
+            Response::builder()
+                .status(200)
+                .header("content-type", discovery::AGGREGATED)
+                .body(
+                    Full::new(Bytes::from(discovery::aggregated(core).to_string())).boxed_unsync(),
+                )
+                .expect("a valid response")
+        }
         (route::Route::CoreVersions, None) => {
             let host = req
                 .headers()
@@ -212,6 +224,10 @@ async fn handle<S: Store>(
             ),
         },
     }
+}
+
+fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|h| h.to_str().ok())
 }
 
 /// Why a caller may not use the API, if it may not: no certificate, or one refused.
