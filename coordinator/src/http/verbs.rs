@@ -44,19 +44,39 @@ pub(crate) async fn object<S: Store>(
     let sub = t.subresource.clone();
     let about = t.name.clone().unwrap_or_default();
     let mutating = !matches!(method, Method::GET | Method::HEAD);
-    if mutating && param(&q, "dryRun").is_some() {
-        return failure(
-            &bad("dryRun is not supported by skiff yet: nothing was written"),
-            None,
-        );
-    }
+    // dryRun=All: a create, update or patch is answered as if written (the request
+    // path's `Options::dry_run`); any other write refuses it.
+    let dry_run = match param(&q, "dryRun") {
+        None | Some("") => false,
+        Some("All") if mutating => true,
+        Some("All") => return failure(&bad("dryRun is for writes"), None),
+        Some(other) => {
+            return failure(
+                &bad(format!(
+                    "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+                )),
+                None,
+            )
+        }
+    };
     let mut opts = match FieldValidation::parse(param(&q, "fieldValidation").unwrap_or("")) {
         Ok(field_validation) => Options {
             field_validation,
             warnings: Vec::new(),
+            dry_run,
         },
         Err(e) => return failure(&bad(e), None),
     };
+    let dry_ok = matches!(
+        (&method, t.name.is_some(), sub.as_deref()),
+        (&Method::POST, false, None) | (&Method::PUT | &Method::PATCH, true, None | Some("status"))
+    );
+    if dry_run && !dry_ok {
+        return failure(
+            &bad("dryRun is supported for create, update and patch; nothing was done"),
+            None,
+        );
+    }
     let r = match (&method, t.name.is_some(), sub.as_deref()) {
         (&Method::GET, false, None) if flag(&q, "watch") => {
             let table = render::wants_table(accept(&req).as_deref());
@@ -600,7 +620,7 @@ async fn evict<S: Store>(
     let opts = e.get("deleteOptions").cloned().unwrap_or(Value::Null);
     if opts.get("dryRun").is_some() {
         return Err(bad(
-            "dryRun is not supported by skiff yet: nothing was evicted",
+            "dryRun is supported for create, update and patch; nothing was evicted",
         ));
     }
     let DeleteOpts {
@@ -671,7 +691,7 @@ fn delete_options(q: &[(String, String)], body: &[u8]) -> Result<DeleteOpts, Api
     };
     if b.get("dryRun").is_some() {
         return Err(bad(
-            "dryRun is not supported by skiff yet: nothing was deleted",
+            "dryRun is supported for create, update and patch; nothing was deleted",
         ));
     }
     let grace = match param(q, "gracePeriodSeconds") {

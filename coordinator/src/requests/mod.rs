@@ -158,6 +158,9 @@ pub struct Options {
     /// Warnings about the request's object (fields skiff does not implement, dropped
     /// unknown fields).
     pub warnings: Vec<String>,
+    /// Kubernetes' `dryRun=All` for a create or update: admitted, validated and answered
+    /// as if written; nothing stored, nothing reserved.
+    pub dry_run: bool,
 }
 
 /// Decodes an object the server itself wrote (strict: an unknown field is a bug).
@@ -233,6 +236,12 @@ impl<S: Store> Api<S> {
         if *id == Identity::Anonymous && !matches!(req, Request::Join { .. }) {
             return Err(err(ErrorCode::Unauthorized, "Unauthorized: no client certificate; use a config with credentials (admin.config) or join with a node token"));
         }
+        if opts.dry_run && !matches!(req, Request::Create { .. } | Request::Update { .. }) {
+            return Err(err(
+                ErrorCode::BadRequest,
+                "dryRun is supported for create, update and patch; nothing was done",
+            ));
+        }
         match req {
             Request::Version => Ok(Response::Version {
                 server: skiff_api::VERSION.into(),
@@ -261,7 +270,7 @@ impl<S: Store> Api<S> {
                 Box::pin(async {
                     let o = decode_with(&object, opts)?;
                     self.authorize_write(id, &o, false).await?;
-                    let s = self.create(o).await?;
+                    let (s, _) = self.create_dry(o, opts.dry_run).await?;
                     Ok(Response::Object {
                         object: s.json.to_string(),
                     })
@@ -284,7 +293,7 @@ impl<S: Store> Api<S> {
                 Box::pin(async {
                     let o = decode_with(&object, opts)?;
                     self.authorize_write(id, &o, status).await?;
-                    let s = self.update(o, status).await?;
+                    let (s, _) = self.update_dry(o, status, opts.dry_run).await?;
                     Ok(Response::Object {
                         object: s.json.to_string(),
                     })

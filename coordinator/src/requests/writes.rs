@@ -52,7 +52,17 @@ impl<S: Store> Api<S> {
 
     /// [`Api::create`], also handing back the object as stored (its `resourceVersion`
     /// set), so a caller that keeps objects need not parse the stored text again.
-    pub async fn create_object(&self, mut o: Object) -> Result<(Stored, Object), ApiError> {
+    pub async fn create_object(&self, o: Object) -> Result<(Stored, Object), ApiError> {
+        self.create_dry(o, false).await
+    }
+
+    /// [`Api::create_object`]; with `dry`, everything but the write (Kubernetes'
+    /// `dryRun=All`): the object as it would be stored, nothing stored or reserved.
+    pub(super) async fn create_dry(
+        &self,
+        mut o: Object,
+        dry: bool,
+    ) -> Result<(Stored, Object), ApiError> {
         // A new node gets its pod CIDR: one /24 of the cluster CIDR no other node holds.
         let mut _cidr_guard = match &mut o {
             Object::Node(n) if n.spec.pod_cidr.is_none() => {
@@ -132,7 +142,8 @@ impl<S: Store> Api<S> {
                 self.assign_service(held, &o.key(), &mut o, None)?;
             }
             let op = WriteOp::Create(Put::from_object(&mut o).map_err(store_err)?);
-            match self.store.write(op).await {
+            match self.commit(op, dry).await {
+                Ok(s) if dry => return Ok(written(s, o)),
                 Ok(s) => {
                     record_service(svc_held.as_deref_mut(), &o.key(), &o);
                     if let (Some(guard), Object::Node(n)) = (_cidr_guard.as_mut(), &o) {
@@ -215,8 +226,18 @@ impl<S: Store> Api<S> {
     /// set).
     pub async fn update_object(
         &self,
+        o: Object,
+        status_only: bool,
+    ) -> Result<(Stored, Object), ApiError> {
+        self.update_dry(o, status_only, false).await
+    }
+
+    /// [`Api::update_object`]; with `dry`, everything but the write.
+    pub(super) async fn update_dry(
+        &self,
         mut o: Object,
         status_only: bool,
+        dry: bool,
     ) -> Result<(Stored, Object), ApiError> {
         if o.kind().namespaced() && o.meta().namespace.is_none() {
             o.meta_mut().namespace = Some("default".into());
@@ -264,7 +285,8 @@ impl<S: Store> Api<S> {
                 put: Put::from_object(&mut next).map_err(store_err)?,
                 expected: Some(cur.revision),
             };
-            match self.store.write(op).await {
+            match self.commit(op, dry).await {
+                Ok(s) if dry => return Ok(written(s, next)),
                 Ok(s) => {
                     record_service(svc_held.as_deref_mut(), &key, &next);
                     return Ok(written(s, next));
@@ -277,6 +299,45 @@ impl<S: Store> Api<S> {
             }
         }
         Err(err(ErrorCode::Conflict, conflict_msg(&key)))
+    }
+
+    /// The store write; with `dry`, what it would store, checked as the store checks it
+    /// (the key taken, the revision expected), nothing written: a create's object has
+    /// the store's current revision, an update's keeps the one it replaces.
+    async fn commit(&self, op: WriteOp, dry: bool) -> Result<Vec<Stored>, StoreError> {
+        if !dry {
+            return self.store.write(op).await;
+        }
+        let (put, revision) = match op {
+            WriteOp::Create(put) => {
+                if self.store.contains(&put.key)? {
+                    return Err(StoreError::AlreadyExists(put.key));
+                }
+                let r = self.store.revision();
+                (put, r)
+            }
+            WriteOp::Update { put, expected } => {
+                let cur = self
+                    .store
+                    .get(&put.key)?
+                    .ok_or_else(|| StoreError::NotFound(put.key.clone()))?;
+                if let Some(given) = expected.filter(|e| *e != cur.revision) {
+                    return Err(StoreError::Conflict {
+                        stored: cur.revision,
+                        given,
+                    });
+                }
+                (put, cur.revision)
+            }
+            WriteOp::Delete { .. } | WriteOp::DeleteNamespace(_) => {
+                return Err(StoreError::Invalid("a dry run writes no deletes".into()))
+            }
+        };
+        Ok(vec![Stored {
+            key: put.key.clone(),
+            revision,
+            json: put.render(revision).into(),
+        }])
     }
 
     /// Binds a pod to a node (the scheduler's `pods/binding`): sets `spec.nodeName` and
