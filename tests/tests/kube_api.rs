@@ -338,20 +338,33 @@ fn edits(cl: &Cluster) {
     let rs = ok(cl.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]));
     assert!(rs.contains("successfully rolled out"), "{rs}");
     // Server-side dry run: kubectl diff and --dry-run=server change nothing.
-    let f = cl.file("web5.yaml", &DEPLOYMENT.replace("replicas: 2", "replicas: 5"));
+    let f = cl.file(
+        "web5.yaml",
+        &DEPLOYMENT.replace("replicas: 2", "replicas: 5"),
+    );
     let d = cl.kubectl(&["diff", "-f", &f]);
     assert_eq!(d.status.code(), Some(1), "{}{}", out(&d), err(&d));
     let diff = out(&d);
     assert!(
-        diff.lines().any(|l| l.starts_with('+') && l.contains("replicas: 5")),
+        diff.lines()
+            .any(|l| l.starts_with('+') && l.contains("replicas: 5")),
         "{diff}"
     );
     let dry = ok(cl.kubectl(&["apply", "--dry-run=server", "-f", &f]));
     assert!(dry.contains("(server dry run)"), "{dry}");
-    assert_eq!(cl.json(&["get", "deployment", "web"])["spec"]["replicas"], 2);
-    let new = cl.file("dry.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n");
+    assert_eq!(
+        cl.json(&["get", "deployment", "web"])["spec"]["replicas"],
+        2
+    );
+    let new = cl.file(
+        "dry.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n",
+    );
     let dry = ok(cl.kubectl(&["create", "--dry-run=server", "-f", &new]));
-    assert!(dry.contains("configmap/dry created (server dry run)"), "{dry}");
+    assert!(
+        dry.contains("configmap/dry created (server dry run)"),
+        "{dry}"
+    );
     fails(cl.kubectl(&["get", "configmap", "dry"]));
     let e = fails(cl.kubectl(&["delete", "deployment", "web", "--dry-run=server"]));
     assert!(e.contains("dryRun"), "{e}");
