@@ -391,6 +391,26 @@ fn more_verbs(cl: &Cluster) {
     );
     let e = fails(cl.kubectl(&["create", "-f", &f]));
     assert!(e.contains("AlreadyExists"), "{e}");
+    // An invalid object names its field, as kubectl prints Kubernetes' causes; nothing
+    // is written. Under --validate=warn the unknown field is dropped with a warning.
+    let bad = cl.file(
+        "bad.yaml",
+        &PLAIN.replace("plain", "bad").replace("\ndata:", "\ndataa:"),
+    );
+    let e = fails(cl.kubectl(&["apply", "-f", &bad]));
+    assert!(
+        e.contains(r#"The ConfigMap "bad" is invalid: dataa: unknown field"#),
+        "{e}"
+    );
+    fails(cl.kubectl(&["get", "configmap", "bad"]));
+    let warned = cl.kubectl(&["apply", "--validate=warn", "-f", &bad]);
+    assert!(
+        err(&warned).contains("Warning:") && err(&warned).contains("dataa"),
+        "{}",
+        err(&warned)
+    );
+    assert_eq!(ok(warned).trim(), "configmap/bad created");
+    ok(cl.kubectl(&["delete", "configmap", "bad"]));
     let f2 = cl.file("plain2.yaml", &PLAIN.replace("one", "two"));
     assert_eq!(
         ok(cl.kubectl(&["replace", "-f", &f2])).trim(),

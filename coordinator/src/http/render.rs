@@ -37,10 +37,53 @@ pub fn status(e: &ApiError, about: Option<(Kind, &str)>) -> (u16, Value) {
         "reason": reason,
         "code": code,
     });
-    if let Some((kind, name)) = about {
-        s["details"] = json!({"name": name, "group": kind.group(), "kind": kind.info().plural});
+    match about {
+        // As Kubernetes' Invalid: the kind's name and one cause per problem, each with its
+        // field path (kubectl prints `The Pod "web" is invalid: <field>: <message>` from
+        // them, and nothing of the message without them).
+        Some((kind, name)) if e.code == ErrorCode::Invalid => {
+            let (object, causes) = invalid_causes(&e.message);
+            let name = if name.is_empty() {
+                object
+            } else {
+                name.to_string()
+            };
+            s["details"] = json!({"name": name, "group": kind.group(), "kind": kind.info().name,
+                "causes": causes});
+        }
+        Some((kind, name)) => {
+            s["details"] = json!({"name": name, "group": kind.group(), "kind": kind.info().plural});
+        }
+        None => {}
     }
     (code, s)
+}
+
+/// The causes of a validation failure from skiff's message (`deployment "web":
+/// spec.replicas: Invalid value: -1: must be ...; ...`), and the object's name in it.
+fn invalid_causes(message: &str) -> (String, Vec<Value>) {
+    let mut name = String::new();
+    let causes = message
+        .split("; ")
+        .map(|part| {
+            // `kind "name": ` first, when the problem names its object.
+            let rest = match part.split_once("\": ") {
+                Some((head, rest)) if head.contains(" \"") && !head.contains(": ") => {
+                    if let Some((_, n)) = head.split_once(" \"") {
+                        name = n.to_string();
+                    }
+                    rest
+                }
+                _ => part,
+            };
+            let (field, msg) = match rest.split_once(": ") {
+                Some((f, m)) if !f.contains(' ') => (f, m),
+                _ => ("", rest),
+            };
+            json!({"reason": "FieldValueInvalid", "message": msg, "field": field})
+        })
+        .collect();
+    (name, causes)
 }
 
 /// A list of stored objects, written around their JSON text (never re-parsed).
@@ -170,6 +213,30 @@ mod tests {
         assert_eq!(s["details"]["kind"], "pods");
         assert_eq!(s["message"], "pods \"x\" not found");
         assert_eq!(code_and_reason(ErrorCode::Invalid), (422, "Invalid"));
+    }
+
+    #[test]
+    fn invalid_objects_name_each_field() {
+        let e = ApiError::new(
+            ErrorCode::Invalid,
+            "pod \"w\": spec.containers[0].bogus: unknown field; pod \"w\": metadata.name: Invalid value: \"W\": must be lower case",
+        );
+        let (code, s) = status(&e, Some((Kind::Pod, "")));
+        assert_eq!(code, 422);
+        assert_eq!(s["details"]["name"], "w");
+        assert_eq!(s["details"]["kind"], "Pod");
+        let causes = s["details"]["causes"].as_array().unwrap();
+        assert_eq!(causes.len(), 2);
+        assert_eq!(causes[0]["field"], "spec.containers[0].bogus");
+        assert_eq!(causes[0]["message"], "unknown field");
+        assert_eq!(causes[1]["field"], "metadata.name");
+        let plain = ApiError::new(ErrorCode::Invalid, "the cluster CIDR has no /24 left");
+        let (_, s) = status(&plain, Some((Kind::Node, "n1")));
+        assert_eq!(s["details"]["causes"][0]["field"], "");
+        assert_eq!(
+            s["details"]["causes"][0]["message"],
+            "the cluster CIDR has no /24 left"
+        );
     }
 
     #[test]
