@@ -15,9 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Frame;
 use hyper::Response;
 use skiff_api::selector::Selector;
-use skiff_api::wire::{
-    ApiError, ErrorCode, LogsRequest, Request as ApiRequest, Response as ApiResponse, StreamFrame,
-};
+use skiff_api::wire::{ApiError, ErrorCode, LogsRequest, Request as ApiRequest, StreamFrame};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -109,7 +107,7 @@ async fn start_watch<S: Store>(
                 .map_err(|_| bad(format!("resourceVersion: invalid value {rv:?}")))?,
             Vec::new(),
         ),
-        _ => current(api, id, t, label_text).await?,
+        _ => current(api, id, t, q).await?,
     };
     let filter = WatchFilter {
         kind: t.kind,
@@ -140,47 +138,21 @@ async fn start_watch<S: Store>(
     Ok(streamed("application/json", rx))
 }
 
-/// Every object a watch without a revision starts with, and the revision they are at.
+/// Every object a watch without a revision starts with (the pages of a list with the
+/// watch's selectors), and the revision of the first page.
 async fn current<S: Store>(
     api: &Api<S>,
     id: &Identity,
     t: &Target,
-    selector: Option<&str>,
+    q: &[(String, String)],
 ) -> Result<(u64, Vec<String>), ApiError> {
-    let mut all = Vec::new();
-    let mut continue_token = None;
-    let mut first = None;
-    loop {
-        let r = api
-            .handle(
-                id,
-                ApiRequest::List {
-                    kind: t.kind,
-                    namespace: t.namespace.clone(),
-                    selector: selector.map(str::to_string),
-                    limit: Some(500),
-                    continue_token,
-                },
-            )
-            .await;
-        let ApiResponse::List {
-            revision,
-            items,
-            continue_token: next,
-        } = r
-        else {
-            return Err(match r {
-                ApiResponse::Error(e) => e,
-                other => ApiError::new(ErrorCode::Internal, format!("{other:?}")),
-            });
-        };
-        first.get_or_insert(revision);
+    let (revision, mut all, mut next) = super::verbs::page(api, id, t, q, Some(500), None).await?;
+    while let Some(from) = next {
+        let (_, items, more) = super::verbs::page(api, id, t, q, Some(500), Some(from)).await?;
         all.extend(items);
-        match next {
-            Some(n) => continue_token = Some(n),
-            None => return Ok((first.unwrap_or(revision), all)),
-        }
+        next = more;
     }
+    Ok((revision, all))
 }
 
 /// Events as Tables (`kubectl get -w`): each object a one-row Table, the column

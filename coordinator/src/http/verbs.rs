@@ -215,7 +215,7 @@ async fn get<S: Store>(
 /// One page of what a list asks for: label and field selectors, `limit`, from
 /// `continue_token`. A field selector filters pages here: more are read until `limit`
 /// objects pass.
-async fn page<S: Store>(
+pub(super) async fn page<S: Store>(
     api: &Api<S>,
     id: &Identity,
     t: &Target,
