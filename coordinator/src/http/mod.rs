@@ -12,6 +12,7 @@
 mod discovery;
 mod exec;
 mod fields;
+mod listing;
 mod openapi;
 pub mod patch;
 mod proto;

@@ -146,9 +146,10 @@ async fn current<S: Store>(
     t: &Target,
     q: &[(String, String)],
 ) -> Result<(u64, Vec<String>), ApiError> {
-    let (revision, mut all, mut next) = super::verbs::page(api, id, t, q, Some(500), None).await?;
+    let (revision, mut all, mut next) =
+        super::listing::page(api, id, t, q, Some(500), None).await?;
     while let Some(from) = next {
-        let (_, items, more) = super::verbs::page(api, id, t, q, Some(500), Some(from)).await?;
+        let (_, items, more) = super::listing::page(api, id, t, q, Some(500), Some(from)).await?;
         all.extend(items);
         next = more;
     }

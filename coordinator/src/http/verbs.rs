@@ -4,7 +4,7 @@
 //! merge, strategic merge; retried on a conflict it did not ask for), delete (grace
 //! period, propagation, preconditions). Watches and logs are in `stream.rs`.
 
-use super::fields::FieldSelector;
+use super::listing::page;
 use super::patch::{self, PatchKind};
 use super::route::{flag, param, query, Target};
 use super::scale;
@@ -209,65 +209,6 @@ async fn get<S: Store>(
         }
         ApiResponse::Object { object } => Ok(json(200, object)),
         r => Err(unexpected(r)),
-    }
-}
-
-/// One page of what a list asks for: label and field selectors, `limit`, from
-/// `continue_token`. A field selector filters pages here: more are read until `limit`
-/// objects pass.
-pub(super) async fn page<S: Store>(
-    api: &Api<S>,
-    id: &Identity,
-    t: &Target,
-    q: &[(String, String)],
-    limit: Option<u32>,
-    mut continue_token: Option<String>,
-) -> Result<(u64, Vec<String>, Option<String>), ApiError> {
-    let fields =
-        FieldSelector::parse(t.kind, param(q, "fieldSelector").unwrap_or("")).map_err(bad)?;
-    let selector = param(q, "labelSelector")
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
-    let mut items: Vec<String> = Vec::new();
-    let mut revision = None;
-    loop {
-        let r = api
-            .handle(
-                id,
-                ApiRequest::List {
-                    kind: t.kind,
-                    namespace: t.namespace.clone(),
-                    selector: selector.clone(),
-                    limit,
-                    continue_token: continue_token.take(),
-                },
-            )
-            .await;
-        let ApiResponse::List {
-            revision: rev,
-            items: page,
-            continue_token: next,
-        } = r
-        else {
-            return Err(unexpected(r));
-        };
-        revision.get_or_insert(rev);
-        if fields.is_empty() {
-            items = page;
-        } else {
-            for item in page {
-                let v: Value = serde_json::from_str(&item)
-                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-                if fields.matches(&v) {
-                    items.push(item);
-                }
-            }
-        }
-        continue_token = next;
-        let full = limit.is_some_and(|l| items.len() >= l as usize);
-        if fields.is_empty() || full || continue_token.is_none() {
-            return Ok((revision.unwrap_or_default(), items, continue_token));
-        }
     }
 }
 
