@@ -438,7 +438,7 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
         }
     } else {
         match parent {
-            "metadata" => &["managedFields", "selfLink", "clusterName"],
+            "metadata" => &["selfLink", "clusterName"],
             "containers" | "initContainers" => &[
                 "terminationMessagePath",
                 "terminationMessagePolicy",

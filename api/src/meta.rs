@@ -19,6 +19,27 @@ k8s_struct! {
         pub deletion_grace_period_seconds: Option<i64>,
         pub owner_references: Vec<OwnerReference>,
         pub finalizers: Vec<String>,
+        /// Who set which fields (server-side apply): kept across writes that do not send
+        /// it, replaced by writes that do.
+        pub managed_fields: Vec<ManagedFieldsEntry>,
+    }
+}
+
+k8s_struct! {
+    /// `metav1.ManagedFieldsEntry`: one field manager's fields, for one operation.
+    pub struct ManagedFieldsEntry {
+        pub manager: String,
+        /// `Apply` or `Update`.
+        pub operation: String,
+        pub api_version: String,
+        pub time: Option<String>,
+        /// Always `FieldsV1`.
+        pub fields_type: Option<String>,
+        /// The set of fields, as Kubernetes' `FieldsV1` tree (`f:spec`, `k:{"name":"x"}`,
+        /// `v:"value"`, `.`).
+        #[serde(rename = "fieldsV1")]
+        pub fields_v1: Option<serde_json::Value>,
+        pub subresource: Option<String>,
     }
 }
 

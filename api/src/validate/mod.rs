@@ -301,6 +301,34 @@ fn validate_meta(v: &mut Problems, obj: &Object) {
             }
         }
     }
+    for (i, e) in m.managed_fields.iter().enumerate() {
+        let p = format!("metadata.managedFields[{i}]");
+        if e.manager.is_empty() {
+            v.required(&format!("{p}.manager"));
+        }
+        if e.operation != "Apply" && e.operation != "Update" {
+            v.push(
+                &format!("{p}.operation"),
+                format!(
+                    "Unsupported value: {}: supported values: \"Apply\", \"Update\"",
+                    q(&e.operation)
+                ),
+            );
+        }
+        if e.fields_type.as_deref().is_some_and(|t| t != "FieldsV1") {
+            v.push(
+                &format!("{p}.fieldsType"),
+                "Unsupported value: supported values: \"FieldsV1\"".into(),
+            );
+        }
+        if e.fields_v1.as_ref().is_some_and(|f| !f.is_object()) {
+            v.invalid(
+                &format!("{p}.fieldsV1"),
+                "not an object",
+                "must be an object",
+            );
+        }
+    }
 }
 
 fn validate_labels(v: &mut Problems, path: &str, labels: &BTreeMap<String, String>) {

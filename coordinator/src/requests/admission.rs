@@ -56,6 +56,10 @@ pub(super) fn carry_system_fields(current: &Object, next: &mut Object, keep_refs
     if keep_refs && m.finalizers.is_empty() {
         m.finalizers = cm.finalizers;
     }
+    // As in Kubernetes: a write that sends no managed fields keeps them.
+    if m.managed_fields.is_empty() {
+        m.managed_fields = cm.managed_fields;
+    }
     next.copy_status_from(current);
 }
 
