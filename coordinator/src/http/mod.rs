@@ -9,10 +9,13 @@
 //! (`fields.rs`). Verbs are in `verbs.rs`, watches and logs (streamed bodies) in
 //! `stream.rs`.
 
+mod apply;
 mod discovery;
 mod exec;
 mod fields;
+mod fieldsets;
 mod listing;
+mod objects;
 mod openapi;
 pub mod patch;
 mod proto;

@@ -172,7 +172,7 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
 /// The key the elements of a list field merge by, as Kubernetes' types declare
 /// (`patchMergeKey`); `None`: the list is replaced whole. `parent` is the path of the map
 /// that holds the field, so a Service's `ports` and a container's differ.
-fn merge_key(parent: &str, field: &str) -> Option<&'static str> {
+pub(super) fn merge_key(parent: &str, field: &str) -> Option<&'static str> {
     Some(match field {
         "containers"
         | "initContainers"

@@ -5,6 +5,7 @@
 //! period, propagation, preconditions). Watches and logs are in `stream.rs`.
 
 use super::listing::page;
+use super::objects::{bad, content_type, current, key, now, object_in_body, unexpected};
 use super::patch::{self, PatchKind};
 use super::route::{flag, param, query, Target};
 use super::scale;
@@ -20,10 +21,6 @@ use skiff_api::wire::{
     ApiError, ErrorCode, Propagation, Request as ApiRequest, Response as ApiResponse, MAX_FRAME_LEN,
 };
 use skiff_api::{Kind, ObjectKey};
-
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::BadRequest, msg)
-}
 
 /// A `Status` with a code the QUIC protocol has no error for (405, 415).
 fn plain_status(code: u16, reason: &str, message: &str) -> Response<Body> {
@@ -77,6 +74,17 @@ pub(crate) async fn object<S: Store>(
             None,
         );
     }
+    let apply =
+        method == Method::PATCH && content_type(&req).starts_with("application/apply-patch");
+    let manager = match (&method, sub.as_deref()) {
+        (&Method::POST | &Method::PUT | &Method::PATCH, None | Some("status")) => {
+            match super::apply::field_manager(&q, &req, apply) {
+                Ok(m) => m,
+                Err(e) => return failure(&e, None),
+            }
+        }
+        _ => String::new(),
+    };
     let r = match (&method, t.name.is_some(), sub.as_deref()) {
         (&Method::GET, false, None) if flag(&q, "watch") => {
             let table = render::wants_table(accept(&req).as_deref());
@@ -90,14 +98,19 @@ pub(crate) async fn object<S: Store>(
         }
         (&Method::GET, false, None) => list(api, id, &t, &q, accept(&req)).await,
         (&Method::GET, true, None | Some("status")) => get(api, id, &t, accept(&req)).await,
-        (&Method::POST, false, None) => create(api, id, &t, req, &mut opts).await,
-        (&Method::PUT, true, None | Some("status")) => update(api, id, &t, req, &mut opts).await,
+        (&Method::POST, false, None) => create(api, id, &t, &manager, req, &mut opts).await,
+        (&Method::PUT, true, None | Some("status")) => {
+            update(api, id, &t, &manager, req, &mut opts).await
+        }
         (&Method::PATCH, true, None | Some("status")) => {
             let ct = content_type(&req);
             match PatchKind::of(&ct) {
-                Some(pk) => patch(api, id, &t, pk, req, &mut opts).await,
-                None if ct.starts_with("application/apply-patch") => {
-                    return plain_status(415, "UnsupportedMediaType", "server-side apply (application/apply-patch+yaml) is not supported by skiff yet; use kubectl apply without --server-side")
+                Some(pk) => patch(api, id, &t, &manager, pk, req, &mut opts).await,
+                None if ct.split(';').next() == Some("application/apply-patch+yaml") => {
+                    super::apply::server_side_apply(api, id, &t, &manager, &q, req, &mut opts).await
+                }
+                None if apply => {
+                    return plain_status(415, "UnsupportedMediaType", &format!("an apply configuration must be application/apply-patch+yaml, not {ct:?}"))
                 }
                 None => {
                     return plain_status(415, "UnsupportedMediaType", &format!("the body of a patch must be application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json, not {ct:?}"))
@@ -161,35 +174,6 @@ fn accept(req: &Request<Incoming>) -> Option<String> {
         .get("accept")
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
-}
-
-fn content_type(req: &Request<Incoming>) -> String {
-    req.headers()
-        .get("content-type")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("application/json")
-        .to_ascii_lowercase()
-}
-
-fn key(t: &Target) -> ObjectKey {
-    ObjectKey {
-        kind: t.kind,
-        namespace: t.namespace.clone().unwrap_or_default(),
-        name: t.name.clone().unwrap_or_default(),
-    }
-}
-
-fn unexpected(r: ApiResponse) -> ApiError {
-    match r {
-        ApiResponse::Error(e) => e,
-        other => ApiError::new(ErrorCode::Internal, format!("unexpected answer {other:?}")),
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 async fn get<S: Store>(
@@ -315,74 +299,16 @@ async fn delete_collection<S: Store>(
     Ok(json(200, render::list(t.kind, revision, &deleted, None)))
 }
 
-/// The object a create or update carries, as JSON, checked against the URL: its kind, its
-/// namespace (set from the URL when it has none) and, for an update, its name.
-async fn object_in_body(t: &Target, req: Request<Incoming>) -> Result<Value, ApiError> {
-    let ct = content_type(&req);
-    let bytes = body(req, MAX_FRAME_LEN).await?;
-    let mut v: Value = if ct.starts_with("application/json") {
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?
-    } else if ct.starts_with("application/yaml") {
-        let text = std::str::from_utf8(&bytes).map_err(|_| bad("the body is not UTF-8"))?;
-        let mut docs = skiff_api::yaml::parse_documents(text).map_err(|e| bad(e.to_string()))?;
-        if docs.len() != 1 {
-            return Err(bad("the body must be one YAML document"));
-        }
-        docs.remove(0).value
-    } else {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            format!("the body must be application/json or application/yaml, not {ct:?}"),
-        ));
-    };
-    if !v.is_object() {
-        return Err(bad("the body must be an object"));
-    }
-    // As Kubernetes: a body without kind and apiVersion is of the URL's kind.
-    let i = t.kind.info();
-    for (field, want) in [("kind", i.name), ("apiVersion", i.api_version)] {
-        match v.get(field).and_then(Value::as_str) {
-            None | Some("") => v[field] = Value::String(want.into()),
-            Some(got) if got != want => {
-                return Err(bad(format!(
-                    "the object's {field} is {got:?}, but the request is for {}/{}",
-                    i.api_version, i.name
-                )))
-            }
-            Some(_) => {}
-        }
-    }
-    if let Some(ns) = &t.namespace {
-        match v.pointer("/metadata/namespace").and_then(Value::as_str) {
-            None | Some("") => v["metadata"]["namespace"] = Value::String(ns.clone()),
-            Some(given) if given != ns => {
-                return Err(bad(format!("the namespace of the provided object ({given}) does not match the namespace sent on the request ({ns})")))
-            }
-            Some(_) => {}
-        }
-    }
-    if let Some(name) = &t.name {
-        let given = v
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if given != name {
-            return Err(bad(format!(
-                "the name of the object ({given}) does not match the name on the URL ({name})"
-            )));
-        }
-    }
-    Ok(v)
-}
-
 async fn create<S: Store>(
     api: &Api<S>,
     id: &Identity,
     t: &Target,
+    manager: &str,
     req: Request<Incoming>,
     opts: &mut Options,
 ) -> Result<Response<Body>, ApiError> {
-    let v = object_in_body(t, req).await?;
+    let mut v = object_in_body(t, req).await?;
+    super::apply::track(t, manager, None, &mut v);
     let create = ApiRequest::Create {
         object: v.to_string(),
     };
@@ -396,10 +322,16 @@ async fn update<S: Store>(
     api: &Api<S>,
     id: &Identity,
     t: &Target,
+    manager: &str,
     req: Request<Incoming>,
     opts: &mut Options,
 ) -> Result<Response<Body>, ApiError> {
-    let v = object_in_body(t, req).await?;
+    let mut v = object_in_body(t, req).await?;
+    // The fields the writer changed are from the object as stored now (a missing one
+    // is the update's own NotFound).
+    if let Ok(now) = current(api, id, t).await {
+        super::apply::track(t, manager, Some(&now), &mut v);
+    }
     let update = ApiRequest::Update {
         object: v.to_string(),
         status: t.subresource.as_deref() == Some("status"),
@@ -414,6 +346,7 @@ async fn patch<S: Store>(
     api: &Api<S>,
     id: &Identity,
     t: &Target,
+    manager: &str,
     kind: PatchKind,
     req: Request<Incoming>,
     opts: &mut Options,
@@ -445,6 +378,7 @@ async fn patch<S: Store>(
                 ));
             }
         }
+        super::apply::track(t, manager, Some(&current), &mut next);
         opts.warnings.clear();
         let update = ApiRequest::Update {
             object: next.to_string(),
@@ -464,14 +398,6 @@ async fn patch<S: Store>(
             t.name.as_deref().unwrap_or("")
         ),
     ))
-}
-
-async fn current<S: Store>(api: &Api<S>, id: &Identity, t: &Target) -> Result<Value, ApiError> {
-    match api.handle(id, ApiRequest::Get { key: key(t) }).await {
-        ApiResponse::Object { object } => serde_json::from_str(&object)
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string())),
-        r => Err(unexpected(r)),
-    }
 }
 
 /// `PUT` or `PATCH` of `.../scale`: the Scale the client sends (or the current one
