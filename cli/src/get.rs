@@ -190,7 +190,20 @@ fn print_objects(
     }
 }
 
+/// An object or list as `-o yaml|json` prints it: without `metadata.managedFields`, as
+/// kubectl hides them.
 fn structured(v: &Value, output: Output) -> String {
+    let mut v = v.clone();
+    let objects: Vec<&mut Value> = match v.get_mut("items") {
+        Some(Value::Array(items)) => items.iter_mut().collect(),
+        _ => vec![&mut v],
+    };
+    for o in objects {
+        if let Some(Value::Object(m)) = o.get_mut("metadata") {
+            m.remove("managedFields");
+        }
+    }
+    let v = &v;
     match output {
         Output::Json => format!("{}\n", serde_json::to_string_pretty(v).expect("json")),
         _ => skiff_api::yaml::to_yaml(v),
