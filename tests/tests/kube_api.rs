@@ -180,6 +180,7 @@ fn kubectl_and_the_python_client_drive_skiff() {
     edits(&cl);
     more_verbs(&cl);
     config_objects(&cl);
+    server_side_apply(&cl);
     drain(&cl);
     python_client(&cl);
     ok(cl.kubectl(&["delete", "deployment", "web", "--wait=true"]));
@@ -544,6 +545,65 @@ fn config_objects(cl: &Cluster) {
     // kubectl's own typed client (protobuf bodies) is told what skiff reads.
     let e = fails(cl.kubectl(&["create", "configmap", "typed", "--from-literal=a=b"]));
     assert!(e.contains("application/vnd.kubernetes.protobuf"), "{e}");
+}
+
+/// `kubectl apply --server-side`: managed fields, a conflict with another manager as
+/// kubectl reports it, `--force-conflicts`, and a field no longer applied removed.
+fn server_side_apply(cl: &Cluster) {
+    let config = |data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  labels:\n    tier: edge\ndata:\n{data}")
+    };
+    let f = cl.file("ssa.yaml", &config("  a: \"1\"\n  b: \"2\"\n"));
+    let applied = ok(cl.kubectl(&["apply", "--server-side", "-f", &f]));
+    assert!(
+        applied.contains("configmap/ssa serverside-applied"),
+        "{applied}"
+    );
+    let cm = cl.json(&["get", "configmap", "ssa", "--show-managed-fields"]);
+    let entries = cm["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields");
+    assert_eq!(entries.len(), 1, "{cm}");
+    assert_eq!(entries[0]["manager"], "kubectl", "{cm}");
+    assert_eq!(entries[0]["operation"], "Apply", "{cm}");
+    assert_eq!(
+        entries[0]["fieldsV1"],
+        serde_json::json!({"f:data": {"f:a": {}, "f:b": {}}, "f:metadata": {"f:labels": {"f:tier": {}}}})
+    );
+    // Another writer changes a field the apply owns: the next apply conflicts.
+    ok(cl.kubectl(&[
+        "patch",
+        "configmap",
+        "ssa",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"a":"9"}}"#,
+    ]));
+    let e = fails(cl.kubectl(&["apply", "--server-side", "-f", &f]));
+    assert!(
+        e.contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl-patch\" using v1: .data.a"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("--force-conflicts"), "kubectl's advice: {e}");
+    let a = ok(cl.kubectl(&["get", "configmap", "ssa", "-o", "jsonpath={.data.a}"]));
+    assert_eq!(a, "9", "a refused apply writes nothing");
+    ok(cl.kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &f]));
+    let a = ok(cl.kubectl(&["get", "configmap", "ssa", "-o", "jsonpath={.data.a}"]));
+    assert_eq!(a, "1");
+    // `b` is no longer in the configuration: it goes; the label stays.
+    let f = cl.file("ssa.yaml", &config("  a: \"1\"\n"));
+    ok(cl.kubectl(&["apply", "--server-side", "-f", &f]));
+    let cm = cl.json(&["get", "configmap", "ssa"]);
+    assert_eq!(cm["data"], serde_json::json!({"a": "1"}), "{cm}");
+    assert_eq!(cm["metadata"]["labels"]["tier"], "edge", "{cm}");
+    assert!(
+        cm["metadata"].get("managedFields").is_none(),
+        "kubectl hides them: {cm}"
+    );
+    ok(cl.kubectl(&["delete", "configmap", "ssa"]));
 }
 
 fn drain(cl: &Cluster) {
