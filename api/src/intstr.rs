@@ -95,6 +95,30 @@ impl<'de> Deserialize<'de> for IntOrString {
     }
 }
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for IntOrString {
+    fn schema_name() -> String {
+        "IntOrString".into()
+    }
+    /// Inline, so each field shows the description.
+    fn is_referenceable() -> bool {
+        false
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        // As Kubernetes' schema writes it: a string of format int-or-string.
+        let mut s = schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::InstanceType::String.into()),
+            format: Some("int-or-string".into()),
+            ..Default::default()
+        };
+        s.metadata().description =
+            Some("An integer or a string (a port name, a percentage such as 25%).".into());
+        s.extensions
+            .insert("x-kubernetes-int-or-string".into(), serde_json::json!(true));
+        s.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,3 +32,7 @@ pub use quantity::Quantity;
 
 /// The version of every skiff binary.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The JSON-schema generator the model derives (the `schema` feature).
+#[cfg(feature = "schema")]
+pub use schemars;

@@ -136,6 +136,13 @@ macro_rules! kinds {
             pub fn columns(self, wide: bool) -> Vec<&'static str> {
                 match self { $(Kind::$variant => <$ty as Print>::columns(wide)),* }
             }
+
+            /// The kind's JSON schema, generated from its type (its definitions, and the
+            /// types it holds, go into `generator`): a reference to the definition.
+            #[cfg(feature = "schema")]
+            pub fn schema(self, generator: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+                match self { $(Kind::$variant => generator.subschema_for::<$ty>()),* }
+            }
         }
 
         /// Any object skiff serves.

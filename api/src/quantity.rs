@@ -254,6 +254,28 @@ impl<'de> Deserialize<'de> for Quantity {
     }
 }
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Quantity {
+    fn schema_name() -> String {
+        "Quantity".into()
+    }
+    /// Inline, so each field shows the description.
+    fn is_referenceable() -> bool {
+        false
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let mut s = schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::InstanceType::String.into()),
+            ..Default::default()
+        };
+        s.metadata().description = Some(
+            "A fixed-point number with a suffix: 250m, 0.5, 128Mi, 1G (Kubernetes' resource.Quantity)."
+                .into(),
+        );
+        s.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

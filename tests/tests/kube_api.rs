@@ -222,6 +222,21 @@ fn discovery(cl: &Cluster) {
     assert_eq!(apps["groupVersion"], "apps/v1");
     let health = ok(cl.kubectl(&["get", "--raw", "/readyz"]));
     assert_eq!(health, "ok");
+    // kubectl explain reads the schemas skiff generates from its types.
+    let e = ok(cl.kubectl(&["explain", "deployment.spec.replicas"]));
+    assert!(
+        e.contains("KIND:       Deployment") && e.contains("FIELD: replicas <integer>"),
+        "{e}"
+    );
+    let e = ok(cl.kubectl(&["explain", "pods"]));
+    assert!(
+        e.contains("spec\t<PodSpec>") && e.contains("The desired state of the object."),
+        "{e}"
+    );
+    let e = ok(cl.kubectl(&["explain", "svc.spec.ports.targetPort"]));
+    assert!(e.contains("An integer or a string"), "{e}");
+    let e = fails(cl.kubectl(&["explain", "deployment.spec.nosuch"]));
+    assert!(e.contains("field \"nosuch\" does not exist"), "{e}");
 }
 
 /// Applies the Deployment (client-side apply, with kubectl's default validation), waits

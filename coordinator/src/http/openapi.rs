@@ -3,7 +3,9 @@
 //! `x-kubernetes-group-version-kind` and `x-kubernetes-action`, and the query parameters
 //! skiff honours — `fieldValidation` among them, which is how kubectl learns that the
 //! server validates fields itself (so its default `--validate=strict` needs no schema of
-//! its own). The object schemas are not generated yet: `kubectl explain` finds none. Pure.
+//! its own) — and the schemas of the kinds, generated from skiff's own types (their doc
+//! comments are the descriptions), each kind's marked with its
+//! `x-kubernetes-group-version-kind`, which is how `kubectl explain` finds it. Pure.
 
 use serde_json::{json, Map, Value};
 use skiff_api::Kind;
@@ -126,8 +128,64 @@ pub fn group_version(path: &str) -> Option<Value> {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes (skiff)", "version": format!("v1.33.0+skiff-{}", skiff_api::VERSION)},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas(api_version)},
     }))
+}
+
+/// The schemas of a group version's kinds and of every type they hold.
+fn schemas(api_version: &str) -> Value {
+    let mut generator = skiff_api::schemars::gen::SchemaSettings::openapi3().into_generator();
+    let mut kinds = Vec::new();
+    for k in Kind::ALL
+        .iter()
+        .filter(|k| k.info().api_version == api_version)
+    {
+        let reference = match k.schema(&mut generator) {
+            skiff_api::schemars::schema::Schema::Object(o) => o.reference.unwrap_or_default(),
+            skiff_api::schemars::schema::Schema::Bool(_) => String::new(),
+        };
+        let name = reference.rsplit('/').next().unwrap_or_default().to_string();
+        kinds.push((*k, name));
+    }
+    let mut defs = serde_json::to_value(generator.take_definitions()).unwrap_or_default();
+    let (group, version) = match api_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    if let Value::Object(all) = &mut defs {
+        for d in all.values_mut() {
+            describe_common(d);
+        }
+    }
+    for (k, name) in kinds {
+        if let Some(Value::Object(d)) = defs.get_mut(&name) {
+            d.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": group, "version": version, "kind": k.info().name}]),
+            );
+        }
+    }
+    defs
+}
+
+/// The fields every kind shares, described as Kubernetes describes them where the type
+/// itself says nothing.
+fn describe_common(schema: &mut Value) {
+    const COMMON: &[(&str, &str)] = &[
+        ("apiVersion", "The versioned schema of this representation of an object (group/version)."),
+        ("kind", "The REST resource this object represents, in CamelCase."),
+        ("metadata", "Standard object metadata: name, namespace, labels, annotations, owners, managed fields."),
+        ("spec", "The desired state of the object."),
+        ("status", "The most recently observed state of the object, written by the system; read-only."),
+    ];
+    let Some(Value::Object(props)) = schema.get_mut("properties") else {
+        return;
+    };
+    for (field, text) in COMMON {
+        if let Some(Value::Object(p)) = props.get_mut(*field) {
+            p.entry("description").or_insert_with(|| Value::from(*text));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -160,5 +218,39 @@ mod tests {
             .any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
         let core = group_version("api/v1").unwrap();
         assert!(core["paths"]["/api/v1/nodes/{name}/status"]["patch"].is_object());
+    }
+
+    #[test]
+    fn each_kind_has_a_schema_from_its_type_that_kubectl_explain_finds() {
+        let d = group_version("apis/apps/v1").unwrap();
+        let schemas = d["components"]["schemas"].as_object().unwrap();
+        let deployment = schemas
+            .values()
+            .find(|s| s["x-kubernetes-group-version-kind"][0]["kind"] == "Deployment")
+            .expect("the Deployment's schema");
+        assert_eq!(
+            deployment["x-kubernetes-group-version-kind"][0]["group"],
+            "apps"
+        );
+        // Every reference resolves inside the document.
+        let text = d.to_string();
+        for r in text.split("\"$ref\":\"").skip(1) {
+            let name = r.split('"').next().unwrap();
+            let name = name.strip_prefix("#/components/schemas/").expect(name);
+            assert!(schemas.contains_key(name), "{name}");
+        }
+        // Descriptions are the types' doc comments; fields are as Kubernetes names them.
+        let spec = &schemas["DeploymentSpec"];
+        assert!(spec["properties"]["replicas"].is_object(), "{spec}");
+        assert!(
+            spec["properties"]["revisionHistoryLimit"].is_object(),
+            "{spec}"
+        );
+        let core = group_version("api/v1").unwrap();
+        let pod = &core["components"]["schemas"]["Pod"];
+        assert_eq!(pod["x-kubernetes-group-version-kind"][0]["version"], "v1");
+        assert!(pod["description"].as_str().is_some_and(|s| !s.is_empty()));
+        let port = &core["components"]["schemas"]["ServicePort"]["properties"]["targetPort"];
+        assert_eq!(port["format"], "int-or-string", "{port}");
     }
 }
