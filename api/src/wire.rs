@@ -158,6 +158,10 @@ pub struct LogsRequest {
     pub previous: bool,
     /// Prefix each line with its RFC 3339 timestamp.
     pub timestamps: bool,
+    /// Only lines written at or after this time (seconds since the epoch).
+    pub since: Option<u64>,
+    /// Stop after this many bytes of log.
+    pub limit_bytes: Option<u64>,
 }
 
 /// What to run.

@@ -73,6 +73,15 @@ pub(crate) enum Verb {
         /// Prefix lines with their timestamps.
         #[arg(long)]
         timestamps: bool,
+        /// Only lines newer than this (5s, 2m, 3h).
+        #[arg(long, conflicts_with = "since_time")]
+        since: Option<String>,
+        /// Only lines written at or after this RFC 3339 time.
+        #[arg(long)]
+        since_time: Option<String>,
+        /// At most this many bytes of log.
+        #[arg(long)]
+        limit_bytes: Option<u64>,
     },
     /// Run a command in a container: `skiff exec POD [-c C] [-i] [-t] -- CMD [ARGS...]`.
     Exec {

@@ -178,7 +178,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tail,
             previous,
             timestamps,
+            since,
+            since_time,
+            limit_bytes,
         } => {
+            let since = match (since, since_time) {
+                (Some(d), _) => {
+                    let d = skiff_api::util::parse_duration(d)
+                        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)?
+                        .as_secs();
+                    Some(now.saturating_sub(d.as_secs()))
+                }
+                (None, Some(t)) => Some(skiff_api::util::parse_rfc3339(t).ok_or_else(|| {
+                    anyhow::anyhow!("--since-time: {t:?} is not an RFC 3339 time")
+                })?),
+                (None, None) => None,
+            };
+            if *limit_bytes == Some(0) {
+                anyhow::bail!("--limit-bytes must be greater than 0");
+            }
             let c = connect(&cli).await?;
             let req = skiff_api::wire::LogsRequest {
                 namespace: ns.clone(),
@@ -188,6 +208,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tail: tail.and_then(|t| u64::try_from(t).ok()),
                 previous: *previous,
                 timestamps: *timestamps,
+                since,
+                limit_bytes: *limit_bytes,
             };
             stream::logs(&c, req).await
         }

@@ -288,6 +288,18 @@ fn logs_and_exec(cl: &Cluster, pod: &str) {
     assert_eq!(log.trim(), format!("hello from {pod}"));
     let tail = ok(cl.kubectl(&["logs", pod, "--tail=1", "-c", "web"]));
     assert!(tail.contains("hello from"), "{tail}");
+    let some = ok(cl.kubectl(&["logs", pod, "--limit-bytes=5"]));
+    assert_eq!(some, "hello");
+    let recent = ok(cl.kubectl(&["logs", pod, "--since=1h", "--timestamps"]));
+    assert!(
+        recent.ends_with(&format!("Z hello from {pod}\n")),
+        "{recent}"
+    );
+    let future = ok(cl.kubectl(&["logs", pod, "--since-time=2099-01-01T00:00:00Z"]));
+    assert_eq!(future, "", "nothing was written after 2099");
+    let raw = format!("/api/v1/namespaces/default/pods/{pod}/log?limitBytes=0");
+    let e = fails(cl.kubectl(&["get", "--raw", &raw]));
+    assert!(e.contains("limitBytes: Invalid value"), "{e}");
     let o = cl.kubectl(&[
         "exec",
         pod,

@@ -96,6 +96,28 @@ async fn send_bytes(send: &mut quinn::SendStream, bytes: &[u8]) -> Result<(), St
     Ok(())
 }
 
+/// What is left of `limitBytes` (none: no limit).
+struct Budget(Option<u64>);
+
+impl Budget {
+    /// Sends what the budget allows of `bytes`; false once it is spent.
+    async fn send(
+        &mut self,
+        send: &mut quinn::SendStream,
+        mut bytes: Vec<u8>,
+    ) -> Result<bool, StreamFrame> {
+        if let Some(left) = &mut self.0 {
+            let n = bytes
+                .len()
+                .min(usize::try_from(*left).unwrap_or(usize::MAX));
+            bytes.truncate(n);
+            *left -= n as u64;
+        }
+        send_bytes(send, &bytes).await?;
+        Ok(self.0 != Some(0))
+    }
+}
+
 async fn logs(
     agent: &Agent,
     l: LogsRequest,
@@ -138,6 +160,15 @@ async fn logs(
             .map_err(|e| error(ErrorCode::Internal, e.to_string()))?
             .map_err(|e| error(ErrorCode::Internal, format!("{}: {e}", path.display())))?
     };
+    // `--since`: lines from that second on (whole seconds, as Kubernetes' times).
+    let entries: Vec<LogEntry> = match l.since {
+        Some(since) => entries
+            .into_iter()
+            .filter(|e| skiff_api::util::parse_rfc3339(&e.time).is_none_or(|t| t >= since))
+            .collect(),
+        None => entries,
+    };
+    let mut budget = Budget(l.limit_bytes);
     // `--tail` counts whole lines (a partial entry belongs to the line it starts).
     let mut start = 0;
     if let Some(n) = l.tail {
@@ -156,7 +187,12 @@ async fn logs(
             start = entries.len();
         }
     }
-    send_bytes(send, &format_entries(&entries[start..], l.timestamps)).await?;
+    if !budget
+        .send(send, format_entries(&entries[start..], l.timestamps))
+        .await?
+    {
+        return Ok(());
+    }
     if !l.follow || l.previous {
         return Ok(());
     }
@@ -166,8 +202,12 @@ async fn logs(
         let batch = f
             .poll()
             .map_err(|e| error(ErrorCode::Internal, e.to_string()))?;
-        if !batch.is_empty() {
-            send_bytes(send, &format_entries(&batch, l.timestamps)).await?;
+        if !batch.is_empty()
+            && !budget
+                .send(send, format_entries(&batch, l.timestamps))
+                .await?
+        {
+            return Ok(());
         }
         let running = agent
             .rt
@@ -177,7 +217,9 @@ async fn logs(
             let last = f
                 .poll()
                 .map_err(|e| error(ErrorCode::Internal, e.to_string()))?;
-            send_bytes(send, &format_entries(&last, l.timestamps)).await?;
+            budget
+                .send(send, format_entries(&last, l.timestamps))
+                .await?;
             return Ok(());
         }
         tokio::select! {

@@ -318,13 +318,37 @@ async fn start_logs<S: Store>(
     t: &Target,
     q: &[(String, String)],
 ) -> Result<Response<Body>, ApiError> {
-    for unsupported in ["sinceSeconds", "sinceTime", "limitBytes"] {
-        if param(q, unsupported).is_some() {
-            return Err(bad(format!(
-                "{unsupported} is not supported by skiff's log stream yet"
-            )));
+    let positive = |name: &str| -> Result<Option<u64>, ApiError> {
+        match param(q, name) {
+            None => Ok(None),
+            Some(n) => match n.parse::<u64>() {
+                Ok(v) if v > 0 => Ok(Some(v)),
+                _ => Err(bad(format!(
+                    "{name}: Invalid value: {n:?}: must be greater than 0"
+                ))),
+            },
         }
-    }
+    };
+    let since = match (positive("sinceSeconds")?, param(q, "sinceTime")) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "at most one of sinceTime or sinceSeconds may be specified",
+            ))
+        }
+        (Some(secs), None) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            Some(now.saturating_sub(secs))
+        }
+        (None, Some(t)) => Some(skiff_api::util::parse_rfc3339(t).ok_or_else(|| {
+            bad(format!(
+                "sinceTime: Invalid value: {t:?}: not an RFC 3339 time"
+            ))
+        })?),
+        (None, None) => None,
+    };
+    let limit_bytes = positive("limitBytes")?;
     let tail = match param(q, "tailLines") {
         Some(n) => Some(
             n.parse::<u64>()
@@ -340,6 +364,8 @@ async fn start_logs<S: Store>(
         tail,
         previous: flag(q, "previous"),
         timestamps: flag(q, "timestamps"),
+        since,
+        limit_bytes,
     });
     let (mut nsend, mut nrecv) = crate::server::open_to_node(api, id, &req).await?;
     let _ = nsend.finish();
