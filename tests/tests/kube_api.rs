@@ -569,9 +569,37 @@ fn config_objects(cl: &Cluster) {
         deleted.contains("configmap \"settings\" deleted"),
         "{deleted}"
     );
-    // kubectl's own typed client (protobuf bodies) is told what skiff reads.
-    let e = fails(cl.kubectl(&["create", "configmap", "typed", "--from-literal=a=b"]));
-    assert!(e.contains("application/vnd.kubernetes.protobuf"), "{e}");
+    // kubectl's own typed client sends these as protobuf.
+    let made = ok(cl.kubectl(&["create", "configmap", "typed", "--from-literal=a=b"]));
+    assert_eq!(made.trim(), "configmap/typed created");
+    let a = ok(cl.kubectl(&["get", "configmap", "typed", "-o", "jsonpath={.data.a}"]));
+    assert_eq!(a, "b");
+    ok(cl.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "typed",
+        "--from-literal=pw=sword",
+    ]));
+    let pw = ok(cl.kubectl(&[
+        "get",
+        "secret",
+        "typed",
+        "-o",
+        "jsonpath={.type} {.data.pw}",
+    ]));
+    assert_eq!(pw, "Opaque c3dvcmQ=");
+    let made = ok(cl.kubectl(&["create", "namespace", "typed"]));
+    assert_eq!(made.trim(), "namespace/typed created");
+    ok(cl.kubectl(&[
+        "delete",
+        "configmap/typed",
+        "secret/typed",
+        "namespace/typed",
+    ]));
+    // A kind skiff has no protobuf table for is refused, naming what to send.
+    let e = fails(cl.kubectl(&["create", "deployment", "typed", "--image=x"]));
+    assert!(e.contains("send JSON"), "{e}");
 }
 
 /// `kubectl apply --server-side`: managed fields, a conflict with another manager as

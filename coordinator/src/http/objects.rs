@@ -52,7 +52,10 @@ pub(super) fn now() -> u64 {
 pub(super) async fn object_in_body(t: &Target, req: Request<Incoming>) -> Result<Value, ApiError> {
     let ct = content_type(&req);
     let bytes = body(req, MAX_FRAME_LEN).await?;
-    let v: Value = if ct.starts_with("application/json") {
+    let v: Value = if ct.starts_with(super::proto::CONTENT_TYPE) {
+        super::proto::object(&bytes)
+            .map_err(|e| ApiError::new(ErrorCode::UnsupportedMediaType, e))?
+    } else if ct.starts_with("application/json") {
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?
     } else if ct.starts_with("application/yaml") {
         let text = std::str::from_utf8(&bytes).map_err(|_| bad("the body is not UTF-8"))?;

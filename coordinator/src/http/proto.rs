@@ -1,10 +1,11 @@
 //! The little of Kubernetes' protobuf encoding skiff reads: client-go's generated clients
 //! send built-in kinds as protobuf whatever the server prefers (kubectl's `drain` posts
-//! its Evictions so), so an Eviction body is read here into the JSON the rest of the
-//! front end handles. The envelope is `k8s\0` and a `runtime.Unknown` (type meta, raw
-//! message); field numbers are those of Kubernetes' `generated.proto`. Every other
-//! protobuf body is refused as an unsupported media type. Pure; bounds-checked (a
-//! malformed body is an error, never a panic).
+//! its Evictions so, `kubectl create namespace|configmap|secret` their objects), so those
+//! bodies are read here into the JSON the rest of the front end handles. The envelope is
+//! `k8s\0` and a `runtime.Unknown` (type meta, raw message); field numbers are those of
+//! Kubernetes' `generated.proto`. A field skiff has no table for is refused by number,
+//! never dropped; other kinds are refused as an unsupported media type. Pure;
+//! bounds-checked (a malformed body is an error, never a panic).
 
 use serde_json::{json, Map, Value};
 
@@ -170,6 +171,185 @@ pub fn eviction(body: &[u8]) -> Result<Value, String> {
     Ok(e)
 }
 
+/// How a field's bytes read.
+#[derive(Clone, Copy)]
+enum T {
+    Str,
+    Int,
+    Bool,
+    Msg(&'static Message),
+    RepStr,
+    MapStr,
+    /// Values are bytes, written as base64 (as JSON writes Kubernetes' `[]byte`).
+    MapBytes,
+    /// `metav1.Time`: seconds and nanos, written as RFC 3339.
+    Time,
+}
+
+struct Message {
+    name: &'static str,
+    fields: &'static [(u64, &'static str, T)],
+}
+
+static OBJECT_META: Message = Message {
+    name: "ObjectMeta",
+    fields: &[
+        (1, "name", T::Str),
+        (2, "generateName", T::Str),
+        (3, "namespace", T::Str),
+        // Always sent, empty: Kubernetes no longer sets it.
+        (4, "selfLink", T::Str),
+        (5, "uid", T::Str),
+        (6, "resourceVersion", T::Str),
+        (7, "generation", T::Int),
+        (8, "creationTimestamp", T::Time),
+        (11, "labels", T::MapStr),
+        (12, "annotations", T::MapStr),
+        (14, "finalizers", T::RepStr),
+    ],
+};
+static CONFIG_MAP: Message = Message {
+    name: "ConfigMap",
+    fields: &[
+        (1, "metadata", T::Msg(&OBJECT_META)),
+        (2, "data", T::MapStr),
+        (3, "binaryData", T::MapBytes),
+        (4, "immutable", T::Bool),
+    ],
+};
+static SECRET: Message = Message {
+    name: "Secret",
+    fields: &[
+        (1, "metadata", T::Msg(&OBJECT_META)),
+        (2, "data", T::MapBytes),
+        (3, "type", T::Str),
+        (4, "stringData", T::MapStr),
+        (5, "immutable", T::Bool),
+    ],
+};
+static NAMESPACE_SPEC: Message = Message {
+    name: "NamespaceSpec",
+    fields: &[(1, "finalizers", T::RepStr)],
+};
+static NAMESPACE_STATUS: Message = Message {
+    name: "NamespaceStatus",
+    fields: &[(1, "phase", T::Str)],
+};
+static NAMESPACE: Message = Message {
+    name: "Namespace",
+    fields: &[
+        (1, "metadata", T::Msg(&OBJECT_META)),
+        (2, "spec", T::Msg(&NAMESPACE_SPEC)),
+        (3, "status", T::Msg(&NAMESPACE_STATUS)),
+    ],
+};
+
+/// Reads a message by its table. Generated Go marshals empty strings, zero numbers and
+/// empty messages of non-pointer fields: those are absent in JSON, so they are dropped.
+fn decode(b: &[u8], m: &Message) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    for (n, f) in fields(b)? {
+        let Some(&(_, name, t)) = m.fields.iter().find(|(num, _, _)| *num == n) else {
+            return Err(format!(
+                "{} field {n} is not read by skiff's protobuf decoder; send the object as JSON",
+                m.name
+            ));
+        };
+        let at = |e: String| format!("{}.{name}: {e}", m.name);
+        let value = match (t, &f) {
+            (T::Int, Field::Varint(v)) => json!(*v as i64),
+            (T::Bool, Field::Varint(v)) => json!(*v != 0),
+            (T::Int | T::Bool, _) => return Err(at("expected a varint".into())),
+            (T::Str, f) => Value::String(text(delimited(f).map_err(at)?).map_err(at)?),
+            (T::Msg(inner), f) => Value::Object(decode(delimited(f).map_err(at)?, inner)?),
+            (T::RepStr, f) => {
+                let item = Value::String(text(delimited(f).map_err(at)?).map_err(at)?);
+                match out.entry(name).or_insert_with(|| json!([])) {
+                    Value::Array(a) => a.push(item),
+                    _ => return Err(at("repeated".into())),
+                }
+                continue;
+            }
+            (T::MapStr | T::MapBytes, f) => {
+                let (mut k, mut v) = (String::new(), Value::String(String::new()));
+                for (n, e) in fields(delimited(f).map_err(at)?)? {
+                    match (n, e) {
+                        (1, Field::Bytes(b)) => k = text(b).map_err(at)?,
+                        (2, Field::Bytes(b)) if matches!(t, T::MapStr) => {
+                            v = Value::String(text(b).map_err(at)?)
+                        }
+                        (2, Field::Bytes(b)) => v = Value::String(base64(b)),
+                        _ => {
+                            return Err(at(
+                                "a map entry has a field other than key and value".into()
+                            ))
+                        }
+                    }
+                }
+                match out.entry(name).or_insert_with(|| json!({})) {
+                    Value::Object(o) => o.insert(k, v),
+                    _ => return Err(at("map".into())),
+                };
+                continue;
+            }
+            (T::Time, f) => {
+                let mut secs = 0i64;
+                for (n, e) in fields(delimited(f).map_err(at)?)? {
+                    if let (1, Field::Varint(v)) = (n, e) {
+                        secs = v as i64;
+                    }
+                }
+                match u64::try_from(secs) {
+                    Ok(s) if s > 0 => Value::String(skiff_api::util::rfc3339(s)),
+                    _ => continue,
+                }
+            }
+        };
+        let empty = match &value {
+            Value::String(s) => s.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            Value::Number(n) => n.as_i64() == Some(0),
+            _ => false,
+        };
+        if !empty {
+            out.insert(name.to_string(), value);
+        }
+    }
+    Ok(out)
+}
+
+fn delimited<'a>(f: &Field<'a>) -> Result<&'a [u8], String> {
+    match f {
+        Field::Bytes(v) => Ok(v),
+        Field::Varint(_) => Err("expected a length-delimited field".into()),
+    }
+}
+
+fn base64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// An object a client created as protobuf (`kubectl create namespace|configmap|secret`),
+/// as its JSON.
+pub fn object(body: &[u8]) -> Result<Value, String> {
+    let (api_version, kind, raw) = unknown(body)?;
+    let table = match (api_version.as_str(), kind.as_str()) {
+        ("v1", "ConfigMap") => &CONFIG_MAP,
+        ("v1", "Secret") => &SECRET,
+        ("v1", "Namespace") => &NAMESPACE,
+        _ => {
+            return Err(format!(
+                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap and Secret and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
+            ))
+        }
+    };
+    let mut o = decode(raw, table)?;
+    o.insert("apiVersion".into(), api_version.into());
+    o.insert("kind".into(), kind.into());
+    Ok(Value::Object(o))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +397,51 @@ mod tests {
     }
 
     #[test]
+    fn a_config_map_and_a_secret_as_kubectl_create_sends_them() {
+        let entry = |k: &[u8], v: &[u8]| [field(1, k), field(2, v)].concat();
+        let empty_time = field(8, &[]);
+        let meta = [
+            field(1, b"settings"),
+            field(2, b""),
+            field(3, b"default"),
+            empty_time,
+        ]
+        .concat();
+        let raw = [
+            field(1, &meta),
+            field(2, &entry(b"mode", b"edge")),
+            field(3, &entry(b"bin", &[0, 255])),
+        ]
+        .concat();
+        let tm = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
+        let body = [MAGIC.to_vec(), field(1, &tm), field(2, &raw)].concat();
+        let cm = object(&body).unwrap();
+        assert_eq!(
+            cm,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "settings", "namespace": "default"},
+                "data": {"mode": "edge"}, "binaryData": {"bin": "AP8="}})
+        );
+        let raw = [
+            field(1, &field(1, b"creds")),
+            field(2, &entry(b"pw", b"sword")),
+            field(3, b"Opaque"),
+        ]
+        .concat();
+        let tm = [field(1, b"v1"), field(2, b"Secret")].concat();
+        let s = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &raw)].concat()).unwrap();
+        assert_eq!(s["data"]["pw"], "c3dvcmQ=");
+        assert_eq!(s["type"], "Opaque");
+        // A field without a table is named, not dropped.
+        let raw = [field(1, &field(13, b"owner"))].concat();
+        let e = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &raw)].concat()).unwrap_err();
+        assert!(e.contains("ObjectMeta field 13 is not read"), "{e}");
+        let tm = [field(1, b"apps/v1"), field(2, b"Deployment")].concat();
+        let e = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &[])].concat()).unwrap_err();
+        assert!(e.contains("send JSON"), "{e}");
+    }
+
+    #[test]
     fn other_kinds_and_garbage_are_refused() {
         let e = eviction(&eviction_bytes("ConfigMap")).unwrap_err();
         assert!(e.contains("only for policy/v1 Eviction"), "{e}");
@@ -225,6 +450,7 @@ mod tests {
         truncated.truncate(truncated.len() - 3);
         assert!(eviction(&truncated).is_err());
         assert!(eviction(&[b'k', b'8', b's', 0, 0x0a, 0xff]).is_err());
+        assert!(object(&truncated).is_err());
         assert!(eviction(&[
             b'k', b'8', b's', 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
         ])
