@@ -394,8 +394,16 @@ fn edits(cl: &Cluster) {
         "{dry}"
     );
     fails(cl.kubectl(&["get", "configmap", "dry"]));
-    let e = fails(cl.kubectl(&["delete", "deployment", "web", "--dry-run=server"]));
-    assert!(e.contains("dryRun"), "{e}");
+    let d = ok(cl.kubectl(&["delete", "deployment", "web", "--dry-run=server"]));
+    assert!(
+        d.contains("deployment.apps \"web\" deleted") && d.contains("(server dry run)"),
+        "{d}"
+    );
+    ok(cl.kubectl(&["get", "deployment", "web"]));
+    let e = fails(cl.kubectl(&["delete", "configmap", "nope", "--dry-run=server"]));
+    assert!(e.contains("NotFound") || e.contains("not found"), "{e}");
+    let e = fails(cl.kubectl(&["delete", "namespace", "kube-system", "--dry-run=server"]));
+    assert!(e.contains("forbidden"), "{e}");
     let history = ok(cl.kubectl(&["rollout", "history", "deployment/web"]));
     assert!(
         history.contains("REVISION") && history.contains('2'),

@@ -66,11 +66,13 @@ pub(crate) async fn object<S: Store>(
     };
     let dry_ok = matches!(
         (&method, t.name.is_some(), sub.as_deref()),
-        (&Method::POST, false, None) | (&Method::PUT | &Method::PATCH, true, None | Some("status"))
+        (&Method::POST, false, None)
+            | (&Method::PUT | &Method::PATCH, true, None | Some("status"))
+            | (&Method::DELETE, true, None)
     );
     if dry_run && !dry_ok {
         return failure(
-            &bad("dryRun is supported for create, update and patch; nothing was done"),
+            &bad("dryRun is supported for create, update, patch and delete; nothing was done"),
             None,
         );
     }
@@ -117,7 +119,7 @@ pub(crate) async fn object<S: Store>(
                 }
             }
         }
-        (&Method::DELETE, true, None) => delete(api, id, &t, &q, req).await,
+        (&Method::DELETE, true, None) => delete(api, id, &t, &q, req, &mut opts).await,
         (&Method::DELETE, false, None) => delete_collection(api, id, &t, &q, req).await,
         (&Method::POST, true, Some("eviction")) if t.kind == Kind::Pod => {
             evict(api, id, &t, req).await
@@ -487,7 +489,7 @@ async fn evict<S: Store>(
     let opts = e.get("deleteOptions").cloned().unwrap_or(Value::Null);
     if opts.get("dryRun").is_some() {
         return Err(bad(
-            "dryRun is supported for create, update and patch; nothing was evicted",
+            "dryRun is supported for create, update, patch and delete; nothing was evicted",
         ));
     }
     let DeleteOpts {
@@ -495,6 +497,7 @@ async fn evict<S: Store>(
         propagation,
         resource_version,
         uid,
+        ..
     } = delete_options(&[], opts.to_string().as_bytes())?;
     if let Some(uid) = uid {
         check_uid(api, id, t, &uid).await?;
@@ -545,6 +548,8 @@ struct DeleteOpts {
     propagation: Propagation,
     resource_version: Option<u64>,
     uid: Option<String>,
+    /// `dryRun: ["All"]` in the body.
+    dry_run: bool,
 }
 
 /// Kubernetes' DeleteOptions, from the body and the query (the query wins, as in
@@ -556,11 +561,16 @@ fn delete_options(q: &[(String, String)], body: &[u8]) -> Result<DeleteOpts, Api
         serde_json::from_slice(body)
             .map_err(|e| bad(format!("DeleteOptions: invalid JSON: {e}")))?
     };
-    if b.get("dryRun").is_some() {
-        return Err(bad(
-            "dryRun is supported for create, update and patch; nothing was deleted",
-        ));
-    }
+    let dry_run = match b.get("dryRun") {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) if a.is_empty() => false,
+        Some(Value::Array(a)) if a.len() == 1 && a[0] == "All" => true,
+        Some(other) => {
+            return Err(bad(format!(
+                "dryRun: Unsupported value: {other}: supported values: \"All\""
+            )))
+        }
+    };
     let grace = match param(q, "gracePeriodSeconds") {
         Some(g) => Some(
             g.parse::<i64>()
@@ -604,6 +614,7 @@ fn delete_options(q: &[(String, String)], body: &[u8]) -> Result<DeleteOpts, Api
         propagation,
         resource_version: rv,
         uid,
+        dry_run,
     })
 }
 
@@ -613,6 +624,7 @@ async fn delete<S: Store>(
     t: &Target,
     q: &[(String, String)],
     req: Request<Incoming>,
+    opts: &mut Options,
 ) -> Result<Response<Body>, ApiError> {
     let bytes = body(req, 64 << 10).await?;
     let DeleteOpts {
@@ -620,7 +632,9 @@ async fn delete<S: Store>(
         propagation,
         resource_version,
         uid,
+        dry_run,
     } = delete_options(q, &bytes)?;
+    opts.dry_run |= dry_run;
     if let Some(uid) = uid {
         check_uid(api, id, t, &uid).await?;
     }
@@ -631,7 +645,7 @@ async fn delete<S: Store>(
         force: grace == Some(0),
         propagation,
     };
-    match api.handle(id, req).await {
+    match api.handle_with(id, req, opts).await {
         ApiResponse::Object { object } => Ok(json(200, object)),
         r => Err(unexpected(r)),
     }
@@ -655,7 +669,8 @@ mod tests {
                 grace: Some(5),
                 propagation: Propagation::Foreground,
                 resource_version: Some(12),
-                uid: Some("u".into())
+                uid: Some("u".into()),
+                dry_run: false,
             }
         );
         let o =
@@ -669,6 +684,11 @@ mod tests {
         let e = delete_options(&query(Some("propagationPolicy=Later")), b"").unwrap_err();
         assert_eq!(e.code, ErrorCode::Invalid);
         assert!(delete_options(&[], b"{nope").is_err());
-        assert!(delete_options(&[], br#"{"dryRun":["All"]}"#).is_err());
+        assert!(
+            delete_options(&[], br#"{"dryRun":["All"]}"#)
+                .unwrap()
+                .dry_run
+        );
+        assert!(delete_options(&[], br#"{"dryRun":["Nope"]}"#).is_err());
     }
 }

@@ -101,6 +101,26 @@ pub(super) fn mark_deleted(mut o: Object, finalizer: Option<&str>) -> Object {
 
 impl<S: Store> Api<S> {
     /// Deletes an object; a namespace takes everything in it along.
+    /// A delete's dry run: what would refuse it (a protected namespace, a missing object, a
+    /// revision precondition) refuses it; otherwise the object, as it is, and nothing
+    /// written.
+    pub(super) fn delete_dry(&self, key: &ObjectKey, rv: Option<u64>) -> Result<Stored, ApiError> {
+        if key.kind == Kind::Namespace && SYSTEM_NAMESPACES.contains(&key.name.as_str()) {
+            return Err(err(
+                ErrorCode::Forbidden,
+                format!(
+                    "namespaces {:?} is forbidden: this namespace may not be deleted",
+                    key.name
+                ),
+            ));
+        }
+        let cur = self.current(key)?;
+        if rv.is_some_and(|r| r != cur.revision) {
+            return Err(err(ErrorCode::Conflict, conflict_msg(key)));
+        }
+        Ok(cur)
+    }
+
     pub async fn delete(&self, key: ObjectKey, rv: Option<u64>) -> Result<Stored, ApiError> {
         if key.kind == Kind::Namespace {
             if SYSTEM_NAMESPACES.contains(&key.name.as_str()) {

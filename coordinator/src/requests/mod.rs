@@ -236,10 +236,15 @@ impl<S: Store> Api<S> {
         if *id == Identity::Anonymous && !matches!(req, Request::Join { .. }) {
             return Err(err(ErrorCode::Unauthorized, "Unauthorized: no client certificate; use a config with credentials (admin.config) or join with a node token"));
         }
-        if opts.dry_run && !matches!(req, Request::Create { .. } | Request::Update { .. }) {
+        if opts.dry_run
+            && !matches!(
+                req,
+                Request::Create { .. } | Request::Update { .. } | Request::Delete { .. }
+            )
+        {
             return Err(err(
                 ErrorCode::BadRequest,
-                "dryRun is supported for create, update and patch; nothing was done",
+                "dryRun is supported for create, update, patch and delete; nothing was done",
             ));
         }
         match req {
@@ -308,6 +313,12 @@ impl<S: Store> Api<S> {
                 propagation,
             } => {
                 self.authorize_delete(id, &key)?;
+                if opts.dry_run {
+                    let s = self.delete_dry(&key, resource_version)?;
+                    return Ok(Response::Object {
+                        object: s.json.to_string(),
+                    });
+                }
                 let opts = DeleteOptions {
                     rv: resource_version,
                     grace: grace_period_seconds,
