@@ -315,6 +315,41 @@ fn logs_and_exec(cl: &Cluster, pod: &str) {
     assert_eq!(piped, "piped through\n");
     let e = fails(cl.kubectl(&["exec", "nope", "--", "true"]));
     assert!(e.contains("NotFound") || e.contains("not found"), "{e}");
+    attach(cl, pod);
+}
+
+/// `kubectl attach`: the container's output from now on (written here by an exec into its
+/// first process's stdout); `-i` is refused, as skiff keeps no container stdin open.
+fn attach(cl: &Cluster, pod: &str) {
+    let seen = cl.dir.path().join("attach.out");
+    let mut child = cl
+        .kubectl_cmd(&["attach", pod, "-c", "web"])
+        .stdout(std::fs::File::create(&seen).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run kubectl attach");
+    eventually(60, "a line written after attaching", || {
+        ok(cl.kubectl(&[
+            "exec",
+            pod,
+            "--",
+            "sh",
+            "-c",
+            "echo attached-line > /proc/1/fd/1",
+        ]));
+        let text = std::fs::read_to_string(&seen).unwrap_or_default();
+        if text.contains("attached-line") {
+            Ok(())
+        } else {
+            Err(format!("attach printed {text:?}"))
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&seen).unwrap();
+    assert!(!text.contains("hello from"), "only output from now: {text}");
+    let e = fails(cl.kubectl(&["attach", "-i", pod, "-c", "web"]));
+    assert!(e.contains("standard input"), "{e}");
 }
 
 fn edits(cl: &Cluster) {

@@ -101,6 +101,8 @@ pub fn resource_list(group: &str, version: &str) -> Value {
                     "kind": "Pod", "verbs": ["get"]}),
                 json!({"name": "pods/exec", "singularName": "", "namespaced": true,
                     "kind": "PodExecOptions", "verbs": ["create", "get"]}),
+                json!({"name": "pods/attach", "singularName": "", "namespaced": true,
+                    "kind": "PodAttachOptions", "verbs": ["create", "get"]}),
                 json!({"name": "pods/eviction", "singularName": "", "namespaced": true,
                     "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}),
             ]);

@@ -2,7 +2,9 @@
 //! `v4.channel.k8s.io`): every binary message starts with its channel — 0 stdin, 1
 //! stdout, 2 stderr, 3 the final `Status` (exit code), 4 terminal size, and in v5 255 to
 //! close a channel (stdin). The exec itself is the QUIC path's: an `ExecRequest` sent to the
-//! pod's node, whose frames are relayed both ways.
+//! pod's node, whose frames are relayed both ways. `pods/attach` is served on the same
+//! relay for output: the container's log followed from now (the node's log stream), until
+//! the container stops; its standard input is not kept open, so `-i`/`-t` are refused.
 
 use super::route::{flag, param, Target};
 use super::{failure, Body};
@@ -13,7 +15,9 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use skiff_api::wire::{ApiError, ErrorCode, ExecRequest, Request as ApiRequest, StreamFrame};
+use skiff_api::wire::{
+    ApiError, ErrorCode, ExecRequest, LogsRequest, Request as ApiRequest, StreamFrame,
+};
 use skiff_transport::frames::{read_frame, write_frame};
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -85,17 +89,72 @@ pub(crate) async fn exec<S: Store>(
     q: &[(String, String)],
     req: Request<Incoming>,
 ) -> Response<Body> {
-    match start(api, id, t, q, req).await {
-        Ok(r) => r,
-        Err(e) => failure(&e, Some((t.kind, t.name.as_deref().unwrap_or("")))),
-    }
+    let r = match exec_request(t, q) {
+        Ok(exec) => start(api, id, exec, true, req).await,
+        Err(e) => Err(e),
+    };
+    r.unwrap_or_else(|e| failure(&e, Some((t.kind, t.name.as_deref().unwrap_or("")))))
 }
 
-async fn start<S: Store>(
+/// `GET|POST pods/{name}/attach` with a WebSocket upgrade: the container's output from now.
+pub(crate) async fn attach<S: Store>(
     api: &Arc<Api<S>>,
     id: &Identity,
     t: &Target,
     q: &[(String, String)],
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let r = match attach_request(t, q) {
+        Ok(follow) => start(api, id, follow, false, req).await,
+        Err(e) => Err(e),
+    };
+    r.unwrap_or_else(|e| failure(&e, Some((t.kind, t.name.as_deref().unwrap_or("")))))
+}
+
+fn exec_request(t: &Target, q: &[(String, String)]) -> Result<ApiRequest, ApiError> {
+    let command: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if command.is_empty() {
+        return Err(bad("you must specify at least 1 command"));
+    }
+    Ok(ApiRequest::Exec(ExecRequest {
+        namespace: t.namespace.clone().unwrap_or_default(),
+        pod: t.name.clone().unwrap_or_default(),
+        container: param(q, "container").map(str::to_string),
+        command,
+        stdin: flag(q, "stdin"),
+        tty: flag(q, "tty"),
+    }))
+}
+
+/// An attach is the container's log, followed from its end.
+pub fn attach_request(t: &Target, q: &[(String, String)]) -> Result<ApiRequest, ApiError> {
+    if flag(q, "stdin") || flag(q, "tty") {
+        return Err(bad("attaching standard input or a TTY is not supported by skiff: a container's standard input is not kept open; use exec -it, or attach without -i/-t to follow its output"));
+    }
+    Ok(ApiRequest::Logs(LogsRequest {
+        namespace: t.namespace.clone().unwrap_or_default(),
+        pod: t.name.clone().unwrap_or_default(),
+        container: param(q, "container").map(str::to_string),
+        follow: true,
+        tail: Some(0),
+        previous: false,
+        timestamps: false,
+        since: None,
+        limit_bytes: None,
+    }))
+}
+
+/// Upgrades to WebSocket and relays `node_req`'s stream; with `input`, the client's stdin
+/// and resizes go to the node.
+async fn start<S: Store>(
+    api: &Arc<Api<S>>,
+    id: &Identity,
+    node_req: ApiRequest,
+    input: bool,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let header = |name: &str| {
@@ -106,7 +165,7 @@ async fn start<S: Store>(
             .to_string()
     };
     if !header("upgrade").eq_ignore_ascii_case("websocket") {
-        return Err(bad("exec is served over WebSocket (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not supported"));
+        return Err(bad("exec and attach are served over WebSocket (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not supported"));
     }
     let protocol = choose_protocol(&header("sec-websocket-protocol")).ok_or_else(|| {
         bad("offer the v5.channel.k8s.io or v4.channel.k8s.io WebSocket subprotocol")
@@ -115,24 +174,11 @@ async fn start<S: Store>(
     if key.is_empty() {
         return Err(bad("a WebSocket upgrade needs Sec-WebSocket-Key"));
     }
-    let command: Vec<String> = q
-        .iter()
-        .filter(|(k, _)| k == "command")
-        .map(|(_, v)| v.clone())
-        .collect();
-    if command.is_empty() {
-        return Err(bad("you must specify at least 1 command"));
-    }
-    let exec = ApiRequest::Exec(ExecRequest {
-        namespace: t.namespace.clone().unwrap_or_default(),
-        pod: t.name.clone().unwrap_or_default(),
-        container: param(q, "container").map(str::to_string),
-        command,
-        stdin: flag(q, "stdin"),
-        tty: flag(q, "tty"),
-    });
     // The node first: what fails before the upgrade is an ordinary error answer.
-    let (nsend, nrecv) = crate::server::open_to_node(api, id, &exec).await?;
+    let (mut nsend, nrecv) = crate::server::open_to_node(api, id, &node_req).await?;
+    if !input {
+        let _ = nsend.finish();
+    }
     let upgrade = hyper::upgrade::on(&mut req);
     let v5 = protocol == PROTOCOLS[0];
     tokio::spawn(async move {
@@ -140,7 +186,7 @@ async fn start<S: Store>(
             Ok(up) => {
                 let io = hyper_util::rt::TokioIo::new(up);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-                relay(ws, v5, nsend, nrecv).await;
+                relay(ws, v5, input.then_some(nsend), nrecv).await;
             }
             Err(e) => tracing::debug!(error = %e, "exec upgrade failed"),
         }
@@ -159,7 +205,7 @@ async fn start<S: Store>(
 async fn relay<T>(
     ws: WebSocketStream<T>,
     v5: bool,
-    mut nsend: quinn::SendStream,
+    mut nsend: Option<quinn::SendStream>,
     mut nrecv: quinn::RecvStream,
 ) where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -173,14 +219,17 @@ async fn relay<T>(
                 Message::Close(_) => break,
                 _ => continue,
             };
+            let Some(send) = nsend.as_mut() else { continue };
             if let Some(f) = client_frame(v5, &data) {
-                if write_frame(&mut nsend, &f).await.is_err() {
+                if write_frame(send, &f).await.is_err() {
                     break;
                 }
             }
         }
-        let _ = write_frame(&mut nsend, &StreamFrame::CloseStdin).await;
-        let _ = nsend.finish();
+        if let Some(send) = nsend.as_mut() {
+            let _ = write_frame(send, &StreamFrame::CloseStdin).await;
+            let _ = send.finish();
+        }
     };
     let down = async {
         loop {
@@ -260,6 +309,28 @@ mod tests {
         );
         assert_eq!(client_frame(true, b"\x04{\"Width\":\"x\"}"), None);
         assert_eq!(client_frame(true, b""), None);
+    }
+
+    #[test]
+    fn an_attach_follows_the_log_from_its_end_and_refuses_stdin() {
+        let t = Target {
+            kind: skiff_api::Kind::Pod,
+            namespace: Some("default".into()),
+            name: Some("web".into()),
+            subresource: Some("attach".into()),
+        };
+        let q = |s: &str| crate::http::route::query(Some(s));
+        match attach_request(&t, &q("container=app&stdout=true")).unwrap() {
+            ApiRequest::Logs(l) => {
+                assert!(l.follow && l.tail == Some(0) && !l.previous);
+                assert_eq!(l.container.as_deref(), Some("app"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for refused in ["stdin=true", "tty=true"] {
+            let e = attach_request(&t, &q(refused)).unwrap_err();
+            assert!(e.message.contains("standard input"), "{}", e.message);
+        }
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub(crate) async fn object<S: Store>(
         (&Method::GET | &Method::POST, true, Some("exec")) if t.kind == Kind::Pod => {
             return super::exec::exec(api, id, &t, &q, req).await
         }
+        (&Method::GET | &Method::POST, true, Some("attach")) if t.kind == Kind::Pod => {
+            return super::exec::attach(api, id, &t, &q, req).await
+        }
         (&Method::GET, true, Some("log")) if t.kind == Kind::Pod => {
             return super::stream::logs(api, id, &t, &q).await
         }
