@@ -182,23 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             since_time,
             limit_bytes,
         } => {
-            let since = match (since, since_time) {
-                (Some(d), _) => {
-                    let d = skiff_api::util::parse_duration(d)
-                        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)?
-                        .as_secs();
-                    Some(now.saturating_sub(d.as_secs()))
-                }
-                (None, Some(t)) => Some(skiff_api::util::parse_rfc3339(t).ok_or_else(|| {
-                    anyhow::anyhow!("--since-time: {t:?} is not an RFC 3339 time")
-                })?),
-                (None, None) => None,
-            };
-            if *limit_bytes == Some(0) {
-                anyhow::bail!("--limit-bytes must be greater than 0");
-            }
+            let since = log_since(since.as_deref(), since_time.as_deref(), *limit_bytes)?;
             let c = connect(&cli).await?;
             let req = skiff_api::wire::LogsRequest {
                 namespace: ns.clone(),
@@ -343,4 +327,30 @@ async fn set(cli: &Cli, ns: &str, what: &str, args: &[String]) -> anyhow::Result
     let k = one_target(targets_, ns, "set image")?;
     let c = connect(cli).await?;
     workload::set_image(&c, &k, pairs).await
+}
+
+/// `logs --since|--since-time` as seconds since the epoch (and `--limit-bytes` checked).
+fn log_since(
+    since: Option<&str>,
+    since_time: Option<&str>,
+    limit_bytes: Option<u64>,
+) -> anyhow::Result<Option<u64>> {
+    if limit_bytes == Some(0) {
+        anyhow::bail!("--limit-bytes must be greater than 0");
+    }
+    Ok(match (since, since_time) {
+        (Some(d), _) => {
+            let d =
+                skiff_api::util::parse_duration(d).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            Some(now.saturating_sub(d.as_secs()))
+        }
+        (None, Some(t)) => Some(
+            skiff_api::util::parse_rfc3339(t)
+                .ok_or_else(|| anyhow::anyhow!("--since-time: {t:?} is not an RFC 3339 time"))?,
+        ),
+        (None, None) => None,
+    })
 }

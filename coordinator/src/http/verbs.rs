@@ -40,42 +40,10 @@ pub(crate) async fn object<S: Store>(
     let method = req.method().clone();
     let sub = t.subresource.clone();
     let about = t.name.clone().unwrap_or_default();
-    let mutating = !matches!(method, Method::GET | Method::HEAD);
-    // dryRun=All: a create, update or patch is answered as if written (the request
-    // path's `Options::dry_run`); any other write refuses it.
-    let dry_run = match param(&q, "dryRun") {
-        None | Some("") => false,
-        Some("All") if mutating => true,
-        Some("All") => return failure(&bad("dryRun is for writes"), None),
-        Some(other) => {
-            return failure(
-                &bad(format!(
-                    "dryRun: Unsupported value: {other:?}: supported values: \"All\""
-                )),
-                None,
-            )
-        }
+    let mut opts = match options(&q, &method, &t) {
+        Ok(o) => o,
+        Err(e) => return failure(&e, None),
     };
-    let mut opts = match FieldValidation::parse(param(&q, "fieldValidation").unwrap_or("")) {
-        Ok(field_validation) => Options {
-            field_validation,
-            warnings: Vec::new(),
-            dry_run,
-        },
-        Err(e) => return failure(&bad(e), None),
-    };
-    let dry_ok = matches!(
-        (&method, t.name.is_some(), sub.as_deref()),
-        (&Method::POST, false, None)
-            | (&Method::PUT | &Method::PATCH, true, None | Some("status"))
-            | (&Method::DELETE, true, None)
-    );
-    if dry_run && !dry_ok {
-        return failure(
-            &bad("dryRun is supported for create, update, patch and delete; nothing was done"),
-            None,
-        );
-    }
     let apply =
         method == Method::PATCH && content_type(&req).starts_with("application/apply-patch");
     let manager = match (&method, sub.as_deref()) {
@@ -158,6 +126,40 @@ pub(crate) async fn object<S: Store>(
         resp.headers_mut().append("warning", warning_header(w));
     }
     resp
+}
+
+/// What only HTTP asks of the request path: `dryRun` (a create, update, patch or delete
+/// is answered as if written; any other write refuses it) and `fieldValidation`.
+fn options(q: &[(String, String)], method: &Method, t: &Target) -> Result<Options, ApiError> {
+    let mutating = !matches!(*method, Method::GET | Method::HEAD);
+    let dry_run = match param(q, "dryRun") {
+        None | Some("") => false,
+        Some("All") if mutating => true,
+        Some("All") => return Err(bad("dryRun is for writes")),
+        Some(other) => {
+            return Err(bad(format!(
+                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+            )))
+        }
+    };
+    let field_validation =
+        FieldValidation::parse(param(q, "fieldValidation").unwrap_or("")).map_err(bad)?;
+    let dry_ok = matches!(
+        (method, t.name.is_some(), t.subresource.as_deref()),
+        (&Method::POST, false, None)
+            | (&Method::PUT | &Method::PATCH, true, None | Some("status"))
+            | (&Method::DELETE, true, None)
+    );
+    if dry_run && !dry_ok {
+        return Err(bad(
+            "dryRun is supported for create, update, patch and delete; nothing was done",
+        ));
+    }
+    Ok(Options {
+        field_validation,
+        warnings: Vec::new(),
+        dry_run,
+    })
 }
 
 /// A warning as Kubernetes sends one (`299 - "text"`): one line of visible ASCII.

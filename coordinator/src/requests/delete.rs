@@ -101,6 +101,45 @@ pub(super) fn mark_deleted(mut o: Object, finalizer: Option<&str>) -> Object {
 
 impl<S: Store> Api<S> {
     /// Deletes an object; a namespace takes everything in it along.
+    /// A `Request::Delete`, as asked (`dry`: only checked).
+    pub(super) async fn delete_request(
+        &self,
+        id: &Identity,
+        req: Request,
+        dry: bool,
+    ) -> Result<Response, ApiError> {
+        let Request::Delete {
+            key,
+            resource_version,
+            grace_period_seconds,
+            force,
+            propagation,
+        } = req
+        else {
+            return Err(err(ErrorCode::Internal, "not a delete"));
+        };
+        self.authorize_delete(id, &key)?;
+        let stored = if dry {
+            self.delete_dry(&key, resource_version)?
+        } else {
+            let opts = DeleteOptions {
+                rv: resource_version,
+                grace: grace_period_seconds,
+                force,
+                propagation,
+                by_node: matches!(id, Identity::Node(_)),
+                ..Default::default()
+            };
+            Box::pin(self.delete_object(&key, opts))
+                .await?
+                .stored()
+                .clone()
+        };
+        Ok(Response::Object {
+            object: stored.json.to_string(),
+        })
+    }
+
     /// A delete's dry run: what would refuse it (a protected namespace, a missing object, a
     /// revision precondition) refuses it; otherwise the object, as it is, and nothing
     /// written.

@@ -305,33 +305,7 @@ impl<S: Store> Api<S> {
                 })
                 .await
             }
-            Request::Delete {
-                key,
-                resource_version,
-                grace_period_seconds,
-                force,
-                propagation,
-            } => {
-                self.authorize_delete(id, &key)?;
-                if opts.dry_run {
-                    let s = self.delete_dry(&key, resource_version)?;
-                    return Ok(Response::Object {
-                        object: s.json.to_string(),
-                    });
-                }
-                let opts = DeleteOptions {
-                    rv: resource_version,
-                    grace: grace_period_seconds,
-                    force,
-                    propagation,
-                    by_node: matches!(id, Identity::Node(_)),
-                    ..Default::default()
-                };
-                let s = Box::pin(self.delete_object(&key, opts)).await?;
-                Ok(Response::Object {
-                    object: s.stored().json.to_string(),
-                })
-            }
+            Request::Delete { .. } => self.delete_request(id, req, opts.dry_run).await,
             Request::Heartbeat | Request::ReportUsage { .. } | Request::Top => {
                 self.node_reports(id, req)
             }
