@@ -640,8 +640,67 @@ fn config_objects(cl: &Cluster) {
         "secret/typed",
         "namespace/typed",
     ]));
+    // Deployment, Job and Service, sent as protobuf too, read back from server dry runs.
+    // The flags go before `--` (after it is the container's command).
+    let dry = |args: &[&str]| -> Value {
+        let mut a = vec!["--dry-run=server", "-o", "json"];
+        a.extend(args);
+        serde_json::from_str(&ok(cl.kubectl(&a))).expect("kubectl -o json")
+    };
+    let image = "registry.example/app:1";
+    let d = dry(&[
+        "create",
+        "deployment",
+        "typed",
+        "--image",
+        image,
+        "--replicas=0",
+        "--port=8080",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1",
+    ]);
+    assert_eq!(d["spec"]["replicas"], 0, "{d}");
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "typed", "{d}");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], image, "{d}");
+    assert_eq!(c["ports"][0]["containerPort"], 8080, "{d}");
+    assert_eq!(
+        c["command"],
+        serde_json::json!(["sh", "-c", "sleep 1"]),
+        "{d}"
+    );
+    let j = dry(&["create", "job", "typed", "--image", image, "--", "true"]);
+    let pod = &j["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["command"],
+        serde_json::json!(["true"]),
+        "{j}"
+    );
+    assert_eq!(pod["restartPolicy"], "Never", "{j}");
+    let s = dry(&["create", "service", "clusterip", "typed", "--tcp=80:8080"]);
+    assert_eq!(s["spec"]["ports"][0]["port"], 80, "{s}");
+    assert_eq!(s["spec"]["ports"][0]["targetPort"], 8080, "{s}");
+    assert_eq!(s["spec"]["selector"]["app"], "typed", "{s}");
+    let x = dry(&[
+        "expose",
+        "deployment",
+        "web",
+        "--name=typed",
+        "--port=8081",
+        "--target-port=80",
+    ]);
+    assert_eq!(x["spec"]["selector"]["app"], "web", "{x}");
+    assert_eq!(x["spec"]["ports"][0]["targetPort"], 80, "{x}");
     // A kind skiff has no protobuf table for is refused, naming what to send.
-    let e = fails(cl.kubectl(&["create", "deployment", "typed", "--image=x"]));
+    let e = fails(cl.kubectl(&[
+        "create",
+        "poddisruptionbudget",
+        "typed",
+        "--selector=app=web",
+        "--min-available=1",
+    ]));
     assert!(e.contains("send JSON"), "{e}");
 }
 

@@ -175,10 +175,23 @@ pub fn eviction(body: &[u8]) -> Result<Value, String> {
 #[derive(Clone, Copy)]
 enum T {
     Str,
+    /// A number where 0 means 0 (Go pointer fields: `replicas: 0`).
     Int,
+    /// A number where 0 is the field left out (Go non-pointer fields, always sent).
+    Int0,
+    /// A boolean where false means false.
     Bool,
+    /// A boolean where false is the field left out.
+    Bool0,
     Msg(&'static Message),
+    RepMsg(&'static Message),
     RepStr,
+    /// `intstr.IntOrString`: type, intVal, strVal.
+    IntStr,
+    /// `map<string, resource.Quantity>`, each Quantity a message holding its string.
+    MapQty,
+    /// A create's `status`: Kubernetes ignores it, and so does skiff.
+    Skip,
     MapStr,
     /// Values are bytes, written as base64 (as JSON writes Kubernetes' `[]byte`).
     MapBytes,
@@ -201,7 +214,7 @@ static OBJECT_META: Message = Message {
         (4, "selfLink", T::Str),
         (5, "uid", T::Str),
         (6, "resourceVersion", T::Str),
-        (7, "generation", T::Int),
+        (7, "generation", T::Int0),
         (8, "creationTimestamp", T::Time),
         (11, "labels", T::MapStr),
         (12, "annotations", T::MapStr),
@@ -244,6 +257,192 @@ static NAMESPACE: Message = Message {
     ],
 };
 
+/// The tables of what `kubectl create deployment|job|service` and `expose` send: every
+/// field their generated Go code always writes (the non-pointer ones, mostly empty), and
+/// the ones those commands set.
+mod workloads {
+    use super::{Message, OBJECT_META, T};
+
+    static SELECTOR_REQUIREMENT: Message = Message {
+        name: "LabelSelectorRequirement",
+        fields: &[
+            (1, "key", T::Str),
+            (2, "operator", T::Str),
+            (3, "values", T::RepStr),
+        ],
+    };
+    static LABEL_SELECTOR: Message = Message {
+        name: "LabelSelector",
+        fields: &[
+            (1, "matchLabels", T::MapStr),
+            (2, "matchExpressions", T::RepMsg(&SELECTOR_REQUIREMENT)),
+        ],
+    };
+    static CONTAINER_PORT: Message = Message {
+        name: "ContainerPort",
+        fields: &[
+            (1, "name", T::Str),
+            (2, "hostPort", T::Int0),
+            (3, "containerPort", T::Int0),
+            (4, "protocol", T::Str),
+            (5, "hostIP", T::Str),
+        ],
+    };
+    static ENV_VAR: Message = Message {
+        name: "EnvVar",
+        fields: &[(1, "name", T::Str), (2, "value", T::Str)],
+    };
+    static RESOURCES: Message = Message {
+        name: "ResourceRequirements",
+        fields: &[(1, "limits", T::MapQty), (2, "requests", T::MapQty)],
+    };
+    static CONTAINER: Message = Message {
+        name: "Container",
+        fields: &[
+            (1, "name", T::Str),
+            (2, "image", T::Str),
+            (3, "command", T::RepStr),
+            (4, "args", T::RepStr),
+            (5, "workingDir", T::Str),
+            (6, "ports", T::RepMsg(&CONTAINER_PORT)),
+            (7, "env", T::RepMsg(&ENV_VAR)),
+            (8, "resources", T::Msg(&RESOURCES)),
+            (13, "terminationMessagePath", T::Str),
+            (14, "imagePullPolicy", T::Str),
+            (16, "stdin", T::Bool0),
+            (17, "stdinOnce", T::Bool0),
+            (18, "tty", T::Bool0),
+            (20, "terminationMessagePolicy", T::Str),
+        ],
+    };
+    static POD_SPEC: Message = Message {
+        name: "PodSpec",
+        fields: &[
+            (2, "containers", T::RepMsg(&CONTAINER)),
+            (3, "restartPolicy", T::Str),
+            (4, "terminationGracePeriodSeconds", T::Int),
+            (5, "activeDeadlineSeconds", T::Int),
+            (6, "dnsPolicy", T::Str),
+            (7, "nodeSelector", T::MapStr),
+            (8, "serviceAccountName", T::Str),
+            (9, "serviceAccount", T::Str),
+            (10, "nodeName", T::Str),
+            (11, "hostNetwork", T::Bool0),
+            (12, "hostPID", T::Bool0),
+            (13, "hostIPC", T::Bool0),
+            (16, "hostname", T::Str),
+            (17, "subdomain", T::Str),
+            (19, "schedulerName", T::Str),
+            (20, "initContainers", T::RepMsg(&CONTAINER)),
+            (24, "priorityClassName", T::Str),
+        ],
+    };
+    static POD_TEMPLATE: Message = Message {
+        name: "PodTemplateSpec",
+        fields: &[
+            (1, "metadata", T::Msg(&OBJECT_META)),
+            (2, "spec", T::Msg(&POD_SPEC)),
+        ],
+    };
+    static ROLLING_UPDATE: Message = Message {
+        name: "RollingUpdateDeployment",
+        fields: &[(1, "maxUnavailable", T::IntStr), (2, "maxSurge", T::IntStr)],
+    };
+    static STRATEGY: Message = Message {
+        name: "DeploymentStrategy",
+        fields: &[
+            (1, "type", T::Str),
+            (2, "rollingUpdate", T::Msg(&ROLLING_UPDATE)),
+        ],
+    };
+    static DEPLOYMENT_SPEC: Message = Message {
+        name: "DeploymentSpec",
+        fields: &[
+            (1, "replicas", T::Int),
+            (2, "selector", T::Msg(&LABEL_SELECTOR)),
+            (3, "template", T::Msg(&POD_TEMPLATE)),
+            (4, "strategy", T::Msg(&STRATEGY)),
+            (5, "minReadySeconds", T::Int0),
+            (6, "revisionHistoryLimit", T::Int),
+            (7, "paused", T::Bool0),
+            (9, "progressDeadlineSeconds", T::Int),
+        ],
+    };
+    pub(super) static DEPLOYMENT: Message = Message {
+        name: "Deployment",
+        fields: &[
+            (1, "metadata", T::Msg(&OBJECT_META)),
+            (2, "spec", T::Msg(&DEPLOYMENT_SPEC)),
+            (3, "status", T::Skip),
+        ],
+    };
+    static JOB_SPEC: Message = Message {
+        name: "JobSpec",
+        fields: &[
+            (1, "parallelism", T::Int),
+            (2, "completions", T::Int),
+            (3, "activeDeadlineSeconds", T::Int),
+            (4, "selector", T::Msg(&LABEL_SELECTOR)),
+            (5, "manualSelector", T::Bool),
+            (6, "template", T::Msg(&POD_TEMPLATE)),
+            (7, "backoffLimit", T::Int),
+            (8, "ttlSecondsAfterFinished", T::Int),
+            (9, "completionMode", T::Str),
+            (10, "suspend", T::Bool),
+        ],
+    };
+    pub(super) static JOB: Message = Message {
+        name: "Job",
+        fields: &[
+            (1, "metadata", T::Msg(&OBJECT_META)),
+            (2, "spec", T::Msg(&JOB_SPEC)),
+            (3, "status", T::Skip),
+        ],
+    };
+    static SERVICE_PORT: Message = Message {
+        name: "ServicePort",
+        fields: &[
+            (1, "name", T::Str),
+            (2, "protocol", T::Str),
+            (3, "port", T::Int0),
+            (4, "targetPort", T::IntStr),
+            (5, "nodePort", T::Int0),
+            (6, "appProtocol", T::Str),
+        ],
+    };
+    static SERVICE_SPEC: Message = Message {
+        name: "ServiceSpec",
+        fields: &[
+            (1, "ports", T::RepMsg(&SERVICE_PORT)),
+            (2, "selector", T::MapStr),
+            (3, "clusterIP", T::Str),
+            (4, "type", T::Str),
+            (5, "externalIPs", T::RepStr),
+            (7, "sessionAffinity", T::Str),
+            (8, "loadBalancerIP", T::Str),
+            (9, "loadBalancerSourceRanges", T::RepStr),
+            (10, "externalName", T::Str),
+            (11, "externalTrafficPolicy", T::Str),
+            (12, "healthCheckNodePort", T::Int0),
+            (13, "publishNotReadyAddresses", T::Bool0),
+            (17, "ipFamilyPolicy", T::Str),
+            (18, "clusterIPs", T::RepStr),
+            (19, "ipFamilies", T::RepStr),
+            (20, "allocateLoadBalancerNodePorts", T::Bool),
+            (21, "loadBalancerClass", T::Str),
+            (22, "internalTrafficPolicy", T::Str),
+        ],
+    };
+    pub(super) static SERVICE: Message = Message {
+        name: "Service",
+        fields: &[
+            (1, "metadata", T::Msg(&OBJECT_META)),
+            (2, "spec", T::Msg(&SERVICE_SPEC)),
+            (3, "status", T::Skip),
+        ],
+    };
+}
+
 /// Reads a message by its table. Generated Go marshals empty strings, zero numbers and
 /// empty messages of non-pointer fields: those are absent in JSON, so they are dropped.
 fn decode(b: &[u8], m: &Message) -> Result<Map<String, Value>, String> {
@@ -257,9 +456,61 @@ fn decode(b: &[u8], m: &Message) -> Result<Map<String, Value>, String> {
         };
         let at = |e: String| format!("{}.{name}: {e}", m.name);
         let value = match (t, &f) {
-            (T::Int, Field::Varint(v)) => json!(*v as i64),
-            (T::Bool, Field::Varint(v)) => json!(*v != 0),
-            (T::Int | T::Bool, _) => return Err(at("expected a varint".into())),
+            (T::Skip, _) => continue,
+            (T::Int | T::Int0, Field::Varint(v)) => json!(*v as i64),
+            (T::Bool | T::Bool0, Field::Varint(v)) => json!(*v != 0),
+            (T::Int | T::Int0 | T::Bool | T::Bool0, _) => {
+                return Err(at("expected a varint".into()))
+            }
+            (T::RepMsg(inner), f) => {
+                let item = Value::Object(decode(delimited(f).map_err(at)?, inner)?);
+                match out.entry(name).or_insert_with(|| json!([])) {
+                    Value::Array(a) => a.push(item),
+                    _ => return Err(at("repeated".into())),
+                }
+                continue;
+            }
+            (T::IntStr, f) => {
+                let (mut kind, mut int, mut text_val) = (0, 0i64, String::new());
+                for (n, e) in fields(delimited(f).map_err(at)?)? {
+                    match (n, e) {
+                        (1, Field::Varint(v)) => kind = v,
+                        (2, Field::Varint(v)) => int = v as i64,
+                        (3, Field::Bytes(b)) => text_val = text(b).map_err(at)?,
+                        _ => return Err(at("not an IntOrString".into())),
+                    }
+                }
+                match kind {
+                    1 => Value::String(text_val),
+                    _ if int == 0 => continue,
+                    _ => json!(int),
+                }
+            }
+            (T::MapQty, f) => {
+                let (mut k, mut q) = (String::new(), String::new());
+                for (n, e) in fields(delimited(f).map_err(at)?)? {
+                    match (n, e) {
+                        (1, Field::Bytes(b)) => k = text(b).map_err(at)?,
+                        (2, Field::Bytes(b)) => {
+                            for (n, e) in fields(b)? {
+                                if let (1, Field::Bytes(s)) = (n, e) {
+                                    q = text(s).map_err(at)?;
+                                }
+                            }
+                        }
+                        _ => {
+                            return Err(at(
+                                "a map entry has a field other than key and value".into()
+                            ))
+                        }
+                    }
+                }
+                match out.entry(name).or_insert_with(|| json!({})) {
+                    Value::Object(o) => o.insert(k, Value::String(q)),
+                    _ => return Err(at("map".into())),
+                };
+                continue;
+            }
             (T::Str, f) => Value::String(text(delimited(f).map_err(at)?).map_err(at)?),
             (T::Msg(inner), f) => Value::Object(decode(delimited(f).map_err(at)?, inner)?),
             (T::RepStr, f) => {
@@ -308,7 +559,8 @@ fn decode(b: &[u8], m: &Message) -> Result<Map<String, Value>, String> {
         let empty = match &value {
             Value::String(s) => s.is_empty(),
             Value::Object(o) => o.is_empty(),
-            Value::Number(n) => n.as_i64() == Some(0),
+            Value::Number(n) => matches!(t, T::Int0) && n.as_i64() == Some(0),
+            Value::Bool(b) => matches!(t, T::Bool0) && !b,
             _ => false,
         };
         if !empty {
@@ -338,9 +590,12 @@ pub fn object(body: &[u8]) -> Result<Value, String> {
         ("v1", "ConfigMap") => &CONFIG_MAP,
         ("v1", "Secret") => &SECRET,
         ("v1", "Namespace") => &NAMESPACE,
+        ("v1", "Service") => &workloads::SERVICE,
+        ("apps/v1", "Deployment") => &workloads::DEPLOYMENT,
+        ("batch/v1", "Job") => &workloads::JOB,
         _ => {
             return Err(format!(
-                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap and Secret and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
+                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
             ))
         }
     };
@@ -436,7 +691,7 @@ mod tests {
         let raw = [field(1, &field(13, b"owner"))].concat();
         let e = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &raw)].concat()).unwrap_err();
         assert!(e.contains("ObjectMeta field 13 is not read"), "{e}");
-        let tm = [field(1, b"apps/v1"), field(2, b"Deployment")].concat();
+        let tm = [field(1, b"apps/v1"), field(2, b"StatefulSet")].concat();
         let e = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &[])].concat()).unwrap_err();
         assert!(e.contains("send JSON"), "{e}");
     }
