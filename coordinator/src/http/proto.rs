@@ -486,31 +486,6 @@ fn decode(b: &[u8], m: &Message) -> Result<Map<String, Value>, String> {
                     _ => json!(int),
                 }
             }
-            (T::MapQty, f) => {
-                let (mut k, mut q) = (String::new(), String::new());
-                for (n, e) in fields(delimited(f).map_err(at)?)? {
-                    match (n, e) {
-                        (1, Field::Bytes(b)) => k = text(b).map_err(at)?,
-                        (2, Field::Bytes(b)) => {
-                            for (n, e) in fields(b)? {
-                                if let (1, Field::Bytes(s)) = (n, e) {
-                                    q = text(s).map_err(at)?;
-                                }
-                            }
-                        }
-                        _ => {
-                            return Err(at(
-                                "a map entry has a field other than key and value".into()
-                            ))
-                        }
-                    }
-                }
-                match out.entry(name).or_insert_with(|| json!({})) {
-                    Value::Object(o) => o.insert(k, Value::String(q)),
-                    _ => return Err(at("map".into())),
-                };
-                continue;
-            }
             (T::Str, f) => Value::String(text(delimited(f).map_err(at)?).map_err(at)?),
             (T::Msg(inner), f) => Value::Object(decode(delimited(f).map_err(at)?, inner)?),
             (T::RepStr, f) => {
@@ -521,22 +496,8 @@ fn decode(b: &[u8], m: &Message) -> Result<Map<String, Value>, String> {
                 }
                 continue;
             }
-            (T::MapStr | T::MapBytes, f) => {
-                let (mut k, mut v) = (String::new(), Value::String(String::new()));
-                for (n, e) in fields(delimited(f).map_err(at)?)? {
-                    match (n, e) {
-                        (1, Field::Bytes(b)) => k = text(b).map_err(at)?,
-                        (2, Field::Bytes(b)) if matches!(t, T::MapStr) => {
-                            v = Value::String(text(b).map_err(at)?)
-                        }
-                        (2, Field::Bytes(b)) => v = Value::String(base64(b)),
-                        _ => {
-                            return Err(at(
-                                "a map entry has a field other than key and value".into()
-                            ))
-                        }
-                    }
-                }
+            (T::MapStr | T::MapBytes | T::MapQty, f) => {
+                let (k, v) = map_entry(delimited(f).map_err(at)?, t).map_err(at)?;
                 match out.entry(name).or_insert_with(|| json!({})) {
                     Value::Object(o) => o.insert(k, v),
                     _ => return Err(at("map".into())),
@@ -568,6 +529,28 @@ fn decode(b: &[u8], m: &Message) -> Result<Map<String, Value>, String> {
         }
     }
     Ok(out)
+}
+
+/// One entry of a map field: its key and its value (a string, bytes as base64, or a
+/// Quantity's string).
+fn map_entry(b: &[u8], t: T) -> Result<(String, Value), String> {
+    let (mut k, mut v) = (String::new(), String::new());
+    for (n, e) in fields(b)? {
+        match (n, e, t) {
+            (1, Field::Bytes(b), _) => k = text(b)?,
+            (2, Field::Bytes(b), T::MapBytes) => v = base64(b),
+            (2, Field::Bytes(b), T::MapQty) => {
+                for (n, e) in fields(b)? {
+                    if let (1, Field::Bytes(s)) = (n, e) {
+                        v = text(s)?;
+                    }
+                }
+            }
+            (2, Field::Bytes(b), _) => v = text(b)?,
+            _ => return Err("a map entry has a field other than key and value".into()),
+        }
+    }
+    Ok((k, Value::String(v)))
 }
 
 fn delimited<'a>(f: &Field<'a>) -> Result<&'a [u8], String> {
@@ -694,6 +677,58 @@ mod tests {
         let tm = [field(1, b"apps/v1"), field(2, b"StatefulSet")].concat();
         let e = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &[])].concat()).unwrap_err();
         assert!(e.contains("send JSON"), "{e}");
+    }
+
+    fn varint_field(n: u64, v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint(&mut out, n << 3);
+        put_varint(&mut out, v);
+        out
+    }
+
+    #[test]
+    fn a_deployment_keeps_zero_replicas_and_reads_quantities_and_int_or_strings() {
+        let entry = |k: &[u8], v: &[u8]| [field(1, k), field(2, v)].concat();
+        let limits = field(1, &entry(b"cpu", &field(1, b"250m")));
+        let container = [
+            field(1, b"app"),
+            field(2, b"nginx"),
+            field(8, &limits),
+            varint_field(18, 0),
+        ]
+        .concat();
+        let pod = [field(2, &container), field(3, b""), varint_field(11, 0)].concat();
+        let template = field(2, &pod);
+        let surge = [varint_field(1, 1), field(3, b"25%")].concat();
+        let unavailable = [varint_field(1, 0), varint_field(2, 0)].concat();
+        let strategy = field(2, &[field(1, &unavailable), field(2, &surge)].concat());
+        let spec = [
+            varint_field(1, 0),
+            field(3, &template),
+            field(4, &strategy),
+            varint_field(5, 0),
+        ]
+        .concat();
+        let raw = [
+            field(1, &field(1, b"web")),
+            field(2, &spec),
+            field(3, &varint_field(2, 7)),
+        ]
+        .concat();
+        let tm = [field(1, b"apps/v1"), field(2, b"Deployment")].concat();
+        let d = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &raw)].concat()).unwrap();
+        assert_eq!(
+            d["spec"],
+            json!({
+                "replicas": 0,
+                "template": {"spec": {"containers": [
+                    {"name": "app", "image": "nginx", "resources": {"limits": {"cpu": "250m"}}}
+                ]}},
+                "strategy": {"rollingUpdate": {"maxSurge": "25%"}}
+            }),
+            "replicas 0 is kept (a pointer); minReadySeconds 0, tty and hostNetwork false, an empty restartPolicy and a zero IntOrString are absent; status is ignored"
+        );
+        assert!(d.get("status").is_none());
     }
 
     #[test]
