@@ -89,11 +89,7 @@ pub(crate) async fn exec<S: Store>(
     q: &[(String, String)],
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let r = match exec_request(t, q) {
-        Ok(exec) => start(api, id, exec, true, req).await,
-        Err(e) => Err(e),
-    };
-    r.unwrap_or_else(|e| failure(&e, Some((t.kind, t.name.as_deref().unwrap_or("")))))
+    serve(api, id, t, exec_request(t, q), true, req).await
 }
 
 /// `GET|POST pods/{name}/attach` with a WebSocket upgrade: the container's output from now.
@@ -104,8 +100,20 @@ pub(crate) async fn attach<S: Store>(
     q: &[(String, String)],
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let r = match attach_request(t, q) {
-        Ok(follow) => start(api, id, follow, false, req).await,
+    serve(api, id, t, attach_request(t, q), false, req).await
+}
+
+/// The node's stream `node_req` over WebSocket, or the Status of why not.
+async fn serve<S: Store>(
+    api: &Arc<Api<S>>,
+    id: &Identity,
+    t: &Target,
+    node_req: Result<ApiRequest, ApiError>,
+    input: bool,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let r = match node_req {
+        Ok(node_req) => start(api, id, node_req, input, req).await,
         Err(e) => Err(e),
     };
     r.unwrap_or_else(|e| failure(&e, Some((t.kind, t.name.as_deref().unwrap_or("")))))
