@@ -221,6 +221,17 @@ pub struct PodUsage {
     pub namespace: String,
     /// Name.
     pub name: String,
+    /// Figures: the sum of its containers'.
+    pub usage: Usage,
+    /// Each running container's figures (`kubectl top pod --containers`).
+    pub containers: Vec<ContainerUsage>,
+}
+
+/// One container's usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerUsage {
+    /// The container's name in its pod.
+    pub name: String,
     /// Figures.
     pub usage: Usage,
 }
@@ -236,6 +247,9 @@ pub struct NodeUsageReport {
     pub pods: Vec<PodUsage>,
     /// Unix seconds of the report.
     pub at: u64,
+    /// Milliseconds since the node's previous report: the window its CPU rates were
+    /// measured over (0 for a node's first report).
+    pub window_ms: u64,
 }
 
 impl Request {

@@ -6,13 +6,13 @@ use crate::HashMap;
 use skiff_api::wire::{NodeUsageReport, PodUsage, Usage};
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Live state of connected nodes.
 pub struct Nodes {
     links: Mutex<HashMap<String, quinn::Connection>>,
     leases: Mutex<HashMap<String, Instant>>,
-    usage: Mutex<HashMap<String, NodeUsageReport>>,
+    usage: Mutex<HashMap<String, (Duration, NodeUsageReport)>>,
     /// The cluster's pod addresses; each node gets a /24 of it.
     pub cluster_cidr: (Ipv4Addr, u8),
     /// Held while a new node's pod CIDR is chosen and stored, so two nodes never get one;
@@ -102,23 +102,37 @@ impl Nodes {
 
     /// Keeps a node's usage report.
     pub fn report(&self, node: &str, usage: Usage, pods: Vec<PodUsage>) {
-        let at = SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.usage.lock().unwrap().insert(
+            .unwrap_or_default();
+        let mut reports = self.usage.lock().unwrap();
+        let window_ms = reports
+            .get(node)
+            .map_or(0, |(prev, _)| now.saturating_sub(*prev).as_millis() as u64);
+        reports.insert(
             node.to_string(),
-            NodeUsageReport {
-                node: node.to_string(),
-                usage,
-                pods,
-                at,
-            },
+            (
+                now,
+                NodeUsageReport {
+                    node: node.to_string(),
+                    usage,
+                    pods,
+                    at: now.as_secs(),
+                    window_ms,
+                },
+            ),
         );
     }
 
     /// Every node's last report, by node name.
     pub fn reports(&self) -> Vec<NodeUsageReport> {
-        let mut v: Vec<_> = self.usage.lock().unwrap().values().cloned().collect();
+        let mut v: Vec<_> = self
+            .usage
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(_, r)| r.clone())
+            .collect();
         v.sort_by(|a, b| a.node.cmp(&b.node));
         v
     }

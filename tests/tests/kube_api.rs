@@ -42,7 +42,14 @@ impl Cluster {
         let c =
             Coordinator::start_with(dir.path(), skiff_tests::free_port(), Some(&netns.name), &[]);
         let server = format!("127.0.0.1:{}", c.port);
-        let agent = AgentProc::start(&node, &server, &c.node_token(), &[], Some(&netns.name));
+        // Usage every second, so `kubectl top` has figures soon.
+        let agent = AgentProc::start(
+            &node,
+            &server,
+            &c.node_token(),
+            &["--usage-interval", "1s"],
+            Some(&netns.name),
+        );
         let cl = Cluster {
             agent,
             c,
@@ -177,6 +184,7 @@ fn kubectl_and_the_python_client_drive_skiff() {
     discovery(&cl);
     let pod = deployment(&cl);
     logs_and_exec(&cl, &pod);
+    top(&cl, &pod);
     edits(&cl);
     more_verbs(&cl);
     config_objects(&cl);
@@ -209,6 +217,8 @@ fn discovery(cl: &Cluster) {
             g => format!("{}.{g}", k.info().plural),
         })
         .collect();
+    // and the resource metrics API's two read-only resources.
+    want.extend(["nodes.metrics.k8s.io".into(), "pods.metrics.k8s.io".into()]);
     want.sort();
     assert_eq!(names, want, "api-resources lists exactly what skiff serves");
     let ns = ok(cl.kubectl(&["get", "namespaces"]));
@@ -316,6 +326,59 @@ fn logs_and_exec(cl: &Cluster, pod: &str) {
     let e = fails(cl.kubectl(&["exec", "nope", "--", "true"]));
     assert!(e.contains("NotFound") || e.contains("not found"), "{e}");
     attach(cl, pod);
+}
+
+/// `kubectl top`: the resource metrics API (`metrics.k8s.io/v1beta1`) from the agents'
+/// usage reports. A container made to spin shows up with its CPU.
+fn top(cl: &Cluster, pod: &str) {
+    ok(cl.kubectl(&[
+        "exec",
+        pod,
+        "--",
+        "sh",
+        "-c",
+        "(timeout 30 sh -c 'while :; do :; done') >/dev/null 2>&1 &",
+    ]));
+    eventually(30, "the spinning pod's CPU in kubectl top", || {
+        let o = cl.kubectl(&["top", "pod", pod, "--containers", "--no-headers"]);
+        let line = out(&o);
+        // POD NAME CPU(cores) MEMORY(bytes)
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            [p, "web", cpu, mem] if *p == pod => {
+                let millis: u64 = cpu.trim_end_matches('m').parse().unwrap_or(0);
+                if millis >= 300 && mem.ends_with("Mi") {
+                    Ok(())
+                } else {
+                    Err(line)
+                }
+            }
+            _ => Err(format!("{line}{}", err(&o))),
+        }
+    });
+    let pods = ok(cl.kubectl(&["top", "pods", "-l", "app=web"]));
+    let mut lines = pods.lines();
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "CPU(cores)", "MEMORY(bytes)"],
+        "{pods}"
+    );
+    assert_eq!(lines.count(), 2, "both web pods: {pods}");
+    let nodes = ok(cl.kubectl(&["top", "node", "--no-headers"]));
+    let f: Vec<&str> = nodes.split_whitespace().collect();
+    assert_eq!(f.len(), 5, "{nodes}");
+    assert_eq!(f[0], cl.node.name, "{nodes}");
+    assert!(f[2].ends_with('%') && f[4].ends_with('%'), "{nodes}");
+    let e = fails(cl.kubectl(&["top", "pod", "nope"]));
+    assert!(
+        e.contains("not found") || e.contains("not available"),
+        "{e}"
+    );
+    let e = fails(cl.kubectl(&["delete", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes"]));
+    assert!(
+        e.contains("MethodNotAllowed") || e.contains("not supported") || e.contains("405"),
+        "{e}"
+    );
 }
 
 /// `kubectl attach`: the container's output from now on (written here by an exec into its

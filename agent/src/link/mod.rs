@@ -606,7 +606,9 @@ async fn report_usage(agent: &Agent, client: &Client) -> Result<()> {
     loop {
         t.tick().await;
         let node = sampler.node();
-        let pods: Vec<(String, String, Vec<String>)> = agent
+        // Each pod's containers with the runtime id of their latest attempt.
+        type Ids = Vec<(String, String)>;
+        let pods: Vec<(String, String, Ids)> = agent
             .pods
             .lock()
             .unwrap()
@@ -615,8 +617,8 @@ async fn report_usage(agent: &Agent, client: &Client) -> Result<()> {
                 let v = e.view.lock().unwrap();
                 let ids = v
                     .attempts
-                    .values()
-                    .filter_map(|a| a.last().cloned())
+                    .iter()
+                    .filter_map(|(c, a)| Some((c.clone(), a.last()?.clone())))
                     .collect();
                 (e.namespace.clone(), e.name.clone(), ids)
             })
@@ -625,14 +627,14 @@ async fn report_usage(agent: &Agent, client: &Client) -> Result<()> {
         let figures = tokio::task::spawn_blocking(move || {
             pods.into_iter()
                 .map(|(ns, name, ids)| {
-                    let (mut cpu, mut mem) = (0, 0);
-                    for id in ids {
-                        if let Ok(s) = rt.stats(&id) {
-                            cpu += s.cpu_usage_ns;
-                            mem += s.memory_working_set;
-                        }
-                    }
-                    (ns, name, cpu, mem)
+                    let containers: Vec<(String, u64, u64)> = ids
+                        .into_iter()
+                        .filter_map(|(c, id)| {
+                            let s = rt.stats(&id).ok()?;
+                            Some((c, s.cpu_usage_ns, s.memory_working_set))
+                        })
+                        .collect();
+                    (ns, name, containers)
                 })
                 .collect::<Vec<_>>()
         })
@@ -640,12 +642,12 @@ async fn report_usage(agent: &Agent, client: &Client) -> Result<()> {
         .unwrap_or_default();
         let live: Vec<String> = figures
             .iter()
-            .map(|(ns, n, _, _)| format!("{ns}/{n}"))
+            .flat_map(|(ns, n, cs)| cs.iter().map(move |(c, ..)| format!("{ns}/{n}/{c}")))
             .collect();
         sampler.retain(&live);
         let pods = figures
             .into_iter()
-            .map(|(ns, n, cpu, mem)| sampler.pod(&ns, &n, cpu, mem))
+            .map(|(ns, n, cs)| sampler.pod(&ns, &n, &cs))
             .collect();
         client.call(&Request::ReportUsage { node, pods }).await?;
     }

@@ -65,12 +65,16 @@ pub fn group_list() -> Value {
         .into_iter()
         .filter(|g| !g.is_empty())
         .map(group_doc)
+        .chain([super::metrics::group_doc()])
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/{group}`.
 pub fn group(group: &str) -> Value {
+    if group == super::route::METRICS_GROUP {
+        return super::metrics::group_doc();
+    }
     group_doc(group)
 }
 
@@ -171,6 +175,7 @@ pub fn aggregated(core: bool) -> Value {
                 .collect();
             json!({"metadata": {"name": g}, "versions": versions})
         })
+        .chain((!core).then(super::metrics::aggregated_item))
         .collect();
     json!({
         "kind": "APIGroupDiscoveryList",
@@ -254,6 +259,7 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
+            .filter(|g| g["metadata"]["name"] != "metrics.k8s.io")
             .map(|g| g["versions"][0]["resources"].as_array().unwrap().len())
             .sum::<usize>()
             + core["items"][0]["versions"][0]["resources"]
@@ -309,6 +315,7 @@ mod tests {
             "{names:?}"
         );
         assert!(!names.contains(&""), "the core group is /api, not /apis");
+        assert!(names.contains(&"metrics.k8s.io"), "{names:?}");
         assert_eq!(group("apps")["preferredVersion"]["groupVersion"], "apps/v1");
     }
 

@@ -7,7 +7,7 @@
 //! discovery generated from the kinds' rows (`discovery.rs`), Kubernetes' answer shapes
 //! (`render.rs`: `Status`, lists, Tables), patches (`patch.rs`) and field selectors
 //! (`fields.rs`). Verbs are in `verbs.rs`, watches and logs (streamed bodies) in
-//! `stream.rs`.
+//! `stream.rs`, the resource metrics API (`kubectl top`) in `metrics.rs`.
 
 mod apply;
 mod discovery;
@@ -15,6 +15,7 @@ mod exec;
 mod fields;
 mod fieldsets;
 mod listing;
+mod metrics;
 mod objects;
 mod openapi;
 pub mod patch;
@@ -216,6 +217,10 @@ async fn handle<S: Store>(
             json(200, discovery::resource_list(&group, &version).to_string())
         }
         (route::Route::Object(t), None) => verbs::object(api, &caller.id, t, req).await,
+        (route::Route::MetricsResources, None) => json(200, metrics::resource_list().to_string()),
+        (route::Route::Metrics(m), None) => {
+            metrics::serve(api, &caller.id, m, req.method(), req.uri().query()).await
+        }
         (route::Route::OpenApiRoot, None) => json(200, openapi::root().to_string()),
         (route::Route::OpenApi(p), None) => match openapi::group_version(&p) {
             Some(doc) => json(200, doc.to_string()),

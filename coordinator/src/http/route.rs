@@ -26,6 +26,10 @@ pub enum Route {
     },
     /// A kind's collection or one object, maybe a subresource of it.
     Object(Target),
+    /// `/apis/metrics.k8s.io/v1beta1/...`: the resource metrics API.
+    Metrics(Metrics),
+    /// `/apis/metrics.k8s.io/v1beta1`: its resources.
+    MetricsResources,
     /// `/openapi/v3`: the index of the group versions' documents.
     OpenApiRoot,
     /// `/openapi/v3/{api/v1|apis/{group}/{version}}`.
@@ -43,6 +47,46 @@ pub struct Target {
     pub name: Option<String>,
     /// `status`, `scale`, `log`...
     pub subresource: Option<String>,
+}
+
+/// The resource metrics API's group.
+pub const METRICS_GROUP: &str = "metrics.k8s.io";
+/// Its one version.
+pub const METRICS_VERSION: &str = "v1beta1";
+
+/// What a metrics path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Metrics {
+    /// `nodes[/{name}]`.
+    Nodes(Option<String>),
+    /// `pods`, `namespaces/{ns}/pods[/{name}]`.
+    Pods {
+        /// The namespace (none: every namespace).
+        namespace: Option<String>,
+        /// The pod (none: the list).
+        name: Option<String>,
+    },
+}
+
+/// Reads the part of a path after `/apis/metrics.k8s.io/v1beta1/`.
+pub fn metrics_route(rest: &[&str]) -> Option<Metrics> {
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    match rest {
+        ["nodes"] => Some(Metrics::Nodes(None)),
+        ["nodes", n] => Some(Metrics::Nodes(Some(some(n)?))),
+        ["pods"] => Some(Metrics::Pods {
+            namespace: None,
+            name: None,
+        }),
+        ["namespaces", ns, "pods", tail @ ..] if tail.len() <= 1 => Some(Metrics::Pods {
+            namespace: Some(some(ns)?),
+            name: match tail {
+                [n] => Some(some(n)?),
+                _ => None,
+            },
+        }),
+        _ => None,
+    }
 }
 
 /// Why a path names nothing skiff serves.
@@ -86,6 +130,11 @@ pub fn route(path: &str) -> Result<Route, NotServed> {
         ["openapi", "v3"] => Ok(Route::OpenApiRoot),
         ["openapi", "v3", rest @ ..] => Ok(Route::OpenApi(rest.join("/"))),
         ["apis"] => Ok(Route::Groups),
+        ["apis", METRICS_GROUP] => Ok(Route::Group(METRICS_GROUP.into())),
+        ["apis", METRICS_GROUP, METRICS_VERSION] => Ok(Route::MetricsResources),
+        ["apis", METRICS_GROUP, METRICS_VERSION, rest @ ..] => metrics_route(rest)
+            .map(Route::Metrics)
+            .ok_or_else(not_served),
         ["apis", g] if Kind::ALL.iter().any(|k| k.group() == *g) => Ok(Route::Group(g.to_string())),
         ["api", v] if served_version("", v) => Ok(Route::Resources {
             group: String::new(),
@@ -184,6 +233,35 @@ mod tests {
             Ok(Route::Object(t)) => t,
             other => panic!("{path}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn metrics_paths() {
+        assert_eq!(metrics_route(&["nodes"]), Some(Metrics::Nodes(None)));
+        assert_eq!(
+            metrics_route(&["nodes", "n1"]),
+            Some(Metrics::Nodes(Some("n1".into())))
+        );
+        assert_eq!(
+            metrics_route(&["namespaces", "default", "pods", "web"]),
+            Some(Metrics::Pods {
+                namespace: Some("default".into()),
+                name: Some("web".into())
+            })
+        );
+        assert_eq!(
+            metrics_route(&["pods"]),
+            Some(Metrics::Pods {
+                namespace: None,
+                name: None
+            })
+        );
+        assert_eq!(
+            metrics_route(&["namespaces", "default", "pods", "web", "x"]),
+            None
+        );
+        assert_eq!(metrics_route(&["services"]), None);
+        assert_eq!(metrics_route(&["nodes", ""]), None);
     }
 
     #[test]

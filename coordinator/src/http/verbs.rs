@@ -23,7 +23,7 @@ use skiff_api::wire::{
 use skiff_api::{Kind, ObjectKey};
 
 /// A `Status` with a code the QUIC protocol has no error for (405, 415).
-fn plain_status(code: u16, reason: &str, message: &str) -> Response<Body> {
+pub(super) fn plain_status(code: u16, reason: &str, message: &str) -> Response<Body> {
     let s = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
         "status": "Failure", "message": message, "reason": reason, "code": code});
     json(code, s.to_string())
