@@ -149,9 +149,19 @@ fn parse_one(doc: &Document, n: usize) -> Result<Manifest, Vec<String>> {
     };
     let (kind, label) = check_head(&head, n, &at)?;
     let mut ignored = Vec::new();
+    let converted;
+    let v = if head.api_version == AUTOSCALING_V1 {
+        converted = crate::autoscaling::from_v1(v.clone());
+        &converted
+    } else {
+        v
+    };
     let decoded = Object::decode(kind, v, &mut |p| ignored.push(p));
     finish(kind, label, decoded, ignored, &at, FieldValidation::Strict)
 }
+
+/// `autoscaling/v1`, whose HorizontalPodAutoscalers are read as `autoscaling/v2`.
+const AUTOSCALING_V1: &str = "autoscaling/v1";
 
 /// What identifies a document before it is decoded.
 #[derive(serde::Deserialize, Default)]
@@ -212,7 +222,9 @@ fn check_head(
         )]);
     };
     let api_version = head.api_version.as_str();
-    if api_version != kind.info().api_version {
+    // The one older version read (and converted), as Kubernetes still serves it.
+    let older = kind == Kind::HorizontalPodAutoscaler && api_version == AUTOSCALING_V1;
+    if api_version != kind.info().api_version && !older {
         let msg = if api_version.is_empty() {
             "Required value".to_string()
         } else {

@@ -1,5 +1,6 @@
 //! The kinds skiff serves, and `Object`, any one of them.
 
+use crate::autoscaling::HorizontalPodAutoscaler;
 use crate::core::{ConfigMap, Endpoints, Event, Namespace, Node, Secret, Service};
 use crate::meta::ObjectMeta;
 use crate::networking::Ingress;
@@ -291,6 +292,7 @@ kinds! {
     Event: Event = ("v1", "events", ["ev"], true, no_spec, no_status, Nothing),
     Ingress: Ingress = ("networking.k8s.io/v1", "ingresses", ["ing"], true, spec, status, All),
     PodDisruptionBudget: PodDisruptionBudget = ("policy/v1", "poddisruptionbudgets", ["pdb"], true, spec, status, Nothing),
+    HorizontalPodAutoscaler: HorizontalPodAutoscaler = ("autoscaling/v2", "horizontalpodautoscalers", ["hpa"], true, spec, status, Nothing),
 }
 
 /// A Rust type that is one kind's object.

@@ -125,6 +125,9 @@ pub(crate) enum Verb {
         #[arg(long, allow_negative_numbers = true)]
         replicas: i32,
     },
+    /// Create a HorizontalPodAutoscaler for a Deployment, ReplicaSet or StatefulSet:
+    /// `autoscale KIND NAME --max N [--min N] [--cpu-percent P]`.
+    Autoscale(AutoscaleArgs),
     /// Manage a rollout: `rollout status|history|undo|restart|pause|resume deployment NAME`.
     Rollout {
         /// status, history, undo, restart, pause or resume.
@@ -270,4 +273,24 @@ pub(crate) struct GetArgs {
     /// After listing, watch for changes.
     #[arg(short = 'w', long = "watch")]
     pub(crate) watch: bool,
+}
+
+/// `skiff autoscale`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct AutoscaleArgs {
+    /// `KIND NAME` or `KIND/NAME`.
+    #[arg(required = true)]
+    pub resources: Vec<String>,
+    /// The fewest replicas (default 1).
+    #[arg(long)]
+    pub min: Option<i32>,
+    /// The most replicas.
+    #[arg(long)]
+    pub max: i32,
+    /// CPU utilization to keep, percent of the pods' requests (default 80).
+    #[arg(long)]
+    pub cpu_percent: Option<i32>,
+    /// The autoscaler's name (default: the target's).
+    #[arg(long)]
+    pub name: Option<String>,
 }

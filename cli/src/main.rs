@@ -154,18 +154,21 @@ fn manifests_for(
     Ok(ms)
 }
 
+/// `skiff completion bash|zsh|fish`: the shell's completion script on stdout.
+fn completion(shell: &Shell) -> anyhow::Result<()> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "skiff", &mut std::io::stdout());
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let ns = cli.namespace.clone().unwrap_or_else(|| "default".into());
     match &cli.verb {
-        Verb::Completion { shell } => {
-            let shell = match shell {
-                Shell::Bash => clap_complete::Shell::Bash,
-                Shell::Zsh => clap_complete::Shell::Zsh,
-                Shell::Fish => clap_complete::Shell::Fish,
-            };
-            clap_complete::generate(shell, &mut Cli::command(), "skiff", &mut std::io::stdout());
-            Ok(())
-        }
+        Verb::Completion { shell } => completion(shell),
         Verb::Version => version(&cli).await,
         Verb::Apply { files } => objects::write(&cli, files, Write::Apply).await,
         Verb::Create { files } => objects::write(&cli, files, Write::Create).await,
@@ -231,6 +234,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = connect(&cli).await?;
             let k = one_target(resources, &ns, "scale")?;
             workload::scale(&c, &k, *replicas).await
+        }
+        Verb::Autoscale(a) => {
+            let k = one_target(&a.resources, &ns, "autoscale")?;
+            workload::autoscale(&connect(&cli).await?, &k, a).await
         }
         Verb::Rollout {
             action,

@@ -1,5 +1,5 @@
-//! Verbs on workloads and nodes: `scale`, `rollout`, `set image`, `cordon`, `uncordon`,
-//! `drain`. Each reads the object, changes it and writes it back with its
+//! Verbs on workloads and nodes: `scale`, `autoscale`, `rollout`, `set image`, `cordon`,
+//! `uncordon`, `drain`. Each reads the object, changes it and writes it back with its
 //! `resourceVersion` as a precondition (retrying on a conflict), as kubectl does.
 
 use anyhow::{anyhow, bail};
@@ -70,6 +70,50 @@ pub async fn scale(c: &Client, key: &ObjectKey, replicas: i32) -> anyhow::Result
     })
     .await?;
     println!("{}/{} scaled", key.kind.qualified(), key.name);
+    Ok(())
+}
+
+/// `skiff autoscale KIND NAME --max N [--min N] [--cpu-percent P]`: a HorizontalPodAutoscaler
+/// (autoscaling/v2) for the target, as `kubectl autoscale` creates one. The server
+/// validates it (bounds, percent).
+pub async fn autoscale(
+    c: &Client,
+    key: &ObjectKey,
+    a: &crate::args::AutoscaleArgs,
+) -> anyhow::Result<()> {
+    let target = get(c, key).await?;
+    if !matches!(
+        target.kind(),
+        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
+    ) {
+        bail!(
+            "{}: cannot be autoscaled (deployments, replicasets and statefulsets can)",
+            target.display_name()
+        );
+    }
+    let name = a.name.clone().unwrap_or_else(|| key.name.clone());
+    let mut spec = serde_json::json!({
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": target.kind().name(), "name": key.name},
+        "maxReplicas": a.max,
+    });
+    if let Some(m) = a.min {
+        spec["minReplicas"] = m.into();
+    }
+    if let Some(p) = a.cpu_percent {
+        spec["metrics"] = serde_json::json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": p}}}]);
+    }
+    let hpa = serde_json::json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": key.namespace},
+        "spec": spec,
+    });
+    c.call(&Request::Create {
+        object: hpa.to_string(),
+    })
+    .await?;
+    println!("horizontalpodautoscaler.autoscaling/{name} autoscaled");
     Ok(())
 }
 

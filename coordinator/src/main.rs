@@ -74,6 +74,10 @@ struct Args {
     /// its other cores for workloads. 0: no limit.
     #[arg(long, default_value_t = skiff_coordinator::controllers::runner::DEFAULT_CPU_BUDGET, value_parser = parse_cores)]
     controller_cpu: f64,
+    /// How often each HorizontalPodAutoscaler reads its figures and rescales
+    /// (Kubernetes' --horizontal-pod-autoscaler-sync-period).
+    #[arg(long, default_value = "15s", value_parser = skiff_api::util::parse_duration)]
+    hpa_sync_period: std::time::Duration,
     /// Lifetime of the node-token written at first start (`24h`, `7d`); `0` never expires,
     /// and anyone who ever reads that file can then add nodes for good.
     #[arg(long, default_value = "24h", value_parser = skiff_api::util::parse_duration)]
@@ -240,6 +244,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 strategy: args.scheduler_scoring,
                 cpu_budget: args.controller_cpu,
+                hpa_sync: args.hpa_sync_period.as_secs().max(1),
             },
         )
         .run(),

@@ -10,6 +10,8 @@ pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod hpa;
+pub mod hpa_calc;
 pub mod ingress;
 pub mod job;
 pub mod node_lifecycle;
@@ -36,7 +38,7 @@ pub use skiff_api::well_known::{
 };
 
 /// The kinds the controllers read.
-pub const WATCHED: [Kind; 10] = [
+pub const WATCHED: [Kind; 11] = [
     Kind::Node,
     Kind::Service,
     Kind::Endpoints,
@@ -47,6 +49,7 @@ pub const WATCHED: [Kind; 10] = [
     Kind::DaemonSet,
     Kind::StatefulSet,
     Kind::Job,
+    Kind::HorizontalPodAutoscaler,
 ];
 
 pub use skiff_api::wire::Propagation;

@@ -35,6 +35,8 @@ pub struct Config {
     /// Cores of CPU time the coordinator may use while the controllers write
     /// ([`budget`]); zero: no limit.
     pub cpu_budget: f64,
+    /// How often each HorizontalPodAutoscaler syncs (seconds; Kubernetes: 15).
+    pub hpa_sync: u64,
 }
 
 /// The default [`Config::cpu_budget`]: the budget paces the writes the controllers
@@ -51,6 +53,7 @@ impl Default for Config {
             },
             strategy: Strategy::LeastAllocated,
             cpu_budget: DEFAULT_CPU_BUDGET,
+            hpa_sync: 15,
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Manager<S: Store> {
     changed_while_writing: bool,
     /// Paces the writes.
     budget: CpuBudget,
+    /// Each autoscaler's last sync and recommendations.
+    autoscalers: super::hpa::Autoscalers,
 }
 
 fn parse(s: &Stored) -> Option<Object> {
@@ -115,6 +120,7 @@ impl<S: Store> Manager<S> {
             changes: None,
             changed_while_writing: false,
             budget: CpuBudget::new(cfg.cpu_budget),
+            autoscalers: Default::default(),
         }
     }
 
@@ -293,6 +299,17 @@ impl<S: Store> Manager<S> {
             );
         }
         out.extend(gc::reconcile(cache, now));
+        if cache.count(Kind::HorizontalPodAutoscaler) > 0 || !self.autoscalers.is_empty() {
+            let reports = self.api.nodes.reports();
+            let sync = self.cfg.hpa_sync;
+            out.extend(super::hpa::pass(
+                cache,
+                &reports,
+                &mut self.autoscalers,
+                sync,
+                now,
+            ));
+        }
         drop(pods);
         out.extend(self.schedule(node_infos, now));
         out
