@@ -39,8 +39,13 @@ impl Cluster {
         let node = Node::new("kapi");
         let netns = NetNs::new("kapi");
         let dir = TempDir::new("kapi-coord");
-        let c =
-            Coordinator::start_with(dir.path(), skiff_tests::free_port(), Some(&netns.name), &[]);
+        // Autoscalers sync every 2 s instead of 15 s, so the test sees them act soon.
+        let c = Coordinator::start_with(
+            dir.path(),
+            skiff_tests::free_port(),
+            Some(&netns.name),
+            &["--hpa-sync-period", "2s"],
+        );
         let server = format!("127.0.0.1:{}", c.port);
         // Usage every second, so `kubectl top` has figures soon.
         let agent = AgentProc::start(
@@ -185,6 +190,7 @@ fn kubectl_and_the_python_client_drive_skiff() {
     let pod = deployment(&cl);
     logs_and_exec(&cl, &pod);
     top(&cl, &pod);
+    autoscaling(&cl);
     edits(&cl);
     more_verbs(&cl);
     config_objects(&cl);
@@ -379,6 +385,180 @@ fn top(cl: &Cluster, pod: &str) {
         e.contains("MethodNotAllowed") || e.contains("not supported") || e.contains("405"),
         "{e}"
     );
+}
+
+/// A Deployment whose pods spin until /tmp/stop exists, capped at 200m by their CPU limit
+/// (twice their request).
+const BURN: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: burn
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: burn}
+  template:
+    metadata:
+      labels: {app: burn}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: burn
+        image: IMAGE
+        command: [sh, -c, 'while [ ! -f /tmp/stop ]; do :; done; exec sleep 100000']
+        resources:
+          requests: {cpu: 100m}
+          limits: {cpu: 200m}
+";
+
+/// The autoscaler on it: 50 % of the request, a 4 s scale-down window instead of 300 s.
+const BURN_HPA: &str = "apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: burn
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: burn}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target: {type: Utilization, averageUtilization: 50}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 4
+";
+
+/// HorizontalPodAutoscaler: a spinning Deployment scales out to the maximum, and back in
+/// once its pods are idle, with Kubernetes' events and columns. `skiff autoscale` and
+/// kubectl's `autoscale` create the same object.
+fn autoscaling(cl: &Cluster) {
+    ok(cl.kubectl(&["apply", "-f", &cl.file("burn.yaml", BURN)]));
+    let made = ok(cl.c.skiff(&[
+        "autoscale",
+        "deployment",
+        "burn",
+        "--max",
+        "2",
+        "--name",
+        "probe",
+    ]));
+    assert_eq!(
+        made.trim(),
+        "horizontalpodautoscaler.autoscaling/probe autoscaled"
+    );
+    let probe = cl.json(&["get", "hpa", "probe"]);
+    assert_eq!(
+        probe["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        80
+    );
+    ok(cl.kubectl(&["delete", "hpa", "probe"]));
+    let made = ok(cl.kubectl(&[
+        "autoscale",
+        "deployment",
+        "burn",
+        "--max=2",
+        "--cpu=70%",
+        "--name=kprobe",
+    ]));
+    assert_eq!(
+        made.trim(),
+        "horizontalpodautoscaler.autoscaling/kprobe autoscaled"
+    );
+    let probe = cl.json(&["get", "hpa", "kprobe"]);
+    assert_eq!(
+        probe["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    ok(cl.kubectl(&["delete", "hpa", "kprobe"]));
+    ok(cl.kubectl(&["apply", "-f", &cl.file("burn-hpa.yaml", BURN_HPA)]));
+    eventually(90, "burn scaled out to 3", || {
+        let d = cl.json(&["get", "deployment", "burn"]);
+        let hpa = ok(cl.kubectl(&["get", "hpa", "burn", "--no-headers"]));
+        match d["status"]["readyReplicas"].as_i64() {
+            Some(3) => Ok(()),
+            _ => Err(format!("{hpa}{}", d["status"])),
+        }
+    });
+    let row = ok(cl.kubectl(&["get", "hpa", "burn"]));
+    let head: Vec<&str> = row.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        head,
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ],
+        "{row}"
+    );
+    assert!(
+        row.contains("Deployment/burn") && row.contains("/50%"),
+        "{row}"
+    );
+    let h = cl.json(&["get", "hpa", "burn"]);
+    let conds = h["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "ScalingActive" && c["status"] == "True"),
+        "{conds:?}"
+    );
+    // Idle: every pod stops spinning; after the 4 s window it goes back to the minimum.
+    for p in cl.pods("app=burn") {
+        ok(cl.kubectl(&["exec", &p, "--", "touch", "/tmp/stop"]));
+    }
+    eventually(90, "burn scaled back in to 1", || {
+        let d = cl.json(&["get", "deployment", "burn"]);
+        let hpa = ok(cl.kubectl(&["get", "hpa", "burn", "--no-headers"]));
+        match d["spec"]["replicas"].as_i64() {
+            Some(1) => Ok(()),
+            _ => Err(format!("{hpa}{}", d["spec"]["replicas"])),
+        }
+    });
+    let events = ok(cl.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=burn,involvedObject.kind=HorizontalPodAutoscaler",
+        "-o",
+        "custom-columns=REASON:.reason,MESSAGE:.message",
+        "--no-headers",
+    ]));
+    let events: Vec<String> = events
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        events.iter().any(|e| e
+            == "SuccessfulRescale New size: 3; reason: cpu resource utilization (percentage of request) above target"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "SuccessfulRescale New size: 1; reason: All metrics below target"),
+        "{events:?}"
+    );
+    let d = ok(cl.kubectl(&["describe", "hpa", "burn"]));
+    assert!(
+        d.contains("Min replicas") || d.contains("Min replicas:"),
+        "{d}"
+    );
+    ok(cl.kubectl(&["delete", "hpa", "burn"]));
+    ok(cl.kubectl(&["delete", "deployment", "burn"]));
+    eventually(60, "burn's pods gone", || {
+        let left = cl.pods("app=burn");
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
 }
 
 /// `kubectl attach`: the container's output from now on (written here by an exec into its

@@ -282,6 +282,7 @@ mod tests {
             "batch/v1",
             "networking.k8s.io/v1",
             "policy/v1",
+            "autoscaling/v2",
         ] {
             let (g, v) = gv.rsplit_once('/').unwrap_or(("", gv));
             let doc = resource_list(g, v);

@@ -9,6 +9,8 @@
 
 use serde_json::{json, Map, Value};
 
+mod autoscaling;
+
 /// Kubernetes' protobuf content type.
 pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
 
@@ -190,6 +192,8 @@ enum T {
     IntStr,
     /// `map<string, resource.Quantity>`, each Quantity a message holding its string.
     MapQty,
+    /// One `resource.Quantity`: a message holding its string.
+    Qty,
     /// A create's `status`: Kubernetes ignores it, and so does skiff.
     Skip,
     MapStr,
@@ -487,6 +491,16 @@ fn decode(b: &[u8], m: &Message) -> Result<Map<String, Value>, String> {
                 }
             }
             (T::Str, f) => Value::String(text(delimited(f).map_err(at)?).map_err(at)?),
+            (T::Qty, f) => {
+                let mut q = String::new();
+                for (n, e) in fields(delimited(f).map_err(at)?)? {
+                    match (n, e) {
+                        (1, Field::Bytes(s)) => q = text(s).map_err(at)?,
+                        _ => return Err(at("not a Quantity".into())),
+                    }
+                }
+                Value::String(q)
+            }
             (T::Msg(inner), f) => Value::Object(decode(delimited(f).map_err(at)?, inner)?),
             (T::RepStr, f) => {
                 let item = Value::String(text(delimited(f).map_err(at)?).map_err(at)?);
@@ -576,9 +590,10 @@ pub fn object(body: &[u8]) -> Result<Value, String> {
         ("v1", "Service") => &workloads::SERVICE,
         ("apps/v1", "Deployment") => &workloads::DEPLOYMENT,
         ("batch/v1", "Job") => &workloads::JOB,
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => &autoscaling::HPA,
         _ => {
             return Err(format!(
-                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
+                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job, autoscaling/v2 HorizontalPodAutoscaler and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
             ))
         }
     };
