@@ -1,6 +1,6 @@
 //! `policy/v1`: PodDisruptionBudget, how many of a set of pods voluntary disruptions
-//! (a drain, an eviction) must leave running. Stored, validated and printed; no
-//! controller computes its status yet.
+//! (a drain, an eviction) must leave running. The coordinator's disruption controller
+//! keeps its status; evictions spend it.
 
 use crate::k8s_struct;
 use crate::meta::{Condition, ObjectMeta};

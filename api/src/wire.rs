@@ -80,6 +80,14 @@ pub enum Request {
         /// What becomes of the objects it owns (`--cascade`).
         propagation: Propagation,
     },
+    /// Evict a pod (`kubectl drain`, `skiff drain`): delete it unless that would take a
+    /// PodDisruptionBudget below what it needs (then `TooManyRequests`: try again).
+    Evict {
+        /// The pod.
+        key: ObjectKey,
+        /// Its grace period, instead of its `terminationGracePeriodSeconds`.
+        grace_period_seconds: Option<i64>,
+    },
     /// Stream changes after `since` (a list's revision), or from now on.
     Watch {
         /// The kind.
@@ -456,6 +464,8 @@ pub enum ErrorCode {
     /// 415: a body in a format the server does not read (last: variants keep their
     /// number on the wire).
     UnsupportedMediaType,
+    /// Not now: a PodDisruptionBudget allows no disruption (HTTP 429); try again later.
+    TooManyRequests,
 }
 
 /// A failed request.

@@ -53,6 +53,7 @@ fn code_name(c: ErrorCode) -> &'static str {
         ErrorCode::Invalid => "Invalid",
         ErrorCode::Timeout => "Timeout",
         ErrorCode::UnsupportedMediaType => "UnsupportedMediaType",
+        ErrorCode::TooManyRequests => "TooManyRequests",
         ErrorCode::Internal => "InternalError",
     }
 }

@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail};
 use skiff_api::pod::Pod;
 use skiff_api::util::rfc3339;
-use skiff_api::wire::{ErrorCode, Request, Response};
+use skiff_api::wire::{ErrorCode, Request};
 use skiff_api::workloads::{rollback_template, ReplicaSet};
 use skiff_api::{Kind, Object, ObjectKey};
 use skiff_transport::Client;
@@ -477,6 +477,61 @@ pub struct DrainOptions {
     pub timeout: Option<Duration>,
 }
 
+/// Evicts the pods, as kubectl does: a pod whose disruption budget allows no eviction now
+/// (`TooManyRequests`) is tried again every 5 s until it goes or the drain's timeout.
+async fn evict_all(
+    c: &Client,
+    pods: &[&Pod],
+    opts: &DrainOptions,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let mut pending: Vec<&Pod> = pods.to_vec();
+    while !pending.is_empty() {
+        let mut refused = Vec::new();
+        for p in pending {
+            let (ns, name) = (p.metadata.namespace(), p.metadata.name());
+            println!("evicting pod {ns}/{name}");
+            let key = ObjectKey {
+                kind: Kind::Pod,
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            };
+            let req = Request::Evict {
+                key,
+                grace_period_seconds: opts.grace_period,
+            };
+            match c.call(&req).await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
+                Err(e) if e.code() == Some(ErrorCode::TooManyRequests) => {
+                    eprintln!(
+                        "error when evicting pods/{name:?} -n {ns:?} (will retry after 5s): {e}"
+                    );
+                    refused.push(p);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !refused.is_empty() {
+            if let Some(t) = opts
+                .timeout
+                .filter(|t| started.elapsed() + EVICT_RETRY > *t)
+            {
+                bail!(
+                    "drain did not complete within {t:?}: the disruption budgets of {} pod(s) allowed no eviction",
+                    refused.len()
+                );
+            }
+            tokio::time::sleep(EVICT_RETRY).await;
+        }
+        pending = refused;
+    }
+    Ok(())
+}
+
+/// How long drain waits before trying a refused eviction again (kubectl's 5 s).
+const EVICT_RETRY: Duration = Duration::from_secs(5);
+
 /// `skiff drain NODE`: cordon, then evict its pods and wait until they are gone.
 pub async fn drain(c: &Client, node: &str, opts: &DrainOptions) -> anyhow::Result<()> {
     cordon(c, node, true).await?;
@@ -527,33 +582,8 @@ pub async fn drain(c: &Client, node: &str, opts: &DrainOptions) -> anyhow::Resul
             errors.join("\n")
         );
     }
-    for p in &evict {
-        println!(
-            "evicting pod {}/{}",
-            p.metadata.namespace(),
-            p.metadata.name()
-        );
-        let key = ObjectKey {
-            kind: Kind::Pod,
-            namespace: p.metadata.namespace().to_string(),
-            name: p.metadata.name().to_string(),
-        };
-        match c
-            .call(&Request::Delete {
-                key,
-                resource_version: None,
-                grace_period_seconds: opts.grace_period,
-                force: false,
-                propagation: Default::default(),
-            })
-            .await
-        {
-            Ok(Response::Object { .. }) | Ok(_) => {}
-            Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
     let started = Instant::now();
+    evict_all(c, &evict, opts, started).await?;
     for p in &evict {
         let key = ObjectKey {
             kind: Kind::Pod,

@@ -46,6 +46,9 @@ fn lowest_ready_during(c: &Coordinator, f: impl FnOnce()) -> usize {
                     .map_or(0, |a| a.iter().filter(|p| ready(p)).count());
                 l2.fetch_min(n, Ordering::Relaxed);
             }
+            // Each look is a new connection: stay well under the coordinator's 20
+            // handshakes per second per source address, which the test's own commands share.
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     });
     f();
@@ -120,6 +123,8 @@ fn deployment_spreads_rolls_back_and_survives_a_lost_node() {
         "{h}"
     );
 
+    drain_against_a_budget(&t);
+
     // Lose the second node for good: its replicas come back on the first.
     let lost = t.nodes[1].name.clone();
     let kept = t.nodes[0].name.clone();
@@ -142,6 +147,76 @@ fn deployment_spreads_rolls_back_and_survives_a_lost_node() {
         "{}",
         out(&o)
     );
+}
+
+/// `skiff drain` of the first node under a PodDisruptionBudget allowing one replica down:
+/// the first eviction goes, the second is refused (429) until the first one's replacement
+/// on the other node is Ready, then goes; the Deployment never has fewer than 3 Ready.
+fn drain_against_a_budget(t: &skiff_tests::cluster::TwoNodes) {
+    t.apply(
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  maxUnavailable: 1\n  selector: {matchLabels: {app: web}}\n",
+    );
+    eventually(30, "the budget's status", || {
+        let st = t.c.get_json(&["get", "pdb", "web"])["status"].clone();
+        let want = (Some(4), Some(4), Some(3), Some(1));
+        let got = (
+            st["expectedPods"].as_i64(),
+            st["currentHealthy"].as_i64(),
+            st["desiredHealthy"].as_i64(),
+            st["disruptionsAllowed"].as_i64(),
+        );
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{got:?}: {st}"))
+        }
+    });
+    let (drained, kept) = (t.nodes[0].name.clone(), t.nodes[1].name.clone());
+    let mut o = None;
+    let low = lowest_ready_during(&t.c, || {
+        o = Some(t.c.skiff(&["drain", &drained, "--timeout", "120s"]));
+    });
+    let o = o.unwrap();
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget. The disruption budget web needs 3 healthy pods and has 3 currently"),
+        "the second eviction waited for the first one's replacement: {}",
+        err(&o)
+    );
+    assert!(
+        out(&o).contains(&format!("node/{drained} drained")),
+        "{}",
+        out(&o)
+    );
+    assert!(low >= 3, "only {low} replicas were Ready during the drain");
+    eventually(60, "4 replicas Ready on the other node", || {
+        let pods = t.pods();
+        let n = pods
+            .iter()
+            .filter(|p| ready(p) && node_of(p) == kept)
+            .count();
+        if n == 4 {
+            Ok(())
+        } else {
+            Err(summary(&pods))
+        }
+    });
+    // A budget that allows nothing: the drain gives up at its timeout, naming why.
+    t.apply(
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  minAvailable: 100%\n  selector: {matchLabels: {app: web}}\n",
+    );
+    ok(t.c.skiff(&["uncordon", &drained]));
+    eventually(30, "no disruption allowed", || {
+        match t.c.get_json(&["get", "pdb", "web"])["status"]["disruptionsAllowed"].as_i64() {
+            Some(0) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let o = t.c.skiff(&["drain", &kept, "--timeout", "6s"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(err(&o).contains("allowed no eviction"), "{}", err(&o));
+    ok(t.c.skiff(&["uncordon", &kept]));
+    ok(t.c.skiff(&["delete", "pdb", "web"]));
 }
 
 /// Processes in a node's cgroups (its containers), read from the memory hierarchy.

@@ -1008,6 +1008,26 @@ fn server_side_apply(cl: &Cluster) {
 
 fn drain(cl: &Cluster) {
     let node = cl.node.name.clone();
+    // A budget that allows no disruption: kubectl's evictions get 429 and it retries
+    // until its timeout.
+    let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  minAvailable: 100%\n  selector: {matchLabels: {app: web}}\n";
+    ok(cl.kubectl(&["apply", "-f", &cl.file("pdb.yaml", pdb)]));
+    eventually(30, "the budget's status", || {
+        let row = ok(cl.kubectl(&["get", "pdb", "web", "--no-headers"]));
+        // NAME MIN-AVAILABLE MAX-UNAVAILABLE ALLOWED-DISRUPTIONS AGE
+        match row.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["web", "100%", "N/A", "0", _] => Ok(()),
+            _ => Err(row),
+        }
+    });
+    let o = cl.kubectl(&["drain", &node, "--ignore-daemonsets", "--timeout=7s"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(
+        err(&o).contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{}",
+        err(&o)
+    );
+    ok(cl.kubectl(&["delete", "pdb", "web"]));
     let o = ok(cl.kubectl(&[
         "drain",
         &node,

@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod gc;
 pub mod hpa;
@@ -38,7 +39,7 @@ pub use skiff_api::well_known::{
 };
 
 /// The kinds the controllers read.
-pub const WATCHED: [Kind; 11] = [
+pub const WATCHED: [Kind; 12] = [
     Kind::Node,
     Kind::Service,
     Kind::Endpoints,
@@ -50,6 +51,7 @@ pub const WATCHED: [Kind; 11] = [
     Kind::StatefulSet,
     Kind::Job,
     Kind::HorizontalPodAutoscaler,
+    Kind::PodDisruptionBudget,
 ];
 
 pub use skiff_api::wire::Propagation;

@@ -16,6 +16,7 @@ use skiff_api::core::{Endpoints, Node, Service};
 use skiff_api::meta::ObjectReference;
 use skiff_api::networking::Ingress;
 use skiff_api::pod::Pod;
+use skiff_api::policy::PodDisruptionBudget;
 use skiff_api::util::rfc3339;
 use skiff_api::wire::ErrorCode;
 use skiff_api::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
@@ -299,6 +300,21 @@ impl<S: Store> Manager<S> {
             );
         }
         out.extend(gc::reconcile(cache, now));
+        if cache.count(Kind::PodDisruptionBudget) > 0 {
+            let scales = super::disruption::scales(
+                cache.typed::<ReplicaSet>(),
+                cache.typed::<StatefulSet>(),
+            );
+            let all: Vec<&Pod> = cache.typed::<Pod>().collect();
+            for pdb in cache.typed::<PodDisruptionBudget>() {
+                let covered: Vec<&Pod> = all
+                    .iter()
+                    .copied()
+                    .filter(|p| super::disruption::covers(pdb, p))
+                    .collect();
+                out.extend(super::disruption::reconcile(pdb, &covered, &scales, now));
+            }
+        }
         if cache.count(Kind::HorizontalPodAutoscaler) > 0 || !self.autoscalers.is_empty() {
             let reports = self.api.nodes.reports();
             let sync = self.cfg.hpa_sync;

@@ -21,6 +21,7 @@ pub fn code_and_reason(code: ErrorCode) -> (u16, &'static str) {
         ErrorCode::Invalid => (422, "Invalid"),
         ErrorCode::Timeout => (504, "Timeout"),
         ErrorCode::UnsupportedMediaType => (415, "UnsupportedMediaType"),
+        ErrorCode::TooManyRequests => (429, "TooManyRequests"),
         ErrorCode::Internal => (500, "InternalError"),
     }
 }

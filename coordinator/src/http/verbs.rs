@@ -466,8 +466,9 @@ async fn write_scale<S: Store>(
     ))
 }
 
-/// `POST pods/{name}/eviction` (`kubectl drain`): the pod is deleted as its Eviction's
-/// delete options say, through the same path as a delete.
+/// `POST pods/{name}/eviction` (`kubectl drain`): the pod is evicted (deleted unless its
+/// PodDisruptionBudget allows no disruption now: 429, which kubectl retries) with its
+/// Eviction's grace period and uid precondition.
 async fn evict<S: Store>(
     api: &Api<S>,
     id: &Identity,
@@ -497,22 +498,13 @@ async fn evict<S: Store>(
             "dryRun is supported for create, update, patch and delete; nothing was evicted",
         ));
     }
-    let DeleteOpts {
-        grace,
-        propagation,
-        resource_version,
-        uid,
-        ..
-    } = delete_options(&[], opts.to_string().as_bytes())?;
+    let DeleteOpts { grace, uid, .. } = delete_options(&[], opts.to_string().as_bytes())?;
     if let Some(uid) = uid {
         check_uid(api, id, t, &uid).await?;
     }
-    let req = ApiRequest::Delete {
+    let req = ApiRequest::Evict {
         key: key(t),
-        resource_version,
         grace_period_seconds: grace,
-        force: false,
-        propagation,
     };
     match api.handle(id, req).await {
         ApiResponse::Object { .. } => {

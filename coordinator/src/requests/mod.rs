@@ -23,6 +23,7 @@ mod admission;
 mod authz;
 pub mod credentials;
 mod delete;
+mod eviction;
 mod node_restriction;
 mod tokens;
 mod writes;
@@ -306,6 +307,7 @@ impl<S: Store> Api<S> {
                 .await
             }
             Request::Delete { .. } => self.delete_request(id, req, opts.dry_run).await,
+            Request::Evict { .. } => Box::pin(self.evict_request(id, req)).await,
             Request::Heartbeat | Request::ReportUsage { .. } | Request::Top => {
                 self.node_reports(id, req)
             }

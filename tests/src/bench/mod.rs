@@ -5,6 +5,7 @@ pub mod agent;
 pub mod etcd;
 pub mod failover;
 pub mod front_door;
+pub mod hpa;
 pub mod http;
 pub mod network;
 pub mod reboot;
