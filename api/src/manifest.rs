@@ -4,7 +4,7 @@
 //! (a warning naming it: never dropped silently) or unknown (an error, usually a typo).
 
 use crate::object::{Kind, Object};
-use crate::validate::validate;
+use crate::validate::validate_with_warnings;
 use crate::yaml::{parse_documents, Document};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -280,7 +280,16 @@ fn finish(
             }
         }
     }
-    for e in validate(&object) {
+    let (errs, no_effect) = validate_with_warnings(&object);
+    for w in no_effect {
+        warnings.push(format!(
+            "{label}: {}: {} (line {})",
+            w.path,
+            w.message,
+            at(&w.path)
+        ));
+    }
+    for e in errs {
         errors.push(format!(
             "{label}: {}: {} (line {})",
             e.path,
@@ -579,6 +588,39 @@ spec:
             e.errors,
             vec!["deployment \"nginx-deployment\": spec.template.spec.containers[0].imagePullPolcy: unknown field (line 20)"]
         );
+    }
+
+    #[test]
+    fn fields_kept_without_effect_are_named_in_warnings() {
+        let w = DEPLOYMENT
+            .replace(
+                "      containers:",
+                "      priorityClassName: high\n      imagePullSecrets: [{name: regcred}]\n      activeDeadlineSeconds: 60\n      containers:",
+            )
+            .replace(
+                "        - containerPort: 80\n",
+                "        - containerPort: 80\n          hostPort: 8080\n        resources:\n          requests: {cpu: 100m, ephemeral-storage: 1Gi, example.com/gpu: 1}\n",
+            );
+        let m = parse_manifests(&w).unwrap();
+        let w = &m[0].warnings;
+        for path in [
+            "spec.template.spec.priorityClassName: skiff does not implement",
+            "spec.template.spec.imagePullSecrets: skiff does not implement",
+            "spec.template.spec.activeDeadlineSeconds: skiff does not implement",
+            "spec.template.spec.containers[0].ports[0].hostPort: skiff does not implement",
+            "spec.template.spec.containers[0].resources.requests[ephemeral-storage]: skiff does not implement",
+            "spec.template.spec.containers[0].resources.requests[example.com/gpu]: skiff does not implement",
+        ] {
+            assert!(w.iter().any(|x| x.contains(path)), "{path}: {w:?}");
+        }
+        assert!(!w.iter().any(|x| x.contains("requests[cpu]")), "{w:?}");
+        assert!(
+            w.iter()
+                .any(|x| x.contains("hostPort") && x.ends_with("(line 25)")),
+            "{w:?}"
+        );
+        // The object is kept as written.
+        assert!(m[0].object.to_value()["spec"]["template"]["spec"]["priorityClassName"] == "high");
     }
 
     #[test]

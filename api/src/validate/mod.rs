@@ -34,9 +34,26 @@ impl std::fmt::Display for FieldError {
 #[derive(Debug, Default)]
 pub struct Problems {
     errs: Vec<FieldError>,
+    /// Fields the model holds but skiff does not act on: named in a warning, never
+    /// silently ignored.
+    warns: Vec<FieldError>,
 }
 
+/// What a field skiff holds but does not act on is told.
+pub const NO_EFFECT: &str = "skiff does not implement this Kubernetes field yet; it has no effect";
+
 impl Problems {
+    /// A field that is kept but has no effect in skiff (a warning, not an error).
+    pub fn no_effect(&mut self, path: &str, what: &str) {
+        self.warns.push(FieldError {
+            path: path.to_string(),
+            message: if what.is_empty() {
+                NO_EFFECT.to_string()
+            } else {
+                format!("{NO_EFFECT} ({what})")
+            },
+        });
+    }
     /// A problem at `path`.
     pub fn push(&mut self, path: &str, message: String) {
         self.errs.push(FieldError {
@@ -228,10 +245,16 @@ fn q(s: &str) -> String {
 
 /// Validates an object as Kubernetes would on create or update.
 pub fn validate(obj: &Object) -> Vec<FieldError> {
+    validate_with_warnings(obj).0
+}
+
+/// Validates an object, and names the fields it sets that skiff keeps but does not act
+/// on (warnings).
+pub fn validate_with_warnings(obj: &Object) -> (Vec<FieldError>, Vec<FieldError>) {
     let mut v = Problems::default();
     validate_meta(&mut v, obj);
     obj.validate_fields(&mut v);
-    v.errs
+    (v.errs, v.warns)
 }
 
 /// Checks what may not change between an object and its update.

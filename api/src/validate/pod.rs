@@ -35,6 +35,24 @@ pub(super) fn validate_pod_spec(
         &format!("{base}.terminationGracePeriodSeconds"),
         spec.termination_grace_period_seconds,
     );
+    if spec.active_deadline_seconds.is_some() {
+        v.no_effect(
+            &format!("{base}.activeDeadlineSeconds"),
+            "a pod is not stopped at its deadline (a Job's own activeDeadlineSeconds works)",
+        );
+    }
+    if !spec.image_pull_secrets.is_empty() {
+        v.no_effect(
+            &format!("{base}.imagePullSecrets"),
+            "registry credentials come from the node's configuration",
+        );
+    }
+    if spec.priority_class_name.is_some() {
+        v.no_effect(
+            &format!("{base}.priorityClassName"),
+            "no PriorityClass is resolved; spec.priority orders the scheduling queue, nothing is preempted",
+        );
+    }
     v.positive(
         &format!("{base}.activeDeadlineSeconds"),
         spec.active_deadline_seconds,
@@ -342,6 +360,10 @@ pub(super) fn validate_container(
         if let Some(h) = port.host_port {
             if h != 0 {
                 validate_port(v, &format!("{pp}.hostPort"), Some(h), false);
+                v.no_effect(
+                    &format!("{pp}.hostPort"),
+                    "no port on the node is forwarded and the scheduler does not check conflicts; use a NodePort Service",
+                );
             }
         }
         v.one_of(
@@ -506,6 +528,12 @@ fn validate_resources(v: &mut Problems, p: &str, r: &ResourceRequirements) {
     for (what, map) in [("limits", &r.limits), ("requests", &r.requests)] {
         for (k, qty) in map {
             let rp = format!("{p}.resources.{what}[{k}]");
+            if !matches!(k.as_str(), "cpu" | "memory") {
+                v.no_effect(
+                    &rp,
+                    "the scheduler counts cpu and memory only, and nothing limits it",
+                );
+            }
             if !RES.contains(&k.as_str()) && !k.starts_with("hugepages-") && !k.contains('/') {
                 v.unsupported(&rp, k, RES);
             }
