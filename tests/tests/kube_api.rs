@@ -1028,6 +1028,21 @@ fn drain(cl: &Cluster) {
         err(&o)
     );
     ok(cl.kubectl(&["delete", "pdb", "web"]));
+    // The drain that gave up left the node cordoned, as kubectl's does.
+    ok(cl.kubectl(&["uncordon", &node]));
+    // A server-side dry run: every eviction checked, nothing cordoned or evicted.
+    let dry = ok(cl.kubectl(&[
+        "drain",
+        &node,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--dry-run=server",
+    ]));
+    assert!(dry.contains("(server dry run)") && dry.contains("evicting pod"), "{dry}");
+    let running = cl.pods("app=web");
+    assert_eq!(running.len(), 2, "a dry run evicts nothing: {running:?}");
+    let shown = ok(cl.kubectl(&["get", "node", &node, "--no-headers"]));
+    assert!(!shown.contains("SchedulingDisabled"), "{shown}");
     let o = ok(cl.kubectl(&[
         "drain",
         &node,

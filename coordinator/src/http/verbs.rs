@@ -93,7 +93,7 @@ pub(crate) async fn object<S: Store>(
         (&Method::DELETE, true, None) => delete(api, id, &t, &q, req, &mut opts).await,
         (&Method::DELETE, false, None) => delete_collection(api, id, &t, &q, req).await,
         (&Method::POST, true, Some("eviction")) if t.kind == Kind::Pod => {
-            evict(api, id, &t, req).await
+            evict(api, id, &t, req, opts.dry_run).await
         }
         (&Method::GET, true, Some("scale")) if scale::scalable(t.kind) => current(api, id, &t)
             .await
@@ -149,10 +149,11 @@ fn options(q: &[(String, String)], method: &Method, t: &Target) -> Result<Option
         (&Method::POST, false, None)
             | (&Method::PUT | &Method::PATCH, true, None | Some("status"))
             | (&Method::DELETE, true, None)
+            | (&Method::POST, true, Some("eviction"))
     );
     if dry_run && !dry_ok {
         return Err(bad(
-            "dryRun is supported for create, update, patch and delete; nothing was done",
+            "dryRun is supported for create, update, patch, delete and eviction; nothing was done",
         ));
     }
     Ok(Options {
@@ -474,6 +475,7 @@ async fn evict<S: Store>(
     id: &Identity,
     t: &Target,
     req: Request<Incoming>,
+    dry_query: bool,
 ) -> Result<Response<Body>, ApiError> {
     let ct = content_type(&req);
     let bytes = body(req, 64 << 10).await?;
@@ -493,12 +495,12 @@ async fn evict<S: Store>(
         )));
     }
     let opts = e.get("deleteOptions").cloned().unwrap_or(Value::Null);
-    if opts.get("dryRun").is_some() {
-        return Err(bad(
-            "dryRun is supported for create, update, patch and delete; nothing was evicted",
-        ));
-    }
-    let DeleteOpts { grace, uid, .. } = delete_options(&[], opts.to_string().as_bytes())?;
+    let DeleteOpts {
+        grace,
+        uid,
+        dry_run,
+        ..
+    } = delete_options(&[], opts.to_string().as_bytes())?;
     if let Some(uid) = uid {
         check_uid(api, id, t, &uid).await?;
     }
@@ -506,7 +508,12 @@ async fn evict<S: Store>(
         key: key(t),
         grace_period_seconds: grace,
     };
-    match api.handle(id, req).await {
+    // `kubectl drain --dry-run=server`: the budget is checked, nothing spent or deleted.
+    let mut o = Options {
+        dry_run: dry_run || dry_query,
+        ..Default::default()
+    };
+    match api.handle_with(id, req, &mut o).await {
         ApiResponse::Object { .. } => {
             let s = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
                 "status": "Success", "code": 201});

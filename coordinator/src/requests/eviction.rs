@@ -4,7 +4,7 @@
 //! no disruption the answer is `TooManyRequests` naming the budget, and the caller (drain)
 //! retries; if it does, the grant is written into the budget's `disruptedPods` with the
 //! budget's revision as precondition (two evictions cannot spend one disruption), then
-//! the pod is deleted as a delete would.
+//! the pod is deleted as a delete would. A dry run checks the same and changes nothing.
 
 use super::delete::DeleteOptions;
 use super::*;
@@ -22,11 +22,13 @@ fn objects<T: skiff_api::Typed + Clone>(items: &[Stored]) -> Vec<T> {
 }
 
 impl<S: Store> Api<S> {
-    /// A `Request::Evict`.
+    /// A `Request::Evict`; `dry`: the budget is checked as for the real eviction, nothing
+    /// is spent or deleted, and the pod is answered as it is.
     pub(super) async fn evict_request(
         &self,
         id: &Identity,
         req: Request,
+        dry: bool,
     ) -> Result<Response, ApiError> {
         let Request::Evict {
             key,
@@ -44,11 +46,16 @@ impl<S: Store> Api<S> {
             let Ok(Object::Pod(pod)) = Object::from_json(Kind::Pod, &cur.json) else {
                 return Err(err(ErrorCode::Internal, "a stored pod does not parse"));
             };
-            if let Some(refusal) = self.spend_budget(&pod).await? {
+            if let Some(refusal) = self.spend_budget(&pod, dry).await? {
                 let Some(message) = refusal else {
                     continue; // the budget changed under us: read again
                 };
                 return Err(err(ErrorCode::TooManyRequests, message));
+            }
+            if dry {
+                return Ok(Response::Object {
+                    object: self.delete_dry(&key, None)?.json.to_string(),
+                });
             }
             let opts = DeleteOptions {
                 uid: pod.metadata.uid.as_deref(),
@@ -70,7 +77,7 @@ impl<S: Store> Api<S> {
     /// Checks and spends the pod's budget: `None` when the eviction may go ahead (the
     /// grant written, or no budget covers the pod), `Some(Some(why))` when the budget
     /// refuses, `Some(None)` when the budget was written by someone else meanwhile.
-    async fn spend_budget(&self, pod: &Pod) -> Result<Option<Option<String>>, ApiError> {
+    async fn spend_budget(&self, pod: &Pod, dry: bool) -> Result<Option<Option<String>>, ApiError> {
         // A pod already finished or being deleted disrupts nothing.
         let finished = matches!(skiff_api::conditions::phase(pod), "Succeeded" | "Failed");
         if finished || pod.metadata.deletion_timestamp.is_some() {
@@ -116,6 +123,9 @@ impl<S: Store> Api<S> {
         let st = disruption::status(&pdb, &covered, &scales, now);
         if let Some(why) = disruption::eviction_refusal(&pdb, &st, pod) {
             return Ok(Some(Some(why)));
+        }
+        if dry {
+            return Ok(None);
         }
         let mut granted = disruption::grant(&pdb, st, pod.metadata.name(), now);
         granted.metadata.resource_version = Some(revision.to_string());

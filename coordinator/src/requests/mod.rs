@@ -240,12 +240,15 @@ impl<S: Store> Api<S> {
         if opts.dry_run
             && !matches!(
                 req,
-                Request::Create { .. } | Request::Update { .. } | Request::Delete { .. }
+                Request::Create { .. }
+                    | Request::Update { .. }
+                    | Request::Delete { .. }
+                    | Request::Evict { .. }
             )
         {
             return Err(err(
                 ErrorCode::BadRequest,
-                "dryRun is supported for create, update, patch and delete; nothing was done",
+                "dryRun is supported for create, update, patch, delete and eviction; nothing was done",
             ));
         }
         match req {
@@ -307,7 +310,7 @@ impl<S: Store> Api<S> {
                 .await
             }
             Request::Delete { .. } => self.delete_request(id, req, opts.dry_run).await,
-            Request::Evict { .. } => Box::pin(self.evict_request(id, req)).await,
+            Request::Evict { .. } => Box::pin(self.evict_request(id, req, opts.dry_run)).await,
             Request::Heartbeat | Request::ReportUsage { .. } | Request::Top => {
                 self.node_reports(id, req)
             }
