@@ -138,6 +138,14 @@ impl Nodes {
     }
 }
 
+/// Is a usage report recent enough to use (the metrics API, autoscalers)? Within three of
+/// the node's report intervals, at least a minute: a node that stopped reporting has no
+/// current figures.
+pub fn fresh(r: &NodeUsageReport, now_secs: u64) -> bool {
+    let limit = (3 * r.window_ms / 1000).max(60);
+    now_secs.saturating_sub(r.at) <= limit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

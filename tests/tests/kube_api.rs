@@ -1038,7 +1038,10 @@ fn drain(cl: &Cluster) {
         "--delete-emptydir-data",
         "--dry-run=server",
     ]));
-    assert!(dry.contains("(server dry run)") && dry.contains("evicting pod"), "{dry}");
+    assert!(
+        dry.contains("(server dry run)") && dry.contains("evicting pod"),
+        "{dry}"
+    );
     let running = cl.pods("app=web");
     assert_eq!(running.len(), 2, "a dry run evicts nothing: {running:?}");
     let shown = ok(cl.kubectl(&["get", "node", &node, "--no-headers"]));

@@ -461,8 +461,7 @@ pub fn pass(
                 .pods
                 .iter()
                 .find(|u| u.namespace == p.metadata.namespace() && u.name == p.metadata.name())?;
-            let fresh = now.saturating_sub(r.at) <= (3 * r.window_ms / 1000).max(60);
-            fresh.then_some((u, r.at, (r.window_ms / 1000).max(1)))
+            crate::nodes::fresh(r, now).then_some((u, r.at, (r.window_ms / 1000).max(1)))
         })
     };
     for h in cache.typed::<HorizontalPodAutoscaler>() {

@@ -9,6 +9,7 @@
 use super::listing;
 use super::route::{query, Metrics, Target, METRICS_GROUP as GROUP, METRICS_VERSION as VERSION};
 use super::{failure, json, Body};
+use crate::nodes::fresh;
 use crate::pki::Identity;
 use crate::requests::Api;
 use crate::store::Store;
@@ -63,13 +64,6 @@ pub fn aggregated_item() -> Value {
         .collect();
     json!({"metadata": {"name": GROUP},
         "versions": [{"version": VERSION, "resources": resources, "freshness": "Current"}]})
-}
-
-/// Is a report recent enough to serve? Within three of the node's report intervals
-/// (at least a minute): a node that stopped reporting has no current figures.
-pub fn fresh(r: &NodeUsageReport, now_secs: u64) -> bool {
-    let limit = (3 * r.window_ms / 1000).max(60);
-    now_secs.saturating_sub(r.at) <= limit
 }
 
 /// A Kubernetes duration as Go prints it (`10.5s`).
