@@ -4,7 +4,7 @@ use crate::core::{Endpoints, Namespace, Secret, Service};
 use crate::object::Object;
 use crate::pod::{Pod, PodSpec, Probe};
 use crate::workloads::{
-    DaemonSet, Deployment, DeploymentStrategy, Job, ReplicaSet, RollingUpdate, StatefulSet,
+    CronJob, DaemonSet, Deployment, DeploymentStrategy, Job, ReplicaSet, RollingUpdate, StatefulSet,
 };
 use crate::IntOrString;
 use base64::Engine;
@@ -98,6 +98,18 @@ pub(crate) fn job(j: &mut Job) {
         .clone()
         .unwrap_or_else(|| "Never".into());
     pod_spec(&mut s.template.spec, &rp);
+}
+
+/// Defaults of a CronJob (its Jobs get a Job's defaults when created).
+pub(crate) fn cron_job(c: &mut CronJob) {
+    let s = &mut c.spec;
+    s.concurrency_policy.get_or_insert_with(|| "Allow".into());
+    s.suspend.get_or_insert(false);
+    s.successful_jobs_history_limit.get_or_insert(3);
+    s.failed_jobs_history_limit.get_or_insert(1);
+    let t = &mut s.job_template.spec.template.spec;
+    let rp = t.restart_policy.clone().unwrap_or_else(|| "Never".into());
+    pod_spec(t, &rp);
 }
 
 /// Defaults of a Service.

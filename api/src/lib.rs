@@ -7,6 +7,7 @@
 pub mod autoscaling;
 pub mod conditions;
 pub mod core;
+pub mod cron;
 pub mod defaults;
 pub mod intstr;
 pub mod manifest;

@@ -577,6 +577,53 @@ spec:
         assert!(m[0].warnings.is_empty());
     }
 
+    /// The Kubernetes docs' CronJob (`application/job/cronjob.yaml`).
+    const CRONJOB: &str = "apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: hello
+spec:
+  schedule: \"* * * * *\"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers:
+          - name: hello
+            image: busybox:1.28
+            imagePullPolicy: IfNotPresent
+            command:
+            - /bin/sh
+            - -c
+            - date; echo Hello from the Kubernetes cluster
+          restartPolicy: OnFailure
+";
+
+    #[test]
+    fn kubernetes_docs_cronjob_applies_and_bad_ones_name_the_field() {
+        let m = parse_manifests(CRONJOB).unwrap();
+        let Object::CronJob(c) = &m[0].object else {
+            panic!()
+        };
+        assert_eq!(c.spec.schedule, "* * * * *");
+        assert!(m[0].warnings.is_empty(), "{:?}", m[0].warnings);
+        let bad = CRONJOB
+            .replace(
+                "\"* * * * *\"",
+                "\"*/5 * * * * *\"\n  concurrencyPolicy: Sometimes",
+            )
+            .replace("restartPolicy: OnFailure", "restartPolicy: Always");
+        let e = parse_manifests(&bad).unwrap_err();
+        let text = e.errors.join("\n");
+        for want in [
+            "spec.schedule: Invalid value: \"*/5 * * * * *\": expected exactly 5 fields, found 6: */5 * * * * *",
+            "spec.concurrencyPolicy: Unsupported value: \"Sometimes\"",
+            "spec.jobTemplate.spec.template.spec.restartPolicy: Unsupported value: \"Always\"",
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
+    }
+
     #[test]
     fn typo_is_an_error_with_path_and_line() {
         let bad = DEPLOYMENT.replace(

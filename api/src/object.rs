@@ -9,7 +9,7 @@ use crate::policy::PodDisruptionBudget;
 use crate::print::{Page, Print};
 use crate::resource::{NameRule, Resource};
 use crate::validate::Problems;
-use crate::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
+use crate::workloads::{CronJob, DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -293,6 +293,7 @@ kinds! {
     Ingress: Ingress = ("networking.k8s.io/v1", "ingresses", ["ing"], true, spec, status, All),
     PodDisruptionBudget: PodDisruptionBudget = ("policy/v1", "poddisruptionbudgets", ["pdb"], true, spec, status, Nothing),
     HorizontalPodAutoscaler: HorizontalPodAutoscaler = ("autoscaling/v2", "horizontalpodautoscalers", ["hpa"], true, spec, status, Nothing),
+    CronJob: CronJob = ("batch/v1", "cronjobs", ["cj"], true, spec, status, Nothing),
 }
 
 /// A Rust type that is one kind's object.

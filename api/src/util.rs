@@ -13,6 +13,12 @@ impl<T> IsEmpty for Option<T> {
         self.is_none()
     }
 }
+impl<T: IsEmpty> IsEmpty for Box<T> {
+    fn is_empty_value(&self) -> bool {
+        (**self).is_empty_value()
+    }
+}
+
 impl<T> IsEmpty for Vec<T> {
     fn is_empty_value(&self) -> bool {
         self.is_empty()

@@ -1,7 +1,7 @@
-//! Workload kinds: ReplicaSet, Deployment, DaemonSet, StatefulSet, Job.
+//! Workload kinds: ReplicaSet, Deployment, DaemonSet, StatefulSet, Job, CronJob.
 
 use crate::k8s_struct;
-use crate::meta::{Condition, ObjectMeta};
+use crate::meta::{Condition, ObjectMeta, ObjectReference};
 use crate::pod::PodSpec;
 use crate::selector::LabelSelector;
 use crate::IntOrString;
@@ -237,6 +237,70 @@ k8s_struct! {
         pub start_time: Option<String>,
         pub completion_time: Option<String>,
         pub conditions: Vec<Condition>,
+    }
+}
+
+k8s_struct! {
+    /// A CronJob (`batch/v1`): Jobs created on a schedule.
+    pub struct CronJob {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: ObjectMeta,
+        pub spec: CronJobSpec,
+        pub status: Option<CronJobStatus>,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.CronJobSpec`.
+    pub struct CronJobSpec {
+        /// Five cron fields or a macro (`@hourly`).
+        pub schedule: String,
+        /// The IANA zone the schedule is read in (default: the coordinator's).
+        pub time_zone: Option<String>,
+        /// A run later than this after its time is skipped.
+        pub starting_deadline_seconds: Option<i64>,
+        /// `Allow`, `Forbid` or `Replace`.
+        pub concurrency_policy: Option<String>,
+        /// No new runs while true.
+        pub suspend: Option<bool>,
+        /// The Job each run creates (boxed: it is most of the object's size).
+        pub job_template: Box<JobTemplateSpec>,
+        /// Finished Jobs kept (default 3 succeeded, 1 failed).
+        pub successful_jobs_history_limit: Option<i32>,
+        pub failed_jobs_history_limit: Option<i32>,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.JobTemplateSpec`.
+    pub struct JobTemplateSpec {
+        pub metadata: ObjectMeta,
+        pub spec: JobSpec,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.CronJobStatus`.
+    pub struct CronJobStatus {
+        /// The Jobs running.
+        pub active: Vec<ObjectReference>,
+        pub last_schedule_time: Option<String>,
+        pub last_successful_time: Option<String>,
+    }
+}
+
+/// The annotation a CronJob's Job carries: the time it was scheduled for (RFC 3339 in
+/// the CronJob's zone).
+pub const CRONJOB_SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+
+/// The longest CronJob name: its Jobs add `-` and the scheduled minute (11 characters).
+pub const CRONJOB_NAME_MAX: usize = 52;
+
+impl CronJob {
+    /// The name of the Job for a scheduled time (seconds): Kubernetes' (the minute).
+    pub fn job_name(&self, scheduled: i64) -> String {
+        format!("{}-{}", self.metadata.name(), scheduled.div_euclid(60))
     }
 }
 

@@ -1,10 +1,12 @@
-//! ReplicaSets, Deployments, DaemonSets, StatefulSets and Jobs.
+//! ReplicaSets, Deployments, DaemonSets, StatefulSets, Jobs and CronJobs.
 
 use super::pod::containers;
 use super::{age, human_duration, map_str, n, selector_str, Page, Print};
 use crate::selector::LabelSelector;
 use crate::util::parse_rfc3339;
-use crate::workloads::{DaemonSet, Deployment, Job, PodTemplateSpec, ReplicaSet, StatefulSet};
+use crate::workloads::{
+    CronJob, DaemonSet, Deployment, Job, PodTemplateSpec, ReplicaSet, StatefulSet,
+};
 
 /// `-o wide`'s columns for every workload.
 const WIDE: [&str; 3] = ["CONTAINERS", "IMAGES", "SELECTOR"];
@@ -306,5 +308,111 @@ impl Print for Job {
                 );
             },
         );
+    }
+}
+
+impl Print for CronJob {
+    fn columns(wide: bool) -> Vec<&'static str> {
+        columns(
+            &[
+                "NAME",
+                "SCHEDULE",
+                "TIMEZONE",
+                "SUSPEND",
+                "ACTIVE",
+                "LAST SCHEDULE",
+                "AGE",
+            ],
+            wide,
+        )
+    }
+
+    fn row(&self, wide: bool, now: u64) -> Vec<String> {
+        let st = self.status.clone().unwrap_or_default();
+        let s = &self.spec;
+        let r = vec![
+            self.metadata.name().to_string(),
+            s.schedule.clone(),
+            s.time_zone.clone().unwrap_or_else(|| "<none>".into()),
+            pascal_bool(s.suspend.unwrap_or(false)).into(),
+            st.active.len().to_string(),
+            st.last_schedule_time
+                .as_deref()
+                .map_or_else(|| "<none>".into(), |t| age(Some(t), now)),
+            age(self.metadata.creation_timestamp.as_deref(), now),
+        ];
+        finish(
+            r,
+            wide,
+            &s.job_template.spec.template,
+            s.job_template.spec.selector.as_ref(),
+        )
+    }
+
+    fn describe(&self, page: &mut Page) {
+        let s = &self.spec;
+        let st = self.status.clone().unwrap_or_default();
+        let unset = |x: Option<String>| x.unwrap_or_else(|| "<unset>".into());
+        page.field(0, "Schedule", &s.schedule);
+        page.field(0, "Time Zone", &unset(s.time_zone.clone()));
+        page.field(
+            0,
+            "Concurrency Policy",
+            s.concurrency_policy.as_deref().unwrap_or("Allow"),
+        );
+        page.field(0, "Suspend", pascal_bool(s.suspend.unwrap_or(false)));
+        page.field(
+            0,
+            "Successful Job History Limit",
+            &n(s.successful_jobs_history_limit),
+        );
+        page.field(
+            0,
+            "Failed Job History Limit",
+            &n(s.failed_jobs_history_limit),
+        );
+        page.field(
+            0,
+            "Starting Deadline Seconds",
+            &unset(s.starting_deadline_seconds.map(|d| format!("{d}s"))),
+        );
+        let j = &s.job_template.spec;
+        describe_workload(page, j.selector.as_ref(), &j.template, |page| {
+            page.field(
+                0,
+                "Parallelism",
+                &unset(j.parallelism.map(|x| x.to_string())),
+            );
+            page.field(
+                0,
+                "Completions",
+                &unset(j.completions.map(|x| x.to_string())),
+            );
+        });
+        page.field(
+            0,
+            "Last Schedule Time",
+            st.last_schedule_time.as_deref().unwrap_or("<unset>"),
+        );
+        let active: Vec<&str> = st.active.iter().filter_map(|r| r.name.as_deref()).collect();
+        page.field(
+            0,
+            "Active Jobs",
+            if active.is_empty() {
+                "<none>".to_string()
+            } else {
+                active.join(", ")
+            }
+            .as_str(),
+        );
+    }
+}
+
+/// `True` / `False`, as kubectl prints booleans.
+fn pascal_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
     }
 }

@@ -54,6 +54,18 @@ impl Problems {
             },
         });
     }
+    /// Takes in another object's problems, their paths' `from` prefix replaced by `to`
+    /// (a template validated as the object it becomes).
+    pub fn nest(&mut self, inner: Problems, from: &str, to: &str) {
+        let re = |mut e: FieldError| {
+            if let Some(rest) = e.path.strip_prefix(from) {
+                e.path = format!("{to}{rest}");
+            }
+            e
+        };
+        self.errs.extend(inner.errs.into_iter().map(re));
+        self.warns.extend(inner.warns.into_iter().map(re));
+    }
     /// A problem at `path`.
     pub fn push(&mut self, path: &str, message: String) {
         self.errs.push(FieldError {

@@ -4,7 +4,9 @@ use super::pod::validate_pod_spec;
 use super::*;
 use crate::defaults;
 use crate::resource::Resource;
-use crate::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
+use crate::workloads::{
+    CronJob, DaemonSet, Deployment, Job, JobSpec, ReplicaSet, StatefulSet, CRONJOB_NAME_MAX,
+};
 
 pub(super) fn validate_template(v: &mut Problems, t: &PodTemplateSpec, restart: &[&str]) {
     validate_labels(v, "spec.template.metadata.labels", &t.metadata.labels);
@@ -149,6 +151,70 @@ pub(super) fn validate_job(v: &mut Problems, j: &Job) {
         &s.template.spec,
         Some(&["OnFailure", "Never"]),
     );
+}
+
+pub(super) fn validate_cron_job(v: &mut Problems, c: &CronJob) {
+    let name = c.metadata.name();
+    if name.len() > CRONJOB_NAME_MAX {
+        v.invalid(
+            "metadata.name",
+            q(name),
+            &format!("must be no more than {CRONJOB_NAME_MAX} characters"),
+        );
+    }
+    let s = &c.spec;
+    if s.schedule.trim().is_empty() {
+        v.required("spec.schedule");
+    } else if let Err(e) = crate::cron::Schedule::parse(&s.schedule) {
+        v.invalid("spec.schedule", q(&s.schedule), &e.0);
+    }
+    if let Some(tz) = &s.time_zone {
+        if let Err(e) = crate::cron::check_time_zone(tz) {
+            v.invalid("spec.timeZone", q(tz), &e);
+        }
+    }
+    v.non_negative("spec.startingDeadlineSeconds", s.starting_deadline_seconds);
+    v.one_of(
+        "spec.concurrencyPolicy",
+        &s.concurrency_policy,
+        &["Allow", "Forbid", "Replace"],
+    );
+    v.non_negative(
+        "spec.successfulJobsHistoryLimit",
+        s.successful_jobs_history_limit,
+    );
+    v.non_negative("spec.failedJobsHistoryLimit", s.failed_jobs_history_limit);
+    let t = &s.job_template;
+    if t.spec.manual_selector == Some(true) {
+        v.unsupported(
+            "spec.jobTemplate.spec.manualSelector",
+            "true",
+            &["nil", "false"],
+        );
+    }
+    validate_labels(v, "spec.jobTemplate.metadata.labels", &t.metadata.labels);
+    // The template is a Job's spec: validated as one, its paths under the template.
+    let job = Job {
+        spec: JobSpec {
+            manual_selector: None,
+            ..t.spec.clone()
+        },
+        ..Default::default()
+    };
+    let mut inner = Problems::default();
+    validate_job(&mut inner, &job);
+    v.nest(inner, "spec.", "spec.jobTemplate.spec.");
+}
+
+impl Resource for CronJob {
+    const NAME: NameRule = NameRule::Subdomain;
+    fn default_fields(&mut self) {
+        defaults::cron_job(self)
+    }
+    fn validate(&self, v: &mut Problems) {
+        validate_cron_job(v, self)
+    }
+    fn validate_update(&self, _old: &Self, _v: &mut Problems) {}
 }
 
 impl Resource for ReplicaSet {
