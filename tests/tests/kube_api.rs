@@ -187,6 +187,8 @@ fn kubectl_and_the_python_client_drive_skiff() {
     require_root();
     let cl = Cluster::start();
     discovery(&cl);
+    // Created first, checked later: its first run comes at the next minute.
+    cronjob_create(&cl);
     let pod = deployment(&cl);
     logs_and_exec(&cl, &pod);
     top(&cl, &pod);
@@ -195,6 +197,7 @@ fn kubectl_and_the_python_client_drive_skiff() {
     more_verbs(&cl);
     config_objects(&cl);
     server_side_apply(&cl);
+    cronjob_runs(&cl);
     drain(&cl);
     python_client(&cl);
     ok(cl.kubectl(&["delete", "deployment", "web", "--wait=true"]));
@@ -814,6 +817,8 @@ fn more_verbs(cl: &Cluster) {
     let on_node = ok(cl.kubectl(&[
         "get",
         "pods",
+        "-l",
+        "app=web",
         "--field-selector",
         &format!("spec.nodeName={node}"),
         "-o",
@@ -1004,6 +1009,102 @@ fn server_side_apply(cl: &Cluster) {
         "kubectl hides them: {cm}"
     );
     ok(cl.kubectl(&["delete", "configmap", "ssa"]));
+}
+
+/// `kubectl create cronjob` (sent as protobuf) every minute; bad schedules and zones are
+/// refused naming the field.
+fn cronjob_create(cl: &Cluster) {
+    let made = ok(cl.kubectl(&[
+        "create",
+        "cronjob",
+        "tick",
+        &format!("--image={IMAGE}"),
+        "--schedule=* * * * *",
+        "--",
+        "sh",
+        "-c",
+        "echo tick at $(date +%s)",
+    ]));
+    assert_eq!(made.trim(), "cronjob.batch/tick created");
+    let bad = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: bad}\nspec:\n  schedule: '61 * * * *'\n  timeZone: Mars/Olympus\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: IMAGE}]\n";
+    let e = fails(cl.kubectl(&["apply", "-f", &cl.file("bad-cron.yaml", bad)]));
+    assert!(
+        e.contains("spec.schedule: Invalid value: \"61 * * * *\": end of range (61) above maximum (59): 61")
+            && e.contains("spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus"),
+        "{e}"
+    );
+}
+
+/// The CronJob's first run: a real Job whose pod ran, the CronJob's columns, status and
+/// events; deleting it takes its Jobs along.
+fn cronjob_runs(cl: &Cluster) {
+    let job = eventually(90, "tick's first Job complete", || {
+        let jobs = cl.json(&["get", "jobs"]);
+        let done = jobs["items"].as_array().unwrap().iter().find(|j| {
+            j["metadata"]["ownerReferences"][0]["name"] == "tick" && j["status"]["succeeded"] == 1
+        });
+        match done {
+            Some(j) => Ok(j.clone()),
+            None => Err(jobs.to_string()),
+        }
+    });
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    let scheduled = job["metadata"]["annotations"]
+        ["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Named after its scheduled minute, which is a whole minute.
+    let minute: i64 = name.strip_prefix("tick-").unwrap().parse().unwrap();
+    assert_eq!(scheduled.get(16..19), Some(":00"), "{scheduled}");
+    let log = ok(cl.kubectl(&["logs", &format!("job/{name}")]));
+    assert!(log.starts_with("tick at "), "{log}");
+    let ran: i64 = log.trim().trim_start_matches("tick at ").parse().unwrap();
+    assert!(
+        ran >= minute * 60,
+        "ran at {ran}, scheduled for minute {minute}"
+    );
+    let row = ok(cl.kubectl(&["get", "cronjob", "tick"]));
+    let mut lines = row.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"],
+        "{row}"
+    );
+    let cells: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    // NAME, five schedule fields, TIMEZONE, SUSPEND, ACTIVE, LAST SCHEDULE, AGE.
+    assert_eq!(
+        &cells[..8],
+        ["tick", "*", "*", "*", "*", "*", "<none>", "False"],
+        "{row}"
+    );
+    // The next minute's run may have started meanwhile.
+    assert!(["0", "1"].contains(&cells[8]), "{row}");
+    assert_ne!(cells[9], "<none>", "{row}");
+    eventually(30, "lastScheduleTime and lastSuccessfulTime", || {
+        let cj = cl.json(&["get", "cj", "tick"]);
+        let st = &cj["status"];
+        if st["lastScheduleTime"].is_string() && st["lastSuccessfulTime"].is_string() {
+            Ok(())
+        } else {
+            Err(cj.to_string())
+        }
+    });
+    let d = ok(cl.kubectl(&["describe", "cronjob", "tick"]));
+    assert!(
+        d.contains("Concurrency Policy:") && d.contains(&format!("Created job {name}")),
+        "{d}"
+    );
+    ok(cl.kubectl(&["delete", "cronjob", "tick"]));
+    eventually(60, "tick's Jobs collected", || {
+        let left = ok(cl.kubectl(&["get", "jobs", "-o", "name"]));
+        if left.contains("tick-") {
+            Err(left)
+        } else {
+            Ok(())
+        }
+    });
 }
 
 fn drain(cl: &Cluster) {

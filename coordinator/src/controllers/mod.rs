@@ -6,6 +6,7 @@
 //! the change that woke it, so a missed or repeated wake-up changes nothing.
 
 pub mod budget;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
@@ -39,7 +40,7 @@ pub use skiff_api::well_known::{
 };
 
 /// The kinds the controllers read.
-pub const WATCHED: [Kind; 12] = [
+pub const WATCHED: [Kind; 13] = [
     Kind::Node,
     Kind::Service,
     Kind::Endpoints,
@@ -52,6 +53,7 @@ pub const WATCHED: [Kind; 12] = [
     Kind::Job,
     Kind::HorizontalPodAutoscaler,
     Kind::PodDisruptionBudget,
+    Kind::CronJob,
 ];
 
 pub use skiff_api::wire::Propagation;

@@ -99,6 +99,10 @@ pub struct Manager<S: Store> {
     budget: CpuBudget,
     /// Each autoscaler's last sync and recommendations.
     autoscalers: super::hpa::Autoscalers,
+    /// The CronJob events already written.
+    cronjobs: super::cronjob::Recorded,
+    /// The zone of CronJobs that name none: the coordinator's (`TZ`, `/etc/localtime`).
+    local_tz: jiff::tz::TimeZone,
 }
 
 fn parse(s: &Stored) -> Option<Object> {
@@ -122,6 +126,8 @@ impl<S: Store> Manager<S> {
             changed_while_writing: false,
             budget: CpuBudget::new(cfg.cpu_budget),
             autoscalers: Default::default(),
+            cronjobs: Default::default(),
+            local_tz: jiff::tz::TimeZone::system(),
         }
     }
 
@@ -325,6 +331,13 @@ impl<S: Store> Manager<S> {
                 sync,
                 now,
             ));
+        }
+        if cache.count(Kind::CronJob) > 0 {
+            let zones = super::cronjob::Zones {
+                db: jiff::tz::db(),
+                local: &self.local_tz,
+            };
+            out.extend(super::cronjob::pass(cache, &mut self.cronjobs, &zones, now));
         }
         drop(pods);
         out.extend(self.schedule(node_infos, now));

@@ -403,6 +403,34 @@ mod workloads {
             (3, "status", T::Skip),
         ],
     };
+    static JOB_TEMPLATE: Message = Message {
+        name: "JobTemplateSpec",
+        fields: &[
+            (1, "metadata", T::Msg(&OBJECT_META)),
+            (2, "spec", T::Msg(&JOB_SPEC)),
+        ],
+    };
+    static CRON_JOB_SPEC: Message = Message {
+        name: "CronJobSpec",
+        fields: &[
+            (1, "schedule", T::Str),
+            (2, "startingDeadlineSeconds", T::Int),
+            (3, "concurrencyPolicy", T::Str),
+            (4, "suspend", T::Bool),
+            (5, "jobTemplate", T::Msg(&JOB_TEMPLATE)),
+            (6, "successfulJobsHistoryLimit", T::Int),
+            (7, "failedJobsHistoryLimit", T::Int),
+            (8, "timeZone", T::Str),
+        ],
+    };
+    pub(super) static CRON_JOB: Message = Message {
+        name: "CronJob",
+        fields: &[
+            (1, "metadata", T::Msg(&OBJECT_META)),
+            (2, "spec", T::Msg(&CRON_JOB_SPEC)),
+            (3, "status", T::Skip),
+        ],
+    };
     static SERVICE_PORT: Message = Message {
         name: "ServicePort",
         fields: &[
@@ -590,10 +618,11 @@ pub fn object(body: &[u8]) -> Result<Value, String> {
         ("v1", "Service") => &workloads::SERVICE,
         ("apps/v1", "Deployment") => &workloads::DEPLOYMENT,
         ("batch/v1", "Job") => &workloads::JOB,
+        ("batch/v1", "CronJob") => &workloads::CRON_JOB,
         ("autoscaling/v2", "HorizontalPodAutoscaler") => &autoscaling::HPA,
         _ => {
             return Err(format!(
-                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job, autoscaling/v2 HorizontalPodAutoscaler and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
+                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
             ))
         }
     };
