@@ -1096,6 +1096,22 @@ fn cronjob_runs(cl: &Cluster) {
         d.contains("Concurrency Policy:") && d.contains(&format!("Created job {name}")),
         "{d}"
     );
+    // A run by hand, as the Kubernetes docs test a CronJob: owned by it, run at once.
+    let manual = ok(cl.kubectl(&["create", "job", "tick-by-hand", "--from=cronjob/tick"]));
+    assert_eq!(manual.trim(), "job.batch/tick-by-hand created");
+    let by_hand = cl.json(&["get", "job", "tick-by-hand"]);
+    assert_eq!(by_hand["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    assert_eq!(
+        by_hand["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"],
+        "manual"
+    );
+    let waited = ok(cl.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        "job/tick-by-hand",
+        "--timeout=60s",
+    ]));
+    assert!(waited.contains("condition met"), "{waited}");
     ok(cl.kubectl(&["delete", "cronjob", "tick"]));
     eventually(60, "tick's Jobs collected", || {
         let left = ok(cl.kubectl(&["get", "jobs", "-o", "name"]));

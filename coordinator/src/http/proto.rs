@@ -222,7 +222,20 @@ static OBJECT_META: Message = Message {
         (8, "creationTimestamp", T::Time),
         (11, "labels", T::MapStr),
         (12, "annotations", T::MapStr),
+        (13, "ownerReferences", T::RepMsg(&OWNER_REFERENCE)),
         (14, "finalizers", T::RepStr),
+    ],
+};
+/// What `kubectl create job --from=cronjob/...` sets on its Job.
+static OWNER_REFERENCE: Message = Message {
+    name: "OwnerReference",
+    fields: &[
+        (1, "kind", T::Str),
+        (3, "name", T::Str),
+        (4, "uid", T::Str),
+        (5, "apiVersion", T::Str),
+        (6, "controller", T::Bool),
+        (7, "blockOwnerDeletion", T::Bool),
     ],
 };
 static CONFIG_MAP: Message = Message {
@@ -714,10 +727,26 @@ mod tests {
         let s = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &raw)].concat()).unwrap();
         assert_eq!(s["data"]["pw"], "c3dvcmQ=");
         assert_eq!(s["type"], "Opaque");
+        // An owner reference (kubectl create job --from=cronjob/...).
+        let owner = [
+            field(1, b"CronJob"),
+            field(3, b"tick"),
+            field(4, b"u-1"),
+            field(5, b"batch/v1"),
+            varint_field(6, 1),
+        ]
+        .concat();
+        let raw = [field(1, &[field(1, b"creds"), field(13, &owner)].concat())].concat();
+        let s = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &raw)].concat()).unwrap();
+        assert_eq!(
+            s["metadata"]["ownerReferences"],
+            json!([{"kind": "CronJob", "name": "tick", "uid": "u-1",
+                "apiVersion": "batch/v1", "controller": true}])
+        );
         // A field without a table is named, not dropped.
-        let raw = [field(1, &field(13, b"owner"))].concat();
+        let raw = [field(1, &field(17, b"managed"))].concat();
         let e = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &raw)].concat()).unwrap_err();
-        assert!(e.contains("ObjectMeta field 13 is not read"), "{e}");
+        assert!(e.contains("ObjectMeta field 17 is not read"), "{e}");
         let tm = [field(1, b"apps/v1"), field(2, b"StatefulSet")].concat();
         let e = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &[])].concat()).unwrap_err();
         assert!(e.contains("send JSON"), "{e}");
