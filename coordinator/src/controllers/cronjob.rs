@@ -166,17 +166,9 @@ pub fn reconcile(cj: &CronJob, jobs: &[&Job], zones: &Zones, now: u64) -> (Vec<A
         .chain(old.last_successful_time.as_deref().and_then(secs))
         .max();
 
-    // History: the oldest finished Jobs beyond each limit go.
-    for j in beyond_history(cj, jobs) {
-        out.push(delete_job(j));
-        let name = j.metadata.name().to_string();
-        note(
-            name.clone(),
-            false,
-            "SuccessfulDelete",
-            format!("Deleted job {name}"),
-        );
-    }
+    // History: the oldest finished Jobs beyond each limit go (and under Replace, the
+    // running ones before the new run).
+    let mut doomed = beyond_history(cj, jobs);
 
     // The run due now, if any.
     let mut create = None;
@@ -189,27 +181,30 @@ pub fn reconcile(cj: &CronJob, jobs: &[&Job], zones: &Zones, now: u64) -> (Vec<A
                     note(key, true, "TooManyMissedTimes", message);
                 }
                 if replace {
-                    for j in std::mem::take(&mut running) {
-                        out.push(delete_job(j));
-                        let name = j.metadata.name().to_string();
-                        note(
-                            name.clone(),
-                            false,
-                            "SuccessfulDelete",
-                            format!("Deleted job {name}"),
-                        );
-                    }
+                    doomed.append(&mut running);
                 }
-                let name = job.metadata.name().to_string();
-                note(
-                    name.clone(),
-                    false,
-                    "SuccessfulCreate",
-                    format!("Created job {name}"),
-                );
                 create = Some(job);
             }
         }
+    }
+    for j in doomed {
+        out.push(delete_job(j));
+        let name = j.metadata.name().to_string();
+        note(
+            name.clone(),
+            false,
+            "SuccessfulDelete",
+            format!("Deleted job {name}"),
+        );
+    }
+    if let Some(job) = &create {
+        let name = job.metadata.name().to_string();
+        note(
+            name.clone(),
+            false,
+            "SuccessfulCreate",
+            format!("Created job {name}"),
+        );
     }
 
     // The status, from the Jobs (the one created now joins at the next pass).
