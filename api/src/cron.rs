@@ -406,6 +406,15 @@ fn first_of_next_month(dt: DateTime) -> Option<DateTime> {
 /// Kubernetes refuses them; the name must be in the IANA database bundled with skiff
 /// (looked up without I/O). The coordinator resolves names with [`time_zone`].
 pub fn check_time_zone(name: &str) -> Result<(), String> {
+    name_problem(name)?;
+    bundled()
+        .get(name)
+        .map(drop)
+        .map_err(|_| format!("unknown time zone {name}"))
+}
+
+/// Names Kubernetes refuses whatever the database holds.
+fn name_problem(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("timeZone must be nil or non-empty string".into());
     }
@@ -415,10 +424,7 @@ pub fn check_time_zone(name: &str) -> Result<(), String> {
                 .into(),
         );
     }
-    bundled()
-        .get(name)
-        .map(drop)
-        .map_err(|_| format!("unknown time zone {name}"))
+    Ok(())
 }
 
 fn bundled() -> &'static jiff::tz::TimeZoneDatabase {
@@ -428,9 +434,10 @@ fn bundled() -> &'static jiff::tz::TimeZoneDatabase {
 
 /// A time zone by its IANA name (`Europe/Berlin`) from `db` (the system's database,
 /// `jiff::tz::db()`), else from the bundled one: a board without `/usr/share/zoneinfo`
-/// still runs zoned schedules, as kube-controller-manager embeds Go's database.
+/// still runs zoned schedules, as kube-controller-manager embeds Go's database. One
+/// lookup when the system has the zone (the controller asks at every pass).
 pub fn time_zone(db: &jiff::tz::TimeZoneDatabase, name: &str) -> Result<TimeZone, String> {
-    check_time_zone(name)?;
+    name_problem(name)?;
     db.get(name)
         .or_else(|_| bundled().get(name))
         .map_err(|_| format!("unknown time zone {name}"))
