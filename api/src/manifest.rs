@@ -646,7 +646,7 @@ spec:
             )
             .replace(
                 "        - containerPort: 80\n",
-                "        - containerPort: 80\n          hostPort: 8080\n        resources:\n          requests: {cpu: 100m, ephemeral-storage: 1Gi, example.com/gpu: 1}\n",
+                "        - containerPort: 80\n          hostPort: 8080\n        resources:\n          requests: {cpu: 100m, ephemeral-storage: 1Gi, example.com/gpu: 1}\n          limits: {ephemeral-storage: 2Gi, example.com/gpu: 1, hugepages-2Mi: 4Mi}\n",
             );
         let m = parse_manifests(&w).unwrap();
         let w = &m[0].warnings;
@@ -655,12 +655,19 @@ spec:
             "spec.template.spec.imagePullSecrets: skiff does not implement",
             "spec.template.spec.activeDeadlineSeconds: skiff does not implement",
             "spec.template.spec.containers[0].ports[0].hostPort: skiff does not implement",
-            "spec.template.spec.containers[0].resources.requests[ephemeral-storage]: skiff does not implement",
-            "spec.template.spec.containers[0].resources.requests[example.com/gpu]: skiff does not implement",
+            "spec.template.spec.containers[0].resources.limits[ephemeral-storage]: skiff does not implement",
+            "spec.template.spec.containers[0].resources.limits[hugepages-2Mi]: skiff does not implement",
         ] {
             assert!(w.iter().any(|x| x.contains(path)), "{path}: {w:?}");
         }
-        assert!(!w.iter().any(|x| x.contains("requests[cpu]")), "{w:?}");
+        // What the scheduler counts is not named.
+        for counted in [
+            "requests[cpu]",
+            "requests[ephemeral-storage]",
+            "example.com/gpu",
+        ] {
+            assert!(!w.iter().any(|x| x.contains(counted)), "{counted}: {w:?}");
+        }
         assert!(
             w.iter()
                 .any(|x| x.contains("hostPort") && x.ends_with("(line 25)")),
@@ -720,6 +727,46 @@ spec:
             "{e}"
         );
         assert!(e.errors[0].ends_with("(line 14)"), "{e}");
+    }
+
+    #[test]
+    fn extended_resources_are_whole_limited_and_requested_as_limited() {
+        let with = |res: &str| {
+            DEPLOYMENT.replace(
+                "        - containerPort: 80\n",
+                &format!("        - containerPort: 80\n        resources:\n{res}"),
+            )
+        };
+        let base = "spec.template.spec.containers[0].resources";
+        for (res, want) in [
+            (
+                "          requests: {example.com/gpu: 1}\n",
+                format!("{base}.limits[example.com/gpu]: Required value: Limit must be set for non overcommitable resources"),
+            ),
+            (
+                "          requests: {example.com/gpu: 1}\n          limits: {example.com/gpu: 2}\n",
+                format!("{base}.requests[example.com/gpu]: Invalid value: \"1\": must be equal to example.com/gpu limit of 2"),
+            ),
+            (
+                "          limits: {example.com/gpu: 500m}\n",
+                format!("{base}.limits[example.com/gpu]: Invalid value: \"500m\": must be an integer"),
+            ),
+            (
+                "          limits: {kubernetes.io/gpu: 1}\n",
+                format!("{base}.limits[kubernetes.io/gpu]: Unsupported value: \"kubernetes.io/gpu\""),
+            ),
+        ] {
+            let e = parse_manifests(&with(res)).unwrap_err();
+            assert!(e.errors.iter().any(|x| x.contains(&want)), "{res}: {e}");
+        }
+        // Limits alone, equal requests, and the memory-like overcommit stay valid.
+        for ok in [
+            "          limits: {example.com/gpu: 2}\n",
+            "          requests: {example.com/gpu: 2000m}\n          limits: {example.com/gpu: 2}\n",
+            "          requests: {ephemeral-storage: 1Gi}\n",
+        ] {
+            parse_manifests(&with(ok)).unwrap();
+        }
     }
 
     #[test]

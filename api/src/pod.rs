@@ -155,6 +155,23 @@ k8s_struct! {
     }
 }
 
+/// An extended resource: a qualified name with a domain outside `kubernetes.io`
+/// (`example.com/gpu`, `nvidia.com/gpu`), counted by the scheduler against what nodes
+/// advertise.
+pub fn is_extended_resource(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((domain, rest)) => {
+            !rest.is_empty()
+                && !rest.contains('/')
+                && domain != "kubernetes.io"
+                && !domain.ends_with(".kubernetes.io")
+                && !name.starts_with("requests.")
+                && crate::validate::qualified_name_problem(name).is_none()
+        }
+        None => false,
+    }
+}
+
 k8s_struct! {
     /// `corev1.VolumeMount`.
     pub struct VolumeMount {

@@ -82,6 +82,22 @@ fn random_node(r: &mut Rng, i: usize) -> Node {
         Quantity::from_value((256 + r.below(16) as i64 * 128) << 20),
     );
     alloc.insert("pods".into(), Quantity::from_value(1 + r.below(8) as i64));
+    if r.chance(90) {
+        alloc.insert(
+            "ephemeral-storage".into(),
+            Quantity::from_value((1 + r.below(8) as i64) << 30),
+        );
+    }
+    // Extended resources, advertised in allocatable or (until the agent copies them)
+    // in capacity only.
+    let mut capacity = BTreeMap::new();
+    if r.chance(40) {
+        let gpus = Quantity::from_value(r.below(4) as i64);
+        if r.chance(50) {
+            alloc.insert("example.com/gpu".into(), gpus.clone());
+        }
+        capacity.insert("example.com/gpu".into(), gpus);
+    }
     let ready = if r.chance(90) {
         "True"
     } else {
@@ -100,6 +116,7 @@ fn random_node(r: &mut Rng, i: usize) -> Node {
         },
         status: Some(NodeStatus {
             allocatable: alloc,
+            capacity,
             conditions: vec![Condition {
                 type_: "Ready".into(),
                 status: ready.into(),
@@ -136,6 +153,21 @@ fn random_pod(r: &mut Rng, i: usize) -> Pod {
             "memory".into(),
             Quantity::from_value((32 + r.below(12) as i64 * 64) << 20),
         );
+    }
+    if r.chance(30) {
+        requests.insert(
+            "ephemeral-storage".into(),
+            Quantity::from_value((1 + r.below(4) as i64) << 29),
+        );
+    }
+    // An extended resource: a limit, and a request only ever equal to it.
+    let mut limits = BTreeMap::new();
+    if r.chance(20) {
+        let gpus = Quantity::from_value(1 + r.below(2) as i64);
+        if r.chance(50) {
+            requests.insert("example.com/gpu".into(), gpus.clone());
+        }
+        limits.insert("example.com/gpu".into(), gpus);
     }
     let mut node_selector = BTreeMap::new();
     if r.chance(20) {
@@ -201,10 +233,7 @@ fn random_pod(r: &mut Rng, i: usize) -> Pod {
         spec: skiff_api::pod::PodSpec {
             containers: vec![Container {
                 name: "c".into(),
-                resources: Some(ResourceRequirements {
-                    requests,
-                    ..Default::default()
-                }),
+                resources: Some(ResourceRequirements { requests, limits }),
                 ..Default::default()
             }],
             node_selector,
@@ -223,7 +252,7 @@ fn reference_reasons(
     pod: &PodInfo,
     node: &NodeInfo,
     placed: &[(PodInfo, NodeInfo)],
-    used: Resources,
+    used: &Resources,
 ) -> Vec<Reason> {
     let cordon = Taint {
         key: "node.kubernetes.io/unschedulable".into(),
@@ -251,6 +280,19 @@ fn reference_reasons(
     }
     if pod.requests.memory > 0 && used.memory + pod.requests.memory > node.allocatable.memory {
         fit.push(Reason::InsufficientMemory);
+    }
+    let want = &pod.requests;
+    if want.ephemeral_storage > 0
+        && used.ephemeral_storage + want.ephemeral_storage > node.allocatable.ephemeral_storage
+    {
+        fit.push(Reason::InsufficientEphemeralStorage);
+    }
+    for (name, v) in &want.extended {
+        let have = node.allocatable.extended.iter().find(|(n, _)| n == name);
+        let had = used.extended.iter().find(|(n, _)| n == name);
+        if had.map_or(0, |x| x.1) + v > have.map_or(0, |x| x.1) {
+            fit.push(Reason::InsufficientExtended(name.clone()));
+        }
     }
     if !fit.is_empty() {
         return fit;
@@ -305,8 +347,8 @@ fn check_cluster(seed: u64, scoring: Scoring) -> Result<(), TestCaseError> {
         let expected: Vec<(String, Vec<Reason>)> = nodes
             .iter()
             .map(|n| {
-                let u = used.get(&n.name).copied().unwrap_or_default();
-                (n.name.clone(), reference_reasons(p, n, &placed, u))
+                let u = used.get(&n.name).cloned().unwrap_or_default();
+                (n.name.clone(), reference_reasons(p, n, &placed, &u))
             })
             .collect();
         match s.schedule(p) {
@@ -322,11 +364,24 @@ fn check_cluster(seed: u64, scoring: Scoring) -> Result<(), TestCaseError> {
                 u.cpu += p.requests.cpu;
                 u.memory += p.requests.memory;
                 u.pods += 1;
+                u.ephemeral_storage += p.requests.ephemeral_storage;
+                let mut ext: BTreeMap<String, i64> = u.extended.iter().cloned().collect();
+                for (name, v) in &p.requests.extended {
+                    *ext.entry(name.clone()).or_default() += v;
+                }
+                u.extended = ext.into_iter().collect();
                 // Never over-committed.
                 prop_assert!(u.pods <= n.allocatable.pods);
                 prop_assert!(u.cpu <= n.allocatable.cpu || p.requests.cpu == 0);
                 prop_assert!(u.memory <= n.allocatable.memory || p.requests.memory == 0);
-                prop_assert_eq!(s.requested(&node).unwrap(), *u);
+                prop_assert!(
+                    u.ephemeral_storage <= n.allocatable.ephemeral_storage
+                        || p.requests.ephemeral_storage == 0
+                );
+                for (name, v) in &u.extended {
+                    prop_assert!(*v <= n.allocatable.extended(name), "{name} overcommitted");
+                }
+                prop_assert_eq!(s.requested(&node).unwrap(), u.clone());
                 placed.push((p.clone(), n));
             }
             Decision::Unschedulable { message, reasons } => {
@@ -476,4 +531,96 @@ fn spreads_one_owners_replicas_and_packs_when_asked() {
         };
         assert_eq!(n, first, "bin packing keeps to the fuller node");
     }
+}
+
+#[test]
+fn extended_resources_and_ephemeral_storage_count_as_kubernetes_counts_them() {
+    let gpu = |n: i64| ("example.com/gpu".to_string(), Quantity::from_value(n));
+    let res = |requests: Vec<(String, Quantity)>, limits: Vec<(String, Quantity)>| {
+        Some(ResourceRequirements {
+            requests: requests.into_iter().collect(),
+            limits: limits.into_iter().collect(),
+        })
+    };
+    let eph = |gib: i64| {
+        (
+            "ephemeral-storage".to_string(),
+            Quantity::from_value(gib << 30),
+        )
+    };
+    let mut pod = random_pod(&mut Rng(5), 0);
+    pod.spec.affinity = None;
+    pod.spec.tolerations.clear();
+    pod.spec.node_selector.clear();
+    // Requests default to limits; containers add up, an init container counts alone.
+    pod.spec.containers = vec![
+        Container {
+            name: "a".into(),
+            resources: res(vec![eph(1)], vec![gpu(1)]),
+            ..Default::default()
+        },
+        Container {
+            name: "b".into(),
+            resources: res(vec![gpu(1)], vec![gpu(1)]),
+            ..Default::default()
+        },
+    ];
+    pod.spec.init_containers = vec![Container {
+        name: "init".into(),
+        resources: res(vec![eph(3)], vec![gpu(1)]),
+        ..Default::default()
+    }];
+    let info = PodInfo::from_pod(&pod);
+    assert_eq!(info.requests.extended, vec![("example.com/gpu".into(), 2)]);
+    assert_eq!(info.requests.ephemeral_storage, 3 << 30);
+
+    let node = |name: &str, capacity: Vec<(String, Quantity)>, alloc: Vec<(String, Quantity)>| {
+        let mut n = random_node(&mut Rng(3), 0);
+        n.metadata.name = Some(name.into());
+        n.spec.taints.clear();
+        n.spec.unschedulable = None;
+        let st = n.status.as_mut().unwrap();
+        st.conditions[0].status = "True".into();
+        st.allocatable
+            .insert("pods".into(), Quantity::from_value(110));
+        st.allocatable.remove("cpu");
+        st.allocatable.remove("memory");
+        st.allocatable.extend(alloc);
+        st.capacity = capacity.into_iter().collect();
+        st.allocatable.remove("example.com/gpu");
+        NodeInfo::from_node(&n)
+    };
+    // Advertised in capacity only (an admin's status patch the agent has not copied
+    // yet): it counts. Allocatable, when present, wins over capacity.
+    let fresh = node("fresh", vec![gpu(4)], vec![eph(16)]);
+    assert_eq!(fresh.allocatable.extended("example.com/gpu"), 4);
+    let mut n = random_node(&mut Rng(3), 0);
+    let st = n.status.as_mut().unwrap();
+    st.capacity.extend([gpu(4)]);
+    st.allocatable.extend([gpu(1)]);
+    assert_eq!(
+        NodeInfo::from_node(&n)
+            .allocatable
+            .extended("example.com/gpu"),
+        1
+    );
+
+    let none = node("none", vec![], vec![eph(8)]);
+    let small = node("small", vec![gpu(4)], vec![eph(2)]);
+    let mut s = Scheduler::new(
+        vec![none, small, fresh],
+        Vec::new(),
+        Scoring::LeastAllocated,
+    );
+    // Two such pods fit "fresh" (4 GPUs, 16 GiB); the third finds no GPU left.
+    for _ in 0..2 {
+        assert_eq!(s.schedule(&info), Decision::Bind("fresh".into()));
+    }
+    let Decision::Unschedulable { message, .. } = s.schedule(&info) else {
+        panic!("a third pod must not fit")
+    };
+    assert_eq!(
+        message,
+        "0/3 nodes are available: 1 Insufficient ephemeral-storage, 2 Insufficient example.com/gpu."
+    );
 }

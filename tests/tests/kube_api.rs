@@ -197,6 +197,7 @@ fn kubectl_and_the_python_client_drive_skiff() {
     more_verbs(&cl);
     config_objects(&cl);
     server_side_apply(&cl);
+    extended_resources(&cl);
     cronjob_runs(&cl);
     drain(&cl);
     python_client(&cl);
@@ -1013,6 +1014,55 @@ fn server_side_apply(cl: &Cluster) {
 
 /// `kubectl create cronjob` (sent as protobuf) every minute; bad schedules and zones are
 /// refused naming the field.
+/// An extended resource as the Kubernetes docs advertise one (a JSON patch of the node's
+/// status capacity): a pod that asks for it waits with the scheduler's reason until the
+/// node has it, then runs.
+fn extended_resources(cl: &Cluster) {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: dongle-user}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: IMAGE\n    command: [sleep, '100000']\n    resources:\n      limits: {example.com/dongle: 2}\n";
+    ok(cl.kubectl(&["apply", "-f", &cl.file("dongle.yaml", pod)]));
+    eventually(30, "the scheduler's reason", || {
+        let p = cl.json(&["get", "pod", "dongle-user"]);
+        let c = &p["status"]["conditions"];
+        let sched = c
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled"));
+        match sched {
+            Some(c) if c["status"] == "False" && c["reason"] == "Unschedulable" => {
+                let m = c["message"].as_str().unwrap_or_default();
+                assert_eq!(
+                    m,
+                    "0/1 nodes are available: 1 Insufficient example.com/dongle."
+                );
+                Ok(())
+            }
+            _ => Err(format!("{c}")),
+        }
+    });
+    let node = &cl.node.name;
+    ok(cl.kubectl(&[
+        "patch",
+        "node",
+        node,
+        "--subresource=status",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/status/capacity/example.com~1dongle","value":"2"}]"#,
+    ]));
+    eventually(60, "dongle-user running on the node", || {
+        let p = cl.json(&["get", "pod", "dongle-user"]);
+        match (
+            p["spec"]["nodeName"].as_str(),
+            p["status"]["phase"].as_str(),
+        ) {
+            (Some(n), Some("Running")) if n == node => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let n = cl.json(&["get", "node", node]);
+    assert_eq!(n["status"]["capacity"]["example.com/dongle"], "2", "{n}");
+    ok(cl.kubectl(&["delete", "pod", "dongle-user", "--wait=true"]));
+}
+
 fn cronjob_create(cl: &Cluster) {
     let made = ok(cl.kubectl(&[
         "create",

@@ -93,6 +93,9 @@ pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
         "ephemeral-storage".to_string(),
         q(format!("{}Ki", disk / 10 * 9 / 1024)),
     );
+    let advertised = advertised(current);
+    capacity.extend(advertised.clone());
+    allocatable.extend(advertised);
     let prev_ready = current
         .and_then(|n| n.status.as_ref())
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
@@ -136,6 +139,22 @@ pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
     node
 }
 
+/// Extended resources an admin advertised in the node's capacity (a status patch adding
+/// `example.com/dongle`, as Kubernetes documents it): the agent keeps them and makes
+/// them allocatable, as the kubelet does, so the scheduler counts them.
+fn advertised(current: Option<&Node>) -> BTreeMap<String, Quantity> {
+    current
+        .and_then(|n| n.status.as_ref())
+        .map(|s| {
+            s.capacity
+                .iter()
+                .filter(|(k, _)| skiff_api::pod::is_extended_resource(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Total bytes of the filesystem holding `path`.
 // The field types differ between targets (u32 on armv7, u64 on 64-bit): cast both.
 #[allow(clippy::unnecessary_cast)]
@@ -143,4 +162,26 @@ fn nix_statvfs(path: &std::path::Path) -> u64 {
     nix::sys::statvfs::statvfs(path)
         .map(|s| s.blocks() as u64 * s.fragment_size() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_extended_resources_are_kept_and_the_agents_own_are_not() {
+        let mut n = Node::default();
+        let st = n.status.get_or_insert_with(Default::default);
+        for (k, v) in [
+            ("example.com/dongle", "4"),
+            ("cpu", "64"),
+            ("hugepages-2Mi", "0"),
+        ] {
+            st.capacity.insert(k.into(), Quantity::parse(v).unwrap());
+        }
+        let kept = advertised(Some(&n));
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["example.com/dongle"]);
+        assert_eq!(kept["example.com/dongle"].value(), 4);
+        assert!(advertised(None).is_empty());
+    }
 }

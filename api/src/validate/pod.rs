@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::defaults;
+use crate::pod::is_extended_resource;
 use crate::pod::{
     Affinity, Container, Pod, PodSpec, Probe, ResourceRequirements, Toleration, Volume,
 };
@@ -522,35 +523,55 @@ fn validate_env(v: &mut Problems, p: &str, c: &Container) {
     }
 }
 
-/// A container's `resources`: known names, no negative quantities, requests within limits.
+/// A container's `resources`: known names, no negative quantities, requests within limits;
+/// extended resources (`example.com/gpu`) and hugepages as Kubernetes has them: whole
+/// numbers for extended ones, a limit required and a request equal to it.
 fn validate_resources(v: &mut Problems, p: &str, r: &ResourceRequirements) {
     const RES: &[&str] = &["cpu", "memory", "ephemeral-storage", "pods"];
     for (what, map) in [("limits", &r.limits), ("requests", &r.requests)] {
         for (k, qty) in map {
             let rp = format!("{p}.resources.{what}[{k}]");
-            if !matches!(k.as_str(), "cpu" | "memory") {
+            if k.starts_with("hugepages-") {
+                v.no_effect(&rp, "no huge pages are counted or given to the container");
+            } else if k == "ephemeral-storage" && what == "limits" {
                 v.no_effect(
                     &rp,
-                    "the scheduler counts cpu and memory only, and nothing limits it",
+                    "the scheduler counts it as the request, but a pod over it is not evicted",
                 );
             }
-            if !RES.contains(&k.as_str()) && !k.starts_with("hugepages-") && !k.contains('/') {
+            if !RES.contains(&k.as_str())
+                && !k.starts_with("hugepages-")
+                && !is_extended_resource(k)
+            {
                 v.unsupported(&rp, k, RES);
             }
             if qty.is_negative() {
                 v.invalid(&rp, q(qty.as_str()), "must be greater than or equal to 0");
+            } else if (is_extended_resource(k) || k == "pods") && qty.nanos() % 1_000_000_000 != 0 {
+                v.invalid(&rp, q(qty.as_str()), "must be an integer");
             }
         }
     }
     for (k, req) in &r.requests {
-        if let Some(lim) = r.limits.get(k) {
-            if req > lim {
-                v.invalid(
-                    &format!("{p}.resources.requests[{k}]"),
-                    q(req.as_str()),
-                    &format!("must be less than or equal to {k} limit of {lim}"),
-                );
-            }
+        let rp = format!("{p}.resources.requests[{k}]");
+        // Only cpu, memory and ephemeral-storage may be overcommitted.
+        let overcommit = !is_extended_resource(k) && !k.starts_with("hugepages-");
+        match r.limits.get(k) {
+            Some(lim) if req != lim && !overcommit => v.invalid(
+                &rp,
+                q(req.as_str()),
+                &format!("must be equal to {k} limit of {lim}"),
+            ),
+            Some(lim) if req > lim => v.invalid(
+                &rp,
+                q(req.as_str()),
+                &format!("must be less than or equal to {k} limit of {lim}"),
+            ),
+            None if !overcommit => v.push(
+                &format!("{p}.resources.limits[{k}]"),
+                "Required value: Limit must be set for non overcommitable resources".into(),
+            ),
+            _ => {}
         }
     }
 }

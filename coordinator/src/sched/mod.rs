@@ -13,13 +13,14 @@
 //! No I/O: the shell in `controllers::runner` builds the snapshot and binds.
 
 pub mod queue;
+mod resources;
+
+pub use resources::Resources;
 
 use crate::HashMap;
 use skiff_api::conditions::tolerates;
 use skiff_api::core::{Node, Taint};
-use skiff_api::pod::{
-    NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, PodSpec, Toleration,
-};
+use skiff_api::pod::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration};
 use skiff_api::selector::Selector;
 use std::collections::BTreeMap;
 
@@ -46,50 +47,6 @@ impl std::str::FromStr for Strategy {
     }
 }
 
-/// CPU (millicores), memory (bytes) and a pod count.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Resources {
-    /// Millicores.
-    pub cpu: i64,
-    /// Bytes.
-    pub memory: i64,
-    /// Pods.
-    pub pods: i64,
-}
-
-impl Resources {
-    /// What a pod asks for: the larger of its containers' sum and any one init container
-    /// (requests default to limits, as Kubernetes defaults them).
-    pub fn of_pod(spec: &PodSpec) -> Resources {
-        let one = |c: &skiff_api::pod::Container, name: &str| -> i64 {
-            let Some(r) = &c.resources else { return 0 };
-            let q = r.requests.get(name).or_else(|| r.limits.get(name));
-            match (q, name) {
-                (Some(q), "cpu") => q.millis(),
-                (Some(q), _) => q.value(),
-                (None, _) => 0,
-            }
-        };
-        let mut cpu: i64 = spec.containers.iter().map(|c| one(c, "cpu")).sum();
-        let mut memory: i64 = spec.containers.iter().map(|c| one(c, "memory")).sum();
-        for c in &spec.init_containers {
-            cpu = cpu.max(one(c, "cpu"));
-            memory = memory.max(one(c, "memory"));
-        }
-        Resources {
-            cpu,
-            memory,
-            pods: 1,
-        }
-    }
-
-    fn add(&mut self, o: &Resources) {
-        self.cpu += o.cpu;
-        self.memory += o.memory;
-        self.pods += o.pods;
-    }
-}
-
 /// A node as the scheduler sees it.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
@@ -112,10 +69,27 @@ impl NodeInfo {
     pub fn from_node(n: &Node) -> NodeInfo {
         let status = n.status.as_ref();
         let get = |k: &str| status.and_then(|s| s.allocatable.get(k));
+        // Extended resources: allocatable, or capacity until the agent has copied a new
+        // one there (the kubelet does within its status interval; the agent at its next
+        // registration), so a resource an admin advertised counts at once.
+        let mut extended: Vec<(String, i64)> = Vec::new();
+        if let Some(st) = status {
+            for (k, q) in st.capacity.iter().chain(&st.allocatable) {
+                if skiff_api::pod::is_extended_resource(k) {
+                    let v = st.allocatable.get(k).unwrap_or(q).value();
+                    if !extended.iter().any(|(n, _)| n == k) {
+                        extended.push((k.clone(), v));
+                    }
+                }
+            }
+        }
+        extended.sort_unstable();
         let allocatable = Resources {
             cpu: get("cpu").map_or(0, |q| q.millis()),
             memory: get("memory").map_or(0, |q| q.value()),
             pods: get("pods").map_or(0, |q| q.value()),
+            ephemeral_storage: get("ephemeral-storage").map_or(0, |q| q.value()),
+            extended,
         };
         let mut taints = n.spec.taints.clone();
         let implied = match skiff_api::conditions::node_ready_status(n) {
@@ -376,6 +350,10 @@ pub enum Reason {
     /// NodeResourcesFit.
     InsufficientMemory,
     /// NodeResourcesFit.
+    InsufficientEphemeralStorage,
+    /// NodeResourcesFit: an extended resource, by name.
+    InsufficientExtended(String),
+    /// NodeResourcesFit.
     TooManyPods,
     /// InterPodAffinity: a required affinity term has no match in the node's domain.
     PodAffinity,
@@ -396,6 +374,8 @@ impl std::fmt::Display for Reason {
             }
             Reason::InsufficientCpu => f.write_str("Insufficient cpu"),
             Reason::InsufficientMemory => f.write_str("Insufficient memory"),
+            Reason::InsufficientEphemeralStorage => f.write_str("Insufficient ephemeral-storage"),
+            Reason::InsufficientExtended(name) => write!(f, "Insufficient {name}"),
             Reason::TooManyPods => f.write_str("Too many pods"),
             Reason::PodAffinity => f.write_str("node(s) didn't match pod affinity rules"),
             Reason::PodAntiAffinity => f.write_str("node(s) didn't match pod anti-affinity rules"),
@@ -533,7 +513,7 @@ impl Scheduler {
 
     /// What is requested on a node (bound and assumed pods).
     pub fn requested(&self, node: &str) -> Option<Resources> {
-        self.by_name.get(node).map(|&i| self.requested[i])
+        self.by_name.get(node).map(|&i| self.requested[i].clone())
     }
 
     fn domain(&self, node: usize, key: &str) -> Option<&String> {
@@ -621,6 +601,17 @@ impl Scheduler {
         }
         if pod.requests.memory > 0 && req.memory + pod.requests.memory > a.memory {
             fit.push(Reason::InsufficientMemory);
+        }
+        let want = &pod.requests;
+        if want.ephemeral_storage > 0
+            && req.ephemeral_storage + want.ephemeral_storage > a.ephemeral_storage
+        {
+            fit.push(Reason::InsufficientEphemeralStorage);
+        }
+        for (name, v) in &want.extended {
+            if req.extended(name) + v > a.extended(name) {
+                fit.push(Reason::InsufficientExtended(name.clone()));
+            }
         }
         if !fit.is_empty() {
             return Err(fit);
