@@ -653,7 +653,6 @@ spec:
         for path in [
             "spec.template.spec.priorityClassName: skiff does not implement",
             "spec.template.spec.imagePullSecrets: skiff does not implement",
-            "spec.template.spec.activeDeadlineSeconds: skiff does not implement",
             "spec.template.spec.containers[0].ports[0].hostPort: skiff does not implement",
             "spec.template.spec.containers[0].resources.limits[ephemeral-storage]: skiff does not implement",
             "spec.template.spec.containers[0].resources.limits[hugepages-2Mi]: skiff does not implement",
@@ -665,6 +664,7 @@ spec:
             "requests[cpu]",
             "requests[ephemeral-storage]",
             "example.com/gpu",
+            "activeDeadlineSeconds",
         ] {
             assert!(!w.iter().any(|x| x.contains(counted)), "{counted}: {w:?}");
         }

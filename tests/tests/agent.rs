@@ -432,6 +432,22 @@ spec:
     image: 127.0.0.1:9/missing/image:1
 "#,
     );
+    // A pod past its activeDeadlineSeconds: stopped, Failed, never restarted.
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: deadline}
+spec:
+  nodeName: NODE
+  activeDeadlineSeconds: 3
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sleep", "100000"]
+"#,
+    );
     let mut reasons = std::collections::BTreeSet::new();
     eventually(60, "pull backoff", || {
         let cs = cl.container("nopull");
@@ -484,6 +500,29 @@ spec:
     let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(t["reason"], "OOMKilled", "{t}");
     assert_eq!(t["exitCode"], 137);
+
+    let p = eventually(60, "deadline exceeded", || {
+        let p = cl.pod("deadline");
+        let cs = &p["status"]["containerStatuses"][0];
+        if p["status"]["phase"] == "Failed" && cs["state"]["terminated"].is_object() {
+            Ok(p)
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    assert_eq!(p["status"]["reason"], "DeadlineExceeded", "{p}");
+    assert_eq!(
+        p["status"]["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let p = cl.pod("deadline");
+    let cs = &p["status"]["containerStatuses"][0];
+    assert_eq!(p["status"]["phase"], "Failed", "{p}");
+    assert_eq!(cs["restartCount"], 0, "not restarted: {cs}");
+    assert!(cs["state"]["terminated"].is_object(), "{cs}");
+    let d = ok(cl.skiff(&["describe", "pod", "deadline"]));
+    assert!(d.contains("DeadlineExceeded"), "{d}");
 
     // Init containers run first; the job completes.
     let p = eventually(60, "job succeeded", || {

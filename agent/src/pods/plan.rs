@@ -340,6 +340,34 @@ pub fn restart(
     steps
 }
 
+/// Kubernetes' reason for a pod stopped at its `activeDeadlineSeconds`.
+pub const DEADLINE_REASON: &str = "DeadlineExceeded";
+/// Kubernetes' message for it.
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
+/// When the pod's `activeDeadlineSeconds` runs out, counted from when it became active on
+/// the node (its `startTime`).
+pub fn deadline_at(pod: &Pod, active_since: Instant) -> Option<Instant> {
+    let secs = pod.spec.active_deadline_seconds?;
+    Some(active_since + Duration::from_secs(secs.max(0) as u64))
+}
+
+/// A pod past its deadline (the kubelet's activeDeadlineHandler): every attempt that runs
+/// stops with the pod's grace period, and nothing starts again, whatever the restart
+/// policy; the pod is Failed.
+pub fn past_deadline(pod: &Pod, seen: &HashMap<String, Seen>) -> Vec<Step> {
+    teardown(pod, seen)
+        .into_iter()
+        .map(|(container, id)| Step::Kill {
+            reason: format!("Stopping container {container}: {DEADLINE_MESSAGE}"),
+            container,
+            id,
+            grace: grace_period(pod, false),
+            then: AfterKill::Leave,
+        })
+        .collect()
+}
+
 /// The attempts to stop when the pod is deleted: every one that runs or was created, in
 /// spec order (they stop in parallel, each with the whole grace period).
 pub fn teardown(pod: &Pod, seen: &HashMap<String, Seen>) -> Vec<(String, String)> {
@@ -437,6 +465,44 @@ mod tests {
             steps,
             vec![Step::CreateSandbox, Step::AttachNetwork, start("a")]
         );
+    }
+
+    #[test]
+    fn past_its_deadline_a_pod_stops_what_runs_and_starts_nothing() {
+        let mut p = pod(&[], &["app", "side", "done"], Some("Always"));
+        let t0 = Instant::now();
+        assert_eq!(deadline_at(&p, t0), None, "no deadline without the field");
+        p.spec.active_deadline_seconds = Some(30);
+        p.spec.termination_grace_period_seconds = Some(2);
+        assert_eq!(deadline_at(&p, t0), Some(t0 + Duration::from_secs(30)));
+        let s = seen(&[
+            ("app", with(RtState::Running)),
+            ("side", with(RtState::Created)),
+            ("done", with(exited(1))),
+        ]);
+        let steps = past_deadline(&p, &s);
+        let killed: Vec<_> = steps
+            .iter()
+            .map(|st| match st {
+                Step::Kill {
+                    container,
+                    grace,
+                    then,
+                    reason,
+                    ..
+                } => {
+                    assert_eq!(*grace, Duration::from_secs(2));
+                    assert_eq!(*then, AfterKill::Leave);
+                    assert!(reason.ends_with(DEADLINE_MESSAGE), "{reason}");
+                    container.as_str()
+                }
+                other => panic!("only kills past the deadline, not {other:?}"),
+            })
+            .collect();
+        // The exited one is not restarted although the policy is Always.
+        assert_eq!(killed, ["app", "side"]);
+        let all_exited = seen(&[("app", with(exited(137))), ("side", with(exited(137)))]);
+        assert!(past_deadline(&p, &all_exited).is_empty());
     }
 
     #[test]

@@ -477,6 +477,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_pods_deadline_may_be_set_or_shortened_only() {
+        let pod = |deadline: Option<i64>| {
+            let mut p = crate::pod::Pod::default();
+            p.metadata.name = Some("p".into());
+            p.spec.active_deadline_seconds = deadline;
+            Object::Pod(p)
+        };
+        let change = |a, b| {
+            validate_update(&pod(a), &pod(b))
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert!(change(None, Some(30)).is_empty());
+        assert!(change(Some(30), Some(10)).is_empty());
+        assert_eq!(
+            change(Some(10), Some(30)),
+            ["spec.activeDeadlineSeconds: Invalid value: 30: must be less than or equal to previous value"]
+        );
+        assert_eq!(
+            change(Some(10), None),
+            ["spec.activeDeadlineSeconds: Invalid value: null: must not update from a positive integer to nil value"]
+        );
+    }
+
+    #[test]
     fn names() {
         assert!(dns1123_label_problem("web-1").is_none());
         assert!(dns1123_label_problem("Web").is_some());

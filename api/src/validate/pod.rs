@@ -36,12 +36,6 @@ pub(super) fn validate_pod_spec(
         &format!("{base}.terminationGracePeriodSeconds"),
         spec.termination_grace_period_seconds,
     );
-    if spec.active_deadline_seconds.is_some() {
-        v.no_effect(
-            &format!("{base}.activeDeadlineSeconds"),
-            "a pod is not stopped at its deadline (a Job's own activeDeadlineSeconds works)",
-        );
-    }
     if !spec.image_pull_secrets.is_empty() {
         v.no_effect(
             &format!("{base}.imagePullSecrets"),
@@ -684,6 +678,20 @@ impl Resource for Pod {
         if sa.node_name.is_none() {
             sb.node_name = None;
         }
+        // activeDeadlineSeconds may be set or shortened, not lengthened or removed.
+        let path = "spec.activeDeadlineSeconds";
+        match (sa.active_deadline_seconds, sb.active_deadline_seconds) {
+            (Some(a), Some(b)) if b > a => {
+                v.invalid(path, b, "must be less than or equal to previous value")
+            }
+            (Some(_), None) => v.invalid(
+                path,
+                "null",
+                "must not update from a positive integer to nil value",
+            ),
+            _ => {}
+        }
+        sb.active_deadline_seconds = sa.active_deadline_seconds;
         if sa != sb {
             v.forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image` or `spec.activeDeadlineSeconds`");
         }

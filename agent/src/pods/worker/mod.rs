@@ -109,6 +109,11 @@ struct Worker {
     /// The pod's network is set up.
     net_ready: bool,
     start_time: Option<String>,
+    /// When the pod became active here, on the monotonic clock (from `start_time` once,
+    /// so a wall-clock jump moves no deadline).
+    active_since: Option<Instant>,
+    /// The pod ran past its activeDeadlineSeconds: it is Failed, nothing starts again.
+    deadline_exceeded: bool,
     files: Vec<podspec::ProjectedVolume>,
     cs: HashMap<String, CState>,
     /// Per container, the first attempt in the current sandbox (set when a broken sandbox
@@ -162,6 +167,8 @@ pub fn spawn(
         adopted: sandbox_exists,
         net_ready: false,
         start_time: None,
+        active_since: None,
+        deadline_exceeded: false,
         files: Vec::new(),
         cs,
         first_in_sandbox: HashMap::new(),
@@ -274,9 +281,13 @@ impl Worker {
         };
         let base = self.agent.cfg.backoff_base;
         let seen = self.seen(&pod, &observed);
-        let mut steps: VecDeque<Step> =
-            plan::plan(&pod, sandbox, &seen, base, Instant::now()).into();
-        let mut next: Option<Instant> = None;
+        let deadline = self.deadline(&pod, last.as_ref());
+        let mut steps: VecDeque<Step> = if self.deadline_exceeded {
+            plan::past_deadline(&pod, &seen).into()
+        } else {
+            plan::plan(&pod, sandbox, &seen, base, Instant::now()).into()
+        };
+        let mut next: Option<Instant> = deadline;
         // The pod's containers all run: a volume that cannot be brought up to date (its
         // source gone, a full disk) leaves them running, as the kubelet does (FailedMount).
         let all_running = pod.spec.containers.iter().all(|c| {
@@ -318,6 +329,42 @@ impl Worker {
         let observed = self.observe().await;
         self.publish(&pod, &observed);
         next
+    }
+
+    /// The pod's activeDeadlineSeconds: when it runs out (still ahead), or, once it has,
+    /// `deadline_exceeded` set (and the event written once). A pod that already ended, or
+    /// was found past its deadline before an agent restart, stays as it is.
+    fn deadline(&mut self, pod: &Arc<Pod>, last: Option<&PodStatus>) -> Option<Instant> {
+        let now = Instant::now();
+        let active_since = *self.active_since.get_or_insert_with(|| {
+            let started = self
+                .start_time
+                .as_deref()
+                .and_then(skiff_api::util::parse_rfc3339);
+            let elapsed = started.map_or(0, |s| crate::util::now_secs().saturating_sub(s));
+            now.checked_sub(Duration::from_secs(elapsed)).unwrap_or(now)
+        });
+        let phase = last.and_then(|s| s.phase.as_deref());
+        if phase == Some("Failed")
+            && last.and_then(|s| s.reason.as_deref()) == Some(plan::DEADLINE_REASON)
+        {
+            self.deadline_exceeded = true;
+        }
+        if self.deadline_exceeded || matches!(phase, Some("Succeeded" | "Failed")) {
+            return None;
+        }
+        let at = plan::deadline_at(pod, active_since)?;
+        if now < at {
+            return Some(at);
+        }
+        self.deadline_exceeded = true;
+        self.agent.event(
+            pod,
+            "Normal",
+            plan::DEADLINE_REASON,
+            plan::DEADLINE_MESSAGE.to_string(),
+        );
+        None
     }
 
     /// What the plan needs to know of each container: its newest attempt, back-off, exit

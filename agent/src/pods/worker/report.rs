@@ -140,7 +140,17 @@ impl Worker {
             .map(|c| self.container_status(c, observed.get(&c.name), !init_done))
             .collect();
         let policy = pod.spec.restart_policy.as_deref().unwrap_or("Always");
-        let phase = status::phase(policy, &init, pod.spec.init_containers.len(), &containers);
+        let phase = match self.deadline_exceeded {
+            true => "Failed",
+            false => status::phase(policy, &init, pod.spec.init_containers.len(), &containers),
+        };
+        let (reason, message) = match self.deadline_exceeded {
+            true => (
+                Some(plan::DEADLINE_REASON.to_string()),
+                Some(plan::DEADLINE_MESSAGE.to_string()),
+            ),
+            false => (None, None),
+        };
         let prev = self.last_status(pod);
         let conditions = status::conditions(
             prev.as_ref(),
@@ -153,6 +163,8 @@ impl Worker {
         let pod_ip = self.pod_ip(pod);
         let st = PodStatus {
             phase: Some(phase.into()),
+            reason,
+            message,
             conditions,
             host_ip: Some(self.host_ip()),
             pod_ips: pod_ip.iter().map(|ip| PodIp { ip: ip.clone() }).collect(),
@@ -160,7 +172,6 @@ impl Worker {
             start_time: self.start_time.clone(),
             init_container_statuses: init,
             container_statuses: containers,
-            ..Default::default()
         };
         self.agent.status.publish(pod, st);
     }
