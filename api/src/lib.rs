@@ -19,6 +19,7 @@ pub mod policy;
 pub mod print;
 pub mod quantity;
 pub mod resource;
+pub mod scheduling;
 pub mod selector;
 pub mod util;
 pub mod validate;

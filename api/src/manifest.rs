@@ -394,7 +394,6 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
             "automountServiceAccountToken",
             "schedulerName",
             "enableServiceLinks",
-            "preemptionPolicy",
             "runtimeClassName",
             "shareProcessNamespace",
             "topologySpreadConstraints",
@@ -651,7 +650,6 @@ spec:
         let m = parse_manifests(&w).unwrap();
         let w = &m[0].warnings;
         for path in [
-            "spec.template.spec.priorityClassName: skiff does not implement",
             "spec.template.spec.imagePullSecrets: skiff does not implement",
             "spec.template.spec.containers[0].ports[0].hostPort: skiff does not implement",
             "spec.template.spec.containers[0].resources.limits[ephemeral-storage]: skiff does not implement",
@@ -665,6 +663,7 @@ spec:
             "requests[ephemeral-storage]",
             "example.com/gpu",
             "activeDeadlineSeconds",
+            "priorityClassName",
         ] {
             assert!(!w.iter().any(|x| x.contains(counted)), "{counted}: {w:?}");
         }

@@ -8,6 +8,7 @@ use crate::pod::Pod;
 use crate::policy::PodDisruptionBudget;
 use crate::print::{Page, Print};
 use crate::resource::{NameRule, Resource};
+use crate::scheduling::PriorityClass;
 use crate::validate::Problems;
 use crate::workloads::{CronJob, DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
 use serde::{Deserialize, Serialize};
@@ -294,6 +295,7 @@ kinds! {
     PodDisruptionBudget: PodDisruptionBudget = ("policy/v1", "poddisruptionbudgets", ["pdb"], true, spec, status, Nothing),
     HorizontalPodAutoscaler: HorizontalPodAutoscaler = ("autoscaling/v2", "horizontalpodautoscalers", ["hpa"], true, spec, status, Nothing),
     CronJob: CronJob = ("batch/v1", "cronjobs", ["cj"], true, spec, status, Nothing),
+    PriorityClass: PriorityClass = ("scheduling.k8s.io/v1", "priorityclasses", ["pc"], false, no_spec, no_status, Nothing),
 }
 
 /// A Rust type that is one kind's object.

@@ -36,6 +36,7 @@ k8s_struct! {
         pub volumes: Vec<Volume>,
         pub priority: Option<i32>,
         pub priority_class_name: Option<String>,
+        pub preemption_policy: Option<String>,
         pub security_context: Option<PodSecurityContext>,
         pub image_pull_secrets: Vec<LocalObjectReference>,
     }

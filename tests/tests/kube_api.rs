@@ -3,7 +3,7 @@
 //! a real coordinator and a real agent running real containers. One cluster for the whole
 //! suite; each step checks kubectl's output, not only its exit code. Needs root; CI runs it.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use skiff_tests::node::{eventually, require_root, AgentProc, Node, IMAGE};
 use skiff_tests::{command_in, err, fails, ok, out, Coordinator, NetNs, TempDir};
 use std::io::Write;
@@ -198,6 +198,7 @@ fn kubectl_and_the_python_client_drive_skiff() {
     config_objects(&cl);
     server_side_apply(&cl);
     extended_resources(&cl);
+    priority_classes(&cl);
     cronjob_runs(&cl);
     drain(&cl);
     python_client(&cl);
@@ -1061,6 +1062,105 @@ fn extended_resources(cl: &Cluster) {
     let n = cl.json(&["get", "node", node]);
     assert_eq!(n["status"]["capacity"]["example.com/dongle"], "2", "{n}");
     ok(cl.kubectl(&["delete", "pod", "dongle-user", "--wait=true"]));
+}
+
+/// PriorityClasses: the system ones exist, `kubectl create priorityclass` (protobuf)
+/// works, one default at most, and a new pod gets its class's priority (checked with
+/// server-side dry runs: admission runs, nothing starts).
+fn priority_classes(cl: &Cluster) {
+    let t = ok(cl.kubectl(&["get", "priorityclasses"]));
+    let head: Vec<&str> = t.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        head,
+        ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"],
+        "{t}"
+    );
+    assert!(
+        t.contains("system-node-critical") && t.contains("2000001000"),
+        "{t}"
+    );
+    let made = ok(cl.kubectl(&[
+        "create",
+        "priorityclass",
+        "high",
+        "--value=1000",
+        "--description=important",
+    ]));
+    assert_eq!(made.trim(), "priorityclass.scheduling.k8s.io/high created");
+    ok(cl.kubectl(&[
+        "create",
+        "priorityclass",
+        "usual",
+        "--value=10",
+        "--global-default",
+    ]));
+    let e = fails(cl.kubectl(&[
+        "create",
+        "priorityclass",
+        "other",
+        "--value=5",
+        "--global-default",
+    ]));
+    assert!(
+        e.contains("PriorityClass usual is already marked as default. Only one default can exist"),
+        "{e}"
+    );
+    let e = fails(cl.kubectl(&["create", "priorityclass", "huge", "--value=2000000000"]));
+    assert!(
+        e.contains("maximum allowed value of a user defined priority is 1000000000"),
+        "{e}"
+    );
+
+    let pod = |name: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{extra}  containers: [{{name: c, image: IMAGE}}]\n")
+    };
+    let dry = |text: String| -> Value {
+        let f = cl.file("prio.yaml", &text);
+        serde_json::from_str(&ok(cl.kubectl(&[
+            "create",
+            "--dry-run=server",
+            "-o",
+            "json",
+            "-f",
+            &f,
+        ])))
+        .unwrap()
+    };
+    let p = dry(pod("important", "  priorityClassName: high\n"));
+    assert_eq!(p["spec"]["priority"], 1000, "{p}");
+    assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    let p = dry(pod("plain", ""));
+    assert_eq!(
+        (&p["spec"]["priorityClassName"], &p["spec"]["priority"]),
+        (&json!("usual"), &json!(10)),
+        "{p}"
+    );
+    let e = fails(cl.kubectl(&[
+        "create",
+        "--dry-run=server",
+        "-f",
+        &cl.file("p.yaml", &pod("lost", "  priorityClassName: missing\n")),
+    ]));
+    assert!(
+        e.contains("no PriorityClass with name missing was found"),
+        "{e}"
+    );
+    let e = fails(cl.kubectl(&[
+        "create",
+        "--dry-run=server",
+        "-f",
+        &cl.file(
+            "p.yaml",
+            &pod("claims", "  priorityClassName: high\n  priority: 5\n"),
+        ),
+    ]));
+    assert!(
+        e.contains("the integer value of priority (5) must not be provided in pod spec"),
+        "{e}"
+    );
+    ok(cl.kubectl(&["delete", "priorityclass", "usual", "high"]));
+    let p = dry(pod("plain", ""));
+    assert_eq!(p["spec"]["priority"], 0, "no default class left: {p}");
 }
 
 fn cronjob_create(cl: &Cluster) {

@@ -42,11 +42,15 @@ pub(super) fn validate_pod_spec(
             "registry credentials come from the node's configuration",
         );
     }
-    if spec.priority_class_name.is_some() {
-        v.no_effect(
-            &format!("{base}.priorityClassName"),
-            "no PriorityClass is resolved; spec.priority orders the scheduling queue, nothing is preempted",
-        );
+    v.one_of(
+        &format!("{base}.preemptionPolicy"),
+        &spec.preemption_policy,
+        &crate::scheduling::PREEMPTION_POLICIES,
+    );
+    if let Some(pc) = &spec.priority_class_name {
+        if let Some(why) = dns1123_subdomain_problem(pc) {
+            v.invalid(&format!("{base}.priorityClassName"), q(pc), &why);
+        }
     }
     v.positive(
         &format!("{base}.activeDeadlineSeconds"),

@@ -283,6 +283,7 @@ mod tests {
             "networking.k8s.io/v1",
             "policy/v1",
             "autoscaling/v2",
+            "scheduling.k8s.io/v1",
         ] {
             let (g, v) = gv.rsplit_once('/').unwrap_or(("", gv));
             let doc = resource_list(g, v);

@@ -257,6 +257,16 @@ static SECRET: Message = Message {
         (5, "immutable", T::Bool),
     ],
 };
+static PRIORITY_CLASS: Message = Message {
+    name: "PriorityClass",
+    fields: &[
+        (1, "metadata", T::Msg(&OBJECT_META)),
+        (2, "value", T::Int),
+        (3, "globalDefault", T::Bool),
+        (4, "description", T::Str),
+        (5, "preemptionPolicy", T::Str),
+    ],
+};
 static NAMESPACE_SPEC: Message = Message {
     name: "NamespaceSpec",
     fields: &[(1, "finalizers", T::RepStr)],
@@ -352,6 +362,8 @@ mod workloads {
             (19, "schedulerName", T::Str),
             (20, "initContainers", T::RepMsg(&CONTAINER)),
             (24, "priorityClassName", T::Str),
+            (25, "priority", T::Int),
+            (31, "preemptionPolicy", T::Str),
         ],
     };
     static POD_TEMPLATE: Message = Message {
@@ -633,9 +645,10 @@ pub fn object(body: &[u8]) -> Result<Value, String> {
         ("batch/v1", "Job") => &workloads::JOB,
         ("batch/v1", "CronJob") => &workloads::CRON_JOB,
         ("autoscaling/v2", "HorizontalPodAutoscaler") => &autoscaling::HPA,
+        ("scheduling.k8s.io/v1", "PriorityClass") => &PRIORITY_CLASS,
         _ => {
             return Err(format!(
-                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
+                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler, scheduling.k8s.io/v1 PriorityClass and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
             ))
         }
     };

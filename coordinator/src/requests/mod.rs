@@ -25,6 +25,7 @@ pub mod credentials;
 mod delete;
 mod eviction;
 mod node_restriction;
+mod priority;
 mod tokens;
 mod writes;
 
@@ -194,7 +195,8 @@ fn stored_object(s: &Stored) -> Result<Object, ApiError> {
 }
 
 impl<S: Store> Api<S> {
-    /// Creates what must exist from the first start: the system namespaces.
+    /// Creates what must exist from the first start: the system namespaces and priority
+    /// classes.
     pub async fn bootstrap(&self) -> Result<(), ApiError> {
         for ns in SYSTEM_NAMESPACES {
             let key = ObjectKey {
@@ -209,7 +211,7 @@ impl<S: Store> Api<S> {
                 self.create(o).await?;
             }
         }
-        Ok(())
+        self.bootstrap_priority_classes().await
     }
 
     /// Answers one request from `id`.

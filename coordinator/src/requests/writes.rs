@@ -113,6 +113,7 @@ impl<S: Store> Api<S> {
         // Status is the system's to write, except a Node's (its agent reports it).
         o.clear_status_on_create();
         apply_defaults(&mut o);
+        self.admit_priority(&mut o, None)?;
         let mut svc_held = self.service_lock(kind).await?;
         if kind.namespaced() {
             let ns = o.meta().namespace().to_string();
@@ -182,6 +183,7 @@ impl<S: Store> Api<S> {
             let current = stored_object(&cur)?;
             let mut next = o.clone();
             carry_system_fields(&current, &mut next, true);
+            priority::carry_priority(&current, &mut next);
             let mut svc_held = self.service_lock(kind).await?;
             // Annotations the system wrote survive an apply.
             for (k, v) in &current.meta().annotations {
@@ -193,6 +195,7 @@ impl<S: Store> Api<S> {
                 }
             }
             apply_defaults(&mut next);
+            self.admit_priority(&mut next, Some(&current))?;
             check_update(&current, &next)?;
             if let Some(held) = &svc_held {
                 self.assign_service(held, &key, &mut next, Some(&current))?;
@@ -269,7 +272,9 @@ impl<S: Store> Api<S> {
             } else {
                 let mut n = o.clone();
                 carry_system_fields(&current, &mut n, false);
+                priority::carry_priority(&current, &mut n);
                 apply_defaults(&mut n);
+                self.admit_priority(&mut n, Some(&current))?;
                 check_update(&current, &n)?;
                 set_generation(Some(&current), &mut n);
                 n
