@@ -650,7 +650,6 @@ spec:
         let m = parse_manifests(&w).unwrap();
         let w = &m[0].warnings;
         for path in [
-            "spec.template.spec.imagePullSecrets: skiff does not implement",
             "spec.template.spec.containers[0].ports[0].hostPort: skiff does not implement",
             "spec.template.spec.containers[0].resources.limits[ephemeral-storage]: skiff does not implement",
             "spec.template.spec.containers[0].resources.limits[hugepages-2Mi]: skiff does not implement",
@@ -664,6 +663,7 @@ spec:
             "example.com/gpu",
             "activeDeadlineSeconds",
             "priorityClassName",
+            "imagePullSecrets",
         ] {
             assert!(!w.iter().any(|x| x.contains(counted)), "{counted}: {w:?}");
         }

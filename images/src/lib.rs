@@ -3,6 +3,7 @@
 //! - [`content`]: sha256-addressed blobs, verified on every write, crash-safe.
 //! - [`import`]: `docker save` and OCI layout archives and directories (the airgap path).
 //! - [`registry`]: pulls from OCI distribution registries.
+//! - [`docker_config`]: credentials from image pull Secrets (Docker's config formats).
 //! - [`unpack`]: applies layers into snapshot directories, refusing paths that escape.
 //! - [`store`]: named images, snapshots by chain ID, container root filesystems, GC.
 //!
@@ -10,6 +11,7 @@
 
 pub mod content;
 pub mod digest;
+pub mod docker_config;
 pub mod import;
 pub mod oci;
 pub mod reference;

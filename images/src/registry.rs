@@ -106,6 +106,14 @@ struct Session<'a> {
 }
 
 impl RegistryConfig {
+    /// This configuration with `creds` for `host` (a pod's pull Secret), its TLS and
+    /// `insecure` settings kept.
+    pub fn with_auth(&self, host: &str, creds: Credentials) -> RegistryConfig {
+        let mut c = self.clone();
+        c.configs.entry(host.to_string()).or_default().auth = Some(creds);
+        c
+    }
+
     fn host(&self, host: &str) -> HostConfig {
         self.configs.get(host).cloned().unwrap_or_default()
     }

@@ -33,6 +33,8 @@ pub struct Registry {
     pub auth: Auth,
     pub dir: TempDir,
     token_server: Option<std::thread::JoinHandle<()>>,
+    /// The network namespace it serves in (the host's when `None`).
+    netns: Option<String>,
 }
 
 fn b64url(b: &[u8]) -> String {
@@ -42,12 +44,21 @@ fn b64url(b: &[u8]) -> String {
 impl Registry {
     /// Starts a registry. With `tls`, its certificate comes from a CA at [`Registry::ca`].
     pub fn start(auth: Auth, tls: bool) -> Registry {
+        Registry::start_in(auth, tls, None, free_tcp_port())
+    }
+
+    /// [`Registry::start`] in the network namespace `netns` (a test cluster's, where its
+    /// agent pulls), on `port` of its loopback. Token auth serves only in the host's.
+    pub fn start_in(auth: Auth, tls: bool, netns: Option<&str>, port: u16) -> Registry {
         assert!(
             Path::new("/usr/bin/docker-registry").exists(),
             "docker-registry is missing: scripts/deps installs it"
         );
+        assert!(
+            netns.is_none() || auth != Auth::Token,
+            "the token server listens in the host's namespace"
+        );
         let dir = TempDir::new("registry");
-        let port = free_tcp_port();
         let host = format!("127.0.0.1:{port}");
         let mut cfg = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data\nhttp:\n  addr: {host}\n",
@@ -113,7 +124,7 @@ impl Registry {
             }
         }
         std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
-        let child = Command::new("docker-registry")
+        let child = crate::command_in(netns, "docker-registry")
             .arg("serve")
             .arg(dir.path().join("config.yml"))
             .stdout(Stdio::null())
@@ -121,7 +132,15 @@ impl Registry {
             .spawn()
             .expect("start docker-registry");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&host).is_err() {
+        let up = || match netns {
+            None => std::net::TcpStream::connect(&host).is_ok(),
+            Some(_) => crate::command_in(netns, "bash")
+                .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+        };
+        while !up() {
             assert!(
                 Instant::now() < deadline,
                 "registry did not start: {}",
@@ -136,6 +155,7 @@ impl Registry {
             auth,
             dir,
             token_server,
+            netns: netns.map(String::from),
         }
     }
 
@@ -146,7 +166,7 @@ impl Registry {
 
     /// Pushes an OCI layout's image as `<host>/<name>` with skopeo (all platforms).
     pub fn push(&self, layout: &Path, tag_in_layout: &str, name: &str) {
-        let mut cmd = Command::new("skopeo");
+        let mut cmd = crate::command_in(self.netns.as_deref(), "skopeo");
         cmd.args(["--insecure-policy", "copy", "--all", "--quiet"]);
         if self.tls {
             cmd.arg("--dest-cert-dir")

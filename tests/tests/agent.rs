@@ -660,6 +660,66 @@ spec:
     );
 }
 
+/// A pod's `imagePullSecrets` authenticate its pulls (the node's registries file marks the
+/// registry as plain HTTP and holds no credentials); a pod without them is refused, and a
+/// Secret that is missing is named in an event.
+#[test]
+fn image_pull_secrets_authenticate_the_pods_pulls() {
+    use skiff_tests::registry::{Auth, Registry, PASSWORD, USER};
+    let node = Node::new("e2e-pullsecret");
+    let port = 5000;
+    std::fs::write(
+        node.data().join("registries.yaml"),
+        format!("configs:\n  \"127.0.0.1:{port}\":\n    insecure: true\n"),
+    )
+    .unwrap();
+    let cl = cluster_on(node, "e2e-pullsecret", &[]);
+    let reg = Registry::start_in(Auth::Basic, false, Some(&cl.netns.name), port);
+    let layouts = TempDir::new("pullsecret-layout");
+    for tag in ["v1", "v2"] {
+        let l = skiff_tests::image::multi_platform_layout(&layouts.path().join(tag), tag);
+        reg.push(&l, tag, &format!("team/app:{tag}"));
+    }
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    let config = format!(
+        r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+        reg.host,
+        b64(&format!("{USER}:{PASSWORD}"))
+    );
+    let pod = |name: &str, tag: &str, secret: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: NODE\n  restartPolicy: Never\n  imagePullSecrets: [{{name: {secret}}}]\n  containers:\n  - name: main\n    image: {}/team/app:{tag}\n    command: [echo, pulled]\n---\n", reg.host)
+    };
+    cl.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: regcred}}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n---\n{}{}",
+        b64(&config),
+        pod("private", "v1", "regcred"),
+        pod("lost", "v2", "missing"),
+    ));
+    eventually(60, "private pulled and ran", || {
+        let p = cl.pod("private");
+        match p["status"]["phase"].as_str() {
+            Some("Succeeded") => Ok(()),
+            _ => Err(format!("{}\n{}", p["status"], cl.agent.log())),
+        }
+    });
+    assert_eq!(ok(cl.skiff(&["logs", "private"])), "pulled\n");
+    // Without credentials (its Secret missing), the registry refuses and the pod waits.
+    eventually(60, "refused pull", || {
+        let cs = cl.container("lost");
+        match cs["state"]["waiting"]["reason"].as_str() {
+            Some("ErrImagePull" | "ImagePullBackOff") => Ok(()),
+            _ => Err(cs.to_string()),
+        }
+    });
+    let d = ok(cl.skiff(&["describe", "pod", "lost"]));
+    assert!(
+        d.contains("FailedToRetrieveImagePullSecret")
+            && d.contains("Unable to retrieve some image pull secrets (missing)")
+            && d.contains("needs credentials"),
+        "{d}"
+    );
+}
+
 #[test]
 fn config_maps_and_secrets_reach_the_pod_and_follow_changes() {
     let cl = cluster("e2e-config", &[]);

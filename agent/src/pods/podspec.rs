@@ -35,6 +35,48 @@ fn b64(s: &str) -> Option<Vec<u8>> {
 }
 
 impl Sources {
+    /// Registry credentials from the pod's `imagePullSecrets` (the kubelet reads Secrets
+    /// of type `kubernetes.io/dockerconfigjson` and `kubernetes.io/dockercfg`), and what
+    /// kept some from counting: Secrets not there, of another type or unreadable. The
+    /// kubelet warns of those and pulls anyway.
+    pub fn pull_credentials(
+        &self,
+        pod: &Pod,
+    ) -> (Vec<skiff_images::docker_config::Entry>, Vec<String>) {
+        let (mut entries, mut problems) = (Vec::new(), Vec::new());
+        for r in &pod.spec.image_pull_secrets {
+            let Some(name) = r.name.as_deref().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let Some(secret) = self.secrets.get(name) else {
+                problems.push(name.to_string());
+                continue;
+            };
+            let (key, legacy) = match secret.type_.as_deref() {
+                Some("kubernetes.io/dockerconfigjson") => (".dockerconfigjson", false),
+                Some("kubernetes.io/dockercfg") => (".dockercfg", true),
+                other => {
+                    problems.push(format!(
+                        "{name} (type {}, not a registry credential)",
+                        other.unwrap_or("Opaque")
+                    ));
+                    continue;
+                }
+            };
+            let parsed = secret
+                .data
+                .get(key)
+                .and_then(|v| b64(v))
+                .ok_or_else(|| format!("no {key}"))
+                .and_then(|json| skiff_images::docker_config::parse(&json, legacy));
+            match parsed {
+                Ok(e) => entries.extend(e),
+                Err(e) => problems.push(format!("{name} ({key}: {e})")),
+            }
+        }
+        (entries, problems)
+    }
+
     /// A ConfigMap's keys (data and binaryData) as bytes.
     fn config_map(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
         let cm = self.config_maps.get(name)?;
@@ -512,6 +554,65 @@ mod tests {
             skiff_api::Object::Pod(p) => p,
             _ => panic!("not a pod"),
         }
+    }
+
+    #[test]
+    fn pull_secrets_give_registry_credentials_and_name_what_they_could_not() {
+        let p = pod("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  imagePullSecrets: [{name: reg}, {name: old}, {name: plain}, {name: gone}, {name: bad}]\n  containers: [{name: c, image: x}]\n");
+        let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let secret = |type_: &str, key: &str, json: &str| Secret {
+            type_: Some(type_.into()),
+            data: [(key.to_string(), enc(json))].into(),
+            ..Default::default()
+        };
+        let mut src = Sources::default();
+        for (name, s) in [
+            (
+                "reg",
+                secret(
+                    "kubernetes.io/dockerconfigjson",
+                    ".dockerconfigjson",
+                    r#"{"auths": {"reg.example:5000": {"username": "u", "password": "p"}}}"#,
+                ),
+            ),
+            (
+                "old",
+                secret(
+                    "kubernetes.io/dockercfg",
+                    ".dockercfg",
+                    r#"{"old.example": {"username": "o", "password": "p"}}"#,
+                ),
+            ),
+            ("plain", secret("Opaque", ".dockerconfigjson", "{}")),
+            (
+                "bad",
+                secret(
+                    "kubernetes.io/dockerconfigjson",
+                    ".dockerconfigjson",
+                    "{oops",
+                ),
+            ),
+        ] {
+            src.secrets.insert(name.into(), s);
+        }
+        let (entries, problems) = src.pull_credentials(&p);
+        let find = |host: &str| {
+            skiff_images::docker_config::find(&entries, host, "team/app")
+                .map(|c| c.username.clone())
+        };
+        assert_eq!(find("reg.example:5000").as_deref(), Some("u"));
+        assert_eq!(find("old.example").as_deref(), Some("o"));
+        assert_eq!(find("elsewhere.example"), None);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems[0].starts_with("plain (type Opaque"),
+            "{problems:?}"
+        );
+        assert_eq!(problems[1], "gone");
+        assert!(
+            problems[2].starts_with("bad (.dockerconfigjson: not JSON"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -36,12 +36,6 @@ pub(super) fn validate_pod_spec(
         &format!("{base}.terminationGracePeriodSeconds"),
         spec.termination_grace_period_seconds,
     );
-    if !spec.image_pull_secrets.is_empty() {
-        v.no_effect(
-            &format!("{base}.imagePullSecrets"),
-            "registry credentials come from the node's configuration",
-        );
-    }
     v.one_of(
         &format!("{base}.preemptionPolicy"),
         &spec.preemption_policy,

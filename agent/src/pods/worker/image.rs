@@ -8,6 +8,7 @@ impl Worker {
         &mut self,
         pod: &Pod,
         c: &Container,
+        sources: &Sources,
     ) -> Result<ImageRecord, (String, String)> {
         let image = c.image.clone().unwrap_or_default();
         // The server fills the policy in from the tag, as Kubernetes does.
@@ -35,16 +36,24 @@ impl Worker {
             }
             _ => {}
         }
+        // The pod's pull Secrets' credentials for the image's registry, if any; else the
+        // node's (registries.yaml).
+        let (entries, problems) = sources.pull_credentials(pod);
+        if !problems.is_empty() {
+            let msg = format!("Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.", problems.join(", "));
+            self.agent
+                .event(pod, "Warning", "FailedToRetrieveImagePullSecret", msg);
+        }
+        let own = skiff_images::Reference::parse(&image).ok().and_then(|r| {
+            let creds = skiff_images::docker_config::find(&entries, &r.registry, &r.repository)?;
+            Some(self.agent.registries.with_auth(&r.registry, creds.clone()))
+        });
+        let registries = own.as_ref().unwrap_or(&self.agent.registries);
         self.agent
             .event(pod, "Normal", "Pulling", format!("Pulling image {image:?}"));
         let started = Instant::now();
         let report = |_: skiff_images::Progress| {};
-        match self
-            .agent
-            .images
-            .pull(&image, &self.agent.registries, &report)
-            .await
-        {
+        match self.agent.images.pull(&image, registries, &report).await {
             Ok(r) => {
                 self.agent.event(
                     pod,

@@ -574,7 +574,7 @@ impl Worker {
     /// failure.
     async fn start(&mut self, pod: &Arc<Pod>, c: &Container, sources: &Sources) -> Option<Instant> {
         let base = self.agent.cfg.backoff_base;
-        let rec = match self.image(pod, c).await {
+        let rec = match self.image(pod, c, sources).await {
             Ok(r) => r,
             Err((reason, msg)) => {
                 let s = self.cs.entry(c.name.clone()).or_default();
