@@ -113,6 +113,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         unclaimed: Mutex::new(lost.into_iter().collect()),
         net: Mutex::new(net),
         cluster: tokio::sync::watch::channel(cluster).0,
+        pod_addresses: tokio::sync::Notify::new(),
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

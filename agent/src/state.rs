@@ -101,6 +101,8 @@ pub struct Agent {
     pub net: Mutex<Option<Arc<crate::network::pod_net::PodNetwork>>>,
     /// Nodes, Services and Endpoints as last heard from the coordinator.
     pub cluster: watch::Sender<Arc<crate::services::cluster::ClusterView>>,
+    /// A pod got or gave up its address: its host ports are to be forwarded or not.
+    pub pod_addresses: tokio::sync::Notify,
 }
 
 impl Agent {

@@ -650,13 +650,12 @@ spec:
         let m = parse_manifests(&w).unwrap();
         let w = &m[0].warnings;
         for path in [
-            "spec.template.spec.containers[0].ports[0].hostPort: skiff does not implement",
             "spec.template.spec.containers[0].resources.limits[ephemeral-storage]: skiff does not implement",
             "spec.template.spec.containers[0].resources.limits[hugepages-2Mi]: skiff does not implement",
         ] {
             assert!(w.iter().any(|x| x.contains(path)), "{path}: {w:?}");
         }
-        // What the scheduler counts is not named.
+        // What works is not named.
         for counted in [
             "requests[cpu]",
             "requests[ephemeral-storage]",
@@ -664,12 +663,13 @@ spec:
             "activeDeadlineSeconds",
             "priorityClassName",
             "imagePullSecrets",
+            "hostPort",
         ] {
             assert!(!w.iter().any(|x| x.contains(counted)), "{counted}: {w:?}");
         }
         assert!(
             w.iter()
-                .any(|x| x.contains("hostPort") && x.ends_with("(line 25)")),
+                .any(|x| x.contains("hugepages-2Mi") && x.ends_with("(line 28)")),
             "{w:?}"
         );
         // The object is kept as written.

@@ -160,6 +160,19 @@ fn random_pod(r: &mut Rng, i: usize) -> Pod {
             Quantity::from_value((1 + r.below(4) as i64) << 29),
         );
     }
+    // Host ports, from a small set so that they collide.
+    let mut ports = Vec::new();
+    if r.chance(25) {
+        ports.push(skiff_api::pod::ContainerPort {
+            container_port: Some(80),
+            host_port: Some(8080 + r.below(2) as i32),
+            host_ip: r
+                .chance(30)
+                .then(|| r.pick(&["10.0.0.1", "10.0.0.2"]).to_string()),
+            protocol: r.chance(30).then(|| "UDP".to_string()),
+            ..Default::default()
+        });
+    }
     // An extended resource: a limit, and a request only ever equal to it.
     let mut limits = BTreeMap::new();
     if r.chance(20) {
@@ -234,6 +247,7 @@ fn random_pod(r: &mut Rng, i: usize) -> Pod {
             containers: vec![Container {
                 name: "c".into(),
                 resources: Some(ResourceRequirements { requests, limits }),
+                ports,
                 ..Default::default()
             }],
             node_selector,
@@ -270,6 +284,16 @@ fn reference_reasons(
     }
     if !node_admits(pod, node) {
         return vec![Reason::NodeAffinity];
+    }
+    // NodePorts: a wildcard address takes the port on every address.
+    for want in &pod.requests.host_ports {
+        if used.host_ports.iter().any(|u| {
+            u.protocol == want.protocol
+                && u.port == want.port
+                && (u.ip == want.ip || [&u.ip, &want.ip].contains(&&"0.0.0.0".to_string()))
+        }) {
+            return vec![Reason::NodePorts];
+        }
     }
     let mut fit = Vec::new();
     if used.pods + 1 > node.allocatable.pods {
@@ -365,6 +389,7 @@ fn check_cluster(seed: u64, scoring: Scoring) -> Result<(), TestCaseError> {
                 u.memory += p.requests.memory;
                 u.pods += 1;
                 u.ephemeral_storage += p.requests.ephemeral_storage;
+                u.host_ports.extend(p.requests.host_ports.iter().cloned());
                 let mut ext: BTreeMap<String, i64> = u.extended.iter().cloned().collect();
                 for (name, v) in &p.requests.extended {
                     *ext.entry(name.clone()).or_default() += v;

@@ -191,6 +191,7 @@ fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
     let body = out(&o).lines().last().unwrap_or("").to_string();
     assert!(names.contains(&body), "node port: {} {}", out(&o), err(&o));
 
+    host_ports(&l);
     ingress_routes_two_hosts_to_two_services(&l, &names);
 
     // A failing readiness probe takes its pod out of the Service.
@@ -240,6 +241,51 @@ fn services_reach_pods_across_nodes_by_ip_dns_and_node_port() {
         hit, now,
         "traffic only to endpoints on {other}, none on {cut}"
     );
+}
+
+/// A pod's hostPort: its node's address answers on that port from the LAN and from a pod
+/// on another node (the portmap plugin's DNAT); a second pod asking the same port of that
+/// node waits with the scheduler's NodePorts reason.
+fn host_ports(l: &Lan) {
+    let node = &l.nodes[1].name;
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeSelector: {{kubernetes.io/hostname: {node}}}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {IMAGE}\n    imagePullPolicy: Never\n    command: [probe, serve, '8080']\n    ports: [{{containerPort: 8080, hostPort: 8081}}]\n---\n"
+        )
+    };
+    l.c.apply(&format!("{}{}", pod("hp-a"), pod("hp-b")));
+    let (first, second) = eventually(60, "one of the two runs, the other waits", || {
+        let phase = |n: &str| l.c.get_json(&["get", "pod", n])["status"]["phase"].clone();
+        match (phase("hp-a").as_str(), phase("hp-b").as_str()) {
+            (Some("Running"), Some("Pending")) => Ok(("hp-a", "hp-b")),
+            (Some("Pending"), Some("Running")) => Ok(("hp-b", "hp-a")),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let target = format!("{}:8081", node_ip(1));
+    let got = eventually(30, "the client pod reaches the host port", || {
+        get_from_client(l, &target, 1)
+    });
+    assert_eq!(got, [first]);
+    let o = l.on_lan(&["nc", "-w", "5", &node_ip(1), "8081"]);
+    assert_eq!(
+        out(&o).lines().last(),
+        Some(first),
+        "from the LAN: {}",
+        err(&o)
+    );
+    let p = l.c.get_json(&["get", "pod", second]);
+    let cond = p["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled").cloned())
+        .unwrap_or_default();
+    let m = cond["message"].as_str().unwrap_or_default();
+    assert!(
+        m.contains("1 node(s) didn't have free ports for the requested pod ports"),
+        "{p}"
+    );
+    let o = l.c.skiff(&["delete", "pod", "hp-a", "hp-b"]);
+    assert!(o.status.success(), "{}", err(&o));
 }
 
 /// An Ingress routes two hosts to two Services, over HTTP from a pod to another node's

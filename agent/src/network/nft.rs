@@ -56,6 +56,14 @@ const NFT_CMP_NEQ: u32 = 1;
 const CHAIN: &str = "postrouting";
 /// The Services' DNAT chain's name in the node's table.
 const SERVICES: &str = "services";
+/// The chains forwarding pods' host ports: arriving packets, and the node's own.
+const HOSTPORTS: &str = "hostports";
+const HOSTPORTS_LOCAL: &str = "hostports-local";
+const NF_INET_LOCAL_OUT: u32 = 3;
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+/// `RTN_LOCAL`: a route type, an address of this machine.
+const RTN_LOCAL: u32 = 2;
 
 /// A netlink attribute tree, serialized by [`Attr::write`].
 enum Attr {
@@ -231,8 +239,16 @@ impl Batch {
     /// A batch that starts by rewriting the node's nat chain `chain` (on `hook` at
     /// `priority`): the table and chain are created if missing and the chain emptied.
     fn rewrite_chain(node: &str, chain: &'static str, hook: u32, priority: i32) -> Batch {
-        let table = table_name(node);
         let mut b = Batch::new();
+        b.chain(node, chain, hook, priority);
+        b
+    }
+
+    /// Adds the creation (if missing) and emptying of the nat chain `chain` (and its
+    /// table) to the batch.
+    fn chain(&mut self, node: &str, chain: &'static str, hook: u32, priority: i32) {
+        let table = table_name(node);
+        let b = self;
         b.cmd(NFT_MSG_NEWTABLE, NLM_F_CREATE, &[str_attr(1, &table)]);
         b.cmd(
             NFT_MSG_NEWCHAIN,
@@ -251,7 +267,6 @@ impl Batch {
             0,
             &[str_attr(1, &table), str_attr(2, chain)],
         );
-        b
     }
 
     /// Appends a rule of `exprs` to the node's `chain`.
@@ -442,6 +457,88 @@ pub fn services_batch(node: &str, dnats: &[Dnat]) -> Batch {
     b.end()
 }
 
+/// A pod's `hostPort` as the kubelet's portmap plugin forwards it: packets to
+/// `host_ip:port` (any of the node's own addresses when `None`) go to the pod's
+/// `pod_ip:pod_port`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostPortRule {
+    pub host_ip: Option<Ipv4Addr>,
+    pub port: u16,
+    /// 6 TCP, 17 UDP, 132 SCTP.
+    pub proto: u8,
+    pub pod_ip: Ipv4Addr,
+    pub pod_port: u16,
+}
+
+/// `fib daddr type local`: the destination is one of this machine's addresses.
+fn to_local_address() -> Vec<Attr> {
+    // NFTA_FIB_DREG, NFTA_FIB_RESULT (ADDRTYPE), NFTA_FIB_FLAGS (DADDR); the result is
+    // a route type in host byte order, RTN_LOCAL = 2.
+    vec![
+        expr(
+            "fib",
+            vec![
+                u32_attr(1, NFT_REG_1),
+                u32_attr(2, NFT_FIB_RESULT_ADDRTYPE),
+                u32_attr(3, NFTA_FIB_F_DADDR),
+            ],
+        ),
+        cmp_eq(&RTN_LOCAL.to_ne_bytes()),
+    ]
+}
+
+/// The batch that makes the node's host port chains hold exactly `rules`: `hostports`
+/// on prerouting (packets from other machines and from pods) and `hostports-local` on
+/// output (the node's own connections, but not those to loopback, which the kernel
+/// would not route to a pod). Both at priority -99, after the Services' chain, so a
+/// ClusterIP (an address of the node too) keeps its own translation. Pure.
+pub fn hostports_batch(node: &str, rules: &[HostPortRule]) -> Batch {
+    let mut b = Batch::rewrite_chain(node, HOSTPORTS, NF_INET_PRE_ROUTING, -99);
+    b.chain(node, HOSTPORTS_LOCAL, NF_INET_LOCAL_OUT, -99);
+    for (chain, local) in [(HOSTPORTS, false), (HOSTPORTS_LOCAL, true)] {
+        for r in rules {
+            let mut exprs = match r.host_ip {
+                Some(ip) => match_bytes(NFT_PAYLOAD_NETWORK_HEADER, DADDR, &ip.octets()),
+                None => to_local_address(),
+            };
+            if local {
+                exprs.extend(match_net(DADDR, (Ipv4Addr::new(127, 0, 0, 0), 8), false));
+            }
+            exprs.push(expr(
+                "meta",
+                vec![u32_attr(1, NFT_REG_1), u32_attr(2, NFT_META_L4PROTO)],
+            ));
+            exprs.push(cmp_eq(&[r.proto]));
+            exprs.extend(match_bytes(
+                NFT_PAYLOAD_TRANSPORT_HEADER,
+                2,
+                &r.port.to_be_bytes(),
+            ));
+            exprs.push(immediate(NFT_REG_1, &r.pod_ip.octets()));
+            exprs.push(immediate(NFT_REG_2, &r.pod_port.to_be_bytes()));
+            exprs.push(expr(
+                "nat",
+                vec![
+                    u32_attr(1, NFT_NAT_DNAT),
+                    u32_attr(2, u32::from(NFPROTO_IPV4)),
+                    u32_attr(3, NFT_REG_1),
+                    u32_attr(5, NFT_REG_2),
+                ],
+            ));
+            b.rule(node, chain, exprs);
+        }
+    }
+    b.end()
+}
+
+/// Writes the node's host port forwarding in the calling thread's network namespace.
+/// Blocking.
+pub fn apply_hostports(node: &str, rules: &[HostPortRule]) -> Result<(), NetError> {
+    hostports_batch(node, rules)
+        .send()
+        .map_err(|e| NetError::os("host port rules", e))
+}
+
 /// Writes the node's Service translations in the calling thread's network namespace.
 /// Blocking.
 pub fn apply_services(node: &str, dnats: &[Dnat]) -> Result<(), NetError> {
@@ -583,6 +680,48 @@ mod tests {
         }
     }
 
+    #[test]
+    fn host_ports_go_to_their_pods_from_outside_and_from_the_node() {
+        let r = HostPortRule {
+            host_ip: None,
+            port: 8080,
+            proto: 6,
+            pod_ip: Ipv4Addr::new(10, 42, 1, 2),
+            pod_port: 80,
+        };
+        let Batch { bytes: b, .. } = hostports_batch("n1", &[r]);
+        let m = messages(&b);
+        let nft = |t: u16| (10 << 8) | t;
+        let types: Vec<u16> = m.iter().map(|x| x.0).collect();
+        assert_eq!(
+            types,
+            [
+                0x10,
+                nft(0),
+                nft(3),
+                nft(8),
+                nft(0),
+                nft(3),
+                nft(8),
+                nft(6),
+                nft(6),
+                0x11
+            ],
+            "begin, two chains made and emptied, the rule in each, end"
+        );
+        let has = |i: usize, v: &[u8]| m[i].3.windows(v.len()).any(|w| w == v);
+        assert!(has(2, b"hostports\0") && has(2, &NF_INET_PRE_ROUTING.to_be_bytes()));
+        assert!(has(5, b"hostports-local\0") && has(5, &NF_INET_LOCAL_OUT.to_be_bytes()));
+        assert!(has(2, &(-99i32).to_be_bytes()), "after the Services' chain");
+        for i in [7, 8] {
+            assert!(has(i, b"fib\0") && has(i, &RTN_LOCAL.to_ne_bytes()));
+            assert!(has(i, &8080u16.to_be_bytes()) && has(i, &[10, 42, 1, 2]));
+            assert!(has(i, &80u16.to_be_bytes()) && has(i, b"nat\0"));
+        }
+        // The node's own connections to loopback are left alone.
+        assert!(!has(7, &[127, 0, 0, 0]) && has(8, &[127, 0, 0, 0]));
+    }
+
     /// The kernel takes the batch, again (it converges), and the table goes on removal.
     /// Needs root (CAP_NET_ADMIN): runs in a network namespace of its own.
     #[test]
@@ -621,6 +760,25 @@ mod tests {
             apply_services("t", std::slice::from_ref(&d)).expect("service rules");
             apply_services("t", &[]).expect("no service rules");
             apply_services("t", &[d]).expect("service rules again");
+            // Host ports: on every local address and on one, in both chains.
+            let hp = [
+                HostPortRule {
+                    host_ip: None,
+                    port: 8080,
+                    proto: 6,
+                    pod_ip: Ipv4Addr::new(10, 42, 1, 2),
+                    pod_port: 80,
+                },
+                HostPortRule {
+                    host_ip: Some(Ipv4Addr::new(192, 168, 1, 5)),
+                    port: 5353,
+                    proto: 17,
+                    pod_ip: Ipv4Addr::new(10, 42, 1, 3),
+                    pod_port: 53,
+                },
+            ];
+            apply_hostports("t", &hp).expect("host port rules");
+            apply_hostports("t", &[]).expect("no host port rules");
             remove("t").expect("removed");
             let gone = flush(&table_name("t")).expect_err("the table is gone");
             assert_eq!(gone.raw_os_error(), Some(libc::ENOENT), "{gone}");

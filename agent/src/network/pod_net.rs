@@ -655,12 +655,19 @@ impl PodNetwork {
         })
     }
 
-    /// Disconnects a pod (its veth pair goes) and releases its address.
+    /// Disconnects a pod (its veth pair goes) and releases its address. The bridge's
+    /// neighbour entry for the address goes too: the next pod given it (the lowest free
+    /// address is leased first) has another MAC, and until a stale entry expired the
+    /// node would send that pod's traffic to the old one.
     pub fn detach(&self, uid: &str) -> Result<(), NetError> {
         let (host, _) = Self::veth_names(uid);
         let mut nl = Nl::new().map_err(|e| NetError::os("netlink", e))?;
         nl.del_link_named(&host)
             .map_err(|e| NetError::os(format!("removing {host}"), e))?;
+        if let (Some(ip), Ok(Some(index))) = (self.ip_of(uid), nl.link_index(&self.bridge)) {
+            nl.del_neighbour(Nl::neighbour_msg(AddressFamily::Inet, index, Some(ip), &[]))
+                .map_err(|e| NetError::os(format!("forgetting {ip}'s neighbour entry"), e))?;
+        }
         self.release(uid)
     }
 }

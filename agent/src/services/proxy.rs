@@ -237,6 +237,7 @@ pub async fn run(agent: Arc<Agent>) {
     let mut last_peers = None;
     let mut last_vips = None;
     let mut last_dnats = None;
+    let mut last_hostports = None;
     let mut again = tokio::time::interval(REASSERT);
     again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     again.tick().await;
@@ -283,6 +284,17 @@ pub async fn run(agent: Arc<Agent>) {
                 Err(e) => tracing::warn!("{e}; pods' Service traffic goes through the proxy"),
             }
         }
+        let pods = super::hostports::node_pods(&agent);
+        let hp = super::hostports::rules(pods.iter().map(|(p, ip)| (&p.spec, *ip)));
+        if last_hostports.as_ref() != Some(&hp) {
+            let (name, h2) = (agent.cfg.name.clone(), hp.clone());
+            match crate::util::blocking(move || crate::network::nft::apply_hostports(&name, &h2))
+                .await
+            {
+                Ok(()) => last_hostports = Some(hp),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
         if last_vips.as_ref() != Some(&vips) {
             let v = vips.clone();
             match crate::util::blocking(move || crate::network::pod_net::sync_service_ips(&v)).await
@@ -322,12 +334,14 @@ pub async fn run(agent: Arc<Agent>) {
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
+            _ = agent.pod_addresses.notified() => {}
             _ = again.tick() => {
                 // Level-triggered: the rules, routes, overlay device and Service
                 // addresses are written again whether or not someone removed them (each
                 // write is one idempotent netlink batch).
                 last_peers = None;
                 last_dnats = None;
+                last_hostports = None;
                 last_vips = None;
             }
         }

@@ -353,10 +353,6 @@ pub(super) fn validate_container(
         if let Some(h) = port.host_port {
             if h != 0 {
                 validate_port(v, &format!("{pp}.hostPort"), Some(h), false);
-                v.no_effect(
-                    &format!("{pp}.hostPort"),
-                    "no port on the node is forwarded and the scheduler does not check conflicts; use a NodePort Service",
-                );
             }
         }
         v.one_of(

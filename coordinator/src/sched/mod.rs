@@ -1,8 +1,8 @@
 //! The scheduler's pure core: a snapshot of the cluster in, a decision per pod out.
 //!
 //! It follows kube-scheduler's framework in the order of its default plugins. Filters
-//! (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodeResourcesFit,
-//! InterPodAffinity) keep the nodes a pod may run on; scores (NodeResourcesFit
+//! (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts,
+//! NodeResourcesFit, InterPodAffinity) keep the nodes a pod may run on; scores (NodeResourcesFit
 //! least- or most-allocated, NodeAffinity preferences, InterPodAffinity preferences,
 //! spreading of one owner's replicas, PreferNoSchedule taints) pick the best of them.
 //! A pod that fits nowhere gets Kubernetes' message, counting the reason each node
@@ -15,7 +15,7 @@
 pub mod queue;
 mod resources;
 
-pub use resources::Resources;
+pub use resources::{HostPort, Resources};
 
 use crate::HashMap;
 use skiff_api::conditions::tolerates;
@@ -90,6 +90,7 @@ impl NodeInfo {
             pods: get("pods").map_or(0, |q| q.value()),
             ephemeral_storage: get("ephemeral-storage").map_or(0, |q| q.value()),
             extended,
+            host_ports: Vec::new(),
         };
         let mut taints = n.spec.taints.clone();
         let implied = match skiff_api::conditions::node_ready_status(n) {
@@ -345,6 +346,8 @@ pub enum Reason {
     Taint(String, String),
     /// NodeAffinity.
     NodeAffinity,
+    /// NodePorts.
+    NodePorts,
     /// NodeResourcesFit.
     InsufficientCpu,
     /// NodeResourcesFit.
@@ -371,6 +374,9 @@ impl std::fmt::Display for Reason {
             Reason::Taint(k, v) => write!(f, "node(s) had untolerated taint {{{k}: {v}}}"),
             Reason::NodeAffinity => {
                 f.write_str("node(s) didn't match Pod's node affinity/selector")
+            }
+            Reason::NodePorts => {
+                f.write_str("node(s) didn't have free ports for the requested pod ports")
             }
             Reason::InsufficientCpu => f.write_str("Insufficient cpu"),
             Reason::InsufficientMemory => f.write_str("Insufficient memory"),
@@ -591,6 +597,10 @@ impl Scheduler {
             return Err(vec![Reason::NodeAffinity]);
         }
         let req = &self.requested[i];
+        let taken = |p: &HostPort| req.host_ports.iter().any(|u| u.conflicts(p));
+        if pod.requests.host_ports.iter().any(taken) {
+            return Err(vec![Reason::NodePorts]);
+        }
         let a = &n.allocatable;
         let mut fit = Vec::new();
         if req.pods + 1 > a.pods {

@@ -16,6 +16,51 @@ pub struct Resources {
     pub ephemeral_storage: i64,
     /// Extended resources by name, sorted; most pods and nodes have none (no allocation).
     pub extended: Vec<(String, i64)>,
+    /// Host ports the containers claim (a node's: those of its pods).
+    pub host_ports: Vec<HostPort>,
+}
+
+/// A port on the node a container claims (`hostPort`): protocol, host IP (`0.0.0.0`
+/// for every address), port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostPort {
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+    /// The address it is bound to; `0.0.0.0` for all.
+    pub ip: String,
+    /// The port.
+    pub port: i32,
+}
+
+impl HostPort {
+    /// Kubernetes' NodePorts rule: the same protocol and port, and the same address or
+    /// either one every address.
+    pub fn conflicts(&self, o: &HostPort) -> bool {
+        self.protocol == o.protocol
+            && self.port == o.port
+            && (self.ip == o.ip || self.ip == "0.0.0.0" || o.ip == "0.0.0.0")
+    }
+
+    /// The host ports of a pod's containers (as kube-scheduler reads them: app
+    /// containers, `hostPort` above 0, TCP and `0.0.0.0` by default).
+    pub fn of_pod(spec: &PodSpec) -> Vec<HostPort> {
+        spec.containers
+            .iter()
+            .flat_map(|c| &c.ports)
+            .filter_map(|p| {
+                let port = p.host_port.filter(|h| *h > 0)?;
+                Some(HostPort {
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                    ip: p
+                        .host_ip
+                        .clone()
+                        .filter(|ip| !ip.is_empty())
+                        .unwrap_or_else(|| "0.0.0.0".into()),
+                    port,
+                })
+            })
+            .collect()
+    }
 }
 
 impl Resources {
@@ -60,6 +105,7 @@ impl Resources {
                 .map(|n| (n.to_string(), sum(n)))
                 .filter(|(_, v)| *v > 0)
                 .collect(),
+            host_ports: HostPort::of_pod(spec),
         }
     }
 
@@ -75,6 +121,7 @@ impl Resources {
         self.memory += o.memory;
         self.pods += o.pods;
         self.ephemeral_storage += o.ephemeral_storage;
+        self.host_ports.extend(o.host_ports.iter().cloned());
         for (name, v) in &o.extended {
             match self.extended.binary_search_by(|(n, _)| n.cmp(name)) {
                 Ok(i) => self.extended[i].1 += v,

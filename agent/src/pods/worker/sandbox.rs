@@ -165,6 +165,7 @@ impl Worker {
                 self.sandbox_failed(pod, format!("Failed to set up the pod's network: {e}"))
             })?;
         self.net_ready = true;
+        self.agent.pod_addresses.notify_one();
         Ok(())
     }
 

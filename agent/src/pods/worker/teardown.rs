@@ -109,6 +109,8 @@ impl Worker {
             }
             self.cs.clear();
             self.stopped = true;
+            // Its address is free: its host ports are no longer forwarded.
+            self.agent.pod_addresses.notify_one();
         }
         if !d.gone {
             // Confirm: the pod object goes once the node says its containers are gone.
