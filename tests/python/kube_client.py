@@ -64,6 +64,15 @@ check("watch from the create's revision", types == ["MODIFIED", "DELETED"], even
 for i in range(3):
     v1.create_namespaced_config_map(NS, client.V1ConfigMap(
         metadata=client.V1ObjectMeta(name=f"bulk-{i}", labels={"from": "python-bulk"})))
+# A dry run answers with what it would delete and deletes nothing.
+# (The client's model calls the answer a Status; it is the list, as Kubernetes sends.)
+would = json.loads(v1.delete_collection_namespaced_config_map(
+    NS, label_selector="from=python-bulk", dry_run="All", _preload_content=False).data)
+kept = v1.list_namespaced_config_map(NS, label_selector="from=python-bulk").items
+names = sorted(i["metadata"]["name"] for i in would.get("items", []))
+check("a dry run of deletecollection deletes nothing",
+      len(kept) == 3 and names == ["bulk-0", "bulk-1", "bulk-2"],
+      (would, [c.metadata.name for c in kept]))
 v1.delete_collection_namespaced_config_map(NS, label_selector="from=python-bulk")
 left = v1.list_namespaced_config_map(NS, label_selector="from=python-bulk").items
 check("delete a collection", left == [], [c.metadata.name for c in left])

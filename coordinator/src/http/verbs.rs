@@ -91,7 +91,7 @@ pub(crate) async fn object<S: Store>(
             }
         }
         (&Method::DELETE, true, None) => delete(api, id, &t, &q, req, &mut opts).await,
-        (&Method::DELETE, false, None) => delete_collection(api, id, &t, &q, req).await,
+        (&Method::DELETE, false, None) => delete_collection(api, id, &t, &q, req, &mut opts).await,
         (&Method::POST, true, Some("eviction")) if t.kind == Kind::Pod => {
             evict(api, id, &t, req, opts.dry_run).await
         }
@@ -148,7 +148,7 @@ fn options(q: &[(String, String)], method: &Method, t: &Target) -> Result<Option
         (method, t.name.is_some(), t.subresource.as_deref()),
         (&Method::POST, false, None)
             | (&Method::PUT | &Method::PATCH, true, None | Some("status"))
-            | (&Method::DELETE, true, None)
+            | (&Method::DELETE, _, None)
             | (&Method::POST, true, Some("eviction"))
     );
     if dry_run && !dry_ok {
@@ -245,18 +245,21 @@ async fn list<S: Store>(
 
 /// `DELETE` of a collection (deletecollection): every object the selectors pick is
 /// deleted as one `DELETE` of it would be; the answer lists them as they were deleted.
+/// A dry run deletes nothing and lists what it would have.
 async fn delete_collection<S: Store>(
     api: &Api<S>,
     id: &Identity,
     t: &Target,
     q: &[(String, String)],
     req: Request<Incoming>,
+    http_opts: &mut Options,
 ) -> Result<Response<Body>, ApiError> {
     let bytes = body(req, 64 << 10).await?;
     let opts = delete_options(q, &bytes)?;
     if opts.resource_version.is_some() || opts.uid.is_some() {
         return Err(bad("preconditions name one object; a collection has none"));
     }
+    http_opts.dry_run |= opts.dry_run;
     let mut deleted = Vec::new();
     let mut revision = 0;
     let mut from = None;
@@ -282,7 +285,7 @@ async fn delete_collection<S: Store>(
                 force: opts.grace == Some(0),
                 propagation: opts.propagation,
             };
-            match api.handle(id, req).await {
+            match api.handle_with(id, req, http_opts).await {
                 ApiResponse::Object { object } => {
                     if let Some(rv) = serde_json::from_str::<Value>(&object).ok().and_then(|o| {
                         o.pointer("/metadata/resourceVersion")?
