@@ -199,6 +199,7 @@ fn kubectl_and_the_python_client_drive_skiff() {
     server_side_apply(&cl);
     extended_resources(&cl);
     priority_classes(&cl);
+    pdb_create(&cl);
     cronjob_runs(&cl);
     drain(&cl);
     python_client(&cl);
@@ -946,10 +947,9 @@ fn config_objects(cl: &Cluster) {
     // A kind skiff has no protobuf table for is refused, naming what to send.
     let e = fails(cl.kubectl(&[
         "create",
-        "poddisruptionbudget",
+        "ingress",
         "typed",
-        "--selector=app=web",
-        "--min-available=1",
+        "--rule=typed.example/=web:80",
     ]));
     assert!(e.contains("send JSON"), "{e}");
 }
@@ -1161,6 +1161,36 @@ fn priority_classes(cl: &Cluster) {
     ok(cl.kubectl(&["delete", "priorityclass", "usual", "high"]));
     let p = dry(pod("plain", ""));
     assert_eq!(p["spec"]["priority"], 0, "no default class left: {p}");
+}
+
+/// `kubectl create poddisruptionbudget` (protobuf): the budget as the flags said.
+fn pdb_create(cl: &Cluster) {
+    let made = ok(cl.kubectl(&[
+        "create",
+        "pdb",
+        "quiet",
+        "--selector=app=nothing",
+        "--min-available=50%",
+    ]));
+    assert_eq!(made.trim(), "poddisruptionbudget.policy/quiet created");
+    let p = cl.json(&["get", "pdb", "quiet"]);
+    assert_eq!(p["spec"]["minAvailable"], "50%", "{p}");
+    assert_eq!(
+        p["spec"]["selector"]["matchLabels"]["app"], "nothing",
+        "{p}"
+    );
+    ok(cl.kubectl(&[
+        "create",
+        "pdb",
+        "loose",
+        "--selector=app=nothing",
+        "--max-unavailable=2",
+    ]));
+    assert_eq!(
+        cl.json(&["get", "pdb", "loose"])["spec"]["maxUnavailable"],
+        2
+    );
+    ok(cl.kubectl(&["delete", "pdb", "quiet", "loose"]));
 }
 
 fn cronjob_create(cl: &Cluster) {

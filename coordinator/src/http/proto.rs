@@ -10,6 +10,7 @@
 use serde_json::{json, Map, Value};
 
 mod autoscaling;
+mod policy;
 
 /// Kubernetes' protobuf content type.
 pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
@@ -298,7 +299,7 @@ mod workloads {
             (3, "values", T::RepStr),
         ],
     };
-    static LABEL_SELECTOR: Message = Message {
+    pub(super) static LABEL_SELECTOR: Message = Message {
         name: "LabelSelector",
         fields: &[
             (1, "matchLabels", T::MapStr),
@@ -646,9 +647,10 @@ pub fn object(body: &[u8]) -> Result<Value, String> {
         ("batch/v1", "CronJob") => &workloads::CRON_JOB,
         ("autoscaling/v2", "HorizontalPodAutoscaler") => &autoscaling::HPA,
         ("scheduling.k8s.io/v1", "PriorityClass") => &PRIORITY_CLASS,
+        ("policy/v1", "PodDisruptionBudget") => &policy::PDB,
         _ => {
             return Err(format!(
-                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler, scheduling.k8s.io/v1 PriorityClass and policy/v1 Eviction, not {api_version}/{kind}; send JSON"
+                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler, scheduling.k8s.io/v1 PriorityClass and policy/v1 PodDisruptionBudget and Eviction, not {api_version}/{kind}; send JSON"
             ))
         }
     };
