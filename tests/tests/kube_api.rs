@@ -945,12 +945,7 @@ fn config_objects(cl: &Cluster) {
     assert_eq!(x["spec"]["selector"]["app"], "web", "{x}");
     assert_eq!(x["spec"]["ports"][0]["targetPort"], 80, "{x}");
     // A kind skiff has no protobuf table for is refused, naming what to send.
-    let e = fails(cl.kubectl(&[
-        "create",
-        "ingress",
-        "typed",
-        "--rule=typed.example/=web:80",
-    ]));
+    let e = fails(cl.kubectl(&["create", "ingress", "typed", "--rule=typed.example/=web:80"]));
     assert!(e.contains("send JSON"), "{e}");
 }
 
