@@ -398,6 +398,23 @@ fn immediate(reg: u32, value: &[u8]) -> Attr {
     expr("immediate", vec![u32_attr(1, reg), data_value(2, value)])
 }
 
+/// The destination rewritten to `ip:port`.
+fn dnat_to(ip: Ipv4Addr, port: u16) -> [Attr; 3] {
+    [
+        immediate(NFT_REG_1, &ip.octets()),
+        immediate(NFT_REG_2, &port.to_be_bytes()),
+        expr(
+            "nat",
+            vec![
+                u32_attr(1, NFT_NAT_DNAT),
+                u32_attr(2, u32::from(NFPROTO_IPV4)),
+                u32_attr(3, NFT_REG_1),
+                u32_attr(5, NFT_REG_2),
+            ],
+        ),
+    ]
+}
+
 /// One Service port translated in the kernel: packets to `vip:port` (`proto`: 6 TCP,
 /// 17 UDP) go to one of `endpoints`, picked at random per connection.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -440,17 +457,7 @@ pub fn services_batch(node: &str, dnats: &[Dnat]) -> Batch {
                 ));
                 exprs.push(cmp_eq(&0u32.to_ne_bytes()));
             }
-            exprs.push(immediate(NFT_REG_1, &ip.octets()));
-            exprs.push(immediate(NFT_REG_2, &port.to_be_bytes()));
-            exprs.push(expr(
-                "nat",
-                vec![
-                    u32_attr(1, NFT_NAT_DNAT),
-                    u32_attr(2, u32::from(NFPROTO_IPV4)),
-                    u32_attr(3, NFT_REG_1),
-                    u32_attr(5, NFT_REG_2),
-                ],
-            ));
+            exprs.extend(dnat_to(*ip, *port));
             b.rule(node, SERVICES, exprs);
         }
     }
@@ -514,17 +521,7 @@ pub fn hostports_batch(node: &str, rules: &[HostPortRule]) -> Batch {
                 2,
                 &r.port.to_be_bytes(),
             ));
-            exprs.push(immediate(NFT_REG_1, &r.pod_ip.octets()));
-            exprs.push(immediate(NFT_REG_2, &r.pod_port.to_be_bytes()));
-            exprs.push(expr(
-                "nat",
-                vec![
-                    u32_attr(1, NFT_NAT_DNAT),
-                    u32_attr(2, u32::from(NFPROTO_IPV4)),
-                    u32_attr(3, NFT_REG_1),
-                    u32_attr(5, NFT_REG_2),
-                ],
-            ));
+            exprs.extend(dnat_to(r.pod_ip, r.pod_port));
             b.rule(node, chain, exprs);
         }
     }
