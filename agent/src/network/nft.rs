@@ -398,6 +398,23 @@ fn immediate(reg: u32, value: &[u8]) -> Attr {
     expr("immediate", vec![u32_attr(1, reg), data_value(2, value)])
 }
 
+/// `meta l4proto PROTO th dport PORT`.
+fn match_proto_port(proto: u8, port: u16) -> Vec<Attr> {
+    let mut v = vec![
+        expr(
+            "meta",
+            vec![u32_attr(1, NFT_REG_1), u32_attr(2, NFT_META_L4PROTO)],
+        ),
+        cmp_eq(&[proto]),
+    ];
+    v.extend(match_bytes(
+        NFT_PAYLOAD_TRANSPORT_HEADER,
+        2,
+        &port.to_be_bytes(),
+    ));
+    v
+}
+
 /// The destination rewritten to `ip:port`.
 fn dnat_to(ip: Ipv4Addr, port: u16) -> [Attr; 3] {
     [
@@ -436,16 +453,7 @@ pub fn services_batch(node: &str, dnats: &[Dnat]) -> Batch {
         let n = d.endpoints.len();
         for (i, (ip, port)) in d.endpoints.iter().enumerate() {
             let mut exprs = match_bytes(NFT_PAYLOAD_NETWORK_HEADER, DADDR, &d.vip.octets());
-            exprs.push(expr(
-                "meta",
-                vec![u32_attr(1, NFT_REG_1), u32_attr(2, NFT_META_L4PROTO)],
-            ));
-            exprs.push(cmp_eq(&[d.proto]));
-            exprs.extend(match_bytes(
-                NFT_PAYLOAD_TRANSPORT_HEADER,
-                2,
-                &d.port.to_be_bytes(),
-            ));
+            exprs.extend(match_proto_port(d.proto, d.port));
             if i + 1 < n {
                 exprs.push(expr(
                     "numgen",
@@ -511,16 +519,7 @@ pub fn hostports_batch(node: &str, rules: &[HostPortRule]) -> Batch {
             if local {
                 exprs.extend(match_net(DADDR, (Ipv4Addr::new(127, 0, 0, 0), 8), false));
             }
-            exprs.push(expr(
-                "meta",
-                vec![u32_attr(1, NFT_REG_1), u32_attr(2, NFT_META_L4PROTO)],
-            ));
-            exprs.push(cmp_eq(&[r.proto]));
-            exprs.extend(match_bytes(
-                NFT_PAYLOAD_TRANSPORT_HEADER,
-                2,
-                &r.port.to_be_bytes(),
-            ));
+            exprs.extend(match_proto_port(r.proto, r.port));
             exprs.extend(dnat_to(r.pod_ip, r.pod_port));
             b.rule(node, chain, exprs);
         }

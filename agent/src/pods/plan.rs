@@ -275,16 +275,7 @@ pub fn plan(
 /// changed): stop what still runs in it, then make it anew, unless the pod's restartPolicy
 /// is `Never` and a container already ran in it (the pod then ends as it is).
 fn sandbox_changed(pod: &Pod, seen: &HashMap<String, Seen>, why: &str) -> Vec<Step> {
-    let mut steps: Vec<Step> = teardown(pod, seen)
-        .into_iter()
-        .map(|(container, id)| Step::Kill {
-            reason: format!("Stopping container {container}: its pod's sandbox is broken ({why})"),
-            container,
-            id,
-            grace: grace_period(pod, false),
-            then: AfterKill::Leave,
-        })
-        .collect();
+    let mut steps = stop_all(pod, seen, &format!("its pod's sandbox is broken ({why})"));
     let ran = seen.values().any(|s| s.current().is_some());
     if restart_policy(pod) != "Never" || !ran {
         steps.push(Step::RecreateSandbox {
@@ -356,10 +347,16 @@ pub fn deadline_at(pod: &Pod, active_since: Instant) -> Option<Instant> {
 /// stops with the pod's grace period, and nothing starts again, whatever the restart
 /// policy; the pod is Failed.
 pub fn past_deadline(pod: &Pod, seen: &HashMap<String, Seen>) -> Vec<Step> {
+    stop_all(pod, seen, DEADLINE_MESSAGE)
+}
+
+/// Every attempt that runs stopped with the pod's grace period, nothing after (`why`
+/// completes the event: `Stopping container C: why`).
+fn stop_all(pod: &Pod, seen: &HashMap<String, Seen>, why: &str) -> Vec<Step> {
     teardown(pod, seen)
         .into_iter()
         .map(|(container, id)| Step::Kill {
-            reason: format!("Stopping container {container}: {DEADLINE_MESSAGE}"),
+            reason: format!("Stopping container {container}: {why}"),
             container,
             id,
             grace: grace_period(pod, false),
