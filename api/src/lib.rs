@@ -21,6 +21,7 @@ pub mod quantity;
 pub mod resource;
 pub mod scheduling;
 pub mod selector;
+pub mod storage;
 pub mod util;
 pub mod validate;
 pub mod well_known;

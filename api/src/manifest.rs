@@ -421,6 +421,7 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
                 "deprecatedLastTimestamp",
                 "deprecatedCount",
             ],
+            Kind::StorageClass => &["allowVolumeExpansion", "mountOptions", "allowedTopologies"],
             _ => &[],
         }
     } else if parents == ["spec"] {
@@ -439,11 +440,11 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
                 "healthCheckNodePort",
                 "trafficDistribution",
             ],
-            Kind::StatefulSet => &[
-                "volumeClaimTemplates",
-                "persistentVolumeClaimRetentionPolicy",
-                "ordinals",
-            ],
+            Kind::StatefulSet => &["ordinals"],
+            Kind::PersistentVolume => &["mountOptions", "volumeAttributesClassName"],
+            Kind::PersistentVolumeClaim => {
+                &["dataSource", "dataSourceRef", "volumeAttributesClassName"]
+            }
             Kind::Job => &[
                 "completionMode",
                 "podFailurePolicy",

@@ -9,6 +9,7 @@ use crate::policy::PodDisruptionBudget;
 use crate::print::{Page, Print};
 use crate::resource::{NameRule, Resource};
 use crate::scheduling::PriorityClass;
+use crate::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
 use crate::validate::Problems;
 use crate::workloads::{CronJob, DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
 use serde::{Deserialize, Serialize};
@@ -296,6 +297,9 @@ kinds! {
     HorizontalPodAutoscaler: HorizontalPodAutoscaler = ("autoscaling/v2", "horizontalpodautoscalers", ["hpa"], true, spec, status, Nothing),
     CronJob: CronJob = ("batch/v1", "cronjobs", ["cj"], true, spec, status, Nothing),
     PriorityClass: PriorityClass = ("scheduling.k8s.io/v1", "priorityclasses", ["pc"], false, no_spec, no_status, Nothing),
+    PersistentVolume: PersistentVolume = ("v1", "persistentvolumes", ["pv"], false, spec, status, All),
+    PersistentVolumeClaim: PersistentVolumeClaim = ("v1", "persistentvolumeclaims", ["pvc"], true, spec, status, Nothing),
+    StorageClass: StorageClass = ("storage.k8s.io/v1", "storageclasses", ["sc"], false, no_spec, no_status, Nothing),
 }
 
 /// A Rust type that is one kind's object.

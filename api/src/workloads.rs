@@ -168,6 +168,20 @@ k8s_struct! {
         pub update_strategy: Option<StatefulSetUpdateStrategy>,
         pub revision_history_limit: Option<i32>,
         pub min_ready_seconds: Option<i32>,
+        /// A claim per pod from each template: `<template>-<set>-<ordinal>`.
+        pub volume_claim_templates: Vec<crate::storage::PersistentVolumeClaim>,
+        /// What becomes of those claims when the set is deleted or scaled down.
+        pub persistent_volume_claim_retention_policy:
+            Option<StatefulSetPersistentVolumeClaimRetentionPolicy>,
+    }
+}
+
+k8s_struct! {
+    /// `appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy`: `Retain` (the default)
+    /// or `Delete`, for each.
+    pub struct StatefulSetPersistentVolumeClaimRetentionPolicy {
+        pub when_deleted: Option<String>,
+        pub when_scaled: Option<String>,
     }
 }
 

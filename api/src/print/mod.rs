@@ -5,6 +5,7 @@
 mod core;
 mod networking;
 mod pod;
+mod storage;
 mod workloads;
 
 pub use self::networking::ingress_class;

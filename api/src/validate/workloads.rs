@@ -96,7 +96,41 @@ pub(super) fn validate_daemon_set(v: &mut Problems, d: &DaemonSet) {
 pub(super) fn validate_stateful_set(v: &mut Problems, s: &StatefulSet) {
     v.non_negative("spec.replicas", s.spec.replicas);
     validate_workload_selector(v, &s.spec.selector, &s.spec.template);
-    validate_template(v, &s.spec.template, &["Always"]);
+    // The pods get a volume per claim template: mounts may name them.
+    let mut template = s.spec.template.clone();
+    crate::storage::add_claim_volumes(&mut template.spec, &s.spec.volume_claim_templates, "");
+    validate_template(v, &template, &["Always"]);
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, t) in s.spec.volume_claim_templates.iter().enumerate() {
+        let p = format!("spec.volumeClaimTemplates[{i}]");
+        let name = t.metadata.name();
+        if name.is_empty() {
+            v.required(&format!("{p}.metadata.name"));
+        } else if let Some(why) = dns1123_label_problem(name) {
+            v.invalid(&format!("{p}.metadata.name"), q(name), &why);
+        } else if !seen.insert(name) {
+            v.push(
+                &format!("{p}.metadata.name"),
+                format!("Duplicate value: {}", q(name)),
+            );
+        }
+        let mut inner = Problems::default();
+        crate::resource::Resource::validate(t, &mut inner);
+        v.nest(inner, "spec", &format!("{p}.spec"));
+    }
+    if let Some(r) = &s.spec.persistent_volume_claim_retention_policy {
+        let p = "spec.persistentVolumeClaimRetentionPolicy";
+        v.one_of(
+            &format!("{p}.whenDeleted"),
+            &r.when_deleted,
+            &["Delete", "Retain"],
+        );
+        v.one_of(
+            &format!("{p}.whenScaled"),
+            &r.when_scaled,
+            &["Delete", "Retain"],
+        );
+    }
     v.one_of(
         "spec.podManagementPolicy",
         &s.spec.pod_management_policy,
@@ -274,7 +308,9 @@ impl Resource for StatefulSet {
         if old.spec.selector != self.spec.selector {
             v.invalid("spec.selector", "...", IMMUTABLE)
         }
-        if old.spec.service_name != self.spec.service_name {
+        if old.spec.service_name != self.spec.service_name
+            || old.spec.volume_claim_templates != self.spec.volume_claim_templates
+        {
             v.forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
         }
     }

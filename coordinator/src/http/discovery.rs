@@ -284,6 +284,7 @@ mod tests {
             "policy/v1",
             "autoscaling/v2",
             "scheduling.k8s.io/v1",
+            "storage.k8s.io/v1",
         ] {
             let (g, v) = gv.rsplit_once('/').unwrap_or(("", gv));
             let doc = resource_list(g, v);
