@@ -21,6 +21,7 @@ pub mod replicaset;
 pub mod runner;
 pub mod spam;
 pub mod statefulset;
+pub mod storage;
 
 use crate::HashMap;
 use skiff_api::meta::{ObjectMeta, OwnerReference};
@@ -40,7 +41,7 @@ pub use skiff_api::well_known::{
 };
 
 /// The kinds the controllers read.
-pub const WATCHED: [Kind; 13] = [
+pub const WATCHED: [Kind; 16] = [
     Kind::Node,
     Kind::Service,
     Kind::Endpoints,
@@ -54,6 +55,9 @@ pub const WATCHED: [Kind; 13] = [
     Kind::HorizontalPodAutoscaler,
     Kind::PodDisruptionBudget,
     Kind::CronJob,
+    Kind::PersistentVolume,
+    Kind::PersistentVolumeClaim,
+    Kind::StorageClass,
 ];
 
 pub use skiff_api::wire::Propagation;
@@ -109,6 +113,8 @@ pub enum Action {
         node: String,
         /// The pod as the cache holds it: bound from it unless it changed since.
         seen: Option<Entry>,
+        /// Claim volumes' node directories (volume name → path), for its annotations.
+        volumes: BTreeMap<String, String>,
     },
     /// Record an Event about an object.
     Event {
@@ -461,4 +467,45 @@ pub fn adopt<'a>(
             Action::Update(next)
         })
         .collect()
+}
+
+/// Orphans (after an orphaning delete) adopted by a matching owner: ReplicaSets by
+/// Deployments, pods by ReplicaSets.
+pub fn adopt_orphans(cache: &Cache) -> Vec<Action> {
+    let mut out = Vec::new();
+    let orphans = |kind: Kind| -> Vec<std::sync::Arc<Object>> {
+        cache
+            .objects(kind)
+            .filter(|o| {
+                let m = o.meta();
+                m.deletion_timestamp.is_none()
+                    && m.controller().is_none()
+                    && !matches!(&***o, Object::Pod(p) if is_finished(p))
+            })
+            .cloned()
+            .collect()
+    };
+    let orphan_rs = orphans(Kind::ReplicaSet);
+    if !orphan_rs.is_empty() {
+        for d in cache.typed::<skiff_api::workloads::Deployment>() {
+            out.extend(adopt(
+                Kind::Deployment,
+                &d.metadata,
+                d.spec.selector.as_ref(),
+                orphan_rs.iter().map(|o| &**o),
+            ));
+        }
+    }
+    let orphan_pods = orphans(Kind::Pod);
+    if !orphan_pods.is_empty() {
+        for rs in cache.typed::<skiff_api::workloads::ReplicaSet>() {
+            out.extend(adopt(
+                Kind::ReplicaSet,
+                &rs.metadata,
+                rs.spec.selector.as_ref(),
+                orphan_pods.iter().map(|o| &**o),
+            ));
+        }
+    }
+    out
 }

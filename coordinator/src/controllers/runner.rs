@@ -10,6 +10,7 @@ use super::{
 };
 use crate::requests::{Api, DeleteOptions, Deleted};
 use crate::sched::queue::{self, Queue};
+use crate::sched::volumes::VolumeView;
 use crate::sched::{NodeInfo, PodInfo, Scheduler, Strategy};
 use crate::store::{EventType, Store, Stored, WatchFilter, WatchStream};
 use skiff_api::core::{Endpoints, Node, Service};
@@ -17,6 +18,7 @@ use skiff_api::meta::ObjectReference;
 use skiff_api::networking::Ingress;
 use skiff_api::pod::Pod;
 use skiff_api::policy::PodDisruptionBudget;
+use skiff_api::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
 use skiff_api::util::rfc3339;
 use skiff_api::wire::ErrorCode;
 use skiff_api::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
@@ -151,7 +153,14 @@ impl<S: Store> Manager<S> {
 
     fn apply_event(&mut self, e: &crate::store::StoreEvent) {
         let key = &e.object.key;
-        if matches!(key.kind, Kind::Node) || (key.kind == Kind::Pod && e.kind != EventType::Added) {
+        let volumes = matches!(
+            key.kind,
+            Kind::PersistentVolume | Kind::PersistentVolumeClaim | Kind::StorageClass
+        );
+        if matches!(key.kind, Kind::Node)
+            || volumes
+            || (key.kind == Kind::Pod && e.kind != EventType::Added)
+        {
             self.sched_dirty = true;
         }
         match e.kind {
@@ -254,47 +263,19 @@ impl<S: Store> Manager<S> {
         for ds in cache.typed::<DaemonSet>() {
             out.extend(daemonset::reconcile(ds, &node_infos, &pods, now));
         }
-        for s in cache.typed::<StatefulSet>() {
-            out.extend(statefulset::reconcile(s, &pods, now));
+        if cache.count(Kind::StatefulSet) > 0 {
+            let claims: statefulset::Claims<'_> = cache
+                .typed::<PersistentVolumeClaim>()
+                .map(|c| ((c.metadata.namespace(), c.metadata.name()), c))
+                .collect();
+            for s in cache.typed::<StatefulSet>() {
+                out.extend(statefulset::reconcile(s, &pods, &claims, now));
+            }
         }
         for j in cache.typed::<Job>() {
             out.extend(job::reconcile(j, &pods, now));
         }
-        // Orphans (after an orphaning delete) are adopted by a matching owner.
-        let orphans = |kind: Kind| -> Vec<std::sync::Arc<Object>> {
-            cache
-                .objects(kind)
-                .filter(|o| {
-                    let m = o.meta();
-                    m.deletion_timestamp.is_none()
-                        && m.controller().is_none()
-                        && !matches!(&***o, Object::Pod(p) if super::is_finished(p))
-                })
-                .cloned()
-                .collect()
-        };
-        let orphan_rs = orphans(Kind::ReplicaSet);
-        if !orphan_rs.is_empty() {
-            for d in cache.typed::<Deployment>() {
-                out.extend(super::adopt(
-                    Kind::Deployment,
-                    &d.metadata,
-                    d.spec.selector.as_ref(),
-                    orphan_rs.iter().map(|o| &**o),
-                ));
-            }
-        }
-        let orphan_pods = orphans(Kind::Pod);
-        if !orphan_pods.is_empty() {
-            for rs in cache.typed::<ReplicaSet>() {
-                out.extend(super::adopt(
-                    Kind::ReplicaSet,
-                    &rs.metadata,
-                    rs.spec.selector.as_ref(),
-                    orphan_pods.iter().map(|o| &**o),
-                ));
-            }
-        }
+        out.extend(super::adopt_orphans(cache));
         out.extend(Self::endpoint_actions(cache));
         if cache.count(Kind::Ingress) > 0 {
             let servers: Vec<(&str, &str)> =
@@ -306,6 +287,7 @@ impl<S: Store> Manager<S> {
             );
         }
         out.extend(gc::reconcile(cache, now));
+        out.extend(super::storage::pass(cache, now));
         if cache.count(Kind::PodDisruptionBudget) > 0 {
             let scales = super::disruption::scales(
                 cache.typed::<ReplicaSet>(),
@@ -363,13 +345,35 @@ impl<S: Store> Manager<S> {
             .filter(|p| p.spec.node_name.is_some() && !super::is_finished(p))
             .map(PodInfo::from_pod)
             .collect();
+        let infos: Vec<PodInfo> = pending.iter().map(|p| PodInfo::from_pod(p)).collect();
+        let volumes = infos.iter().any(|p| !p.claims.is_empty()).then(|| {
+            let users: Vec<&PodInfo> = bound.iter().filter(|p| !p.claims.is_empty()).collect();
+            VolumeView::new(
+                self.cache.typed::<PersistentVolume>(),
+                self.cache.typed::<PersistentVolumeClaim>(),
+                self.cache.typed::<StorageClass>(),
+                &users,
+            )
+        });
         let mut sched = Scheduler::new(nodes, bound, self.cfg.strategy);
+        sched.volumes = volumes;
         let mut out = Vec::new();
         let tried = Instant::now();
-        for p in pending {
+        for (p, info) in pending.into_iter().zip(infos) {
             let uid = p.metadata.uid.clone().unwrap_or_default();
-            match sched.schedule(&PodInfo::from_pod(p)) {
+            match sched.schedule(&info) {
                 crate::sched::Decision::Bind(node) => {
+                    let node_obj = self
+                        .cache
+                        .typed::<Node>()
+                        .find(|n| n.metadata.name() == node);
+                    let plan = sched.plan_volumes(&info, &node, node_obj);
+                    out.extend(plan.actions);
+                    if plan.wait {
+                        // A volume is being reserved: the pod is bound next pass.
+                        self.sched_dirty = true;
+                        continue;
+                    }
                     self.queue.bound(&uid);
                     let key = super::key_of(Kind::Pod, &p.metadata);
                     let seen = self.cache.get(&key).cloned();
@@ -378,6 +382,7 @@ impl<S: Store> Manager<S> {
                         uid,
                         node,
                         seen,
+                        volumes: plan.paths,
                     });
                 }
                 crate::sched::Decision::Unschedulable { message, .. } => {
@@ -754,11 +759,13 @@ async fn perform<S: Store>(api: &Api<S>, a: Action) -> WriteResult {
             uid,
             node,
             seen,
+            volumes,
         } => api
             .bind_object(
                 &key,
                 &uid,
                 &node,
+                &volumes,
                 seen.as_ref().map(|e| (e.revision, &*e.object)),
             )
             .await

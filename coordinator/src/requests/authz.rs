@@ -8,6 +8,7 @@
 use super::node_restriction::node_write_problem;
 use super::*;
 use skiff_api::object::NodeReads;
+use skiff_api::storage::{LOCAL_PATH_CLEANUP, PROVISIONED_NODE};
 
 /// The rule a refused Event names.
 const EVENT_RULE: &str = "NodeRestriction: a node reports Events only about itself and the pods bound to it, in their namespace";
@@ -219,6 +220,22 @@ impl<S: Store> Api<S> {
                     )))
                 }
             }
+            Object::PersistentVolume(pv) if !status => {
+                let old = match self.store.get(&key).map_err(store_err)? {
+                    Some(s) => match stored_object(&s)? {
+                        Object::PersistentVolume(old) => Some(old),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                match old {
+                    Some(old) if node_cleans_up(n, &old, pv) => Ok(()),
+                    _ => Err(refuse(format!(
+                        "node {n:?} may not write PersistentVolume {:?} (a node only removes {LOCAL_PATH_CLEANUP} from a volume provisioned on it once it is being deleted)",
+                        key.name
+                    ))),
+                }
+            }
             Object::Pod(_) if status => match self.store.get(&key).map_err(store_err)? {
                 Some(s) if self.pod_on_node(id, &s) => Ok(()),
                 _ => Err(refuse(format!(
@@ -258,4 +275,27 @@ impl<S: Store> Api<S> {
             _ => Ok(false),
         }
     }
+}
+
+/// Whether `new` is `old`, a volume provisioned on node `n` and being deleted, with the
+/// node's cleanup finalizer removed (its directory is gone) and nothing else changed.
+fn node_cleans_up(
+    n: &str,
+    old: &skiff_api::storage::PersistentVolume,
+    new: &skiff_api::storage::PersistentVolume,
+) -> bool {
+    let mut expect = old.metadata.clone();
+    expect.finalizers.retain(|f| f != LOCAL_PATH_CLEANUP);
+    let mut got = new.metadata.clone();
+    got.resource_version.clone_from(&expect.resource_version);
+    got.managed_fields.clone_from(&expect.managed_fields);
+    old.metadata
+        .annotations
+        .get(PROVISIONED_NODE)
+        .map(String::as_str)
+        == Some(n)
+        && old.metadata.deletion_timestamp.is_some()
+        && old.metadata.finalizers.len() != expect.finalizers.len()
+        && got == expect
+        && new.spec == old.spec
 }

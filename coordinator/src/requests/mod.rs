@@ -26,6 +26,7 @@ mod delete;
 mod eviction;
 mod node_restriction;
 mod priority;
+mod storage;
 mod tokens;
 mod writes;
 
@@ -211,7 +212,8 @@ impl<S: Store> Api<S> {
                 self.create(o).await?;
             }
         }
-        self.bootstrap_priority_classes().await
+        self.bootstrap_priority_classes().await?;
+        self.bootstrap_storage_class().await
     }
 
     /// Answers one request from `id`.

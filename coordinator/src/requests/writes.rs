@@ -16,6 +16,7 @@ pub(super) fn bound_pod(
     mut pod: skiff_api::pod::Pod,
     uid: &str,
     node: &str,
+    volumes: &std::collections::BTreeMap<String, String>,
 ) -> Result<skiff_api::pod::Pod, ApiError> {
     if pod.metadata.uid.as_deref() != Some(uid) {
         return Err(store_err(StoreError::NotFound(key.clone())));
@@ -27,6 +28,12 @@ pub(super) fn bound_pod(
         ));
     }
     pod.spec.node_name = Some(node.to_string());
+    for (volume, path) in volumes {
+        pod.metadata.annotations.insert(
+            format!("{}{volume}", skiff_api::storage::POD_VOLUME_PATH_PREFIX),
+            path.clone(),
+        );
+    }
     let st = pod.status.get_or_insert_with(Default::default);
     skiff_api::conditions::set_condition(
         &mut st.conditions,
@@ -114,6 +121,7 @@ impl<S: Store> Api<S> {
         o.clear_status_on_create();
         apply_defaults(&mut o);
         self.admit_priority(&mut o, None)?;
+        self.admit_storage(&mut o)?;
         let mut svc_held = self.service_lock(kind).await?;
         if kind.namespaced() {
             let ns = o.meta().namespace().to_string();
@@ -184,6 +192,7 @@ impl<S: Store> Api<S> {
             let mut next = o.clone();
             carry_system_fields(&current, &mut next, true);
             priority::carry_priority(&current, &mut next);
+            storage::carry_volume_paths(&current, &mut next);
             let mut svc_held = self.service_lock(kind).await?;
             // Annotations the system wrote survive an apply.
             for (k, v) in &current.meta().annotations {
@@ -273,6 +282,7 @@ impl<S: Store> Api<S> {
                 let mut n = o.clone();
                 carry_system_fields(&current, &mut n, false);
                 priority::carry_priority(&current, &mut n);
+                storage::carry_volume_paths(&current, &mut n);
                 apply_defaults(&mut n);
                 self.admit_priority(&mut n, Some(&current))?;
                 check_update(&current, &n)?;
@@ -286,9 +296,24 @@ impl<S: Store> Api<S> {
             if let Some(held) = &svc_held {
                 self.assign_service(held, &key, &mut next, Some(&current))?;
             }
-            let op = WriteOp::Update {
-                put: Put::from_object(&mut next).map_err(store_err)?,
-                expected: Some(cur.revision),
+            // An object being deleted goes when a write removes its last finalizer (as
+            // in Kubernetes; a pod waits for its node).
+            let m = next.meta();
+            let finalized = !status_only
+                && !dry
+                && key.kind != Kind::Pod
+                && m.deletion_timestamp.is_some()
+                && m.finalizers.is_empty();
+            let op = if finalized {
+                WriteOp::Delete {
+                    key: key.clone(),
+                    expected: Some(cur.revision),
+                }
+            } else {
+                WriteOp::Update {
+                    put: Put::from_object(&mut next).map_err(store_err)?,
+                    expected: Some(cur.revision),
+                }
             };
             match self.commit(op, dry).await {
                 Ok(s) if dry => return Ok(written(s, next)),
@@ -357,7 +382,10 @@ impl<S: Store> Api<S> {
         node: &str,
         seen: Option<(u64, &Object)>,
     ) -> Result<Stored, ApiError> {
-        self.bind_object(key, uid, node, seen).await.map(|(s, _)| s)
+        let none = Default::default();
+        self.bind_object(key, uid, node, &none, seen)
+            .await
+            .map(|(s, _)| s)
     }
 
     /// [`Api::bind`], also handing back the pod as stored when it was bound from `seen`.
@@ -366,10 +394,11 @@ impl<S: Store> Api<S> {
         key: &ObjectKey,
         uid: &str,
         node: &str,
+        volumes: &std::collections::BTreeMap<String, String>,
         seen: Option<(u64, &Object)>,
     ) -> Result<(Stored, Option<Object>), ApiError> {
         if let Some((revision, Object::Pod(pod))) = seen {
-            let mut next = Object::Pod(bound_pod(key, pod.clone(), uid, node)?);
+            let mut next = Object::Pod(bound_pod(key, pod.clone(), uid, node, volumes)?);
             let op = WriteOp::Update {
                 put: Put::from_object(&mut next).map_err(store_err)?,
                 expected: Some(revision),
@@ -389,7 +418,7 @@ impl<S: Store> Api<S> {
                     return Err(err(ErrorCode::BadRequest, "only pods are bound"));
                 };
                 Ok(Step::Put(Box::new(Object::Pod(bound_pod(
-                    key, pod, uid, node,
+                    key, pod, uid, node, volumes,
                 )?))))
             })
             .await?;

@@ -13,8 +13,11 @@
 //! No I/O: the shell in `controllers::runner` builds the snapshot and binds.
 
 pub mod queue;
+mod reasons;
 mod resources;
+pub mod volumes;
 
+pub use reasons::{unschedulable_message, Reason};
 pub use resources::{HostPort, Resources};
 
 use crate::HashMap;
@@ -149,6 +152,8 @@ pub struct PodInfo {
     pub preferred_pod_terms: Vec<(i32, Term)>,
     /// Tolerations.
     pub tolerations: Vec<Toleration>,
+    /// Its persistentVolumeClaim volumes: volume name and claim name.
+    pub claims: Vec<(String, String)>,
 }
 
 /// A pod (anti-)affinity term, its selector compiled.
@@ -248,6 +253,15 @@ impl PodInfo {
             anti_affinity: required(paa, &ns),
             preferred_pod_terms,
             tolerations: p.spec.tolerations.clone(),
+            claims: p
+                .spec
+                .volumes
+                .iter()
+                .filter_map(|v| {
+                    let c = v.persistent_volume_claim.as_ref()?;
+                    Some((v.name.clone(), c.claim_name.clone()))
+                })
+                .collect(),
             name: p.metadata.name().to_string(),
             namespace: ns,
         }
@@ -335,74 +349,6 @@ pub fn untolerated<'a>(tolerations: &[Toleration], taints: &'a [Taint]) -> Optio
     })
 }
 
-/// Why a node was refused: the texts of Kubernetes' filter plugins.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
-    /// NodeUnschedulable.
-    Unschedulable,
-    /// NodeName.
-    NodeName,
-    /// TaintToleration (the taint's key and value).
-    Taint(String, String),
-    /// NodeAffinity.
-    NodeAffinity,
-    /// NodePorts.
-    NodePorts,
-    /// NodeResourcesFit.
-    InsufficientCpu,
-    /// NodeResourcesFit.
-    InsufficientMemory,
-    /// NodeResourcesFit.
-    InsufficientEphemeralStorage,
-    /// NodeResourcesFit: an extended resource, by name.
-    InsufficientExtended(String),
-    /// NodeResourcesFit.
-    TooManyPods,
-    /// InterPodAffinity: a required affinity term has no match in the node's domain.
-    PodAffinity,
-    /// InterPodAffinity: a required anti-affinity term matches in the node's domain.
-    PodAntiAffinity,
-    /// InterPodAffinity: an existing pod's anti-affinity refuses this pod there.
-    ExistingAntiAffinity,
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reason::Unschedulable => f.write_str("node(s) were unschedulable"),
-            Reason::NodeName => f.write_str("node(s) didn't match the requested node name"),
-            Reason::Taint(k, v) => write!(f, "node(s) had untolerated taint {{{k}: {v}}}"),
-            Reason::NodeAffinity => {
-                f.write_str("node(s) didn't match Pod's node affinity/selector")
-            }
-            Reason::NodePorts => {
-                f.write_str("node(s) didn't have free ports for the requested pod ports")
-            }
-            Reason::InsufficientCpu => f.write_str("Insufficient cpu"),
-            Reason::InsufficientMemory => f.write_str("Insufficient memory"),
-            Reason::InsufficientEphemeralStorage => f.write_str("Insufficient ephemeral-storage"),
-            Reason::InsufficientExtended(name) => write!(f, "Insufficient {name}"),
-            Reason::TooManyPods => f.write_str("Too many pods"),
-            Reason::PodAffinity => f.write_str("node(s) didn't match pod affinity rules"),
-            Reason::PodAntiAffinity => f.write_str("node(s) didn't match pod anti-affinity rules"),
-            Reason::ExistingAntiAffinity => {
-                f.write_str("node(s) didn't satisfy existing pods anti-affinity rules")
-            }
-        }
-    }
-}
-
-/// Kubernetes' unschedulable message: `0/3 nodes are available: 2 Insufficient memory,
-/// 1 node(s) didn't match Pod's node affinity/selector.` (reasons sorted by their text).
-pub fn unschedulable_message(nodes: usize, reasons: &BTreeMap<Reason, usize>) -> String {
-    let mut parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-    parts.sort();
-    if parts.is_empty() {
-        return format!("0/{nodes} nodes are available.");
-    }
-    format!("0/{nodes} nodes are available: {}.", parts.join(", "))
-}
-
 /// What became of one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -460,6 +406,8 @@ pub struct Scheduler {
     next_start: usize,
     /// Feasible nodes to find before scoring; `None`: Kubernetes' adaptive default.
     nodes_to_score: Option<usize>,
+    /// Volumes and claims, when a pod to place has claims.
+    pub volumes: Option<volumes::VolumeView>,
 }
 
 /// How many feasible nodes to look for before scoring (Kubernetes' adaptive
@@ -501,6 +449,7 @@ impl Scheduler {
             strategy,
             next_start: 0,
             nodes_to_score: None,
+            volumes: None,
         };
         for p in bound {
             let Some(&i) = p.node_name.as_ref().and_then(|n| s.by_name.get(n)) else {
@@ -515,6 +464,19 @@ impl Scheduler {
     /// `percentageOfNodesToScore` as a count; `usize::MAX`: every node).
     pub fn set_nodes_to_score(&mut self, n: usize) {
         self.nodes_to_score = Some(n.max(1));
+    }
+
+    /// What binding `pod` to `node` (just decided) needs for its claims.
+    pub fn plan_volumes(
+        &mut self,
+        pod: &PodInfo,
+        node: &str,
+        node_obj: Option<&Node>,
+    ) -> volumes::Plan {
+        match (self.volumes.as_mut(), self.by_name.get(node)) {
+            (Some(v), Some(&i)) if !pod.claims.is_empty() => v.plan(pod, &self.nodes[i], node_obj),
+            _ => volumes::Plan::default(),
+        }
     }
 
     /// What is requested on a node (bound and assumed pods).
@@ -595,6 +557,9 @@ impl Scheduler {
         }
         if !node_admits(pod, n) {
             return Err(vec![Reason::NodeAffinity]);
+        }
+        if let Some(r) = self.volumes.as_ref().and_then(|v| v.node_problem(pod, n)) {
+            return Err(vec![r]);
         }
         let req = &self.requested[i];
         let taken = |p: &HostPort| req.host_ports.iter().any(|u| u.conflicts(p));
@@ -707,6 +672,18 @@ impl Scheduler {
 
     /// Decides where one pod goes, and assumes it there.
     pub fn schedule(&mut self, pod: &PodInfo) -> Decision {
+        if !pod.claims.is_empty() {
+            let problem = match &self.volumes {
+                Some(v) => v.pod_problem(pod),
+                None => Some("the scheduler was given no view of the volumes".into()),
+            };
+            if let Some(p) = problem {
+                return Decision::Unschedulable {
+                    message: format!("0/{} nodes are available: {p}.", self.nodes.len()),
+                    reasons: BTreeMap::new(),
+                };
+            }
+        }
         for t in pod.affinity.iter().chain(&pod.anti_affinity) {
             self.index_term(t);
         }
