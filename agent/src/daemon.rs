@@ -126,19 +126,7 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
             tracing::info!(pod = %format!("{}/{}", pod.metadata.namespace(), pod.metadata.name()), "resuming from local state");
             crate::pods::manage::start_or_update(&agent, pod);
         }
-        tokio::spawn(link::run(agent.clone()));
-        tokio::spawn(crate::services::cluster::keep(
-            agent.cluster.subscribe(),
-            agent.cfg.data_dir.clone(),
-        ));
-        tokio::spawn(crate::pods::manage::watch_ports(agent.clone()));
-        tokio::spawn(retry_state_writes(agent.clone()));
-        tokio::spawn(crate::services::proxy::run(agent.clone()));
-        tokio::spawn(crate::services::dns::run(agent.clone()));
-        tokio::spawn(crate::services::ingress::run(agent.clone()));
-        if !agent.cfg.helper_idle.is_zero() {
-            tokio::spawn(release_idle_helper(agent.clone()));
-        }
+        spawn_tasks(&agent);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => {}
@@ -149,6 +137,26 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
         Ok::<_, Error>(())
     })?;
     Ok(0)
+}
+
+/// The agent's long-running tasks: the link to the coordinator, the kept cluster view,
+/// host ports, state-file retries, the Service proxy, DNS, Ingress, volume cleanup and the
+/// runtime helper's idle release.
+fn spawn_tasks(agent: &Arc<Agent>) {
+    tokio::spawn(link::run(agent.clone()));
+    tokio::spawn(crate::services::cluster::keep(
+        agent.cluster.subscribe(),
+        agent.cfg.data_dir.clone(),
+    ));
+    tokio::spawn(crate::pods::manage::watch_ports(agent.clone()));
+    tokio::spawn(retry_state_writes(agent.clone()));
+    tokio::spawn(crate::services::proxy::run(agent.clone()));
+    tokio::spawn(crate::services::dns::run(agent.clone()));
+    tokio::spawn(crate::services::ingress::run(agent.clone()));
+    tokio::spawn(crate::volumes::run(agent.clone()));
+    if !agent.cfg.helper_idle.is_zero() {
+        tokio::spawn(release_idle_helper(agent.clone()));
+    }
 }
 
 /// The node's settings from the command line.
@@ -174,6 +182,10 @@ fn config(args: &Args, d: &crate::DaemonArgs) -> Result<Config, Error> {
         ingress_https_port: d.ingress_https_port,
         pod_network: d.pod_network,
         helper_idle: parse_duration(&d.helper_idle).map_err(Error::Flag)?,
+        local_path_dir: d
+            .local_path_dir
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("local-path")),
     })
 }
 

@@ -12,6 +12,7 @@ mod pods;
 mod services;
 mod state;
 mod util;
+mod volumes;
 
 use std::path::PathBuf;
 
@@ -85,6 +86,10 @@ pub struct DaemonArgs {
     /// again. 0 keeps it running.
     #[arg(long, default_value = "30s")]
     pub helper_idle: String,
+    /// Where the built-in `local-path` storage class keeps this node's volumes (one
+    /// directory per claim). Default: <data-dir>/local-path.
+    #[arg(long)]
+    pub local_path_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -43,6 +43,8 @@ pub struct Config {
     pub pod_network: crate::network::overlay::Backend,
     /// The runtime helper stops after this long without a request (zero: never).
     pub helper_idle: Duration,
+    /// Where `local-path` volumes live on this node (advertised on its Node).
+    pub local_path_dir: PathBuf,
 }
 
 /// What a pod worker should make true.

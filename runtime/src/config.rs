@@ -73,6 +73,10 @@ pub enum HostPathKind {
     FileOrCreate,
     File,
     Socket,
+    /// A persistent volume's directory: created when missing, writable by every user
+    /// (mode 0777, as k3s's local-path provisioner makes it), since the pods that use it
+    /// may run as any user.
+    VolumeDirectory,
 }
 
 /// One projected file.

@@ -393,6 +393,14 @@ fn host_path(path: &Path, kind: HostPathKind) -> Result<(), RuntimeError> {
             }
             Ok(())
         }
+        HostPathKind::VolumeDirectory => {
+            if meta.is_err() {
+                fs::create_dir_all(path).map_err(io_err(format!("creating {}", path.display())))?;
+                fs::set_permissions(path, fs::Permissions::from_mode(0o777))
+                    .map_err(io_err("chmod"))?;
+            }
+            Ok(())
+        }
         HostPathKind::Directory if meta.as_ref().is_ok_and(|m| m.is_dir()) => Ok(()),
         HostPathKind::Directory => Err(bad("is not a directory")),
         HostPathKind::FileOrCreate => {

@@ -1,5 +1,6 @@
 //! Follows the cluster over the agent's connection: lists and watches the Nodes, Services,
-//! Endpoints, Ingresses and TLS Secrets the node's network needs, and publishes each change
+//! Endpoints, Ingresses and TLS Secrets the node's network needs (and the volumes waiting
+//! for its cleanup, [`crate::volumes`]), and publishes each change
 //! as a new [`ClusterView`].
 
 use crate::services::cluster::{put, ClusterView, Name};
@@ -75,12 +76,13 @@ async fn watch_kind(
 
 /// The kinds the view follows. Ingresses come before Secrets: a Secret is kept only
 /// when an Ingress names it.
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 6] = [
     Kind::Node,
     Kind::Service,
     Kind::Endpoints,
     Kind::Ingress,
     Kind::Secret,
+    Kind::PersistentVolume,
 ];
 
 /// Lists Nodes, Services, Endpoints, Ingresses and their Secrets, publishes the view,

@@ -67,6 +67,11 @@ pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
             agent.cfg.ingress_class.clone(),
         );
     }
+    // Where the local-path provisioner puts this node's volumes.
+    annotations.insert(
+        skiff_api::storage::NODE_LOCAL_PATH_DIR.into(),
+        agent.cfg.local_path_dir.display().to_string(),
+    );
     // How peers reach this node's pods (overlay.rs).
     annotations.insert(
         crate::network::overlay::ANNOTATION.into(),

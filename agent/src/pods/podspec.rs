@@ -386,11 +386,19 @@ pub fn sandbox(
                 default_mode: mode,
                 tmpfs: v.secret.is_some(),
             }
-        } else if v.persistent_volume_claim.is_some() {
-            return Err(ConfigError(format!(
-                "volume {:?}: persistentVolumeClaim volumes are not supported by this node yet",
-                v.name
-            )));
+        } else if let Some(c) = &v.persistent_volume_claim {
+            // The scheduler wrote the bound volume's directory on the pod.
+            let key = format!("{}{}", skiff_api::storage::POD_VOLUME_PATH_PREFIX, v.name);
+            let Some(path) = pod.metadata.annotations.get(&key) else {
+                return Err(ConfigError(format!(
+                    "volume {:?}: claim {:?} was not bound to a volume when the pod was placed (a pod that names its node skips the scheduler, which binds claims)",
+                    v.name, c.claim_name
+                )));
+            };
+            VolumeSource::HostPath {
+                path: PathBuf::from(path),
+                kind: HostPathKind::VolumeDirectory,
+            }
         } else {
             return Err(ConfigError(format!("volume {:?} has no source", v.name)));
         };
@@ -516,7 +524,14 @@ pub fn container(
             .map(|m| MountConfig {
                 volume: m.name.clone(),
                 container_path: m.mount_path.clone(),
-                read_only: m.read_only == Some(true),
+                // A claim volume marked readOnly is read-only in every mount.
+                read_only: m.read_only == Some(true)
+                    || pod.spec.volumes.iter().any(|v| {
+                        v.name == m.name
+                            && v.persistent_volume_claim
+                                .as_ref()
+                                .is_some_and(|c| c.read_only == Some(true))
+                    }),
                 sub_path: m.sub_path.clone().filter(|s| !s.is_empty()),
             })
             .collect(),

@@ -12,6 +12,7 @@ use crate::network::overlay::Peer;
 use base64::Engine;
 use skiff_api::core::{Endpoints, Node, Secret, Service};
 use skiff_api::networking::Ingress;
+use skiff_api::storage::PersistentVolume;
 use skiff_api::Kind;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +29,8 @@ pub struct ClusterView {
     pub ingresses: BTreeMap<Name, Ingress>,
     /// The TLS Secrets Ingresses name, that exist: their PEM certificate chain and key.
     pub tls: BTreeMap<Name, TlsPair>,
+    /// Provisioned volumes being deleted, waiting for their node's cleanup (by name).
+    pub volumes: BTreeMap<String, PersistentVolume>,
 }
 
 /// A `kubernetes.io/tls` Secret's `tls.crt` and `tls.key`, decoded from base64 (PEM).
@@ -126,6 +129,7 @@ pub fn load(data_dir: &std::path::Path) -> ClusterView {
             .map(|x| (key(&x.metadata), x))
             .collect(),
         tls: BTreeMap::new(),
+        volumes: BTreeMap::new(),
     }
 }
 
@@ -203,6 +207,14 @@ pub fn put(view: &mut ClusterView, kind: Kind, json: &str, deleted: bool) -> boo
             }
             let pair = if deleted { None } else { TlsPair::of(&s) };
             set(&mut view.tls, k, pair)
+        }),
+        Kind::PersistentVolume => serde_json::from_str::<PersistentVolume>(json).is_ok_and(|pv| {
+            let keep = !deleted && skiff_api::storage::awaits_cleanup(&pv);
+            set(
+                &mut view.volumes,
+                pv.metadata.name().to_string(),
+                keep.then_some(pv),
+            )
         }),
         _ => false,
     }
