@@ -23,6 +23,10 @@ pub fn import_second_tag(node: &Node) {
     crate::image::docker_save(&path, IMAGE2);
     let o = node.agent(&["image", "import", path.to_str().unwrap()]);
     assert!(o.status.success(), "import: {}", err(&o));
+    let path = dir.path().join("nginx.tar");
+    crate::image::nginx_standin(&path);
+    let o = node.agent(&["image", "import", path.to_str().unwrap()]);
+    assert!(o.status.success(), "import: {}", err(&o));
 }
 
 /// The coordinator flags of the failover tests and benchmark: a node silent for 2 s is

@@ -131,10 +131,14 @@ pub fn layer() -> Vec<u8> {
 }
 
 fn config(layer: &[u8]) -> Vec<u8> {
+    config_with_cmd(layer, &["sh"])
+}
+
+fn config_with_cmd(layer: &[u8], cmd: &[&str]) -> Vec<u8> {
     let arch = skiff_images::Platform::host().architecture;
     serde_json::to_vec(&serde_json::json!({
         "architecture": arch, "os": "linux",
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/bin", "IMAGE_ENV=from-image"], "WorkingDir": "/"},
+        "config": {"Cmd": cmd, "Env": ["PATH=/bin", "IMAGE_ENV=from-image"], "WorkingDir": "/"},
         "rootfs": {"type": "layers", "diff_ids": [Digest::of(layer).to_string()]},
     }))
     .expect("config")
@@ -181,10 +185,29 @@ pub fn oci_layout(dir: &Path, ref_name: &str) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// The name the Kubernetes documentation's StatefulSet example (`web`) runs. Tests import
+/// a stand-in under it, as an air-gapped node has its images imported: the test image
+/// whose command is busybox's `httpd` serving `/usr/share/nginx/html` on port 80, which is
+/// what the example needs of nginx.
+pub const NGINX_STANDIN: &str = "registry.k8s.io/nginx-slim:0.21";
+
+/// Writes the nginx stand-in ([`NGINX_STANDIN`]) as a `docker save` archive.
+pub fn nginx_standin(path: &Path) {
+    save_with_cmd(
+        path,
+        NGINX_STANDIN,
+        &["httpd", "-f", "-p", "80", "-h", "/usr/share/nginx/html"],
+    );
+}
+
 /// Writes the image as a `docker save` archive tagged `tag`.
 pub fn docker_save(path: &Path, tag: &str) {
+    save_with_cmd(path, tag, &["sh"]);
+}
+
+fn save_with_cmd(path: &Path, tag: &str, cmd: &[&str]) {
     let layer = layer();
-    let cfg = config(&layer);
+    let cfg = config_with_cmd(&layer, cmd);
     let cfg_name = format!("{}.json", Digest::of(&cfg).hex());
     let manifest = serde_json::to_vec(&serde_json::json!([{"Config": cfg_name, "RepoTags": [tag], "Layers": ["layer1/layer.tar"]}])).expect("manifest");
     let mut b = tar::Builder::new(std::fs::File::create(path).expect("create archive"));

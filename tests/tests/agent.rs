@@ -1006,21 +1006,29 @@ apiVersion: v1
 kind: Pod
 metadata: {name: web, labels: {app: web}}
 spec:
-  nodeName: NODE
   terminationGracePeriodSeconds: 1
   volumes:
   - {name: data, emptyDir: {}}
   - {name: scratch, emptyDir: {medium: Memory}}
+  - {name: kept, persistentVolumeClaim: {claimName: kept}}
   containers:
   - name: main
     image: IMAGE
-    command: ["sh", "-c", "[ -f /data/born ] || date +%s%N > /data/born; echo born $(cat /data/born) scratch [$(ls /scratch)]; touch /scratch/mark; exec probe serve 8080"]
+    command: ["sh", "-c", "[ -f /data/born ] || date +%s%N > /data/born; [ -f /kept/born ] || cp /data/born /kept/born; echo born $(cat /data/born) scratch [$(ls /scratch)] kept $(cat /kept/born); touch /scratch/mark; exec probe serve 8080"]
     readinessProbe:
       httpGet: {path: /, port: 8080}
       periodSeconds: 1
     volumeMounts:
     - {name: data, mountPath: /data}
     - {name: scratch, mountPath: /scratch}
+    - {name: kept, mountPath: /kept}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: kept}
+spec:
+  accessModes: [ReadWriteOncePod]
+  resources: {requests: {storage: 100Mi}}
 ---
 apiVersion: v1
 kind: Service
@@ -1098,8 +1106,12 @@ spec:
         });
         let (n, l) = log_on_disk(&cl.node, "web", "main");
         assert_eq!(n, cut, "{l}");
-        // emptyDir on disk survives (the pod is the same), memory emptyDir does not.
-        assert!(l.contains(&format!("born {born} scratch []")), "{l}");
+        // emptyDir on disk survives (the pod is the same), memory emptyDir does not; the
+        // claim's volume (a local-path directory) survives, mounted with no coordinator.
+        assert!(
+            l.contains(&format!("born {born} scratch [] kept {born}")),
+            "{l}"
+        );
     }
     assert!(
         cl.agent.log().contains("sandbox broken: making it anew"),

@@ -124,6 +124,7 @@ fn deployment_spreads_rolls_back_and_survives_a_lost_node() {
     );
 
     drain_against_a_budget(&t);
+    volumes_across_two_nodes(&t);
 
     // Lose the second node for good: its replicas come back on the first.
     let lost = t.nodes[1].name.clone();
@@ -217,6 +218,227 @@ fn drain_against_a_budget(t: &skiff_tests::cluster::TwoNodes) {
     assert!(err(&o).contains("allowed no eviction"), "{}", err(&o));
     ok(t.c.skiff(&["uncordon", &kept]));
     ok(t.c.skiff(&["delete", "pdb", "web"]));
+}
+
+/// The phase of a claim or volume.
+fn phase_of(c: &Coordinator, what: &str, name: &str) -> String {
+    c.get_json(&["get", what, name])["status"]["phase"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Runs `sh -c script` in a pod, returning its output.
+fn sh(c: &Coordinator, pod: &str, script: &str) -> String {
+    ok(c.skiff(&["exec", pod, "--", "sh", "-c", script]))
+}
+
+/// The Kubernetes documentation's StatefulSet, unchanged (its nginx image is a stand-in
+/// serving the same directory): each replica gets a `local-path` claim on its node and
+/// writes to it; deleted pods come back to the same data; the claims outlive a
+/// scale-down; deleting a claim removes its volume and the directory. Then a
+/// ReadWriteOnce claim on a volume made by hand: a second pod on the other node stays
+/// Pending with the scheduler's reason, as does a pod of a provisioned claim pinned away
+/// from its volume's node.
+fn volumes_across_two_nodes(t: &skiff_tests::cluster::TwoNodes) {
+    let c = &t.c;
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("storage/web.yaml");
+    let applied = ok(c.skiff(&["apply", "-f", web.to_str().unwrap()]));
+    assert_eq!(
+        applied,
+        "service/nginx created\nstatefulset.apps/web created\n"
+    );
+    let running = |pod: &str| {
+        eventually(90, &format!("{pod} Running"), || {
+            let p = c.get_json(&["get", "pod", pod]);
+            if p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null() {
+                Ok(p)
+            } else {
+                Err(format!(
+                    "{}\n{}",
+                    p["status"],
+                    out(&c.skiff(&["describe", "pvc"]))
+                ))
+            }
+        })
+    };
+    let mut homes = Vec::new();
+    for i in 0..2 {
+        let pod = format!("web-{i}");
+        let p = running(&pod);
+        homes.push(node_of(&p));
+        sh(c, &pod, "hostname > /usr/share/nginx/html/index.html");
+        // nginx's job, done by the stand-in: the volume is what it serves.
+        assert_eq!(
+            sh(c, &pod, "wget -qO- http://127.0.0.1/"),
+            format!("{pod}\n")
+        );
+    }
+    let pvcs = ok(c.skiff(&["get", "pvc"]));
+    for i in 0..2 {
+        let line = pvcs
+            .lines()
+            .find(|l| l.starts_with(&format!("www-web-{i} ")))
+            .unwrap_or_else(|| panic!("{pvcs}"));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[1], "Bound", "{pvcs}");
+        assert!(cells[2].starts_with("pvc-"), "{pvcs}");
+        assert_eq!(&cells[3..6], &["1Gi", "RWO", "local-path"], "{pvcs}");
+    }
+    let sc = ok(c.skiff(&["get", "sc"]));
+    assert!(
+        sc.contains(
+            "local-path (default)   skiff.io/local-path   Delete          WaitForFirstConsumer"
+        ),
+        "{sc}"
+    );
+    let pvs = ok(c.skiff(&["get", "pv"]));
+    assert_eq!(
+        pvs.matches("   Bound    default/www-web-").count(),
+        2,
+        "{pvs}"
+    );
+    let described = ok(c.skiff(&["describe", "pvc", "www-web-0"]));
+    assert!(described.contains("ProvisioningSucceeded"), "{described}");
+
+    // The pods go; they come back on their volumes' nodes, to their data.
+    ok(c.skiff(&["delete", "pod", "web-0", "web-1", "--wait=false"]));
+    for (i, home) in homes.iter().enumerate() {
+        let pod = format!("web-{i}");
+        let p = running(&pod);
+        assert_eq!(&node_of(&p), home, "{pod} moved away from its volume");
+        assert_eq!(
+            sh(c, &pod, "cat /usr/share/nginx/html/index.html"),
+            format!("{pod}\n")
+        );
+    }
+
+    // Scaled down, web-1's claim stays (retention policy Retain, the default).
+    ok(c.skiff(&["scale", "statefulset", "web", "--replicas=1"]));
+    eventually(60, "web-1 gone", || {
+        let o = c.skiff(&["get", "pod", "web-1"]);
+        if o.status.success() {
+            Err(out(&o))
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(phase_of(c, "pvc", "www-web-1"), "Bound");
+    let volume = c.get_json(&["get", "pvc", "www-web-1"])["spec"]["volumeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = c.get_json(&["get", "pv", &volume])["spec"]["hostPath"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        std::path::Path::new(&dir).join("index.html").exists(),
+        "{dir}"
+    );
+    let node1 = t.nodes.iter().find(|n| n.name == homes[1]).unwrap();
+    assert!(
+        dir.starts_with(node1.data().to_str().unwrap()),
+        "{dir} is not on {}",
+        homes[1]
+    );
+    // Deleting the claim deletes the volume (reclaim policy Delete) and its directory.
+    ok(c.skiff(&["delete", "pvc", "www-web-1"]));
+    eventually(60, "the volume and its directory gone", || {
+        let gone = !c.skiff(&["get", "pv", &volume]).status.success();
+        if gone && !std::path::Path::new(&dir).exists() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}\n{}",
+                out(&c.skiff(&["get", "pv"])),
+                t.agents[1].log()
+            ))
+        }
+    });
+
+    // A pod of that volume pinned to the other node cannot go there.
+    let other = t
+        .nodes
+        .iter()
+        .find(|n| n.name != homes[0])
+        .unwrap()
+        .name
+        .clone();
+    let pinned = |name: &str, claim: &str, node: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeSelector: {{kubernetes.io/hostname: {node}}}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: v, mountPath: /v}}]\n  volumes:\n  - name: v\n    persistentVolumeClaim: {{claimName: {claim}}}\n"
+        )
+    };
+    let pending_for = |pod: &str, why: &str| {
+        eventually(30, &format!("{pod} Pending: {why}"), || {
+            let p = c.get_json(&["get", "pod", pod]);
+            let cond = p["status"]["conditions"].to_string();
+            if p["spec"]["nodeName"].is_null() && cond.contains(why) {
+                Ok(())
+            } else {
+                Err(p["status"].to_string())
+            }
+        })
+    };
+    c.apply(&pinned("away", "www-web-0", &other));
+    pending_for("away", "had volume node affinity conflict");
+    ok(c.skiff(&["delete", "pod", "away", "--force"]));
+
+    // A claim in use is not deleted under its pod (in-use protection); a new pod may not
+    // use it any more.
+    ok(c.skiff(&["delete", "pvc", "www-web-0", "--wait=false"]));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let claim = c.get_json(&["get", "pvc", "www-web-0"]);
+    assert!(!claim["metadata"]["deletionTimestamp"].is_null(), "{claim}");
+    assert_eq!(
+        sh(c, "web-0", "cat /usr/share/nginx/html/index.html"),
+        "web-0\n"
+    );
+    c.apply(&pinned("late", "www-web-0", &homes[0]));
+    pending_for(
+        "late",
+        "persistentvolumeclaim \\\"www-web-0\\\" is being deleted",
+    );
+    ok(c.skiff(&["delete", "pod", "late", "--force"]));
+
+    // A volume made by hand (no class, a host directory, no node affinity): a
+    // ReadWriteOnce claim binds it at once; its pods share one node only.
+    let shared = t.nodes[0].data().join("shared");
+    c.apply(&format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: shared, labels: {{tier: test}}}}\nspec:\n  capacity: {{storage: 2Gi}}\n  accessModes: [ReadWriteOnce]\n  hostPath: {{path: {}}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: shared}}\nspec:\n  storageClassName: \"\"\n  accessModes: [ReadWriteOnce]\n  selector: {{matchLabels: {{tier: test}}}}\n  resources: {{requests: {{storage: 1Gi}}}}\n",
+        shared.display()
+    ));
+    eventually(30, "the claim bound", || {
+        match phase_of(c, "pvc", "shared").as_str() {
+            "Bound" => Ok(()),
+            p => Err(format!(
+                "{p}\n{}",
+                out(&c.skiff(&["describe", "pvc", "shared"]))
+            )),
+        }
+    });
+    assert_eq!(phase_of(c, "pv", "shared"), "Bound");
+    c.apply(&pinned("first", "shared", &t.nodes[0].name));
+    running("first");
+    c.apply(&pinned("second", "shared", &t.nodes[1].name));
+    pending_for(
+        "second",
+        "a ReadWriteOnce PersistentVolumeClaim of the pod is in use on another node",
+    );
+    for pod in ["first", "second"] {
+        ok(c.skiff(&["delete", "pod", pod, "--force"]));
+    }
+    ok(c.skiff(&["delete", "statefulset", "web"]));
+    ok(c.skiff(&["delete", "pvc", "shared"]));
+    // Retain (the default for volumes made by hand): the volume is Released, data kept.
+    eventually(60, "the hand-made volume Released", || {
+        match phase_of(c, "pv", "shared").as_str() {
+            "Released" => Ok(()),
+            p => Err(p.to_string()),
+        }
+    });
+    ok(c.skiff(&["delete", "pv", "shared"]));
 }
 
 /// Processes in a node's cgroups (its containers), read from the memory hierarchy.

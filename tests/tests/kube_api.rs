@@ -199,6 +199,7 @@ fn kubectl_and_the_python_client_drive_skiff() {
     server_side_apply(&cl);
     extended_resources(&cl);
     priority_classes(&cl);
+    storage_kinds(&cl);
     pdb_create(&cl);
     cronjob_runs(&cl);
     drain(&cl);
@@ -1062,6 +1063,45 @@ fn extended_resources(cl: &Cluster) {
 /// PriorityClasses: the system ones exist, `kubectl create priorityclass` (protobuf)
 /// works, one default at most, and a new pod gets its class's priority (checked with
 /// server-side dry runs: admission runs, nothing starts).
+/// Volumes, claims and classes through kubectl: the built-in default class, a claim that
+/// gets it and waits for its first pod, kubectl's columns, a bad volume refused by field.
+fn storage_kinds(cl: &Cluster) {
+    let sc = ok(cl.kubectl(&["get", "storageclass"]));
+    assert!(
+        sc.contains("local-path (default)") && sc.contains("WaitForFirstConsumer"),
+        "{sc}"
+    );
+    let claim = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: kdata}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n";
+    ok(cl.kubectl(&["apply", "-f", &cl.file("kdata.yaml", claim)]));
+    let t = ok(cl.kubectl(&["get", "pvc", "kdata"]));
+    let head: Vec<&str> = t.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        head,
+        [
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS",
+            "MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE"
+        ],
+        "{t}"
+    );
+    assert!(t.contains("Pending") && t.contains("local-path"), "{t}");
+    let d = ok(cl.kubectl(&["describe", "pvc", "kdata"]));
+    assert!(d.contains("WaitForFirstConsumer"), "{d}");
+    let bad = "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: kbad}\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  local: {path: /mnt/x}\n";
+    let e = fails(cl.kubectl(&["apply", "-f", &cl.file("kbad.yaml", bad)]));
+    assert!(
+        e.contains("spec.nodeAffinity: Required value: Local volume requires node affinity"),
+        "{e}"
+    );
+    ok(cl.kubectl(&["delete", "pvc", "kdata"]));
+}
+
 fn priority_classes(cl: &Cluster) {
     let t = ok(cl.kubectl(&["get", "priorityclasses"]));
     let head: Vec<&str> = t.lines().next().unwrap().split_whitespace().collect();

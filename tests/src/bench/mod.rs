@@ -12,6 +12,7 @@ pub mod reboot;
 pub mod runtime;
 pub mod scale;
 pub mod scheduler;
+pub mod storage;
 pub mod store;
 
 /// A number from the environment (`SKIFF_BENCH_RUNS=100`), or `default`.
