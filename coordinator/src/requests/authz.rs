@@ -1,9 +1,11 @@
 //! Who may do what: one place decides what each identity may read, list, watch, write
 //! and delete. Admins may do anything; a node sees the pods bound to it, the ConfigMaps and
 //! Secrets those pods use (and the TLS Secrets of Ingresses, which every node serves),
-//! every Node, Service, Endpoints and Ingress; it writes its own Node's status and the
-//! metadata a kubelet may set (`node_restriction.rs`), Events about itself and its pods,
-//! and the status of its pods; it deletes only its own pods (confirming their deletion).
+//! every Node, Service, Endpoints, Ingress and PersistentVolume; it writes its own Node's
+//! status and the metadata a kubelet may set (`node_restriction.rs`), Events about itself
+//! and its pods, the status of its pods, and one change to a volume provisioned on it
+//! (removing the cleanup finalizer once it removed the directory); it deletes only its own
+//! pods (confirming their deletion).
 
 use super::node_restriction::node_write_problem;
 use super::*;
