@@ -1,11 +1,14 @@
 //! `skiff-bench storage`: a real agent and coordinator; a pod with a fresh `local-path`
 //! claim against the same pod with an `emptyDir`, apply → Running, `SKIFF_BENCH_RUNS` (20)
-//! of each, interleaved so both see the same noise. Prints the medians and their ratio
+//! of each, interleaved so both see the same noise; Running as a pod watch sees it. Prints the medians and their ratio
 //! (goal ≤ 1.2×). The claim's pod is scheduled, its volume provisioned and bound, and
 //! the pod bound, in one pass of the scheduler; the node makes the directory.
 
 use crate::node::{eventually, AgentProc, Node, IMAGE};
 use crate::{out, Coordinator, NetNs, TempDir};
+use anyhow::Context;
+use skiff_api::wire::{Request, WatchEvent};
+use skiff_api::Kind;
 use std::time::{Duration, Instant};
 
 fn manifest(name: &str, claim: bool) -> String {
@@ -22,25 +25,47 @@ fn manifest(name: &str, claim: bool) -> String {
     format!("{pvc}apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes:\n  - name: data\n    {volume}\n")
 }
 
-/// Applies the manifest and returns the seconds until the pod is Running.
-fn time_to_running(c: &Coordinator, name: &str, claim: bool) -> anyhow::Result<f64> {
+/// Applies the manifest and returns the seconds until a watch sees the pod Running (one
+/// connection watches; polling with a CLI per look would be throttled by the front door).
+fn time_to_running(w: &Watcher, c: &Coordinator, name: &str, claim: bool) -> anyhow::Result<f64> {
     let path = c.data_dir.join(format!("{name}.yaml"));
     std::fs::write(&path, manifest(name, claim))?;
-    let started = Instant::now();
-    let o = c.skiff(&["apply", "-f", path.to_str().unwrap()]);
-    anyhow::ensure!(o.status.success(), "apply: {}", crate::err(&o));
-    loop {
-        let p = c.get_json(&["get", "pod", name]);
-        if p["status"]["phase"] == "Running" {
-            return Ok(started.elapsed().as_secs_f64());
+    w.tokio.block_on(async {
+        let (rev, _) = w
+            .client
+            .list_all(Kind::Pod, Some("default".into()), None)
+            .await?;
+        let mut watch = w
+            .client
+            .watch(&Request::Watch {
+                kind: Kind::Pod,
+                namespace: Some("default".into()),
+                selector: None,
+                since: Some(rev),
+            })
+            .await?;
+        let started = Instant::now();
+        let o = c.skiff(&["apply", "-f", path.to_str().unwrap()]);
+        anyhow::ensure!(o.status.success(), "apply: {}", crate::err(&o));
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(60), watch.next())
+                .await
+                .with_context(|| format!("{name} not Running within 60 s"))??
+                .context("watch ended")?;
+            if let WatchEvent::Modified { object, .. } | WatchEvent::Added { object, .. } = ev {
+                let v: serde_json::Value = serde_json::from_str(&object)?;
+                if v["metadata"]["name"] == name && v["status"]["phase"] == "Running" {
+                    return Ok(started.elapsed().as_secs_f64());
+                }
+            }
         }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "{name} not Running within 60 s: {}",
-            p["status"]
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
+}
+
+/// A connection to the coordinator that watches pods, from the cluster's namespace.
+struct Watcher {
+    tokio: tokio::runtime::Runtime,
+    client: skiff_transport::Client,
 }
 
 fn remove(c: &Coordinator, name: &str, claim: bool) -> anyhow::Result<()> {
@@ -82,15 +107,22 @@ pub fn run() -> anyhow::Result<()> {
             Err(s)
         }
     });
+    netns.enter_this_thread();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cfg = skiff_transport::config::ClientConfig::load(&c.config())?;
+    let client = tokio.block_on(skiff_transport::Client::connect(&cfg))?;
+    let w = Watcher { tokio, client };
     // One of each first, untimed: the image is unpacked, the helper started.
     for claim in [false, true] {
-        time_to_running(&c, "warm", claim)?;
+        time_to_running(&w, &c, "warm", claim)?;
         remove(&c, "warm", claim)?;
     }
     let (mut empty, mut claimed) = (Vec::new(), Vec::new());
     for i in 0..runs {
-        let e = time_to_running(&c, &format!("e{i}"), false)?;
-        let p = time_to_running(&c, &format!("p{i}"), true)?;
+        let e = time_to_running(&w, &c, &format!("e{i}"), false)?;
+        let p = time_to_running(&w, &c, &format!("p{i}"), true)?;
         println!(
             "  run {}: emptyDir {:.3} s, local-path claim {:.3} s",
             i + 1,
