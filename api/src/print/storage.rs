@@ -8,6 +8,17 @@ use crate::storage::{
 };
 use std::collections::BTreeMap;
 
+/// `namespace/name` of the claim a volume is bound to (empty for none).
+fn claim_of(pv: &PersistentVolume) -> String {
+    pv.spec.claim_ref.as_ref().map_or_else(String::new, |r| {
+        format!(
+            "{}/{}",
+            r.namespace.as_deref().unwrap_or(""),
+            r.name.as_deref().unwrap_or("")
+        )
+    })
+}
+
 fn quantity_cell(m: &BTreeMap<String, Quantity>) -> String {
     storage_of(m).map_or_else(String::new, |q| q.as_str().to_string())
 }
@@ -34,13 +45,7 @@ impl Print for PersistentVolume {
 
     fn row(&self, wide: bool, now: u64) -> Vec<String> {
         let s = &self.spec;
-        let claim = s.claim_ref.as_ref().map_or_else(String::new, |r| {
-            format!(
-                "{}/{}",
-                r.namespace.as_deref().unwrap_or(""),
-                r.name.as_deref().unwrap_or("")
-            )
-        });
+        let claim = claim_of(self);
         let mut r = vec![
             self.metadata.name().to_string(),
             quantity_cell(&s.capacity),
@@ -68,13 +73,7 @@ impl Print for PersistentVolume {
         let s = &self.spec;
         page.field(0, "StorageClass", self.class());
         page.field(0, "Status", self.phase());
-        let claim = s.claim_ref.as_ref().map_or_else(String::new, |r| {
-            format!(
-                "{}/{}",
-                r.namespace.as_deref().unwrap_or(""),
-                r.name.as_deref().unwrap_or("")
-            )
-        });
+        let claim = claim_of(self);
         page.field(0, "Claim", &claim);
         page.field(
             0,
