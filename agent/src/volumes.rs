@@ -83,7 +83,7 @@ pub async fn run(agent: Arc<Agent>) {
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_secs(30)), if failed || !todo.is_empty() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)), if failed => {}
         }
     }
 }

@@ -116,11 +116,6 @@ impl VolumeView {
         }
     }
 
-    /// Whether the view is about any claim of the pod.
-    pub fn has_claims(pod: &PodInfo) -> bool {
-        !pod.claims.is_empty()
-    }
-
     fn claim(&self, ns: &str, name: &str) -> (Option<&Arc<PersistentVolumeClaim>>, &State) {
         match self.claims.get(&(ns.to_string(), name.to_string())) {
             Some((c, s)) => (c.as_ref(), s),

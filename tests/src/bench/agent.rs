@@ -11,8 +11,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use skiff_api::wire::{Request, WatchEvent};
-use skiff_api::Kind;
 
 use super::percentile;
 use crate::node::{eventually, AgentProc, Node, IMAGE};
@@ -225,37 +223,17 @@ pub fn run() -> anyhow::Result<()> {
         let name = format!("start-{i}");
         let path = node.data().join("start.yaml");
         std::fs::write(&path, pod_yaml(&name, &node.name))?;
-        let ms = tokio.block_on(async {
-            let (rev, _) = client
-                .list_all(Kind::Pod, Some("default".into()), None)
-                .await?;
-            let mut w = client
-                .watch(&Request::Watch {
-                    kind: Kind::Pod,
-                    namespace: Some("default".into()),
-                    selector: None,
-                    since: Some(rev),
-                })
-                .await?;
-            let t = Instant::now();
-            let o = crate::command_in(Some(&netns.name), binary("skiff"))
-                .args(["--config", c.config().to_str().unwrap(), "apply", "-f"])
-                .arg(&path)
-                .output()?;
-            anyhow::ensure!(o.status.success(), "apply: {}", crate::err(&o));
-            loop {
-                let ev = tokio::time::timeout(Duration::from_secs(60), w.next())
-                    .await
-                    .context("pod never ran")??
-                    .context("watch ended")?;
-                if let WatchEvent::Modified { object, .. } | WatchEvent::Added { object, .. } = ev {
-                    let v: serde_json::Value = serde_json::from_str(&object)?;
-                    if v["metadata"]["name"] == name.as_str() && v["status"]["phase"] == "Running" {
-                        return Ok(t.elapsed().as_secs_f64() * 1000.0);
-                    }
-                }
-            }
-        })?;
+        let ms = tokio
+            .block_on(super::apply_until_running(&client, &name, || {
+                let o = crate::command_in(Some(&netns.name), binary("skiff"))
+                    .args(["--config", c.config().to_str().unwrap(), "apply", "-f"])
+                    .arg(&path)
+                    .output()?;
+                anyhow::ensure!(o.status.success(), "apply: {}", crate::err(&o));
+                Ok(())
+            }))?
+            .as_secs_f64()
+            * 1000.0;
         through.push(ms);
         let o = c.skiff(&["delete", "pod", &name]);
         anyhow::ensure!(o.status.success(), "delete: {}", crate::err(&o));

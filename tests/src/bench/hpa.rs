@@ -85,14 +85,7 @@ pub fn run() -> anyhow::Result<()> {
         &["--usage-interval", &every],
         Some(&netns.name),
     );
-    eventually(30, "node Ready", || {
-        let s = out(&c.skiff(&["get", "nodes"]));
-        if s.contains(" Ready") {
-            Ok(())
-        } else {
-            Err(s)
-        }
-    });
+    super::wait_node_ready(&c);
     let mut times = Vec::new();
     for run in 0..runs {
         c.apply(&DEPLOYMENT.replace("IMAGE", IMAGE));

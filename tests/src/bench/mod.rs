@@ -15,6 +15,55 @@ pub mod scheduler;
 pub mod storage;
 pub mod store;
 
+/// Applies (through `apply`, a CLI call) and returns how long until a watch over `client`
+/// sees pod `name` in `default` Running: one connection watches, so a look costs no
+/// handshake (a CLI per look would be throttled by the coordinator's front door).
+pub async fn apply_until_running(
+    client: &skiff_transport::Client,
+    name: &str,
+    apply: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<std::time::Duration> {
+    use anyhow::Context;
+    use skiff_api::wire::{Request, WatchEvent};
+    let (rev, _) = client
+        .list_all(skiff_api::Kind::Pod, Some("default".into()), None)
+        .await?;
+    let mut w = client
+        .watch(&Request::Watch {
+            kind: skiff_api::Kind::Pod,
+            namespace: Some("default".into()),
+            selector: None,
+            since: Some(rev),
+        })
+        .await?;
+    let t = std::time::Instant::now();
+    apply()?;
+    loop {
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(60), w.next())
+            .await
+            .with_context(|| format!("pod {name} never ran"))??
+            .context("watch ended")?;
+        if let WatchEvent::Modified { object, .. } | WatchEvent::Added { object, .. } = ev {
+            let v: serde_json::Value = serde_json::from_str(&object)?;
+            if v["metadata"]["name"] == name && v["status"]["phase"] == "Running" {
+                return Ok(t.elapsed());
+            }
+        }
+    }
+}
+
+/// Waits until `skiff get nodes` shows a Ready node.
+pub fn wait_node_ready(c: &crate::Coordinator) {
+    crate::node::eventually(30, "node Ready", || {
+        let s = crate::out(&c.skiff(&["get", "nodes"]));
+        if s.contains(" Ready") {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    });
+}
+
 /// A number from the environment (`SKIFF_BENCH_RUNS=100`), or `default`.
 pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

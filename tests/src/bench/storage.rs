@@ -6,10 +6,6 @@
 
 use crate::node::{eventually, AgentProc, Node, IMAGE};
 use crate::{out, Coordinator, NetNs, TempDir};
-use anyhow::Context;
-use skiff_api::wire::{Request, WatchEvent};
-use skiff_api::Kind;
-use std::time::{Duration, Instant};
 
 fn manifest(name: &str, claim: bool) -> String {
     let volume = if claim {
@@ -25,41 +21,18 @@ fn manifest(name: &str, claim: bool) -> String {
     format!("{pvc}apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes:\n  - name: data\n    {volume}\n")
 }
 
-/// Applies the manifest and returns the seconds until a watch sees the pod Running (one
-/// connection watches; polling with a CLI per look would be throttled by the front door).
+/// Applies the manifest and returns the seconds until a watch sees the pod Running.
 fn time_to_running(w: &Watcher, c: &Coordinator, name: &str, claim: bool) -> anyhow::Result<f64> {
     let path = c.data_dir.join(format!("{name}.yaml"));
     std::fs::write(&path, manifest(name, claim))?;
-    w.tokio.block_on(async {
-        let (rev, _) = w
-            .client
-            .list_all(Kind::Pod, Some("default".into()), None)
-            .await?;
-        let mut watch = w
-            .client
-            .watch(&Request::Watch {
-                kind: Kind::Pod,
-                namespace: Some("default".into()),
-                selector: None,
-                since: Some(rev),
-            })
-            .await?;
-        let started = Instant::now();
-        let o = c.skiff(&["apply", "-f", path.to_str().unwrap()]);
-        anyhow::ensure!(o.status.success(), "apply: {}", crate::err(&o));
-        loop {
-            let ev = tokio::time::timeout(Duration::from_secs(60), watch.next())
-                .await
-                .with_context(|| format!("{name} not Running within 60 s"))??
-                .context("watch ended")?;
-            if let WatchEvent::Modified { object, .. } | WatchEvent::Added { object, .. } = ev {
-                let v: serde_json::Value = serde_json::from_str(&object)?;
-                if v["metadata"]["name"] == name && v["status"]["phase"] == "Running" {
-                    return Ok(started.elapsed().as_secs_f64());
-                }
-            }
-        }
-    })
+    let took = w
+        .tokio
+        .block_on(super::apply_until_running(&w.client, name, || {
+            let o = c.skiff(&["apply", "-f", path.to_str().unwrap()]);
+            anyhow::ensure!(o.status.success(), "apply: {}", crate::err(&o));
+            Ok(())
+        }))?;
+    Ok(took.as_secs_f64())
 }
 
 /// A connection to the coordinator that watches pods, from the cluster's namespace.
@@ -99,14 +72,7 @@ pub fn run() -> anyhow::Result<()> {
         &[],
         Some(&netns.name),
     );
-    eventually(30, "node Ready", || {
-        let s = out(&c.skiff(&["get", "nodes"]));
-        if s.contains(" Ready") {
-            Ok(())
-        } else {
-            Err(s)
-        }
-    });
+    super::wait_node_ready(&c);
     netns.enter_this_thread();
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
