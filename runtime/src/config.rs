@@ -122,6 +122,15 @@ pub struct ContainerConfig {
     pub log_max_files: Option<u32>,
     /// Labels kept with the container's state, for the caller's own bookkeeping.
     pub labels: BTreeMap<String, String>,
+    /// Keep standard input open for attach (Kubernetes `stdin`); otherwise `/dev/null`.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close standard input when the first attach that used it ends (`stdinOnce`).
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Run the process on a terminal (Kubernetes `tty`).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// A volume mount into a container.

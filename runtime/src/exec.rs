@@ -155,7 +155,7 @@ impl Runtime {
 }
 
 /// Accepts libcontainer's connection on the console socket and takes the pty master.
-fn receive_console(
+pub(crate) fn receive_console(
     listener: &std::os::unix::net::UnixListener,
     timeout: Duration,
 ) -> Result<fs::File, RuntimeError> {
@@ -207,6 +207,15 @@ fn receive_console(
 
 /// Sets the size of an exec's terminal (its master side).
 pub fn set_winsize(tty: &fs::File, cols: u16, rows: u16) -> Result<(), RuntimeError> {
+    set_winsize_fd(tty.as_fd(), cols, rows)
+}
+
+/// Sets the size of a terminal by its master side's descriptor.
+pub(crate) fn set_winsize_fd(
+    tty: std::os::fd::BorrowedFd<'_>,
+    cols: u16,
+    rows: u16,
+) -> Result<(), RuntimeError> {
     let ws = rustix::termios::Winsize {
         ws_row: rows,
         ws_col: cols,

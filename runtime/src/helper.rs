@@ -27,6 +27,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use rustix::event::{poll, PollFd, PollFlags};
 
+use crate::attach::Console;
 use crate::logs::{LogWriter, Stream};
 use crate::protocol::{self, ContainerJob, Request, Response};
 use crate::state::{self, ExitInfo, MonitorInfo};
@@ -281,24 +282,8 @@ fn monitor(job: ContainerJob, report: OwnedFd) -> ! {
     let _ = nix::unistd::setsid();
     isolate_descriptors(&[report.as_raw_fd()]);
     let mut report = File::from(report);
-    let result = (|| -> Result<(i32, OwnedFd, OwnedFd), String> {
-        let (out_r, out_w) = sys::pipe().map_err(|e| e.to_string())?;
-        let (err_r, err_w) = sys::pipe().map_err(|e| e.to_string())?;
-        let null = File::open("/dev/null").map_err(|e| e.to_string())?;
-        let bpf = Some(job.bundle.join("seccomp.bpf")).filter(|p| p.exists());
-        let container = container_builder(&job.id, &job.lc_root, bpf.as_deref())?
-            .with_stdin(null)
-            .with_stdout(out_w)
-            .with_stderr(err_w)
-            .as_init(&job.bundle)
-            .with_systemd(false)
-            .with_detach(true)
-            .build()
-            .map_err(|e| format!("creating container: {}", error_chain(&e)))?;
-        let pid = container.pid().ok_or("container has no pid")?.as_raw();
-        Ok((pid, out_r, err_r))
-    })();
-    let (init_pid, out_r, err_r) = match result {
+    let result = start_container(&job);
+    let (init_pid, streams, console) = match result {
         Ok(v) => v,
         Err(e) => {
             // Leave nothing half-made behind.
@@ -317,9 +302,79 @@ fn monitor(job: ContainerJob, report: OwnedFd) -> ! {
     // it inherited from the helper.
     // Its own mappings only (see `PageCache::Keep`).
     let _ = sys::shed_code_pages(sys::PageCache::Keep);
-    let exit = supervise(&job, init_pid, out_r, err_r);
+    let exit = supervise(&job, init_pid, streams, console);
     let _ = state::write_json(&job.state_dir.join("exit.json"), &exit);
     std::process::exit(0);
+}
+
+/// A created container: its init's pid, the output to copy, and its console (if attachable).
+type Started = (i32, Vec<(OwnedFd, Stream)>, Option<Console>);
+
+/// Creates the container (its init waits to be started): its output on pipes, or on a
+/// terminal whose master libcontainer sends over a console socket; its input `/dev/null`,
+/// or a pipe the monitor holds; and the attach socket, when it has input or a terminal.
+fn start_container(job: &ContainerJob) -> Result<Started, String> {
+    let bpf = Some(job.bundle.join("seccomp.bpf")).filter(|p| p.exists());
+    let mut b = container_builder(&job.id, &job.lc_root, bpf.as_deref())?;
+    let mut streams = Vec::new();
+    let mut input = None;
+    let console_socket = match (&job.attach_socket, job.tty) {
+        (Some(p), true) => {
+            let path = p.with_extension("console");
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            let _ = std::fs::remove_file(&path);
+            let l = std::os::unix::net::UnixListener::bind(&path)
+                .map_err(|e| format!("console socket {}: {e}", path.display()))?;
+            Some((l, path))
+        }
+        (None, true) => return Err("a container with a terminal needs an attach socket".into()),
+        _ => None,
+    };
+    if let Some((_, path)) = &console_socket {
+        b = b.with_console_socket(Some(path));
+    } else {
+        let (out_r, out_w) = sys::pipe().map_err(|e| e.to_string())?;
+        let (err_r, err_w) = sys::pipe().map_err(|e| e.to_string())?;
+        let stdin: OwnedFd = if job.stdin {
+            let (r, w) = sys::pipe().map_err(|e| e.to_string())?;
+            input = Some(w);
+            r
+        } else {
+            File::open("/dev/null").map_err(|e| e.to_string())?.into()
+        };
+        b = b.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w);
+        streams = vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)];
+    }
+    let container = b
+        .as_init(&job.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| format!("creating container: {}", error_chain(&e)))?;
+    let pid = container.pid().ok_or("container has no pid")?.as_raw();
+    let mut tty = None;
+    if let Some((listener, path)) = console_socket {
+        // The init sent the master before it reported ready: it waits in the socket.
+        let master = crate::exec::receive_console(&listener, Duration::from_secs(10));
+        let _ = std::fs::remove_file(&path);
+        let master = OwnedFd::from(master.map_err(|e| e.to_string())?);
+        let dup = |f: &OwnedFd| f.try_clone().map_err(|e| e.to_string());
+        streams.push((dup(&master)?, Stream::Stdout));
+        if job.stdin {
+            input = Some(dup(&master)?);
+        }
+        tty = Some(master);
+    }
+    let console = match &job.attach_socket {
+        Some(p) => Some(
+            Console::listen(p, input, tty, job.stdin_once)
+                .map_err(|e| format!("attach socket {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    Ok((pid, streams, console))
 }
 
 /// A libcontainer builder for container `id`, loading the precompiled seccomp program at
@@ -361,13 +416,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Copies output to the log until the init exits and its output ends; returns the exit.
-fn supervise(job: &ContainerJob, init_pid: i32, out_r: OwnedFd, err_r: OwnedFd) -> ExitInfo {
+/// Copies output to the log (and attached sessions) until the init exits and its output
+/// ends; returns the exit.
+fn supervise(
+    job: &ContainerJob,
+    init_pid: i32,
+    mut streams: Vec<(OwnedFd, Stream)>,
+    mut console: Option<Console>,
+) -> ExitInfo {
     let mut log = LogWriter::open(&job.log_path, job.log_max_size, job.log_max_files).ok();
     let pidfd = rustix::process::Pid::from_raw(init_pid)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
-    let mut streams: Vec<(OwnedFd, Stream)> =
-        vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)];
     let mut status: Option<WaitStatus> = None;
     let mut exited_at: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -399,6 +458,11 @@ fn supervise(job: &ContainerJob, init_pid: i32, out_r: OwnedFd, err_r: OwnedFd) 
             }
             _ => None,
         };
+        let console_at = fds.len();
+        let slots = console
+            .as_ref()
+            .map(|c| c.poll_fds(&mut fds))
+            .unwrap_or_default();
         let timeout = if pidfd.is_some() { 1000 } else { 100 };
         let _ = poll(
             &mut fds,
@@ -407,8 +471,12 @@ fn supervise(job: &ContainerJob, init_pid: i32, out_r: OwnedFd, err_r: OwnedFd) 
                 tv_nsec: (timeout % 1000) * 1_000_000,
             }),
         );
-        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
+        let ready: Vec<bool> = revents.iter().map(|r| !r.is_empty()).collect();
         drop(fds);
+        if let Some(c) = &mut console {
+            c.serve(&slots, &revents[console_at..]);
+        }
         if let Some(slot) = pid_slot {
             if ready[slot] {
                 if let Ok(s) = waitpid(Pid::from_raw(init_pid), None) {
@@ -428,6 +496,9 @@ fn supervise(job: &ContainerJob, init_pid: i32, out_r: OwnedFd, err_r: OwnedFd) 
                     if let Some(l) = &mut log {
                         let _ = l.write(*stream, &buf[..n]);
                     }
+                    if let Some(c) = &mut console {
+                        c.output(*stream == Stream::Stderr, &buf[..n]);
+                    }
                 }
                 Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
                 Err(_) => closed.push(i),
@@ -441,6 +512,9 @@ fn supervise(job: &ContainerJob, init_pid: i32, out_r: OwnedFd, err_r: OwnedFd) 
         let _ = l.finish();
     }
     let (exit_code, signal) = status.map(exit_status).unwrap_or((255, None));
+    if let Some(c) = console {
+        c.finish(exit_code);
+    }
     ExitInfo {
         exit_code,
         signal,

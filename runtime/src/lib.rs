@@ -14,6 +14,7 @@
 //! The API is blocking; async callers use `spawn_blocking`, and [`Runtime::exit_fd`] gives a
 //! descriptor that becomes readable when a container exits.
 
+pub mod attach;
 pub mod cgroups;
 pub mod config;
 mod exec;
@@ -510,6 +511,11 @@ impl Runtime {
                     log_max_files: c.log_max_files,
                     cgroup_path: cgroup_path.clone(),
                     cgroup_v2: self.cgroup_v2,
+                    attach_socket: (c.stdin || c.tty)
+                        .then(|| attach::socket_path(&self.cfg.run_dir, id)),
+                    stdin: c.stdin,
+                    stdin_once: c.stdin_once,
+                    tty: c.tty,
                 }),
                 &[],
             )?;
@@ -658,6 +664,7 @@ impl Runtime {
             &[],
         )?;
         self.monitors.lock().unwrap().remove(id);
+        let _ = fs::remove_file(attach::socket_path(&self.cfg.run_dir, id));
         let bundle = self.bundle_dir(id);
         if let Err(e) = fs::remove_dir_all(&bundle) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -665,6 +672,21 @@ impl Runtime {
             }
         }
         fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
+    }
+
+    /// A session with the process of container `id`, which was created with `stdin` or
+    /// `tty` and is running; `stdin` says whether input follows.
+    pub fn attach(&self, id: &str, stdin: bool) -> Result<attach::Attached, RuntimeError> {
+        valid_id("container", id)?;
+        self.record(id)?;
+        attach::Attached::connect(&self.cfg.run_dir, id, stdin).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                RuntimeError::NotFound(format!(
+                    "container {id} has no attach socket: it was not created with stdin or tty, or it has ended"
+                ))
+            }
+            _ => io_err("connecting to the container's monitor")(e),
+        })
     }
 
     /// CPU, memory and process figures from the container's cgroup.

@@ -57,6 +57,14 @@ pub struct ContainerJob {
     pub log_max_files: Option<u32>,
     pub cgroup_path: String,
     pub cgroup_v2: bool,
+    /// Where the monitor listens for attach sessions (with `stdin` or `tty`).
+    pub attach_socket: Option<PathBuf>,
+    /// Keep a pipe on the container's standard input.
+    pub stdin: bool,
+    /// Close it when the first attach that wrote to it ends.
+    pub stdin_once: bool,
+    /// Give the container a terminal (`process.terminal` in its spec).
+    pub tty: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -377,7 +377,11 @@ fn process(input: &SpecInput<'_>) -> Result<(Process, Vec<String>), SpecError> {
     let c = input.container;
     let sec = &c.security;
     let args = argv(c, input.image)?;
-    let env = environment(&c.env, &input.image.env, &input.sandbox.hostname);
+    let mut env = environment(&c.env, &input.image.env, &input.sandbox.hostname);
+    // As containerd: a terminal says what it is unless the container said otherwise.
+    if c.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     let cwd = c
         .working_dir
         .clone()
@@ -415,7 +419,7 @@ fn process(input: &SpecInput<'_>) -> Result<(Process, Vec<String>), SpecError> {
         .map_err(oci)?;
     let no_new_privs = !(sec.privileged || sec.allow_privilege_escalation == Some(true));
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(c.tty)
         .user(user)
         .args(args)
         .env(env)

@@ -588,3 +588,117 @@ fn volumes_and_generated_files() {
     );
     assert!(!node.data().join("run/sandboxes/vol").exists());
 }
+
+/// Reads attach frames until `until` holds for the output so far (or the exit): the output
+/// and the exit code, if it came.
+fn attached_output(
+    a: &mut skiff_runtime::attach::Attached,
+    until: impl Fn(&str) -> bool,
+) -> (String, Option<i32>) {
+    use skiff_runtime::attach::Frame;
+    use std::io::Read;
+    a.sock
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let (mut raw, mut out) = (Vec::new(), String::new());
+    let mut buf = [0u8; 4096];
+    loop {
+        while let Some((f, used)) = Frame::decode(&raw).unwrap() {
+            raw.drain(..used);
+            match f {
+                Frame::Stdout(b) | Frame::Stderr(b) => out.push_str(&String::from_utf8_lossy(&b)),
+                Frame::Exit(code) => return (out, Some(code)),
+                other => panic!("the monitor sent {other:?}"),
+            }
+            if until(&out) {
+                return (out, None);
+            }
+        }
+        let n = a.sock.read(&mut buf).expect("attach output within 30 s");
+        assert!(n > 0, "the session ended without an exit; output {out:?}");
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn send(a: &mut skiff_runtime::attach::Attached, f: skiff_runtime::attach::Frame) {
+    let mut b = Vec::new();
+    f.encode(&mut b);
+    std::io::Write::write_all(&mut a.sock, &b).unwrap();
+}
+
+/// `stdin`, `stdinOnce` and `tty` as Kubernetes runs them: the monitor holds the input open
+/// until the first session that wrote to it ends; a second session only watches; a terminal
+/// is resized and echoes; every session is told the exit code.
+#[test]
+fn attach_to_stdin_and_a_terminal() {
+    use skiff_runtime::attach::Frame;
+    let node = Node::new("attach");
+    let rt = node.runtime();
+    node.start(
+        &rt,
+        "p",
+        "reader",
+        "while read l; do echo got:$l; done; echo eof; exit 4",
+        |c| {
+            c.stdin = true;
+            c.stdin_once = true;
+        },
+    );
+    let mut owner = rt.attach("reader", true).unwrap();
+    let mut watcher = rt.attach("reader", true).unwrap();
+    send(&mut owner, Frame::Stdin(b"one\n".to_vec()));
+    let (out, _) = attached_output(&mut owner, |o| o.contains("got:one"));
+    assert_eq!(out, "got:one\n");
+    // The watcher's input goes nowhere: stdinOnce input belongs to the first session.
+    send(&mut watcher, Frame::Stdin(b"ignored\n".to_vec()));
+    send(&mut owner, Frame::Stdin(b"two\n".to_vec()));
+    let (out, _) = attached_output(&mut watcher, |o| o.contains("got:two"));
+    assert_eq!(
+        out, "got:one\ngot:two\n",
+        "the watcher sees the output since it attached, and not its own input"
+    );
+    // The owner leaves: end of input, the loop ends, both hear the exit.
+    drop(owner);
+    let (out, code) = attached_output(&mut watcher, |_| false);
+    assert_eq!((out.as_str(), code), ("eof\n", Some(4)));
+    assert_eq!(node.log("reader"), "got:one\ngot:two\neof\n");
+    let e = rt.attach("reader", false).err().expect("ended").to_string();
+    assert!(e.contains("has no attach socket"), "{e}");
+
+    // A terminal: resized, input echoed, output logged as stdout.
+    node.start(
+        &rt,
+        "p",
+        "term",
+        "read l; stty size; echo got:$l; exit 3",
+        |c| {
+            c.stdin = true;
+            c.tty = true;
+        },
+    );
+    let mut a = rt.attach("term", true).unwrap();
+    send(
+        &mut a,
+        Frame::Resize {
+            cols: 100,
+            rows: 30,
+        },
+    );
+    send(&mut a, Frame::Stdin(b"hi\n".to_vec()));
+    let (out, code) = attached_output(&mut a, |_| false);
+    assert_eq!(code, Some(3), "{out:?}");
+    assert_eq!(out, "hi\r\n30 100\r\ngot:hi\r\n");
+    let log = node.log("term");
+    assert!(log.contains("30 100") && log.contains("got:hi"), "{log}");
+    // Without stdin or tty there is nothing to attach to.
+    node.start(&rt, "p", "plain", "sleep 1000", |_| {});
+    let e = rt
+        .attach("plain", false)
+        .err()
+        .expect("no socket")
+        .to_string();
+    assert!(e.contains("has no attach socket"), "{e}");
+    for id in ["reader", "term", "plain"] {
+        rt.remove_container(id).unwrap();
+    }
+}
