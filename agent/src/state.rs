@@ -12,7 +12,7 @@ use skiff_api::Kind;
 use skiff_images::{ImageStore, RegistryConfig};
 use skiff_runtime::Runtime;
 use skiff_transport::Client;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -65,6 +65,9 @@ pub struct PodView {
     pub order: Vec<String>,
     /// The first app container (the default for logs and exec).
     pub first_app: Option<String>,
+    /// Containers with `stdin: true`, and those with `tty: true` (what attach may use).
+    pub stdin: BTreeSet<String>,
+    pub tty: BTreeSet<String>,
     /// Netns path for probes; `None` with host networking.
     pub netns: Option<PathBuf>,
 }

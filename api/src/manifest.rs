@@ -463,7 +463,6 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
             "containers" | "initContainers" => &[
                 "terminationMessagePath",
                 "terminationMessagePolicy",
-                "stdinOnce",
                 "resizePolicy",
                 "restartPolicy",
                 "volumeDevices",

@@ -79,7 +79,11 @@ k8s_struct! {
         pub startup_probe: Option<Probe>,
         pub security_context: Option<SecurityContext>,
         pub lifecycle: Option<Lifecycle>,
+        /// Keep the container's standard input open for `attach` (the monitor holds it).
         pub stdin: Option<bool>,
+        /// Close standard input when the first attach that used it ends.
+        pub stdin_once: Option<bool>,
+        /// Give the container a terminal (its output is the terminal's, logged as stdout).
         pub tty: Option<bool>,
     }
 }

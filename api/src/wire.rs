@@ -147,6 +147,9 @@ pub enum Request {
     /// A command in a running container: after this frame the client sends `Stdin`,
     /// `CloseStdin` and `Resize` frames and receives `Stdout`, `Stderr`, then `Exit`.
     Exec(ExecRequest),
+    /// The standard input, output and terminal of a container's own process (`attach`):
+    /// frames as for [`Request::Exec`]; `Exit` when the container's process ends.
+    Attach(AttachRequest),
 }
 
 /// Which log to read.
@@ -186,6 +189,21 @@ pub struct ExecRequest {
     /// Pass stdin.
     pub stdin: bool,
     /// Allocate a terminal.
+    pub tty: bool,
+}
+
+/// Which container to attach to, and what of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachRequest {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The container (the pod's first when absent).
+    pub container: Option<String>,
+    /// Send input to the container's standard input (it must have `stdin: true`).
+    pub stdin: bool,
+    /// The client has a terminal (the container must have `tty: true`).
     pub tty: bool,
 }
 

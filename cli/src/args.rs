@@ -100,6 +100,21 @@ pub(crate) enum Verb {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Attach to a container's own process: `skiff attach POD [-c C] [-i] [-t]`. Its output
+    /// from now on; with `-i`, your input to its standard input (it needs `stdin: true`).
+    Attach {
+        /// The pod (or `pod/NAME`).
+        pod: String,
+        /// The container (default: the pod's first).
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        /// Pass standard input to the container.
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        /// Use a terminal (the container needs `tty: true`).
+        #[arg(short = 't', long)]
+        tty: bool,
+    },
     /// CPU and memory the nodes report: `top nodes` or `top pods`.
     Top {
         /// `nodes` or `pods`.

@@ -113,7 +113,7 @@ fn one_target(args: &[String], ns: &str, verb: &str) -> anyhow::Result<ObjectKey
 fn pod_name(arg: &str) -> anyhow::Result<String> {
     match arg.split_once('/') {
         Some((k, n)) if kind_of(k)? == Kind::Pod => Ok(n.to_string()),
-        Some((k, _)) => bail!("{k}: only pods have logs and exec"),
+        Some((k, _)) => bail!("{k}: only pods have logs, exec and attach"),
         None => Ok(arg.to_string()),
     }
 }
@@ -218,6 +218,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tty: *tty,
             };
             let code = stream::exec(&c, req).await?;
+            std::process::exit(code);
+        }
+        Verb::Attach {
+            pod,
+            container,
+            stdin,
+            tty,
+        } => {
+            let c = connect(&cli).await?;
+            let req = skiff_api::wire::AttachRequest {
+                namespace: ns.clone(),
+                pod: pod_name(pod)?,
+                container: container.clone(),
+                stdin: *stdin,
+                tty: *tty,
+            };
+            let code = stream::attach(&c, req).await?;
             std::process::exit(code);
         }
         Verb::Top {

@@ -1,7 +1,9 @@
-//! Logs and exec: one stream to the coordinator, which relays it to the pod's node.
+//! Logs, exec and attach: one stream to the coordinator, which relays it to the pod's node.
 
 use anyhow::{anyhow, bail};
-use skiff_api::wire::{ExecRequest, LogsRequest, Request, StreamFrame, MAX_FRAME_LEN};
+use skiff_api::wire::{
+    AttachRequest, ExecRequest, LogsRequest, Request, StreamFrame, MAX_FRAME_LEN,
+};
 use skiff_transport::frames::{read_frame, write_frame};
 use skiff_transport::{Client, ClientError};
 use std::io::{IsTerminal, Write};
@@ -78,15 +80,41 @@ fn window_size() -> Option<(u16, u16)> {
     Some((ws.ws_col, ws.ws_row))
 }
 
-/// Runs a command in a container and returns its exit code.
-pub async fn exec(c: &Client, req: ExecRequest) -> anyhow::Result<i32> {
-    let tty = req.tty && std::io::stdin().is_terminal();
-    if req.tty && !tty {
+/// Whether a terminal was asked for and this side has one (else says why not).
+fn local_tty(asked: bool) -> bool {
+    let tty = asked && std::io::stdin().is_terminal();
+    if asked && !tty {
         eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
     }
+    tty
+}
+
+/// Runs a command in a container and returns its exit code.
+pub async fn exec(c: &Client, req: ExecRequest) -> anyhow::Result<i32> {
+    let tty = local_tty(req.tty);
     let want_stdin = req.stdin;
-    let req = ExecRequest { tty, ..req };
-    let (mut send, mut recv) = open(c, &Request::Exec(req)).await?;
+    let req = Request::Exec(ExecRequest { tty, ..req });
+    session(c, req, want_stdin, tty, false).await
+}
+
+/// Attaches to a container's process; its exit code when it ends (0 when the session ends
+/// first, or for a container followed by its log).
+pub async fn attach(c: &Client, req: AttachRequest) -> anyhow::Result<i32> {
+    let tty = local_tty(req.tty);
+    let want_stdin = req.stdin;
+    let req = Request::Attach(AttachRequest { tty, ..req });
+    session(c, req, want_stdin, tty, true).await
+}
+
+/// One exec or attach stream: input (and resizes) up, output down, to the exit code.
+async fn session(
+    c: &Client,
+    req: Request,
+    want_stdin: bool,
+    tty: bool,
+    may_end_without_exit: bool,
+) -> anyhow::Result<i32> {
+    let (mut send, mut recv) = open(c, &req).await?;
     let _raw = tty.then(RawTerminal::enter);
     if tty {
         if let Some((cols, rows)) = window_size() {
@@ -138,6 +166,7 @@ pub async fn exec(c: &Client, req: ExecRequest) -> anyhow::Result<i32> {
                 Some(StreamFrame::Exit(code)) => return Ok(code),
                 Some(StreamFrame::Error(e)) => return Err(server_error(e)),
                 Some(_) => {}
+                None if may_end_without_exit => return Ok(0),
                 None => bail!("the stream ended before the command's exit code arrived"),
             }
         }

@@ -224,10 +224,11 @@ pub(crate) async fn open_to_node<S: Store>(
     let (ns, pod) = match req {
         Request::Logs(l) => (l.namespace.clone(), l.pod.clone()),
         Request::Exec(e) => (e.namespace.clone(), e.pod.clone()),
+        Request::Attach(a) => (a.namespace.clone(), a.pod.clone()),
         _ => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,
-                "not a logs or exec request",
+                "not a logs, exec or attach request",
             ))
         }
     };
@@ -370,7 +371,10 @@ async fn stream<S: Store>(
         }
     }
     // A stream that goes on (logs, exec, watch) holds no budget: its request is read.
-    if matches!(req, Request::Logs(_) | Request::Exec(_)) {
+    if matches!(
+        req,
+        Request::Logs(_) | Request::Exec(_) | Request::Attach(_)
+    ) {
         drop(permit);
         Box::pin(to_node(&api, id, &mut send, &mut recv, req)).await;
         let _ = send.finish();

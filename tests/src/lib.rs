@@ -9,6 +9,7 @@ pub mod flood;
 pub mod image;
 pub mod lan;
 pub mod node;
+pub mod pty;
 pub mod registry;
 
 use std::net::UdpSocket;

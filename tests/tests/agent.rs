@@ -335,6 +335,50 @@ spec:
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    // `skiff attach -i` to a container with stdin and stdinOnce: the input reaches its
+    // process, the end of the CLI's input is the end of the container's, and its exit code
+    // comes back.
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: asker}
+spec:
+  nodeName: NODE
+  restartPolicy: Never
+  containers:
+  - name: asker
+    image: IMAGE
+    stdin: true
+    stdinOnce: true
+    command: ["sh", "-c", "tr a-z A-Z; exit 2"]
+"#,
+    );
+    cl.wait_running("asker");
+    let mut child = skiff_tests::command_in(Some(&cl.netns.name), skiff_tests::binary("skiff"))
+        .args([
+            "--config",
+            cl.c.config().to_str().unwrap(),
+            "attach",
+            "-i",
+            "asker",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"attached input\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ATTACHED INPUT\n");
+    assert_eq!(o.status.code(), Some(2));
+    let e = err(&cl.skiff(&["attach", "-i", "web"]));
+    assert!(e.contains("was not started with stdin: true"), "{e}");
+    ok(cl.skiff(&["delete", "pod", "asker"]));
     let d = ok(cl.skiff(&["describe", "pod", "web"]));
     assert!(d.contains("Started") && d.contains("Created"), "{d}");
     let top = eventually(20, "top", || {

@@ -569,7 +569,7 @@ fn autoscaling(cl: &Cluster) {
 }
 
 /// `kubectl attach`: the container's output from now on (written here by an exec into its
-/// first process's stdout); `-i` is refused, as skiff keeps no container stdin open.
+/// first process's stdout); `-i` is refused for a container without `stdin: true`.
 fn attach(cl: &Cluster, pod: &str) {
     let seen = cl.dir.path().join("attach.out");
     let mut child = cl
@@ -599,7 +599,87 @@ fn attach(cl: &Cluster, pod: &str) {
     let text = std::fs::read_to_string(&seen).unwrap();
     assert!(!text.contains("hello from"), "only output from now: {text}");
     let e = fails(cl.kubectl(&["attach", "-i", pod, "-c", "web"]));
-    assert!(e.contains("standard input"), "{e}");
+    assert!(e.contains("was not started with stdin: true"), "{e}");
+    interactive(cl, pod);
+}
+
+/// What `-it` users do, on a real terminal: `kubectl exec -it` (resized, typed into),
+/// `kubectl run -i --rm` with piped input (stdin, stdinOnce: the input ends when kubectl's
+/// does), and `kubectl run -it` (a pod with a terminal, attached, typed into, its exit
+/// code returned).
+fn interactive(cl: &Cluster, pod: &str) {
+    use skiff_tests::pty::Pty;
+    let exec = cl.kubectl_cmd(&[
+        "exec",
+        "-it",
+        pod,
+        "--",
+        "sh",
+        "-c",
+        "stty size; read l; echo got:$l",
+    ]);
+    let mut t = Pty::spawn(exec, 100, 30);
+    t.read_until("30 100", 60);
+    t.type_in("typed\r");
+    t.read_until("got:typed", 30);
+    assert_eq!(t.wait(30), Some(0), "{}", t.seen);
+
+    let piped = cl.kubectl_stdin(
+        &[
+            "run",
+            "reader",
+            "-i",
+            "--rm",
+            "--restart=Never",
+            &format!("--image={IMAGE}"),
+            "--",
+            "sh",
+            "-c",
+            "while read l; do echo got:$l; done; echo eof",
+        ],
+        "one\ntwo\n",
+    );
+    let text = ok(piped);
+    assert!(text.contains("got:one\ngot:two\neof\n"), "{text}");
+    assert!(text.contains("pod \"reader\" deleted"), "{text}");
+
+    let run = cl.kubectl_cmd(&[
+        "run",
+        "term",
+        "-it",
+        "--restart=Never",
+        &format!("--image={IMAGE}"),
+        "--",
+        "sh",
+    ]);
+    let mut t = Pty::spawn(run, 90, 20);
+    // kubectl attaches once the pod runs; the shell is there, typed into, resized.
+    eventually(60, "the shell answers", || {
+        t.type_in("echo got-$((6*7))\r");
+        t.read_for(std::time::Duration::from_millis(500));
+        if t.seen.contains("got-42") {
+            Ok(())
+        } else {
+            Err(t.seen.clone())
+        }
+    });
+    t.type_in("stty size; exit 5\r");
+    t.read_until("20 90", 30);
+    let code = t.wait(60);
+    assert_eq!(
+        code,
+        Some(5),
+        "kubectl run returns the pod's exit code: {}",
+        t.seen
+    );
+    let spec = cl.json(&["get", "pod", "term"]);
+    let c = &spec["spec"]["containers"][0];
+    assert_eq!(
+        (&c["stdin"], &c["tty"]),
+        (&json!(true), &json!(true)),
+        "{c}"
+    );
+    ok(cl.kubectl(&["delete", "pod", "term", "--wait=false"]));
 }
 
 fn edits(cl: &Cluster) {

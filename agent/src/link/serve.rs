@@ -1,10 +1,12 @@
-//! Log and exec streams the coordinator opens on the agent's connection (the node opens
-//! no port of its own).
+//! Log, exec and attach streams the coordinator opens on the agent's connection (the node
+//! opens no port of its own).
 
 use crate::state::{Agent, PodView};
 use skiff_api::wire::{
-    ApiError, ErrorCode, ExecRequest, LogsRequest, Request, StreamFrame, MAX_FRAME_LEN,
+    ApiError, AttachRequest, ErrorCode, ExecRequest, LogsRequest, Request, StreamFrame,
+    MAX_FRAME_LEN,
 };
+use skiff_runtime::attach::Frame;
 use skiff_runtime::logs::{Follower, LogEntry};
 use skiff_runtime::{ContainerState, ExecConfig};
 use skiff_transport::frames::{read_frame, write_frame};
@@ -28,9 +30,10 @@ pub async fn stream(agent: Arc<Agent>, mut send: quinn::SendStream, mut recv: qu
     let r = match req {
         Request::Logs(l) => logs(&agent, l, &mut send).await,
         Request::Exec(e) => exec(&agent, e, &mut send, recv).await,
+        Request::Attach(a) => attach(&agent, a, &mut send, recv).await,
         _ => Err(error(
             ErrorCode::BadRequest,
-            "the node serves only logs and exec",
+            "the node serves only logs, exec and attach",
         )),
     };
     if let Err(f) = r {
@@ -310,6 +313,133 @@ async fn exec(
         .await
         .map_err(|err| error(ErrorCode::Internal, err.to_string()))?;
     Ok(())
+}
+
+/// `attach`: a session with a container's own process through its monitor, for a container
+/// with `stdin` or `tty`. One with neither has no input to give: its output is its log
+/// followed from the end, which is what the kubelet's attach shows of it.
+async fn attach(
+    agent: &Agent,
+    a: AttachRequest,
+    send: &mut quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), StreamFrame> {
+    let v = view(agent, &a.namespace, &a.pod)?;
+    let c = pick_container(&v, &a.pod, &a.container)?;
+    let (has_stdin, has_tty) = (v.stdin.contains(&c), v.tty.contains(&c));
+    if a.stdin && !has_stdin {
+        return Err(error(
+            ErrorCode::BadRequest,
+            format!("container {c} in pod {} was not started with stdin: true, so it has no input to attach to: attach without -i, or set stdin: true in its spec", a.pod),
+        ));
+    }
+    if a.tty && !has_tty {
+        return Err(error(
+            ErrorCode::BadRequest,
+            format!("Unable to use a TTY - container {c} did not allocate one (tty: true)"),
+        ));
+    }
+    if !has_stdin && !has_tty {
+        let follow = LogsRequest {
+            namespace: a.namespace,
+            pod: a.pod,
+            container: Some(c),
+            follow: true,
+            tail: Some(0),
+            previous: false,
+            timestamps: false,
+            since: None,
+            limit_bytes: None,
+        };
+        return logs(agent, follow, send).await;
+    }
+    let id = v
+        .attempts
+        .get(&c)
+        .and_then(|a| a.last().cloned())
+        .ok_or_else(|| {
+            error(
+                ErrorCode::BadRequest,
+                format!("container {c} is not running"),
+            )
+        })?;
+    let rt = agent.rt.clone();
+    let stdin = a.stdin;
+    let session = tokio::task::spawn_blocking(move || rt.attach(&id, stdin))
+        .await
+        .map_err(|e| error(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| error(ErrorCode::BadRequest, e.to_string()))?;
+    let internal = |e: std::io::Error| error(ErrorCode::Internal, e.to_string());
+    session.sock.set_nonblocking(true).map_err(internal)?;
+    let sock = tokio::net::UnixStream::from_std(session.sock).map_err(internal)?;
+    let (mut rd, mut wr) = sock.into_split();
+    // The client's input and resizes, to the monitor; its end ends only the input.
+    let input = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok(Some(f)) = read_frame::<StreamFrame, _>(&mut recv, MAX_FRAME_LEN).await {
+            let mut bytes = Vec::new();
+            match f {
+                StreamFrame::Stdin(b) => {
+                    for chunk in b.chunks(skiff_runtime::attach::MAX_PAYLOAD) {
+                        Frame::Stdin(chunk.to_vec()).encode(&mut bytes);
+                    }
+                }
+                StreamFrame::CloseStdin => Frame::CloseStdin.encode(&mut bytes),
+                StreamFrame::Resize { cols, rows } => {
+                    Frame::Resize { cols, rows }.encode(&mut bytes)
+                }
+                _ => continue,
+            }
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        // Keep the session's write half (dropping it would end the session) until the
+        // output side is done.
+        std::future::pending::<()>().await;
+    });
+    let r = attach_output(&mut rd, send).await;
+    input.abort();
+    r
+}
+
+/// Relays a monitor's frames to the client until the exit, the monitor's end, or the
+/// client's.
+async fn attach_output(
+    rd: &mut tokio::net::unix::OwnedReadHalf,
+    send: &mut quinn::SendStream,
+) -> Result<(), StreamFrame> {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        while let Some((f, used)) =
+            Frame::decode(&raw).map_err(|e| error(ErrorCode::Internal, e))?
+        {
+            raw.drain(..used);
+            let (out, last) = match f {
+                Frame::Stdout(b) => (StreamFrame::Stdout(b), false),
+                Frame::Stderr(b) => (StreamFrame::Stderr(b), false),
+                Frame::Exit(code) => (StreamFrame::Exit(code), true),
+                _ => continue,
+            };
+            if write_frame(send, &out).await.is_err() || last {
+                return Ok(());
+            }
+        }
+        let n = tokio::select! {
+            n = rd.read(&mut buf) => n.map_err(|e| error(ErrorCode::Internal, e.to_string()))?,
+            _ = send.stopped() => return Ok(()),
+        };
+        if n == 0 {
+            // The monitor ended without an exit frame (it was killed).
+            return Err(error(
+                ErrorCode::Internal,
+                "the container's monitor went away",
+            ));
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
 }
 
 /// A thread copying `f` (an exec'd process's stdout, stderr or terminal) into frames.

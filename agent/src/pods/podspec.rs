@@ -546,6 +546,9 @@ pub fn container(
         log_max_size: Some(10 << 20),
         log_max_files: Some(5),
         labels,
+        stdin: c.stdin == Some(true),
+        stdin_once: c.stdin == Some(true) && c.stdin_once == Some(true),
+        tty: c.tty == Some(true),
     })
 }
 

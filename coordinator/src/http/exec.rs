@@ -3,8 +3,10 @@
 //! stdout, 2 stderr, 3 the final `Status` (exit code), 4 terminal size, and in v5 255 to
 //! close a channel (stdin). The exec itself is the QUIC path's: an `ExecRequest` sent to the
 //! pod's node, whose frames are relayed both ways. `pods/attach` is served on the same
-//! relay for output: the container's log followed from now (the node's log stream), until
-//! the container stops; its standard input is not kept open, so `-i`/`-t` are refused.
+//! relay with an `AttachRequest`: the container's own process, whose standard input and
+//! terminal its monitor keeps when the container has `stdin`/`tty` (the node follows the
+//! log from its end for a container with neither). As the kubelet, an attach ends with a
+//! `Success` status whatever the process's exit code.
 
 use super::route::{flag, param, Target};
 use super::{failure, Body};
@@ -16,7 +18,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use skiff_api::wire::{
-    ApiError, ErrorCode, ExecRequest, LogsRequest, Request as ApiRequest, StreamFrame,
+    ApiError, AttachRequest, ErrorCode, ExecRequest, Request as ApiRequest, StreamFrame,
 };
 use skiff_transport::frames::{read_frame, write_frame};
 use std::sync::Arc;
@@ -89,10 +91,11 @@ pub(crate) async fn exec<S: Store>(
     q: &[(String, String)],
     req: Request<Incoming>,
 ) -> Response<Body> {
-    serve(api, id, t, exec_request(t, q), true, req).await
+    serve(api, id, t, exec_request(t, q), req).await
 }
 
-/// `GET|POST pods/{name}/attach` with a WebSocket upgrade: the container's output from now.
+/// `GET|POST pods/{name}/attach` with a WebSocket upgrade: the container's process, its
+/// output from now.
 pub(crate) async fn attach<S: Store>(
     api: &Arc<Api<S>>,
     id: &Identity,
@@ -100,7 +103,7 @@ pub(crate) async fn attach<S: Store>(
     q: &[(String, String)],
     req: Request<Incoming>,
 ) -> Response<Body> {
-    serve(api, id, t, attach_request(t, q), false, req).await
+    serve(api, id, t, attach_request(t, q), req).await
 }
 
 /// The node's stream `node_req` over WebSocket, or the Status of why not.
@@ -109,11 +112,10 @@ async fn serve<S: Store>(
     id: &Identity,
     t: &Target,
     node_req: Result<ApiRequest, ApiError>,
-    input: bool,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let r = match node_req {
-        Ok(node_req) => start(api, id, node_req, input, req).await,
+        Ok(node_req) => start(api, id, node_req, req).await,
         Err(e) => Err(e),
     };
     r.unwrap_or_else(|e| failure(&e, Some((t.kind, t.name.as_deref().unwrap_or("")))))
@@ -138,33 +140,30 @@ fn exec_request(t: &Target, q: &[(String, String)]) -> Result<ApiRequest, ApiErr
     }))
 }
 
-/// An attach is the container's log, followed from its end.
+/// An attach: the container's process, with input if `stdin`.
 pub fn attach_request(t: &Target, q: &[(String, String)]) -> Result<ApiRequest, ApiError> {
-    if flag(q, "stdin") || flag(q, "tty") {
-        return Err(bad("attaching standard input or a TTY is not supported by skiff: a container's standard input is not kept open; use exec -it, or attach without -i/-t to follow its output"));
-    }
-    Ok(ApiRequest::Logs(LogsRequest {
+    Ok(ApiRequest::Attach(AttachRequest {
         namespace: t.namespace.clone().unwrap_or_default(),
         pod: t.name.clone().unwrap_or_default(),
         container: param(q, "container").map(str::to_string),
-        follow: true,
-        tail: Some(0),
-        previous: false,
-        timestamps: false,
-        since: None,
-        limit_bytes: None,
+        stdin: flag(q, "stdin"),
+        tty: flag(q, "tty"),
     }))
 }
 
-/// Upgrades to WebSocket and relays `node_req`'s stream; with `input`, the client's stdin
-/// and resizes go to the node.
+/// Upgrades to WebSocket and relays `node_req`'s stream; with input (`stdin` or a
+/// terminal), the client's stdin and resizes go to the node.
 async fn start<S: Store>(
     api: &Arc<Api<S>>,
     id: &Identity,
     node_req: ApiRequest,
-    input: bool,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
+    let (input, attach) = match &node_req {
+        ApiRequest::Exec(_) => (true, false),
+        ApiRequest::Attach(a) => (a.stdin || a.tty, true),
+        _ => (false, false),
+    };
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -194,7 +193,7 @@ async fn start<S: Store>(
             Ok(up) => {
                 let io = hyper_util::rt::TokioIo::new(up);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-                relay(ws, v5, input.then_some(nsend), nrecv).await;
+                relay(ws, v5, input.then_some(nsend), nrecv, attach).await;
             }
             Err(e) => tracing::debug!(error = %e, "exec upgrade failed"),
         }
@@ -215,6 +214,7 @@ async fn relay<T>(
     v5: bool,
     mut nsend: Option<quinn::SendStream>,
     mut nrecv: quinn::RecvStream,
+    attach: bool,
 ) where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -246,6 +246,7 @@ async fn relay<T>(
                 Ok(Some(StreamFrame::Stdout(b))) => (STDOUT, b),
                 Ok(Some(StreamFrame::Stderr(b))) => (STDERR, b),
                 Ok(Some(StreamFrame::Exit(code))) => {
+                    let code = if attach { 0 } else { code };
                     (ERROR, exit_status(code).to_string().into_bytes())
                 }
                 Ok(Some(StreamFrame::Error(e))) => {
@@ -320,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn an_attach_follows_the_log_from_its_end_and_refuses_stdin() {
+    fn an_attach_names_its_container_and_its_input() {
         let t = Target {
             kind: skiff_api::Kind::Pod,
             namespace: Some("default".into()),
@@ -329,15 +330,15 @@ mod tests {
         };
         let q = |s: &str| crate::http::route::query(Some(s));
         match attach_request(&t, &q("container=app&stdout=true")).unwrap() {
-            ApiRequest::Logs(l) => {
-                assert!(l.follow && l.tail == Some(0) && !l.previous);
-                assert_eq!(l.container.as_deref(), Some("app"));
+            ApiRequest::Attach(a) => {
+                assert_eq!(a.container.as_deref(), Some("app"));
+                assert!(!a.stdin && !a.tty);
             }
             other => panic!("{other:?}"),
         }
-        for refused in ["stdin=true", "tty=true"] {
-            let e = attach_request(&t, &q(refused)).unwrap_err();
-            assert!(e.message.contains("standard input"), "{}", e.message);
+        match attach_request(&t, &q("stdin=true&tty=true")).unwrap() {
+            ApiRequest::Attach(a) => assert!(a.stdin && a.tty && a.container.is_none()),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -318,9 +318,9 @@ impl<S: Store> Api<S> {
             Request::Heartbeat | Request::ReportUsage { .. } | Request::Top => {
                 self.node_reports(id, req)
             }
-            Request::Logs(_) | Request::Exec(_) => Err(err(
+            Request::Logs(_) | Request::Exec(_) | Request::Attach(_) => Err(err(
                 ErrorCode::BadRequest,
-                "logs and exec are served on their own stream",
+                "logs, exec and attach are served on their own stream",
             )),
             Request::Watch { .. } => Err(err(
                 ErrorCode::BadRequest,

@@ -195,6 +195,15 @@ impl Worker {
             .map(|c| c.name.clone())
             .collect();
         v.first_app = pod.spec.containers.first().map(|c| c.name.clone());
+        let all = || pod.spec.init_containers.iter().chain(&pod.spec.containers);
+        v.stdin = all()
+            .filter(|c| c.stdin == Some(true))
+            .map(|c| c.name.clone())
+            .collect();
+        v.tty = all()
+            .filter(|c| c.tty == Some(true))
+            .map(|c| c.name.clone())
+            .collect();
         v.attempts = self
             .cs
             .iter()
