@@ -151,8 +151,8 @@ pub fn attach_request(t: &Target, q: &[(String, String)]) -> Result<ApiRequest, 
     }))
 }
 
-/// Upgrades to WebSocket and relays `node_req`'s stream; with input (`stdin` or a
-/// terminal), the client's stdin and resizes go to the node.
+/// Upgrades to WebSocket and relays `node_req`'s stream; the client's stdin and resizes go
+/// to the node for an exec, and for an attach with `stdin` or a terminal.
 async fn start<S: Store>(
     api: &Arc<Api<S>>,
     id: &Identity,
