@@ -166,6 +166,47 @@ fn completion(shell: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `exec` and `attach`: a session with a container's process; exits with its code.
+async fn session(cli: &Cli, ns: &str) -> anyhow::Result<()> {
+    let c = connect(cli).await?;
+    let code = match &cli.verb {
+        Verb::Exec {
+            pod,
+            container,
+            stdin,
+            tty,
+            command,
+        } => {
+            let req = skiff_api::wire::ExecRequest {
+                namespace: ns.to_string(),
+                pod: pod_name(pod)?,
+                container: container.clone(),
+                command: command.clone(),
+                stdin: *stdin,
+                tty: *tty,
+            };
+            stream::exec(&c, req).await?
+        }
+        Verb::Attach {
+            pod,
+            container,
+            stdin,
+            tty,
+        } => {
+            let req = skiff_api::wire::AttachRequest {
+                namespace: ns.to_string(),
+                pod: pod_name(pod)?,
+                container: container.clone(),
+                stdin: *stdin,
+                tty: *tty,
+            };
+            stream::attach(&c, req).await?
+        }
+        _ => anyhow::bail!("only exec and attach are sessions"),
+    };
+    std::process::exit(code);
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let ns = cli.namespace.clone().unwrap_or_else(|| "default".into());
     match &cli.verb {
@@ -201,42 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             stream::logs(&c, req).await
         }
-        Verb::Exec {
-            pod,
-            container,
-            stdin,
-            tty,
-            command,
-        } => {
-            let c = connect(&cli).await?;
-            let req = skiff_api::wire::ExecRequest {
-                namespace: ns.clone(),
-                pod: pod_name(pod)?,
-                container: container.clone(),
-                command: command.clone(),
-                stdin: *stdin,
-                tty: *tty,
-            };
-            let code = stream::exec(&c, req).await?;
-            std::process::exit(code);
-        }
-        Verb::Attach {
-            pod,
-            container,
-            stdin,
-            tty,
-        } => {
-            let c = connect(&cli).await?;
-            let req = skiff_api::wire::AttachRequest {
-                namespace: ns.clone(),
-                pod: pod_name(pod)?,
-                container: container.clone(),
-                stdin: *stdin,
-                tty: *tty,
-            };
-            let code = stream::attach(&c, req).await?;
-            std::process::exit(code);
-        }
+        Verb::Exec { .. } | Verb::Attach { .. } => session(&cli, &ns).await,
         Verb::Top {
             what,
             all_namespaces,
