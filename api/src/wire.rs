@@ -150,6 +150,11 @@ pub enum Request {
     /// The standard input, output and terminal of a container's own process (`attach`):
     /// frames as for [`Request::Exec`]; `Exit` when the container's process ends.
     Attach(AttachRequest),
+    /// A TCP connection to a port of a pod, from its own network namespace (`localhost`, as
+    /// `kubectl port-forward`): the client sends `Stdin` (bytes for the port) and
+    /// `CloseStdin` (its end of the connection), and receives `Stdout` until the port's
+    /// end ends the stream, or an `Error`.
+    PortForward(PortForwardRequest),
 }
 
 /// Which log to read.
@@ -205,6 +210,17 @@ pub struct AttachRequest {
     pub stdin: bool,
     /// The client has a terminal (the container must have `tty: true`).
     pub tty: bool,
+}
+
+/// Which port of which pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForwardRequest {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The TCP port, on the pod's `localhost`.
+    pub port: u16,
 }
 
 /// Frames of a log or exec stream.

@@ -225,17 +225,21 @@ pub(crate) async fn open_to_node<S: Store>(
         Request::Logs(l) => (l.namespace.clone(), l.pod.clone()),
         Request::Exec(e) => (e.namespace.clone(), e.pod.clone()),
         Request::Attach(a) => (a.namespace.clone(), a.pod.clone()),
+        Request::PortForward(p) => (p.namespace.clone(), p.pod.clone()),
         _ => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,
-                "not a logs, exec or attach request",
+                "not a logs, exec, attach or port-forward request",
             ))
         }
     };
     if !matches!(id, Identity::Admin(_)) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
-            format!("{} may not read logs or exec in pods", id.name()),
+            format!(
+                "{} may not read logs, exec, attach or port-forward in pods",
+                id.name()
+            ),
         ));
     }
     let key = skiff_api::ObjectKey {
@@ -373,7 +377,7 @@ async fn stream<S: Store>(
     // A stream that goes on (logs, exec, watch) holds no budget: its request is read.
     if matches!(
         req,
-        Request::Logs(_) | Request::Exec(_) | Request::Attach(_)
+        Request::Logs(_) | Request::Exec(_) | Request::Attach(_) | Request::PortForward(_)
     ) {
         drop(permit);
         Box::pin(to_node(&api, id, &mut send, &mut recv, req)).await;

@@ -616,12 +616,13 @@ fn interactive(cl: &Cluster, pod: &str) {
         "--",
         "sh",
         "-c",
-        "stty size; read l; echo got:$l",
+        // Read first: kubectl sends the size as the exec starts, racing the command.
+        "read l; stty size; echo got:$l",
     ]);
     let mut t = Pty::spawn(exec, 100, 30);
-    t.read_until("30 100", 60);
     t.type_in("typed\r");
-    t.read_until("got:typed", 30);
+    t.read_until("got:typed", 60);
+    assert!(t.seen.contains("30 100"), "{}", t.seen);
     assert_eq!(t.wait(30), Some(0), "{}", t.seen);
 
     let piped = cl.kubectl_stdin(
@@ -680,6 +681,106 @@ fn interactive(cl: &Cluster, pod: &str) {
         "{c}"
     );
     ok(cl.kubectl(&["delete", "pod", "term", "--wait=false"]));
+    port_forward(cl);
+}
+
+/// `kubectl port-forward` to a server that listens on the pod's localhost only (so the node
+/// connects from the pod's network namespace): several connections, a response larger than
+/// one frame, and a port nothing listens on reported as kubectl reports it.
+fn port_forward(cl: &Cluster) {
+    use std::io::BufRead;
+    let pod = cl.file(
+        "fwd.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata: {name: fwd}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: httpd
+    image: IMAGE
+    command: [sh, -c, 'mkdir /www && echo forwarded > /www/index.html && head -c 300000 /dev/zero | tr \\\\0 x > /www/big && exec httpd -f -p 127.0.0.1:8080 -h /www']
+",
+    );
+    ok(cl.kubectl(&["apply", "-f", &pod]));
+    ok(cl.kubectl(&["wait", "--for=condition=Ready", "pod/fwd", "--timeout=60s"]));
+    // kubectl tunnels SPDY in WebSocket, and falls back to a plain SPDY upgrade (which
+    // `KUBECTL_PORT_FORWARD_WEBSOCKETS=false` makes it use at once): both are served.
+    let forward = |port: &str, websockets: &str| {
+        let mut child = cl
+            .kubectl_cmd(&["port-forward", "pod/fwd", port])
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl port-forward");
+        let mut line = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        // Kept read: kubectl dies of SIGPIPE writing to a closed stdout.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        // "Forwarding from 127.0.0.1:PORT -> 8080"
+        let local = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|a| a.rsplit_once(':'))
+            .map(|(_, p)| p.to_string())
+            .unwrap_or_else(|| panic!("kubectl port-forward printed {line:?}"));
+        (child, local)
+    };
+    let fetch = |local: &str, path: &str| {
+        command_in(Some(&cl.netns.name), "wget")
+            .args([
+                "-qO-",
+                "-T",
+                "20",
+                &format!("http://127.0.0.1:{local}/{path}"),
+            ])
+            .output()
+            .unwrap()
+    };
+    for how in ["true", "false"] {
+        let (mut child, local) = forward(":8080", how);
+        for _ in 0..3 {
+            let o = fetch(&local, "index.html");
+            if !o.status.success() {
+                let _ = child.kill();
+                let k = child.wait_with_output().unwrap();
+                panic!(
+                    "fetching through kubectl port-forward: {}; kubectl said: {}; log {}",
+                    err(&o),
+                    String::from_utf8_lossy(&k.stderr),
+                    cl.c.log()
+                        .lines()
+                        .filter(|l| l.contains("pf ") || l.contains("port-forward"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                        + &cl
+                            .agent
+                            .log()
+                            .lines()
+                            .rev()
+                            .take(15)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                );
+            }
+            assert_eq!(out(&o), "forwarded\n");
+        }
+        let big = fetch(&local, "big");
+        assert_eq!(big.stdout.len(), 300_000, "{}", err(&big));
+        assert!(big.stdout.iter().all(|b| *b == b'x'));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    let (mut child, local) = forward(":9", "true");
+    assert!(!fetch(&local, "").status.success());
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("error forwarding port 9 to pod fwd"), "{e}");
+    ok(cl.kubectl(&["delete", "pod", "fwd", "--wait=false"]));
 }
 
 fn edits(cl: &Cluster) {

@@ -6,6 +6,7 @@
 
 mod credentials;
 pub mod follow;
+mod forward;
 pub mod node;
 pub mod serve;
 pub mod usage;
@@ -653,6 +654,31 @@ async fn report_usage(agent: &Agent, client: &Client) -> Result<()> {
     }
 }
 
+/// Serves one stream the coordinator opened: logs, exec, attach (`serve.rs`) or
+/// port-forward (`forward.rs`).
+async fn stream(agent: Arc<Agent>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    use skiff_api::wire::{StreamFrame, MAX_FRAME_LEN};
+    use skiff_transport::frames::{read_frame, write_frame};
+    let req: Request = match read_frame(&mut recv, MAX_FRAME_LEN).await {
+        Ok(Some(r)) => r,
+        _ => return,
+    };
+    let r = match req {
+        Request::Logs(l) => serve::logs(&agent, l, &mut send).await,
+        Request::Exec(e) => serve::exec(&agent, e, &mut send, recv).await,
+        Request::Attach(a) => serve::attach(&agent, a, &mut send, recv).await,
+        Request::PortForward(p) => forward::port_forward(&agent, p, &mut send, recv).await,
+        _ => Err(serve::error(
+            ErrorCode::BadRequest,
+            "the node serves only logs, exec, attach and port-forward",
+        )),
+    };
+    if let Err(f) = r {
+        let _ = write_frame::<StreamFrame, _>(&mut send, &f).await;
+    }
+    let _ = send.finish();
+}
+
 async fn serve_streams(agent: &Arc<Agent>, client: &Client) -> Result<()> {
     loop {
         let (send, recv) = client
@@ -661,7 +687,7 @@ async fn serve_streams(agent: &Arc<Agent>, client: &Client) -> Result<()> {
             .await
             .map_err(|e| ClientError::Stream(e.to_string()))?;
         let agent = agent.clone();
-        tokio::spawn(async move { serve::stream(agent, send, recv).await });
+        tokio::spawn(async move { stream(agent, send, recv).await });
     }
 }
 

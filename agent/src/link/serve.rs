@@ -3,46 +3,23 @@
 
 use crate::state::{Agent, PodView};
 use skiff_api::wire::{
-    ApiError, AttachRequest, ErrorCode, ExecRequest, LogsRequest, Request, StreamFrame,
-    MAX_FRAME_LEN,
+    ApiError, AttachRequest, ErrorCode, ExecRequest, LogsRequest, StreamFrame, MAX_FRAME_LEN,
 };
 use skiff_runtime::attach::Frame;
 use skiff_runtime::logs::{Follower, LogEntry};
 use skiff_runtime::{ContainerState, ExecConfig};
 use skiff_transport::frames::{read_frame, write_frame};
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest chunk of output sent in one frame.
 const CHUNK: usize = 64 << 10;
 
-fn error(code: ErrorCode, msg: impl Into<String>) -> StreamFrame {
+pub(super) fn error(code: ErrorCode, msg: impl Into<String>) -> StreamFrame {
     StreamFrame::Error(ApiError::new(code, msg))
 }
 
-/// Serves one stream.
-pub async fn stream(agent: Arc<Agent>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
-    let req: Request = match read_frame(&mut recv, MAX_FRAME_LEN).await {
-        Ok(Some(r)) => r,
-        _ => return,
-    };
-    let r = match req {
-        Request::Logs(l) => logs(&agent, l, &mut send).await,
-        Request::Exec(e) => exec(&agent, e, &mut send, recv).await,
-        Request::Attach(a) => attach(&agent, a, &mut send, recv).await,
-        _ => Err(error(
-            ErrorCode::BadRequest,
-            "the node serves only logs, exec and attach",
-        )),
-    };
-    if let Err(f) = r {
-        let _ = write_frame(&mut send, &f).await;
-    }
-    let _ = send.finish();
-}
-
-fn view(agent: &Agent, ns: &str, pod: &str) -> Result<PodView, StreamFrame> {
+pub(super) fn view(agent: &Agent, ns: &str, pod: &str) -> Result<PodView, StreamFrame> {
     agent
         .pods
         .lock()
@@ -121,7 +98,7 @@ impl Budget {
     }
 }
 
-async fn logs(
+pub(super) async fn logs(
     agent: &Agent,
     l: LogsRequest,
     send: &mut quinn::SendStream,
@@ -232,7 +209,7 @@ async fn logs(
     }
 }
 
-async fn exec(
+pub(super) async fn exec(
     agent: &Agent,
     e: ExecRequest,
     send: &mut quinn::SendStream,
@@ -318,7 +295,7 @@ async fn exec(
 /// `attach`: a session with a container's own process through its monitor, for a container
 /// with `stdin` or `tty`. One with neither has no input to give: its output is its log
 /// followed from the end, which is what the kubelet's attach shows of it.
-async fn attach(
+pub(super) async fn attach(
     agent: &Agent,
     a: AttachRequest,
     send: &mut quinn::SendStream,

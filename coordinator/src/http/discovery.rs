@@ -107,6 +107,8 @@ pub fn resource_list(group: &str, version: &str) -> Value {
                     "kind": "PodExecOptions", "verbs": ["create", "get"]}),
                 json!({"name": "pods/attach", "singularName": "", "namespaced": true,
                     "kind": "PodAttachOptions", "verbs": ["create", "get"]}),
+                json!({"name": "pods/portforward", "singularName": "", "namespaced": true,
+                    "kind": "PodPortForwardOptions", "verbs": ["create", "get"]}),
                 json!({"name": "pods/eviction", "singularName": "", "namespaced": true,
                     "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}),
             ]);

@@ -19,10 +19,12 @@ mod metrics;
 mod objects;
 mod openapi;
 pub mod patch;
+mod portforward;
 mod proto;
 mod render;
 mod route;
 mod scale;
+mod spdy;
 mod stream;
 mod verbs;
 

@@ -66,6 +66,9 @@ pub(crate) async fn object<S: Store>(
         (&Method::GET | &Method::POST, true, Some("attach")) if t.kind == Kind::Pod => {
             return super::exec::attach(api, id, &t, &q, req).await
         }
+        (&Method::GET | &Method::POST, true, Some("portforward")) if t.kind == Kind::Pod => {
+            return super::portforward::portforward(api, id, &t, req).await
+        }
         (&Method::GET, true, Some("log")) if t.kind == Kind::Pod => {
             return super::stream::logs(api, id, &t, &q).await
         }

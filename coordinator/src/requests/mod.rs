@@ -318,10 +318,12 @@ impl<S: Store> Api<S> {
             Request::Heartbeat | Request::ReportUsage { .. } | Request::Top => {
                 self.node_reports(id, req)
             }
-            Request::Logs(_) | Request::Exec(_) | Request::Attach(_) => Err(err(
-                ErrorCode::BadRequest,
-                "logs, exec and attach are served on their own stream",
-            )),
+            Request::Logs(_) | Request::Exec(_) | Request::Attach(_) | Request::PortForward(_) => {
+                Err(err(
+                    ErrorCode::BadRequest,
+                    "logs, exec, attach and port-forward are served on their own stream",
+                ))
+            }
             Request::Watch { .. } => Err(err(
                 ErrorCode::BadRequest,
                 "watch is served on its own stream",
