@@ -346,7 +346,168 @@ impl MarkedEventReceiver for Builder {
 }
 
 /// Parses a YAML stream into its documents. Empty documents are dropped, as kubectl does.
+/// Flow collections whose lines are indented less than their key (a closing `]` under its
+/// key, as the Kubernetes docs write them) are read as Kubernetes' parser reads them.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    match parse_strict(text) {
+        Err(e) if e.message.contains("indentation") => match relax_flow_indentation(text) {
+            Some(relaxed) => parse_strict(&relaxed).map_err(|_| e),
+            None => Err(e),
+        },
+        r => r,
+    }
+}
+
+/// Where a line's content starts, past its indentation and `- ` markers, and the column of
+/// the last marker.
+fn content_column(line: &str) -> (usize, Option<usize>) {
+    let mut col = line.len() - line.trim_start_matches(' ').len();
+    let mut dash = None;
+    let mut rest = &line[col..];
+    while let Some(r) = rest
+        .strip_prefix("- ")
+        .or_else(|| (rest == "-").then_some(""))
+    {
+        dash = Some(col);
+        let spaces = r.len() - r.trim_start_matches(' ').len();
+        col += rest.len() - r.len() + spaces;
+        rest = &r[spaces..];
+    }
+    (col, dash)
+}
+
+/// Quotes and brackets of flow context, followed across lines.
+#[derive(Default)]
+struct FlowScan {
+    depth: usize,
+    quote: Option<char>,
+}
+
+impl FlowScan {
+    fn open(&self) -> bool {
+        self.depth > 0 || self.quote.is_some()
+    }
+
+    /// Follows `s` until the outermost collection closes (the rest is block context).
+    fn scan(&mut self, s: &str) {
+        let mut chars = s.chars().peekable();
+        let mut prev = ' ';
+        while let Some(c) = chars.next() {
+            match self.quote {
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                Some('\'') if c == '\'' && chars.peek() == Some(&'\'') => {
+                    chars.next();
+                }
+                Some(q) if c == q => self.quote = None,
+                Some(_) => {}
+                None => match c {
+                    '#' if prev == ' ' || prev == '\t' => return,
+                    '"' | '\'' => self.quote = Some(c),
+                    '[' | '{' => self.depth += 1,
+                    ']' | '}' => {
+                        self.depth = self.depth.saturating_sub(1);
+                        if self.depth == 0 {
+                            return;
+                        }
+                    }
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+    }
+}
+
+/// Where the value of a block-context line's content starts: the content itself, or what
+/// follows its key's `: `. `None` for a line with no value.
+fn value_start(content: &str) -> Option<usize> {
+    if content.starts_with(['[', '{', '|', '>', '"', '\'']) {
+        return Some(0);
+    }
+    let b = content.as_bytes();
+    let mut quote = None;
+    for (i, &c) in b.iter().enumerate() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if (c == b'"' || c == b'\'') && i == 0 => quote = Some(c),
+            None if c == b'#' && i > 0 && b[i - 1] == b' ' => return None,
+            None if c == b':' && b.get(i + 1).is_none_or(|n| *n == b' ' || *n == b'\t') => {
+                let rest = &content[i + 1..];
+                return Some(i + 1 + (rest.len() - rest.trim_start().len()));
+            }
+            None => {}
+        }
+    }
+    None
+}
+
+/// Indents every line that starts inside a flow collection (`[...]`, `{...}`) one column
+/// past the key that opened it, which is all a strict YAML parser needs: inside a flow
+/// collection indentation means nothing, and libyaml (Kubernetes' parser) ignores it there.
+/// Block scalars are left as they are; no line is added or removed. `None` when no line
+/// needed it.
+fn relax_flow_indentation(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut flow = FlowScan::default();
+    // The column flow lines must reach, while a collection is open.
+    let mut floor = 0usize;
+    // A block scalar's parent column: lines indented past it (or blank) are its text.
+    let mut block: Option<usize> = None;
+    let mut changed = false;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let indent = body.len() - body.trim_start_matches(' ').len();
+        let blank = body.trim().is_empty();
+        if let Some(parent) = block {
+            if blank || indent > parent {
+                out.push_str(line);
+                continue;
+            }
+            block = None;
+        }
+        if flow.open() {
+            if !blank && indent < floor {
+                out.extend(std::iter::repeat_n(' ', floor - indent));
+                changed = true;
+            }
+            out.push_str(line);
+            flow.scan(body);
+            continue;
+        }
+        out.push_str(line);
+        let (col, dash) = content_column(body);
+        let content = &body[col..];
+        let Some(at) = value_start(content) else {
+            continue;
+        };
+        let value = &content[at..];
+        if value.starts_with(['[', '{']) {
+            floor = col + 1;
+            flow.scan(value);
+        } else if value.starts_with(['"', '\'']) {
+            flow.scan(value);
+            floor = col + 1;
+        } else {
+            let head = value.split(" #").next().unwrap_or("").trim_end();
+            let is_header = head.starts_with(['|', '>'])
+                && head[1..]
+                    .chars()
+                    .all(|c| matches!(c, '-' | '+' | '0'..='9'));
+            if is_header {
+                block = Some(match (at, dash) {
+                    (0, Some(d)) => d,
+                    _ => col,
+                });
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
+fn parse_strict(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut b = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut b, true) {
@@ -499,6 +660,40 @@ fn scalar_str(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Flow collections indented under (or left of) their key, as libyaml (Kubernetes' and
+    /// PyYAML's parser) reads them: the values here are PyYAML's.
+    #[test]
+    fn flow_collections_ignore_indentation_as_libyaml_does() {
+        let cases = [
+            // The Kubernetes docs' way: `]` in the column of its key.
+            (
+                "spec:\n  command: [\n    \"/bin/sh\", \"-c\"\n  ]\n",
+                json!({"spec": {"command": ["/bin/sh", "-c"]}}),
+            ),
+            ("a:\n  b: [\n1, 2]\n", json!({"a": {"b": [1, 2]}})),
+            ("- a: [\n  1]\n", json!([{"a": [1]}])),
+            // Quotes and comments hide brackets; a block scalar's text is its own.
+            (
+                "a:\n  b: [ \"x # ]\", # c ]\n  'y'' ]'\n  ]\n",
+                json!({"a": {"b": ["x # ]", "y' ]"]}}),
+            ),
+            (
+                "a:\n  b: |\n    x [\n  c: [\n  1]\n",
+                json!({"a": {"b": "x [\n", "c": [1]}}),
+            ),
+        ];
+        for (text, want) in cases {
+            let d = parse_documents(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(d[0].value, want, "{text:?}");
+        }
+        // Lines keep their numbers; a real indentation error is still one.
+        let d = parse_documents("a:\n  b: [\n  1\n  ]\n  c: 2\n").unwrap();
+        assert_eq!(d[0].line_of("a.c"), 5);
+        let e = parse_documents("a:\n  b: 1\n c: 2\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert_eq!(relax_flow_indentation("a: [1, 2]\nb: |\n  [\n"), None);
+    }
 
     #[test]
     fn documents_values_and_lines() {
