@@ -466,7 +466,11 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
                 "resizePolicy",
                 "restartPolicy",
                 "volumeDevices",
+                // Behind a feature gate: Kubernetes accepts and drops it when the gate is off.
+                "restartPolicyRules",
             ],
+            // Behind a feature gate (as `restartPolicyRules`, `cgroupOptions`).
+            "emptyDir" => &["mode"],
             "securityContext" => &[
                 "seccompProfile",
                 "seLinuxOptions",
@@ -477,6 +481,7 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
                 "fsGroupChangePolicy",
                 "supplementalGroupsPolicy",
                 "seLinuxChangePolicy",
+                "cgroupOptions",
             ],
             "livenessProbe" | "readinessProbe" | "startupProbe" => &["grpc"],
             "lifecycle" => &["postStart", "stopSignal"],
@@ -674,6 +679,30 @@ spec:
         );
         // The object is kept as written.
         assert!(m[0].object.to_value()["spec"]["template"]["spec"]["priorityClassName"] == "high");
+    }
+
+    /// Fields behind Kubernetes feature gates are warned about, not refused: Kubernetes
+    /// accepts such objects (and drops the field while the gate is off).
+    #[test]
+    fn feature_gated_fields_are_warnings() {
+        let w = DEPLOYMENT
+            .replace(
+                "        image: nginx:1.14.2\n",
+                "        image: nginx:1.14.2\n        restartPolicyRules: []\n        securityContext:\n          cgroupOptions: {}\n        volumeMounts: [{name: scratch, mountPath: /s}]\n",
+            )
+            .replace(
+                "      containers:",
+                "      volumes:\n      - name: scratch\n        emptyDir:\n          mode: \"0755\"\n      containers:",
+            );
+        let m = parse_manifests(&w).unwrap_or_else(|e| panic!("{e}"));
+        let warned = |f: &str| {
+            m[0].warnings
+                .iter()
+                .any(|w| w.contains(f) && w.contains("skiff does not implement"))
+        };
+        for f in ["restartPolicyRules", "cgroupOptions", "emptyDir.mode"] {
+            assert!(warned(f), "{f}: {:?}", m[0].warnings);
+        }
     }
 
     #[test]
