@@ -10,6 +10,7 @@
 use serde_json::{json, Map, Value};
 
 mod autoscaling;
+mod networking;
 mod policy;
 
 /// Kubernetes' protobuf content type.
@@ -202,6 +203,9 @@ enum T {
     MapBytes,
     /// `metav1.Time`: seconds and nanos, written as RFC 3339.
     Time,
+    /// A Go struct embedded inline: its own message on the wire, its fields the parent's in
+    /// JSON (an IngressRule's `IngressRuleValue`).
+    Inline(&'static Message),
 }
 
 struct Message {
@@ -556,6 +560,10 @@ fn decode(b: &[u8], m: &Message) -> Result<Map<String, Value>, String> {
                 Value::String(q)
             }
             (T::Msg(inner), f) => Value::Object(decode(delimited(f).map_err(at)?, inner)?),
+            (T::Inline(inner), f) => {
+                out.extend(decode(delimited(f).map_err(at)?, inner)?);
+                continue;
+            }
             (T::RepStr, f) => {
                 let item = Value::String(text(delimited(f).map_err(at)?).map_err(at)?);
                 match out.entry(name).or_insert_with(|| json!([])) {
@@ -648,9 +656,10 @@ pub fn object(body: &[u8]) -> Result<Value, String> {
         ("autoscaling/v2", "HorizontalPodAutoscaler") => &autoscaling::HPA,
         ("scheduling.k8s.io/v1", "PriorityClass") => &PRIORITY_CLASS,
         ("policy/v1", "PodDisruptionBudget") => &policy::PDB,
+        ("networking.k8s.io/v1", "Ingress") => &networking::INGRESS,
         _ => {
             return Err(format!(
-                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler, scheduling.k8s.io/v1 PriorityClass and policy/v1 PodDisruptionBudget and Eviction, not {api_version}/{kind}; send JSON"
+                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler, scheduling.k8s.io/v1 PriorityClass, networking.k8s.io/v1 Ingress and policy/v1 PodDisruptionBudget and Eviction, not {api_version}/{kind}; send JSON"
             ))
         }
     };
@@ -817,6 +826,41 @@ mod tests {
             "replicas 0 is kept (a pointer); minReadySeconds 0, tty and hostNetwork false, an empty restartPolicy and a zero IntOrString are absent; status is ignored"
         );
         assert!(d.get("status").is_none());
+    }
+
+    /// `kubectl create ingress web --rule=foo.com/=svc:8080,tls=cert
+    /// --default-backend=fallback:http`: a rule's IngressRuleValue is inline in JSON.
+    #[test]
+    fn an_ingress_as_kubectl_create_sends_it() {
+        let port = |p: Vec<u8>| field(2, &p);
+        let service = |name: &[u8], p: Vec<u8>| field(4, &[field(1, name), port(p)].concat());
+        let path = [
+            field(1, b"/"),
+            field(2, &service(b"svc", varint_field(2, 8080))),
+            field(3, b"Exact"),
+        ]
+        .concat();
+        let http = field(1, &field(1, &path));
+        let rule = [field(1, b"foo.com"), field(2, &http)].concat();
+        let tls = [field(1, b"foo.com"), field(2, b"cert")].concat();
+        let spec = [
+            field(1, &service(b"fallback", field(1, b"http"))),
+            field(2, &tls),
+            field(3, &rule),
+        ]
+        .concat();
+        let raw = [field(1, &field(1, b"web")), field(2, &spec), field(3, &[])].concat();
+        let tm = [field(1, b"networking.k8s.io/v1"), field(2, b"Ingress")].concat();
+        let ing = object(&[MAGIC.to_vec(), field(1, &tm), field(2, &raw)].concat()).unwrap();
+        assert_eq!(
+            ing["spec"],
+            json!({
+                "defaultBackend": {"service": {"name": "fallback", "port": {"name": "http"}}},
+                "tls": [{"hosts": ["foo.com"], "secretName": "cert"}],
+                "rules": [{"host": "foo.com", "http": {"paths": [{"path": "/", "pathType": "Exact",
+                    "backend": {"service": {"name": "svc", "port": {"number": 8080}}}}]}}]
+            })
+        );
     }
 
     #[test]
