@@ -1201,6 +1201,71 @@ fn server_side_apply(cl: &Cluster) {
         "kubectl hides them: {cm}"
     );
     ok(cl.kubectl(&["delete", "configmap", "ssa"]));
+    status_apply(cl);
+}
+
+/// Server-side apply of a status (`--subresource=status`), as a load-balancer controller
+/// writes one: its manager is recorded with `subresource: status`, another manager's
+/// different value conflicts, the spec is left alone.
+fn status_apply(cl: &Cluster) {
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\nspec:\n  selector: {app: lb}\n  ports: [{port: 80}]\n";
+    ok(cl.kubectl(&["apply", "-f", &cl.file("lb.yaml", svc)]));
+    let status = |ip: &str| {
+        cl.file(
+            "lb-status.yaml",
+            &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: lb}}\nspec:\n  ports: [{{port: 9}}]\nstatus:\n  loadBalancer:\n    ingress: [{{ip: {ip}}}]\n"),
+        )
+    };
+    let apply = |manager: &str, ip: &str, force: bool| {
+        let f = status(ip);
+        let mut args = vec![
+            "apply",
+            "--server-side",
+            "--subresource=status",
+            "--field-manager",
+            manager,
+            "-f",
+            &f,
+        ];
+        if force {
+            args.push("--force-conflicts");
+        }
+        cl.kubectl(&args)
+    };
+    ok(apply("lb-a", "192.0.2.10", false));
+    let s = cl.json(&["get", "service", "lb", "--show-managed-fields"]);
+    assert_eq!(
+        s["status"]["loadBalancer"]["ingress"][0]["ip"], "192.0.2.10",
+        "{s}"
+    );
+    assert_eq!(
+        s["spec"]["ports"][0]["port"], 80,
+        "a status apply leaves the spec: {s}"
+    );
+    let mine: Vec<&Value> = s["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["manager"] == "lb-a")
+        .collect();
+    assert_eq!(mine.len(), 1, "{s}");
+    assert_eq!(
+        (&mine[0]["operation"], &mine[0]["subresource"]),
+        (&json!("Apply"), &json!("status")),
+        "{s}"
+    );
+    let e = err(&apply("lb-b", "192.0.2.11", false));
+    assert!(e.contains("conflict with \"lb-a\""), "{e}");
+    ok(apply("lb-b", "192.0.2.11", true));
+    let ip = ok(cl.kubectl(&[
+        "get",
+        "service",
+        "lb",
+        "-o",
+        "jsonpath={.status.loadBalancer.ingress[0].ip}",
+    ]));
+    assert_eq!(ip, "192.0.2.11");
+    ok(cl.kubectl(&["delete", "service", "lb"]));
 }
 
 /// `kubectl create cronjob` (sent as protobuf) every minute; bad schedules and zones are

@@ -63,9 +63,9 @@ pub(super) async fn server_side_apply<S: Store>(
     req: Request<Incoming>,
     opts: &mut Options,
 ) -> Result<Response<Body>, ApiError> {
-    if t.subresource.is_some() {
+    if t.subresource.as_deref().is_some_and(|s| s != "status") {
         return Err(bad(
-            "server-side apply is served for objects, not their status: apply the object, or patch its status",
+            "server-side apply is served for objects and their status, not this subresource",
         ));
     }
     let bytes = body(req, MAX_FRAME_LEN).await?;

@@ -163,6 +163,7 @@ fn options(q: &[(String, String)], method: &Method, t: &Target) -> Result<Option
         field_validation,
         warnings: Vec::new(),
         dry_run,
+        status_managers: true,
     })
 }
 

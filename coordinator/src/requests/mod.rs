@@ -164,6 +164,10 @@ pub struct Options {
     /// Kubernetes' `dryRun=All` for a create or update: admitted, validated and answered
     /// as if written; nothing stored, nothing reserved.
     pub dry_run: bool,
+    /// A status write stores the managed fields it sends: the HTTPS front end tracks the
+    /// managers of status writes (entries with `subresource: status`); the QUIC clients
+    /// track none and keep the stored ones.
+    pub status_managers: bool,
 }
 
 /// Decodes an object the server itself wrote (strict: an unknown field is a bug).
@@ -306,7 +310,8 @@ impl<S: Store> Api<S> {
                 Box::pin(async {
                     let o = decode_with(&object, opts)?;
                     self.authorize_write(id, &o, status).await?;
-                    let (s, _) = self.update_dry(o, status, opts.dry_run).await?;
+                    let managers = status && opts.status_managers;
+                    let (s, _) = self.update_dry(o, status, opts.dry_run, managers).await?;
                     Ok(Response::Object {
                         object: s.json.to_string(),
                     })

@@ -241,15 +241,17 @@ impl<S: Store> Api<S> {
         o: Object,
         status_only: bool,
     ) -> Result<(Stored, Object), ApiError> {
-        self.update_dry(o, status_only, false).await
+        self.update_dry(o, status_only, false, false).await
     }
 
-    /// [`Api::update_object`]; with `dry`, everything but the write.
+    /// [`Api::update_object`]; with `dry`, everything but the write. A status write with
+    /// `status_managers` also stores the managed fields it sends.
     pub(super) async fn update_dry(
         &self,
         mut o: Object,
         status_only: bool,
         dry: bool,
+        status_managers: bool,
     ) -> Result<(Stored, Object), ApiError> {
         if o.kind().namespaced() && o.meta().namespace.is_none() {
             o.meta_mut().namespace = Some("default".into());
@@ -277,6 +279,9 @@ impl<S: Store> Api<S> {
             let mut next = if status_only {
                 let mut n = current.clone();
                 n.copy_status_from(&o);
+                if status_managers {
+                    n.meta_mut().managed_fields = o.meta().managed_fields.clone();
+                }
                 n
             } else {
                 let mut n = o.clone();
