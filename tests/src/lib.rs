@@ -373,6 +373,27 @@ impl Coordinator {
             .expect("run skiff")
     }
 
+    /// `skiff ARGS` with `input` on its standard input (then its end).
+    pub fn skiff_input(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = command_in(self.netns.as_deref(), binary("skiff"))
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run skiff");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input)
+            .expect("skiff's input");
+        child.wait_with_output().expect("skiff's output")
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)

@@ -287,30 +287,10 @@ spec:
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(out(&o), "out\n");
     assert_eq!(err(&o), "err\n");
-    let mut child = skiff_tests::command_in(Some(&cl.netns.name), skiff_tests::binary("skiff"))
-        .args([
-            "--config",
-            cl.c.config().to_str().unwrap(),
-            "exec",
-            "-i",
-            "web",
-            "--",
-            "sh",
-            "-c",
-            "tr a-z A-Z",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"piped input\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = cl.c.skiff_input(
+        &["exec", "-i", "web", "--", "sh", "-c", "tr a-z A-Z"],
+        b"piped input\n",
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "PIPED INPUT\n");
     // With a terminal (util-linux `script` gives the CLI one): the command sees a tty.
     let cmdline = format!(
@@ -355,25 +335,8 @@ spec:
 "#,
     );
     cl.wait_running("asker");
-    let mut child = skiff_tests::command_in(Some(&cl.netns.name), skiff_tests::binary("skiff"))
-        .args([
-            "--config",
-            cl.c.config().to_str().unwrap(),
-            "attach",
-            "-i",
-            "asker",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"attached input\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o =
+        cl.c.skiff_input(&["attach", "-i", "asker"], b"attached input\n");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ATTACHED INPUT\n");
     assert_eq!(o.status.code(), Some(2));
     let e = err(&cl.skiff(&["attach", "-i", "web"]));

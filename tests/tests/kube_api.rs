@@ -1204,20 +1204,20 @@ fn server_side_apply(cl: &Cluster) {
     status_apply(cl);
 }
 
-/// Server-side apply of a status (`--subresource=status`), as a load-balancer controller
-/// writes one: its manager is recorded with `subresource: status`, another manager's
-/// different value conflicts, the spec is left alone.
+/// Server-side apply of a status (`--subresource=status`), as a controller writes one: its
+/// manager is recorded with `subresource: status`, another manager's different value
+/// conflicts, the spec is left alone.
 fn status_apply(cl: &Cluster) {
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\nspec:\n  selector: {app: lb}\n  ports: [{port: 80}]\n";
     ok(cl.kubectl(&["apply", "-f", &cl.file("lb.yaml", svc)]));
-    let status = |ip: &str| {
+    let status = |state: &str| {
         cl.file(
             "lb-status.yaml",
-            &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: lb}}\nspec:\n  ports: [{{port: 9}}]\nstatus:\n  loadBalancer:\n    ingress: [{{ip: {ip}}}]\n"),
+            &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: lb}}\nspec:\n  ports: [{{port: 9}}]\nstatus:\n  conditions:\n  - {{type: Exposed, status: \"{state}\", reason: Checked, message: checked, lastTransitionTime: \"2026-01-01T00:00:00Z\"}}\n"),
         )
     };
-    let apply = |manager: &str, ip: &str, force: bool| {
-        let f = status(ip);
+    let apply = |manager: &str, state: &str, force: bool| {
+        let f = status(state);
         let mut args = vec![
             "apply",
             "--server-side",
@@ -1232,39 +1232,46 @@ fn status_apply(cl: &Cluster) {
         }
         cl.kubectl(&args)
     };
-    ok(apply("lb-a", "192.0.2.10", false));
+    ok(apply("lb-a", "True", false));
     let s = cl.json(&["get", "service", "lb", "--show-managed-fields"]);
-    assert_eq!(
-        s["status"]["loadBalancer"]["ingress"][0]["ip"], "192.0.2.10",
-        "{s}"
-    );
+    assert_eq!(s["status"]["conditions"][0]["status"], "True", "{s}");
     assert_eq!(
         s["spec"]["ports"][0]["port"], 80,
         "a status apply leaves the spec: {s}"
     );
-    let mine: Vec<&Value> = s["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
+    let entries = s["metadata"]["managedFields"].as_array().unwrap();
+    let status_entries: Vec<&Value> = entries
         .iter()
-        .filter(|e| e["manager"] == "lb-a")
+        .filter(|e| e["subresource"] == "status")
         .collect();
-    assert_eq!(mine.len(), 1, "{s}");
+    assert_eq!(status_entries.len(), 1, "{s}");
     assert_eq!(
-        (&mine[0]["operation"], &mine[0]["subresource"]),
-        (&json!("Apply"), &json!("status")),
+        (
+            &status_entries[0]["manager"],
+            &status_entries[0]["operation"]
+        ),
+        (&json!("lb-a"), &json!("Apply")),
         "{s}"
     );
-    let e = err(&apply("lb-b", "192.0.2.11", false));
+    // The spec keeps its owner (kubectl moves a client-side apply's fields to the
+    // applying manager, as against Kubernetes); the status apply took none of them.
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.get("subresource").is_none() && e["fieldsV1"].get("f:spec").is_some()),
+        "{s}"
+    );
+    let e = err(&apply("lb-b", "False", false));
     assert!(e.contains("conflict with \"lb-a\""), "{e}");
-    ok(apply("lb-b", "192.0.2.11", true));
-    let ip = ok(cl.kubectl(&[
+    ok(apply("lb-b", "False", true));
+    let state = ok(cl.kubectl(&[
         "get",
         "service",
         "lb",
         "-o",
-        "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        "jsonpath={.status.conditions[0].status}",
     ]));
-    assert_eq!(ip, "192.0.2.11");
+    assert_eq!(state, "False");
     ok(cl.kubectl(&["delete", "service", "lb"]));
 }
 

@@ -52,6 +52,19 @@ fn pick_container(v: &PodView, pod: &str, want: &Option<String>) -> Result<Strin
     }
 }
 
+/// The runtime id of container `c`'s current attempt.
+fn running_attempt(v: &PodView, c: &str) -> Result<String, StreamFrame> {
+    v.attempts
+        .get(c)
+        .and_then(|a| a.last().cloned())
+        .ok_or_else(|| {
+            error(
+                ErrorCode::BadRequest,
+                format!("container {c} is not running"),
+            )
+        })
+}
+
 fn format_entries(entries: &[LogEntry], timestamps: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for e in entries {
@@ -217,16 +230,7 @@ pub(super) async fn exec(
 ) -> Result<(), StreamFrame> {
     let v = view(agent, &e.namespace, &e.pod)?;
     let c = pick_container(&v, &e.pod, &e.container)?;
-    let id = v
-        .attempts
-        .get(&c)
-        .and_then(|a| a.last().cloned())
-        .ok_or_else(|| {
-            error(
-                ErrorCode::BadRequest,
-                format!("container {c} is not running"),
-            )
-        })?;
+    let id = running_attempt(&v, &c)?;
     let rt = agent.rt.clone();
     let cfg = ExecConfig {
         args: e.command.clone(),
@@ -330,16 +334,7 @@ pub(super) async fn attach(
         };
         return logs(agent, follow, send).await;
     }
-    let id = v
-        .attempts
-        .get(&c)
-        .and_then(|a| a.last().cloned())
-        .ok_or_else(|| {
-            error(
-                ErrorCode::BadRequest,
-                format!("container {c} is not running"),
-            )
-        })?;
+    let id = running_attempt(&v, &c)?;
     let rt = agent.rt.clone();
     let stdin = a.stdin;
     let session = tokio::task::spawn_blocking(move || rt.attach(&id, stdin))
