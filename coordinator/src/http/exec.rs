@@ -23,7 +23,7 @@ use skiff_api::wire::{
 use skiff_transport::frames::{read_frame, write_frame};
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message, Role};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message, Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 /// The subprotocols served, preferred first.
@@ -38,6 +38,15 @@ const CLOSE: u8 = 255;
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::BadRequest, msg)
+}
+
+/// Client messages carry input a chunk at a time (kubectl's are 32 KiB at most): a message
+/// over 1 MiB is refused before it is buffered (tungstenite's default allows 64 MiB).
+pub(super) fn ws_config() -> WebSocketConfig {
+    let limit = Some(1 << 20);
+    WebSocketConfig::default()
+        .max_message_size(limit)
+        .max_frame_size(limit)
 }
 
 /// The subprotocol to speak: the first of ours the client offers.
@@ -192,7 +201,8 @@ async fn start<S: Store>(
         match upgrade.await {
             Ok(up) => {
                 let io = hyper_util::rt::TokioIo::new(up);
-                let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+                let ws =
+                    WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
                 relay(ws, v5, input.then_some(nsend), nrecv, attach).await;
             }
             Err(e) => tracing::debug!(error = %e, "exec upgrade failed"),
@@ -274,7 +284,12 @@ async fn relay<T>(
     tokio::pin!(up);
     tokio::pin!(down);
     tokio::select! {
-        _ = &mut down => {}
+        // Ended (status sent, close frame sent): read on until the client's close frame, a
+        // moment at most. A socket closed with the client's input unread is reset, and a
+        // reset can throw away the status the client has not read yet.
+        _ = &mut down => {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), &mut up).await;
+        }
         // The client's input ended (stdin closed): its output goes on until the exit.
         _ = &mut up => down.await,
     }
