@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::{Message, Role};
+use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 /// The WebSocket subprotocol of SPDY tunnelled in WebSocket.
@@ -101,7 +101,12 @@ pub(crate) async fn portforward<S: Store>(
         let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(64);
         let forwarding = session(api, id, namespace, pod, in_rx, out_tx);
         if websocket {
-            let ws = WebSocketStream::from_raw_socket(up, Role::Server, None).await;
+            // A message holds at most one SPDY frame's worth (kubectl's are a few KiB).
+            let limit = Some(super::spdy::MAX_FRAME + (64 << 10));
+            let config = WebSocketConfig::default()
+                .max_message_size(limit)
+                .max_frame_size(limit);
+            let ws = WebSocketStream::from_raw_socket(up, Role::Server, Some(config)).await;
             tokio::join!(over_websocket(ws, in_tx, out_rx), forwarding);
         } else {
             tokio::join!(over_connection(up, in_tx, out_rx), forwarding);
