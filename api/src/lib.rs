@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod core;
 pub mod cron;
 pub mod defaults;
+pub mod ingress_class;
 pub mod intstr;
 pub mod manifest;
 pub mod meta;

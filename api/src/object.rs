@@ -2,6 +2,7 @@
 
 use crate::autoscaling::HorizontalPodAutoscaler;
 use crate::core::{ConfigMap, Endpoints, Event, Namespace, Node, Secret, Service};
+use crate::ingress_class::IngressClass;
 use crate::meta::ObjectMeta;
 use crate::networking::Ingress;
 use crate::pod::Pod;
@@ -300,6 +301,7 @@ kinds! {
     PersistentVolume: PersistentVolume = ("v1", "persistentvolumes", ["pv"], false, spec, status, All),
     PersistentVolumeClaim: PersistentVolumeClaim = ("v1", "persistentvolumeclaims", ["pvc"], true, spec, status, Nothing),
     StorageClass: StorageClass = ("storage.k8s.io/v1", "storageclasses", ["sc"], false, no_spec, no_status, Nothing),
+    IngressClass: IngressClass = ("networking.k8s.io/v1", "ingressclasses", [], false, spec, no_status, Nothing),
 }
 
 /// A Rust type that is one kind's object.

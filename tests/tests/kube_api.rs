@@ -1142,6 +1142,39 @@ fn config_objects(cl: &Cluster) {
     );
     assert_eq!(i["spec"]["tls"][0]["secretName"], "typed-cert", "{i}");
     ok(cl.kubectl(&["delete", "ingress", "typed"]));
+    ingress_classes(cl);
+}
+
+/// IngressClass: the docs' class applies and prints as kubectl prints it; marked default,
+/// it is given to a new Ingress that names no class; a bad class names its field.
+fn ingress_classes(cl: &Cluster) {
+    let class = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: edge\n  annotations:\n    ingressclass.kubernetes.io/is-default-class: \"true\"\nspec:\n  controller: skiff.io/ingress\n  parameters:\n    apiGroup: k8s.example.com\n    kind: IngressParameters\n    name: external-lb\n";
+    ok(cl.kubectl(&["apply", "-f", &cl.file("class.yaml", class)]));
+    let table = ok(cl.kubectl(&["get", "ingressclass", "edge"]));
+    let cells: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        cells[..3],
+        [
+            "edge",
+            "skiff.io/ingress",
+            "IngressParameters.k8s.example.com/external-lb"
+        ],
+        "{table}"
+    );
+    ok(cl.kubectl(&["create", "ingress", "classless", "--rule=c.example/=web:80"]));
+    let class_of = ok(cl.kubectl(&[
+        "get",
+        "ingress",
+        "classless",
+        "-o",
+        "jsonpath={.spec.ingressClassName}",
+    ]));
+    assert_eq!(class_of, "edge", "the default class is given");
+    let bad = class.replace("skiff.io/ingress", "ingress");
+    let e = fails(cl.kubectl(&["apply", "-f", &cl.file("bad-class.yaml", &bad)]));
+    assert!(e.contains("spec.controller"), "{e}");
+    ok(cl.kubectl(&["delete", "ingress", "classless"]));
+    ok(cl.kubectl(&["delete", "ingressclass", "edge"]));
 }
 
 /// `kubectl apply --server-side`: managed fields, a conflict with another manager as

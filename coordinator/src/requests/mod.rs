@@ -24,6 +24,7 @@ mod authz;
 pub mod credentials;
 mod delete;
 mod eviction;
+mod ingress_class;
 mod node_restriction;
 mod priority;
 mod storage;

@@ -7,14 +7,21 @@
 use super::*;
 use skiff_api::storage::{StorageClass, POD_VOLUME_PATH_PREFIX, PVC_PROTECTION, PV_PROTECTION};
 
+/// The newest of `items` (by creation time, then name): the default class Kubernetes picks
+/// when several are marked.
+pub(super) fn newest<'a, T>(
+    items: impl Iterator<Item = &'a T>,
+    meta: impl Fn(&T) -> &skiff_api::meta::ObjectMeta,
+) -> Option<&'a T> {
+    items.max_by_key(|c| {
+        let m = meta(c);
+        (m.creation_timestamp.clone(), m.name().to_string())
+    })
+}
+
 /// The default class among `classes`: with several, the newest (as Kubernetes picks).
 pub(super) fn default_class(classes: &[StorageClass]) -> Option<&StorageClass> {
-    classes.iter().filter(|c| c.is_default()).max_by_key(|c| {
-        (
-            c.metadata.creation_timestamp.clone(),
-            c.metadata.name().to_string(),
-        )
-    })
+    newest(classes.iter().filter(|c| c.is_default()), |c| &c.metadata)
 }
 
 fn add_finalizer(m: &mut skiff_api::meta::ObjectMeta, f: &str) {

@@ -122,6 +122,7 @@ impl<S: Store> Api<S> {
         apply_defaults(&mut o);
         self.admit_priority(&mut o, None)?;
         self.admit_storage(&mut o)?;
+        self.admit_ingress_class(&mut o)?;
         let mut svc_held = self.service_lock(kind).await?;
         if kind.namespaced() {
             let ns = o.meta().namespace().to_string();
