@@ -19,17 +19,10 @@ impl<S: Store> Api<S> {
         if i.class().is_some() {
             return Ok(());
         }
-        let (_, all) = self
-            .store
-            .list(Kind::IngressClass, None)
-            .map_err(store_err)?;
-        let classes: Vec<IngressClass> = all
-            .iter()
-            .filter_map(|s| match stored_object(s) {
-                Ok(Object::IngressClass(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
+        let classes = self.stored_of(Kind::IngressClass, |o| match o {
+            Object::IngressClass(c) => Some(c),
+            _ => None,
+        })?;
         if let Some(d) = default_class(&classes) {
             i.spec.ingress_class_name = Some(d.metadata.name().to_string());
         }

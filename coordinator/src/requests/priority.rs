@@ -71,17 +71,10 @@ pub(super) fn second_default<'a>(
 
 impl<S: Store> Api<S> {
     fn priority_classes(&self) -> Result<Vec<PriorityClass>, ApiError> {
-        let (_, all) = self
-            .store
-            .list(Kind::PriorityClass, None)
-            .map_err(store_err)?;
-        Ok(all
-            .iter()
-            .filter_map(|s| match stored_object(s) {
-                Ok(Object::PriorityClass(pc)) => Some(pc),
-                _ => None,
-            })
-            .collect())
+        self.stored_of(Kind::PriorityClass, |o| match o {
+            Object::PriorityClass(pc) => Some(pc),
+            _ => None,
+        })
     }
 
     /// Admission of a write: a new pod's priority, a class's claim to be the default.

@@ -52,22 +52,28 @@ pub(super) fn carry_volume_paths(current: &Object, next: &mut Object) {
 }
 
 impl<S: Store> Api<S> {
+    /// The stored objects of `kind` that `pick` takes (typed).
+    pub(super) fn stored_of<T>(
+        &self,
+        kind: Kind,
+        pick: impl Fn(Object) -> Option<T>,
+    ) -> Result<Vec<T>, ApiError> {
+        let (_, all) = self.store.list(kind, None).map_err(store_err)?;
+        Ok(all
+            .iter()
+            .filter_map(|s| stored_object(s).ok().and_then(&pick))
+            .collect())
+    }
+
     /// Admission of a new object (claims, volumes, pods).
     pub(super) fn admit_storage(&self, o: &mut Object) -> Result<(), ApiError> {
         match o {
             Object::PersistentVolumeClaim(c) => {
                 if c.spec.storage_class_name.is_none() {
-                    let (_, all) = self
-                        .store
-                        .list(Kind::StorageClass, None)
-                        .map_err(store_err)?;
-                    let classes: Vec<StorageClass> = all
-                        .iter()
-                        .filter_map(|s| match stored_object(s) {
-                            Ok(Object::StorageClass(sc)) => Some(sc),
-                            _ => None,
-                        })
-                        .collect();
+                    let classes = self.stored_of(Kind::StorageClass, |o| match o {
+                        Object::StorageClass(sc) => Some(sc),
+                        _ => None,
+                    })?;
                     if let Some(d) = default_class(&classes) {
                         c.spec.storage_class_name = Some(d.metadata.name().to_string());
                     }
