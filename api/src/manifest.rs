@@ -399,7 +399,6 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
             "topologySpreadConstraints",
             "hostPID",
             "hostIPC",
-            "hostAliases",
             "readinessGates",
             "overhead",
             "setHostnameAsFQDN",
@@ -679,6 +678,29 @@ spec:
         );
         // The object is kept as written.
         assert!(m[0].object.to_value()["spec"]["template"]["spec"]["priorityClassName"] == "high");
+    }
+
+    /// `hostAliases` (the docs' `hostaliases-pod.yaml`) are read; a bad address or name is
+    /// named by its path.
+    #[test]
+    fn host_aliases_are_read_and_checked() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: hostaliases-pod}\nspec:\n  restartPolicy: Never\n  hostAliases:\n  - ip: \"127.0.0.1\"\n    hostnames: [\"foo.local\", \"bar.local\"]\n  - ip: \"10.1.2.3\"\n    hostnames: [\"foo.remote\", \"bar.remote\"]\n  containers:\n  - name: cat-hosts\n    image: busybox:1.28\n    command: [cat]\n    args: [\"/etc/hosts\"]\n";
+        let m = parse_manifests(pod).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m[0].warnings.is_empty(), "{:?}", m[0].warnings);
+        let bad = pod
+            .replace("10.1.2.3", "10.1.2")
+            .replace("foo.remote", "Foo_remote");
+        let e = parse_manifests(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "spec.hostAliases[1].ip: Invalid value: \"10.1.2\": must be a valid IP address"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("spec.hostAliases[1].hostnames[0]: Invalid value: \"Foo_remote\""),
+            "{e}"
+        );
     }
 
     /// Fields behind Kubernetes feature gates are warned about, not refused: Kubernetes

@@ -33,6 +33,8 @@ k8s_struct! {
         pub host_network: Option<bool>,
         pub hostname: Option<String>,
         pub subdomain: Option<String>,
+        /// Lines added to the pod's `/etc/hosts`.
+        pub host_aliases: Vec<HostAlias>,
         pub volumes: Vec<Volume>,
         pub priority: Option<i32>,
         pub priority_class_name: Option<String>,
@@ -57,6 +59,14 @@ k8s_struct! {
     /// `corev1.LocalObjectReference`.
     pub struct LocalObjectReference {
         pub name: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.HostAlias`: an address and the names it has in the pod's `/etc/hosts`.
+    pub struct HostAlias {
+        pub ip: String,
+        pub hostnames: Vec<String>,
     }
 }
 

@@ -330,8 +330,19 @@ fn unescape_mountinfo(s: &str) -> String {
 }
 
 fn hosts_file(cfg: &SandboxConfig) -> String {
+    let aliases = || -> String {
+        let mut s = String::new();
+        if !cfg.host_aliases.is_empty() {
+            // As the kubelet writes them.
+            s.push_str("\n# Entries added by HostAliases.\n");
+        }
+        for (ip, names) in &cfg.host_aliases {
+            s.push_str(&format!("{ip}\t{}\n", names.join("\t")));
+        }
+        s
+    };
     if cfg.host_network {
-        return fs::read_to_string("/etc/hosts").unwrap_or_default();
+        return fs::read_to_string("/etc/hosts").unwrap_or_default() + &aliases();
     }
     let mut s = String::from(
         "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
@@ -339,10 +350,7 @@ fn hosts_file(cfg: &SandboxConfig) -> String {
     if let Some(ip) = cfg.pod_ip {
         s.push_str(&format!("{ip}\t{}\n", cfg.hostname));
     }
-    for (ip, names) in &cfg.host_aliases {
-        s.push_str(&format!("{ip}\t{}\n", names.join("\t")));
-    }
-    s
+    s + &aliases()
 }
 
 fn resolv_conf(cfg: &SandboxConfig) -> String {

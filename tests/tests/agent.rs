@@ -170,6 +170,9 @@ metadata:
 spec:
   nodeName: NODE
   terminationGracePeriodSeconds: 20
+  hostAliases:
+  - ip: "127.0.0.1"
+    hostnames: [foo.local, bar.local]
   volumes:
   - name: host
     hostPath: {{path: {}}}
@@ -195,6 +198,12 @@ spec:
         host.display()
     ));
     let p = cl.wait_running("web");
+    // hostAliases are lines of the pod's /etc/hosts, as the kubelet writes them.
+    let hosts = ok(cl.skiff(&["exec", "web", "--", "cat", "/etc/hosts"]));
+    assert!(
+        hosts.contains("# Entries added by HostAliases.\n127.0.0.1\tfoo.local\tbar.local\n"),
+        "{hosts}"
+    );
     let st = &p["status"];
     assert_eq!(st["hostIP"], "127.0.0.1");
     let ip = st["podIP"].as_str().expect("podIP").to_string();

@@ -417,6 +417,12 @@ pub fn sandbox(
         hostname: hostname.chars().take(63).collect(),
         host_network: pod.spec.host_network == Some(true),
         dns,
+        host_aliases: pod
+            .spec
+            .host_aliases
+            .iter()
+            .filter_map(|a| Some((a.ip.parse().ok()?, a.hostnames.clone())))
+            .collect(),
         volumes,
         ..Default::default()
     })

@@ -50,6 +50,19 @@ pub(super) fn validate_pod_spec(
         &format!("{base}.activeDeadlineSeconds"),
         spec.active_deadline_seconds,
     );
+    for (i, a) in spec.host_aliases.iter().enumerate() {
+        let at = format!("{base}.hostAliases[{i}]");
+        if a.ip.is_empty() {
+            v.required(&format!("{at}.ip"));
+        } else if a.ip.parse::<std::net::IpAddr>().is_err() {
+            v.invalid(&format!("{at}.ip"), q(&a.ip), "must be a valid IP address");
+        }
+        for (j, h) in a.hostnames.iter().enumerate() {
+            if let Some(why) = dns1123_subdomain_problem(h) {
+                v.invalid(&format!("{at}.hostnames[{j}]"), q(h), &why);
+            }
+        }
+    }
     validate_labels(v, &format!("{base}.nodeSelector"), &spec.node_selector);
     if let Some(n) = &spec.node_name {
         if let Some(why) = dns1123_subdomain_problem(n) {
