@@ -463,7 +463,6 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
                 "terminationMessagePath",
                 "terminationMessagePolicy",
                 "resizePolicy",
-                "restartPolicy",
                 "volumeDevices",
                 // Behind a feature gate: Kubernetes accepts and drops it when the gate is off.
                 "restartPolicyRules",
@@ -899,11 +898,27 @@ spec:
     }
 
     #[test]
+    fn a_sidecar_with_probes_and_hooks_is_valid() {
+        // The documentation's sidecar pattern (application/deployment-sidecar.yaml), with a
+        // startup probe and a preStop hook on the sidecar.
+        let y = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: myapp}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: myapp}}\n  template:\n    metadata: {labels: {app: myapp}}\n    spec:\n      containers:\n      - name: myapp\n        image: alpine:latest\n        command: ['sh', '-c', 'while true; do echo \"logging\" >> /opt/logs.txt; sleep 1; done']\n        volumeMounts: [{name: data, mountPath: /opt}]\n      initContainers:\n      - name: logshipper\n        image: alpine:latest\n        restartPolicy: Always\n        command: ['sh', '-c', 'tail -F /opt/logs.txt']\n        startupProbe: {exec: {command: [cat, /opt/logs.txt]}}\n        lifecycle: {preStop: {exec: {command: [sleep, '1']}}}\n        volumeMounts: [{name: data, mountPath: /opt}]\n      volumes: [{name: data, emptyDir: {}}]\n";
+        let m = parse_manifests(y).unwrap();
+        assert!(m[0].warnings.is_empty(), "{:?}", m[0].warnings);
+        let Object::Deployment(d) = &m[0].object else {
+            panic!()
+        };
+        assert!(d.spec.template.spec.init_containers[0].is_sidecar());
+    }
+
+    #[test]
     fn validation_catalogue() {
         let pod =
             |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n{spec}");
         let cases = [
             ("  containers: []\n", "spec.containers: Required value"),
+            ("  initContainers:\n  - name: i\n    image: x\n    restartPolicy: Never\n  containers:\n  - name: a\n    image: x\n", "spec.initContainers[0].restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""),
+            ("  containers:\n  - name: a\n    image: x\n    restartPolicy: Always\n", "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"),
+            ("  initContainers:\n  - name: i\n    image: x\n    startupProbe: {exec: {command: [\"true\"]}}\n  containers:\n  - name: a\n    image: x\n", "spec.initContainers[0].startupProbe: Forbidden: may not be set for init containers without restartPolicy=Always"),
             ("  restartPolicy: Sometimes\n  containers:\n  - name: a\n    image: x\n", "spec.restartPolicy: Unsupported value: \"Sometimes\""),
             ("  containers:\n  - name: a\n    image: x\n  - name: a\n    image: y\n", "spec.containers[1].name: Duplicate value: \"a\""),
             ("  containers:\n  - name: A\n    image: x\n", "spec.containers[0].name: Invalid value: \"A\""),

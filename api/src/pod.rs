@@ -95,6 +95,17 @@ k8s_struct! {
         pub stdin_once: Option<bool>,
         /// Give the container a terminal (its output is the terminal's, logged as stdout).
         pub tty: Option<bool>,
+        /// `Always` on an init container makes it a sidecar (Kubernetes' restartable init
+        /// container): started in order with the init containers, kept running beside the
+        /// app containers, stopped after them. Not allowed on app containers.
+        pub restart_policy: Option<String>,
+    }
+}
+
+impl Container {
+    /// An init container with `restartPolicy: Always`: a sidecar.
+    pub fn is_sidecar(&self) -> bool {
+        self.restart_policy.as_deref() == Some("Always")
     }
 }
 

@@ -558,6 +558,93 @@ spec:
         "Completed"
     );
     assert_eq!(ok(cl.skiff(&["logs", "job"])), "prepared\n");
+
+    // Sidecars (init containers with restartPolicy Always), as the Kubernetes docs run a
+    // log shipper: the app starts only once the shipper's startup probe passed (else it
+    // exits 7), the shipper reads what the app writes, and once the app is done the
+    // shipper is stopped and the pod Succeeded. A sidecar that exits is restarted even in
+    // a Never pod, while its app runs on.
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: shipper}
+spec:
+  nodeName: NODE
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  volumes: [{name: data, emptyDir: {}}]
+  initContainers:
+  - name: logshipper
+    image: IMAGE
+    restartPolicy: Always
+    command: ["sh", "-c", "sleep 2; touch /data/app.log /data/up; exec tail -F /data/app.log"]
+    startupProbe:
+      exec: {command: ["test", "-e", "/data/up"]}
+      periodSeconds: 1
+      failureThreshold: 30
+    volumeMounts: [{name: data, mountPath: /data}]
+  containers:
+  - name: app
+    image: IMAGE
+    command: ["sh", "-c", "test -e /data/up || exit 7; for i in 1 2 3; do echo line $i >> /data/app.log; sleep 1; done"]
+    volumeMounts: [{name: data, mountPath: /data}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: flaky-sidecar}
+spec:
+  nodeName: NODE
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: helper
+    image: IMAGE
+    restartPolicy: Always
+    command: ["sh", "-c", "echo helper up; sleep 1; exit 3"]
+  containers:
+  - name: app
+    image: IMAGE
+    command: ["sleep", "100000"]
+"#,
+    );
+    let p = eventually(60, "the shipper's pod succeeded", || {
+        let p = cl.pod("shipper");
+        let side = &p["status"]["initContainerStatuses"][0];
+        if p["status"]["phase"] == "Succeeded" && side["state"]["terminated"].is_object() {
+            Ok(p)
+        } else {
+            Err(format!("{}\nagent log:\n{}", p["status"], cl.agent.log()))
+        }
+    });
+    let app = &p["status"]["containerStatuses"][0];
+    assert_eq!(app["state"]["terminated"]["exitCode"], 0, "{p}");
+    let side = &p["status"]["initContainerStatuses"][0];
+    assert_eq!(side["name"], "logshipper");
+    assert_eq!(side["restartCount"], 0, "{side}");
+    assert_eq!(condition(&p, "Initialized"), "True");
+    let shipped = ok(cl.skiff(&["logs", "shipper", "-c", "logshipper"]));
+    assert!(shipped.contains("line 1\nline 2\nline 3"), "{shipped:?}");
+    let d = ok(cl.skiff(&["describe", "pod", "shipper"]));
+    assert!(
+        d.contains("Stopping container logshipper: its pod's containers have completed"),
+        "{d}"
+    );
+    let p = eventually(60, "the flaky sidecar restarted beside its app", || {
+        let p = cl.pod("flaky-sidecar");
+        let side = &p["status"]["initContainerStatuses"][0];
+        if side["restartCount"].as_i64().unwrap_or(0) >= 2 {
+            Ok(p)
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    let app = &p["status"]["containerStatuses"][0];
+    assert!(app["state"]["running"].is_object(), "{p}");
+    assert_eq!(app["restartCount"], 0, "{p}");
+    assert_eq!(p["status"]["phase"], "Running", "{p}");
+    assert_eq!(condition(&p, "Initialized"), "True");
+    ok(cl.skiff(&["delete", "pod", "flaky-sidecar", "shipper"]));
 }
 
 #[test]

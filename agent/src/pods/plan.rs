@@ -9,6 +9,10 @@
 //! - the sandbox and its network come first; nothing starts without them;
 //! - init containers run one at a time, in order, each to a zero exit; one that fails is
 //!   retried with back-off unless the pod's restartPolicy is `Never`;
+//! - a sidecar (an init container with `restartPolicy: Always`) starts in its turn, and the
+//!   next init container waits only until it has started (its startup probe passed); it
+//!   runs beside the app containers, is probed and restarted whatever the pod's policy, and
+//!   once the app containers are done for good it stops, last sidecar first;
 //! - app containers start once every init container has succeeded; an exited one starts
 //!   again by policy (`Always`; `OnFailure` on a non-zero exit), after its back-off;
 //! - a running container whose liveness or startup probe failed, or whose definition
@@ -65,6 +69,8 @@ pub struct Seen {
     /// The newest attempt ran in a sandbox since replaced: in this one, the container has
     /// not run yet.
     pub before_sandbox: bool,
+    /// Its startup probe passed (or it has none) since the newest attempt started.
+    pub started: bool,
 }
 
 impl Seen {
@@ -194,17 +200,37 @@ pub fn plan(
         }
     }
     let policy = restart_policy(pod);
-    // Init containers, in order, each to completion.
+    // Once an app container ran in this sandbox the pod is initialized: a sidecar that
+    // stops is restarted beside the apps, and nothing waits for it again.
+    let initialized = pod
+        .spec
+        .containers
+        .iter()
+        .any(|c| seen_of(&c.name).current().is_some());
+    let over = pod_over(pod, seen, initialized);
+    // Init containers, in order: each plain one to completion, each sidecar until it has
+    // started (its startup probe passed).
     let mut init_done = true;
     for c in &pod.spec.init_containers {
         let s = seen_of(&c.name);
-        match s.current().map(|a| &a.state) {
-            Some(RtState::Exited(e)) if e.exit_code == 0 => continue,
-            Some(RtState::Running) | Some(RtState::Created) => {}
-            None => steps.extend(start(&c.name, s, now)),
-            Some(state) => {
-                if policy != "Never" {
-                    steps.extend(restart(&c.name, s, &exit_of(state), base, now));
+        if c.is_sidecar() {
+            if over {
+                continue;
+            }
+            steps.extend(keep_running(pod, c, s, |_| true, base, now));
+            let started = s.started && s.current().is_some_and(|a| a.state == RtState::Running);
+            if started || initialized {
+                continue;
+            }
+        } else {
+            match s.current().map(|a| &a.state) {
+                Some(RtState::Exited(e)) if e.exit_code == 0 => continue,
+                Some(RtState::Running) | Some(RtState::Created) => {}
+                None => steps.extend(start(&c.name, s, now)),
+                Some(state) => {
+                    if policy != "Never" {
+                        steps.extend(restart(&c.name, s, &exit_of(state), base, now));
+                    }
                 }
             }
         }
@@ -213,58 +239,124 @@ pub fn plan(
     }
     if init_done {
         for c in &pod.spec.containers {
-            let s = seen_of(&c.name);
-            let Some(a) = s.current() else {
-                steps.extend(start(&c.name, s, now));
-                continue;
+            let again = |exit: &ExitInfo| match policy {
+                "Always" => true,
+                "OnFailure" => exit.exit_code != 0,
+                _ => false,
             };
-            match &a.state {
-                RtState::Running | RtState::Created => {
-                    if s.probe_failure.is_some() || a.spec_changed {
-                        let (reason, probe_grace) = s.probe_failure.clone().unwrap_or_else(|| {
-                            let m = format!(
-                                "Container {} definition changed, will be restarted",
-                                c.name
-                            );
-                            (m, None)
-                        });
-                        let grace = match probe_grace {
-                            Some(g) => Duration::from_secs(g.max(0) as u64),
-                            None => grace_period(pod, false),
-                        };
-                        steps.push(Step::Kill {
-                            container: c.name.clone(),
-                            id: a.id.clone(),
-                            grace,
-                            reason,
-                            then: if a.spec_changed {
-                                AfterKill::Replace
-                            } else {
-                                AfterKill::Restart
-                            },
-                        });
+            steps.extend(keep_running(pod, c, seen_of(&c.name), again, base, now));
+        }
+    }
+    if over {
+        // The pod is done: its sidecars stop, last first, and stay stopped.
+        for c in pod
+            .spec
+            .init_containers
+            .iter()
+            .rev()
+            .filter(|c| c.is_sidecar())
+        {
+            let s = seen_of(&c.name);
+            if let Some(a) = s.current().filter(|a| is_live(&a.state)) {
+                steps.push(Step::Kill {
+                    container: c.name.clone(),
+                    id: a.id.clone(),
+                    grace: grace_period(pod, false),
+                    reason: format!(
+                        "Stopping container {}: its pod's containers have completed",
+                        c.name
+                    ),
+                    then: AfterKill::Leave,
+                });
+            }
+        }
+    }
+    steps
+}
+
+fn is_live(state: &RtState) -> bool {
+    matches!(state, RtState::Running | RtState::Created)
+}
+
+/// Whether the pod's own containers are done for good (its sidecars then stop): every app
+/// container exited and its restartPolicy restarts none of them, or a plain init
+/// container failed under restartPolicy `Never`.
+fn pod_over(pod: &Pod, seen: &HashMap<String, Seen>, initialized: bool) -> bool {
+    let policy = restart_policy(pod);
+    let exit = |name: &str| {
+        let a = seen.get(name)?.current()?;
+        (!is_live(&a.state)).then(|| exit_of(&a.state))
+    };
+    if policy == "Never"
+        && pod
+            .spec
+            .init_containers
+            .iter()
+            .filter(|c| !c.is_sidecar())
+            .any(|c| exit(&c.name).is_some_and(|e| e.exit_code != 0))
+    {
+        return true;
+    }
+    initialized
+        && policy != "Always"
+        && pod.spec.containers.iter().all(|c| match exit(&c.name) {
+            Some(e) => policy == "Never" || e.exit_code == 0,
+            None => false,
+        })
+}
+
+/// A container that should be running (an app container, or a sidecar): started when it
+/// has no attempt; stopped when a probe failed or its definition changed; restarted
+/// through its back-off when it exited and `again` says so.
+fn keep_running(
+    pod: &Pod,
+    c: &skiff_api::pod::Container,
+    s: &Seen,
+    again: impl Fn(&ExitInfo) -> bool,
+    base: Duration,
+    now: Instant,
+) -> Vec<Step> {
+    let Some(a) = s.current() else {
+        return start(&c.name, s, now);
+    };
+    let mut steps = Vec::new();
+    match &a.state {
+        RtState::Running | RtState::Created => {
+            if s.probe_failure.is_some() || a.spec_changed {
+                let (reason, probe_grace) = s.probe_failure.clone().unwrap_or_else(|| {
+                    let m = format!("Container {} definition changed, will be restarted", c.name);
+                    (m, None)
+                });
+                let grace = match probe_grace {
+                    Some(g) => Duration::from_secs(g.max(0) as u64),
+                    None => grace_period(pod, false),
+                };
+                steps.push(Step::Kill {
+                    container: c.name.clone(),
+                    id: a.id.clone(),
+                    grace,
+                    reason,
+                    then: if a.spec_changed {
+                        AfterKill::Replace
                     } else {
-                        if s.backoff.is_some() && a.running_for.is_some_and(|r| r >= base * 60) {
-                            steps.push(Step::ResetBackoff {
-                                container: c.name.clone(),
-                            });
-                        }
-                        steps.push(Step::ClearWaiting {
-                            container: c.name.clone(),
-                        });
-                    }
+                        AfterKill::Restart
+                    },
+                });
+            } else {
+                if s.backoff.is_some() && a.running_for.is_some_and(|r| r >= base * 60) {
+                    steps.push(Step::ResetBackoff {
+                        container: c.name.clone(),
+                    });
                 }
-                state => {
-                    let exit = exit_of(state);
-                    let again = match policy {
-                        "Always" => true,
-                        "OnFailure" => exit.exit_code != 0,
-                        _ => false,
-                    };
-                    if again {
-                        steps.extend(restart(&c.name, s, &exit, base, now));
-                    }
-                }
+                steps.push(Step::ClearWaiting {
+                    container: c.name.clone(),
+                });
+            }
+        }
+        state => {
+            let exit = exit_of(state);
+            if again(&exit) {
+                steps.extend(restart(&c.name, s, &exit, base, now));
             }
         }
     }
@@ -365,17 +457,18 @@ fn stop_all(pod: &Pod, seen: &HashMap<String, Seen>, why: &str) -> Vec<Step> {
         .collect()
 }
 
-/// The attempts to stop when the pod is deleted: every one that runs or was created, in
-/// spec order (they stop in parallel, each with the whole grace period).
+/// The attempts to stop when the pod is deleted: every one that runs or was created, the
+/// pod's own containers in spec order, then its sidecars last first (they stop after the
+/// containers they serve).
 pub fn teardown(pod: &Pod, seen: &HashMap<String, Seen>) -> Vec<(String, String)> {
-    pod.spec
-        .init_containers
-        .iter()
-        .chain(&pod.spec.containers)
+    let spec = &pod.spec;
+    let own = spec.init_containers.iter().filter(|c| !c.is_sidecar());
+    let sidecars = spec.init_containers.iter().rev().filter(|c| c.is_sidecar());
+    own.chain(&spec.containers)
+        .chain(sidecars)
         .filter_map(|c| {
             let a = seen.get(&c.name)?.attempt.as_ref()?;
-            matches!(a.state, RtState::Running | RtState::Created)
-                .then(|| (c.name.clone(), a.id.clone()))
+            is_live(&a.state).then(|| (c.name.clone(), a.id.clone()))
         })
         .collect()
 }
@@ -451,6 +544,135 @@ mod tests {
             .into_iter()
             .filter(|s| !matches!(s, Step::RefreshVolumes))
             .collect()
+    }
+
+    /// `pod`, with the init containers named in `sidecars` made sidecars.
+    fn with_sidecars(mut p: Pod, sidecars: &[&str]) -> Pod {
+        for c in &mut p.spec.init_containers {
+            if sidecars.contains(&c.name.as_str()) {
+                c.restart_policy = Some("Always".into());
+            }
+        }
+        p
+    }
+
+    fn started(mut s: Seen) -> Seen {
+        s.started = true;
+        s
+    }
+
+    fn kill_leave(n: &str) -> Step {
+        Step::Kill {
+            container: n.into(),
+            id: "id".into(),
+            grace: Duration::from_secs(30),
+            reason: format!("Stopping container {n}: its pod's containers have completed"),
+            then: AfterKill::Leave,
+        }
+    }
+
+    #[test]
+    fn a_sidecar_starts_in_turn_and_the_next_init_container_waits_for_its_startup() {
+        let p = with_sidecars(pod(&["setup", "log", "migrate"], &["app"], None), &["log"]);
+        let now = Instant::now();
+        let done = with(exited(0));
+        // The plain init container first, then the sidecar.
+        let s = seen(&[("setup", done.clone())]);
+        assert_eq!(acts(plan(&p, ready(), &s, BASE, now)), vec![start("log")]);
+        // Running but not started (a startup probe still going): nothing more starts.
+        let s = seen(&[("setup", done.clone()), ("log", with(RtState::Running))]);
+        assert_eq!(
+            acts(plan(&p, ready(), &s, BASE, now)),
+            vec![Step::ClearWaiting {
+                container: "log".into()
+            }]
+        );
+        // Started: the next init container runs beside it, then the app.
+        let log = started(with(RtState::Running));
+        let s = seen(&[("setup", done.clone()), ("log", log.clone())]);
+        assert_eq!(
+            acts(plan(&p, ready(), &s, BASE, now))[1..],
+            [start("migrate")]
+        );
+        let s = seen(&[("setup", done.clone()), ("log", log), ("migrate", done)]);
+        assert_eq!(acts(plan(&p, ready(), &s, BASE, now))[1..], [start("app")]);
+    }
+
+    #[test]
+    fn a_sidecar_restarts_whatever_the_pods_policy_and_a_failed_probe_restarts_it() {
+        let p = with_sidecars(pod(&["log"], &["app"], Some("Never")), &["log"]);
+        let now = Instant::now();
+        // It exited after the app started: restarted through its back-off; the app runs on.
+        let s = seen(&[
+            ("log", with(exited(1))),
+            ("app", started(with(RtState::Running))),
+        ]);
+        let steps = acts(plan(&p, ready(), &s, BASE, now));
+        assert!(
+            steps.contains(&Step::BackOff {
+                container: "log".into(),
+                delay: BASE,
+                oom_killed: false
+            }),
+            "{steps:?}"
+        );
+        assert!(
+            !steps.iter().any(|s| matches!(s, Step::Start { .. })),
+            "{steps:?}"
+        );
+        // Its liveness probe failed: stopped, then restarted through its back-off.
+        let mut log = started(with(RtState::Running));
+        log.probe_failure = Some(("Container log failed liveness probe".into(), None));
+        let s = seen(&[("log", log), ("app", started(with(RtState::Running)))]);
+        let steps = acts(plan(&p, ready(), &s, BASE, now));
+        assert!(
+            matches!(&steps[0], Step::Kill { container, then: AfterKill::Restart, .. } if container == "log"),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn once_the_apps_are_done_the_sidecars_stop_last_first_and_stay_stopped() {
+        let p = with_sidecars(pod(&["a", "b"], &["job"], Some("OnFailure")), &["a", "b"]);
+        let now = Instant::now();
+        let up = || started(with(RtState::Running));
+        // The app failed under OnFailure: it restarts, the sidecars keep running.
+        let s = seen(&[("a", up()), ("b", up()), ("job", with(exited(1)))]);
+        let steps = acts(plan(&p, ready(), &s, BASE, now));
+        assert!(
+            !steps.iter().any(|s| matches!(s, Step::Kill { .. })),
+            "{steps:?}"
+        );
+        // It succeeded: the sidecars stop, b before a.
+        let s = seen(&[("a", up()), ("b", up()), ("job", with(exited(0)))]);
+        let kills: Vec<Step> = acts(plan(&p, ready(), &s, BASE, now))
+            .into_iter()
+            .filter(|s| matches!(s, Step::Kill { .. }))
+            .collect();
+        assert_eq!(kills, vec![kill_leave("b"), kill_leave("a")]);
+        // Stopped (by SIGTERM: 143), they are not started again.
+        let s = seen(&[
+            ("a", with(exited(143))),
+            ("b", with(exited(143))),
+            ("job", with(exited(0))),
+        ]);
+        assert_eq!(acts(plan(&p, ready(), &s, BASE, now)), vec![]);
+        // A failed plain init container ends a Never pod: its sidecar stops too.
+        let p = with_sidecars(pod(&["log", "init"], &["app"], Some("Never")), &["log"]);
+        let s = seen(&[("log", up()), ("init", with(exited(2)))]);
+        assert_eq!(
+            acts(plan(&p, ready(), &s, BASE, now)),
+            vec![kill_leave("log")]
+        );
+    }
+
+    #[test]
+    fn a_deleted_pod_stops_its_sidecars_after_its_containers_last_first() {
+        let p = with_sidecars(pod(&["a", "init", "b"], &["x", "y"], None), &["a", "b"]);
+        let up = || with(RtState::Running);
+        let s = seen(&[("a", up()), ("b", up()), ("x", up()), ("y", up())]);
+        let order: Vec<String> = teardown(&p, &s).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(order, ["x", "y", "b", "a"]);
     }
 
     #[test]
@@ -903,28 +1125,31 @@ mod tests {
             proptest::option::of(0..4u32),
             proptest::option::of(-20..20i64),
             proptest::option::of(any::<bool>()),
-            0..700u64,
+            (0..700u64, any::<bool>()),
         )
-            .prop_map(|(state, changed, backoff, not_before, probe, ran)| Seen {
-                attempt: state.map(|state| Attempt {
-                    id: "id".into(),
-                    running_for: Some(Duration::from_secs(ran)),
-                    state,
-                    spec_changed: changed,
-                }),
-                backoff: backoff.map(|b| BASE * 2u32.pow(b)),
-                not_before: not_before.map(|s| {
-                    let origin = origin();
-                    if s < 0 {
-                        origin - Duration::from_secs(s.unsigned_abs())
-                    } else {
-                        origin + Duration::from_secs(s as u64)
-                    }
-                }),
-                watched: true,
-                probe_failure: probe.map(|own| ("probe failed".into(), own.then_some(1))),
-                before_sandbox: false,
-            })
+            .prop_map(
+                |(state, changed, backoff, not_before, probe, (ran, started))| Seen {
+                    attempt: state.map(|state| Attempt {
+                        id: "id".into(),
+                        running_for: Some(Duration::from_secs(ran)),
+                        state,
+                        spec_changed: changed,
+                    }),
+                    backoff: backoff.map(|b| BASE * 2u32.pow(b)),
+                    not_before: not_before.map(|s| {
+                        let origin = origin();
+                        if s < 0 {
+                            origin - Duration::from_secs(s.unsigned_abs())
+                        } else {
+                            origin + Duration::from_secs(s as u64)
+                        }
+                    }),
+                    watched: true,
+                    probe_failure: probe.map(|own| ("probe failed".into(), own.then_some(1))),
+                    before_sandbox: false,
+                    started,
+                },
+            )
     }
 
     /// One instant for every generated case, so `not_before` can lie either side of it.

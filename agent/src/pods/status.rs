@@ -9,21 +9,48 @@ fn terminated_ok(c: &ContainerStatus) -> Option<bool> {
     Some(t.exit_code == Some(0))
 }
 
-/// Whether every init container has run to completion.
-pub fn initialized(init: &[ContainerStatus], n_init: usize) -> bool {
-    init.len() == n_init && init.iter().all(|c| terminated_ok(c) == Some(true))
+fn running_started(c: &ContainerStatus) -> bool {
+    c.state.as_ref().is_some_and(|s| s.running.is_some()) && c.started == Some(true)
 }
 
-/// The pod's phase (the kubelet's `getPhase`).
+/// Whether an init container is done with: a plain one ran to completion, a sidecar
+/// (`sidecar`) has started.
+fn init_ok(c: &ContainerStatus, sidecar: bool) -> bool {
+    match sidecar {
+        true => running_started(c),
+        false => terminated_ok(c) == Some(true),
+    }
+}
+
+/// Whether the pod is initialized: every plain init container ran to completion and every
+/// sidecar started (`sidecars` marks them, one flag per init container); or, with
+/// sidecars, an app container already ran (a sidecar restarting later does not undo it).
+pub fn initialized(init: &[ContainerStatus], sidecars: &[bool], apps: &[ContainerStatus]) -> bool {
+    let each = init.len() == sidecars.len()
+        && init.iter().zip(sidecars).all(|(c, &side)| init_ok(c, side));
+    let apps_ran = || {
+        apps.iter().any(|c| {
+            c.state
+                .as_ref()
+                .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+        })
+    };
+    each || (sidecars.contains(&true) && apps_ran())
+}
+
+/// The pod's phase (the kubelet's `getPhase`): sidecars never decide it.
 pub fn phase(
     restart_policy: &str,
     init: &[ContainerStatus],
-    n_init: usize,
+    sidecars: &[bool],
     containers: &[ContainerStatus],
 ) -> &'static str {
-    if !initialized(init, n_init) {
-        // An init container that failed and will not be retried fails the pod.
-        let failed = init.iter().any(|c| terminated_ok(c) == Some(false));
+    if !initialized(init, sidecars, containers) {
+        // A plain init container that failed and will not be retried fails the pod.
+        let failed = init
+            .iter()
+            .zip(sidecars)
+            .any(|(c, &side)| !side && terminated_ok(c) == Some(false));
         if failed && restart_policy == "Never" {
             return "Failed";
         }
@@ -100,22 +127,26 @@ fn names(cs: &[&ContainerStatus]) -> String {
     format!("[{}]", n.join(" "))
 }
 
-/// PodScheduled, Initialized, ContainersReady and Ready.
+/// PodScheduled, Initialized, ContainersReady and Ready (a sidecar's readiness counts).
 pub fn conditions(
     prev: Option<&PodStatus>,
     init: &[ContainerStatus],
-    n_init: usize,
+    sidecars: &[bool],
     containers: &[ContainerStatus],
     phase: &str,
     now: &str,
 ) -> Vec<Condition> {
-    let init_done = initialized(init, n_init);
+    let init_done = initialized(init, sidecars, containers);
     let not_init: Vec<&ContainerStatus> = init
         .iter()
-        .filter(|c| terminated_ok(c) != Some(true))
+        .zip(sidecars)
+        .filter(|(c, &side)| !init_ok(c, side))
+        .map(|(c, _)| c)
         .collect();
-    let unready: Vec<&ContainerStatus> = containers
-        .iter()
+    let side_statuses = init.iter().zip(sidecars).filter(|(_, &side)| side);
+    let unready: Vec<&ContainerStatus> = side_statuses
+        .map(|(c, _)| c)
+        .chain(containers)
         .filter(|c| c.ready != Some(true))
         .collect();
     let completed = matches!(phase, "Succeeded" | "Failed");
@@ -228,38 +259,89 @@ mod tests {
 
     #[test]
     fn phases_follow_the_kubelet() {
-        assert_eq!(phase("Always", &[], 0, &[creating("a")]), "Pending");
-        assert_eq!(phase("Always", &[], 0, &[running("a", true)]), "Running");
-        assert_eq!(phase("Always", &[], 0, &[crashlooping("a")]), "Running");
-        assert_eq!(phase("Never", &[], 0, &[exited("a", 0)]), "Succeeded");
+        assert_eq!(phase("Always", &[], &[], &[creating("a")]), "Pending");
+        assert_eq!(phase("Always", &[], &[], &[running("a", true)]), "Running");
+        assert_eq!(phase("Always", &[], &[], &[crashlooping("a")]), "Running");
+        assert_eq!(phase("Never", &[], &[], &[exited("a", 0)]), "Succeeded");
         assert_eq!(
-            phase("Never", &[], 0, &[exited("a", 0), exited("b", 2)]),
+            phase("Never", &[], &[], &[exited("a", 0), exited("b", 2)]),
             "Failed"
         );
-        assert_eq!(phase("OnFailure", &[], 0, &[exited("a", 0)]), "Succeeded");
-        assert_eq!(phase("OnFailure", &[], 0, &[crashlooping("a")]), "Running");
+        assert_eq!(phase("OnFailure", &[], &[], &[exited("a", 0)]), "Succeeded");
         assert_eq!(
-            phase("Always", &[], 0, &[running("a", true), exited("b", 0)]),
+            phase("OnFailure", &[], &[], &[crashlooping("a")]),
+            "Running"
+        );
+        assert_eq!(
+            phase("Always", &[], &[], &[running("a", true), exited("b", 0)]),
             "Running"
         );
         // Init containers hold the pod in Pending; a failed one fails a Never pod.
         assert_eq!(
-            phase("Always", &[running("i", false)], 1, &[creating("a")]),
+            phase("Always", &[running("i", false)], &[false], &[creating("a")]),
             "Pending"
         );
         assert_eq!(
-            phase("Never", &[exited("i", 3)], 1, &[creating("a")]),
+            phase("Never", &[exited("i", 3)], &[false], &[creating("a")]),
             "Failed"
         );
         assert_eq!(
-            phase("Always", &[exited("i", 0)], 1, &[running("a", false)]),
+            phase(
+                "Always",
+                &[exited("i", 0)],
+                &[false],
+                &[running("a", false)]
+            ),
             "Running"
         );
     }
 
     #[test]
+    fn sidecars_initialize_once_started_count_for_readiness_and_never_decide_the_phase() {
+        let mut side = running("log", false);
+        // Running but not yet started (its startup probe): still initializing.
+        assert_eq!(
+            phase("Never", &[side.clone()], &[true], &[creating("a")]),
+            "Pending"
+        );
+        side.started = Some(true);
+        assert!(initialized(&[side.clone()], &[true], &[]));
+        assert_eq!(
+            phase("Never", &[side.clone()], &[true], &[running("a", true)]),
+            "Running"
+        );
+        // Not ready, it holds the pod's readiness.
+        let cs = conditions(
+            None,
+            &[side.clone()],
+            &[true],
+            &[running("a", true)],
+            "Running",
+            "t",
+        );
+        let ready = cs.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [log]")
+        );
+        // Restarting after the app started, it does not undo the initialization; stopped
+        // with 143 once the app succeeded, the pod Succeeded.
+        let crashed = crashlooping("log");
+        assert!(initialized(&[crashed], &[true], &[running("a", true)]));
+        assert_eq!(
+            phase("Never", &[exited("log", 143)], &[true], &[exited("a", 0)]),
+            "Succeeded"
+        );
+        // A failed sidecar never fails a Never pod by itself.
+        assert_eq!(
+            phase("Never", &[exited("log", 1)], &[true], &[creating("a")]),
+            "Pending"
+        );
+    }
+
+    #[test]
     fn conditions_keep_their_transition_times() {
-        let c1 = conditions(None, &[], 0, &[running("a", false)], "Running", "t1");
+        let c1 = conditions(None, &[], &[], &[running("a", false)], "Running", "t1");
         let ready = |cs: &[Condition]| cs.iter().find(|c| c.type_ == "Ready").unwrap().clone();
         assert_eq!(ready(&c1).status, "False");
         assert_eq!(
@@ -270,15 +352,29 @@ mod tests {
             conditions: c1,
             ..Default::default()
         };
-        let c2 = conditions(Some(&prev), &[], 0, &[running("a", false)], "Running", "t2");
+        let c2 = conditions(
+            Some(&prev),
+            &[],
+            &[],
+            &[running("a", false)],
+            "Running",
+            "t2",
+        );
         assert_eq!(ready(&c2).last_transition_time.as_deref(), Some("t1"));
-        let c3 = conditions(Some(&prev), &[], 0, &[running("a", true)], "Running", "t3");
+        let c3 = conditions(
+            Some(&prev),
+            &[],
+            &[],
+            &[running("a", true)],
+            "Running",
+            "t3",
+        );
         assert_eq!(ready(&c3).status, "True");
         assert_eq!(ready(&c3).last_transition_time.as_deref(), Some("t3"));
         let init = conditions(
             None,
             &[running("i", false)],
-            1,
+            &[false],
             &[creating("a")],
             "Pending",
             "t",

@@ -18,28 +18,8 @@ pub fn pod_status(p: &Pod) -> String {
     if reason.is_empty() {
         reason = "Pending".into();
     }
-    let init_total = p.spec.init_containers.len();
-    for (i, c) in st.init_container_statuses.iter().enumerate() {
-        let state = c.state.clone().unwrap_or_default();
-        let t = state.terminated.as_ref();
-        if t.is_some_and(|t| t.exit_code.unwrap_or(0) == 0) {
-            continue;
-        }
-        if let Some(t) = t {
-            return match t.reason.as_deref().unwrap_or("") {
-                "" => format!("Init:ExitCode:{}", t.exit_code.unwrap_or(0)),
-                r => format!("Init:{r}"),
-            };
-        }
-        let w = state
-            .waiting
-            .as_ref()
-            .and_then(|w| w.reason.as_deref())
-            .unwrap_or("");
-        if !w.is_empty() && w != "PodInitializing" {
-            return format!("Init:{w}");
-        }
-        return format!("Init:{i}/{init_total}");
+    if let Some(init) = initializing(p, &st) {
+        return init;
     }
     let mut running = false;
     for c in st.container_statuses.iter().rev() {
@@ -62,6 +42,52 @@ pub fn pod_status(p: &Pod) -> String {
     reason
 }
 
+/// The STATUS an unfinished init container gives (`Init:1/2`, `Init:Error`...), unless the
+/// pod is initialized; a sidecar that has started does not hold it.
+fn initializing(p: &Pod, st: &PodStatus) -> Option<String> {
+    let init_total = p.spec.init_containers.len();
+    let initialized = st
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Initialized" && c.status == "True");
+    for (i, c) in st.init_container_statuses.iter().enumerate() {
+        if is_sidecar(p, &c.name) && c.started == Some(true) {
+            continue;
+        }
+        let state = c.state.clone().unwrap_or_default();
+        let t = state.terminated.as_ref();
+        if t.is_some_and(|t| t.exit_code.unwrap_or(0) == 0) {
+            continue;
+        }
+        if initialized {
+            return None;
+        }
+        if let Some(t) = t {
+            return Some(match t.reason.as_deref().unwrap_or("") {
+                "" => format!("Init:ExitCode:{}", t.exit_code.unwrap_or(0)),
+                r => format!("Init:{r}"),
+            });
+        }
+        let w = state
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.as_deref())
+            .unwrap_or("");
+        if !w.is_empty() && w != "PodInitializing" {
+            return Some(format!("Init:{w}"));
+        }
+        return Some(format!("Init:{i}/{init_total}"));
+    }
+    None
+}
+
+fn is_sidecar(p: &Pod, name: &str) -> bool {
+    p.spec
+        .init_containers
+        .iter()
+        .any(|c| c.name == name && c.is_sidecar())
+}
+
 impl Print for Pod {
     fn columns(wide: bool) -> Vec<&'static str> {
         let mut h = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
@@ -73,19 +99,34 @@ impl Print for Pod {
 
     fn row(&self, wide: bool, now: u64) -> Vec<String> {
         let st = self.status.clone().unwrap_or_default();
+        // As kubectl counts: sidecars are containers of the pod (ready once started and
+        // ready), and every init container's restarts count.
+        let sidecars = st
+            .init_container_statuses
+            .iter()
+            .filter(|c| is_sidecar(self, &c.name) && c.started == Some(true));
         let ready = st
             .container_statuses
             .iter()
+            .chain(sidecars)
             .filter(|c| c.ready == Some(true))
             .count();
+        let total = self.spec.containers.len()
+            + self
+                .spec
+                .init_containers
+                .iter()
+                .filter(|c| c.is_sidecar())
+                .count();
         let restarts: i64 = st
             .container_statuses
             .iter()
+            .chain(&st.init_container_statuses)
             .map(|c| i64::from(c.restart_count.unwrap_or(0)))
             .sum();
         let mut r = vec![
             self.metadata.name().to_string(),
-            format!("{ready}/{}", self.spec.containers.len()),
+            format!("{ready}/{total}"),
             pod_status(self),
             restarts.to_string(),
             age(self.metadata.creation_timestamp.as_deref(), now),
@@ -330,5 +371,29 @@ mod tests {
         let wide = p.row(true, now);
         assert_eq!(wide.len(), Pod::columns(true).len());
         assert_eq!(wide[5..], ["10.42.0.5", "n1"]);
+    }
+
+    #[test]
+    fn sidecars_are_counted_as_kubectl_counts_them() {
+        let p = |log: serde_json::Value, init: &str| {
+            pod(json!({
+                "metadata": {"name": "web"},
+                "spec": {"initContainers": [{"name": "log", "restartPolicy": "Always"}, {"name": "i"}],
+                         "containers": [{"name": "a"}]},
+                "status": {"phase": "Running",
+                    "conditions": [{"type": "Initialized", "status": init}],
+                    "initContainerStatuses": [log,
+                        {"name": "i", "restartCount": 1, "state": {"terminated": {"exitCode": 0}}}],
+                    "containerStatuses": [{"name": "a", "ready": true, "state": {"running": {}}}]}
+            }))
+        };
+        let up = json!({"name": "log", "ready": true, "started": true, "restartCount": 2, "state": {"running": {}}});
+        // READY counts the sidecar; RESTARTS every init container's too.
+        assert_eq!(p(up, "True").row(false, 0)[1..4], ["2/2", "Running", "3"]);
+        // Not started yet, it holds the pod in Init.
+        let starting = json!({"name": "log", "started": false, "state": {"running": {}}});
+        assert_eq!(pod_status(&p(starting.clone(), "False")), "Init:0/2");
+        // Restarting once the pod is initialized, it does not.
+        assert_eq!(pod_status(&p(starting, "True")), "Running");
     }
 }

@@ -386,17 +386,39 @@ pub(super) fn validate_container(
         validate_resources(v, p, r);
     }
     validate_mounts(v, p, c, volumes);
+    // A sidecar (an init container with restartPolicy Always) may have probes and hooks;
+    // other init containers may not; app containers have no restartPolicy of their own.
+    match (&c.restart_policy, init) {
+        (Some(rp), true) if rp != "Always" => {
+            v.unsupported(&format!("{p}.restartPolicy"), rp, &["Always"])
+        }
+        (Some(_), false) => v.forbidden(
+            &format!("{p}.restartPolicy"),
+            "may not be set for non-init containers",
+        ),
+        _ => {}
+    }
+    let plain_init = init && !c.is_sidecar();
     for (name, probe) in [
         ("livenessProbe", &c.liveness_probe),
         ("readinessProbe", &c.readiness_probe),
         ("startupProbe", &c.startup_probe),
     ] {
         if let Some(pr) = probe {
-            if init {
-                v.forbidden(&format!("{p}.{name}"), "may not be set for init containers");
+            if plain_init {
+                v.forbidden(
+                    &format!("{p}.{name}"),
+                    "may not be set for init containers without restartPolicy=Always",
+                );
             }
             validate_probe(v, &format!("{p}.{name}"), pr, name != "readinessProbe");
         }
+    }
+    if c.lifecycle.is_some() && plain_init {
+        v.forbidden(
+            &format!("{p}.lifecycle"),
+            "may not be set for init containers without restartPolicy=Always",
+        );
     }
     if let Some(l) = &c.lifecycle {
         if let Some(h) = &l.pre_stop {

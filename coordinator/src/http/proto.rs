@@ -345,6 +345,7 @@ mod workloads {
             (17, "stdinOnce", T::Bool0),
             (18, "tty", T::Bool0),
             (20, "terminationMessagePolicy", T::Str),
+            (24, "restartPolicy", T::Str),
         ],
     };
     static POD_SPEC: Message = Message {

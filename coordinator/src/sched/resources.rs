@@ -64,8 +64,9 @@ impl HostPort {
 }
 
 impl Resources {
-    /// What a pod asks for: the larger of its containers' sum and any one init container
-    /// (requests default to limits, as Kubernetes defaults them).
+    /// What a pod asks for, as Kubernetes counts it (requests default to limits): the
+    /// larger of its app containers' sum with every sidecar, and each init container's
+    /// need while it runs (its own with the sidecars started before it).
     pub fn of_pod(spec: &PodSpec) -> Resources {
         let one = |c: &skiff_api::pod::Container, name: &str| -> i64 {
             let Some(r) = &c.resources else { return 0 };
@@ -77,11 +78,19 @@ impl Resources {
             }
         };
         let sum = |name: &str| -> i64 {
-            let s: i64 = spec.containers.iter().map(|c| one(c, name)).sum();
-            spec.init_containers
-                .iter()
-                .map(|c| one(c, name))
-                .fold(s, i64::max)
+            let mut apps: i64 = spec.containers.iter().map(|c| one(c, name)).sum();
+            let (mut sidecars, mut init) = (0i64, 0i64);
+            for c in &spec.init_containers {
+                let need = if c.is_sidecar() {
+                    apps += one(c, name);
+                    sidecars += one(c, name);
+                    sidecars
+                } else {
+                    one(c, name) + sidecars
+                };
+                init = init.max(need);
+            }
+            apps.max(init)
         };
         // The extended resources any container names (requests default to limits).
         let mut names: Vec<&str> = spec
@@ -128,5 +137,49 @@ impl Resources {
                 Err(i) => self.extended.insert(i, (name.clone(), *v)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_api::pod::Container;
+
+    fn c(name: &str, cpu: &str, sidecar: bool) -> Container {
+        let mut c: Container = serde_json::from_value(serde_json::json!({
+            "name": name, "image": "x", "resources": {"requests": {"cpu": cpu}}
+        }))
+        .unwrap();
+        if sidecar {
+            c.restart_policy = Some("Always".into());
+        }
+        c
+    }
+
+    #[test]
+    fn sidecars_count_beside_the_app_and_under_later_init_containers() {
+        let spec = |init: Vec<Container>, apps: Vec<Container>| PodSpec {
+            init_containers: init,
+            containers: apps,
+            ..Default::default()
+        };
+        // Plain init containers: the larger of the apps' sum and any one of them.
+        let p = spec(vec![c("i", "500m", false)], vec![c("a", "100m", false)]);
+        assert_eq!(Resources::of_pod(&p).cpu, 500);
+        // A sidecar runs beside the apps: 100 + 200.
+        let p = spec(vec![c("s", "200m", true)], vec![c("a", "100m", false)]);
+        assert_eq!(Resources::of_pod(&p).cpu, 300);
+        // An init container after a sidecar runs beside it: 200 + 250 = 450 > 300.
+        let p = spec(
+            vec![c("s", "200m", true), c("i", "250m", false)],
+            vec![c("a", "100m", false)],
+        );
+        assert_eq!(Resources::of_pod(&p).cpu, 450);
+        // One before the sidecar does not: max(250, 300).
+        let p = spec(
+            vec![c("i", "250m", false), c("s", "200m", true)],
+            vec![c("a", "100m", false)],
+        );
+        assert_eq!(Resources::of_pod(&p).cpu, 300);
     }
 }

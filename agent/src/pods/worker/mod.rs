@@ -409,6 +409,9 @@ impl Worker {
                     before_sandbox: s.and_then(|s| s.attempts.last()).is_some_and(|(n, _)| {
                         self.first_in_sandbox.get(&c.name).is_some_and(|f| n < f)
                     }),
+                    started: s
+                        .and_then(|s| s.probes.as_ref())
+                        .is_some_and(|p| p.flags.started.load(Ordering::SeqCst)),
                 },
             );
         }
@@ -705,7 +708,12 @@ impl Worker {
     }
 
     fn watch_container(&mut self, pod: &Arc<Pod>, c: &Container, id: &str) {
-        let is_init = pod.spec.init_containers.iter().any(|i| i.name == c.name);
+        // Plain init containers have no probes; sidecars have all three.
+        let is_init = pod
+            .spec
+            .init_containers
+            .iter()
+            .any(|i| i.name == c.name && !i.is_sidecar());
         let target = self.target(pod, c, id);
         let wake_probe = self.wake_tx.clone();
         let s = self.cs.entry(c.name.clone()).or_default();

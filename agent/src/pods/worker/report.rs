@@ -132,7 +132,13 @@ impl Worker {
             .iter()
             .map(|c| self.container_status(c, observed.get(&c.name), false))
             .collect();
-        let init_done = status::initialized(&init, pod.spec.init_containers.len());
+        let sidecars: Vec<bool> = pod
+            .spec
+            .init_containers
+            .iter()
+            .map(|c| c.is_sidecar())
+            .collect();
+        let init_done = status::initialized(&init, &sidecars, &[]);
         let containers: Vec<ContainerStatus> = pod
             .spec
             .containers
@@ -142,7 +148,7 @@ impl Worker {
         let policy = pod.spec.restart_policy.as_deref().unwrap_or("Always");
         let phase = match self.deadline_exceeded {
             true => "Failed",
-            false => status::phase(policy, &init, pod.spec.init_containers.len(), &containers),
+            false => status::phase(policy, &init, &sidecars, &containers),
         };
         let (reason, message) = match self.deadline_exceeded {
             true => (
@@ -155,7 +161,7 @@ impl Worker {
         let conditions = status::conditions(
             prev.as_ref(),
             &init,
-            pod.spec.init_containers.len(),
+            &sidecars,
             &containers,
             phase,
             &now_ts(),

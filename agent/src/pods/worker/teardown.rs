@@ -1,8 +1,13 @@
 //! A deleted pod's end: its containers stopped in parallel (preStop hook, stop signal,
-//! SIGKILL after the grace period), its sandbox, network, root filesystems and logs
-//! removed, and the deletion confirmed to the coordinator.
+//! SIGKILL after the grace period) and its sidecars after them, last first; its sandbox,
+//! network, root filesystems and logs removed, and the deletion confirmed to the
+//! coordinator.
 
 use super::*;
+
+/// The least time a sidecar gets to stop, however little of the pod's grace period its
+/// app containers left (the kubelet's `minimumGracePeriodInSeconds`).
+const MIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Stops one container: preStop hook, stop signal, SIGKILL when `grace` is over.
 pub(super) async fn stop(
@@ -53,10 +58,16 @@ impl Worker {
             for s in self.cs.values_mut() {
                 s.probes = None;
             }
-            // Containers stop in parallel, each with the whole grace period.
+            // The pod's own containers stop in parallel, each with the whole grace period;
+            // then its sidecars, last first, each with what is left of it (at least the
+            // kubelet's minimum of 2 s).
             let grace = plan::grace_period(&pod, true);
+            let deadline = Instant::now() + grace;
+            let (sidecars, own): (Vec<_>, Vec<_>) = running
+                .into_iter()
+                .partition(|(name, _)| spec_of(&pod, name).is_some_and(|c| c.is_sidecar()));
             let mut set = tokio::task::JoinSet::new();
-            for (name, id) in running {
+            for (name, id) in own {
                 let Some(c) = spec_of(&pod, &name).cloned() else {
                     continue;
                 };
@@ -71,6 +82,20 @@ impl Worker {
                 set.spawn(async move { stop(&agent, &p, &c, target, grace).await });
             }
             while set.join_next().await.is_some() {}
+            for (name, id) in sidecars {
+                let Some(c) = spec_of(&pod, &name).cloned() else {
+                    continue;
+                };
+                self.agent.event(
+                    &pod,
+                    "Normal",
+                    "Killing",
+                    format!("Stopping container {}", c.name),
+                );
+                let left = deadline.saturating_duration_since(Instant::now());
+                let target = self.target(&pod, &c, &id);
+                stop(&self.agent, &pod, &c, target, left.max(MIN_GRACE)).await;
+            }
             for s in self.cs.values_mut() {
                 if let Some((_, h)) = s.exit_watch.take() {
                     h.abort();
