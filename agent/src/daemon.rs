@@ -92,7 +92,9 @@ pub fn run(args: &Args, d: &crate::DaemonArgs) -> Result<i32, Error> {
     // The cluster as last heard of (routes, Services, DNS work before the coordinator answers).
     let cluster = Arc::new(crate::services::cluster::load(&cfg.data_dir));
     let (client_tx, _) = tokio::sync::watch::channel(None);
+    let allocatable = crate::link::node::resources(&cfg).1;
     let agent = Arc::new(Agent {
+        allocatable,
         host_ip: Mutex::new(
             cfg.node_ip
                 .map(|ip| ip.to_string())

@@ -87,6 +87,8 @@ pub struct Agent {
     pub registries: RegistryConfig,
     pub local: Local,
     pub host_ip: Mutex<String>,
+    /// The node's allocatable resources (what a container without limits may take).
+    pub allocatable: std::collections::BTreeMap<String, skiff_api::quantity::Quantity>,
     /// The current connection to the coordinator, if any.
     pub client: watch::Sender<Option<Client>>,
     /// Pod workers by pod uid.
@@ -129,7 +131,10 @@ impl Agent {
         let cms = pod.spec.config_map_names();
         let secrets = pod.spec.secret_names();
         let configs = self.configs.lock().unwrap();
-        let mut s = Sources::default();
+        let mut s = Sources {
+            allocatable: self.allocatable.clone(),
+            ..Default::default()
+        };
         for ((kind, n, name), v) in configs.iter() {
             if n != ns {
                 continue;

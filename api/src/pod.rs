@@ -124,6 +124,7 @@ k8s_struct! {
         pub config_map_key_ref: Option<KeySelector>,
         pub secret_key_ref: Option<KeySelector>,
         pub field_ref: Option<ObjectFieldSelector>,
+        pub resource_field_ref: Option<ResourceFieldSelector>,
     }
 }
 
@@ -389,6 +390,93 @@ k8s_struct! {
         pub config_map: Option<ConfigMapVolumeSource>,
         pub secret: Option<SecretVolumeSource>,
         pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+        pub projected: Option<ProjectedVolumeSource>,
+        #[serde(rename = "downwardAPI")]
+        pub downward_api: Option<DownwardApiVolumeSource>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ProjectedVolumeSource`: files from several sources in one directory.
+    pub struct ProjectedVolumeSource {
+        pub sources: Vec<VolumeProjection>,
+        pub default_mode: Option<i32>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.VolumeProjection`: exactly one source.
+    pub struct VolumeProjection {
+        pub secret: Option<ObjectProjection>,
+        pub config_map: Option<ObjectProjection>,
+        #[serde(rename = "downwardAPI")]
+        pub downward_api: Option<DownwardApiProjection>,
+        pub service_account_token: Option<ServiceAccountTokenProjection>,
+        pub cluster_trust_bundle: Option<ClusterTrustBundleProjection>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.SecretProjection` / `corev1.ConfigMapProjection`.
+    pub struct ObjectProjection {
+        pub name: Option<String>,
+        pub items: Vec<KeyToPath>,
+        pub optional: Option<bool>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.DownwardAPIProjection`.
+    pub struct DownwardApiProjection {
+        pub items: Vec<DownwardApiVolumeFile>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ServiceAccountTokenProjection`.
+    pub struct ServiceAccountTokenProjection {
+        pub audience: Option<String>,
+        pub expiration_seconds: Option<i64>,
+        pub path: String,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ClusterTrustBundleProjection`.
+    pub struct ClusterTrustBundleProjection {
+        pub name: Option<String>,
+        pub signer_name: Option<String>,
+        pub label_selector: Option<crate::selector::LabelSelector>,
+        pub optional: Option<bool>,
+        pub path: String,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.DownwardAPIVolumeSource`.
+    pub struct DownwardApiVolumeSource {
+        pub items: Vec<DownwardApiVolumeFile>,
+        pub default_mode: Option<i32>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.DownwardAPIVolumeFile`: one file from a field of the pod or a container's
+    /// resources.
+    pub struct DownwardApiVolumeFile {
+        pub path: String,
+        pub field_ref: Option<ObjectFieldSelector>,
+        pub resource_field_ref: Option<ResourceFieldSelector>,
+        pub mode: Option<i32>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.ResourceFieldSelector`: a container's limit or request, in `divisor` units.
+    pub struct ResourceFieldSelector {
+        pub container_name: Option<String>,
+        pub resource: String,
+        pub divisor: Option<Quantity>,
     }
 }
 
@@ -539,7 +627,21 @@ impl PodSpec {
                 .iter()
                 .filter_map(|v| v.config_map.as_ref()?.name.clone()),
         );
+        out.extend(self.projections(|p| p.config_map.as_ref()));
         out
+    }
+
+    /// Names of the objects a projected volume's sources of one kind name.
+    fn projections(
+        &self,
+        of: impl Fn(&VolumeProjection) -> Option<&ObjectProjection>,
+    ) -> Vec<String> {
+        self.volumes
+            .iter()
+            .filter_map(|v| v.projected.as_ref())
+            .flat_map(|p| &p.sources)
+            .filter_map(|s| of(s)?.name.clone())
+            .collect()
     }
 
     /// Names of the Secrets this pod reads (env, envFrom, volumes, imagePullSecrets).
@@ -550,6 +652,7 @@ impl PodSpec {
                 .iter()
                 .filter_map(|v| v.secret.as_ref()?.secret_name.clone()),
         );
+        out.extend(self.projections(|p| p.secret.as_ref()));
         out.extend(
             self.image_pull_secrets
                 .iter()

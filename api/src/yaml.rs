@@ -186,6 +186,13 @@ fn resolve_plain(s: &str) -> Value {
         _ => {}
     }
     let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    // YAML 1.1, as Kubernetes reads it: a leading 0 makes an octal integer (the docs'
+    // `defaultMode: 0400` is 256).
+    if body.len() > 1 && body.starts_with('0') && body.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        if let Ok(u) = i64::from_str_radix(body, 8) {
+            return Value::Number(if s.starts_with('-') { -u } else { u }.into());
+        }
+    }
     if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(i) = s.parse::<i64>() {
             return Value::Number(i.into());
@@ -728,6 +735,13 @@ mod tests {
         assert_eq!(d["g"], json!("12"));
         assert_eq!(d["h"], json!(-3));
         assert_eq!(d["i"], json!("1.0.0"));
+        // YAML 1.1 octal, as Kubernetes reads file modes; 0 and 08 stay decimal.
+        let d = &parse_documents("a: 0400\nb: 0\nc: 08\nd: 0o17\ne: -010\n").unwrap()[0].value;
+        assert_eq!(d["a"], json!(256));
+        assert_eq!(d["b"], json!(0));
+        assert_eq!(d["c"], json!(8));
+        assert_eq!(d["d"], json!(15));
+        assert_eq!(d["e"], json!(-8));
     }
 
     #[test]

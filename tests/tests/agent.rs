@@ -889,6 +889,82 @@ data: {mode: green, "app.conf": "level=2"}
         }
     });
     assert_eq!(cl.container("reader")["restartCount"], 0);
+
+    // The downward API and projected volumes, as the Kubernetes docs use them: a projected
+    // volume of a ConfigMap item, a Secret and the pod's labels; a downwardAPI volume of
+    // the annotations and a container's memory limit; env from a resource. A label change
+    // reaches the file without a restart.
+    let downward = |zone: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: downward
+  labels: {{zone: {zone}, rack: rack-22}}
+  annotations: {{builder: john-doe}}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: all-in-one
+    projected:
+      defaultMode: 0440
+      sources:
+      - configMap:
+          name: settings
+          items: [{{key: app.conf, path: conf/app.conf}}]
+      - secret: {{name: creds}}
+      - downwardAPI:
+          items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]
+  - name: podinfo
+    downwardAPI:
+      items:
+      - {{path: annotations, fieldRef: {{fieldPath: metadata.annotations}}}}
+      - path: mem_limit
+        resourceFieldRef: {{containerName: main, resource: limits.memory, divisor: 1Mi}}
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "exec sleep 1000"]
+    resources:
+      requests: {{cpu: 125m}}
+      limits: {{memory: 64Mi, cpu: 250m}}
+    env:
+    - name: CPU_REQUEST
+      valueFrom: {{resourceFieldRef: {{resource: requests.cpu, divisor: 1m}}}}
+    - name: MY_NAME
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    volumeMounts:
+    - {{name: all-in-one, mountPath: /projected, readOnly: true}}
+    - {{name: podinfo, mountPath: /etc/podinfo}}
+"#
+        )
+    };
+    cl.apply(&downward("us-est-coast"));
+    cl.wait_running("downward");
+    let exec = |cmd: &str| ok(cl.skiff(&["exec", "downward", "--", "sh", "-c", cmd]));
+    assert_eq!(exec("echo $CPU_REQUEST $MY_NAME"), "125 downward\n");
+    assert_eq!(exec("cat /projected/conf/app.conf"), "level=2");
+    assert_eq!(exec("cat /projected/password"), "hunter2");
+    assert_eq!(
+        exec("cat /projected/labels"),
+        "rack=\"rack-22\"\nzone=\"us-est-coast\""
+    );
+    assert_eq!(exec("stat -L -c %a /projected/password"), "440\n");
+    assert_eq!(exec("cat /etc/podinfo/annotations"), "builder=\"john-doe\"");
+    assert_eq!(exec("cat /etc/podinfo/mem_limit"), "64");
+    cl.apply(&downward("eu-west"));
+    eventually(30, "the new label in the projected file", || {
+        let f = out(&cl.skiff(&["exec", "downward", "--", "cat", "/projected/labels"]));
+        if f.contains("zone=\"eu-west\"") {
+            Ok(())
+        } else {
+            Err(f)
+        }
+    });
+    assert_eq!(cl.container("downward")["restartCount"], 0);
+    ok(cl.skiff(&["delete", "pod", "downward", "reader"]));
 }
 
 #[test]

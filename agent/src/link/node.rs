@@ -42,6 +42,34 @@ fn q(s: String) -> Quantity {
     Quantity::parse(&s).expect("well-formed quantity")
 }
 
+/// The node's capacity and allocatable (the kubelet's default hard eviction thresholds
+/// off capacity), without the extended resources an admin advertised.
+pub fn resources(
+    cfg: &crate::state::Config,
+) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
+    let cpus = usage::cpus();
+    let (mem, _) = usage::meminfo();
+    let disk = nix_statvfs(&cfg.data_dir);
+    let mut capacity = BTreeMap::new();
+    capacity.insert("cpu".to_string(), q(cpus.to_string()));
+    capacity.insert("memory".to_string(), q(format!("{}Ki", mem / 1024)));
+    capacity.insert("pods".to_string(), q(cfg.max_pods.to_string()));
+    capacity.insert(
+        "ephemeral-storage".to_string(),
+        q(format!("{}Ki", disk / 1024)),
+    );
+    let mut allocatable = capacity.clone();
+    allocatable.insert(
+        "memory".to_string(),
+        q(format!("{}Ki", mem.saturating_sub(100 << 20) / 1024)),
+    );
+    allocatable.insert(
+        "ephemeral-storage".to_string(),
+        q(format!("{}Ki", disk / 10 * 9 / 1024)),
+    );
+    (capacity, allocatable)
+}
+
 /// The node as the agent reports it; `current` keeps what others own (spec, their labels,
 /// transition times).
 pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
@@ -77,27 +105,7 @@ pub fn desired(agent: &Agent, current: Option<&Node>) -> Node {
         crate::network::overlay::ANNOTATION.into(),
         agent.cfg.pod_network.as_str().into(),
     );
-    let cpus = usage::cpus();
-    let (mem, _) = usage::meminfo();
-    let disk = nix_statvfs(&agent.cfg.data_dir);
-    let mut capacity = BTreeMap::new();
-    capacity.insert("cpu".to_string(), q(cpus.to_string()));
-    capacity.insert("memory".to_string(), q(format!("{}Ki", mem / 1024)));
-    capacity.insert("pods".to_string(), q(agent.cfg.max_pods.to_string()));
-    capacity.insert(
-        "ephemeral-storage".to_string(),
-        q(format!("{}Ki", disk / 1024)),
-    );
-    // The kubelet's default hard eviction thresholds come off allocatable.
-    let mut allocatable = capacity.clone();
-    allocatable.insert(
-        "memory".to_string(),
-        q(format!("{}Ki", mem.saturating_sub(100 << 20) / 1024)),
-    );
-    allocatable.insert(
-        "ephemeral-storage".to_string(),
-        q(format!("{}Ki", disk / 10 * 9 / 1024)),
-    );
+    let (mut capacity, mut allocatable) = resources(&agent.cfg);
     let advertised = advertised(current);
     capacity.extend(advertised.clone());
     allocatable.extend(advertised);

@@ -1,8 +1,10 @@
 //! The pods bound to this node: one worker per pod ([`worker`]) executes what a pure
 //! [`plan`] decides (sandbox, init order, restarts with back-off, probes' verdicts, graceful
-//! stop); [`podspec`] turns a pod's spec into the runtime's configs, [`probe`] runs the
+//! stop); [`podspec`] turns a pod's spec into the runtime's configs (with
+//! [`downward`] for what the downward API gives), [`probe`] runs the
 //! probes, and [`status`] computes the pod's phase and conditions.
 
+pub mod downward;
 pub mod manage;
 pub mod plan;
 pub mod podspec;

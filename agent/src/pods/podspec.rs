@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 pub struct Sources {
     pub config_maps: HashMap<String, ConfigMap>,
     pub secrets: HashMap<String, Secret>,
+    /// The node's allocatable: the downward API's value of a limit a container does not
+    /// set.
+    pub allocatable: BTreeMap<String, skiff_api::quantity::Quantity>,
 }
 
 /// Why a container's config cannot be made yet (`CreateContainerConfigError`).
@@ -147,7 +150,12 @@ fn env_name_ok(k: &str) -> bool {
 }
 
 /// `metadata.name`, `metadata.labels['app']`, `status.podIP`...
-fn field_value(pod: &Pod, path: &str, host_ip: &str, pod_ip: &str) -> Result<String, ConfigError> {
+pub(super) fn field_value(
+    pod: &Pod,
+    path: &str,
+    host_ip: &str,
+    pod_ip: &str,
+) -> Result<String, ConfigError> {
     let m = &pod.metadata;
     let indexed = |prefix: &str, map: &BTreeMap<String, String>| -> Option<String> {
         let rest = path.strip_prefix(prefix)?;
@@ -261,6 +269,8 @@ pub fn environment(
                 }
             } else if let Some(f) = &from.field_ref {
                 field_value(pod, &f.field_path, host_ip, pod_ip)?
+            } else if let Some(r) = &from.resource_field_ref {
+                super::downward::resource_value(pod, &c.name, r, &src.allocatable)?
             } else {
                 String::new()
             }
@@ -308,14 +318,87 @@ fn projected(
         .collect()
 }
 
-/// A ConfigMap/Secret volume's name, files and default mode.
+/// A ConfigMap/Secret/projected/downward API volume's name, files and default mode.
 pub type ProjectedVolume = (String, Vec<ProjectedFile>, u32);
 
-/// The files of a pod's ConfigMap/Secret volumes (for the sandbox and for updates while
-/// it runs).
+/// The files of a ConfigMap or Secret (`what`), all keys or `items`; none when it is
+/// missing and `optional`.
+fn object_files(
+    what: &str,
+    name: &str,
+    data: Option<BTreeMap<String, Vec<u8>>>,
+    items: &[skiff_api::pod::KeyToPath],
+    optional: Option<bool>,
+) -> Result<Vec<ProjectedFile>, ConfigError> {
+    match data {
+        Some(d) => projected(&d, items),
+        None if optional == Some(true) => Ok(Vec::new()),
+        None => Err(ConfigError(format!("{what} {name:?} not found"))),
+    }
+}
+
+/// A projected volume's files, source by source.
+fn projected_sources(
+    pod: &Pod,
+    p: &skiff_api::pod::ProjectedVolumeSource,
+    src: &Sources,
+) -> Result<Vec<ProjectedFile>, ConfigError> {
+    let mut files = Vec::new();
+    for s in &p.sources {
+        if let Some(cm) = &s.config_map {
+            let name = cm.name.as_deref().unwrap_or("");
+            let data = src.config_map(name);
+            files.extend(object_files(
+                "configmap",
+                name,
+                data,
+                &cm.items,
+                cm.optional,
+            )?);
+        } else if let Some(sec) = &s.secret {
+            let name = sec.name.as_deref().unwrap_or("");
+            let data = src.secret(name);
+            files.extend(object_files(
+                "secret",
+                name,
+                data,
+                &sec.items,
+                sec.optional,
+            )?);
+        } else if let Some(d) = &s.downward_api {
+            files.extend(super::downward::files(pod, &d.items, &src.allocatable)?);
+        } else if s.service_account_token.is_some() {
+            return Err(ConfigError(
+                "serviceAccountToken projections are not issued by this node yet".into(),
+            ));
+        }
+    }
+    Ok(files)
+}
+
+/// The files of a pod's ConfigMap, Secret, projected and downward API volumes (for the
+/// sandbox and for updates while it runs).
 pub fn projected_volumes(pod: &Pod, src: &Sources) -> Result<Vec<ProjectedVolume>, ConfigError> {
     let mut out = Vec::new();
     for v in &pod.spec.volumes {
+        if let Some(p) = &v.projected {
+            let files = projected_sources(pod, p, src)?;
+            out.push((
+                v.name.clone(),
+                files,
+                p.default_mode.unwrap_or(0o644) as u32,
+            ));
+            continue;
+        }
+        if let Some(d) = &v.downward_api {
+            let files = super::downward::files(pod, &d.items, &src.allocatable)?;
+            out.push((
+                v.name.clone(),
+                files,
+                d.default_mode.unwrap_or(0o644) as u32,
+            ));
+            continue;
+        }
         let (what, name, data, items, optional, mode) = if let Some(cm) = &v.config_map {
             let name = cm.name.as_deref().unwrap_or("");
             (
@@ -339,11 +422,7 @@ pub fn projected_volumes(pod: &Pod, src: &Sources) -> Result<Vec<ProjectedVolume
         } else {
             continue;
         };
-        let files = match data {
-            Some(d) => projected(&d, items)?,
-            None if optional == Some(true) => Vec::new(),
-            None => return Err(ConfigError(format!("{what} {name:?} not found"))),
-        };
+        let files = object_files(what, name, data, items, optional)?;
         out.push((v.name.clone(), files, mode.unwrap_or(0o644) as u32));
     }
     Ok(out)
@@ -384,7 +463,9 @@ pub fn sandbox(
             VolumeSource::Files {
                 files: f.clone(),
                 default_mode: mode,
-                tmpfs: v.secret.is_some(),
+                // Secrets, tokens and the pod's own fields stay in memory, as the
+                // kubelet keeps them.
+                tmpfs: v.secret.is_some() || v.projected.is_some() || v.downward_api.is_some(),
             }
         } else if let Some(c) = &v.persistent_volume_claim {
             // The scheduler wrote the bound volume's directory on the pod.

@@ -3,6 +3,7 @@
 
 mod pod;
 mod services;
+mod volumes;
 mod workloads;
 
 pub use self::pod::validate_pod_spec_at;

@@ -1,11 +1,10 @@
 //! Pods and pod templates: containers, probes, volumes, scheduling constraints.
 
+use super::volumes::{validate_resource_ref, validate_volumes};
 use super::*;
 use crate::defaults;
 use crate::pod::is_extended_resource;
-use crate::pod::{
-    Affinity, Container, Pod, PodSpec, Probe, ResourceRequirements, Toleration, Volume,
-};
+use crate::pod::{Affinity, Container, Pod, PodSpec, Probe, ResourceRequirements, Toleration};
 use crate::resource::Resource;
 use std::collections::BTreeSet;
 
@@ -107,82 +106,6 @@ pub(super) fn validate_pod_spec(
     if let Some(a) = &spec.affinity {
         validate_affinity(v, base, a);
     }
-}
-
-/// `volumes`: names unique DNS labels, exactly one source each, and each source's own
-/// fields. Returns the names, for the containers' mounts.
-fn validate_volumes(v: &mut Problems, base: &str, volumes: &[Volume]) -> BTreeSet<String> {
-    let mut volume_names = BTreeSet::new();
-    for (i, vol) in volumes.iter().enumerate() {
-        let p = format!("{base}.volumes[{i}]");
-        if vol.name.is_empty() {
-            v.required(&format!("{p}.name"));
-        } else if let Some(why) = dns1123_label_problem(&vol.name) {
-            v.invalid(&format!("{p}.name"), q(&vol.name), &why);
-        } else if !volume_names.insert(vol.name.clone()) {
-            v.push(
-                &format!("{p}.name"),
-                format!("Duplicate value: {:?}", vol.name),
-            );
-        }
-        let sources = how_many_set(&[
-            vol.empty_dir.is_some(),
-            vol.host_path.is_some(),
-            vol.config_map.is_some(),
-            vol.secret.is_some(),
-            vol.persistent_volume_claim.is_some(),
-        ]);
-        match sources {
-            0 => v.required(&format!("{p}: must specify a volume type (skiff supports emptyDir, hostPath, configMap, secret, persistentVolumeClaim)")),
-            1 => {}
-            _ => v.forbidden(&p, "may not specify more than 1 volume type"),
-        }
-        if let Some(e) = &vol.empty_dir {
-            v.one_of(&format!("{p}.emptyDir.medium"), &e.medium, &["", "Memory"]);
-            if e.size_limit.as_ref().is_some_and(|q| q.is_negative()) {
-                v.invalid(
-                    &format!("{p}.emptyDir.sizeLimit"),
-                    e.size_limit.as_ref().expect("checked"),
-                    "must be greater than or equal to 0",
-                );
-            }
-        }
-        if let Some(h) = &vol.host_path {
-            if h.path.is_empty() {
-                v.required(&format!("{p}.hostPath.path"));
-            }
-            v.one_of(
-                &format!("{p}.hostPath.type"),
-                &h.type_,
-                &[
-                    "",
-                    "DirectoryOrCreate",
-                    "Directory",
-                    "FileOrCreate",
-                    "File",
-                    "Socket",
-                    "CharDevice",
-                    "BlockDevice",
-                ],
-            );
-        }
-        if let Some(c) = &vol.config_map {
-            if c.name.as_deref().unwrap_or("").is_empty() {
-                v.required(&format!("{p}.configMap.name"));
-            }
-        }
-        if let Some(s) = &vol.secret {
-            if s.secret_name.as_deref().unwrap_or("").is_empty() {
-                v.required(&format!("{p}.secret.secretName"));
-            }
-        }
-        if let Some(c) = &vol.persistent_volume_claim {
-            if c.claim_name.is_empty() {
-                v.required(&format!("{p}.persistentVolumeClaim.claimName"));
-            }
-        }
-    }
-    volume_names
 }
 
 /// `tolerations`: operators, effects, and the combinations Kubernetes refuses.
@@ -467,12 +390,13 @@ fn validate_env(v: &mut Problems, p: &str, c: &Container) {
                 src.config_map_key_ref.is_some(),
                 src.secret_key_ref.is_some(),
                 src.field_ref.is_some(),
+                src.resource_field_ref.is_some(),
             ]);
             if n == 0 {
                 v.invalid(
                     &format!("{ep}.valueFrom"),
                     "",
-                    "must specify one of: `fieldRef`, `configMapKeyRef` or `secretKeyRef`",
+                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
                 );
             } else if n > 1 {
                 v.invalid(
@@ -493,6 +417,9 @@ fn validate_env(v: &mut Problems, p: &str, c: &Container) {
                         v.required(&format!("{ep}.valueFrom.{name}.name"));
                     }
                 }
+            }
+            if let Some(r) = &src.resource_field_ref {
+                validate_resource_ref(v, &format!("{ep}.valueFrom.resourceFieldRef"), r, false);
             }
             if let Some(f) = &src.field_ref {
                 const FIELDS: &[&str] = &[
