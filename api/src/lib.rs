@@ -4,6 +4,7 @@
 //! with Kubernetes' field names), so manifests from the Kubernetes documentation apply
 //! as they are.
 
+pub mod access;
 pub mod autoscaling;
 pub mod conditions;
 pub mod core;

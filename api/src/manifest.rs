@@ -389,8 +389,6 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
         &[
             "dnsPolicy",
             "dnsConfig",
-            "serviceAccountName",
-            "serviceAccount",
             "automountServiceAccountToken",
             "schedulerName",
             "enableServiceLinks",

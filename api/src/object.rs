@@ -1,5 +1,6 @@
 //! The kinds skiff serves, and `Object`, any one of them.
 
+use crate::access::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, ServiceAccount};
 use crate::autoscaling::HorizontalPodAutoscaler;
 use crate::core::{ConfigMap, Endpoints, Event, Namespace, Node, Secret, Service};
 use crate::ingress_class::IngressClass;
@@ -302,6 +303,11 @@ kinds! {
     PersistentVolumeClaim: PersistentVolumeClaim = ("v1", "persistentvolumeclaims", ["pvc"], true, spec, status, Nothing),
     StorageClass: StorageClass = ("storage.k8s.io/v1", "storageclasses", ["sc"], false, no_spec, no_status, Nothing),
     IngressClass: IngressClass = ("networking.k8s.io/v1", "ingressclasses", [], false, spec, no_status, Nothing),
+    ServiceAccount: ServiceAccount = ("v1", "serviceaccounts", ["sa"], true, no_spec, no_status, Nothing),
+    Role: Role = ("rbac.authorization.k8s.io/v1", "roles", [], true, no_spec, no_status, Nothing),
+    ClusterRole: ClusterRole = ("rbac.authorization.k8s.io/v1", "clusterroles", [], false, no_spec, no_status, Nothing),
+    RoleBinding: RoleBinding = ("rbac.authorization.k8s.io/v1", "rolebindings", [], true, no_spec, no_status, Nothing),
+    ClusterRoleBinding: ClusterRoleBinding = ("rbac.authorization.k8s.io/v1", "clusterrolebindings", [], false, no_spec, no_status, Nothing),
 }
 
 /// A Rust type that is one kind's object.

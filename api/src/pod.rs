@@ -41,6 +41,10 @@ k8s_struct! {
         pub preemption_policy: Option<String>,
         pub security_context: Option<PodSecurityContext>,
         pub image_pull_secrets: Vec<LocalObjectReference>,
+        /// The ServiceAccount the pod runs as (admission sets `default` when unset).
+        pub service_account_name: Option<String>,
+        /// The deprecated name of `serviceAccountName`, kept equal to it.
+        pub service_account: Option<String>,
     }
 }
 

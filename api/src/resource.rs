@@ -11,6 +11,8 @@ pub enum NameRule {
     Subdomain,
     /// A DNS-1123 label (`web`): names that become a DNS label (Namespaces, Services).
     Label,
+    /// Any name that is one path segment (`system:secret-reader`): the RBAC kinds.
+    PathSegment,
 }
 
 /// One kind's strategy.

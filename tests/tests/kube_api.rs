@@ -1143,6 +1143,100 @@ fn config_objects(cl: &Cluster) {
     assert_eq!(i["spec"]["tls"][0]["secretName"], "typed-cert", "{i}");
     ok(cl.kubectl(&["delete", "ingress", "typed"]));
     ingress_classes(cl);
+    accounts(cl);
+}
+
+/// ServiceAccounts and RBAC: a new namespace has its `default` account; a pod runs as
+/// `default` unless it names an account, which must exist (and lends the pod its pull
+/// secrets); the docs' Role and RoleBinding are stored with the warning that RBAC is not
+/// enforced, and print as kubectl prints them.
+fn accounts(cl: &Cluster) {
+    ok(cl.kubectl(&["create", "namespace", "team-a"]));
+    eventually(10, "the default account", || {
+        let o = cl.kubectl(&["get", "serviceaccounts", "-n", "team-a", "-o", "name"]);
+        match out(&o).as_str() {
+            "serviceaccount/default\n" => Ok(()),
+            other => Err(format!("{other}{}", err(&o))),
+        }
+    });
+    ok(cl.kubectl(&["create", "serviceaccount", "build-robot", "-n", "team-a"]));
+    let robot = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: build-robot, namespace: team-a}\nimagePullSecrets: [{name: regcred}]\n";
+    ok(cl.kubectl(&["apply", "-f", &cl.file("robot.yaml", robot)]));
+    let pod = |sa: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: as-{sa}, namespace: team-a}}\nspec:\n  serviceAccountName: {sa}\n  containers: [{{name: c, image: busybox}}]\n")
+    };
+    let dry = |yaml: &str, path: &str| {
+        cl.kubectl(&[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            &cl.file("sa-pod.yaml", yaml),
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
+    };
+    let runs_as = ok(dry(
+        &pod("build-robot"),
+        "{.spec.serviceAccountName} {.spec.imagePullSecrets[0].name}",
+    ));
+    assert_eq!(runs_as, "build-robot regcred");
+    let unnamed = pod("x").replace("  serviceAccountName: x\n", "");
+    assert_eq!(ok(dry(&unnamed, "{.spec.serviceAccountName}")), "default");
+    let e = fails(dry(&pod("nobody"), "{.spec.serviceAccountName}"));
+    assert!(
+        e.contains(
+            "error looking up service account team-a/nobody: serviceaccount \"nobody\" not found"
+        ),
+        "{e}"
+    );
+    let rbac = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {namespace: team-a, name: pod-reader}\nrules:\n- apiGroups: [\"\"]\n  resources: [pods]\n  verbs: [get, watch, list]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: read-pods, namespace: team-a}\nsubjects:\n- {kind: ServiceAccount, name: build-robot, namespace: team-a}\n- {kind: User, name: jane, apiGroup: rbac.authorization.k8s.io}\nroleRef: {kind: Role, name: pod-reader, apiGroup: rbac.authorization.k8s.io}\n";
+    let applied = cl.kubectl(&["apply", "-f", &cl.file("rbac.yaml", rbac)]);
+    assert!(applied.status.success(), "{}", err(&applied));
+    assert!(
+        err(&applied).contains("RBAC is stored but not enforced"),
+        "{}",
+        err(&applied)
+    );
+    let table = ok(cl.kubectl(&[
+        "get",
+        "rolebinding",
+        "read-pods",
+        "-n",
+        "team-a",
+        "-o",
+        "wide",
+    ]));
+    let row = table.lines().nth(1).unwrap_or("");
+    assert!(
+        row.starts_with("read-pods")
+            && row.contains("Role/pod-reader")
+            && row.contains("jane")
+            && row.contains("team-a/build-robot"),
+        "{table}"
+    );
+    // kubectl's own generators (protobuf bodies).
+    ok(cl.kubectl(&[
+        "create",
+        "clusterrole",
+        "pod-lister",
+        "--verb=get,list",
+        "--resource=pods",
+    ]));
+    ok(cl.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "lister",
+        "--clusterrole=pod-lister",
+        "--serviceaccount=team-a:build-robot",
+    ]));
+    let b = cl.json(&["get", "clusterrolebinding", "lister"]);
+    assert_eq!(b["roleRef"]["name"], "pod-lister", "{b}");
+    assert_eq!(b["subjects"][0]["namespace"], "team-a", "{b}");
+    let r = cl.json(&["get", "clusterrole", "pod-lister"]);
+    assert_eq!(r["rules"][0]["verbs"], json!(["get", "list"]), "{r}");
+    ok(cl.kubectl(&["delete", "clusterrolebinding", "lister"]));
+    ok(cl.kubectl(&["delete", "clusterrole", "pod-lister"]));
+    ok(cl.kubectl(&["delete", "namespace", "team-a"]));
 }
 
 /// IngressClass: the docs' class applies and prints as kubectl prints it; marked default,

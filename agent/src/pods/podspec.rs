@@ -173,7 +173,11 @@ pub(super) fn field_value(
         "metadata.namespace" => m.namespace().to_string(),
         "metadata.uid" => m.uid.clone().unwrap_or_default(),
         "spec.nodeName" => pod.spec.node_name.clone().unwrap_or_default(),
-        "spec.serviceAccountName" => "default".into(),
+        "spec.serviceAccountName" => pod
+            .spec
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into()),
         "status.hostIP" | "status.hostIPs" => host_ip.to_string(),
         "status.podIP" | "status.podIPs" => pod_ip.to_string(),
         other => {

@@ -277,6 +277,17 @@ pub fn validate_update(old: &Object, new: &Object) -> Vec<FieldError> {
     v.errs
 }
 
+/// Kubernetes' `IsValidPathSegmentName`: not `.` or `..`, no `/` or `%`.
+fn path_segment_problem(name: &str) -> Option<String> {
+    if name == "." || name == ".." {
+        return Some(format!("may not be '{name}'"));
+    }
+    ['/', '%']
+        .into_iter()
+        .find(|c| name.contains(*c))
+        .map(|c| format!("may not contain '{c}'"))
+}
+
 /// The message for a field that may not change.
 const IMMUTABLE: &str = "field is immutable";
 
@@ -292,6 +303,7 @@ fn validate_meta(v: &mut Problems, obj: &Object) {
             let problem = match kind.name_rule() {
                 NameRule::Label => dns1123_label_problem(name),
                 NameRule::Subdomain => dns1123_subdomain_problem(name),
+                NameRule::PathSegment => path_segment_problem(name),
             };
             if let Some(why) = problem {
                 v.invalid("metadata.name", q(name), &why);

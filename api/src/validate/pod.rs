@@ -81,6 +81,16 @@ pub(super) fn validate_pod_spec(
         }
     }
 
+    for (f, name) in [
+        ("serviceAccountName", &spec.service_account_name),
+        ("serviceAccount", &spec.service_account),
+    ] {
+        if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
+            if let Some(why) = dns1123_subdomain_problem(n) {
+                v.invalid(&format!("{base}.{f}"), q(n), &why);
+            }
+        }
+    }
     let volume_names = validate_volumes(v, base, &spec.volumes);
 
     // Containers.

@@ -287,6 +287,7 @@ mod tests {
             "autoscaling/v2",
             "scheduling.k8s.io/v1",
             "storage.k8s.io/v1",
+            "rbac.authorization.k8s.io/v1",
         ] {
             let (g, v) = gv.rsplit_once('/').unwrap_or(("", gv));
             let doc = resource_list(g, v);

@@ -272,6 +272,76 @@ static PRIORITY_CLASS: Message = Message {
         (5, "preemptionPolicy", T::Str),
     ],
 };
+static OBJECT_REFERENCE: Message = Message {
+    name: "ObjectReference",
+    fields: &[
+        (1, "kind", T::Str),
+        (2, "namespace", T::Str),
+        (3, "name", T::Str),
+        (4, "uid", T::Str),
+        (5, "apiVersion", T::Str),
+        (6, "resourceVersion", T::Str),
+        (7, "fieldPath", T::Str),
+    ],
+};
+static LOCAL_OBJECT_REFERENCE: Message = Message {
+    name: "LocalObjectReference",
+    fields: &[(1, "name", T::Str)],
+};
+/// What `kubectl create serviceaccount` sends.
+static SERVICE_ACCOUNT: Message = Message {
+    name: "ServiceAccount",
+    fields: &[
+        (1, "metadata", T::Msg(&OBJECT_META)),
+        (2, "secrets", T::RepMsg(&OBJECT_REFERENCE)),
+        (3, "imagePullSecrets", T::RepMsg(&LOCAL_OBJECT_REFERENCE)),
+        (4, "automountServiceAccountToken", T::Bool),
+    ],
+};
+static POLICY_RULE: Message = Message {
+    name: "PolicyRule",
+    fields: &[
+        (1, "verbs", T::RepStr),
+        (2, "apiGroups", T::RepStr),
+        (3, "resources", T::RepStr),
+        (4, "resourceNames", T::RepStr),
+        (5, "nonResourceURLs", T::RepStr),
+    ],
+};
+/// What `kubectl create role|clusterrole` sends (a ClusterRole's aggregationRule aside).
+static ROLE: Message = Message {
+    name: "Role",
+    fields: &[
+        (1, "metadata", T::Msg(&OBJECT_META)),
+        (2, "rules", T::RepMsg(&POLICY_RULE)),
+    ],
+};
+static SUBJECT: Message = Message {
+    name: "Subject",
+    fields: &[
+        (1, "kind", T::Str),
+        (2, "apiGroup", T::Str),
+        (3, "name", T::Str),
+        (4, "namespace", T::Str),
+    ],
+};
+static ROLE_REF: Message = Message {
+    name: "RoleRef",
+    fields: &[
+        (1, "apiGroup", T::Str),
+        (2, "kind", T::Str),
+        (3, "name", T::Str),
+    ],
+};
+/// What `kubectl create rolebinding|clusterrolebinding` sends.
+static ROLE_BINDING: Message = Message {
+    name: "RoleBinding",
+    fields: &[
+        (1, "metadata", T::Msg(&OBJECT_META)),
+        (2, "subjects", T::RepMsg(&SUBJECT)),
+        (3, "roleRef", T::Msg(&ROLE_REF)),
+    ],
+};
 static NAMESPACE_SPEC: Message = Message {
     name: "NamespaceSpec",
     fields: &[(1, "finalizers", T::RepStr)],
@@ -658,9 +728,12 @@ pub fn object(body: &[u8]) -> Result<Value, String> {
         ("scheduling.k8s.io/v1", "PriorityClass") => &PRIORITY_CLASS,
         ("policy/v1", "PodDisruptionBudget") => &policy::PDB,
         ("networking.k8s.io/v1", "Ingress") => &networking::INGRESS,
+        ("v1", "ServiceAccount") => &SERVICE_ACCOUNT,
+        ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => &ROLE,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => &ROLE_BINDING,
         _ => {
             return Err(format!(
-                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler, scheduling.k8s.io/v1 PriorityClass, networking.k8s.io/v1 Ingress and policy/v1 PodDisruptionBudget and Eviction, not {api_version}/{kind}; send JSON"
+                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret, Service and ServiceAccount, rbac.authorization.k8s.io/v1 roles and bindings, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler, scheduling.k8s.io/v1 PriorityClass, networking.k8s.io/v1 Ingress and policy/v1 PodDisruptionBudget and Eviction, not {api_version}/{kind}; send JSON"
             ))
         }
     };

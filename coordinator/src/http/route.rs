@@ -283,7 +283,7 @@ mod tests {
             Ok(Route::OpenApi("apis/apps/v1".into()))
         );
         assert!(route("/apis/apps/v1beta1").is_err());
-        assert!(route("/apis/rbac.authorization.k8s.io").is_err());
+        assert!(route("/apis/certificates.k8s.io").is_err());
         assert!(route("/metrics").is_err());
     }
 

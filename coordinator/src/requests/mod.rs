@@ -19,6 +19,7 @@ use skiff_api::wire::{
 use skiff_api::{Kind, Object, ObjectKey};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod accounts;
 mod admission;
 mod authz;
 pub mod credentials;
@@ -217,6 +218,7 @@ impl<S: Store> Api<S> {
                 self.create(o).await?;
             }
         }
+        self.bootstrap_accounts().await?;
         self.bootstrap_priority_classes().await?;
         self.bootstrap_storage_class().await
     }

@@ -138,6 +138,7 @@ impl<S: Store> Api<S> {
                 ));
             }
         }
+        self.admit_service_account(&mut o)?;
         let generated = o.meta().name.is_none();
         for _ in 0..8 {
             if generated {
@@ -156,6 +157,10 @@ impl<S: Store> Api<S> {
                 Ok(s) if dry => return Ok(written(s, o)),
                 Ok(s) => {
                     record_service(svc_held.as_deref_mut(), &o.key(), &o);
+                    if kind == Kind::Namespace {
+                        // A new namespace gets its `default` ServiceAccount.
+                        Box::pin(self.ensure_default_account(o.meta().name())).await?;
+                    }
                     if let (Some(guard), Object::Node(n)) = (_cidr_guard.as_mut(), &o) {
                         if let (Some(set), Some(c)) = (guard.as_mut(), &n.spec.pod_cidr) {
                             set.insert(c.clone());
