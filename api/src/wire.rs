@@ -155,6 +155,21 @@ pub enum Request {
     /// `CloseStdin` (its end of the connection), and receives `Stdout` until the port's
     /// end ends the stream, or an `Error`.
     PortForward(PortForwardRequest),
+    /// A ServiceAccount token (`serviceaccounts/token`, Kubernetes' TokenRequest): signed
+    /// for `audiences` (the API's when empty), living `expiration_seconds`, bound to a pod
+    /// when one is named. A node may ask only for the accounts of pods bound to it.
+    ServiceAccountToken {
+        /// The account's namespace.
+        namespace: String,
+        /// The account.
+        name: String,
+        /// Who the token is for.
+        audiences: Vec<String>,
+        /// How long it lives (600 s at least).
+        expiration_seconds: i64,
+        /// The pod it is bound to: its name and uid.
+        pod: Option<(String, String)>,
+    },
 }
 
 /// Which log to read.
@@ -395,6 +410,13 @@ pub enum Response {
     },
     /// The request failed.
     Error(ApiError),
+    /// A ServiceAccount token.
+    AccountToken {
+        /// The token (a JWT).
+        token: String,
+        /// When it expires (seconds since the epoch).
+        expires: u64,
+    },
 }
 
 /// A watch stream's messages.

@@ -10,6 +10,7 @@ pub mod hub;
 pub mod nodes;
 pub mod pki;
 pub mod requests;
+pub mod sa_token;
 pub mod sched;
 pub mod server;
 pub mod services;

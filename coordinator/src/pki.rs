@@ -40,6 +40,8 @@ pub struct Pki {
     sans: Vec<String>,
     /// How long the node certificates it signs live (`--node-cert-ttl`).
     pub node_cert_ttl: Duration,
+    /// The key ServiceAccount tokens are signed with (`sa.key` beside the CA).
+    pub tokens: crate::sa_token::Signer,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
@@ -103,7 +105,14 @@ impl Pki {
         let ca_der = pem_to_der(&ca_pem).ok_or(rcgen::Error::CouldNotParseCertificate)?;
 
         let serving = issue_serving(&issuer, sans, DEFAULT_SERVING_CERT_TTL)?;
+        let sa_key = dir.join("sa.key");
+        let tokens =
+            crate::sa_token::Signer::load_or_create(&sa_key).map_err(|e| PkiError::Io {
+                path: sa_key.display().to_string(),
+                source: std::io::Error::other(e),
+            })?;
         Ok(Pki {
+            tokens,
             ca_pem,
             ca_der,
             issuer,

@@ -1220,3 +1220,75 @@ async fn bind_from_a_stale_view_keeps_later_changes() {
         "{other:?}"
     );
 }
+
+/// ServiceAccount tokens through the API: a node gets them only for the accounts of pods
+/// bound to it, a token is bound to its pod (refused once the pod is gone), lives at
+/// least ten minutes, and a pod that names a missing account is refused.
+#[tokio::test]
+async fn service_account_tokens_are_bound_and_held_to_the_node_rule() {
+    use skiff_api::wire::{ErrorCode, Request, Response};
+    use skiff_coordinator::pki::Identity;
+    let sim = Sim::new(&["n1", "n2"], 300).await;
+    sim.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: robot}\n")
+        .await;
+    sim.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  nodeName: n1\n  serviceAccountName: robot\n  containers: [{name: c, image: x}]\n").await;
+    let bad = parse_manifests("apiVersion: v1\nkind: Pod\nmetadata: {name: q}\nspec:\n  serviceAccountName: ghost\n  containers: [{name: c, image: x}]\n").unwrap().remove(0).object;
+    let e = sim.api.create(bad).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e:?}");
+    assert!(
+        e.message.contains("serviceaccount \"ghost\" not found"),
+        "{e:?}"
+    );
+    let pod = sim
+        .pods()
+        .into_iter()
+        .find(|p| p.metadata.name() == "p")
+        .unwrap();
+    let uid = pod.metadata.uid.clone().unwrap();
+    let ask = |expiration: i64, pod: Option<(&str, &str)>| Request::ServiceAccountToken {
+        namespace: "default".into(),
+        name: "robot".into(),
+        audiences: Vec::new(),
+        expiration_seconds: expiration,
+        pod: pod.map(|(n, u)| (n.to_string(), u.to_string())),
+    };
+    let code = |r: Response| match r {
+        Response::Error(e) => Some(e.code),
+        _ => None,
+    };
+    let n1 = Identity::Node("n1".into());
+    let n2 = Identity::Node("n2".into());
+    // Another node, an unbound token for a node, a stale uid, a short life: refused.
+    let r = sim.api.handle(&n2, ask(3600, Some(("p", &uid)))).await;
+    assert_eq!(code(r), Some(ErrorCode::Forbidden));
+    let r = sim.api.handle(&n1, ask(3600, None)).await;
+    assert_eq!(code(r), Some(ErrorCode::Forbidden));
+    let r = sim.api.handle(&n1, ask(3600, Some(("p", "old-uid")))).await;
+    assert_eq!(code(r), Some(ErrorCode::Conflict));
+    let r = sim.api.handle(&n1, ask(60, Some(("p", &uid)))).await;
+    assert_eq!(code(r), Some(ErrorCode::Invalid));
+    // Its own pod's: a token naming the account, the pod and the node.
+    let Response::AccountToken { token, expires } =
+        sim.api.handle(&n1, ask(3600, Some(("p", &uid)))).await
+    else {
+        panic!("no token")
+    };
+    assert!(expires >= now_secs() + 3500);
+    let c = sim.api.authenticate_token(&token).unwrap();
+    assert_eq!(c.sub, "system:serviceaccount:default:robot");
+    assert_eq!(c.kube.node.unwrap().name, "n1");
+    // The pod gone, the token speaks for no one.
+    sim.api
+        .delete_object(
+            &key(Kind::Pod, "p"),
+            DeleteOptions {
+                grace: Some(0),
+                force: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let e = sim.api.authenticate_token(&token).unwrap_err();
+    assert!(e.contains("gone"), "{e}");
+}

@@ -1214,6 +1214,7 @@ fn accounts(cl: &Cluster) {
             && row.contains("team-a/build-robot"),
         "{table}"
     );
+    service_account_tokens(cl);
     // kubectl's own generators (protobuf bodies).
     ok(cl.kubectl(&[
         "create",
@@ -1269,6 +1270,77 @@ fn ingress_classes(cl: &Cluster) {
     assert!(e.contains("spec.controller"), "{e}");
     ok(cl.kubectl(&["delete", "ingress", "classless"]));
     ok(cl.kubectl(&["delete", "ingressclass", "edge"]));
+}
+
+/// ServiceAccount tokens: `kubectl create token` and a pod's projected token (the docs'
+/// `projected-service-account-token` pod) are real signed tokens; the API takes one made
+/// for its audience (for discovery only: RBAC is not enforced), refuses one for another
+/// audience, a forged one, and a pod's once the pod is gone.
+fn service_account_tokens(cl: &Cluster) {
+    let kc = cl.dir.path().join("robot.kubeconfig");
+    std::fs::copy(cl.c.data_dir.join("admin.kubeconfig"), &kc).unwrap();
+    let kc = kc.to_str().unwrap().to_string();
+    let as_token = |token: &str, args: &[&str]| {
+        let set = format!("--token={token}");
+        ok(cl.kubectl(&[
+            "--kubeconfig",
+            &kc,
+            "config",
+            "set-credentials",
+            "robot",
+            &set,
+        ]));
+        ok(cl.kubectl(&[
+            "--kubeconfig",
+            &kc,
+            "config",
+            "set-context",
+            "--current",
+            "--user=robot",
+        ]));
+        let mut a = vec!["--kubeconfig", kc.as_str()];
+        a.extend_from_slice(args);
+        cl.kubectl(&a)
+    };
+    let token = ok(cl.kubectl(&["create", "token", "build-robot", "-n", "team-a"]));
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let api = ok(as_token(token, &["get", "--raw", "/api"]));
+    assert!(api.contains("APIVersions"), "{api}");
+    let e = fails(as_token(token, &["get", "pods", "-n", "team-a"]));
+    assert!(
+        e.contains("system:serviceaccount:team-a:build-robot")
+            && e.contains("grants only discovery"),
+        "{e}"
+    );
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let e = fails(as_token(&forged, &["get", "--raw", "/api"]));
+    assert!(e.contains("Unauthorized"), "{e}");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: nginx, namespace: team-a}\nspec:\n  nodeName: NODE\n  terminationGracePeriodSeconds: 1\n  serviceAccountName: build-robot\n  containers:\n  - name: container-test\n    image: IMAGE\n    command: [sleep, '100000']\n    volumeMounts:\n    - {name: token-vol, mountPath: /var/run/secrets/tokens, readOnly: true}\n  volumes:\n  - name: token-vol\n    projected:\n      sources:\n      - serviceAccountToken: {audience: vault, expirationSeconds: 7200, path: vault-token}\n      - serviceAccountToken: {path: api-token}\n";
+    ok(cl.kubectl(&["apply", "-f", &cl.file("token-pod.yaml", pod)]));
+    let read = |file: &str| {
+        eventually(60, "the projected token", || {
+            let o = cl.kubectl(&["exec", "-n", "team-a", "nginx", "--", "cat", file]);
+            match out(&o) {
+                t if t.split('.').count() == 3 => Ok(t),
+                t => Err(format!("{t}{}", err(&o))),
+            }
+        })
+    };
+    let vault = read("/var/run/secrets/tokens/vault-token");
+    let mine = read("/var/run/secrets/tokens/api-token");
+    let e = fails(as_token(&vault, &["get", "--raw", "/api"]));
+    assert!(
+        e.contains("Unauthorized"),
+        "a token for vault is not the API's: {e}"
+    );
+    assert!(ok(as_token(&mine, &["get", "--raw", "/api"])).contains("APIVersions"));
+    ok(cl.kubectl(&["delete", "pod", "nginx", "-n", "team-a", "--wait=true"]));
+    let e = fails(as_token(&mine, &["get", "--raw", "/api"]));
+    assert!(
+        e.contains("Unauthorized"),
+        "the pod is gone, so is its token: {e}"
+    );
 }
 
 /// `kubectl apply --server-side`: managed fields, a conflict with another manager as

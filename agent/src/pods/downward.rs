@@ -4,11 +4,40 @@
 //! environment variables and for the files of `downwardAPI` volumes and projections.
 //! Pure: the worker hands in the node's allocatable.
 
-use super::podspec::ConfigError;
 use skiff_api::pod::{DownwardApiVolumeFile, Pod, ResourceFieldSelector};
 use skiff_api::quantity::Quantity;
 use skiff_runtime::ProjectedFile;
 use std::collections::BTreeMap;
+
+/// `metadata.name`, `metadata.labels['app']`, `status.podIP`...
+pub fn field_value(pod: &Pod, path: &str, host_ip: &str, pod_ip: &str) -> Result<String, String> {
+    let m = &pod.metadata;
+    let indexed = |prefix: &str, map: &BTreeMap<String, String>| -> Option<String> {
+        let rest = path.strip_prefix(prefix)?;
+        let key = rest.strip_prefix("['").and_then(|r| r.strip_suffix("']"))?;
+        Some(map.get(key).cloned().unwrap_or_default())
+    };
+    if let Some(v) = indexed("metadata.labels", &m.labels) {
+        return Ok(v);
+    }
+    if let Some(v) = indexed("metadata.annotations", &m.annotations) {
+        return Ok(v);
+    }
+    Ok(match path {
+        "metadata.name" => m.name().to_string(),
+        "metadata.namespace" => m.namespace().to_string(),
+        "metadata.uid" => m.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => pod.spec.node_name.clone().unwrap_or_default(),
+        "spec.serviceAccountName" => pod
+            .spec
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        "status.hostIP" | "status.hostIPs" => host_ip.to_string(),
+        "status.podIP" | "status.podIPs" => pod_ip.to_string(),
+        other => return Err(format!("unsupported fieldRef fieldPath {other:?}")),
+    })
+}
 
 /// Kubernetes' rendering of a whole label or annotation map in a file: `key="value"`
 /// lines, sorted by key, values quoted.
@@ -20,14 +49,14 @@ pub fn format_map(m: &BTreeMap<String, String>) -> String {
 }
 
 /// A pod field as a downward API volume file holds it (the fields a volume may name).
-pub fn volume_field(pod: &Pod, path: &str) -> Result<String, ConfigError> {
+pub fn volume_field(pod: &Pod, path: &str) -> Result<String, String> {
     let m = &pod.metadata;
     match path {
         "metadata.labels" => return Ok(format_map(&m.labels)),
         "metadata.annotations" => return Ok(format_map(&m.annotations)),
         _ => {}
     }
-    super::podspec::field_value(pod, path, "", "")
+    field_value(pod, path, "", "")
 }
 
 /// A container's resource (`limits.cpu`, `requests.memory`...) in `divisor` units,
@@ -39,7 +68,7 @@ pub fn resource_value(
     container: &str,
     r: &ResourceFieldSelector,
     allocatable: &BTreeMap<String, Quantity>,
-) -> Result<String, ConfigError> {
+) -> Result<String, String> {
     let name = r
         .container_name
         .as_deref()
@@ -52,15 +81,15 @@ pub fn resource_value(
         .chain(&pod.spec.init_containers)
         .find(|c| c.name == name)
     else {
-        return Err(ConfigError(format!(
+        return Err(format!(
             "resourceFieldRef: container {name:?} not found in the pod"
-        )));
+        ));
     };
     let Some((kind, resource)) = r.resource.split_once('.') else {
-        return Err(ConfigError(format!(
+        return Err(format!(
             "unsupported resourceFieldRef resource {:?}",
             r.resource
-        )));
+        ));
     };
     let res = c.resources.as_ref();
     let set = match kind {
@@ -89,7 +118,7 @@ pub fn files(
     pod: &Pod,
     items: &[DownwardApiVolumeFile],
     allocatable: &BTreeMap<String, Quantity>,
-) -> Result<Vec<ProjectedFile>, ConfigError> {
+) -> Result<Vec<ProjectedFile>, String> {
     items
         .iter()
         .map(|f| {
@@ -183,6 +212,6 @@ spec:
             divisor: None,
         };
         let e = resource_value(&p, "", &missing, &alloc).unwrap_err();
-        assert!(e.0.contains("container \"nope\" not found"), "{e}");
+        assert!(e.contains("container \"nope\" not found"), "{e}");
     }
 }

@@ -21,6 +21,13 @@ pub struct Sources {
     /// The node's allocatable: the downward API's value of a limit a container does not
     /// set.
     pub allocatable: BTreeMap<String, skiff_api::quantity::Quantity>,
+    /// ServiceAccount tokens the worker holds, by [`token_key`].
+    pub tokens: BTreeMap<String, String>,
+}
+
+/// How a projected token source's token is found in [`Sources::tokens`].
+pub fn token_key(audience: &str, expiration_seconds: i64) -> String {
+    format!("{audience}|{expiration_seconds}")
 }
 
 /// Why a container's config cannot be made yet (`CreateContainerConfigError`).
@@ -149,45 +156,6 @@ fn env_name_ok(k: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
-/// `metadata.name`, `metadata.labels['app']`, `status.podIP`...
-pub(super) fn field_value(
-    pod: &Pod,
-    path: &str,
-    host_ip: &str,
-    pod_ip: &str,
-) -> Result<String, ConfigError> {
-    let m = &pod.metadata;
-    let indexed = |prefix: &str, map: &BTreeMap<String, String>| -> Option<String> {
-        let rest = path.strip_prefix(prefix)?;
-        let key = rest.strip_prefix("['").and_then(|r| r.strip_suffix("']"))?;
-        Some(map.get(key).cloned().unwrap_or_default())
-    };
-    if let Some(v) = indexed("metadata.labels", &m.labels) {
-        return Ok(v);
-    }
-    if let Some(v) = indexed("metadata.annotations", &m.annotations) {
-        return Ok(v);
-    }
-    Ok(match path {
-        "metadata.name" => m.name().to_string(),
-        "metadata.namespace" => m.namespace().to_string(),
-        "metadata.uid" => m.uid.clone().unwrap_or_default(),
-        "spec.nodeName" => pod.spec.node_name.clone().unwrap_or_default(),
-        "spec.serviceAccountName" => pod
-            .spec
-            .service_account_name
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        "status.hostIP" | "status.hostIPs" => host_ip.to_string(),
-        "status.podIP" | "status.podIPs" => pod_ip.to_string(),
-        other => {
-            return Err(ConfigError(format!(
-                "unsupported fieldRef fieldPath {other:?}"
-            )))
-        }
-    })
-}
-
 /// The container's environment, in order: envFrom, then env (later names win).
 pub fn environment(
     pod: &Pod,
@@ -272,9 +240,11 @@ pub fn environment(
                     }
                 }
             } else if let Some(f) = &from.field_ref {
-                field_value(pod, &f.field_path, host_ip, pod_ip)?
+                super::downward::field_value(pod, &f.field_path, host_ip, pod_ip)
+                    .map_err(ConfigError)?
             } else if let Some(r) = &from.resource_field_ref {
-                super::downward::resource_value(pod, &c.name, r, &src.allocatable)?
+                super::downward::resource_value(pod, &c.name, r, &src.allocatable)
+                    .map_err(ConfigError)?
             } else {
                 String::new()
             }
@@ -370,11 +340,22 @@ fn projected_sources(
                 sec.optional,
             )?);
         } else if let Some(d) = &s.downward_api {
-            files.extend(super::downward::files(pod, &d.items, &src.allocatable)?);
-        } else if s.service_account_token.is_some() {
-            return Err(ConfigError(
-                "serviceAccountToken projections are not issued by this node yet".into(),
-            ));
+            files.extend(
+                super::downward::files(pod, &d.items, &src.allocatable).map_err(ConfigError)?,
+            );
+        } else if let Some(t) = &s.service_account_token {
+            let audience = t.audience.as_deref().unwrap_or("");
+            let key = token_key(audience, t.expiration_seconds.unwrap_or(3600));
+            let Some(token) = src.tokens.get(&key) else {
+                return Err(ConfigError(format!(
+                    "no ServiceAccount token yet for audience {audience:?} (the coordinator issues it)"
+                )));
+            };
+            files.push(ProjectedFile {
+                path: t.path.clone(),
+                data: token.clone().into_bytes(),
+                mode: None,
+            });
         }
     }
     Ok(files)
@@ -395,7 +376,8 @@ pub fn projected_volumes(pod: &Pod, src: &Sources) -> Result<Vec<ProjectedVolume
             continue;
         }
         if let Some(d) = &v.downward_api {
-            let files = super::downward::files(pod, &d.items, &src.allocatable)?;
+            let files =
+                super::downward::files(pod, &d.items, &src.allocatable).map_err(ConfigError)?;
             out.push((
                 v.name.clone(),
                 files,

@@ -189,7 +189,34 @@ async fn handle<S: Store>(
     };
     // Health and version are public, as Kubernetes' system:public-info-viewer makes them.
     let core = matches!(r, route::Route::CoreVersions);
-    match (r, denied(caller)) {
+    let mut refusal = denied(caller);
+    // A ServiceAccount's bearer token: checked, and then good for discovery only (RBAC is
+    // not enforced, so it grants nothing more).
+    if let (Some(token), Identity::Anonymous) = (bearer(&req), &caller.id) {
+        match api.authenticate_token(token) {
+            Err(why) => {
+                tracing::debug!(%why, "bearer token refused");
+                refusal = Some(ApiError::new(ErrorCode::Unauthorized, "Unauthorized"));
+            }
+            Ok(c) if matches!(r, route::Route::Object(_) | route::Route::Metrics(_)) => {
+                let what = match &r {
+                    route::Route::Object(t) => t.kind.info().plural.to_string(),
+                    _ => "metrics".into(),
+                };
+                let e = ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "{what} is forbidden: User {:?} cannot {} resource {what:?}: skiff does not enforce RBAC, so a ServiceAccount token grants only discovery",
+                        c.user(),
+                        req.method().as_str().to_ascii_lowercase()
+                    ),
+                );
+                return failure(&e, None);
+            }
+            Ok(_) => refusal = None,
+        }
+    }
+    match (r, refusal) {
         (route::Route::Health, _) => text(200, "ok"),
         (route::Route::Version, _) => json(200, version().to_string()),
         (_, Some(e)) => failure(&e, None),
@@ -235,6 +262,14 @@ async fn handle<S: Store>(
             ),
         },
     }
+}
+
+/// The bearer token of an `Authorization` header, if there is one.
+fn bearer(req: &Request<Incoming>) -> Option<&str> {
+    header(req, "authorization")?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {

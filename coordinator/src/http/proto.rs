@@ -175,6 +175,51 @@ pub fn eviction(body: &[u8]) -> Result<Value, String> {
     Ok(e)
 }
 
+static BOUND_OBJECT_REFERENCE: Message = Message {
+    name: "BoundObjectReference",
+    fields: &[
+        (1, "kind", T::Str),
+        (2, "apiVersion", T::Str),
+        (3, "name", T::Str),
+        (4, "uid", T::Str),
+    ],
+};
+static TOKEN_REQUEST_SPEC: Message = Message {
+    name: "TokenRequestSpec",
+    fields: &[
+        (1, "audiences", T::RepStr),
+        (3, "boundObjectRef", T::Msg(&BOUND_OBJECT_REFERENCE)),
+        (4, "expirationSeconds", T::Int),
+    ],
+};
+/// Empty in a request; read so that kubectl's (empty) status is no stranger.
+static TOKEN_REQUEST_STATUS: Message = Message {
+    name: "TokenRequestStatus",
+    fields: &[(1, "token", T::Str), (2, "expirationTimestamp", T::Time)],
+};
+static TOKEN_REQUEST: Message = Message {
+    name: "TokenRequest",
+    fields: &[
+        (1, "metadata", T::Msg(&OBJECT_META)),
+        (2, "spec", T::Msg(&TOKEN_REQUEST_SPEC)),
+        (3, "status", T::Msg(&TOKEN_REQUEST_STATUS)),
+    ],
+};
+
+/// A TokenRequest (`kubectl create token`), as its JSON.
+pub fn token_request(body: &[u8]) -> Result<Value, String> {
+    let (api_version, kind, raw) = unknown(body)?;
+    if kind != "TokenRequest" || api_version != "authentication.k8s.io/v1" {
+        return Err(format!(
+            "skiff reads only an authentication.k8s.io/v1 TokenRequest here, not {api_version}/{kind}"
+        ));
+    }
+    let mut o = decode(raw, &TOKEN_REQUEST)?;
+    o.insert("apiVersion".into(), api_version.into());
+    o.insert("kind".into(), kind.into());
+    Ok(Value::Object(o))
+}
+
 /// How a field's bytes read.
 #[derive(Clone, Copy)]
 enum T {

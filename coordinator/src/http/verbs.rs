@@ -98,6 +98,9 @@ pub(crate) async fn object<S: Store>(
         (&Method::POST, true, Some("eviction")) if t.kind == Kind::Pod => {
             evict(api, id, &t, req, opts.dry_run).await
         }
+        (&Method::POST, true, Some("token")) if t.kind == Kind::ServiceAccount => {
+            token_request(api, id, &t, req).await
+        }
         (&Method::GET, true, Some("scale")) if scale::scalable(t.kind) => current(api, id, &t)
             .await
             .map(|o| json(200, scale::scale_of(&o).to_string())),
@@ -526,6 +529,85 @@ async fn evict<S: Store>(
                 "status": "Success", "code": 201});
             Ok(json(201, s.to_string()))
         }
+        r => Err(unexpected(r)),
+    }
+}
+
+/// `POST serviceaccounts/{name}/token` (Kubernetes' TokenRequest, `kubectl create
+/// token`): a token for the account, for the spec's audiences (the API's when none),
+/// living `expirationSeconds` (an hour by default), bound to a pod when `boundObjectRef`
+/// names one.
+async fn token_request<S: Store>(
+    api: &Api<S>,
+    id: &Identity,
+    t: &Target,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let ct = content_type(&req);
+    let bytes = body(req, 64 << 10).await?;
+    let tr: Value = if ct.starts_with(super::proto::CONTENT_TYPE) {
+        super::proto::token_request(&bytes).map_err(bad)?
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?
+    };
+    if tr["kind"] != "TokenRequest" {
+        return Err(bad("the body of a token request must be a TokenRequest"));
+    }
+    let spec = &tr["spec"];
+    let audiences: Vec<String> = spec["audiences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let expiration = spec["expirationSeconds"].as_i64().unwrap_or(3600);
+    let pod = match spec.get("boundObjectRef").filter(|b| !b.is_null()) {
+        None => None,
+        Some(b) if b["kind"] == "Pod" => Some((
+            b["name"].as_str().unwrap_or("").to_string(),
+            b["uid"].as_str().unwrap_or("").to_string(),
+        )),
+        Some(b) => {
+            return Err(bad(format!(
+                "spec.boundObjectRef.kind: Unsupported value: {}: skiff binds tokens to pods only",
+                b["kind"]
+            )))
+        }
+    };
+    let (namespace, name) = (
+        t.namespace.clone().unwrap_or_default(),
+        t.name.clone().unwrap_or_default(),
+    );
+    let req = ApiRequest::ServiceAccountToken {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        audiences: audiences.clone(),
+        expiration_seconds: expiration,
+        pod: pod.clone(),
+    };
+    match api.handle(id, req).await {
+        ApiResponse::AccountToken { token, expires } => {
+            let mut spec = serde_json::json!({
+                "audiences": if audiences.is_empty() { vec![crate::sa_token::ISSUER.to_string()] } else { audiences },
+                "expirationSeconds": expiration,
+                "boundObjectRef": null,
+            });
+            if let Some((n, uid)) = pod {
+                spec["boundObjectRef"] =
+                    serde_json::json!({"kind": "Pod", "apiVersion": "v1", "name": n, "uid": uid});
+            }
+            let out = serde_json::json!({
+                "kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
+                "spec": spec,
+                "status": {"token": token, "expirationTimestamp": skiff_api::util::rfc3339(expires)},
+            });
+            Ok(json(201, out.to_string()))
+        }
+        ApiResponse::Error(e) => Err(e),
         r => Err(unexpected(r)),
     }
 }

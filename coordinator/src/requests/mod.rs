@@ -336,6 +336,9 @@ impl<S: Store> Api<S> {
                 ErrorCode::BadRequest,
                 "watch is served on its own stream",
             )),
+            Request::ServiceAccountToken { .. } => {
+                Box::pin(self.service_account_token(id, req)).await
+            }
             Request::TokenCreate { .. } | Request::TokenList | Request::TokenRevoke { .. } => {
                 self.admin_only(id)?;
                 Box::pin(self.tokens(req)).await

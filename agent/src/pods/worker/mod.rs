@@ -29,6 +29,7 @@ mod image;
 mod report;
 mod sandbox;
 mod teardown;
+mod tokens;
 
 /// Labels the agent puts on its containers.
 pub const LABEL_UID: &str = "skiff.pod.uid";
@@ -121,6 +122,8 @@ struct Worker {
     first_in_sandbox: HashMap<String, u32>,
     /// Containers already stopped for the pod's deletion.
     stopped: bool,
+    /// ServiceAccount tokens for the pod's projected volumes, by `podspec::token_key`.
+    tokens: HashMap<String, tokens::Held>,
 }
 
 /// Starts the worker of a pod. `existing` are the runtime's containers of this pod (after an
@@ -173,6 +176,7 @@ pub fn spawn(
         cs,
         first_in_sandbox: HashMap::new(),
         stopped: false,
+        tokens: HashMap::new(),
     };
     w.update_view(&pod);
     tokio::spawn(w.run());
@@ -296,7 +300,11 @@ impl Worker {
         } else {
             plan::plan(&pod, sandbox, &seen, base, Instant::now()).into()
         };
-        let mut next: Option<Instant> = deadline;
+        let (sources, token_due) = self.with_tokens(&pod, &d.sources).await;
+        let mut next: Option<Instant> = match (deadline, token_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         // The pod's containers all run: a volume that cannot be brought up to date (its
         // source gone, a full disk) leaves them running, as the kubelet does (FailedMount).
         let all_running = pod.spec.containers.iter().all(|c| {
@@ -306,7 +314,7 @@ impl Worker {
         });
         while let Some(step) = steps.pop_front() {
             let refresh = matches!(step, Step::RefreshVolumes);
-            match self.execute(&pod, &d.sources, last.as_ref(), step).await {
+            match self.execute(&pod, &sources, last.as_ref(), step).await {
                 Err((_, msg)) if refresh && all_running => {
                     self.agent.event(
                         &pod,
