@@ -76,7 +76,18 @@ pub(crate) fn job(j: &mut Job) {
         s.completions = Some(1);
     }
     s.parallelism.get_or_insert(1);
-    s.backoff_limit.get_or_insert(6);
+    // With a limit per index, the Job-wide one is off unless set.
+    let limit = match s.backoff_limit_per_index {
+        Some(_) => i32::MAX,
+        None => 6,
+    };
+    s.backoff_limit.get_or_insert(limit);
+    s.completion_mode.get_or_insert_with(|| "NonIndexed".into());
+    if let Some(p) = &mut s.pod_failure_policy {
+        for c in p.rules.iter_mut().flat_map(|r| &mut r.on_pod_conditions) {
+            c.status.get_or_insert_with(|| "True".into());
+        }
+    }
     s.suspend.get_or_insert(false);
     // Kubernetes selects a Job's pods by a label carrying the Job's uid.
     if s.manual_selector != Some(true) {

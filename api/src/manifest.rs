@@ -442,15 +442,7 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
             Kind::PersistentVolumeClaim => {
                 &["dataSource", "dataSourceRef", "volumeAttributesClassName"]
             }
-            Kind::Job => &[
-                "completionMode",
-                "podFailurePolicy",
-                "backoffLimitPerIndex",
-                "maxFailedIndexes",
-                "podReplacementPolicy",
-                "successPolicy",
-                "managedBy",
-            ],
+            Kind::Job => &["podReplacementPolicy", "managedBy"],
             Kind::Node => &["configSource", "externalID"],
             _ => &[],
         }
@@ -514,8 +506,6 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
                 "terminating",
                 "ready",
                 "uncountedTerminatedPods",
-                "completedIndexes",
-                "failedIndexes",
                 "loadBalancer",
                 "config",
                 "runtimeHandlers",
@@ -949,6 +939,15 @@ spec:
             ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 70000}]\n", "nodePort: Invalid value: 70000"),
             ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: x}]\n", "spec.selector: Required value"),
             ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Always\n      containers: [{name: a, image: x}]\n", "restartPolicy: Unsupported value: \"Always\""),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  completionMode: Indexed\n  parallelism: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n", "spec.completions: Required value: when completion mode is Indexed"),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  completionMode: Sometimes\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n", "spec.completionMode: Unsupported value: \"Sometimes\""),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  completions: 3\n  backoffLimitPerIndex: 1\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n", "spec.backoffLimitPerIndex: Forbidden: requires indexed completion mode"),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  completions: 3\n  completionMode: Indexed\n  backoffLimitPerIndex: 1\n  maxFailedIndexes: 4\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n", "spec.maxFailedIndexes: Invalid value: 4: must be less than or equal to completions"),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  podFailurePolicy:\n    rules:\n    - action: FailJob\n      onExitCodes: {operator: In, values: [0]}\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n", "spec.podFailurePolicy.rules[0].onExitCodes.values[0]: Invalid value: 0: must not be 0 for the In operator"),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  podFailurePolicy:\n    rules:\n    - action: FailIndex\n      onExitCodes: {operator: In, values: [3]}\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n", "spec.podFailurePolicy.rules[0].action: Forbidden: requires the backoffLimitPerIndex to be set"),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  podFailurePolicy:\n    rules:\n    - action: Ignore\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n", "spec.podFailurePolicy.rules[0]: Invalid value: : specifying one of OnExitCodes and OnPodConditions is required"),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  completions: 3\n  completionMode: Indexed\n  successPolicy:\n    rules: [{succeededIndexes: \"1-5\"}]\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n", "spec.successPolicy.rules[0].succeededIndexes: Invalid value: \"1-5\": too large: 5, must be less than completions 3"),
+            ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  completions: 3\n  successPolicy:\n    rules: [{succeededCount: 1}]\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n", "spec.successPolicy: Invalid value: : requires indexed completion mode"),
         ];
         for (doc, want) in meta_cases {
             let e = parse_manifests(doc).unwrap_err();

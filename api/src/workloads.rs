@@ -239,6 +239,67 @@ k8s_struct! {
         pub manual_selector: Option<bool>,
         pub suspend: Option<bool>,
         pub template: PodTemplateSpec,
+        /// `NonIndexed` (the default) or `Indexed`: each pod gets an index in
+        /// `0..completions`, and each index must succeed once.
+        pub completion_mode: Option<String>,
+        /// Indexed: failures each index may have before it is given up.
+        pub backoff_limit_per_index: Option<i32>,
+        /// Indexed, with `backoffLimitPerIndex`: failed indexes the Job may have.
+        pub max_failed_indexes: Option<i32>,
+        pub pod_failure_policy: Option<PodFailurePolicy>,
+        pub success_policy: Option<SuccessPolicy>,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.PodFailurePolicy`: what a failed pod's exit codes or conditions mean.
+    pub struct PodFailurePolicy {
+        pub rules: Vec<PodFailurePolicyRule>,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.PodFailurePolicyRule`: the first that matches decides.
+    pub struct PodFailurePolicyRule {
+        /// `FailJob`, `FailIndex`, `Ignore` or `Count`.
+        pub action: String,
+        pub on_exit_codes: Option<PodFailurePolicyOnExitCodes>,
+        pub on_pod_conditions: Vec<PodFailurePolicyOnPodCondition>,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.PodFailurePolicyOnExitCodesRequirement`.
+    pub struct PodFailurePolicyOnExitCodes {
+        pub container_name: Option<String>,
+        /// `In` or `NotIn`.
+        pub operator: String,
+        pub values: Vec<i32>,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.PodFailurePolicyOnPodConditionsPattern`.
+    pub struct PodFailurePolicyOnPodCondition {
+        #[serde(rename = "type")]
+        pub type_: String,
+        /// `True` by default.
+        pub status: Option<String>,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.SuccessPolicy`: when an Indexed Job has succeeded before every index did.
+    pub struct SuccessPolicy {
+        pub rules: Vec<SuccessPolicyRule>,
+    }
+}
+
+k8s_struct! {
+    /// `batchv1.SuccessPolicyRule`: these indexes (or this many of them) succeeded.
+    pub struct SuccessPolicyRule {
+        pub succeeded_indexes: Option<String>,
+        pub succeeded_count: Option<i32>,
     }
 }
 
@@ -251,7 +312,67 @@ k8s_struct! {
         pub start_time: Option<String>,
         pub completion_time: Option<String>,
         pub conditions: Vec<Condition>,
+        /// Indexed: the indexes that succeeded, as intervals (`1,3-5`).
+        pub completed_indexes: Option<String>,
+        /// Indexed with `backoffLimitPerIndex`: the indexes given up.
+        pub failed_indexes: Option<String>,
     }
+}
+
+/// The annotation (and label) that gives an Indexed Job's pod its index.
+pub const JOB_COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+
+/// Kubernetes' interval notation for index sets: sorted, every
+/// run of consecutive indexes as `a-b` (a lone one as `a`), comma-separated.
+pub fn format_indexes(set: &std::collections::BTreeSet<i32>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut it = set.iter().copied().peekable();
+    while let Some(start) = it.next() {
+        let mut end = start;
+        while it.peek() == Some(&(end + 1)) {
+            end = it.next().unwrap_or(end);
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+    }
+    out.join(",")
+}
+
+/// Reads [`format_indexes`] notation; every index must be below `limit`.
+pub fn parse_indexes(s: &str, limit: i32) -> Result<std::collections::BTreeSet<i32>, String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut last: Option<i32> = None;
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let num = |x: &str| {
+            x.parse::<i32>()
+                .map_err(|_| format!("cannot parse integer index: {x:?}"))
+        };
+        let (a, b) = (num(a)?, num(b)?);
+        if a > b {
+            return Err(format!("non-increasing order, previous: {a}, current: {b}"));
+        }
+        if last.is_some_and(|l| a <= l) {
+            return Err(format!(
+                "overlapping intervals, previous: {}, current: {a}",
+                last.unwrap_or(0)
+            ));
+        }
+        if b >= limit {
+            return Err(format!(
+                "too large: {b}, must be less than completions {limit}"
+            ));
+        }
+        out.extend(a..=b);
+        last = Some(b);
+    }
+    Ok(out)
 }
 
 k8s_struct! {

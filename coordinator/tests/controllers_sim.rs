@@ -1292,3 +1292,104 @@ async fn service_account_tokens_are_bound_and_held_to_the_node_rule() {
     let e = sim.api.authenticate_token(&token).unwrap_err();
     assert!(e.contains("gone"), "{e}");
 }
+
+fn condition_of(j: &Job, t: &str) -> Option<(String, String)> {
+    let c = j
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == t && c.status == "True")?;
+    Some((
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    ))
+}
+
+/// An Indexed Job with a back-off limit per index: each pod has its index (annotation,
+/// label, env, hostname), never two run one index, an index that keeps failing is given
+/// up after its retry, and the Job fails with FailedIndexes once every index is done or
+/// given up.
+#[tokio::test]
+async fn indexed_job_gives_up_an_index_after_its_own_retries() {
+    let mut sim = Sim::new(&["a", "b"], 300).await;
+    for (i, code) in [(0, 0), (1, 0), (2, 1), (3, 0)] {
+        sim.exits.push((format!("idx-{i}-"), code));
+    }
+    let extra = "  completionMode: Indexed\n  backoffLimitPerIndex: 1\n  maxFailedIndexes: 1\n";
+    sim.apply(&job_yaml("idx", 4, 2, 6, extra)).await;
+    let mut seen_index_pods = 0;
+    sim.until(80, "the Job failed with FailedIndexes", |s| {
+        job(s, "idx").is_some_and(|j| condition_of(&j, "Failed").is_some())
+    })
+    .await;
+    let j = job(&sim, "idx").unwrap();
+    for p in sim.pods() {
+        let ix = &p.metadata.annotations["batch.kubernetes.io/job-completion-index"];
+        assert_eq!(
+            &p.metadata.labels["batch.kubernetes.io/job-completion-index"],
+            ix
+        );
+        assert_eq!(
+            p.spec.hostname.as_deref(),
+            Some(format!("idx-{ix}").as_str())
+        );
+        let env = &p.spec.containers[0].env;
+        assert!(
+            env.iter().any(|e| e.name == "JOB_COMPLETION_INDEX"),
+            "{env:?}"
+        );
+        seen_index_pods += 1;
+    }
+    assert!(seen_index_pods >= 5, "index 2 ran twice");
+    let st = j.status.clone().unwrap();
+    assert_eq!(st.completed_indexes.as_deref(), Some("0-1,3"), "{st:?}");
+    assert_eq!(st.failed_indexes.as_deref(), Some("2"), "{st:?}");
+    assert_eq!(st.succeeded, Some(3));
+    assert_eq!(condition_of(&j, "Failed").unwrap().0, "FailedIndexes");
+}
+
+/// The docs' pod failure policy: exit code 42 fails the Job at once (no retries), naming
+/// the container, pod and rule.
+#[tokio::test]
+async fn a_fail_job_rule_ends_the_job_at_the_first_matching_failure() {
+    let mut sim = Sim::new(&["a"], 300).await;
+    sim.exits.push(("pfp-".into(), 42));
+    let extra = "  podFailurePolicy:\n    rules:\n    - action: FailJob\n      onExitCodes: {operator: In, values: [42]}\n    - action: Ignore\n      onPodConditions: [{type: DisruptionTarget}]\n";
+    sim.apply(&job_yaml("pfp", 3, 1, 6, extra)).await;
+    sim.until(30, "the Job failed", |s| {
+        job(s, "pfp").is_some_and(|j| condition_of(&j, "Failed").is_some())
+    })
+    .await;
+    let j = job(&sim, "pfp").unwrap();
+    let (reason, message) = condition_of(&j, "Failed").unwrap();
+    assert_eq!(reason, "PodFailurePolicy");
+    assert!(
+        message.starts_with("Container c for pod default/pfp-")
+            && message.ends_with("failed with exit code 42 matching FailJob rule at index 0"),
+        "{message}"
+    );
+    assert_eq!(j.status.unwrap().failed, Some(1), "no retry");
+}
+
+/// A success policy: index 0 succeeding is enough; the other indexes' pods are removed.
+#[tokio::test]
+async fn a_success_policy_completes_the_job_early() {
+    let mut sim = Sim::new(&["a"], 300).await;
+    sim.exits.push(("lead-0-".into(), 0));
+    let extra = "  completionMode: Indexed\n  successPolicy:\n    rules: [{succeededIndexes: \"0\", succeededCount: 1}]\n";
+    sim.apply(&job_yaml("lead", 4, 4, 6, extra)).await;
+    sim.until(30, "the Job complete", |s| {
+        job(s, "lead").is_some_and(|j| condition_of(&j, "Complete").is_some())
+    })
+    .await;
+    let j = job(&sim, "lead").unwrap();
+    assert_eq!(
+        condition_of(&j, "SuccessCriteriaMet").unwrap(),
+        ("SuccessPolicy".into(), "Matched rules at index 0".into())
+    );
+    sim.until(10, "the other indexes' pods removed", |s| {
+        !s.pods().iter().any(live)
+    })
+    .await;
+}

@@ -645,6 +645,64 @@ spec:
     assert_eq!(p["status"]["phase"], "Running", "{p}");
     assert_eq!(condition(&p, "Initialized"), "True");
     ok(cl.skiff(&["delete", "pod", "flaky-sidecar", "shipper"]));
+
+    // The docs' Indexed Job (application/job/indexed-job.yaml, with sh for bash): each pod
+    // reads its index from JOB_COMPLETION_INDEX in an init container, and its hostname is
+    // the Job's name and index.
+    cl.apply(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: indexed-job}
+spec:
+  completions: 5
+  parallelism: 3
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      initContainers:
+      - name: input
+        image: IMAGE
+        command: ["sh", "-c", "set -- foo bar baz qux xyz; shift $JOB_COMPLETION_INDEX; echo $1 > /input/data.txt"]
+        volumeMounts: [{mountPath: /input, name: input}]
+      containers:
+      - name: worker
+        image: IMAGE
+        command: ["sh", "-c", "rev /input/data.txt; hostname"]
+        volumeMounts: [{mountPath: /input, name: input}]
+      volumes:
+      - {name: input, emptyDir: {}}
+"#,
+    );
+    let j = eventually(120, "the Indexed Job complete", || {
+        let o = cl.skiff(&["get", "job", "indexed-job", "-o", "json"]);
+        let j: Value = serde_json::from_str(&out(&o)).unwrap_or(Value::Null);
+        if condition(&j, "Complete") == "True" {
+            Ok(j)
+        } else {
+            Err(format!("{}\nagent log:\n{}", j["status"], cl.agent.log()))
+        }
+    });
+    assert_eq!(j["status"]["completedIndexes"], "0-4", "{j}");
+    assert_eq!(j["status"]["succeeded"], 5, "{j}");
+    let pods: Value = serde_json::from_str(&ok(cl.skiff(&[
+        "get",
+        "pods",
+        "-l",
+        "batch.kubernetes.io/job-completion-index=2",
+        "-o",
+        "json",
+    ])))
+    .unwrap();
+    let name = pods["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(name.starts_with("indexed-job-2-"), "{name}");
+    assert_eq!(ok(cl.skiff(&["logs", &name])), "zab\nindexed-job-2\n");
+    ok(cl.skiff(&["delete", "job", "indexed-job"]));
 }
 
 #[test]

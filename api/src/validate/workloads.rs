@@ -165,6 +165,7 @@ pub(super) fn validate_job(v: &mut Problems, j: &Job) {
     } else if let Some(sel) = &s.selector {
         validate_selector(v, "spec.selector", sel);
     }
+    validate_job_indexes(v, s);
     match s.template.spec.restart_policy.as_deref() {
         Some("OnFailure") | Some("Never") => {}
         None => v.required("spec.template.spec.restartPolicy"),
@@ -185,6 +186,167 @@ pub(super) fn validate_job(v: &mut Problems, j: &Job) {
         &s.template.spec,
         Some(&["OnFailure", "Never"]),
     );
+}
+
+/// Indexed completion, per-index back-off, and the pod failure and success policies, as
+/// Kubernetes validates them.
+fn validate_job_indexes(v: &mut Problems, s: &JobSpec) {
+    v.one_of(
+        "spec.completionMode",
+        &s.completion_mode,
+        &["NonIndexed", "Indexed"],
+    );
+    let indexed = s.completion_mode.as_deref() == Some("Indexed");
+    if indexed && s.completions.is_none() {
+        v.push(
+            "spec.completions",
+            "Required value: when completion mode is Indexed".into(),
+        );
+    }
+    v.non_negative("spec.backoffLimitPerIndex", s.backoff_limit_per_index);
+    v.non_negative("spec.maxFailedIndexes", s.max_failed_indexes);
+    if s.backoff_limit_per_index.is_some() && !indexed {
+        v.forbidden(
+            "spec.backoffLimitPerIndex",
+            "requires indexed completion mode",
+        );
+    }
+    if let Some(m) = s.max_failed_indexes {
+        if s.backoff_limit_per_index.is_none() {
+            v.push(
+                "spec.backoffLimitPerIndex",
+                "Required value: when maxFailedIndexes is specified".into(),
+            );
+        }
+        if s.completions.is_some_and(|c| m > c) {
+            v.invalid(
+                "spec.maxFailedIndexes",
+                m,
+                "must be less than or equal to completions",
+            );
+        }
+    }
+    if let Some(p) = &s.pod_failure_policy {
+        validate_pod_failure_policy(v, s, p);
+    }
+    if let Some(p) = &s.success_policy {
+        validate_success_policy(v, s, p, indexed);
+    }
+}
+
+/// A Job's `podFailurePolicy`: Never pods, known actions, one kind of requirement each.
+fn validate_pod_failure_policy(
+    v: &mut Problems,
+    s: &JobSpec,
+    p: &crate::workloads::PodFailurePolicy,
+) {
+    if s.template.spec.restart_policy.as_deref() != Some("Never") {
+        v.invalid(
+            "spec.template.spec.restartPolicy",
+            q(s.template.spec.restart_policy.as_deref().unwrap_or("")),
+            "only \"Never\" is supported when podFailurePolicy is specified",
+        );
+    }
+    for (i, r) in p.rules.iter().enumerate() {
+        let rp = format!("spec.podFailurePolicy.rules[{i}]");
+        let actions = ["Count", "FailIndex", "FailJob", "Ignore"];
+        if !actions.contains(&r.action.as_str()) {
+            v.unsupported(&format!("{rp}.action"), &r.action, &actions);
+        }
+        if r.action == "FailIndex" && s.backoff_limit_per_index.is_none() {
+            v.forbidden(
+                &format!("{rp}.action"),
+                "requires the backoffLimitPerIndex to be set",
+            );
+        }
+        match (&r.on_exit_codes, r.on_pod_conditions.is_empty()) {
+            (Some(_), false) => v.invalid(
+                &rp,
+                "",
+                "specifying both OnExitCodes and OnPodConditions is not supported",
+            ),
+            (None, true) => v.invalid(
+                &rp,
+                "",
+                "specifying one of OnExitCodes and OnPodConditions is required",
+            ),
+            _ => {}
+        }
+        if let Some(e) = &r.on_exit_codes {
+            let ep = format!("{rp}.onExitCodes");
+            if !["In", "NotIn"].contains(&e.operator.as_str()) {
+                v.unsupported(&format!("{ep}.operator"), &e.operator, &["In", "NotIn"]);
+            }
+            if e.values.is_empty() {
+                v.push(
+                    &format!("{ep}.values"),
+                    "Invalid value: \"[]\": at least one value is required".into(),
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (j, x) in e.values.iter().enumerate() {
+                let xp = format!("{ep}.values[{j}]");
+                if !seen.insert(*x) {
+                    v.push(&xp, format!("Duplicate value: {x}"));
+                }
+                if *x == 0 && e.operator == "In" {
+                    v.invalid(&xp, x, "must not be 0 for the In operator");
+                }
+            }
+        }
+        for (j, c) in r.on_pod_conditions.iter().enumerate() {
+            let cp = format!("{rp}.onPodConditions[{j}]");
+            if c.type_.is_empty() {
+                v.required(&format!("{cp}.type"));
+            }
+            v.one_of(
+                &format!("{cp}.status"),
+                &c.status,
+                &["True", "False", "Unknown"],
+            );
+        }
+    }
+}
+
+/// A Job's `successPolicy`: Indexed Jobs only, rules within the completions.
+fn validate_success_policy(
+    v: &mut Problems,
+    s: &JobSpec,
+    p: &crate::workloads::SuccessPolicy,
+    indexed: bool,
+) {
+    if !indexed {
+        v.invalid("spec.successPolicy", "", "requires indexed completion mode");
+    }
+    if p.rules.is_empty() {
+        v.required("spec.successPolicy.rules");
+    }
+    let completions = s.completions.unwrap_or(0);
+    for (i, r) in p.rules.iter().enumerate() {
+        let rp = format!("spec.successPolicy.rules[{i}]");
+        if r.succeeded_indexes.is_none() && r.succeeded_count.is_none() {
+            v.required(&format!(
+                "{rp}: at least one of succeededCount or succeededIndexes must be specified"
+            ));
+        }
+        let mut n_indexes = None;
+        if let Some(ix) = &r.succeeded_indexes {
+            match crate::workloads::parse_indexes(ix, completions) {
+                Ok(set) => n_indexes = Some(set.len() as i32),
+                Err(why) => v.invalid(&format!("{rp}.succeededIndexes"), q(ix), &why),
+            }
+        }
+        if let Some(c) = r.succeeded_count {
+            let cp = format!("{rp}.succeededCount");
+            if c < 0 {
+                v.invalid(&cp, c, "must be greater than or equal to 0");
+            } else if c > completions {
+                v.invalid(&cp, c, &format!("must be less than or equal to {completions} (the number of specified completions)"));
+            } else if n_indexes.is_some_and(|n| c > n) {
+                v.invalid(&cp, c, &format!("must be less than or equal to {} (the number of indexes in the specified succeededIndexes field)", n_indexes.unwrap_or(0)));
+            }
+        }
+    }
 }
 
 pub(super) fn validate_cron_job(v: &mut Problems, c: &CronJob) {

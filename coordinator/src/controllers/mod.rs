@@ -16,6 +16,7 @@ pub mod hpa;
 pub mod hpa_calc;
 pub mod ingress;
 pub mod job;
+pub mod job_index;
 pub mod node_lifecycle;
 pub mod replicaset;
 pub mod runner;
