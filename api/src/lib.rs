@@ -20,6 +20,7 @@ pub mod pod;
 pub mod policy;
 pub mod print;
 pub mod quantity;
+pub mod quota;
 pub mod resource;
 pub mod scheduling;
 pub mod selector;

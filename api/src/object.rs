@@ -9,6 +9,7 @@ use crate::networking::Ingress;
 use crate::pod::Pod;
 use crate::policy::PodDisruptionBudget;
 use crate::print::{Page, Print};
+use crate::quota::{LimitRange, ResourceQuota};
 use crate::resource::{NameRule, Resource};
 use crate::scheduling::PriorityClass;
 use crate::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
@@ -308,6 +309,8 @@ kinds! {
     ClusterRole: ClusterRole = ("rbac.authorization.k8s.io/v1", "clusterroles", [], false, no_spec, no_status, Nothing),
     RoleBinding: RoleBinding = ("rbac.authorization.k8s.io/v1", "rolebindings", [], true, no_spec, no_status, Nothing),
     ClusterRoleBinding: ClusterRoleBinding = ("rbac.authorization.k8s.io/v1", "clusterrolebindings", [], false, no_spec, no_status, Nothing),
+    LimitRange: LimitRange = ("v1", "limitranges", ["limits"], true, spec, no_status, Nothing),
+    ResourceQuota: ResourceQuota = ("v1", "resourcequotas", ["quota"], true, spec, status, Nothing),
 }
 
 /// A Rust type that is one kind's object.

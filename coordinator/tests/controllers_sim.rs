@@ -1393,3 +1393,70 @@ async fn a_success_policy_completes_the_job_early() {
     })
     .await;
 }
+
+/// LimitRange and ResourceQuota admission: a pod without resources gets the namespace's
+/// defaults (and the annotation that says so); objects past a quota are refused with
+/// Kubernetes' message, and the quota's status counts what is used.
+#[tokio::test]
+async fn limit_ranges_default_pods_and_quotas_cap_the_namespace() {
+    let mut sim = Sim::new(&["a"], 300).await;
+    sim.apply("apiVersion: v1\nkind: LimitRange\nmetadata: {name: mem-limit-range}\nspec:\n  limits:\n  - default: {memory: 512Mi}\n    defaultRequest: {memory: 256Mi}\n    max: {memory: 1Gi}\n    type: Container\n---\napiVersion: v1\nkind: ResourceQuota\nmetadata: {name: compute}\nspec:\n  hard: {pods: \"2\", requests.memory: 1Gi, configmaps: \"1\"}\n").await;
+    let create = |yaml: &str| {
+        let o = parse_manifests(yaml).unwrap().remove(0).object;
+        let api = sim.api.clone();
+        async move { api.create(o).await }
+    };
+    let pod = |name: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: c\n    image: x\n{extra}")
+    };
+    create(&pod("p1", "")).await.unwrap();
+    let p1 = sim
+        .pods()
+        .into_iter()
+        .find(|p| p.metadata.name() == "p1")
+        .unwrap();
+    let r = p1.spec.containers[0].resources.clone().unwrap();
+    assert_eq!(r.requests["memory"].to_string(), "256Mi");
+    assert_eq!(r.limits["memory"].to_string(), "512Mi");
+    assert_eq!(
+        p1.metadata.annotations["kubernetes.io/limit-ranger"],
+        "LimitRanger plugin set: memory request for container c; memory limit for container c"
+    );
+    let e = create(&pod("big", "    resources: {limits: {memory: 2Gi}}\n"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, skiff_api::wire::ErrorCode::Forbidden);
+    assert!(
+        e.message.contains("pods \"big\" is forbidden: [maximum memory usage per Container is 1Gi, but limit is 2Gi"),
+        "{e:?}"
+    );
+    create(&pod("p2", "")).await.unwrap();
+    let e = create(&pod("p3", "")).await.unwrap_err();
+    assert_eq!(
+        e.message,
+        "pods \"p3\" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"
+    );
+    create("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1}\n")
+        .await
+        .unwrap();
+    let e = create("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c2}\n")
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("exceeded quota: compute, requested: configmaps=1, used: configmaps=1, limited: configmaps=1"), "{e:?}");
+    sim.until(
+        5,
+        "the quota's status counts the pods, memory and maps",
+        |s| {
+            s.list(Kind::ResourceQuota).iter().any(|o| match o {
+                Object::ResourceQuota(q) => q.status.as_ref().is_some_and(|st| {
+                    st.used.get("pods").map(|q| q.to_string()) == Some("2".into())
+                        && st.used.get("requests.memory").map(|q| q.to_string())
+                            == Some("512Mi".into())
+                        && st.used.get("configmaps").map(|q| q.to_string()) == Some("1".into())
+                }),
+                _ => false,
+            })
+        },
+    )
+    .await;
+}

@@ -1215,6 +1215,7 @@ fn accounts(cl: &Cluster) {
         "{table}"
     );
     service_account_tokens(cl);
+    limits_and_quotas(cl);
     // kubectl's own generators (protobuf bodies).
     ok(cl.kubectl(&[
         "create",
@@ -1270,6 +1271,50 @@ fn ingress_classes(cl: &Cluster) {
     assert!(e.contains("spec.controller"), "{e}");
     ok(cl.kubectl(&["delete", "ingress", "classless"]));
     ok(cl.kubectl(&["delete", "ingressclass", "edge"]));
+}
+
+/// LimitRange and ResourceQuota through kubectl: `kubectl create quota`, a pod given the
+/// LimitRange's defaults, one refused past the quota with Kubernetes' words, and the
+/// quota's used/hard columns.
+fn limits_and_quotas(cl: &Cluster) {
+    let lr = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: cpu-resource-constraint, namespace: team-a}\nspec:\n  limits:\n  - default: {cpu: 500m}\n    defaultRequest: {cpu: 500m}\n    max: {cpu: \"1\"}\n    min: {cpu: 100m}\n    type: Container\n";
+    ok(cl.kubectl(&["apply", "-f", &cl.file("lr.yaml", lr)]));
+    ok(cl.kubectl(&[
+        "create",
+        "quota",
+        "pods-high",
+        "-n",
+        "team-a",
+        "--hard=pods=1,requests.cpu=1",
+    ]));
+    let pod = |name: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: team-a}}\nspec:\n  containers: [{{name: c, image: IMAGE, command: [sleep, '100000']}}]\n")
+    };
+    let dry = cl.kubectl(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        &cl.file("q1.yaml", &pod("q1")),
+        "-o",
+        "jsonpath={.spec.containers[0].resources.requests.cpu}",
+    ]);
+    assert_eq!(ok(dry), "500m");
+    ok(cl.kubectl(&["apply", "-f", &cl.file("q1.yaml", &pod("q1"))]));
+    let e = fails(cl.kubectl(&["apply", "-f", &cl.file("q2.yaml", &pod("q2"))]));
+    assert!(
+        e.contains("pods \"q2\" is forbidden: exceeded quota: pods-high, requested: pods=1, used: pods=1, limited: pods=1"),
+        "{e}"
+    );
+    let row = eventually(20, "the quota's used column", || {
+        let t = ok(cl.kubectl(&["get", "quota", "pods-high", "-n", "team-a", "--no-headers"]));
+        if t.contains("pods: 1/1") && t.contains("requests.cpu: 500m/1") {
+            Ok(t)
+        } else {
+            Err(t)
+        }
+    });
+    assert!(row.starts_with("pods-high"), "{row}");
+    ok(cl.kubectl(&["delete", "pod", "q1", "-n", "team-a", "--wait=false"]));
 }
 
 /// ServiceAccount tokens: `kubectl create token` and a pod's projected token (the docs'

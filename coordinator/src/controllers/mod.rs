@@ -18,6 +18,7 @@ pub mod ingress;
 pub mod job;
 pub mod job_index;
 pub mod node_lifecycle;
+pub mod quota;
 pub mod replicaset;
 pub mod runner;
 pub mod spam;
@@ -42,7 +43,7 @@ pub use skiff_api::well_known::{
 };
 
 /// The kinds the controllers read.
-pub const WATCHED: [Kind; 16] = [
+pub const WATCHED: [Kind; 17] = [
     Kind::Node,
     Kind::Service,
     Kind::Endpoints,
@@ -59,6 +60,7 @@ pub const WATCHED: [Kind; 16] = [
     Kind::PersistentVolume,
     Kind::PersistentVolumeClaim,
     Kind::StorageClass,
+    Kind::ResourceQuota,
 ];
 
 pub use skiff_api::wire::Propagation;

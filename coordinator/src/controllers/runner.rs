@@ -321,6 +321,9 @@ impl<S: Store> Manager<S> {
             };
             out.extend(super::cronjob::pass(cache, &mut self.cronjobs, &zones, now));
         }
+        if cache.count(Kind::ResourceQuota) > 0 {
+            out.extend(super::quota::statuses(&self.api, cache));
+        }
         drop(pods);
         out.extend(self.schedule(node_infos, now));
         out

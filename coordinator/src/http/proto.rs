@@ -9,6 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
+pub(crate) mod access;
 mod autoscaling;
 mod networking;
 mod policy;
@@ -175,51 +176,6 @@ pub fn eviction(body: &[u8]) -> Result<Value, String> {
     Ok(e)
 }
 
-static BOUND_OBJECT_REFERENCE: Message = Message {
-    name: "BoundObjectReference",
-    fields: &[
-        (1, "kind", T::Str),
-        (2, "apiVersion", T::Str),
-        (3, "name", T::Str),
-        (4, "uid", T::Str),
-    ],
-};
-static TOKEN_REQUEST_SPEC: Message = Message {
-    name: "TokenRequestSpec",
-    fields: &[
-        (1, "audiences", T::RepStr),
-        (3, "boundObjectRef", T::Msg(&BOUND_OBJECT_REFERENCE)),
-        (4, "expirationSeconds", T::Int),
-    ],
-};
-/// Empty in a request; read so that kubectl's (empty) status is no stranger.
-static TOKEN_REQUEST_STATUS: Message = Message {
-    name: "TokenRequestStatus",
-    fields: &[(1, "token", T::Str), (2, "expirationTimestamp", T::Time)],
-};
-static TOKEN_REQUEST: Message = Message {
-    name: "TokenRequest",
-    fields: &[
-        (1, "metadata", T::Msg(&OBJECT_META)),
-        (2, "spec", T::Msg(&TOKEN_REQUEST_SPEC)),
-        (3, "status", T::Msg(&TOKEN_REQUEST_STATUS)),
-    ],
-};
-
-/// A TokenRequest (`kubectl create token`), as its JSON.
-pub fn token_request(body: &[u8]) -> Result<Value, String> {
-    let (api_version, kind, raw) = unknown(body)?;
-    if kind != "TokenRequest" || api_version != "authentication.k8s.io/v1" {
-        return Err(format!(
-            "skiff reads only an authentication.k8s.io/v1 TokenRequest here, not {api_version}/{kind}"
-        ));
-    }
-    let mut o = decode(raw, &TOKEN_REQUEST)?;
-    o.insert("apiVersion".into(), api_version.into());
-    o.insert("kind".into(), kind.into());
-    Ok(Value::Object(o))
-}
-
 /// How a field's bytes read.
 #[derive(Clone, Copy)]
 enum T {
@@ -315,76 +271,6 @@ static PRIORITY_CLASS: Message = Message {
         (3, "globalDefault", T::Bool),
         (4, "description", T::Str),
         (5, "preemptionPolicy", T::Str),
-    ],
-};
-static OBJECT_REFERENCE: Message = Message {
-    name: "ObjectReference",
-    fields: &[
-        (1, "kind", T::Str),
-        (2, "namespace", T::Str),
-        (3, "name", T::Str),
-        (4, "uid", T::Str),
-        (5, "apiVersion", T::Str),
-        (6, "resourceVersion", T::Str),
-        (7, "fieldPath", T::Str),
-    ],
-};
-static LOCAL_OBJECT_REFERENCE: Message = Message {
-    name: "LocalObjectReference",
-    fields: &[(1, "name", T::Str)],
-};
-/// What `kubectl create serviceaccount` sends.
-static SERVICE_ACCOUNT: Message = Message {
-    name: "ServiceAccount",
-    fields: &[
-        (1, "metadata", T::Msg(&OBJECT_META)),
-        (2, "secrets", T::RepMsg(&OBJECT_REFERENCE)),
-        (3, "imagePullSecrets", T::RepMsg(&LOCAL_OBJECT_REFERENCE)),
-        (4, "automountServiceAccountToken", T::Bool),
-    ],
-};
-static POLICY_RULE: Message = Message {
-    name: "PolicyRule",
-    fields: &[
-        (1, "verbs", T::RepStr),
-        (2, "apiGroups", T::RepStr),
-        (3, "resources", T::RepStr),
-        (4, "resourceNames", T::RepStr),
-        (5, "nonResourceURLs", T::RepStr),
-    ],
-};
-/// What `kubectl create role|clusterrole` sends (a ClusterRole's aggregationRule aside).
-static ROLE: Message = Message {
-    name: "Role",
-    fields: &[
-        (1, "metadata", T::Msg(&OBJECT_META)),
-        (2, "rules", T::RepMsg(&POLICY_RULE)),
-    ],
-};
-static SUBJECT: Message = Message {
-    name: "Subject",
-    fields: &[
-        (1, "kind", T::Str),
-        (2, "apiGroup", T::Str),
-        (3, "name", T::Str),
-        (4, "namespace", T::Str),
-    ],
-};
-static ROLE_REF: Message = Message {
-    name: "RoleRef",
-    fields: &[
-        (1, "apiGroup", T::Str),
-        (2, "kind", T::Str),
-        (3, "name", T::Str),
-    ],
-};
-/// What `kubectl create rolebinding|clusterrolebinding` sends.
-static ROLE_BINDING: Message = Message {
-    name: "RoleBinding",
-    fields: &[
-        (1, "metadata", T::Msg(&OBJECT_META)),
-        (2, "subjects", T::RepMsg(&SUBJECT)),
-        (3, "roleRef", T::Msg(&ROLE_REF)),
     ],
 };
 static NAMESPACE_SPEC: Message = Message {
@@ -773,12 +659,15 @@ pub fn object(body: &[u8]) -> Result<Value, String> {
         ("scheduling.k8s.io/v1", "PriorityClass") => &PRIORITY_CLASS,
         ("policy/v1", "PodDisruptionBudget") => &policy::PDB,
         ("networking.k8s.io/v1", "Ingress") => &networking::INGRESS,
-        ("v1", "ServiceAccount") => &SERVICE_ACCOUNT,
-        ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => &ROLE,
-        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => &ROLE_BINDING,
+        ("v1", "ServiceAccount") => &access::SERVICE_ACCOUNT,
+        ("v1", "ResourceQuota") => &access::RESOURCE_QUOTA,
+        ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => &access::ROLE,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => {
+            &access::ROLE_BINDING
+        }
         _ => {
             return Err(format!(
-                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret, Service and ServiceAccount, rbac.authorization.k8s.io/v1 roles and bindings, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler, scheduling.k8s.io/v1 PriorityClass, networking.k8s.io/v1 Ingress and policy/v1 PodDisruptionBudget and Eviction, not {api_version}/{kind}; send JSON"
+                "skiff reads protobuf bodies only for v1 Namespace, ConfigMap, Secret, Service, ServiceAccount and ResourceQuota, rbac.authorization.k8s.io/v1 roles and bindings, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler, scheduling.k8s.io/v1 PriorityClass, networking.k8s.io/v1 Ingress and policy/v1 PodDisruptionBudget and Eviction, not {api_version}/{kind}; send JSON"
             ))
         }
     };

@@ -546,7 +546,7 @@ async fn token_request<S: Store>(
     let ct = content_type(&req);
     let bytes = body(req, 64 << 10).await?;
     let tr: Value = if ct.starts_with(super::proto::CONTENT_TYPE) {
-        super::proto::token_request(&bytes).map_err(bad)?
+        super::proto::access::token_request(&bytes).map_err(bad)?
     } else {
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?
     };

@@ -28,6 +28,7 @@ mod eviction;
 mod ingress_class;
 mod node_restriction;
 mod priority;
+mod quota;
 mod storage;
 mod tokens;
 mod writes;

@@ -139,6 +139,8 @@ impl<S: Store> Api<S> {
             }
         }
         self.admit_service_account(&mut o)?;
+        self.admit_limits(&mut o)?;
+        let _quota_held = self.admit_quota(&o).await?;
         let generated = o.meta().name.is_none();
         for _ in 0..8 {
             if generated {
