@@ -387,8 +387,6 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
         || (parents.len() >= 2 && parents[parents.len() - 2] == "template" && parent == "spec");
     let list: &[&str] = if is_pod_spec {
         &[
-            "dnsPolicy",
-            "dnsConfig",
             "automountServiceAccountToken",
             "schedulerName",
             "enableServiceLinks",
@@ -472,7 +470,7 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
                 "cgroupOptions",
             ],
             "livenessProbe" | "readinessProbe" | "startupProbe" => &["grpc"],
-            "lifecycle" => &["postStart", "stopSignal"],
+            "lifecycle" => &["stopSignal"],
             "preStop" => &["sleep"],
             "resources" => &["claims"],
             "volumeMounts" => &["mountPropagation", "subPathExpr", "recursiveReadOnly"],

@@ -45,6 +45,28 @@ k8s_struct! {
         pub service_account_name: Option<String>,
         /// The deprecated name of `serviceAccountName`, kept equal to it.
         pub service_account: Option<String>,
+        /// `ClusterFirst` (the default), `ClusterFirstWithHostNet`, `Default` or `None`.
+        pub dns_policy: Option<String>,
+        /// Nameservers, searches and options added to (or, with `None`, making) the pod's
+        /// `resolv.conf`.
+        pub dns_config: Option<PodDnsConfig>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PodDNSConfig`.
+    pub struct PodDnsConfig {
+        pub nameservers: Vec<String>,
+        pub searches: Vec<String>,
+        pub options: Vec<PodDnsConfigOption>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PodDNSConfigOption`.
+    pub struct PodDnsConfigOption {
+        pub name: Option<String>,
+        pub value: Option<String>,
     }
 }
 
@@ -286,6 +308,7 @@ k8s_struct! {
 k8s_struct! {
     /// `corev1.Lifecycle` (skiff runs `preStop`).
     pub struct Lifecycle {
+        pub post_start: Option<LifecycleHandler>,
         pub pre_stop: Option<LifecycleHandler>,
     }
 }

@@ -703,6 +703,57 @@ spec:
     assert!(name.starts_with("indexed-job-2-"), "{name}");
     assert_eq!(ok(cl.skiff(&["logs", &name])), "zab\nindexed-job-2\n");
     ok(cl.skiff(&["delete", "job", "indexed-job"]));
+
+    // postStart hooks (the docs' lifecycle-events pod): run right after the start; one
+    // that fails has its container stopped and restarted.
+    cl.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: lifecycle-demo}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: lifecycle-demo-container
+    image: IMAGE
+    command: ["sleep", "100000"]
+    lifecycle:
+      postStart:
+        exec:
+          command: ["/bin/sh", "-c", "echo Hello from the postStart handler > /tmp/message"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bad-hook}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sleep", "100000"]
+    lifecycle:
+      postStart:
+        exec: {command: ["sh", "-c", "exit 3"]}
+"#,
+    );
+    cl.wait_running("lifecycle-demo");
+    assert_eq!(
+        ok(cl.skiff(&["exec", "lifecycle-demo", "--", "cat", "/tmp/message"])),
+        "Hello from the postStart handler\n"
+    );
+    eventually(60, "the failed hook's container restarted", || {
+        let cs = cl.container("bad-hook");
+        if cs["restartCount"].as_i64().unwrap_or(0) >= 1 {
+            Ok(())
+        } else {
+            Err(cs.to_string())
+        }
+    });
+    let d = ok(cl.skiff(&["describe", "pod", "bad-hook"]));
+    assert!(d.contains("FailedPostStartHook"), "{d}");
+    ok(cl.skiff(&["delete", "pod", "lifecycle-demo", "bad-hook"]));
 }
 
 #[test]

@@ -414,6 +414,70 @@ pub fn projected_volumes(pod: &Pod, src: &Sources) -> Result<Vec<ProjectedVolume
     Ok(out)
 }
 
+/// The pod's `resolv.conf`, as the kubelet makes it: by `dnsPolicy` the cluster's DNS
+/// (the node's server at `gateway`, the search domains of the namespace in the cluster's
+/// `domain`, `ndots:5`; for a
+/// host-network pod only with `ClusterFirstWithHostNet`), the node's own (`Default`, or no
+/// pod network), or nothing (`None`); then `dnsConfig`'s nameservers and searches added
+/// and its options merged by name (at most 3 nameservers, 32 searches).
+pub fn dns(
+    pod: &Pod,
+    gateway: Option<std::net::Ipv4Addr>,
+    domain: &str,
+    host: skiff_runtime::DnsConfig,
+) -> skiff_runtime::DnsConfig {
+    let host_net = pod.spec.host_network == Some(true);
+    let cluster = match pod.spec.dns_policy.as_deref().unwrap_or("ClusterFirst") {
+        "ClusterFirstWithHostNet" => true,
+        "ClusterFirst" => !host_net,
+        _ => false,
+    };
+    let mut out = match (pod.spec.dns_policy.as_deref(), gateway.filter(|_| cluster)) {
+        (Some("None"), _) => skiff_runtime::DnsConfig::default(),
+        (_, Some(gw)) => {
+            let ns = pod.metadata.namespace();
+            let d = domain;
+            let mut searches = vec![format!("{ns}.svc.{d}"), format!("svc.{d}"), d.to_string()];
+            for s in host.searches {
+                if !searches.contains(&s) {
+                    searches.push(s);
+                }
+            }
+            skiff_runtime::DnsConfig {
+                nameservers: vec![std::net::IpAddr::V4(gw)],
+                searches,
+                options: vec!["ndots:5".into()],
+            }
+        }
+        _ => host,
+    };
+    if let Some(c) = &pod.spec.dns_config {
+        for ns in c.nameservers.iter().filter_map(|n| n.parse().ok()) {
+            if !out.nameservers.contains(&ns) {
+                out.nameservers.push(ns);
+            }
+        }
+        for s in &c.searches {
+            if !out.searches.contains(s) {
+                out.searches.push(s.clone());
+            }
+        }
+        for o in &c.options {
+            let Some(name) = o.name.as_deref().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            out.options.retain(|x| x.split(':').next() != Some(name));
+            out.options.push(match &o.value {
+                Some(v) => format!("{name}:{v}"),
+                None => name.to_string(),
+            });
+        }
+    }
+    out.nameservers.truncate(3);
+    out.searches.truncate(32);
+    out
+}
+
 /// The pod's sandbox; `projected` is [`projected_volumes`] of the pod.
 pub fn sandbox(
     pod: &Pod,
@@ -645,6 +709,45 @@ mod tests {
             skiff_api::Object::Pod(p) => p,
             _ => panic!("not a pod"),
         }
+    }
+
+    #[test]
+    fn dns_follows_the_policy_and_merges_the_config() {
+        let host = skiff_runtime::DnsConfig {
+            nameservers: vec!["192.0.2.53".parse().unwrap()],
+            searches: vec!["lan".into()],
+            options: vec!["ndots:1".into()],
+        };
+        let gw = Some(std::net::Ipv4Addr::new(10, 42, 0, 1));
+        // The docs' dns-example pod: None with its own config.
+        let p = pod("apiVersion: v1\nkind: Pod\nmetadata: {name: dns-example, namespace: default}\nspec:\n  containers: [{name: test, image: nginx}]\n  dnsPolicy: \"None\"\n  dnsConfig:\n    nameservers: [192.0.2.1]\n    searches: [ns1.svc.cluster-domain.example, my.dns.search.suffix]\n    options:\n    - {name: ndots, value: \"2\"}\n    - {name: edns0}\n");
+        let d = dns(&p, gw, "cluster.local", host.clone());
+        assert_eq!(
+            d.nameservers,
+            ["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            d.searches,
+            ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"]
+        );
+        assert_eq!(d.options, ["ndots:2", "edns0"]);
+        // ClusterFirst with a config: the cluster's, then the additions; ndots replaced.
+        let p = pod("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: apps}\nspec:\n  containers: [{name: c, image: x}]\n  dnsConfig:\n    searches: [extra.example]\n    options: [{name: ndots, value: \"3\"}]\n");
+        let d = dns(&p, gw, "cluster.local", host.clone());
+        assert_eq!(
+            d.nameservers,
+            ["10.42.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(d.searches[0], "apps.svc.cluster.local");
+        assert_eq!(d.searches.last().unwrap(), "extra.example");
+        assert_eq!(d.options, ["ndots:3"]);
+        // Default, and a host-network pod without ClusterFirstWithHostNet: the node's.
+        let p = pod("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  dnsPolicy: Default\n  containers: [{name: c, image: x}]\n");
+        assert_eq!(dns(&p, gw, "cluster.local", host.clone()), host);
+        let p = pod("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: true\n  containers: [{name: c, image: x}]\n");
+        assert_eq!(dns(&p, gw, "cluster.local", host.clone()), host);
+        let p = pod("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n  containers: [{name: c, image: x}]\n");
+        assert_eq!(dns(&p, gw, "cluster.local", host).options, ["ndots:5"]);
     }
 
     #[test]

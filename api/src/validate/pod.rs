@@ -91,6 +91,7 @@ pub(super) fn validate_pod_spec(
             }
         }
     }
+    validate_dns(v, base, spec);
     let volume_names = validate_volumes(v, base, &spec.volumes);
 
     // Containers.
@@ -115,6 +116,62 @@ pub(super) fn validate_pod_spec(
     validate_tolerations(v, base, &spec.tolerations);
     if let Some(a) = &spec.affinity {
         validate_affinity(v, base, a);
+    }
+}
+
+/// `dnsPolicy` and `dnsConfig`, as Kubernetes validates them: `None` needs a config with
+/// a nameserver; at most 3 nameservers (IP addresses) and 32 searches.
+fn validate_dns(v: &mut Problems, base: &str, spec: &PodSpec) {
+    v.one_of(
+        &format!("{base}.dnsPolicy"),
+        &spec.dns_policy,
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+    );
+    let none = spec.dns_policy.as_deref() == Some("None");
+    let Some(c) = &spec.dns_config else {
+        if none {
+            v.push(
+                &format!("{base}.dnsConfig"),
+                "Required value: must provide `dnsConfig` when `dnsPolicy` is None".into(),
+            );
+        }
+        return;
+    };
+    let p = format!("{base}.dnsConfig");
+    if none && c.nameservers.is_empty() {
+        v.push(
+            &format!("{p}.nameservers"),
+            "Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"
+                .into(),
+        );
+    }
+    if c.nameservers.len() > 3 {
+        v.invalid(
+            &format!("{p}.nameservers"),
+            format!("{:?}", c.nameservers),
+            "must not have more than 3 nameservers",
+        );
+    }
+    for (i, ns) in c.nameservers.iter().enumerate() {
+        if ns.parse::<std::net::IpAddr>().is_err() {
+            v.invalid(
+                &format!("{p}.nameservers[{i}]"),
+                q(ns),
+                "must be a valid IP address",
+            );
+        }
+    }
+    if c.searches.len() > 32 {
+        v.invalid(
+            &format!("{p}.searches"),
+            format!("{:?}", c.searches),
+            "must not have more than 32 search paths",
+        );
+    }
+    for (i, o) in c.options.iter().enumerate() {
+        if o.name.as_deref().unwrap_or("").is_empty() {
+            v.required(&format!("{p}.options[{i}].name"));
+        }
     }
 }
 
@@ -352,6 +409,16 @@ pub(super) fn validate_container(
             &format!("{p}.lifecycle"),
             "may not be set for init containers without restartPolicy=Always",
         );
+    }
+    if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+        let n = how_many_set(&[
+            h.exec.is_some(),
+            h.http_get.is_some(),
+            h.tcp_socket.is_some(),
+        ]);
+        if n != 1 {
+            v.required(&format!("{p}.lifecycle.postStart: must specify exactly one handler type (exec, httpGet or tcpSocket)"));
+        }
     }
     if let Some(l) = &c.lifecycle {
         if let Some(h) = &l.pre_stop {

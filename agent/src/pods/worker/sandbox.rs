@@ -181,21 +181,6 @@ impl Worker {
 /// bridge, the cluster search path before the node's, `ndots:5`. Pods on the host's
 /// network, or on a node without a pod network yet, get the node's resolvers.
 pub(super) fn dns(pod: &Pod, gateway: Option<std::net::Ipv4Addr>) -> skiff_runtime::DnsConfig {
-    let host = crate::services::dns::host_config();
-    let Some(gw) = gateway.filter(|_| pod.spec.host_network != Some(true)) else {
-        return host;
-    };
-    let ns = pod.metadata.namespace();
-    let d = crate::services::dns::DOMAIN;
-    let mut searches = vec![format!("{ns}.svc.{d}"), format!("svc.{d}"), d.to_string()];
-    for s in host.searches {
-        if !searches.contains(&s) {
-            searches.push(s);
-        }
-    }
-    skiff_runtime::DnsConfig {
-        nameservers: vec![std::net::IpAddr::V4(gw)],
-        searches,
-        options: vec!["ndots:5".into()],
-    }
+    use crate::services::dns::{host_config, DOMAIN};
+    podspec::dns(pod, gateway, DOMAIN, host_config())
 }
