@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+mod hooks;
 mod image;
 mod report;
 mod sandbox;
@@ -699,34 +700,6 @@ impl Worker {
         None
     }
 
-    /// The container's postStart hook, as the kubelet runs it: right after the start, the
-    /// worker waiting for it (so a sidecar's next init container waits too); one that
-    /// fails has its container stopped, to be restarted by its policy.
-    async fn post_start(&mut self, pod: &Arc<Pod>, c: &Container, id: &str) {
-        let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
-            return;
-        };
-        let target = self.target(pod, c, id);
-        let grace = plan::grace_period(pod, false);
-        let Err(e) = probe::run_action(h, &target, grace).await else {
-            return;
-        };
-        self.agent.event(
-            pod,
-            "Warning",
-            "FailedPostStartHook",
-            format!("PostStartHook failed: {e}"),
-        );
-        self.agent.event(
-            pod,
-            "Normal",
-            "Killing",
-            format!("FailedPostStartHook: stopping container {}", c.name),
-        );
-        teardown::stop(&self.agent, pod, c, target, grace).await;
-    }
-
-    /// Exit watcher and probes for a running attempt.
     /// Where probes and hooks of a container attempt go: its pod's network namespace and
     /// address (loopback until the pod has one).
     fn target(&self, pod: &Pod, c: &Container, id: &str) -> probe::Target {
@@ -743,13 +716,11 @@ impl Worker {
         }
     }
 
+    /// Exit watcher and probes for a running attempt (plain init containers have no
+    /// probes; sidecars have all three).
     fn watch_container(&mut self, pod: &Arc<Pod>, c: &Container, id: &str) {
-        // Plain init containers have no probes; sidecars have all three.
-        let is_init = pod
-            .spec
-            .init_containers
-            .iter()
-            .any(|i| i.name == c.name && !i.is_sidecar());
+        let inits = &pod.spec.init_containers;
+        let is_init = inits.iter().any(|i| i.name == c.name && !i.is_sidecar());
         let target = self.target(pod, c, id);
         let wake_probe = self.wake_tx.clone();
         let s = self.cs.entry(c.name.clone()).or_default();
@@ -812,7 +783,7 @@ fn spec_of<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
 }
 
 fn config_err(e: podspec::ConfigError) -> (String, String) {
-    ("CreateContainerConfigError".to_string(), e.0)
+    ("CreateContainerConfigError".into(), e.0)
 }
 
 /// What a step left for the worker.
