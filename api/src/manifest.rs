@@ -401,7 +401,6 @@ fn known_unimplemented(kind: Kind, path: &str) -> bool {
             "os",
             "ephemeralContainers",
             "resourceClaims",
-            "schedulingGates",
             "hostUsers",
             "resources",
         ]

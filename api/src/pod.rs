@@ -45,11 +45,21 @@ k8s_struct! {
         pub service_account_name: Option<String>,
         /// The deprecated name of `serviceAccountName`, kept equal to it.
         pub service_account: Option<String>,
+        /// While any is left, the scheduler leaves the pod alone (SchedulingGated); they
+        /// may only be removed.
+        pub scheduling_gates: Vec<PodSchedulingGate>,
         /// `ClusterFirst` (the default), `ClusterFirstWithHostNet`, `Default` or `None`.
         pub dns_policy: Option<String>,
         /// Nameservers, searches and options added to (or, with `None`, making) the pod's
         /// `resolv.conf`.
         pub dns_config: Option<PodDnsConfig>,
+    }
+}
+
+k8s_struct! {
+    /// `corev1.PodSchedulingGate`.
+    pub struct PodSchedulingGate {
+        pub name: String,
     }
 }
 

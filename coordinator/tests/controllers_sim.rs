@@ -1460,3 +1460,54 @@ async fn limit_ranges_default_pods_and_quotas_cap_the_namespace() {
     )
     .await;
 }
+
+/// The docs' scheduling gates: a gated pod is not scheduled and says SchedulingGated;
+/// gates may only be removed, and once they are all gone the pod is bound.
+#[tokio::test]
+async fn a_gated_pod_waits_until_its_gates_are_removed() {
+    let mut sim = Sim::new(&["a"], 300).await;
+    let gated = "apiVersion: v1\nkind: Pod\nmetadata: {name: test-pod}\nspec:\n  schedulingGates: [{name: example.com/foo}, {name: example.com/bar}]\n  containers: [{name: pause, image: registry.k8s.io/pause:3.6}]\n";
+    sim.apply(gated).await;
+    for _ in 0..3 {
+        sim.step().await;
+    }
+    let get = |s: &Sim| {
+        s.pods()
+            .into_iter()
+            .find(|p| p.metadata.name() == "test-pod")
+            .unwrap()
+    };
+    let p = get(&sim);
+    assert!(p.spec.node_name.is_none(), "a gated pod is not bound");
+    let c = p
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .cloned()
+        .unwrap();
+    assert_eq!(c.reason.as_deref(), Some("SchedulingGated"));
+    assert_eq!(skiff_api::print::pod_status(&p), "SchedulingGated");
+    // Adding a gate is refused; removing them is not.
+    let mut more = p.clone();
+    more.spec
+        .scheduling_gates
+        .push(skiff_api::pod::PodSchedulingGate {
+            name: "example.com/baz".into(),
+        });
+    let e = sim.api.update(Object::Pod(more), false).await.unwrap_err();
+    assert!(
+        e.message
+            .contains("only deletion is allowed, but found new scheduling gate 'example.com/baz'"),
+        "{e:?}"
+    );
+    let mut open = get(&sim);
+    open.spec.scheduling_gates.clear();
+    sim.api.update(Object::Pod(open), false).await.unwrap();
+    sim.until(5, "the pod bound once its gates are gone", |s| {
+        get(s).spec.node_name.is_some()
+    })
+    .await;
+}

@@ -18,6 +18,14 @@ pub fn pod_status(p: &Pod) -> String {
     if reason.is_empty() {
         reason = "Pending".into();
     }
+    // As kubectl: a pod held by its scheduling gates says so.
+    let gated = st
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("SchedulingGated"));
+    if gated && p.spec.node_name.is_none() {
+        return "SchedulingGated".into();
+    }
     if let Some(init) = initializing(p, &st) {
         return init;
     }

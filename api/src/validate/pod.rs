@@ -92,6 +92,15 @@ pub(super) fn validate_pod_spec(
         }
     }
     validate_dns(v, base, spec);
+    let mut gates = BTreeSet::new();
+    for (i, g) in spec.scheduling_gates.iter().enumerate() {
+        let gp = format!("{base}.schedulingGates[{i}].name");
+        if let Some(why) = qualified_name_problem(&g.name) {
+            v.invalid(&gp, q(&g.name), &why);
+        } else if !gates.insert(g.name.clone()) {
+            v.push(&gp, format!("Duplicate value: {:?}", g.name));
+        }
+    }
     let volume_names = validate_volumes(v, base, &spec.volumes);
 
     // Containers.
@@ -725,8 +734,21 @@ impl Resource for Pod {
             _ => {}
         }
         sb.active_deadline_seconds = sa.active_deadline_seconds;
+        // Scheduling gates may only be removed.
+        for g in &sb.scheduling_gates {
+            if !sa.scheduling_gates.contains(g) {
+                v.forbidden(
+                    "spec.schedulingGates",
+                    &format!(
+                        "only deletion is allowed, but found new scheduling gate '{}'",
+                        g.name
+                    ),
+                );
+            }
+        }
+        sb.scheduling_gates = sa.scheduling_gates.clone();
         if sa != sb {
-            v.forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image` or `spec.activeDeadlineSeconds`");
+            v.forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` or `spec.schedulingGates` (removal)");
         }
     }
 }

@@ -332,15 +332,21 @@ impl<S: Store> Manager<S> {
     /// The scheduler's part: bindings for pending pods, PodScheduled=False for those that
     /// fit nowhere.
     fn schedule(&mut self, nodes: Vec<NodeInfo>, now: u64) -> Vec<Action> {
-        let pending: Vec<&Pod> = self
+        let (gated, pending): (Vec<&Pod>, Vec<&Pod>) = self
             .cache
             .typed::<Pod>()
             .filter(|p| super::is_pending_schedule(p))
+            .partition(|p| !p.spec.scheduling_gates.is_empty());
+        // Gated pods wait, saying so, until their gates are removed.
+        let mut out: Vec<Action> = gated
+            .into_iter()
+            .filter_map(|p| queue::gated_status(p, now))
+            .map(|p| Action::Status(Object::Pod(p)))
             .collect();
         let retry = std::mem::take(&mut self.sched_dirty);
         let pending = self.queue.take(pending, retry, Instant::now());
         if pending.is_empty() {
-            return Vec::new();
+            return out;
         }
         let bound: Vec<PodInfo> = self
             .cache
@@ -360,7 +366,6 @@ impl<S: Store> Manager<S> {
         });
         let mut sched = Scheduler::new(nodes, bound, self.cfg.strategy);
         sched.volumes = volumes;
-        let mut out = Vec::new();
         let tried = Instant::now();
         for (p, info) in pending.into_iter().zip(infos) {
             let uid = p.metadata.uid.clone().unwrap_or_default();

@@ -90,6 +90,33 @@ pub fn unschedulable_status(p: &Pod, message: &str, now: u64) -> Option<Pod> {
     Some(next)
 }
 
+/// Kubernetes' message for a pod held by its scheduling gates.
+pub const GATED_MESSAGE: &str = "Scheduling is blocked due to non-empty scheduling gates";
+
+/// A gated pod's status: PodScheduled False, reason SchedulingGated (none if it says so
+/// already).
+pub fn gated_status(p: &Pod, now: u64) -> Option<Pod> {
+    let cond = p
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "PodScheduled"));
+    if cond.is_some_and(|c| c.reason.as_deref() == Some("SchedulingGated")) {
+        return None;
+    }
+    let mut next = p.clone();
+    let st = next.status.get_or_insert_with(Default::default);
+    st.phase.get_or_insert_with(|| "Pending".into());
+    set_condition(
+        &mut st.conditions,
+        "PodScheduled",
+        "False",
+        "SchedulingGated",
+        GATED_MESSAGE,
+        now,
+    );
+    Some(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
