@@ -712,12 +712,13 @@ spec:
     fn known_field_is_a_warning() {
         let w = DEPLOYMENT.replace(
             "      containers:",
-            "      dnsPolicy: ClusterFirst\n      containers:",
+            "      shareProcessNamespace: true\n      containers:",
         );
         let m = parse_manifests(&w).unwrap();
         assert_eq!(m[0].warnings.len(), 1);
         assert!(
-            m[0].warnings[0].contains("spec.template.spec.dnsPolicy: skiff does not implement"),
+            m[0].warnings[0]
+                .contains("spec.template.spec.shareProcessNamespace: skiff does not implement"),
             "{:?}",
             m[0].warnings
         );

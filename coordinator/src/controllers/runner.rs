@@ -338,11 +338,8 @@ impl<S: Store> Manager<S> {
             .filter(|p| super::is_pending_schedule(p))
             .partition(|p| !p.spec.scheduling_gates.is_empty());
         // Gated pods wait, saying so, until their gates are removed.
-        let mut out: Vec<Action> = gated
-            .into_iter()
-            .filter_map(|p| queue::gated_status(p, now))
-            .map(|p| Action::Status(Object::Pod(p)))
-            .collect();
+        let gated = gated.iter().filter_map(|p| queue::gated_status(p, now));
+        let mut out: Vec<Action> = gated.map(|p| Action::Status(Object::Pod(p))).collect();
         let retry = std::mem::take(&mut self.sched_dirty);
         let pending = self.queue.take(pending, retry, Instant::now());
         if pending.is_empty() {

@@ -24,6 +24,49 @@ pub(super) fn default_account(namespace: &str) -> Object {
     Object::ServiceAccount(sa)
 }
 
+/// An apply of a pod keeps what admission set and the manifest leaves out: its account,
+/// and the requests and limits its LimitRange gave it (a pod's spec is immutable).
+pub(super) fn carry_admitted(current: &Object, next: &mut Object) {
+    let (Object::Pod(c), Object::Pod(n)) = (current, next) else {
+        return;
+    };
+    if n.spec.service_account_name.is_none() {
+        n.spec
+            .service_account_name
+            .clone_from(&c.spec.service_account_name);
+    }
+    if n.spec.service_account.is_none() {
+        n.spec.service_account.clone_from(&c.spec.service_account);
+    }
+    if !c
+        .metadata
+        .annotations
+        .contains_key(super::quota::LIMIT_RANGER)
+    {
+        return;
+    }
+    let cur = c.spec.init_containers.iter().chain(&c.spec.containers);
+    let by_name: std::collections::HashMap<&str, _> =
+        cur.map(|x| (x.name.as_str(), &x.resources)).collect();
+    let spec = &mut n.spec;
+    for x in spec
+        .init_containers
+        .iter_mut()
+        .chain(spec.containers.iter_mut())
+    {
+        let Some(Some(had)) = by_name.get(x.name.as_str()) else {
+            continue;
+        };
+        let r = x.resources.get_or_insert_with(Default::default);
+        for (k, q) in &had.requests {
+            r.requests.entry(k.clone()).or_insert_with(|| q.clone());
+        }
+        for (k, q) in &had.limits {
+            r.limits.entry(k.clone()).or_insert_with(|| q.clone());
+        }
+    }
+}
+
 impl<S: Store> Api<S> {
     /// Admission of a new pod: its account named (both fields), existing, and its pull
     /// secrets given.

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 static QUOTA_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The annotation the LimitRanger writes on the pods it gave defaults.
-const LIMIT_RANGER: &str = "kubernetes.io/limit-ranger";
+pub(super) const LIMIT_RANGER: &str = "kubernetes.io/limit-ranger";
 
 fn forbidden_object(o: &Object, why: &str) -> ApiError {
     err(

@@ -200,6 +200,7 @@ impl<S: Store> Api<S> {
             let mut next = o.clone();
             carry_system_fields(&current, &mut next, true);
             priority::carry_priority(&current, &mut next);
+            accounts::carry_admitted(&current, &mut next);
             storage::carry_volume_paths(&current, &mut next);
             let mut svc_held = self.service_lock(kind).await?;
             // Annotations the system wrote survive an apply.
@@ -295,6 +296,7 @@ impl<S: Store> Api<S> {
                 let mut n = o.clone();
                 carry_system_fields(&current, &mut n, false);
                 priority::carry_priority(&current, &mut n);
+                accounts::carry_admitted(&current, &mut n);
                 storage::carry_volume_paths(&current, &mut n);
                 apply_defaults(&mut n);
                 self.admit_priority(&mut n, Some(&current))?;
