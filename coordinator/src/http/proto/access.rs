@@ -80,12 +80,18 @@ static QUOTA_SPEC: Message = Message {
     name: "ResourceQuotaSpec",
     fields: &[(1, "hard", T::MapQty), (2, "scopes", T::RepStr)],
 };
+/// Empty in a create (and dropped then, as all status is).
+static QUOTA_STATUS: Message = Message {
+    name: "ResourceQuotaStatus",
+    fields: &[(1, "hard", T::MapQty), (2, "used", T::MapQty)],
+};
 /// What `kubectl create quota` sends.
 pub(super) static RESOURCE_QUOTA: Message = Message {
     name: "ResourceQuota",
     fields: &[
         (1, "metadata", T::Msg(&OBJECT_META)),
         (2, "spec", T::Msg(&QUOTA_SPEC)),
+        (3, "status", T::Msg(&QUOTA_STATUS)),
     ],
 };
 static BOUND_OBJECT_REFERENCE: Message = Message {
