@@ -263,6 +263,17 @@ impl<S: Store> Api<S> {
         })
     }
 
+    /// The uid of a stored object, if it is there.
+    fn uid_of(&self, key: &ObjectKey) -> Result<Option<String>, String> {
+        let s = self.store.get(key).map_err(|e| e.to_string())?;
+        Ok(s.and_then(|s| {
+            s.value()
+                .pointer("/metadata/uid")?
+                .as_str()
+                .map(String::from)
+        }))
+    }
+
     /// The account a bearer token speaks for: the token verified for the API's audience,
     /// and the pod it is bound to still there (the same pod, not one of the same name).
     pub fn authenticate_token(&self, token: &str) -> Result<crate::sa_token::Claims, String> {
@@ -276,17 +287,7 @@ impl<S: Store> Api<S> {
                 namespace: c.kube.namespace.clone(),
                 name: p.name.clone(),
             };
-            let live = self
-                .store
-                .get(&key)
-                .map_err(|e| e.to_string())?
-                .and_then(|s| {
-                    s.value()
-                        .pointer("/metadata/uid")?
-                        .as_str()
-                        .map(String::from)
-                });
-            if live.as_deref() != Some(p.uid.as_str()) {
+            if self.uid_of(&key)?.as_deref() != Some(p.uid.as_str()) {
                 return Err(format!("the pod {:?} it was bound to is gone", p.name));
             }
         }
@@ -295,17 +296,7 @@ impl<S: Store> Api<S> {
             namespace: c.kube.namespace.clone(),
             name: c.kube.serviceaccount.name.clone(),
         };
-        let account = self
-            .store
-            .get(&key)
-            .map_err(|e| e.to_string())?
-            .and_then(|s| {
-                s.value()
-                    .pointer("/metadata/uid")?
-                    .as_str()
-                    .map(String::from)
-            });
-        if account.as_deref() != Some(c.kube.serviceaccount.uid.as_str()) {
+        if self.uid_of(&key)?.as_deref() != Some(c.kube.serviceaccount.uid.as_str()) {
             return Err(format!(
                 "the ServiceAccount {:?} it was issued for is gone",
                 c.kube.serviceaccount.name

@@ -76,6 +76,11 @@ pub fn unschedulable_status(p: &Pod, message: &str, now: u64) -> Option<Pod> {
     if cond.is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(message)) {
         return None;
     }
+    Some(not_scheduled(p, "Unschedulable", message, now))
+}
+
+/// The pod, Pending with PodScheduled False for `reason`.
+fn not_scheduled(p: &Pod, reason: &str, message: &str, now: u64) -> Pod {
     let mut next = p.clone();
     let st = next.status.get_or_insert_with(Default::default);
     st.phase.get_or_insert_with(|| "Pending".into());
@@ -83,11 +88,11 @@ pub fn unschedulable_status(p: &Pod, message: &str, now: u64) -> Option<Pod> {
         &mut st.conditions,
         "PodScheduled",
         "False",
-        "Unschedulable",
+        reason,
         message,
         now,
     );
-    Some(next)
+    next
 }
 
 /// Kubernetes' message for a pod held by its scheduling gates.
@@ -103,18 +108,7 @@ pub fn gated_status(p: &Pod, now: u64) -> Option<Pod> {
     if cond.is_some_and(|c| c.reason.as_deref() == Some("SchedulingGated")) {
         return None;
     }
-    let mut next = p.clone();
-    let st = next.status.get_or_insert_with(Default::default);
-    st.phase.get_or_insert_with(|| "Pending".into());
-    set_condition(
-        &mut st.conditions,
-        "PodScheduled",
-        "False",
-        "SchedulingGated",
-        GATED_MESSAGE,
-        now,
-    );
-    Some(next)
+    Some(not_scheduled(p, "SchedulingGated", GATED_MESSAGE, now))
 }
 
 #[cfg(test)]

@@ -48,6 +48,26 @@ impl Worker {
         stop(&self.agent, pod, c, self.target(pod, c, id), grace).await;
     }
 
+    /// The containers about to be stopped for the pod's deletion, each said in a Killing
+    /// event, with where their preStop hooks go.
+    fn stopping(
+        &self,
+        pod: &Arc<Pod>,
+        running: Vec<(String, String)>,
+    ) -> Vec<(Container, probe::Target)> {
+        let mut out = Vec::new();
+        for (name, id) in running {
+            let Some(c) = spec_of(pod, &name).cloned() else {
+                continue;
+            };
+            let msg = format!("Stopping container {}", c.name);
+            self.agent.event(pod, "Normal", "Killing", msg);
+            let target = self.target(pod, &c, &id);
+            out.push((c, target));
+        }
+        out
+    }
+
     /// Stops everything, removes the sandbox, and confirms the deletion to the
     /// coordinator. True when the worker is done.
     pub(super) async fn terminate(&mut self, d: &Desired) -> bool {
@@ -67,33 +87,13 @@ impl Worker {
                 .into_iter()
                 .partition(|(name, _)| spec_of(&pod, name).is_some_and(|c| c.is_sidecar()));
             let mut set = tokio::task::JoinSet::new();
-            for (name, id) in own {
-                let Some(c) = spec_of(&pod, &name).cloned() else {
-                    continue;
-                };
-                self.agent.event(
-                    &pod,
-                    "Normal",
-                    "Killing",
-                    format!("Stopping container {}", c.name),
-                );
-                let target = self.target(&pod, &c, &id);
+            for (c, target) in self.stopping(&pod, own) {
                 let (agent, p) = (self.agent.clone(), pod.clone());
                 set.spawn(async move { stop(&agent, &p, &c, target, grace).await });
             }
             while set.join_next().await.is_some() {}
-            for (name, id) in sidecars {
-                let Some(c) = spec_of(&pod, &name).cloned() else {
-                    continue;
-                };
-                self.agent.event(
-                    &pod,
-                    "Normal",
-                    "Killing",
-                    format!("Stopping container {}", c.name),
-                );
+            for (c, target) in self.stopping(&pod, sidecars) {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let target = self.target(&pod, &c, &id);
                 stop(&self.agent, &pod, &c, target, left.max(MIN_GRACE)).await;
             }
             for s in self.cs.values_mut() {
