@@ -270,7 +270,7 @@ fn invalid_manifests_write_nothing() {
         .unwrap()
         .replace(
             "      containers:\n",
-            "      dnsPolicy: ClusterFirst\n      containers:\n",
+            "      shareProcessNamespace: true\n      containers:\n",
         );
     std::fs::write(&bad, warn).unwrap();
     let o = c.skiff(&["apply", "-f", bad.to_str().unwrap()]);
@@ -278,7 +278,7 @@ fn invalid_manifests_write_nothing() {
     assert!(
         err(&o).contains("Warning: ")
             && err(&o).contains(
-                "spec.template.spec.dnsPolicy: skiff does not implement this Kubernetes field"
+                "spec.template.spec.shareProcessNamespace: skiff does not implement this Kubernetes field"
             ),
         "{}",
         err(&o)
