@@ -319,26 +319,18 @@ fn projected_sources(
 ) -> Result<Vec<ProjectedFile>, ConfigError> {
     let mut files = Vec::new();
     for s in &p.sources {
-        if let Some(cm) = &s.config_map {
-            let name = cm.name.as_deref().unwrap_or("");
-            let data = src.config_map(name);
-            files.extend(object_files(
-                "configmap",
-                name,
-                data,
-                &cm.items,
-                cm.optional,
-            )?);
-        } else if let Some(sec) = &s.secret {
-            let name = sec.name.as_deref().unwrap_or("");
-            let data = src.secret(name);
-            files.extend(object_files(
-                "secret",
-                name,
-                data,
-                &sec.items,
-                sec.optional,
-            )?);
+        let object = match (&s.config_map, &s.secret) {
+            (Some(o), _) => Some(("configmap", o)),
+            (None, Some(o)) => Some(("secret", o)),
+            (None, None) => None,
+        };
+        if let Some((what, o)) = object {
+            let name = o.name.as_deref().unwrap_or("");
+            let data = match what {
+                "secret" => src.secret(name),
+                _ => src.config_map(name),
+            };
+            files.extend(object_files(what, name, data, &o.items, o.optional)?);
         } else if let Some(d) = &s.downward_api {
             files.extend(
                 super::downward::files(pod, &d.items, &src.allocatable).map_err(ConfigError)?,
